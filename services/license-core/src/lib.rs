@@ -1,0 +1,35 @@
+//! `mcpg-license-core`: the pure, synchronous heart of MCPG licensing.
+//!
+//! Tiers, entitlement ids and sets, the plugin catalog, the claims schema, Ed25519 keys
+//! with derived key ids, the online JWT and offline PASETO codecs, issuer certificates
+//! and the chain `root → certificate → token`. No I/O, no async runtime: gateways depend
+//! on it cheaply and its tests need no runtime.
+
+pub mod catalog;
+pub mod cert;
+pub mod chain;
+pub mod claims;
+pub mod clock;
+pub mod duration;
+pub mod entitlement;
+pub mod error;
+pub mod jwt;
+pub mod keys;
+pub mod limits;
+pub mod paseto;
+pub mod tier;
+
+pub use catalog::{Catalog, CatalogDenial, PluginSpec};
+pub use cert::{Bounds, IssuerCertificate};
+pub use chain::{
+    LicenseSigner, TrustStore, Unverified, VerifiedIssuer, VerifiedLicense, decode_unverified,
+    issue_offline_license,
+};
+pub use claims::{AUDIENCE, ClaimsError, LicenseClaims, TimeFormat};
+pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
+pub use entitlement::{EntitlementId, EntitlementSet};
+pub use error::{BoundsViolation, VerifyError};
+pub use jwt::{JwtSigner, KeySet, LEEWAY, MAX_TOKEN_BYTES, Validity};
+pub use keys::{Jwk, Jwks, KeyError, KeyId, PublicKey, SigningKey};
+pub use limits::{LimitKey, Limits};
+pub use tier::Tier;
