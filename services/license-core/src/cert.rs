@@ -89,7 +89,9 @@ impl IssuerCertificate {
     /// Signs the certificate with a root key.
     pub fn sign(&self, root: &SigningKey) -> Result<String, ClaimsError> {
         if self.exp <= self.nbf || self.exp <= self.iat {
-            return Err(ClaimsError::Times("certificate exp must be after iat and nbf"));
+            return Err(ClaimsError::Times(
+                "certificate exp must be after iat and nbf",
+            ));
         }
         if self.bounds.max_token_lifetime <= 0 || self.bounds.max_grace < 0 {
             return Err(ClaimsError::Times("bounds need a positive lifetime"));
@@ -149,7 +151,7 @@ impl IssuerCertificate {
             });
         }
         if let Some(orgs) = &bounds.orgs
-            && !orgs.iter().any(|o| *o == claims.org)
+            && !orgs.contains(&claims.org)
         {
             return Err(BoundsViolation::Org(claims.org.clone()));
         }

@@ -35,7 +35,7 @@ pub enum LicenseSigner {
     /// A pinned root, directly.
     Root(KeyId),
     /// A key certified by a pinned root.
-    Certified(VerifiedIssuer),
+    Certified(Box<VerifiedIssuer>),
 }
 
 /// An offline license that verified.
@@ -51,20 +51,20 @@ pub struct VerifiedLicense {
 #[derive(Debug, Clone)]
 pub enum Unverified {
     /// An online JWT.
-    OnlineToken(LicenseClaims),
+    OnlineToken(Box<LicenseClaims>),
     /// An offline license.
     OfflineLicense {
         /// Its claims.
-        claims: LicenseClaims,
+        claims: Box<LicenseClaims>,
         /// Key id named in the footer.
         kid: String,
         /// The certificate in the footer, if any.
-        certificate: Option<IssuerCertificate>,
+        certificate: Option<Box<IssuerCertificate>>,
     },
     /// An issuer certificate.
     Certificate {
         /// The certificate.
-        certificate: IssuerCertificate,
+        certificate: Box<IssuerCertificate>,
         /// Key id of the root that claims to have signed it.
         root_kid: String,
     },
@@ -152,7 +152,7 @@ impl TrustStore {
             Some(cert) => {
                 let issuer = self.verify_certificate(cert, now, Validity::Strict)?;
                 let payload = untrusted.verify(&issuer.cert.key, LICENSE_PURPOSE)?;
-                (payload, LicenseSigner::Certified(issuer))
+                (payload, LicenseSigner::Certified(Box::new(issuer)))
             }
             None => {
                 let root = self
@@ -246,19 +246,21 @@ pub fn decode_unverified(token: &str) -> Result<Unverified, VerifyError> {
         let payload = untrusted.untrusted_payload();
         if reject_certificate_payload(payload).is_err() {
             return Ok(Unverified::Certificate {
-                certificate: IssuerCertificate::from_payload(payload)?,
+                certificate: Box::new(IssuerCertificate::from_payload(payload)?),
                 root_kid: untrusted.footer.kid,
             });
         }
         let certificate = match &untrusted.footer.cert {
             Some(cert) => {
                 let inner = paseto::parse(cert)?;
-                Some(IssuerCertificate::from_payload(inner.untrusted_payload())?)
+                Some(Box::new(IssuerCertificate::from_payload(
+                    inner.untrusted_payload(),
+                )?))
             }
             None => None,
         };
         return Ok(Unverified::OfflineLicense {
-            claims: LicenseClaims::from_json(payload, TimeFormat::Rfc3339)?,
+            claims: Box::new(LicenseClaims::from_json(payload, TimeFormat::Rfc3339)?),
             kid: untrusted.footer.kid,
             certificate,
         });
@@ -273,8 +275,8 @@ pub fn decode_unverified(token: &str) -> Result<Unverified, VerifyError> {
     let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(parts[1])
         .map_err(|_| VerifyError::Malformed("payload is not base64url".into()))?;
-    Ok(Unverified::OnlineToken(LicenseClaims::from_json(
+    Ok(Unverified::OnlineToken(Box::new(LicenseClaims::from_json(
         &payload,
         TimeFormat::Seconds,
-    )?))
+    )?)))
 }

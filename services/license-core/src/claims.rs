@@ -140,9 +140,9 @@ fn read_time(
         (Some(Value::Number(n)), TimeFormat::Seconds) => {
             n.as_i64().map(Some).ok_or(ClaimsError::BadTime(name))
         }
-        (Some(Value::String(s)), TimeFormat::Rfc3339) => {
-            parse_rfc3339(&s).map(Some).ok_or(ClaimsError::BadTime(name))
-        }
+        (Some(Value::String(s)), TimeFormat::Rfc3339) => parse_rfc3339(&s)
+            .map(Some)
+            .ok_or(ClaimsError::BadTime(name)),
         (Some(_), _) => Err(ClaimsError::BadTime(name)),
     }
 }
@@ -343,7 +343,10 @@ mod tests {
         if let Value::Object(map) = &mut value {
             f(map);
         }
-        LicenseClaims::from_json(&serde_json::to_vec(&value).expect("json"), TimeFormat::Seconds)
+        LicenseClaims::from_json(
+            &serde_json::to_vec(&value).expect("json"),
+            TimeFormat::Seconds,
+        )
     }
 
     #[test]

@@ -95,7 +95,10 @@ mod tests {
     fn rfc3339_round_trips() {
         let t = 1_795_000_000;
         assert_eq!(parse_rfc3339(&to_rfc3339(t)), Some(t));
-        assert_eq!(parse_rfc3339("2026-11-23T10:30:00+01:00"), Some(1_795_426_200));
+        assert_eq!(
+            parse_rfc3339("2026-11-23T10:30:00+01:00"),
+            Some(1_795_426_200)
+        );
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

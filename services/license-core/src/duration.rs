@@ -4,7 +4,9 @@ use thiserror::Error;
 
 /// A duration that could not be parsed.
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error("invalid duration {input:?}: expected a positive whole number followed by s, m, h or d (e.g. 24h, 365d)")]
+#[error(
+    "invalid duration {input:?}: expected a positive whole number followed by s, m, h or d (e.g. 24h, 365d)"
+)]
 pub struct DurationError {
     input: String,
 }
@@ -61,7 +63,17 @@ mod tests {
 
     #[test]
     fn rejects_garbage_zero_and_overflow() {
-        for bad in ["", "d", "10", "10w", "-5d", "0d", "1.5h", "99999999999999999d", "é"] {
+        for bad in [
+            "",
+            "d",
+            "10",
+            "10w",
+            "-5d",
+            "0d",
+            "1.5h",
+            "99999999999999999d",
+            "é",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
     }

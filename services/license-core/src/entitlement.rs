@@ -78,10 +78,10 @@ fn valid_name(name: &str) -> bool {
     !bytes.is_empty()
         && bytes.first().is_some_and(alnum)
         && bytes.last().is_some_and(alnum)
-        && bytes.iter().all(|b| alnum(b) || matches!(b, b'.' | b'-' | b'_'))
-        && !bytes
-            .windows(2)
-            .any(|w| !alnum(&w[0]) && !alnum(&w[1]))
+        && bytes
+            .iter()
+            .all(|b| alnum(b) || matches!(b, b'.' | b'-' | b'_'))
+        && !bytes.windows(2).any(|w| !alnum(&w[0]) && !alnum(&w[1]))
 }
 
 impl FromStr for EntitlementId {
@@ -260,7 +260,10 @@ mod tests {
         assert!(!set.insert(id("plugin:a")));
         assert!(set.remove("plugin:z"));
         assert!(!set.remove("plugin:z"));
-        assert_eq!(set.iter().map(|e| e.as_str()).collect::<Vec<_>>(), ["plugin:a"]);
+        assert_eq!(
+            set.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+            ["plugin:a"]
+        );
     }
 
     #[test]

@@ -35,7 +35,8 @@ pub struct JwtSigner {
 impl JwtSigner {
     /// A signer for `key`, with its header encoded once.
     pub fn new(key: SigningKey) -> Self {
-        let header = serde_json::json!({"alg": "EdDSA", "typ": JWT_TYPE, "kid": key.kid().as_str()});
+        let header =
+            serde_json::json!({"alg": "EdDSA", "typ": JWT_TYPE, "kid": key.kid().as_str()});
         let header_b64 = URL_SAFE_NO_PAD.encode(header.to_string());
         Self { key, header_b64 }
     }
@@ -95,8 +96,8 @@ pub fn parse_jwt(token: &str) -> Result<UnverifiedJwt<'_>, VerifyError> {
     let header_json = URL_SAFE_NO_PAD
         .decode(header_b64)
         .map_err(|_| malformed("header is not base64url"))?;
-    let header: Header =
-        serde_json::from_slice(&header_json).map_err(|_| malformed("header is not a JSON object"))?;
+    let header: Header = serde_json::from_slice(&header_json)
+        .map_err(|_| malformed("header is not a JSON object"))?;
     match header.alg.as_deref() {
         Some("EdDSA") => {}
         Some(other) => return Err(VerifyError::UnsupportedAlgorithm(other.to_owned())),

@@ -153,9 +153,18 @@ mod tests {
     #[test]
     fn bad_assignments_are_errors() {
         let mut limits = Limits::default();
-        assert!(matches!(limits.apply_assignment("max_gateways"), Err(LimitError::Syntax(_))));
-        assert!(matches!(limits.apply_assignment("gateways=1"), Err(LimitError::UnknownKey(_))));
-        assert!(matches!(limits.apply_assignment("rps=-1"), Err(LimitError::Value(..))));
+        assert!(matches!(
+            limits.apply_assignment("max_gateways"),
+            Err(LimitError::Syntax(_))
+        ));
+        assert!(matches!(
+            limits.apply_assignment("gateways=1"),
+            Err(LimitError::UnknownKey(_))
+        ));
+        assert!(matches!(
+            limits.apply_assignment("rps=-1"),
+            Err(LimitError::Value(..))
+        ));
         assert_eq!(limits, Limits::default());
     }
 

@@ -27,12 +27,7 @@ pub struct Footer {
 }
 
 /// Signs `payload` as `v4.public` with `footer` and the purpose's implicit assertion.
-pub(crate) fn sign(
-    key: &SigningKey,
-    payload: &[u8],
-    cert: Option<&str>,
-    purpose: &[u8],
-) -> String {
+pub(crate) fn sign(key: &SigningKey, payload: &[u8], cert: Option<&str>, purpose: &[u8]) -> String {
     let footer = Footer {
         kid: key.kid().to_string(),
         cert: cert.map(str::to_owned),

@@ -66,9 +66,6 @@ mod tests {
         for tier in Tier::ALL {
             assert_eq!(tier.as_str().parse::<Tier>(), Ok(tier));
         }
-        assert_eq!(
-            "gold".parse::<Tier>(),
-            Err(UnknownTier("gold".to_owned()))
-        );
+        assert_eq!("gold".parse::<Tier>(), Err(UnknownTier("gold".to_owned())));
     }
 }
