@@ -109,7 +109,7 @@ impl TrustStore {
             .get(&untrusted.footer.kid)
             .ok_or_else(|| VerifyError::UntrustedRoot(untrusted.footer.kid.clone()))?;
         let payload = untrusted.verify(root, paseto::CERTIFICATE_PURPOSE)?;
-        let cert = IssuerCertificate::from_payload(&payload)?;
+        let cert = IssuerCertificate::from_payload(payload)?;
         if now < cert.nbf - LEEWAY {
             return Err(VerifyError::CertificateNotYetValid { nbf: cert.nbf });
         }
@@ -163,7 +163,7 @@ impl TrustStore {
                 (payload, LicenseSigner::Root(root.kid().clone()))
             }
         };
-        let claims = LicenseClaims::from_json(&payload, TimeFormat::Rfc3339)?;
+        let claims = LicenseClaims::from_json(payload, TimeFormat::Rfc3339)?;
         if let LicenseSigner::Certified(issuer) = &signer {
             issuer.cert.check_bounds(&claims)?;
         }

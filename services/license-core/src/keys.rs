@@ -195,6 +195,7 @@ impl PublicKey {
         self.dalek.verify(message, &signature).is_ok()
     }
 
+    #[cfg(test)]
     pub(crate) fn paseto(&self) -> &AsymmetricPublicKey<V4> {
         &self.paseto
     }
@@ -316,6 +317,7 @@ impl SigningKey {
         self.dalek.sign(message).to_bytes()
     }
 
+    #[cfg(test)]
     pub(crate) fn paseto(&self) -> &AsymmetricSecretKey<V4> {
         &self.paseto
     }
