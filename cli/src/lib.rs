@@ -1,1 +1,13 @@
-//! tmp
+//! `mcpg-cli`: the command-line tools of MCPG.
+//!
+//! - [`license`]: `mcpg-license`, offline signing (keys, offline licenses, issuer
+//!   certificates, verification, inspection, JWKS).
+//!
+//! Shared pieces live beside them: [`files`] (reading keys and tokens, writing secrets
+//! with mode 0600 without clobbering), [`ids`] (random license and certificate ids) and
+//! [`render`] (human and JSON output).
+
+pub mod files;
+pub mod ids;
+pub mod license;
+pub mod render;

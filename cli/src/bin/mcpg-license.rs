@@ -1,1 +1,15 @@
-fn main(){}
+//! `mcpg-license`: offline signing for MCPG. See `mcpg-license --help`.
+
+use std::process::ExitCode;
+
+use mcpg_cli::license::{self, EXIT_ERROR};
+
+fn main() -> ExitCode {
+    match license::run() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! `inspect` and `jwks`.
+
+use std::fs;
+
+use crate::{Workdir, assert_one_error, stdout};
+
+#[test]
+fn inspect_shows_the_claims_marked_unverified_and_days_to_expiry() {
+    let work = Workdir::new();
+    let root = work.keygen("root");
+    work.issue(&root.secret, "a.license", &["--valid-for", "30d"])
+        .success();
+    let text = stdout(&work.run(["inspect", "a.license"]).success());
+    assert!(text.contains("UNVERIFIED"), "{text}");
+    assert!(text.contains("acme"), "{text}");
+    assert!(
+        text.contains("in 30 days") || text.contains("in 29 days"),
+        "{text}"
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&stdout(
+        &work.run(["inspect", "a.license", "--json"]).success(),
+    ))
+    .expect("json");
+    assert_eq!(json["verified"], false);
+    assert_eq!(json["kind"], "license");
+    assert_eq!(json["claims"]["org"], "acme");
+    let days = json["days_to_expiry"].as_i64().expect("days");
+    assert!((29..=30).contains(&days), "{days}");
+}
+
+#[test]
+fn inspect_reads_a_license_signed_by_an_unknown_key_without_judging_it() {
+    let work = Workdir::new();
+    let root = work.keygen("root");
+    work.issue(&root.secret, "a.license", &[]).success();
+    fs::remove_file(&root.public).expect("remove");
+    let text = stdout(&work.run(["inspect", "a.license"]).success());
+    assert!(text.contains("UNVERIFIED"));
+}
+
+#[test]
+fn jwks_lists_each_key_once_with_its_kid() {
+    let work = Workdir::new();
+    let root = work.keygen("root");
+    let other = work.keygen("other");
+    let out = work
+        .run([
+            "jwks",
+            &root.public.display().to_string(),
+            &other.jwk.display().to_string(),
+            &root.jwk.display().to_string(),
+        ])
+        .success();
+    let jwks: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JWKS is JSON");
+    let keys = jwks["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 2, "duplicates removed");
+    let root_jwk: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&root.jwk).expect("jwk")).expect("json");
+    assert_eq!(keys[0]["kid"], root_jwk["kid"]);
+    assert_eq!(keys[0]["x"], root_jwk["x"]);
+    assert_eq!(keys[0]["kty"], "OKP");
+    assert_eq!(keys[0]["crv"], "Ed25519");
+    assert_eq!(keys[0]["alg"], "EdDSA");
+    let kid = keys[0]["kid"].as_str().expect("kid");
+    assert!(kid.starts_with("k4.pid."));
+}
+
+#[test]
+fn jwks_refuses_a_secret_key() {
+    let work = Workdir::new();
+    let root = work.keygen("root");
+    assert_one_error(
+        work.run(["jwks", &root.secret.display().to_string()]),
+        2,
+        "pass the public key",
+    );
+}
