@@ -1,0 +1,170 @@
+//! `mcpg-entitlements`: status, plugin checks and a sidecar endpoint for one `gateway.toml`.
+//!
+//! Exit codes: 0 allowed / success, 1 denied (`check`), 2 error.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mcpg_entitlements::{Gateway, GatewayBuilder, GatewayConfig, Mode, TenantKey, sidecar};
+use tokio::net::TcpListener;
+
+/// Gateway-side MCPG licensing: status, plugin checks and a sidecar.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The gateway configuration file.
+    #[arg(long, env = "MCPG_GATEWAY_CONFIG", default_value = "gateway.toml")]
+    config: PathBuf,
+    /// Do not contact the federation; answer from the state directory only.
+    #[arg(long, global = true)]
+    no_refresh: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Shows the mode, every tenant's state, tier and license, and the refresh status.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Checks one plugin: exit 0 when allowed, 1 when denied, 2 on error.
+    Check {
+        /// The plugin id (e.g. policy.cedar).
+        plugin: String,
+        /// The tenant as ORG/WS/ENV (default: the gateway's own).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print the decision as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serves GET /v1/check and GET /v1/status, refreshing in the background.
+    Serve {
+        /// Address to listen on (port 0 picks a free port; the address is printed).
+        #[arg(long, default_value = "127.0.0.1:8431")]
+        listen: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MCPG_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let config = GatewayConfig::load(&cli.config)?;
+    let base = cli.config.parent().unwrap_or(Path::new("."));
+    let settings = config.resolve(base)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let gateway = GatewayBuilder::new(settings).build()?;
+        if gateway.mode() == Mode::Federated && !cli.no_refresh && !matches!(cli.command, Command::Serve { .. }) {
+            gateway.refresh_due().await;
+            gateway.tick();
+        }
+        match cli.command {
+            Command::Status { json } => status(&gateway, json),
+            Command::Check { plugin, tenant, json } => check(&gateway, &plugin, tenant.as_deref(), json),
+            Command::Serve { listen } => serve(gateway, &listen).await,
+        }
+    })
+}
+
+fn status(gateway: &Gateway, json: bool) -> anyhow::Result<ExitCode> {
+    let snapshot = gateway.snapshot();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&snapshot)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("mode:     {:?}", snapshot.mode);
+    println!("now:      {}{}", snapshot.now_rfc3339, if snapshot.clock_behind { " (system clock is behind)" } else { "" });
+    let d = &snapshot.default;
+    let tenant = d.tenant.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
+    println!("tenant:   {tenant}");
+    println!("state:    {}", d.state);
+    println!("tier:     {} (licensed: {})", d.tier, d.licensed_tier);
+    if let Some(license) = &d.license {
+        println!("license:  {} from {}", license.license, license.issuer);
+        println!("expires:  {}", mcpg_license_core::clock::to_rfc3339(license.expires_at));
+        if let Some(grc) = license.grace_until {
+            println!("grace:    until {}", mcpg_license_core::clock::to_rfc3339(grc));
+        }
+    }
+    if let Some(code) = d.revoked {
+        println!("revoked:  {code}");
+    }
+    println!("plugins:  {}", d.allowed_plugins.join(", "));
+    for f in &snapshot.federation {
+        if let Some(next) = f.next_refresh {
+            println!("refresh:  next at {}", mcpg_license_core::clock::to_rfc3339(next));
+        }
+        if let Some(e) = &f.last_error {
+            println!("error:    {e} ({} consecutive failures)", f.consecutive_failures);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(gateway: &Gateway, plugin: &str, tenant: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let tenant = tenant.map(TenantKey::parse).transpose()?;
+    let decision = match &tenant {
+        Some(key) => gateway.check(key, plugin),
+        None => gateway.check_default(plugin),
+    };
+    let explanation = gateway.explain(tenant.as_ref(), plugin);
+    if json {
+        let answer = sidecar::CheckAnswer {
+            plugin: plugin.to_owned(),
+            tenant: tenant.map(|t| t.to_string()),
+            decision,
+            explanation,
+        };
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        println!("{explanation}");
+    }
+    Ok(if decision.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+async fn serve(gateway: Gateway, listen: &str) -> anyhow::Result<ExitCode> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let address = listener.local_addr()?;
+    println!("listening on {address}");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let refresher = tokio::spawn(gateway.clone().run(wait_for(stop_rx.clone())));
+    let shutdown = async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
+    };
+    sidecar::serve(gateway, listener, shutdown).await?;
+    let _ = refresher.await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}

@@ -1,0 +1,194 @@
+//! The federation's token endpoint, behind a small trait so the state machine can be
+//! tested without sockets, and its HTTP implementation (reqwest with rustls).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use thiserror::Error;
+
+/// A token as the federation hands it out (`POST /v1/federation/token`, 200).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenResponse {
+    /// The JWT.
+    pub token: String,
+    /// The PASETO issuer certificate of the key that signed it.
+    pub issuer_certificate: String,
+}
+
+/// An explicit "no" from the federation: entitlements end at once, even mid-grace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// 403 `license_revoked`.
+    LicenseRevoked,
+    /// 403 `license_expired`.
+    LicenseExpired,
+    /// 403 `org_suspended`.
+    OrgSuspended,
+    /// 403 `trial_expired`.
+    TrialExpired,
+    /// 403 `no_license`.
+    NoLicense,
+    /// 401 `invalid_credential`: this credential will never work; refreshing stops.
+    InvalidCredential,
+}
+
+impl Denial {
+    /// Reads the error code of a 401 or 403 answer.
+    pub fn from_answer(status: u16, code: &str) -> Option<Self> {
+        match (status, code) {
+            (401, _) => Some(Denial::InvalidCredential),
+            (403, "license_revoked") => Some(Denial::LicenseRevoked),
+            (403, "license_expired") => Some(Denial::LicenseExpired),
+            (403, "org_suspended") => Some(Denial::OrgSuspended),
+            (403, "trial_expired") => Some(Denial::TrialExpired),
+            (403, "no_license") => Some(Denial::NoLicense),
+            _ => None,
+        }
+    }
+
+    /// The contract's error code.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Denial::LicenseRevoked => "license_revoked",
+            Denial::LicenseExpired => "license_expired",
+            Denial::OrgSuspended => "org_suspended",
+            Denial::TrialExpired => "trial_expired",
+            Denial::NoLicense => "no_license",
+            Denial::InvalidCredential => "invalid_credential",
+        }
+    }
+}
+
+/// Why fetching a token failed.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum FetchError {
+    /// The service answered no.
+    #[error("the federation refused: {}", .0.code())]
+    Denied(Denial),
+    /// Unreachable, timed out, 5xx or 429: entitlements stay until the grace bound.
+    #[error("federation unavailable: {cause}")]
+    Outage {
+        /// What happened, for logs.
+        cause: String,
+        /// The server's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// Any other answer (unexpected status or body): treated like an outage, logged as an error.
+    #[error("unexpected federation answer (HTTP {status}): {message}")]
+    Unexpected {
+        /// HTTP status.
+        status: u16,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// The future a [`FederationClient`] returns.
+pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<TokenResponse, FetchError>> + Send + 'a>>;
+
+/// Fetches entitlement tokens from the federation.
+pub trait FederationClient: Send + Sync + 'static {
+    /// Asks for a token with the gateway credential.
+    fn fetch_token<'a>(&'a self, credential: &'a SecretString) -> FetchFuture<'a>;
+}
+
+/// The federation over HTTPS (or HTTP on loopback), per the federation contract.
+#[derive(Debug, Clone)]
+pub struct HttpFederationClient {
+    http: reqwest::Client,
+    endpoint: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// The largest token response read, in bytes.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+impl HttpFederationClient {
+    /// A client for the federation at `base_url` (its issuer URL), with a per-request timeout.
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("mcpg-entitlements/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            endpoint: format!("{}/v1/federation/token", base_url.trim_end_matches('/')),
+        })
+    }
+
+    async fn fetch(&self, credential: &SecretString) -> Result<TokenResponse, FetchError> {
+        let outage = |e: reqwest::Error| FetchError::Outage {
+            cause: e.to_string(),
+            retry_after: None,
+        };
+        let response = self
+            .http
+            .post(&self.endpoint)
+            .header(AUTHORIZATION, format!("Bearer {}", credential.expose_secret()))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .map_err(outage)?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response.bytes().await.map_err(outage)?;
+        if body.len() > MAX_RESPONSE_BYTES {
+            return Err(FetchError::Unexpected {
+                status: status.as_u16(),
+                message: format!("response of {} bytes is too large", body.len()),
+            });
+        }
+        if status == StatusCode::OK {
+            return serde_json::from_slice(&body).map_err(|e| FetchError::Unexpected {
+                status: 200,
+                message: format!("token response is not the expected JSON: {e}"),
+            });
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Err(FetchError::Outage {
+                cause: format!("HTTP {status}"),
+                retry_after,
+            });
+        }
+        let detail = serde_json::from_slice::<ErrorBody>(&body).map(|b| b.error).ok();
+        let code = detail.as_ref().map_or("", |d| d.code.as_str());
+        if let Some(denial) = Denial::from_answer(status.as_u16(), code) {
+            return Err(FetchError::Denied(denial));
+        }
+        Err(FetchError::Unexpected {
+            status: status.as_u16(),
+            message: match detail {
+                Some(d) => format!("{}: {}", d.code, d.message),
+                None => "no error body".into(),
+            },
+        })
+    }
+}
+
+impl FederationClient for HttpFederationClient {
+    fn fetch_token<'a>(&'a self, credential: &'a SecretString) -> FetchFuture<'a> {
+        Box::pin(self.fetch(credential))
+    }
+}

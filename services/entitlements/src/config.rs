@@ -1,0 +1,275 @@
+//! `gateway.toml`: the mode, the state directory, trust roots, federation and offline
+//! settings. Unknown keys are rejected; the credential is wrapped so it cannot be logged.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mcpg_license_core::duration::parse_duration;
+use mcpg_license_core::{PublicKey, TrustStore};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The vendor roots compiled into this build (`keys/*.public.paserk`), trusted by default.
+pub const VENDOR_ROOTS: &[&str] = &[include_str!("../../../keys/mcpg-root-2026.public.paserk")];
+
+/// The default timeout of one federation request.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the gateway gets its entitlements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Tier-0: no federation, no network I/O, free plugins only.
+    Tier0,
+    /// Tokens from the federation service.
+    Federated,
+    /// An offline license file (air-gapped sites).
+    Offline,
+}
+
+/// The `gateway.toml` file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// `tier0`, `federated` or `offline`.
+    pub mode: Mode,
+    /// Where the last good token and the highest time seen are kept.
+    pub state_dir: PathBuf,
+    /// Extra root public keys (`k4.public` PASERK or PEM files), added to the vendor roots.
+    #[serde(default)]
+    pub trusted_roots: Vec<PathBuf>,
+    /// Federation settings (mode `federated`).
+    pub federation: Option<FederationConfig>,
+    /// Offline settings (mode `offline`).
+    pub offline: Option<OfflineConfig>,
+}
+
+/// `[federation]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    /// The federation's base URL (its issuer).
+    pub url: String,
+    /// A file holding the gateway credential (`mcpg_gw_…`); should be mode 0600.
+    pub credential_file: Option<PathBuf>,
+    /// The credential inline (prefer `credential_file`).
+    pub credential: Option<SecretString>,
+    /// Timeout of one request (`10s`, `1m`); default 10 s.
+    pub timeout: Option<String>,
+}
+
+/// `[offline]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfflineConfig {
+    /// The license file (PASETO `v4.public`).
+    pub license: PathBuf,
+    /// This deployment's id; a license bound to another id is rejected.
+    pub deployment_id: Option<String>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or has unknown keys.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A setting is missing or wrong.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What the mode needs, resolved (files read, durations parsed).
+#[derive(Debug)]
+pub enum ModeSettings {
+    /// Tier-0.
+    Tier0,
+    /// Federated.
+    Federated {
+        /// Base URL.
+        url: String,
+        /// The gateway credential.
+        credential: SecretString,
+        /// Request timeout.
+        timeout: Duration,
+    },
+    /// Offline.
+    Offline {
+        /// The license token.
+        license: String,
+        /// The license file, for messages.
+        license_path: PathBuf,
+        /// This deployment's id.
+        deployment_id: Option<String>,
+    },
+}
+
+/// A configuration ready to start a gateway.
+#[derive(Debug)]
+pub struct Settings {
+    /// The mode and its settings.
+    pub mode: ModeSettings,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// Vendor roots plus configured ones.
+    pub trust: TrustStore,
+}
+
+impl GatewayConfig {
+    /// Parses a `gateway.toml` document.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.message().to_owned(),
+        })
+    }
+
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::parse(&read(path)?, path)
+    }
+
+    /// Reads the files the mode needs. Relative paths are taken from `base` (the config
+    /// file's directory). In tier0 mode no other file is read.
+    pub fn resolve(&self, base: &Path) -> Result<Settings, ConfigError> {
+        let at = |p: &Path| base.join(p);
+        let mode = match self.mode {
+            Mode::Tier0 => ModeSettings::Tier0,
+            Mode::Federated => {
+                let fed = self.federation.as_ref().ok_or_else(|| {
+                    ConfigError::Invalid("mode = \"federated\" needs a [federation] section".into())
+                })?;
+                ModeSettings::Federated {
+                    url: fed.url.trim().to_owned(),
+                    credential: credential(fed, base)?,
+                    timeout: match &fed.timeout {
+                        Some(t) => parse_duration(t)
+                            .map(|s| Duration::from_secs(s.unsigned_abs()))
+                            .map_err(|e| ConfigError::Invalid(format!("federation.timeout: {e}")))?,
+                        None => DEFAULT_TIMEOUT,
+                    },
+                }
+            }
+            Mode::Offline => {
+                let off = self.offline.as_ref().ok_or_else(|| {
+                    ConfigError::Invalid("mode = \"offline\" needs an [offline] section".into())
+                })?;
+                let license_path = at(&off.license);
+                ModeSettings::Offline {
+                    license: read(&license_path)?.trim().to_owned(),
+                    license_path,
+                    deployment_id: off.deployment_id.clone(),
+                }
+            }
+        };
+        let mut trust = vendor_trust_store()?;
+        for root in &self.trusted_roots {
+            let path = at(root);
+            let key = PublicKey::parse_any(read(&path)?.trim()).map_err(|e| {
+                ConfigError::Invalid(format!("trusted root {}: {e}", path.display()))
+            })?;
+            trust.add_root(key);
+        }
+        Ok(Settings {
+            mode,
+            state_dir: at(&self.state_dir),
+            trust,
+        })
+    }
+}
+
+/// A trust store with the compiled-in vendor roots.
+pub fn vendor_trust_store() -> Result<TrustStore, ConfigError> {
+    let roots = VENDOR_ROOTS
+        .iter()
+        .map(|text| PublicKey::from_paserk(text.trim()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ConfigError::Invalid(format!("compiled-in vendor root: {e}")))?;
+    Ok(TrustStore::new(roots))
+}
+
+fn credential(fed: &FederationConfig, base: &Path) -> Result<SecretString, ConfigError> {
+    let secret = match (&fed.credential, &fed.credential_file) {
+        (Some(inline), None) => inline.expose_secret().trim().to_owned(),
+        (None, Some(file)) => {
+            let path = base.join(file);
+            if let Ok(meta) = fs::metadata(&path)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(path = %path.display(), "credential file is readable by group or others; chmod 600 it");
+            }
+            read(&path)?.trim().to_owned()
+        }
+        _ => {
+            return Err(ConfigError::Invalid(
+                "[federation] needs exactly one of credential_file and credential".into(),
+            ));
+        }
+    };
+    if secret.is_empty() {
+        return Err(ConfigError::Invalid("the gateway credential is empty".into()));
+    }
+    Ok(SecretString::from(secret))
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_issue_example_parses() {
+        let text = r#"
+mode = "offline"
+state_dir = "/var/lib/mcpg-gateway"
+trusted_roots = ["/etc/mcpg/vendor.public.paserk"]
+[federation]
+url = "https://auth.mcpg.dev"
+credential_file = "/etc/mcpg/gateway.credential"
+[offline]
+license = "/etc/mcpg/acme.license"
+deployment_id = "dc1-cluster-7"
+"#;
+        let config = GatewayConfig::parse(text, Path::new("gateway.toml")).expect("valid");
+        assert_eq!(config.mode, Mode::Offline);
+        assert_eq!(
+            config.offline.and_then(|o| o.deployment_id).as_deref(),
+            Some("dc1-cluster-7")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_modes_are_refused() {
+        let path = Path::new("gateway.toml");
+        assert!(GatewayConfig::parse("mode = \"tier0\"\nstate_dir = \"x\"\ncolour = 1", path).is_err());
+        assert!(GatewayConfig::parse("mode = \"gold\"\nstate_dir = \"x\"", path).is_err());
+    }
+
+    #[test]
+    fn the_vendor_root_is_compiled_in() {
+        let trust = vendor_trust_store().expect("vendor root parses");
+        assert_eq!(trust.roots().count(), VENDOR_ROOTS.len());
+    }
+}

@@ -1,0 +1,300 @@
+//! Precomputed, immutable per-tenant entitlements and the handle that answers checks.
+//!
+//! Everything `check()` needs is computed when a token or license is accepted: a bitset
+//! over catalog plugin indices, the tier and the time bounds. Answering is then a bit test
+//! and two comparisons against "now", so the state moves Active → Grace → Lapsed by time
+//! alone, without a writer.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use mcpg_license_core::{Catalog, EntitlementSet, LicenseClaims, Tier, UnixTime};
+use serde::Serialize;
+
+use crate::decision::{Decision, Reason, State};
+use crate::time::TimeGuard;
+
+/// A plugin's position in the catalog, resolved once (e.g. when the gateway loads the
+/// plugin) so later checks skip the name lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PluginIndex(usize);
+
+impl PluginIndex {
+    /// The index of `plugin` in `catalog`, or `None` for a plugin the catalog does not know.
+    pub fn resolve(catalog: &Catalog, plugin: &str) -> Option<Self> {
+        catalog.index_of(plugin).map(PluginIndex)
+    }
+}
+
+/// A fixed-size set of catalog indices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Bits(Box<[u64]>);
+
+impl Bits {
+    fn of(catalog: &Catalog, mut keep: impl FnMut(usize) -> bool) -> Self {
+        let mut words = vec![0u64; catalog.plugins().len().div_ceil(64)];
+        for i in 0..catalog.plugins().len() {
+            if keep(i) {
+                words[i / 64] |= 1 << (i % 64);
+            }
+        }
+        Bits(words.into_boxed_slice())
+    }
+
+    #[inline]
+    fn contains(&self, index: usize) -> bool {
+        self.0
+            .get(index / 64)
+            .is_some_and(|w| w & (1 << (index % 64)) != 0)
+    }
+}
+
+/// Where a tenant's entitlements come from; with "now" it gives the [`State`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    /// No license. `reason` is what paid plugins are denied with (`tier0_only` in tier0
+    /// mode, `not_federated` for a federated tenant without a token).
+    Unlicensed {
+        /// The denial reason for paid plugins.
+        reason: Reason,
+    },
+    /// A verified online token.
+    Federated {
+        /// Its expiry.
+        exp: UnixTime,
+        /// Its grace bound (`exp` when it carries none).
+        grc: UnixTime,
+    },
+    /// The service answered with an explicit no.
+    Revoked {
+        /// The service's error code (`license_revoked`, `invalid_credential`, …).
+        code: &'static str,
+    },
+    /// A verified offline license.
+    Offline {
+        /// Its expiry.
+        exp: UnixTime,
+    },
+}
+
+/// Facts about the token or license behind a tenant's entitlements, for status pages.
+#[derive(Debug, Clone, Serialize)]
+pub struct LicenseDetails {
+    /// License id (`lic`).
+    pub license: String,
+    /// Issuer (`iss`).
+    pub issuer: String,
+    /// Subject (`sub`): gateway id or license id.
+    pub subject: String,
+    /// Signing key id, when known.
+    pub kid: Option<String>,
+    /// Issued at.
+    pub issued_at: UnixTime,
+    /// Expiry.
+    pub expires_at: UnixTime,
+    /// Refresh after (online tokens).
+    pub refresh_after: Option<UnixTime>,
+    /// Grace bound (online tokens).
+    pub grace_until: Option<UnixTime>,
+    /// Expiry of the issuer certificate, when there is one.
+    pub certificate_expires_at: Option<UnixTime>,
+    /// The granted entitlements.
+    pub entitlements: Vec<String>,
+}
+
+/// One tenant's entitlements, immutable once built.
+#[derive(Debug, Clone)]
+pub struct TenantEntitlements {
+    basis: Basis,
+    tier: Tier,
+    entitled: Bits,
+    free: Bits,
+    details: Option<Arc<LicenseDetails>>,
+}
+
+impl TenantEntitlements {
+    /// Tier-0: only free plugins, paid ones denied with `reason`.
+    pub fn unlicensed(catalog: &Catalog, reason: Reason) -> Self {
+        Self::degraded(catalog, Basis::Unlicensed { reason }, None)
+    }
+
+    /// Tier-0 because the service said no, keeping what the tenant had for status pages.
+    pub fn revoked(catalog: &Catalog, code: &'static str, details: Option<Arc<LicenseDetails>>) -> Self {
+        Self::degraded(catalog, Basis::Revoked { code }, details)
+    }
+
+    /// Tier-0 because the offline license expired at `exp`.
+    pub fn offline_expired(catalog: &Catalog, exp: UnixTime) -> Self {
+        Self::degraded(catalog, Basis::Offline { exp }, None)
+    }
+
+    fn degraded(catalog: &Catalog, basis: Basis, details: Option<Arc<LicenseDetails>>) -> Self {
+        let free = free_bits(catalog);
+        Self {
+            basis,
+            tier: Tier::Free,
+            entitled: free.clone(),
+            free,
+            details,
+        }
+    }
+
+    /// The entitlements of verified claims: online (`Federated`) or offline (`Offline`).
+    pub fn from_claims(
+        catalog: &Catalog,
+        claims: &LicenseClaims,
+        basis: Basis,
+        kid: Option<String>,
+        certificate_expires_at: Option<UnixTime>,
+    ) -> Self {
+        Self {
+            basis,
+            tier: claims.tier,
+            entitled: entitled_bits(catalog, &claims.ent),
+            free: free_bits(catalog),
+            details: Some(Arc::new(LicenseDetails {
+                license: claims.lic.clone(),
+                issuer: claims.iss.clone(),
+                subject: claims.sub.clone(),
+                kid,
+                issued_at: claims.iat,
+                expires_at: claims.exp,
+                refresh_after: claims.rfa,
+                grace_until: claims.grc,
+                certificate_expires_at,
+                entitlements: claims.ent.iter().map(|e| e.to_string()).collect(),
+            })),
+        }
+    }
+
+    /// Where the entitlements come from.
+    pub fn basis(&self) -> Basis {
+        self.basis
+    }
+
+    /// The licensed tier (`free` for Tier-0 bases).
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// The token or license behind the entitlements, if any.
+    pub fn details(&self) -> Option<&Arc<LicenseDetails>> {
+        self.details.as_ref()
+    }
+
+    /// The state at `now`.
+    #[inline]
+    pub fn state_at(&self, now: UnixTime) -> State {
+        match self.basis {
+            Basis::Unlicensed { .. } => State::Unlicensed,
+            Basis::Federated { exp, .. } if now < exp => State::Active,
+            Basis::Federated { grc, .. } if now < grc => State::Grace,
+            Basis::Federated { .. } => State::Lapsed,
+            Basis::Revoked { .. } => State::Revoked,
+            Basis::Offline { exp } if now < exp => State::Offline,
+            Basis::Offline { .. } => State::OfflineExpired,
+        }
+    }
+
+    /// The decision for the plugin at `index` (`None`: unknown plugin) at `now`.
+    #[inline]
+    pub fn decide(&self, index: Option<PluginIndex>, now: UnixTime) -> Decision {
+        let state = self.state_at(now);
+        let licensed = state.is_licensed();
+        let tier = if licensed { self.tier } else { Tier::Free };
+        let decision = |allowed, reason| Decision {
+            allowed,
+            reason,
+            state,
+            tier,
+        };
+        let Some(PluginIndex(index)) = index else {
+            return decision(false, Reason::UnknownPlugin);
+        };
+        if licensed {
+            return match self.entitled.contains(index) {
+                true => decision(true, Reason::Allowed),
+                false => decision(false, Reason::NotEntitled),
+            };
+        }
+        if self.free.contains(index) {
+            return decision(true, Reason::Allowed);
+        }
+        let reason = match self.basis {
+            Basis::Unlicensed { reason } => reason,
+            Basis::Revoked { .. } => Reason::Revoked,
+            Basis::Offline { .. } => Reason::OfflineExpired,
+            Basis::Federated { .. } => Reason::Lapsed,
+        };
+        decision(false, reason)
+    }
+}
+
+fn free_bits(catalog: &Catalog) -> Bits {
+    let plugins = catalog.plugins();
+    Bits::of(catalog, |i| plugins[i].tier == Tier::Free)
+}
+
+fn entitled_bits(catalog: &Catalog, ent: &EntitlementSet) -> Bits {
+    let plugins = catalog.plugins();
+    Bits::of(catalog, |i| ent.contains(plugins[i].entitlement.as_str()))
+}
+
+/// A tenant's live entitlements: cheap to clone and to keep. The gateway can hold one per
+/// tenant and skip every map lookup; refreshes swap the contents underneath it.
+#[derive(Debug, Clone)]
+pub struct TenantHandle {
+    inner: Arc<HandleInner>,
+}
+
+#[derive(Debug)]
+struct HandleInner {
+    current: ArcSwap<TenantEntitlements>,
+    time: Arc<TimeGuard>,
+    catalog: &'static Catalog,
+}
+
+impl TenantHandle {
+    /// A handle starting with `entitlements`.
+    pub(crate) fn new(
+        entitlements: TenantEntitlements,
+        time: Arc<TimeGuard>,
+        catalog: &'static Catalog,
+    ) -> Self {
+        Self {
+            inner: Arc::new(HandleInner {
+                current: ArcSwap::from_pointee(entitlements),
+                time,
+                catalog,
+            }),
+        }
+    }
+
+    /// Whether `plugin` may load now. Synchronous, allocation-free, no signature check.
+    #[inline]
+    pub fn check(&self, plugin: &str) -> Decision {
+        self.check_index(PluginIndex::resolve(self.inner.catalog, plugin))
+    }
+
+    /// Like [`TenantHandle::check`] with a plugin resolved beforehand.
+    #[inline]
+    pub fn check_index(&self, plugin: Option<PluginIndex>) -> Decision {
+        let now = self.inner.time.now();
+        self.inner.current.load().decide(plugin, now)
+    }
+
+    /// The current entitlements.
+    pub fn entitlements(&self) -> Arc<TenantEntitlements> {
+        self.inner.current.load_full()
+    }
+
+    /// The state now.
+    pub fn state(&self) -> State {
+        self.inner.current.load().state_at(self.inner.time.now())
+    }
+
+    /// Replaces the entitlements (after a refresh, a revocation, a restore).
+    pub(crate) fn replace(&self, entitlements: TenantEntitlements) {
+        self.inner.current.store(Arc::new(entitlements));
+    }
+}

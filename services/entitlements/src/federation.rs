@@ -1,0 +1,361 @@
+//! Federated tenants: one [`Source`] per gateway credential. Refreshing (single-flight per
+//! source), applying verified tokens, explicit denials, outages and backoff, and restoring
+//! the last good token from disk at start.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use mcpg_license_core::{LEEWAY, UnixTime, Validity, VerifyError, decode_unverified, Unverified};
+use secrecy::{ExposeSecret, SecretString};
+use thiserror::Error;
+
+use crate::client::{Denial, FederationClient, FetchError};
+use crate::config::Mode;
+use crate::decision::State;
+use crate::entitlements::{Basis, TenantEntitlements, TenantHandle};
+use crate::gateway::Gateway;
+use crate::schedule;
+use crate::store::{StateStore, credential_fingerprint};
+use crate::tenant::TenantKey;
+use crate::verify::{VerifiedToken, rejection_code};
+
+/// Why a refresh did not produce a new token.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum RefreshError {
+    /// The gateway is not in federated mode: there is nothing to refresh.
+    #[error("the gateway is not federated")]
+    NotFederated,
+    /// The credential was refused before; refreshing stays off until it is reconfigured.
+    #[error("the federation refused this credential; configure a new one")]
+    Stopped,
+    /// Fetching failed (denied, outage, unexpected answer).
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The token or its certificate failed verification; it was not cached.
+    #[error("token rejected ({code}): {0}", code = rejection_code(.0))]
+    Rejected(VerifyError),
+}
+
+impl RefreshError {
+    /// A stable snake_case code (for metrics and JSON).
+    pub fn code(&self) -> &'static str {
+        match self {
+            RefreshError::NotFederated => "not_federated",
+            RefreshError::Stopped => "credential_refused",
+            RefreshError::Fetch(FetchError::Denied(d)) => d.code(),
+            RefreshError::Fetch(FetchError::Outage { .. }) => "outage",
+            RefreshError::Fetch(FetchError::Unexpected { .. }) => "unexpected_answer",
+            RefreshError::Rejected(e) => rejection_code(e),
+        }
+    }
+}
+
+/// One gateway credential and the tenant its tokens are for.
+pub(crate) struct Source {
+    credential: SecretString,
+    fingerprint: String,
+    client: Arc<dyn FederationClient>,
+    pub(crate) handle: TenantHandle,
+    flight: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+    status: Mutex<SourceStatus>,
+}
+
+/// Refresh bookkeeping of a source, for scheduling and status pages.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SourceStatus {
+    pub(crate) tenant: Option<TenantKey>,
+    pub(crate) next_due: UnixTime,
+    pub(crate) failures: u32,
+    pub(crate) fetches: u64,
+    pub(crate) last_success: Option<UnixTime>,
+    pub(crate) last_error: Option<RefreshError>,
+    pub(crate) last_outcome: Option<Result<State, RefreshError>>,
+    pub(crate) stopped: bool,
+}
+
+impl Source {
+    pub(crate) fn new(
+        credential: SecretString,
+        client: Arc<dyn FederationClient>,
+        handle: TenantHandle,
+    ) -> Self {
+        let fingerprint = credential_fingerprint(credential.expose_secret());
+        Self {
+            credential,
+            fingerprint,
+            client,
+            handle,
+            flight: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            status: Mutex::new(SourceStatus::default()),
+        }
+    }
+
+    pub(crate) fn status(&self) -> MutexGuard<'_, SourceStatus> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn tenant(&self) -> Option<TenantKey> {
+        self.status().tenant.clone()
+    }
+}
+
+/// The persisted highest time, or 0 (with a warning when the file is unreadable).
+pub(crate) fn load_max_seen(store: &StateStore) -> UnixTime {
+    match store.load_max_seen() {
+        Ok(t) => t.unwrap_or(0),
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring the persisted highest time seen");
+            0
+        }
+    }
+}
+
+impl Gateway {
+    /// Refreshes every federated tenant whose refresh is due now (all of them on the first
+    /// call). Returns how many refreshes succeeded.
+    pub async fn refresh_due(&self) -> usize {
+        let now = self.inner.time.now();
+        let mut ok = 0;
+        for source in &self.inner.sources {
+            let due = {
+                let status = source.status();
+                !status.stopped && status.next_due <= now
+            };
+            if due && self.refresh_source(source).await.is_ok() {
+                ok += 1;
+            }
+        }
+        ok
+    }
+
+    /// Refreshes the gateway's own (first) credential now, whatever the schedule says.
+    /// Concurrent callers share one fetch.
+    pub async fn refresh_now(&self) -> Result<State, RefreshError> {
+        match self.inner.sources.first() {
+            Some(source) => self.refresh_source(source).await,
+            None => Err(RefreshError::NotFederated),
+        }
+    }
+
+    /// The earliest time a federated tenant is due for a refresh.
+    pub fn next_refresh_at(&self) -> Option<UnixTime> {
+        self.inner
+            .sources
+            .iter()
+            .filter_map(|s| {
+                let status = s.status();
+                (!status.stopped).then_some(status.next_due)
+            })
+            .min()
+    }
+
+    /// How many token requests went to the federation (all sources).
+    pub fn fetch_count(&self) -> u64 {
+        self.inner.sources.iter().map(|s| s.status().fetches).sum()
+    }
+
+    async fn refresh_source(&self, source: &Source) -> Result<State, RefreshError> {
+        let seen = source.generation.load(Ordering::Acquire);
+        let _flight = source.flight.lock().await;
+        if source.generation.load(Ordering::Acquire) != seen
+            && let Some(outcome) = source.status().last_outcome.clone()
+        {
+            // Another caller refreshed while this one waited: share its outcome.
+            return outcome;
+        }
+        let outcome = self.fetch_and_apply(source).await;
+        source.status().last_outcome = Some(outcome.clone());
+        source.generation.fetch_add(1, Ordering::Release);
+        outcome
+    }
+
+    async fn fetch_and_apply(&self, source: &Source) -> Result<State, RefreshError> {
+        if source.status().stopped {
+            return Err(RefreshError::Stopped);
+        }
+        source.status().fetches += 1;
+        let fetched = source.client.fetch_token(&source.credential).await;
+        let now = self.inner.time.now();
+        match fetched {
+            Ok(response) => {
+                let verified = self.inner.verifier.verify(
+                    &response.token,
+                    &response.issuer_certificate,
+                    now,
+                    Validity::Strict,
+                );
+                match verified {
+                    Ok(token) => {
+                        self.apply_token(source, &token);
+                        self.persist(source, Some((&response.token, &response.issuer_certificate)), None);
+                        let mut status = source.status();
+                        let mut rng = self.inner.rng.lock().unwrap_or_else(|e| e.into_inner());
+                        let c = &token.claims;
+                        status.next_due = schedule::next_refresh(c.iat, c.rfa, c.exp, now, &mut rng);
+                        status.failures = 0;
+                        status.last_success = Some(now);
+                        status.last_error = None;
+                        drop(status);
+                        Ok(source.handle.state())
+                    }
+                    Err(e) => Err(self.failed(source, RefreshError::Rejected(e), None, now)),
+                }
+            }
+            Err(FetchError::Denied(denial)) => {
+                self.deny(source, denial, now);
+                Err(RefreshError::Fetch(FetchError::Denied(denial)))
+            }
+            Err(e @ FetchError::Outage { retry_after, .. }) => {
+                Err(self.failed(source, RefreshError::Fetch(e), retry_after, now))
+            }
+            Err(e) => Err(self.failed(source, RefreshError::Fetch(e), None, now)),
+        }
+    }
+
+    /// Installs a verified token as the source's entitlements.
+    fn apply_token(&self, source: &Source, token: &VerifiedToken) {
+        let claims = &token.claims;
+        // A genuine token proves the time was at least its issue time (less the skew allowed).
+        self.inner.time.observe(claims.iat - LEEWAY);
+        let basis = Basis::Federated {
+            exp: claims.exp,
+            grc: claims.grc.unwrap_or(claims.exp).max(claims.exp),
+        };
+        let entitlements = TenantEntitlements::from_claims(
+            self.inner.catalog,
+            claims,
+            basis,
+            Some(token.kid.clone()),
+            Some(token.certificate_exp),
+        );
+        source.handle.replace(entitlements);
+        let key = TenantKey::of_claims(claims);
+        let previous = source.status().tenant.replace(key.clone());
+        if let Some(old) = previous.filter(|old| *old != key) {
+            self.unregister(&old);
+        }
+        self.register(&key, &source.handle);
+        self.note_state(&key, &source.handle);
+    }
+
+    fn deny(&self, source: &Source, denial: Denial, now: UnixTime) {
+        let details = source.handle.entitlements().details().cloned();
+        source.handle.replace(TenantEntitlements::revoked(
+            self.inner.catalog,
+            denial.code(),
+            details,
+        ));
+        {
+            let mut status = source.status();
+            status.last_error = Some(RefreshError::Fetch(FetchError::Denied(denial)));
+            status.failures = 0;
+            // A refused credential never works again; a refused license may be reinstated.
+            status.stopped = denial == Denial::InvalidCredential;
+            status.next_due = now + schedule::BACKOFF_CAP.as_secs() as i64;
+        }
+        tracing::error!(code = denial.code(), "the federation refused: entitlements end now (Tier-0)");
+        self.persist(source, None, Some(denial.code()));
+        if let Some(key) = source.tenant() {
+            self.register(&key, &source.handle);
+            self.note_state(&key, &source.handle);
+        }
+    }
+
+    fn failed(
+        &self,
+        source: &Source,
+        error: RefreshError,
+        retry_after: Option<Duration>,
+        now: UnixTime,
+    ) -> RefreshError {
+        let tenant = source.tenant();
+        let label = tenant.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
+        metrics::counter!("mcpg_entitlements_refresh_failures_total", "tenant" => label.clone(), "reason" => error.code())
+            .increment(1);
+        let mut status = source.status();
+        status.failures = status.failures.saturating_add(1);
+        let mut rng = self.inner.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let wait = schedule::backoff(status.failures, retry_after, &mut rng);
+        status.next_due = now + wait.as_secs() as i64;
+        status.last_error = Some(error.clone());
+        tracing::warn!(tenant = %label, error = %error, failures = status.failures, retry_in_s = wait.as_secs(), "entitlement refresh failed; entitlements kept until the grace bound");
+        error
+    }
+
+    fn persist(&self, source: &Source, token: Option<(&str, &str)>, revoked: Option<&str>) {
+        let Some(store) = &self.inner.store else { return };
+        let now = self.inner.time.now();
+        let record = StateStore::record(&source.fingerprint, token, revoked, now);
+        if let Err(e) = store.save_federation(&record).and_then(|()| store.save_max_seen(now)) {
+            tracing::error!(error = %e, "could not persist entitlement state");
+        }
+    }
+
+    /// Loads the last state of `source` from disk, re-verifying the token; anything that
+    /// does not verify is ignored with a warning.
+    pub(crate) fn restore(&self, source: &Source) {
+        let Some(store) = &self.inner.store else { return };
+        let record = match store.load_federation(&source.fingerprint) {
+            Ok(Some(record)) => record,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring unreadable entitlement state");
+                return;
+            }
+        };
+        if let Some(code) = record.revoked.as_deref() {
+            let denial = [401, 403].iter().find_map(|s| Denial::from_answer(*s, code));
+            if let Some(denial) = denial.filter(|d| d.code() == code) {
+                source.handle.replace(TenantEntitlements::revoked(self.inner.catalog, denial.code(), None));
+                let mut status = source.status();
+                status.stopped = denial == Denial::InvalidCredential;
+                status.last_error = Some(RefreshError::Fetch(FetchError::Denied(denial)));
+            }
+            return;
+        }
+        let (Some(token), Some(cert)) = (&record.token, &record.issuer_certificate) else {
+            return;
+        };
+        match self.reverify(token, cert) {
+            Ok(verified) => {
+                self.apply_token(source, &verified);
+                // Due now when the token is in grace or lapsed; else at its refresh time.
+                let now = self.inner.time.now();
+                let c = &verified.claims;
+                let mut rng = self.inner.rng.lock().unwrap_or_else(|e| e.into_inner());
+                source.status().next_due = match now < c.exp {
+                    true => schedule::next_refresh(c.iat, c.rfa, c.exp, now, &mut rng),
+                    false => now,
+                };
+                tracing::info!(tenant = %TenantKey::of_claims(c), state = %source.handle.state(), "resumed entitlements from the state directory");
+            }
+            Err(e) => {
+                tracing::warn!(code = rejection_code(&e), error = %e, "ignoring a persisted token that does not verify");
+            }
+        }
+    }
+
+    /// Re-verifies a persisted token until its grace bound; past it, verifies it as of its
+    /// issue time so that a genuine but lapsed token resumes as Lapsed (never Active).
+    fn reverify(&self, token: &str, cert: &str) -> Result<VerifiedToken, VerifyError> {
+        let now = self.inner.time.now();
+        let verifier = &self.inner.verifier;
+        match verifier.verify(token, cert, now, Validity::UntilGrace) {
+            Err(VerifyError::Expired { .. } | VerifyError::CertificateExpired { .. }) => {
+                let Ok(Unverified::OnlineToken(claims)) = decode_unverified(token) else {
+                    return Err(VerifyError::Malformed("not an online token".into()));
+                };
+                verifier.verify(token, cert, claims.iat, Validity::UntilGrace)
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the gateway runs federated.
+    pub fn is_federated(&self) -> bool {
+        self.inner.mode == Mode::Federated
+    }
+}

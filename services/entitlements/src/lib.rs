@@ -1,0 +1,45 @@
+//! `mcpg-entitlements`: the licensing side of an MCPG gateway.
+//!
+//! A gateway runs in one of three modes (`tier0`, `federated`, `offline`, see
+//! [`config`]). Federated gateways fetch 24 h tokens from `mcpg-auth`, verify them through
+//! the chain root → issuer certificate → token, keep them per tenant in a moka cache and on
+//! disk, refresh them at `rfa` with jitter and backoff, and ride out outages until the
+//! token's grace bound. Every plugin the gateway loads is gated by [`Gateway::check`]:
+//! synchronous, O(1), allocation-free.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use mcpg_entitlements::{GatewayBuilder, GatewayConfig};
+//! let config = GatewayConfig::load("gateway.toml".as_ref())?;
+//! let gateway = GatewayBuilder::new(config.resolve(".".as_ref())?).build()?;
+//! gateway.refresh_due().await;
+//! let decision = gateway.check_default("policy.cedar");
+//! println!("{} ({})", decision.allowed, decision.reason);
+//! # Ok(()) }
+//! ```
+
+pub mod client;
+pub mod config;
+pub mod decision;
+pub mod entitlements;
+pub mod federation;
+pub mod gateway;
+pub mod observe;
+mod offline;
+pub mod report;
+pub mod schedule;
+pub mod sidecar;
+pub mod store;
+pub mod tenant;
+pub mod time;
+pub mod verify;
+
+pub use client::{Denial, FederationClient, FetchError, FetchFuture, HttpFederationClient, TokenResponse};
+pub use config::{GatewayConfig, Mode, ModeSettings, Settings};
+pub use decision::{Decision, Reason, State};
+pub use entitlements::{Basis, LicenseDetails, PluginIndex, TenantEntitlements, TenantHandle};
+pub use federation::RefreshError;
+pub use gateway::{Gateway, GatewayBuilder, StartError};
+pub use report::{FederationSnapshot, Snapshot, TenantSnapshot};
+pub use tenant::{TenantKey, TenantKeyError};
+pub use verify::{VerifiedToken, Verifier, rejection_code};

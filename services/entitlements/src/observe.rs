@@ -1,0 +1,137 @@
+//! Observability and the background loop: a `tracing` event on every state change, gauges
+//! per tenant, an hourly warning while in Grace, daily warnings in the 30 days before an
+//! offline license or issuer certificate expires, and the refresh loop of `serve`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mcpg_license_core::UnixTime;
+use mcpg_license_core::clock::to_rfc3339;
+
+use crate::decision::State;
+use crate::entitlements::{Basis, TenantHandle};
+use crate::gateway::Gateway;
+use crate::tenant::TenantKey;
+
+/// How often the Grace warning repeats.
+pub const GRACE_WARNING_EVERY: i64 = 3_600;
+/// How often expiry warnings repeat.
+pub const EXPIRY_WARNING_EVERY: i64 = 86_400;
+/// How long before an expiry the warnings start.
+pub const EXPIRY_WARNING_WINDOW: i64 = 30 * 86_400;
+/// The longest the background loop sleeps, so clock jumps and state changes are seen.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// What was last reported per tenant.
+#[derive(Default)]
+pub(crate) struct Observer {
+    seen: Mutex<HashMap<TenantKey, Reported>>,
+    warnings: Mutex<u64>,
+}
+
+#[derive(Clone, Copy)]
+struct Reported {
+    state: State,
+    grace_warned_at: Option<UnixTime>,
+    expiry_warned_at: Option<UnixTime>,
+}
+
+impl Gateway {
+    /// Reports a state change of `key` (if any) and refreshes its gauges.
+    pub(crate) fn note_state(&self, key: &TenantKey, handle: &TenantHandle) {
+        let now = self.inner.time.now();
+        let entitlements = handle.entitlements();
+        let state = entitlements.state_at(now);
+        let mut seen = self.inner.observer.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = seen.entry(key.clone()).or_insert(Reported {
+            state,
+            grace_warned_at: None,
+            expiry_warned_at: None,
+        });
+        if entry.state != state {
+            tracing::info!(tenant = %key, from = %entry.state, to = %state, "entitlement state changed");
+            entry.state = state;
+        }
+        if state != State::Grace {
+            entry.grace_warned_at = None;
+        }
+        let label = key.to_string();
+        metrics::gauge!("mcpg_entitlements_state", "tenant" => label.clone()).set(state.gauge_value());
+        let (end, grace_end) = match entitlements.basis() {
+            Basis::Federated { exp, grc } => (Some(exp), Some(grc)),
+            Basis::Offline { exp } => (Some(exp), None),
+            _ => (None, None),
+        };
+        if let Some(grc) = grace_end {
+            metrics::gauge!("mcpg_entitlements_grace_remaining_seconds", "tenant" => label.clone())
+                .set((grc - now).max(0) as f64);
+        }
+        let mut warned = 0;
+        if state == State::Grace
+            && entry.grace_warned_at.is_none_or(|t| now - t >= GRACE_WARNING_EVERY)
+            && let Some(grc) = grace_end
+        {
+            tracing::warn!(tenant = %key, grace_until = %to_rfc3339(grc), remaining_s = grc - now, "entitlements in grace: the federation cannot be reached; paid plugins stop at the grace bound");
+            entry.grace_warned_at = Some(now);
+            warned += 1;
+        }
+        let expiries = [
+            matches!(entitlements.basis(), Basis::Offline { .. }).then_some(end).flatten().map(|t| ("offline license", t)),
+            entitlements.details().and_then(|d| d.certificate_expires_at).map(|t| ("issuer certificate", t)),
+        ];
+        for (what, at) in expiries.into_iter().flatten() {
+            if now < at
+                && at - now <= EXPIRY_WARNING_WINDOW
+                && entry.expiry_warned_at.is_none_or(|t| now - t >= EXPIRY_WARNING_EVERY)
+            {
+                tracing::warn!(tenant = %key, expires_at = %to_rfc3339(at), days_left = (at - now) / 86_400, "{what} expires soon");
+                entry.expiry_warned_at = Some(now);
+                warned += 1;
+            }
+        }
+        drop(seen);
+        *self.inner.observer.warnings.lock().unwrap_or_else(|e| e.into_inner()) += warned;
+    }
+
+    /// Re-evaluates every tenant (state changes happen by time alone), updates metrics,
+    /// emits due warnings and persists the highest time seen. Cheap; call it every minute.
+    pub fn tick(&self) {
+        for (key, handle) in self.tenants() {
+            self.note_state(&key, &handle);
+        }
+        let now = self.inner.time.now();
+        if self.inner.time.clock_is_behind() {
+            tracing::warn!(max_seen = %to_rfc3339(now), "the system clock reads earlier than a time already seen; using the later time");
+        }
+        if let Some(store) = &self.inner.store
+            && let Err(e) = store.save_max_seen(now)
+        {
+            tracing::error!(error = %e, "could not persist the highest time seen");
+        }
+    }
+
+    /// How many warnings (grace, expiry) were emitted so far.
+    pub fn warnings_emitted(&self) -> u64 {
+        *self.inner.observer.warnings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps refreshing until `shutdown` completes: refreshes when due, ticks at least
+    /// every minute. In tier0 and offline modes it only ticks.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            self.refresh_due().await;
+            self.tick();
+            let now = self.inner.time.now();
+            let wait = self.next_refresh_at().map_or(MAX_SLEEP, |at| {
+                Duration::from_secs((at - now).clamp(1, MAX_SLEEP.as_secs() as i64).unsigned_abs())
+            });
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}

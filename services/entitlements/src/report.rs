@@ -1,0 +1,207 @@
+//! Words and pictures for humans: `explain()` says why a decision was made, `snapshot()`
+//! describes every tenant for status pages.
+
+use mcpg_license_core::clock::to_rfc3339;
+use mcpg_license_core::{Tier, UnixTime};
+use serde::Serialize;
+
+use crate::config::Mode;
+use crate::decision::{Decision, Reason, State};
+use crate::entitlements::{Basis, LicenseDetails, PluginIndex, TenantHandle};
+use crate::gateway::Gateway;
+use crate::tenant::TenantKey;
+
+/// The whole gateway, for `status` and `/v1/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// The configured mode.
+    pub mode: Mode,
+    /// The time decisions use (`max(clock, highest time seen)`), Unix seconds.
+    pub now: UnixTime,
+    /// The same, RFC 3339.
+    pub now_rfc3339: String,
+    /// Whether the system clock reads earlier than a time already seen.
+    pub clock_behind: bool,
+    /// Version of the plugin catalog.
+    pub catalog_version: u32,
+    /// The gateway's own tenant and its state.
+    pub default: TenantSnapshot,
+    /// Every known tenant.
+    pub tenants: Vec<TenantSnapshot>,
+    /// Federation refresh status, one per credential.
+    pub federation: Vec<FederationSnapshot>,
+}
+
+/// One tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantSnapshot {
+    /// `org/ws/env`, when known.
+    pub tenant: Option<TenantKey>,
+    /// The state now.
+    pub state: State,
+    /// The tier in effect now.
+    pub tier: Tier,
+    /// The licensed tier (before any Tier-0 fallback).
+    pub licensed_tier: Tier,
+    /// Seconds until the grace bound (federated tenants).
+    pub seconds_to_grace_end: Option<i64>,
+    /// The service's explicit no, when revoked.
+    pub revoked: Option<&'static str>,
+    /// Plugins allowed now.
+    pub allowed_plugins: Vec<String>,
+    /// The token or license behind it.
+    pub license: Option<LicenseDetails>,
+}
+
+/// One federation credential's refresh status.
+#[derive(Debug, Clone, Serialize)]
+pub struct FederationSnapshot {
+    /// The tenant its tokens are for, once known.
+    pub tenant: Option<TenantKey>,
+    /// Last successful refresh.
+    pub last_success: Option<UnixTime>,
+    /// Next scheduled refresh.
+    pub next_refresh: Option<UnixTime>,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
+    /// The last error's code and message.
+    pub last_error: Option<String>,
+    /// Whether refreshing stopped (the credential was refused).
+    pub stopped: bool,
+}
+
+impl Gateway {
+    /// Describes the gateway and every tenant.
+    pub fn snapshot(&self) -> Snapshot {
+        let now = self.inner.time.now();
+        let federation = self
+            .inner
+            .sources
+            .iter()
+            .map(|s| {
+                let st = s.status();
+                FederationSnapshot {
+                    tenant: st.tenant.clone(),
+                    last_success: st.last_success,
+                    next_refresh: (!st.stopped).then_some(st.next_due),
+                    consecutive_failures: st.failures,
+                    last_error: st.last_error.as_ref().map(|e| format!("{}: {e}", e.code())),
+                    stopped: st.stopped,
+                }
+            })
+            .collect();
+        Snapshot {
+            mode: self.inner.mode,
+            now,
+            now_rfc3339: to_rfc3339(now),
+            clock_behind: self.inner.time.clock_is_behind(),
+            catalog_version: self.inner.catalog.version(),
+            default: self.tenant_snapshot(self.default_tenant(), &self.inner.default, now),
+            tenants: self
+                .tenants()
+                .into_iter()
+                .map(|(key, handle)| self.tenant_snapshot(Some(key), &handle, now))
+                .collect(),
+            federation,
+        }
+    }
+
+    fn tenant_snapshot(&self, tenant: Option<TenantKey>, handle: &TenantHandle, now: UnixTime) -> TenantSnapshot {
+        let ent = handle.entitlements();
+        let state = ent.state_at(now);
+        let catalog = self.inner.catalog;
+        TenantSnapshot {
+            tenant,
+            state,
+            tier: ent.decide(None, now).tier,
+            licensed_tier: ent.tier(),
+            seconds_to_grace_end: match ent.basis() {
+                Basis::Federated { grc, .. } => Some((grc - now).max(0)),
+                _ => None,
+            },
+            revoked: match ent.basis() {
+                Basis::Revoked { code } => Some(code),
+                _ => None,
+            },
+            allowed_plugins: catalog
+                .plugins()
+                .iter()
+                .filter(|p| ent.decide(PluginIndex::resolve(catalog, &p.id), now).allowed)
+                .map(|p| p.id.clone())
+                .collect(),
+            license: ent.details().map(|d| LicenseDetails::clone(d)),
+        }
+    }
+
+    /// Why `plugin` is allowed or denied for `tenant` (the gateway's own when `None`), in words.
+    pub fn explain(&self, tenant: Option<&TenantKey>, plugin: &str) -> String {
+        let handle = match tenant {
+            None => self.inner.default.clone(),
+            Some(key) => self.handle(key).unwrap_or_else(|| self.inner.unknown.clone()),
+        };
+        let label = tenant.map(ToString::to_string).or_else(|| self.default_tenant().map(|k| k.to_string()));
+        let label = label.unwrap_or_else(|| "this gateway".into());
+        let now = self.inner.time.now();
+        let ent = handle.entitlements();
+        let decision: Decision = ent.decide(PluginIndex::resolve(self.inner.catalog, plugin), now);
+        let spec = self.inner.catalog.get(plugin);
+        let needs = spec.map_or_else(String::new, |s| format!("{} (from tier {})", s.entitlement, s.tier));
+        let license = ent.details().map_or_else(|| "-".into(), |d| d.license.clone());
+        let verdict = if decision.allowed { "allowed" } else { "denied" };
+        let why = match decision.reason {
+            Reason::Allowed if decision.state.is_licensed() => {
+                let mut text = format!("the {} license {license} of {label} includes {needs}", decision.tier);
+                match ent.basis() {
+                    Basis::Federated { exp, grc } if decision.state == State::Grace => text.push_str(&format!(
+                        "; the token expired at {} and the federation cannot be reached, so entitlements are kept until the grace bound {}",
+                        to_rfc3339(exp),
+                        to_rfc3339(grc)
+                    )),
+                    Basis::Federated { exp, .. } | Basis::Offline { exp } => {
+                        text.push_str(&format!("; valid until {}", to_rfc3339(exp)))
+                    }
+                    _ => {}
+                }
+                text
+            }
+            Reason::Allowed => format!(
+                "it is a Tier-0 plugin, allowed in every state ({label} is {})",
+                decision.state
+            ),
+            Reason::NotEntitled => format!(
+                "the {} license {license} of {label} does not include {needs}",
+                decision.tier
+            ),
+            Reason::UnknownPlugin => format!(
+                "the plugin catalog (version {}) does not know it, and unknown plugins are always denied",
+                self.inner.catalog.version()
+            ),
+            Reason::Lapsed => match ent.basis() {
+                Basis::Federated { grc, .. } => format!(
+                    "the grace period of {label} ended at {} without a successful refresh; only Tier-0 plugins are allowed until the federation answers",
+                    to_rfc3339(grc)
+                ),
+                _ => "the grace period ended; only Tier-0 plugins are allowed".into(),
+            },
+            Reason::Revoked => format!(
+                "the federation answered {} for {label}; only Tier-0 plugins are allowed (grace is for outages, not for an explicit no)",
+                match ent.basis() {
+                    Basis::Revoked { code } => code,
+                    _ => "revoked",
+                }
+            ),
+            Reason::Tier0Only => format!("this gateway runs in tier0 mode (no federation), and it needs {needs}"),
+            Reason::OfflineExpired => match ent.basis() {
+                Basis::Offline { exp } => format!(
+                    "the offline license expired at {}; only Tier-0 plugins are allowed",
+                    to_rfc3339(exp)
+                ),
+                _ => "the offline license expired; only Tier-0 plugins are allowed".into(),
+            },
+            Reason::NotFederated => format!(
+                "{label} has no entitlements from the federation (yet); only Tier-0 plugins are allowed, and it needs {needs}"
+            ),
+        };
+        format!("{plugin} is {verdict}: {why}.")
+    }
+}

@@ -1,0 +1,117 @@
+//! Chain verification of online tokens (root → issuer certificate → token), with the
+//! certificate verified once per key id and cached.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use mcpg_license_core::jwt::parse_jwt;
+use mcpg_license_core::{LicenseClaims, TrustStore, UnixTime, Validity, VerifiedIssuer, VerifyError};
+
+/// A token whose whole chain verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    /// Its claims.
+    pub claims: LicenseClaims,
+    /// The signing key's id.
+    pub kid: String,
+    /// The certificate's expiry.
+    pub certificate_exp: UnixTime,
+}
+
+/// Verifies online tokens against pinned roots.
+#[derive(Debug)]
+pub struct Verifier {
+    trust: TrustStore,
+    issuers: Mutex<HashMap<String, CachedIssuer>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedIssuer {
+    certificate: String,
+    issuer: VerifiedIssuer,
+}
+
+impl Verifier {
+    /// A verifier trusting the roots of `trust`.
+    pub fn new(trust: TrustStore) -> Self {
+        Self {
+            trust,
+            issuers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The pinned roots.
+    pub fn trust(&self) -> &TrustStore {
+        &self.trust
+    }
+
+    /// Verifies `token` under `certificate`: the certificate against the roots (once per
+    /// kid and certificate text), then the token's signature, bounds and times.
+    pub fn verify(
+        &self,
+        token: &str,
+        certificate: &str,
+        now: UnixTime,
+        validity: Validity,
+    ) -> Result<VerifiedToken, VerifyError> {
+        let kid = parse_jwt(token)?.kid().to_owned();
+        let issuer = self.issuer(&kid, certificate, now, validity)?;
+        let claims = issuer.verify_jwt(token, now, validity)?;
+        Ok(VerifiedToken {
+            claims,
+            kid,
+            certificate_exp: issuer.certificate().exp,
+        })
+    }
+
+    fn issuer(
+        &self,
+        kid: &str,
+        certificate: &str,
+        now: UnixTime,
+        validity: Validity,
+    ) -> Result<VerifiedIssuer, VerifyError> {
+        if let Some(cached) = self.lock().get(kid)
+            && cached.certificate == certificate
+        {
+            let cert = cached.issuer.certificate();
+            let end = match validity {
+                Validity::Strict => cert.exp + mcpg_license_core::LEEWAY,
+                Validity::UntilGrace => cert.exp + cert.bounds.max_grace,
+            };
+            if now < end {
+                return Ok(cached.issuer.clone());
+            }
+        }
+        let issuer = self.trust.verify_certificate(certificate, now, validity)?;
+        if issuer.kid().as_str() != kid {
+            return Err(VerifyError::UnknownKey(kid.to_owned()));
+        }
+        self.lock().insert(
+            kid.to_owned(),
+            CachedIssuer {
+                certificate: certificate.to_owned(),
+                issuer: issuer.clone(),
+            },
+        );
+        Ok(issuer)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedIssuer>> {
+        // The map holds only verified values; a panic elsewhere cannot leave it half-written.
+        self.issuers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many issuer certificates are cached (one per kid).
+    pub fn cached_issuers(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// A stable reason code for a verification failure, naming the bound when one was exceeded.
+pub fn rejection_code(error: &VerifyError) -> &'static str {
+    match error {
+        VerifyError::Bounds(violation) => violation.code(),
+        other => other.code(),
+    }
+}
