@@ -76,3 +76,43 @@ fn jwks_refuses_a_secret_key() {
         "pass the public key",
     );
 }
+
+#[test]
+fn inspect_decodes_an_online_token_and_verify_refuses_it_as_the_wrong_type() {
+    use mcpg_license_core::{AUDIENCE, JwtSigner, LicenseClaims, Limits, SigningKey, Tier};
+
+    let work = Workdir::new();
+    let key = SigningKey::generate().expect("rng");
+    let now = chrono::Utc::now().timestamp();
+    let claims = LicenseClaims {
+        iss: "https://auth.mcpg.dev".into(),
+        sub: "gw_1".into(),
+        aud: AUDIENCE.into(),
+        iat: now,
+        nbf: now,
+        exp: now + 86_400,
+        jti: "tok_1".into(),
+        org: "acme".into(),
+        ws: None,
+        env: None,
+        tier: Tier::Team,
+        ent: Default::default(),
+        lim: Limits::default(),
+        lic: "lic_1".into(),
+        rfa: Some(now + 8 * 3_600),
+        grc: Some(now + 8 * 86_400),
+        bind: None,
+    };
+    let token = JwtSigner::new(key.clone()).sign(&claims).expect("signs");
+    fs::write(work.path("token.jwt"), token).expect("write");
+    let text = stdout(&work.run(["inspect", "token.jwt"]).success());
+    assert!(text.starts_with("online token  UNVERIFIED"), "{text}");
+    assert!(text.contains("gw_1"), "{text}");
+
+    fs::write(work.path("key.public.paserk"), key.public_key().to_paserk()).expect("write");
+    assert_one_error(
+        work.run(["verify", "token.jwt", "--trust", "key.public.paserk"]),
+        1,
+        "[wrong_type]",
+    );
+}
