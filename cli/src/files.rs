@@ -195,6 +195,23 @@ pub fn write_secret(path: &Path, contents: &[u8], hint: &'static str) -> Result<
     write_new(path, contents, SECRET_MODE, hint)
 }
 
+/// What to do when an output file exists.
+const FORCE_HINT: &str = "pass --force to replace it";
+
+/// Refuses early — before keys are read or anything is signed — when an output file
+/// exists and `--force` was not given.
+pub fn check_output(path: &Path, force: bool) -> Result<(), FileError> {
+    if force {
+        return Ok(());
+    }
+    ensure_absent([path], FORCE_HINT)
+}
+
+/// Writes a token (license, certificate) as one line, readable by all (it is public).
+pub fn write_token(path: &Path, token: &str, force: bool) -> Result<(), FileError> {
+    write_output(path, format!("{token}\n").as_bytes(), PUBLIC_MODE, force)
+}
+
 /// Writes `contents` to `path` with `mode`: a new file, or — when `overwrite` — an
 /// atomic replacement (temporary file in the same directory, then rename), so readers
 /// never see a half-written license.
@@ -204,15 +221,14 @@ pub fn write_output(
     mode: u32,
     overwrite: bool,
 ) -> Result<(), FileError> {
-    const HINT: &str = "pass --force to replace it";
     if !overwrite {
-        return write_new(path, contents, mode, HINT);
+        return write_new(path, contents, mode, FORCE_HINT);
     }
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".tmp-{}", std::process::id()));
     let tmp = path.with_file_name(name);
     let _ = fs::remove_file(&tmp);
-    write_new(&tmp, contents, mode, HINT)?;
+    write_new(&tmp, contents, mode, FORCE_HINT)?;
     fs::rename(&tmp, path).map_err(|source| {
         let _ = fs::remove_file(&tmp);
         FileError::Write {

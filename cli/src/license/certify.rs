@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use mcpg_license_core::cert::{DEFAULT_MAX_GRACE, DEFAULT_MAX_TOKEN_LIFETIME};
+use mcpg_license_core::cert::DEFAULT_MAX_TOKEN_LIFETIME;
 use mcpg_license_core::{
     Bounds, ClaimsError, EntitlementId, EntitlementSet, IssuerCertificate, PublicKey, SigningKey,
     Tier, TrustStore, UnixTime, Validity, VerifyError,
@@ -15,7 +15,7 @@ use thiserror::Error;
 
 use super::issue::BACKDATE;
 use super::{parse_span, warn_if_exposed};
-use crate::files::{self, PUBLIC_MODE};
+use crate::files;
 use crate::ids::random_id;
 use crate::render;
 
@@ -194,23 +194,14 @@ impl CertifyArgs {
 
 /// `certify`.
 pub fn run(args: &CertifyArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
-    if !args.force {
-        files::ensure_absent([args.out.as_path()], "pass --force to replace it")?;
-    }
+    files::check_output(&args.out, args.force)?;
     let request = args.resolve()?;
     let issued = certify(&request, now).context("certificate not made")?;
-    files::write_output(
-        &args.out,
-        format!("{}\n", issued.token).as_bytes(),
-        PUBLIC_MODE,
-        args.force,
-    )?;
-    let defaults = args.max_token_lifetime == DEFAULT_MAX_TOKEN_LIFETIME
-        && args.max_grace == DEFAULT_MAX_GRACE;
+    files::write_token(&args.out, &issued.token, args.force)?;
     print!("{}", render::certificate_text(&issued.certificate, now));
     println!("  {:<13}  {}", "signed by", request.root.kid());
     println!("  {:<13}  {}", "written to", args.out.display());
-    if defaults {
+    if args.max_token_lifetime == DEFAULT_MAX_TOKEN_LIFETIME {
         println!(
             "note: the default 24h lifetime bound suits online tokens; offline licenses signed with this key need --max-token-lifetime of at least their --valid-for"
         );

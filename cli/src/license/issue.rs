@@ -19,7 +19,7 @@ use mcpg_license_core::{
 use thiserror::Error;
 
 use super::{parse_span, parse_time, warn_if_exposed};
-use crate::files::{self, PUBLIC_MODE};
+use crate::files;
 use crate::ids::random_id;
 use crate::render;
 
@@ -343,21 +343,13 @@ impl IssueArgs {
 
 /// `issue`.
 pub fn run(args: &IssueArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
-    if !args.force {
-        // Fail before reading keys or signing anything.
-        files::ensure_absent([args.out.as_path()], "pass --force to replace it")?;
-    }
+    files::check_output(&args.out, args.force)?;
     let request = args.resolve()?;
     let issued = issue_license(&request, now).context("license not issued")?;
     for warning in &issued.warnings {
         eprintln!("warning: {warning}");
     }
-    files::write_output(
-        &args.out,
-        format!("{}\n", issued.token).as_bytes(),
-        PUBLIC_MODE,
-        args.force,
-    )?;
+    files::write_token(&args.out, &issued.token, args.force)?;
     let claims = &issued.claims;
     let signer = match &request.certificate {
         Some(cert) => format!("{} (certificate {})", request.key.kid(), cert.decoded.cid),
