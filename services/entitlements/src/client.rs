@@ -51,6 +51,14 @@ impl Denial {
         }
     }
 
+    /// The denial with this contract error code.
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "invalid_credential" => Some(Denial::InvalidCredential),
+            other => Self::from_answer(403, other),
+        }
+    }
+
     /// The contract's error code.
     pub const fn code(self) -> &'static str {
         match self {
@@ -89,7 +97,8 @@ pub enum FetchError {
 }
 
 /// The future a [`FederationClient`] returns.
-pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<TokenResponse, FetchError>> + Send + 'a>>;
+pub type FetchFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<TokenResponse, FetchError>> + Send + 'a>>;
 
 /// Fetches entitlement tokens from the federation.
 pub trait FederationClient: Send + Sync + 'static {
@@ -141,7 +150,10 @@ impl HttpFederationClient {
         let response = self
             .http
             .post(&self.endpoint)
-            .header(AUTHORIZATION, format!("Bearer {}", credential.expose_secret()))
+            .header(
+                AUTHORIZATION,
+                format!("Bearer {}", credential.expose_secret()),
+            )
             .json(&serde_json::json!({}))
             .send()
             .await
@@ -172,7 +184,9 @@ impl HttpFederationClient {
                 retry_after,
             });
         }
-        let detail = serde_json::from_slice::<ErrorBody>(&body).map(|b| b.error).ok();
+        let detail = serde_json::from_slice::<ErrorBody>(&body)
+            .map(|b| b.error)
+            .ok();
         let code = detail.as_ref().map_or("", |d| d.code.as_str());
         if let Some(denial) = Denial::from_answer(status.as_u16(), code) {
             return Err(FetchError::Denied(denial));

@@ -161,7 +161,9 @@ impl GatewayConfig {
                     timeout: match &fed.timeout {
                         Some(t) => parse_duration(t)
                             .map(|s| Duration::from_secs(s.unsigned_abs()))
-                            .map_err(|e| ConfigError::Invalid(format!("federation.timeout: {e}")))?,
+                            .map_err(|e| {
+                                ConfigError::Invalid(format!("federation.timeout: {e}"))
+                            })?,
                         None => DEFAULT_TIMEOUT,
                     },
                 }
@@ -223,7 +225,9 @@ fn credential(fed: &FederationConfig, base: &Path) -> Result<SecretString, Confi
         }
     };
     if secret.is_empty() {
-        return Err(ConfigError::Invalid("the gateway credential is empty".into()));
+        return Err(ConfigError::Invalid(
+            "the gateway credential is empty".into(),
+        ));
     }
     Ok(SecretString::from(secret))
 }
@@ -263,7 +267,9 @@ deployment_id = "dc1-cluster-7"
     #[test]
     fn unknown_keys_and_modes_are_refused() {
         let path = Path::new("gateway.toml");
-        assert!(GatewayConfig::parse("mode = \"tier0\"\nstate_dir = \"x\"\ncolour = 1", path).is_err());
+        assert!(
+            GatewayConfig::parse("mode = \"tier0\"\nstate_dir = \"x\"\ncolour = 1", path).is_err()
+        );
         assert!(GatewayConfig::parse("mode = \"gold\"\nstate_dir = \"x\"", path).is_err());
     }
 

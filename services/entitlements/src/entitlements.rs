@@ -119,7 +119,11 @@ impl TenantEntitlements {
     }
 
     /// Tier-0 because the service said no, keeping what the tenant had for status pages.
-    pub fn revoked(catalog: &Catalog, code: &'static str, details: Option<Arc<LicenseDetails>>) -> Self {
+    pub fn revoked(
+        catalog: &Catalog,
+        code: &'static str,
+        details: Option<Arc<LicenseDetails>>,
+    ) -> Self {
         Self::degraded(catalog, Basis::Revoked { code }, details)
     }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use mcpg_license_core::{LEEWAY, UnixTime, Validity, VerifyError, decode_unverified, Unverified};
+use mcpg_license_core::{LEEWAY, UnixTime, Unverified, Validity, VerifyError, decode_unverified};
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 
@@ -190,11 +190,16 @@ impl Gateway {
                 match verified {
                     Ok(token) => {
                         self.apply_token(source, &token);
-                        self.persist(source, Some((&response.token, &response.issuer_certificate)), None);
+                        self.persist(
+                            source,
+                            Some((&response.token, &response.issuer_certificate)),
+                            None,
+                        );
                         let mut status = source.status();
                         let mut rng = self.inner.rng.lock().unwrap_or_else(|e| e.into_inner());
                         let c = &token.claims;
-                        status.next_due = schedule::next_refresh(c.iat, c.rfa, c.exp, now, &mut rng);
+                        status.next_due =
+                            schedule::next_refresh(c.iat, c.rfa, c.exp, now, &mut rng);
                         status.failures = 0;
                         status.last_success = Some(now);
                         status.last_error = None;
@@ -256,7 +261,10 @@ impl Gateway {
             status.stopped = denial == Denial::InvalidCredential;
             status.next_due = now + schedule::BACKOFF_CAP.as_secs() as i64;
         }
-        tracing::error!(code = denial.code(), "the federation refused: entitlements end now (Tier-0)");
+        tracing::error!(
+            code = denial.code(),
+            "the federation refused: entitlements end now (Tier-0)"
+        );
         self.persist(source, None, Some(denial.code()));
         if let Some(key) = source.tenant() {
             self.register(&key, &source.handle);
@@ -272,7 +280,9 @@ impl Gateway {
         now: UnixTime,
     ) -> RefreshError {
         let tenant = source.tenant();
-        let label = tenant.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
+        let label = tenant
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), ToString::to_string);
         metrics::counter!("mcpg_entitlements_refresh_failures_total", "tenant" => label.clone(), "reason" => error.code())
             .increment(1);
         let mut status = source.status();
@@ -286,10 +296,15 @@ impl Gateway {
     }
 
     fn persist(&self, source: &Source, token: Option<(&str, &str)>, revoked: Option<&str>) {
-        let Some(store) = &self.inner.store else { return };
+        let Some(store) = &self.inner.store else {
+            return;
+        };
         let now = self.inner.time.now();
         let record = StateStore::record(&source.fingerprint, token, revoked, now);
-        if let Err(e) = store.save_federation(&record).and_then(|()| store.save_max_seen(now)) {
+        if let Err(e) = store
+            .save_federation(&record)
+            .and_then(|()| store.save_max_seen(now))
+        {
             tracing::error!(error = %e, "could not persist entitlement state");
         }
     }
@@ -297,7 +312,9 @@ impl Gateway {
     /// Loads the last state of `source` from disk, re-verifying the token; anything that
     /// does not verify is ignored with a warning.
     pub(crate) fn restore(&self, source: &Source) {
-        let Some(store) = &self.inner.store else { return };
+        let Some(store) = &self.inner.store else {
+            return;
+        };
         let record = match store.load_federation(&source.fingerprint) {
             Ok(Some(record)) => record,
             Ok(None) => return,
@@ -307,9 +324,12 @@ impl Gateway {
             }
         };
         if let Some(code) = record.revoked.as_deref() {
-            let denial = [401, 403].iter().find_map(|s| Denial::from_answer(*s, code));
-            if let Some(denial) = denial.filter(|d| d.code() == code) {
-                source.handle.replace(TenantEntitlements::revoked(self.inner.catalog, denial.code(), None));
+            if let Some(denial) = Denial::from_code(code) {
+                source.handle.replace(TenantEntitlements::revoked(
+                    self.inner.catalog,
+                    denial.code(),
+                    None,
+                ));
                 let mut status = source.status();
                 status.stopped = denial == Denial::InvalidCredential;
                 status.last_error = Some(RefreshError::Fetch(FetchError::Denied(denial)));

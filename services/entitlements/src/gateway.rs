@@ -144,7 +144,11 @@ impl GatewayBuilder {
         let (config_mode, default, offline_key) = match mode {
             ModeSettings::Tier0 => {
                 let tier0 = TenantEntitlements::unlicensed(catalog, Reason::Tier0Only);
-                (Mode::Tier0, TenantHandle::new(tier0, time.clone(), catalog), None)
+                (
+                    Mode::Tier0,
+                    TenantHandle::new(tier0, time.clone(), catalog),
+                    None,
+                )
             }
             ModeSettings::Federated {
                 url,
@@ -275,7 +279,10 @@ impl Gateway {
     /// Every known tenant with its handle, sorted by key.
     pub fn tenants(&self) -> Vec<(TenantKey, TenantHandle)> {
         let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
-        let mut list: Vec<_> = tenants.iter().map(|(k, h)| (k.clone(), h.clone())).collect();
+        let mut list: Vec<_> = tenants
+            .iter()
+            .map(|(k, h)| (k.clone(), h.clone()))
+            .collect();
         list.sort_by(|a, b| a.0.cmp(&b.0));
         list
     }
@@ -283,7 +290,11 @@ impl Gateway {
     /// Makes `handle` the one answering for `key`, in the map and the cache.
     pub(crate) fn register(&self, key: &TenantKey, handle: &TenantHandle) {
         {
-            let mut tenants = self.inner.tenants.write().unwrap_or_else(|e| e.into_inner());
+            let mut tenants = self
+                .inner
+                .tenants
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
             tenants.insert(key.clone(), handle.clone());
         }
         // Re-inserting recomputes the entry's expiry from the new grace bound.
@@ -298,6 +309,11 @@ impl Gateway {
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
         self.inner.cache.invalidate(key);
+    }
+
+    /// How many issuer certificates were verified and cached (one per key id).
+    pub fn verified_issuers(&self) -> usize {
+        self.inner.verifier.cached_issuers()
     }
 
     /// How many entries the moka cache holds (after pending maintenance).
@@ -320,7 +336,9 @@ impl GraceExpiry {
             Basis::Offline { exp } => exp,
             Basis::Unlicensed { .. } | Basis::Revoked { .. } => return None,
         };
-        Some(Duration::from_secs((end - self.time.now()).max(0).unsigned_abs()))
+        Some(Duration::from_secs(
+            (end - self.time.now()).max(0).unsigned_abs(),
+        ))
     }
 }
 

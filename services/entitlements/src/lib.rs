@@ -34,7 +34,9 @@ pub mod tenant;
 pub mod time;
 pub mod verify;
 
-pub use client::{Denial, FederationClient, FetchError, FetchFuture, HttpFederationClient, TokenResponse};
+pub use client::{
+    Denial, FederationClient, FetchError, FetchFuture, HttpFederationClient, TokenResponse,
+};
 pub use config::{GatewayConfig, Mode, ModeSettings, Settings};
 pub use decision::{Decision, Reason, State};
 pub use entitlements::{Basis, LicenseDetails, PluginIndex, TenantEntitlements, TenantHandle};

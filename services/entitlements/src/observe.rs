@@ -44,7 +44,12 @@ impl Gateway {
         let now = self.inner.time.now();
         let entitlements = handle.entitlements();
         let state = entitlements.state_at(now);
-        let mut seen = self.inner.observer.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = self
+            .inner
+            .observer
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let entry = seen.entry(key.clone()).or_insert(Reported {
             state,
             grace_warned_at: None,
@@ -58,7 +63,8 @@ impl Gateway {
             entry.grace_warned_at = None;
         }
         let label = key.to_string();
-        metrics::gauge!("mcpg_entitlements_state", "tenant" => label.clone()).set(state.gauge_value());
+        metrics::gauge!("mcpg_entitlements_state", "tenant" => label.clone())
+            .set(state.gauge_value());
         let (end, grace_end) = match entitlements.basis() {
             Basis::Federated { exp, grc } => (Some(exp), Some(grc)),
             Basis::Offline { exp } => (Some(exp), None),
@@ -70,7 +76,9 @@ impl Gateway {
         }
         let mut warned = 0;
         if state == State::Grace
-            && entry.grace_warned_at.is_none_or(|t| now - t >= GRACE_WARNING_EVERY)
+            && entry
+                .grace_warned_at
+                .is_none_or(|t| now - t >= GRACE_WARNING_EVERY)
             && let Some(grc) = grace_end
         {
             tracing::warn!(tenant = %key, grace_until = %to_rfc3339(grc), remaining_s = grc - now, "entitlements in grace: the federation cannot be reached; paid plugins stop at the grace bound");
@@ -78,13 +86,21 @@ impl Gateway {
             warned += 1;
         }
         let expiries = [
-            matches!(entitlements.basis(), Basis::Offline { .. }).then_some(end).flatten().map(|t| ("offline license", t)),
-            entitlements.details().and_then(|d| d.certificate_expires_at).map(|t| ("issuer certificate", t)),
+            matches!(entitlements.basis(), Basis::Offline { .. })
+                .then_some(end)
+                .flatten()
+                .map(|t| ("offline license", t)),
+            entitlements
+                .details()
+                .and_then(|d| d.certificate_expires_at)
+                .map(|t| ("issuer certificate", t)),
         ];
         for (what, at) in expiries.into_iter().flatten() {
             if now < at
                 && at - now <= EXPIRY_WARNING_WINDOW
-                && entry.expiry_warned_at.is_none_or(|t| now - t >= EXPIRY_WARNING_EVERY)
+                && entry
+                    .expiry_warned_at
+                    .is_none_or(|t| now - t >= EXPIRY_WARNING_EVERY)
             {
                 tracing::warn!(tenant = %key, expires_at = %to_rfc3339(at), days_left = (at - now) / 86_400, "{what} expires soon");
                 entry.expiry_warned_at = Some(now);
@@ -92,7 +108,12 @@ impl Gateway {
             }
         }
         drop(seen);
-        *self.inner.observer.warnings.lock().unwrap_or_else(|e| e.into_inner()) += warned;
+        *self
+            .inner
+            .observer
+            .warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) += warned;
     }
 
     /// Re-evaluates every tenant (state changes happen by time alone), updates metrics,
@@ -114,7 +135,12 @@ impl Gateway {
 
     /// How many warnings (grace, expiry) were emitted so far.
     pub fn warnings_emitted(&self) -> u64 {
-        *self.inner.observer.warnings.lock().unwrap_or_else(|e| e.into_inner())
+        *self
+            .inner
+            .observer
+            .warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Keeps refreshing until `shutdown` completes: refreshes when due, ticks at least
@@ -126,7 +152,11 @@ impl Gateway {
             self.tick();
             let now = self.inner.time.now();
             let wait = self.next_refresh_at().map_or(MAX_SLEEP, |at| {
-                Duration::from_secs((at - now).clamp(1, MAX_SLEEP.as_secs() as i64).unsigned_abs())
+                Duration::from_secs(
+                    (at - now)
+                        .clamp(1, MAX_SLEEP.as_secs() as i64)
+                        .unsigned_abs(),
+                )
             });
             tokio::select! {
                 () = &mut shutdown => break,

@@ -106,7 +106,12 @@ impl Gateway {
         }
     }
 
-    fn tenant_snapshot(&self, tenant: Option<TenantKey>, handle: &TenantHandle, now: UnixTime) -> TenantSnapshot {
+    fn tenant_snapshot(
+        &self,
+        tenant: Option<TenantKey>,
+        handle: &TenantHandle,
+        now: UnixTime,
+    ) -> TenantSnapshot {
         let ent = handle.entitlements();
         let state = ent.state_at(now);
         let catalog = self.inner.catalog;
@@ -126,7 +131,10 @@ impl Gateway {
             allowed_plugins: catalog
                 .plugins()
                 .iter()
-                .filter(|p| ent.decide(PluginIndex::resolve(catalog, &p.id), now).allowed)
+                .filter(|p| {
+                    ent.decide(PluginIndex::resolve(catalog, &p.id), now)
+                        .allowed
+                })
                 .map(|p| p.id.clone())
                 .collect(),
             license: ent.details().map(|d| LicenseDetails::clone(d)),
@@ -137,20 +145,35 @@ impl Gateway {
     pub fn explain(&self, tenant: Option<&TenantKey>, plugin: &str) -> String {
         let handle = match tenant {
             None => self.inner.default.clone(),
-            Some(key) => self.handle(key).unwrap_or_else(|| self.inner.unknown.clone()),
+            Some(key) => self
+                .handle(key)
+                .unwrap_or_else(|| self.inner.unknown.clone()),
         };
-        let label = tenant.map(ToString::to_string).or_else(|| self.default_tenant().map(|k| k.to_string()));
+        let label = tenant
+            .map(ToString::to_string)
+            .or_else(|| self.default_tenant().map(|k| k.to_string()));
         let label = label.unwrap_or_else(|| "this gateway".into());
         let now = self.inner.time.now();
         let ent = handle.entitlements();
         let decision: Decision = ent.decide(PluginIndex::resolve(self.inner.catalog, plugin), now);
         let spec = self.inner.catalog.get(plugin);
-        let needs = spec.map_or_else(String::new, |s| format!("{} (from tier {})", s.entitlement, s.tier));
-        let license = ent.details().map_or_else(|| "-".into(), |d| d.license.clone());
-        let verdict = if decision.allowed { "allowed" } else { "denied" };
+        let needs = spec.map_or_else(String::new, |s| {
+            format!("{} (from tier {})", s.entitlement, s.tier)
+        });
+        let license = ent
+            .details()
+            .map_or_else(|| "-".into(), |d| d.license.clone());
+        let verdict = if decision.allowed {
+            "allowed"
+        } else {
+            "denied"
+        };
         let why = match decision.reason {
             Reason::Allowed if decision.state.is_licensed() => {
-                let mut text = format!("the {} license {license} of {label} includes {needs}", decision.tier);
+                let mut text = format!(
+                    "the {} license {license} of {label} includes {needs}",
+                    decision.tier
+                );
                 match ent.basis() {
                     Basis::Federated { exp, grc } if decision.state == State::Grace => text.push_str(&format!(
                         "; the token expired at {} and the federation cannot be reached, so entitlements are kept until the grace bound {}",
@@ -190,7 +213,9 @@ impl Gateway {
                     _ => "revoked",
                 }
             ),
-            Reason::Tier0Only => format!("this gateway runs in tier0 mode (no federation), and it needs {needs}"),
+            Reason::Tier0Only => {
+                format!("this gateway runs in tier0 mode (no federation), and it needs {needs}")
+            }
             Reason::OfflineExpired => match ent.basis() {
                 Basis::Offline { exp } => format!(
                     "the offline license expired at {}; only Tier-0 plugins are allowed",

@@ -56,7 +56,10 @@ mod tests {
             let at = next_refresh(iat, Some(rfa), exp, iat, &mut rng);
             assert!((rfa - 2_880..=rfa + 2_880).contains(&at), "{at}");
         }
-        assert_eq!(next_refresh(iat, Some(rfa), exp, exp + 10, &mut rng), exp + 11);
+        assert_eq!(
+            next_refresh(iat, Some(rfa), exp, exp + 10, &mut rng),
+            exp + 11
+        );
     }
 
     #[test]

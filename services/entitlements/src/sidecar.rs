@@ -63,12 +63,21 @@ fn bad_request(code: &str, message: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
-async fn check(State(gateway): State<Gateway>, query: Result<Query<CheckQuery>, QueryRejection>) -> Response {
+async fn check(
+    State(gateway): State<Gateway>,
+    query: Result<Query<CheckQuery>, QueryRejection>,
+) -> Response {
     let Ok(Query(query)) = query else {
-        return bad_request("invalid_query", "expected ?plugin=ID[&tenant=ORG/WS/ENV]".into());
+        return bad_request(
+            "invalid_query",
+            "expected ?plugin=ID[&tenant=ORG/WS/ENV]".into(),
+        );
     };
     let Some(plugin) = query.plugin.filter(|p| !p.is_empty()) else {
-        return bad_request("missing_plugin", "the plugin query parameter is required".into());
+        return bad_request(
+            "missing_plugin",
+            "the plugin query parameter is required".into(),
+        );
     };
     let tenant = match query.tenant.as_deref().map(TenantKey::parse).transpose() {
         Ok(t) => t,

@@ -208,7 +208,11 @@ fn write_json<T: Serialize>(dir: &Path, path: &Path, value: &T) -> Result<(), St
         message: e.to_string(),
     })?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
-    let temp = dir.join(format!(".{name}.{}.{:016x}.tmp", std::process::id(), fastrand::u64(..)));
+    let temp = dir.join(format!(
+        ".{name}.{}.{:016x}.tmp",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)

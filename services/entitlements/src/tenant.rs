@@ -46,7 +46,8 @@ impl TenantKey {
                 Some(s)
                     if !s.is_empty()
                         && s.len() <= 128
-                        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
                 {
                     Ok(Some(s.to_owned()))
                 }
@@ -126,7 +127,14 @@ mod tests {
 
     #[test]
     fn malformed_tenant_keys_are_refused() {
-        for text in ["", "/ws", "acme//prod", "a/b/c/d", "acme corp", "acme/pl@tform"] {
+        for text in [
+            "",
+            "/ws",
+            "acme//prod",
+            "a/b/c/d",
+            "acme corp",
+            "acme/pl@tform",
+        ] {
             assert!(TenantKey::parse(text).is_err(), "{text:?} accepted");
         }
     }

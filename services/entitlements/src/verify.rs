@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use mcpg_license_core::jwt::parse_jwt;
-use mcpg_license_core::{LicenseClaims, TrustStore, UnixTime, Validity, VerifiedIssuer, VerifyError};
+use mcpg_license_core::{
+    LicenseClaims, TrustStore, UnixTime, Validity, VerifiedIssuer, VerifyError,
+};
 
 /// A token whose whole chain verified.
 #[derive(Debug, Clone)]

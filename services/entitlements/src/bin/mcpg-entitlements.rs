@@ -80,13 +80,20 @@ fn run() -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let gateway = GatewayBuilder::new(settings).build()?;
-        if gateway.mode() == Mode::Federated && !cli.no_refresh && !matches!(cli.command, Command::Serve { .. }) {
+        if gateway.mode() == Mode::Federated
+            && !cli.no_refresh
+            && !matches!(cli.command, Command::Serve { .. })
+        {
             gateway.refresh_due().await;
             gateway.tick();
         }
         match cli.command {
             Command::Status { json } => status(&gateway, json),
-            Command::Check { plugin, tenant, json } => check(&gateway, &plugin, tenant.as_deref(), json),
+            Command::Check {
+                plugin,
+                tenant,
+                json,
+            } => check(&gateway, &plugin, tenant.as_deref(), json),
             Command::Serve { listen } => serve(gateway, &listen).await,
         }
     })
@@ -99,17 +106,34 @@ fn status(gateway: &Gateway, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("mode:     {:?}", snapshot.mode);
-    println!("now:      {}{}", snapshot.now_rfc3339, if snapshot.clock_behind { " (system clock is behind)" } else { "" });
+    println!(
+        "now:      {}{}",
+        snapshot.now_rfc3339,
+        if snapshot.clock_behind {
+            " (system clock is behind)"
+        } else {
+            ""
+        }
+    );
     let d = &snapshot.default;
-    let tenant = d.tenant.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
+    let tenant = d
+        .tenant
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), ToString::to_string);
     println!("tenant:   {tenant}");
     println!("state:    {}", d.state);
     println!("tier:     {} (licensed: {})", d.tier, d.licensed_tier);
     if let Some(license) = &d.license {
         println!("license:  {} from {}", license.license, license.issuer);
-        println!("expires:  {}", mcpg_license_core::clock::to_rfc3339(license.expires_at));
+        println!(
+            "expires:  {}",
+            mcpg_license_core::clock::to_rfc3339(license.expires_at)
+        );
         if let Some(grc) = license.grace_until {
-            println!("grace:    until {}", mcpg_license_core::clock::to_rfc3339(grc));
+            println!(
+                "grace:    until {}",
+                mcpg_license_core::clock::to_rfc3339(grc)
+            );
         }
     }
     if let Some(code) = d.revoked {
@@ -118,16 +142,27 @@ fn status(gateway: &Gateway, json: bool) -> anyhow::Result<ExitCode> {
     println!("plugins:  {}", d.allowed_plugins.join(", "));
     for f in &snapshot.federation {
         if let Some(next) = f.next_refresh {
-            println!("refresh:  next at {}", mcpg_license_core::clock::to_rfc3339(next));
+            println!(
+                "refresh:  next at {}",
+                mcpg_license_core::clock::to_rfc3339(next)
+            );
         }
         if let Some(e) = &f.last_error {
-            println!("error:    {e} ({} consecutive failures)", f.consecutive_failures);
+            println!(
+                "error:    {e} ({} consecutive failures)",
+                f.consecutive_failures
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(gateway: &Gateway, plugin: &str, tenant: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+fn check(
+    gateway: &Gateway,
+    plugin: &str,
+    tenant: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let tenant = tenant.map(TenantKey::parse).transpose()?;
     let decision = match &tenant {
         Some(key) => gateway.check(key, plugin),
@@ -145,7 +180,11 @@ fn check(gateway: &Gateway, plugin: &str, tenant: Option<&str>, json: bool) -> a
     } else {
         println!("{explanation}");
     }
-    Ok(if decision.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if decision.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn serve(gateway: Gateway, listen: &str) -> anyhow::Result<ExitCode> {

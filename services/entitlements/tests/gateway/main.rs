@@ -1,0 +1,14 @@
+//! Integration tests of mcpg-entitlements: the state machine on a manual clock with a fake
+//! federation, the trust chain, persistence, offline licenses, the HTTP client against a
+//! stand-in server, and the binary run as a process.
+
+mod binary;
+mod chain;
+mod http_client;
+mod offline;
+mod persistence;
+mod refresh;
+mod standin;
+mod state_machine;
+mod support;
+mod tier0;
