@@ -1,5 +1,6 @@
 //! `mcpg-cli`: the command-line tools of MCPG.
 //!
+//! - [`ctl`]: `mcpg-ctl`, the operator CLI over the `mcpg-auth` management API.
 //! - [`license`]: `mcpg-license`, offline signing (keys, offline licenses, issuer
 //!   certificates, verification, inspection, JWKS).
 //!
@@ -7,6 +8,7 @@
 //! with mode 0600 without clobbering), [`ids`] (random license and certificate ids) and
 //! [`render`] (human and JSON output).
 
+pub mod ctl;
 pub mod files;
 pub mod ids;
 pub mod license;

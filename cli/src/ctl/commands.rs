@@ -1,0 +1,365 @@
+//! What each `mcpg-ctl` subcommand sends and how its answer is printed.
+
+use anyhow::bail;
+use mcpg_license_core::Limits;
+use mcpg_license_core::duration::parse_duration;
+use serde_json::{Map, Value, json};
+
+use super::output::{Column, record, table};
+use super::{
+    Client, Command, EnvCommand, GatewayCommand, KeysCommand, LicenseCommand, LicenseSet,
+    OrgCommand, Output, WorkspaceCommand,
+};
+
+const ORG_COLUMNS: &[Column] = &[
+    ("slug", "slug"),
+    ("display name", "display_name"),
+    ("status", "status"),
+    ("trial ends", "trial_expires_at"),
+    ("created", "created_at"),
+];
+const WS_COLUMNS: &[Column] = &[("slug", "slug"), ("id", "id"), ("created", "created_at")];
+const ENV_COLUMNS: &[Column] = &[
+    ("slug", "slug"),
+    ("workspace", "workspace"),
+    ("id", "id"),
+    ("created", "created_at"),
+];
+const GATEWAY_COLUMNS: &[Column] = &[
+    ("id", "id"),
+    ("name", "name"),
+    ("credential", "credential_prefix"),
+    ("last token", "last_token_at"),
+    ("revoked", "revoked_at"),
+];
+const LICENSE_COLUMNS: &[Column] = &[
+    ("license", "id"),
+    ("org", "org"),
+    ("status", "status"),
+    ("tier", "tier"),
+    ("valid from", "valid_from"),
+    ("valid until", "valid_until"),
+    ("revoked", "revoked_at"),
+    ("added", "entitlements_add"),
+    ("removed", "entitlements_remove"),
+    ("limits", "limits"),
+    ("entitlements", "entitlements"),
+];
+const KEY_COLUMNS: &[Column] = &[
+    ("kid", "kid"),
+    ("state", "state"),
+    ("activate at", "activate_at"),
+    ("retire after", "retire_after"),
+    ("cert expires", "certificate_expires_at"),
+];
+
+/// A slug path segment: checked locally so nothing odd reaches a URL.
+fn segment(part: &str, what: &str, whole: &str) -> anyhow::Result<String> {
+    let ok = !part.is_empty()
+        && part
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !ok {
+        bail!("{whole:?}: the {what} must be a slug (letters, digits, dashes)");
+    }
+    Ok(part.to_owned())
+}
+
+fn split<const N: usize>(path: &str, shape: &str) -> anyhow::Result<[String; N]> {
+    let parts: Vec<&str> = path.split('/').collect();
+    if parts.len() != N {
+        bail!("{path:?} must look like {shape}");
+    }
+    let names = ["org", "workspace", "environment"];
+    let mut out: [String; N] = std::array::from_fn(|_| String::new());
+    for (i, part) in parts.iter().enumerate() {
+        out[i] = segment(part, names[i], path)?;
+    }
+    Ok(out)
+}
+
+fn org_path(org: &str) -> anyhow::Result<String> {
+    Ok(format!("/v1/orgs/{}", segment(org, "org", org)?))
+}
+
+fn ws_path(path: &str) -> anyhow::Result<String> {
+    let [org, ws] = split::<2>(path, "ORG/WS")?;
+    Ok(format!("/v1/orgs/{org}/workspaces/{ws}"))
+}
+
+fn env_path(path: &str) -> anyhow::Result<String> {
+    let [org, ws, env] = split::<3>(path, "ORG/WS/ENV")?;
+    Ok(format!("/v1/orgs/{org}/workspaces/{ws}/environments/{env}"))
+}
+
+fn last_segment(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn parent(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(p, _)| p)
+}
+
+fn license_body(args: &LicenseSet) -> anyhow::Result<Value> {
+    let mut limits = Limits::default();
+    for assignment in &args.limits {
+        limits.apply_assignment(assignment)?;
+    }
+    let seconds = parse_duration(&args.valid_for)?;
+    if seconds % 86_400 != 0 {
+        bail!("--valid-for must be whole days, e.g. 365d");
+    }
+    let mut body = json!({
+        "tier": args.tier,
+        "entitlements_add": args.add,
+        "entitlements_remove": args.remove,
+        "limits": limits,
+        "valid_for_days": seconds / 86_400,
+    });
+    if let Some(from) = &args.valid_from {
+        body["valid_from"] = Value::from(from.clone());
+    }
+    Ok(body)
+}
+
+pub(super) struct Printer {
+    pub(super) output: Output,
+}
+
+impl Printer {
+    fn list(&self, value: &Value, columns: &[Column]) {
+        match (self.output, value.as_array()) {
+            (Output::Table, Some(rows)) => print!("{}", table(rows, columns)),
+            _ => self.json(value),
+        }
+    }
+
+    fn one(&self, value: &Value, columns: &[Column]) {
+        match self.output {
+            Output::Table => print!("{}", record(value, columns)),
+            Output::Json => self.json(value),
+        }
+    }
+
+    fn done(&self, message: &str, value: &Value) {
+        match self.output {
+            Output::Table => println!("{message}"),
+            Output::Json => self.json(value),
+        }
+    }
+
+    fn json(&self, value: &Value) {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+        );
+    }
+}
+
+pub(super) fn execute(client: &Client, out: &Printer, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Org(cmd) => org(client, out, cmd),
+        Command::Workspace(cmd) => workspace(client, out, cmd),
+        Command::Env(cmd) => env(client, out, cmd),
+        Command::License(cmd) => license(client, out, cmd),
+        Command::Gateway(cmd) => gateway(client, out, cmd),
+        Command::Keys(KeysCommand::List) => {
+            out.list(&client.get("/v1/admin/keys")?, KEY_COLUMNS);
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let key = client.post("/v1/admin/keys/rotate", &json!({}))?;
+            out.one(&key, KEY_COLUMNS);
+            Ok(())
+        }
+    }
+}
+
+fn org(client: &Client, out: &Printer, cmd: OrgCommand) -> anyhow::Result<()> {
+    match cmd {
+        OrgCommand::Create {
+            slug,
+            display_name,
+            trial_until,
+        } => {
+            let mut body = Map::new();
+            body.insert("slug".into(), segment(&slug, "org", &slug)?.into());
+            body.insert("display_name".into(), display_name.into());
+            if let Some(until) = trial_until {
+                body.insert("trial_expires_at".into(), until.into());
+            }
+            out.one(&client.post("/v1/orgs", &Value::Object(body))?, ORG_COLUMNS);
+        }
+        OrgCommand::List => out.list(&client.get("/v1/orgs")?, ORG_COLUMNS),
+        OrgCommand::Get { org } => out.one(&client.get(&org_path(&org)?)?, ORG_COLUMNS),
+        OrgCommand::Suspend { org } => {
+            let body = json!({"status": "suspended"});
+            out.one(&client.patch(&org_path(&org)?, &body)?, ORG_COLUMNS);
+        }
+        OrgCommand::Resume { org } => {
+            let body = json!({"status": "active"});
+            out.one(&client.patch(&org_path(&org)?, &body)?, ORG_COLUMNS);
+        }
+        OrgCommand::Delete { org } => {
+            let answer = client.delete(&org_path(&org)?)?;
+            out.done(&format!("deleted org {org}"), &answer);
+        }
+    }
+    Ok(())
+}
+
+fn workspace(client: &Client, out: &Printer, cmd: WorkspaceCommand) -> anyhow::Result<()> {
+    match cmd {
+        WorkspaceCommand::Create { path } => {
+            let url = ws_path(&path)?;
+            let body = json!({"slug": last_segment(&path)});
+            out.one(&client.post(parent(&url), &body)?, WS_COLUMNS);
+        }
+        WorkspaceCommand::List { org } => {
+            out.list(
+                &client.get(&format!("{}/workspaces", org_path(&org)?))?,
+                WS_COLUMNS,
+            );
+        }
+        WorkspaceCommand::Delete { path } => {
+            let answer = client.delete(&ws_path(&path)?)?;
+            out.done(&format!("deleted workspace {path}"), &answer);
+        }
+    }
+    Ok(())
+}
+
+fn env(client: &Client, out: &Printer, cmd: EnvCommand) -> anyhow::Result<()> {
+    match cmd {
+        EnvCommand::Create { path } => {
+            let url = env_path(&path)?;
+            let body = json!({"slug": last_segment(&path)});
+            out.one(&client.post(parent(&url), &body)?, ENV_COLUMNS);
+        }
+        EnvCommand::List { path } => {
+            let url = format!("{}/environments", ws_path(&path)?);
+            out.list(&client.get(&url)?, ENV_COLUMNS);
+        }
+        EnvCommand::Delete { path } => {
+            let answer = client.delete(&env_path(&path)?)?;
+            out.done(&format!("deleted environment {path}"), &answer);
+        }
+    }
+    Ok(())
+}
+
+fn license(client: &Client, out: &Printer, cmd: LicenseCommand) -> anyhow::Result<()> {
+    match cmd {
+        LicenseCommand::Set(args) => {
+            let body = license_body(&args)?;
+            let url = format!("{}/license", org_path(&args.org)?);
+            out.one(&client.put(&url, &body)?, LICENSE_COLUMNS);
+        }
+        LicenseCommand::Show { org } => {
+            let url = format!("{}/license", org_path(&org)?);
+            out.one(&client.get(&url)?, LICENSE_COLUMNS);
+        }
+        LicenseCommand::Revoke { org } => {
+            let url = format!("{}/license/revoke", org_path(&org)?);
+            out.one(&client.post(&url, &json!({}))?, LICENSE_COLUMNS);
+        }
+    }
+    Ok(())
+}
+
+fn gateway(client: &Client, out: &Printer, cmd: GatewayCommand) -> anyhow::Result<()> {
+    match cmd {
+        GatewayCommand::Register {
+            path,
+            name,
+            credential_file,
+        } => {
+            let url = format!("{}/gateways", env_path(&path)?);
+            if let Some(file) = &credential_file {
+                crate::files::check_output(file, false)?;
+            }
+            let mut answer = client.post(&url, &json!({"name": name}))?;
+            let credential = answer["credential"].as_str().unwrap_or_default().to_owned();
+            if credential.is_empty() {
+                bail!("the server did not return a credential");
+            }
+            match credential_file {
+                Some(file) => {
+                    crate::files::write_secret(
+                        &file,
+                        format!("{credential}\n").as_bytes(),
+                        "choose a new file name",
+                    )?;
+                    answer["credential"] = Value::from(format!("written to {}", file.display()));
+                    out.one(
+                        &answer,
+                        &[("id", "id"), ("name", "name"), ("credential", "credential")],
+                    );
+                }
+                None => {
+                    out.one(
+                        &answer,
+                        &[("id", "id"), ("name", "name"), ("credential", "credential")],
+                    );
+                    if out.output == Output::Table {
+                        eprintln!("note: the credential is shown once; store it now");
+                    }
+                }
+            }
+        }
+        GatewayCommand::List { path } => {
+            let url = format!("{}/gateways", env_path(&path)?);
+            out.list(&client.get(&url)?, GATEWAY_COLUMNS);
+        }
+        GatewayCommand::Revoke { path, id } => {
+            let url = format!(
+                "{}/gateways/{}",
+                env_path(&path)?,
+                segment(&id, "gateway id", &id)?
+            );
+            let answer = client.delete(&url)?;
+            out.done(&format!("revoked gateway {id}"), &answer);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcpg_license_core::{EntitlementId, Tier};
+
+    #[test]
+    fn paths_are_split_and_checked() {
+        assert_eq!(
+            env_path("acme-corp/platform-team/prod").expect("valid"),
+            "/v1/orgs/acme-corp/workspaces/platform-team/environments/prod"
+        );
+        assert!(env_path("acme-corp/platform-team").is_err());
+        assert!(ws_path("acme/../x").is_err());
+        assert!(ws_path("acme/a?b").is_err());
+        assert!(org_path("").is_err());
+    }
+
+    #[test]
+    fn license_body_carries_days_and_limits() {
+        let args = LicenseSet {
+            org: "acme".into(),
+            tier: Tier::Team,
+            add: vec![EntitlementId::parse("plugin:policy.cedar").expect("valid")],
+            remove: vec![],
+            limits: vec!["max_gateways=20".into()],
+            valid_for: "30d".into(),
+            valid_from: None,
+        };
+        let body = license_body(&args).expect("valid");
+        assert_eq!(body["valid_for_days"], 30);
+        assert_eq!(body["limits"]["max_gateways"], 20);
+        assert_eq!(body["entitlements_add"][0], "plugin:policy.cedar");
+        let bad = LicenseSet {
+            valid_for: "36h".into(),
+            ..args
+        };
+        assert!(license_body(&bad).is_err());
+    }
+}

@@ -1,0 +1,268 @@
+//! `mcpg-ctl`: the operator CLI over the `mcpg-auth` management API.
+//!
+//! Arguments are parsed by clap, turned into one HTTP call (or two), and the answer is
+//! printed as a table or, with `--output json`, as the server's JSON.
+
+mod client;
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mcpg_license_core::{EntitlementId, Tier};
+
+pub use client::{Client, ClientError};
+
+/// Exit code when the server refused or could not be reached.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code for usage errors and bad local input.
+pub const EXIT_USAGE: u8 = 2;
+
+const EXAMPLES: &str = "\
+Examples:
+  export MCPG_SERVER=http://127.0.0.1:8421 MCPG_TOKEN=$(cat ./mcpg-data/bootstrap.token)
+  mcpg-ctl org create acme-corp --display-name \"Acme, Inc.\"
+  mcpg-ctl license set acme-corp --tier team --entitlement plugin:policy.cedar --limit max_gateways=20 --valid-for 365d
+  mcpg-ctl workspace create acme-corp/platform-team
+  mcpg-ctl env create acme-corp/platform-team/prod
+  mcpg-ctl gateway register acme-corp/platform-team/prod edge-1 --credential-file gw.credential
+  mcpg-ctl keys rotate
+  mcpg-ctl org list --output json
+
+Exit codes: 0 done, 1 the server refused or could not be reached, 2 usage error.";
+
+/// Operate an mcpg-auth federation service: orgs, licenses, workspaces, environments,
+/// gateways and signing keys.
+#[derive(Debug, Parser)]
+#[command(name = "mcpg-ctl", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Base URL of the mcpg-auth service.
+    #[arg(
+        long,
+        env = "MCPG_SERVER",
+        default_value = "http://127.0.0.1:8421",
+        global = true
+    )]
+    server: String,
+    /// API token (mcpg_pat_… or the bootstrap token). Prefer the environment variable, so
+    /// the token does not show in the process list.
+    #[arg(long, env = "MCPG_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Read the API token from this file instead.
+    #[arg(long, env = "MCPG_TOKEN_FILE", global = true, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Table, global = true)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Organizations (tenants).
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Workspaces of an org: ORG/WS.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    /// Environments of a workspace: ORG/WS/ENV.
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// The license of an org.
+    #[command(subcommand)]
+    License(LicenseCommand),
+    /// Gateway instances of an environment and their credentials.
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
+    /// The service's signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgCommand {
+    /// Create an org: `org create acme-corp --display-name "Acme, Inc."`.
+    Create {
+        /// Slug: lowercase letters, digits and dashes.
+        slug: String,
+        /// Human name.
+        #[arg(long)]
+        display_name: String,
+        /// Make it a trial that ends at this RFC 3339 time.
+        #[arg(long)]
+        trial_until: Option<String>,
+    },
+    /// List orgs.
+    List,
+    /// Show one org.
+    Get {
+        /// Org slug.
+        org: String,
+    },
+    /// Suspend an org: its gateways get 403 org_suspended at their next refresh.
+    Suspend {
+        /// Org slug.
+        org: String,
+    },
+    /// Make a suspended org active again.
+    Resume {
+        /// Org slug.
+        org: String,
+    },
+    /// Delete an org and everything in it.
+    Delete {
+        /// Org slug.
+        org: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkspaceCommand {
+    /// Create `ORG/WS`.
+    Create {
+        /// ORG/WS
+        path: String,
+    },
+    /// List the workspaces of ORG.
+    List {
+        /// ORG
+        org: String,
+    },
+    /// Delete `ORG/WS`.
+    Delete {
+        /// ORG/WS
+        path: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EnvCommand {
+    /// Create `ORG/WS/ENV`.
+    Create {
+        /// ORG/WS/ENV
+        path: String,
+    },
+    /// List the environments of ORG/WS.
+    List {
+        /// ORG/WS
+        path: String,
+    },
+    /// Delete `ORG/WS/ENV`.
+    Delete {
+        /// ORG/WS/ENV
+        path: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LicenseCommand {
+    /// Set (replace) the org's license.
+    Set(LicenseSet),
+    /// Show the org's license and its effective entitlements.
+    Show {
+        /// Org slug.
+        org: String,
+    },
+    /// Revoke the org's license: gateways get 403 license_revoked at their next refresh.
+    Revoke {
+        /// Org slug.
+        org: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct LicenseSet {
+    /// Org slug.
+    org: String,
+    /// free, team or enterprise.
+    #[arg(long)]
+    tier: Tier,
+    /// Add an entitlement to the tier's defaults (repeatable).
+    #[arg(long = "entitlement", value_name = "ID")]
+    add: Vec<EntitlementId>,
+    /// Remove an entitlement from the tier's defaults (repeatable).
+    #[arg(long = "without", value_name = "ID")]
+    remove: Vec<EntitlementId>,
+    /// A limit KEY=VALUE: max_gateways, max_workspaces, max_environments, rps (repeatable).
+    #[arg(long = "limit", value_name = "KEY=VALUE")]
+    limits: Vec<String>,
+    /// How long the license runs from its start, in whole days (e.g. 365d).
+    #[arg(long, default_value = "365d")]
+    valid_for: String,
+    /// When it starts (RFC 3339); default now.
+    #[arg(long)]
+    valid_from: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum GatewayCommand {
+    /// Register a gateway in ORG/WS/ENV; prints its credential once.
+    Register {
+        /// ORG/WS/ENV
+        path: String,
+        /// Gateway name.
+        name: String,
+        /// Write the credential to this new file (mode 0600) instead of printing it.
+        #[arg(long)]
+        credential_file: Option<PathBuf>,
+    },
+    /// List the gateways of ORG/WS/ENV.
+    List {
+        /// ORG/WS/ENV
+        path: String,
+    },
+    /// Revoke a gateway's credential: its next token request gets 401.
+    Revoke {
+        /// ORG/WS/ENV
+        path: String,
+        /// Gateway id (from `gateway list`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// List signing keys and their states.
+    List,
+    /// Start a rotation: a new key is published as pending, then becomes active.
+    Rotate,
+}
+
+/// Parses the command line and runs it.
+pub fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let token = match (&cli.token, &cli.token_file) {
+        (Some(token), _) => Some(token.trim().to_owned()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read token file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    let client = Client::new(&cli.server, token)?;
+    let printer = commands::Printer { output: cli.output };
+    commands::execute(&client, &printer, cli.command)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The exit code for an error `run` returned: 1 for the server's refusals and outages,
+/// 2 for everything decided locally.
+pub fn exit_code_for(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<ClientError>().is_some() {
+        EXIT_FAILED
+    } else {
+        EXIT_USAGE
+    }
+}
