@@ -14,11 +14,13 @@ use crate::error::VerifyError;
 use crate::jwt::{self, LEEWAY, Validity};
 use crate::keys::{KeyId, PublicKey, SigningKey};
 use crate::paseto::{self, LICENSE_PURPOSE};
+use crate::revocation::{REVOCATION_PURPOSE, RevocationList};
 
 /// The pinned root keys of a verifier.
 #[derive(Debug, Clone, Default)]
 pub struct TrustStore {
     roots: HashMap<String, PublicKey>,
+    revocations: Option<RevocationList>,
 }
 
 /// A certificate whose signature chains to a pinned root and whose validity was checked.
@@ -78,7 +80,42 @@ impl TrustStore {
                 .into_iter()
                 .map(|k| (k.kid().as_str().to_owned(), k))
                 .collect(),
+            revocations: None,
         }
+    }
+
+    /// Verifies a revocation list against the roots without applying it.
+    pub fn verify_revocation_list(&self, token: &str) -> Result<RevocationList, VerifyError> {
+        let untrusted = paseto::parse(token)?;
+        if untrusted.footer.cert.is_some() {
+            // Only roots revoke: a certified key could otherwise "revoke" its rivals.
+            return Err(VerifyError::ChainTooDeep);
+        }
+        let root = self
+            .roots
+            .get(&untrusted.footer.kid)
+            .ok_or_else(|| VerifyError::UntrustedRoot(untrusted.footer.kid.clone()))?;
+        RevocationList::from_payload(untrusted.verify(root, REVOCATION_PURPOSE)?)
+    }
+
+    /// Verifies and applies a revocation list. A list whose serial is not higher than the
+    /// one in force is ignored (returns `Ok(false)`): lists only move forward.
+    pub fn apply_revocation_list(&mut self, token: &str) -> Result<bool, VerifyError> {
+        let list = self.verify_revocation_list(token)?;
+        if self
+            .revocations
+            .as_ref()
+            .is_some_and(|current| current.serial >= list.serial)
+        {
+            return Ok(false);
+        }
+        self.revocations = Some(list);
+        Ok(true)
+    }
+
+    /// The revocation list in force, if any.
+    pub fn revocations(&self) -> Option<&RevocationList> {
+        self.revocations.as_ref()
     }
 
     /// Pins one more root.
@@ -110,6 +147,13 @@ impl TrustStore {
             .ok_or_else(|| VerifyError::UntrustedRoot(untrusted.footer.kid.clone()))?;
         let payload = untrusted.verify(root, paseto::CERTIFICATE_PURPOSE)?;
         let cert = IssuerCertificate::from_payload(payload)?;
+        if self
+            .revocations
+            .as_ref()
+            .is_some_and(|r| r.revokes_certificate(&cert.cid))
+        {
+            return Err(VerifyError::Revoked(format!("certificate {}", cert.cid)));
+        }
         if now < cert.nbf - LEEWAY {
             return Err(VerifyError::CertificateNotYetValid { nbf: cert.nbf });
         }
@@ -164,6 +208,13 @@ impl TrustStore {
             }
         };
         let claims = LicenseClaims::from_json(payload, TimeFormat::Rfc3339)?;
+        if self
+            .revocations
+            .as_ref()
+            .is_some_and(|r| r.revokes_license(&claims.lic))
+        {
+            return Err(VerifyError::Revoked(format!("license {}", claims.lic)));
+        }
         if let LicenseSigner::Certified(issuer) = &signer {
             issuer.cert.check_bounds(&claims)?;
         }

@@ -17,6 +17,7 @@ pub mod jwt;
 pub mod keys;
 pub mod limits;
 pub mod paseto;
+pub mod revocation;
 pub mod tier;
 
 pub use catalog::{Catalog, CatalogDenial, PluginSpec};
@@ -32,4 +33,5 @@ pub use error::{BoundsViolation, VerifyError};
 pub use jwt::{JwtSigner, KeySet, LEEWAY, MAX_TOKEN_BYTES, Validity};
 pub use keys::{Jwk, Jwks, KeyError, KeyId, PublicKey, SigningKey};
 pub use limits::{LimitKey, Limits};
+pub use revocation::RevocationList;
 pub use tier::Tier;

@@ -233,3 +233,85 @@ fn bounded_entitlements_allow_subsets() {
         .collect();
     assert_eq!(verify(&w, &claims), Ok(()));
 }
+
+mod revocation {
+    use std::collections::HashSet;
+
+    use mcpg_license_core::{RevocationList, Tier, Validity, VerifyError, issue_offline_license};
+
+    use crate::fixtures::*;
+
+    fn list(serial: u64, certificates: &[&str], licenses: &[&str]) -> RevocationList {
+        RevocationList {
+            serial,
+            iat: NOW,
+            certificates: certificates.iter().map(|s| s.to_string()).collect(),
+            licenses: licenses
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<HashSet<_>>(),
+        }
+    }
+
+    #[test]
+    fn revoked_certificate_stops_its_tokens_even_in_grace() {
+        let mut w = world();
+        let token = sign_jwt(&w.issuer_key, &online_claims(Tier::Team));
+        let revocation = list(1, &["cert_test"], &[]).sign(&w.root).expect("signs");
+        assert_eq!(w.trust.apply_revocation_list(&revocation), Ok(true));
+        for validity in [Validity::Strict, Validity::UntilGrace] {
+            assert_eq!(
+                w.trust
+                    .verify_online_token(&token, &w.cert, NOW + 2 * DAY, validity)
+                    .err(),
+                Some(VerifyError::Revoked("certificate cert_test".into()))
+            );
+        }
+    }
+
+    #[test]
+    fn revoked_offline_license_is_refused() {
+        let mut w = world();
+        let claims = offline_claims(Tier::Enterprise);
+        let license = issue_offline_license(&claims, &w.root, None).expect("signs");
+        assert!(w.trust.verify_offline_license(&license, NOW, None).is_ok());
+        let revocation = list(3, &[], &[&claims.lic]).sign(&w.root).expect("signs");
+        assert_eq!(w.trust.apply_revocation_list(&revocation), Ok(true));
+        assert_eq!(
+            w.trust
+                .verify_offline_license(&license, NOW, None)
+                .err()
+                .map(|e| e.code()),
+            Some("revoked")
+        );
+    }
+
+    #[test]
+    fn older_lists_cannot_roll_a_revocation_back() {
+        let mut w = world();
+        let newer = list(5, &["cert_test"], &[]).sign(&w.root).expect("signs");
+        let older = list(4, &[], &[]).sign(&w.root).expect("signs");
+        assert_eq!(w.trust.apply_revocation_list(&newer), Ok(true));
+        assert_eq!(w.trust.apply_revocation_list(&older), Ok(false));
+        assert_eq!(w.trust.apply_revocation_list(&newer), Ok(false));
+        assert_eq!(w.trust.revocations().map(|r| r.serial), Some(5));
+    }
+
+    #[test]
+    fn lists_from_untrusted_or_certified_keys_are_refused() {
+        let mut w = world();
+        let stranger = key();
+        let forged = list(9, &["cert_test"], &[]).sign(&stranger).expect("signs");
+        assert_eq!(
+            w.trust.apply_revocation_list(&forged).err(),
+            Some(VerifyError::UntrustedRoot(stranger.kid().to_string()))
+        );
+        // A certificate is not a revocation list, even though a root signed it.
+        let cert = w.cert.clone();
+        assert_eq!(
+            w.trust.apply_revocation_list(&cert).err(),
+            Some(VerifyError::BadSignature)
+        );
+        assert!(w.trust.revocations().is_none());
+    }
+}
