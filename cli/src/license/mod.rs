@@ -1,5 +1,5 @@
 //! `mcpg-license`: the offline signing tool. Key generation, offline licenses, issuer
-//! certificates, verification, inspection and JWKS export.
+//! certificates, revocation lists, verification, inspection and JWKS export.
 //!
 //! Each subcommand parses its arguments with clap, resolves them into a plain request
 //! (keys read, certificate decoded, entitlements computed) and only then does its work,
@@ -16,6 +16,7 @@ pub mod certify;
 pub mod inspect;
 pub mod issue;
 pub mod keys;
+pub mod revoke;
 pub mod verify;
 
 /// Exit status: success, or for `verify` a valid license or certificate.
@@ -80,6 +81,9 @@ pub enum Command {
     /// Show what a license, certificate or online token claims, WITHOUT verifying it
     #[command(after_help = inspect::EXAMPLES)]
     Inspect(inspect::InspectArgs),
+    /// Sign a revocation list of certificates and offline licenses
+    #[command(after_help = revoke::EXAMPLES)]
+    Revoke(revoke::RevokeArgs),
     /// Print a JWKS document for public keys
     #[command(after_help = keys::JWKS_EXAMPLES)]
     Jwks(keys::JwksArgs),
@@ -96,6 +100,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Certify(args) => certify::run(&args, now),
         Command::Verify(args) => verify::run(&args, now),
         Command::Inspect(args) => inspect::run(&args, now),
+        Command::Revoke(args) => revoke::run(&args, now),
         Command::Jwks(args) => keys::jwks(&args),
     }
 }

@@ -46,6 +46,9 @@ pub struct VerifyArgs {
     /// Check at this time instead of now (RFC 3339)
     #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
     pub at: Option<UnixTime>,
+    /// A revocation list (from `mcpg-license revoke`) to apply first
+    #[arg(long, value_name = "FILE")]
+    pub revocations: Option<PathBuf>,
     /// This deployment's id, for licenses bound to one
     #[arg(long, value_name = "DEPLOYMENT_ID")]
     pub bind: Option<String>,
@@ -179,6 +182,16 @@ pub fn run(args: &VerifyArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
     let mut trust = TrustStore::default();
     for path in &args.trust {
         trust.add_root(files::read_public_key(path)?);
+    }
+    if let Some(path) = &args.revocations {
+        let list = files::read_token(path)?;
+        trust.apply_revocation_list(&list).map_err(|err| {
+            anyhow::anyhow!(
+                "{} is not a revocation list signed by a trusted root: {err} [{}]",
+                path.display(),
+                err.code()
+            )
+        })?;
     }
     let token = files::read_token(&args.file)?;
     let at = args.at.unwrap_or(now);

@@ -6,6 +6,7 @@ mod certify;
 mod inspect_jwks;
 mod issue_verify;
 mod keygen;
+mod revoke;
 
 use std::path::{Path, PathBuf};
 
