@@ -1,0 +1,100 @@
+//! HTTP routes: one module per resource, merged here with the cross-cutting layers
+//! (request ids, spans, latency metrics, load shedding, timeouts, body limit).
+
+mod admin;
+mod federation;
+mod licenses;
+mod ops;
+mod orgs;
+mod tenancy;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::response::IntoResponse;
+use tower::{BoxError, ServiceBuilder};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Limits of the HTTP layer.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Requests in flight before shedding load with 503.
+    pub max_in_flight: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            max_in_flight: 1024,
+        }
+    }
+}
+
+/// The whole service as a router (tests may drive it with `oneshot`).
+pub fn router(state: AppState, limits: HttpLimits) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+        let id = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::info_span!(
+            "request",
+            method = %request.method(),
+            path = %request.uri().path(),
+            request_id = %id,
+            org = tracing::field::Empty,
+        )
+    });
+    Router::new()
+        .merge(ops::router())
+        .merge(federation::router())
+        .merge(orgs::router())
+        .merge(licenses::router())
+        .merge(tenancy::router())
+        .merge(admin::router())
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::BadRequest("method not allowed on this route".into())
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overload_error))
+                .load_shed()
+                .concurrency_limit(limits.max_in_flight)
+                .timeout(limits.timeout),
+        )
+        .route_layer(axum::middleware::from_fn(crate::telemetry::track_latency))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(trace)
+                .layer(PropagateRequestIdLayer::new(request_id)),
+        )
+        .with_state(state)
+}
+
+async fn overload_error(error: BoxError) -> axum::response::Response {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::Unavailable("the server is overloaded; retry shortly").into_response()
+    } else if error.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Unavailable("the request timed out").into_response()
+    } else {
+        ApiError::internal(anyhow::anyhow!(error)).into_response()
+    }
+}

@@ -1,0 +1,202 @@
+//! Organizations: create, list, get, update, delete (global admin; an org-scoped token may
+//! read its own org).
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use mcpg_license_core::clock::{parse_rfc3339, to_rfc3339};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{OrgStatus, Slug};
+use crate::error::{ApiError, Result};
+use crate::extract::{ApiJson, Principal};
+use crate::state::AppState;
+use crate::store::{NewOrg, OrgPatch, OrgRecord};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/orgs", get(list).post(create))
+        .route("/v1/orgs/{org}", get(show).patch(update).delete(remove))
+}
+
+/// The longest display name accepted.
+const MAX_NAME: usize = 200;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateOrg {
+    slug: Slug,
+    display_name: String,
+    #[serde(default)]
+    status: Option<OrgStatus>,
+    #[serde(default)]
+    trial_expires_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateOrg {
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    status: Option<OrgStatus>,
+    #[serde(default, with = "double_option")]
+    trial_expires_at: Option<Option<String>>,
+}
+
+/// An org in API responses.
+#[derive(Debug, Serialize)]
+pub(super) struct OrgView {
+    id: String,
+    slug: String,
+    display_name: String,
+    status: OrgStatus,
+    trial_expires_at: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<OrgRecord> for OrgView {
+    fn from(org: OrgRecord) -> Self {
+        Self {
+            id: org.id,
+            slug: org.slug,
+            display_name: org.display_name,
+            status: org.status,
+            trial_expires_at: org.trial_expires_at.map(to_rfc3339),
+            created_at: to_rfc3339(org.created_at),
+            updated_at: to_rfc3339(org.updated_at),
+        }
+    }
+}
+
+fn display_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!(
+            "display_name must be 1-{MAX_NAME} printable characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// Parses an RFC 3339 time from a request.
+pub(super) fn time(field: &str, text: &str) -> Result<i64> {
+    parse_rfc3339(text).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "{field} must be an RFC 3339 time, e.g. 2027-01-31T00:00:00Z"
+        ))
+    })
+}
+
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<CreateOrg>,
+) -> Result<(StatusCode, axum::Json<OrgView>)> {
+    principal.require_global()?;
+    let trial_expires_at = body
+        .trial_expires_at
+        .as_deref()
+        .map(|t| time("trial_expires_at", t))
+        .transpose()?;
+    let status = body.status.unwrap_or(if trial_expires_at.is_some() {
+        OrgStatus::Trial
+    } else {
+        OrgStatus::Active
+    });
+    if status == OrgStatus::Trial && trial_expires_at.is_none() {
+        return Err(ApiError::BadRequest(
+            "a trial org needs trial_expires_at".into(),
+        ));
+    }
+    let org = NewOrg {
+        slug: body.slug,
+        display_name: display_name(&body.display_name)?,
+        status,
+        trial_expires_at,
+    };
+    let created = state.store.create_org(&org, state.now()).await?;
+    tracing::info!(org = %created.slug, "organization created");
+    Ok((StatusCode::CREATED, axum::Json(created.into())))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<axum::Json<Vec<OrgView>>> {
+    let orgs = state.store.list_orgs().await?;
+    let visible = orgs
+        .into_iter()
+        .filter(|org| principal.org_id.as_ref().is_none_or(|id| *id == org.id))
+        .map(OrgView::from)
+        .collect();
+    Ok(axum::Json(visible))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(org): Path<String>,
+) -> Result<axum::Json<OrgView>> {
+    Ok(axum::Json(principal.org(&state, &org).await?.into()))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(org): Path<String>,
+    ApiJson(body): ApiJson<UpdateOrg>,
+) -> Result<axum::Json<OrgView>> {
+    principal.require_global()?;
+    let current = principal.org(&state, &org).await?;
+    let patch = OrgPatch {
+        display_name: body.display_name.as_deref().map(display_name).transpose()?,
+        status: body.status,
+        trial_expires_at: match body.trial_expires_at {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(text)) => Some(Some(time("trial_expires_at", &text)?)),
+        },
+    };
+    let trial_end = patch.trial_expires_at.unwrap_or(current.trial_expires_at);
+    if patch.status.unwrap_or(current.status) == OrgStatus::Trial && trial_end.is_none() {
+        return Err(ApiError::BadRequest(
+            "a trial org needs trial_expires_at".into(),
+        ));
+    }
+    let updated = state
+        .store
+        .update_org(&current.slug, &patch, state.now())
+        .await?;
+    state.issuer.invalidate();
+    tracing::info!(org = %updated.slug, status = updated.status.as_str(), "organization updated");
+    Ok(axum::Json(updated.into()))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(org): Path<String>,
+) -> Result<StatusCode> {
+    principal.require_global()?;
+    let current = principal.org(&state, &org).await?;
+    state.store.delete_org(&current.slug).await?;
+    state.issuer.invalidate();
+    tracing::info!(org = %current.slug, "organization deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `null` clears a field, absence leaves it: `Option<Option<T>>` for PATCH bodies.
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}

@@ -1,0 +1,254 @@
+//! Workspaces, environments and gateway registrations of an org.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use mcpg_license_core::clock::to_rfc3339;
+use serde::{Deserialize, Serialize};
+
+use crate::credential::{Credential, CredentialKind};
+use crate::domain::Slug;
+use crate::error::{ApiError, Result};
+use crate::extract::{ApiJson, Principal};
+use crate::state::AppState;
+use crate::store::{EnvironmentRecord, GatewayRecord, NewGateway, WorkspaceRecord};
+
+const WS: &str = "/v1/orgs/{org}/workspaces";
+const ENV: &str = "/v1/orgs/{org}/workspaces/{ws}/environments";
+const GW: &str = "/v1/orgs/{org}/workspaces/{ws}/environments/{env}/gateways";
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route(WS, get(list_workspaces).post(create_workspace))
+        .route(&format!("{WS}/{{ws}}"), delete(delete_workspace))
+        .route(ENV, get(list_environments).post(create_environment))
+        .route(&format!("{ENV}/{{env}}"), delete(delete_environment))
+        .route(GW, get(list_gateways).post(register_gateway))
+        .route(&format!("{GW}/{{id}}"), delete(revoke_gateway))
+}
+
+const MAX_GATEWAY_NAME: usize = 200;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateSlug {
+    slug: Slug,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterGateway {
+    name: String,
+}
+
+#[derive(Debug, Serialize)]
+struct WorkspaceView {
+    id: String,
+    slug: String,
+    created_at: String,
+}
+
+impl From<WorkspaceRecord> for WorkspaceView {
+    fn from(ws: WorkspaceRecord) -> Self {
+        Self {
+            id: ws.id,
+            slug: ws.slug,
+            created_at: to_rfc3339(ws.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct EnvironmentView {
+    id: String,
+    slug: String,
+    workspace: String,
+    created_at: String,
+}
+
+impl From<EnvironmentRecord> for EnvironmentView {
+    fn from(env: EnvironmentRecord) -> Self {
+        Self {
+            id: env.id,
+            slug: env.slug,
+            workspace: env.workspace,
+            created_at: to_rfc3339(env.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct GatewayView {
+    id: String,
+    name: String,
+    workspace: String,
+    environment: String,
+    credential_prefix: String,
+    created_at: String,
+    last_token_at: Option<String>,
+    revoked_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<String>,
+}
+
+impl From<GatewayRecord> for GatewayView {
+    fn from(gw: GatewayRecord) -> Self {
+        Self {
+            id: gw.id,
+            name: gw.name,
+            workspace: gw.workspace,
+            environment: gw.environment,
+            credential_prefix: gw.credential_prefix,
+            created_at: to_rfc3339(gw.created_at),
+            last_token_at: gw.last_token_at.map(to_rfc3339),
+            revoked_at: gw.revoked_at.map(to_rfc3339),
+            credential: None,
+        }
+    }
+}
+
+async fn create_workspace(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(org): Path<String>,
+    ApiJson(body): ApiJson<CreateSlug>,
+) -> Result<(StatusCode, axum::Json<WorkspaceView>)> {
+    let org = principal.org(&state, &org).await?;
+    let ws = state
+        .store
+        .tenant(&org.id)
+        .create_workspace(&body.slug, state.now())
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(ws.into())))
+}
+
+async fn list_workspaces(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(org): Path<String>,
+) -> Result<axum::Json<Vec<WorkspaceView>>> {
+    let org = principal.org(&state, &org).await?;
+    let list = state.store.tenant(&org.id).workspaces().await?;
+    Ok(axum::Json(
+        list.into_iter().map(WorkspaceView::from).collect(),
+    ))
+}
+
+async fn delete_workspace(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, ws)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let org = principal.org(&state, &org).await?;
+    state.store.tenant(&org.id).delete_workspace(&ws).await?;
+    state.issuer.invalidate();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn create_environment(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, ws)): Path<(String, String)>,
+    ApiJson(body): ApiJson<CreateSlug>,
+) -> Result<(StatusCode, axum::Json<EnvironmentView>)> {
+    let org = principal.org(&state, &org).await?;
+    let env = state
+        .store
+        .tenant(&org.id)
+        .create_environment(&ws, &body.slug, state.now())
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(env.into())))
+}
+
+async fn list_environments(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, ws)): Path<(String, String)>,
+) -> Result<axum::Json<Vec<EnvironmentView>>> {
+    let org = principal.org(&state, &org).await?;
+    let list = state.store.tenant(&org.id).environments(&ws).await?;
+    Ok(axum::Json(
+        list.into_iter().map(EnvironmentView::from).collect(),
+    ))
+}
+
+async fn delete_environment(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, ws, env)): Path<(String, String, String)>,
+) -> Result<StatusCode> {
+    let org = principal.org(&state, &org).await?;
+    state
+        .store
+        .tenant(&org.id)
+        .delete_environment(&ws, &env)
+        .await?;
+    state.issuer.invalidate();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn register_gateway(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, ws, env)): Path<(String, String, String)>,
+    ApiJson(body): ApiJson<RegisterGateway>,
+) -> Result<(StatusCode, axum::Json<GatewayView>)> {
+    let name = body.name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_GATEWAY_NAME
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "name must be 1-{MAX_GATEWAY_NAME} printable characters"
+        )));
+    }
+    let org = principal.org(&state, &org).await?;
+    let credential = Credential::generate(CredentialKind::Gateway).map_err(ApiError::internal)?;
+    let hash = credential.hash().to_hex();
+    let gateway = NewGateway {
+        workspace: &ws,
+        environment: &env,
+        name,
+        credential_hash: &hash,
+        credential_prefix: credential.display_prefix(),
+    };
+    let record = state
+        .store
+        .tenant(&org.id)
+        .register_gateway(&gateway, state.now())
+        .await?;
+    state.issuer.invalidate();
+    tracing::info!(org = %org.slug, gateway = %record.id, "gateway registered");
+    let mut view = GatewayView::from(record);
+    view.credential = Some(credential.expose().to_owned());
+    Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+async fn list_gateways(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, ws, env)): Path<(String, String, String)>,
+) -> Result<axum::Json<Vec<GatewayView>>> {
+    let org = principal.org(&state, &org).await?;
+    let list = state.store.tenant(&org.id).gateways(&ws, &env).await?;
+    Ok(axum::Json(
+        list.into_iter().map(GatewayView::from).collect(),
+    ))
+}
+
+async fn revoke_gateway(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, ws, env, id)): Path<(String, String, String, String)>,
+) -> Result<axum::Json<GatewayView>> {
+    let org = principal.org(&state, &org).await?;
+    let record = state
+        .store
+        .tenant(&org.id)
+        .revoke_gateway(&ws, &env, &id, state.now())
+        .await?;
+    state.issuer.invalidate();
+    tracing::info!(org = %org.slug, gateway = %record.id, "gateway revoked");
+    Ok(axum::Json(record.into()))
+}

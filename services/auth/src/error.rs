@@ -1,0 +1,158 @@
+//! The one error type of the HTTP layer. Every failure leaves as
+//! `{"error":{"code","message"}}` with a stable code; server-side causes are logged with
+//! their chain and never sent to the client.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// `Result` with [`ApiError`] as the default error.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// Why the token endpoint says no to a known gateway (an explicit answer, HTTP 403).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The org's license was revoked.
+    LicenseRevoked,
+    /// The org's license ended.
+    LicenseExpired,
+    /// The org is suspended.
+    OrgSuspended,
+    /// The org's trial ended.
+    TrialExpired,
+    /// The org has no license (or none valid yet).
+    NoLicense,
+}
+
+impl Refusal {
+    /// The contract's error code.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Refusal::LicenseRevoked => "license_revoked",
+            Refusal::LicenseExpired => "license_expired",
+            Refusal::OrgSuspended => "org_suspended",
+            Refusal::TrialExpired => "trial_expired",
+            Refusal::NoLicense => "no_license",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Refusal::LicenseRevoked => "the organization's license was revoked",
+            Refusal::LicenseExpired => "the organization's license has expired",
+            Refusal::OrgSuspended => "the organization is suspended",
+            Refusal::TrialExpired => "the organization's trial has ended",
+            Refusal::NoLicense => "the organization has no valid license",
+        }
+    }
+}
+
+/// Every error a handler can return.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed (body, header, parameter).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A body that is not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body is larger than allowed.
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    /// Missing or bad management credentials.
+    #[error("missing or invalid API token")]
+    Unauthenticated,
+    /// Missing, malformed, unknown or revoked gateway credential.
+    #[error("unknown, malformed or revoked gateway credential")]
+    InvalidCredential,
+    /// Authenticated but not allowed.
+    #[error("not allowed: {0}")]
+    Forbidden(&'static str),
+    /// An explicit no from the token endpoint.
+    #[error("{}", .0.message())]
+    Refused(Refusal),
+    /// Nothing by that name (uniform for unknown and hidden resources).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The resource exists already or the change conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many requests; retry after the given seconds.
+    #[error("rate limit exceeded")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// Overloaded, timed out or not ready; retry later.
+    #[error("{0}")]
+    Unavailable(&'static str),
+    /// A bug or an infrastructure failure; the cause is logged, not returned.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ApiError::InvalidCredential => (StatusCode::UNAUTHORIZED, "invalid_credential"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Refused(refusal) => (StatusCode::FORBIDDEN, refusal.code()),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// Wraps any server-side failure.
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(error.into())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::Conflict(what) => ApiError::Conflict(what.to_owned()),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+        }
+        let body = Json(json!({"error": {"code": code, "message": self.to_string()}}));
+        let mut response = (status, body).into_response();
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after } => Some(*retry_after),
+            ApiError::Unavailable(_) => Some(1),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

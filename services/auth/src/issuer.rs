@@ -1,0 +1,248 @@
+//! The token hot path: credential → cached grant → checks → claims → signature.
+//!
+//! A request touches the database at most once, on a cache miss: the grant (gateway, org,
+//! license and the computed entitlement set) is cached per credential hash for a short TTL
+//! and the whole cache is dropped whenever this process changes an org, license or
+//! gateway (other replicas see the change within the TTL). `last_token_at` is kept in
+//! memory and flushed in batches by a background task.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use mcpg_license_core::{AUDIENCE, Catalog, ClaimsError, EntitlementSet, LicenseClaims};
+use moka::future::Cache;
+use thiserror::Error;
+
+use crate::credential::{Credential, CredentialHash};
+use crate::domain::OrgStatus;
+use crate::error::Refusal;
+use crate::keyring::{Keyring, TOKEN_LIFETIME};
+use crate::store::{GatewayGrant, Store, StoreError};
+
+/// `rfa - iat`: when gateways should refresh.
+pub const REFRESH_AFTER: i64 = 8 * 3_600;
+/// `grc - exp`: how long a gateway may ride out an outage.
+pub const GRACE: i64 = 7 * 86_400;
+/// `iat - nbf`: tolerance for gateways whose clocks run slightly behind.
+pub const NBF_BACKDATE: i64 = 5;
+
+/// Why no token was issued.
+#[derive(Debug, Error)]
+pub enum IssueError {
+    /// Unknown or revoked credential.
+    #[error("invalid credential")]
+    InvalidCredential,
+    /// An explicit no for the org.
+    #[error("refused: {}", .refusal.code())]
+    Refused {
+        /// Why.
+        refusal: Refusal,
+        /// The org, for metrics and logs.
+        org: String,
+    },
+    /// The org's request rate is exceeded.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after: u64,
+        /// The org.
+        org: String,
+    },
+    /// No active signing key is loaded.
+    #[error("no active signing key")]
+    NoKey,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] Arc<StoreError>),
+    /// The claims could not be signed (a bug).
+    #[error("cannot sign: {0}")]
+    Sign(#[from] ClaimsError),
+}
+
+/// A signed token and what the response says about it.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The JWT.
+    pub token: String,
+    /// Its claims.
+    pub claims: LicenseClaims,
+    /// The signing key's id.
+    pub kid: String,
+    /// The signing key's certificate.
+    pub issuer_certificate: String,
+}
+
+#[derive(Debug)]
+struct Grant {
+    record: GatewayGrant,
+    entitlements: EntitlementSet,
+}
+
+/// Issues tokens; shared by all requests.
+#[derive(Debug)]
+pub struct Issuer {
+    store: Store,
+    keyring: Arc<Keyring>,
+    issuer: String,
+    grants: Cache<CredentialHash, Option<Arc<Grant>>>,
+    limiters: moka::sync::Cache<(String, u64), Arc<DefaultDirectRateLimiter>>,
+    seen: Mutex<HashMap<String, i64>>,
+}
+
+impl Issuer {
+    /// An issuer for `issuer` (the `iss` of every token), caching grants for `ttl`.
+    pub fn new(store: Store, keyring: Arc<Keyring>, issuer: String, ttl: Duration) -> Self {
+        Self {
+            store,
+            keyring,
+            issuer,
+            grants: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build(),
+            limiters: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Drops every cached grant (after any change to orgs, licenses or gateways).
+    pub fn invalidate(&self) {
+        self.grants.invalidate_all();
+    }
+
+    /// Issues a token for the gateway holding `credential`, at `now`.
+    pub async fn issue(
+        &self,
+        credential: &Credential,
+        now: i64,
+    ) -> Result<IssuedToken, IssueError> {
+        let hash = credential.hash();
+        let store = &self.store;
+        let grant = self
+            .grants
+            .try_get_with(hash, async move {
+                let record = store.gateway_grant(&hash.to_hex()).await?;
+                Ok::<_, StoreError>(record.map(|record| Arc::new(Grant::new(record))))
+            })
+            .await?;
+        let grant = match grant {
+            Some(grant)
+                if !grant.record.revoked && hash.matches_hex(&grant.record.credential_hash) =>
+            {
+                grant
+            }
+            _ => return Err(IssueError::InvalidCredential),
+        };
+        let record = &grant.record;
+        let refuse = |refusal| IssueError::Refused {
+            refusal,
+            org: record.org_slug.clone(),
+        };
+        match record.org_status {
+            OrgStatus::Suspended => return Err(refuse(Refusal::OrgSuspended)),
+            OrgStatus::Trial if record.trial_expires_at.is_some_and(|end| end <= now) => {
+                return Err(refuse(Refusal::TrialExpired));
+            }
+            _ => {}
+        }
+        let license = record
+            .license
+            .as_ref()
+            .ok_or_else(|| refuse(Refusal::NoLicense))?;
+        if license.revoked_at.is_some() {
+            return Err(refuse(Refusal::LicenseRevoked));
+        }
+        if license.valid_until <= now {
+            return Err(refuse(Refusal::LicenseExpired));
+        }
+        if license.valid_from > now {
+            return Err(refuse(Refusal::NoLicense));
+        }
+        if let Some(rps) = license.limits.rps {
+            self.check_rate(&record.org_id, rps)
+                .map_err(|retry_after| IssueError::RateLimited {
+                    retry_after,
+                    org: record.org_slug.clone(),
+                })?;
+        }
+        let snapshot = self.keyring.snapshot().ok_or(IssueError::NoKey)?;
+        if snapshot.certificate_expires_at <= now + 1 {
+            return Err(IssueError::NoKey);
+        }
+        let end = license.valid_until;
+        let exp = (now + TOKEN_LIFETIME)
+            .min(end)
+            .min(snapshot.certificate_expires_at);
+        let claims = LicenseClaims {
+            iss: self.issuer.clone(),
+            sub: record.gateway_id.clone(),
+            aud: AUDIENCE.to_owned(),
+            iat: now,
+            nbf: now - NBF_BACKDATE,
+            exp,
+            jti: uuid::Uuid::new_v4().to_string(),
+            org: record.org_slug.clone(),
+            ws: Some(record.workspace.clone()),
+            env: Some(record.environment.clone()),
+            tier: license.tier,
+            ent: grant.entitlements.clone(),
+            lim: license.limits,
+            lic: license.id.clone(),
+            rfa: Some((now + REFRESH_AFTER).min(exp)),
+            grc: Some((exp + GRACE).min(end).max(exp)),
+            bind: None,
+        };
+        let token = snapshot.signer.sign(&claims)?;
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(record.gateway_id.clone(), now);
+        }
+        Ok(IssuedToken {
+            token,
+            claims,
+            kid: snapshot.signer.key().kid().to_string(),
+            issuer_certificate: snapshot.certificate.clone(),
+        })
+    }
+
+    /// Writes the buffered `last_token_at` times to the database.
+    pub async fn flush_seen(&self) -> Result<(), StoreError> {
+        let batch: Vec<(String, i64)> = match self.seen.lock() {
+            Ok(mut seen) => seen.drain().collect(),
+            Err(_) => return Ok(()),
+        };
+        self.store.record_token_times(&batch).await
+    }
+
+    fn check_rate(&self, org_id: &str, rps: u64) -> Result<(), u64> {
+        let per_second = NonZeroU32::new(u32::try_from(rps).unwrap_or(u32::MAX)).ok_or(1_u64)?;
+        let limiter = self.limiters.get_with((org_id.to_owned(), rps), || {
+            Arc::new(RateLimiter::direct(Quota::per_second(per_second)))
+        });
+        limiter.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            wait.as_secs().max(1)
+        })
+    }
+}
+
+impl Grant {
+    fn new(record: GatewayGrant) -> Self {
+        let entitlements = record
+            .license
+            .as_ref()
+            .map(|l| Catalog::builtin().license_entitlements(l.tier, &l.add, &l.remove))
+            .unwrap_or_default();
+        Self {
+            record,
+            entitlements,
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The signing keys as the process uses them: the active key, parsed once and shared by
+//! every request, and the JWKS rendered once per reload.
+//!
+//! Keys live in the database. Each replica reloads them periodically (and after a
+//! rotation it performs itself), moving keys along `pending → active → retiring →
+//! retired` by time, so replicas agree without talking to each other. A pending key is
+//! published for the publish delay before it signs, so verifiers that cache the JWKS see it
+//! first; a retiring key stays published until every token it signed is past its grace.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use mcpg_license_core::cert::DEFAULT_MAX_GRACE;
+use mcpg_license_core::{
+    Bounds, IssuerCertificate, Jwks, JwtSigner, PublicKey, SigningKey, Unverified,
+    decode_unverified,
+};
+use thiserror::Error;
+
+use crate::domain::{KeyState, new_id};
+use crate::secrets::{Kek, SecretError};
+use crate::store::{KeyRecord, NewKey, Store, StoreError};
+
+/// Lifetime of online tokens (seconds).
+pub const TOKEN_LIFETIME: i64 = 86_400;
+/// How long a retiring key stays published: the longest token lifetime plus grace, plus
+/// leeway for clock skew.
+pub const RETIRE_AFTER: i64 = TOKEN_LIFETIME + DEFAULT_MAX_GRACE + 3_600;
+/// Validity of certificates the development root issues.
+pub const DEV_CERT_VALIDITY: i64 = 90 * 86_400;
+/// Certificates are renewed by the development root when they have less than this left.
+pub const DEV_CERT_RENEW_BEFORE: i64 = 30 * 86_400;
+
+/// A key management failure.
+#[derive(Debug, Error)]
+pub enum KeyringError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A secret could not be read, sealed or opened.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The external key and certificate do not belong together or to this issuer.
+    #[error("certificate {path}: {message}")]
+    Certificate {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// Signing a certificate failed.
+    #[error("cannot sign a certificate: {0}")]
+    Sign(String),
+    /// Rotation needs a root secret to certify the new key.
+    #[error(
+        "this service has no root key to certify a new key; install a new certified key with --signing-key and --certificate"
+    )]
+    NoRoot,
+}
+
+/// What requests read: the active signer and the rendered JWKS, swapped atomically.
+#[derive(Debug)]
+pub struct KeySnapshot {
+    /// Signs tokens with the active key.
+    pub signer: Arc<JwtSigner>,
+    /// The active key's certificate.
+    pub certificate: String,
+    /// Its expiry: no token may outlive it.
+    pub certificate_expires_at: i64,
+    /// `{"keys":[…]}` of the published keys, serialised once.
+    pub jwks_json: String,
+}
+
+/// The process's view of the signing keys.
+#[derive(Debug)]
+pub struct Keyring {
+    store: Store,
+    kek: Kek,
+    issuer: String,
+    root: Option<SigningKey>,
+    publish_delay: i64,
+    current: RwLock<Option<Arc<KeySnapshot>>>,
+    opened: Mutex<HashMap<String, Arc<JwtSigner>>>,
+}
+
+impl Keyring {
+    /// A keyring over `store`. `root` certifies new keys (the development root); without it
+    /// keys come only from `--signing-key`.
+    pub fn new(
+        store: Store,
+        kek: Kek,
+        issuer: String,
+        root: Option<SigningKey>,
+        publish_delay: i64,
+    ) -> Self {
+        Self {
+            store,
+            kek,
+            issuer,
+            root,
+            publish_delay,
+            current: RwLock::new(None),
+            opened: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The current snapshot; `None` until a key is active.
+    pub fn snapshot(&self) -> Option<Arc<KeySnapshot>> {
+        self.current.read().ok().and_then(|guard| guard.clone())
+    }
+
+    /// Makes sure a key exists: generates and certifies the first key with the root, or
+    /// installs the externally certified key (active if it is the first, else pending).
+    pub async fn initialize(
+        &self,
+        external: Option<(SigningKey, String, String)>,
+        now: i64,
+    ) -> Result<(), KeyringError> {
+        match external {
+            Some((key, certificate, path)) => {
+                let cert = self.check_external(&key, &certificate, &path, now)?;
+                let known = self
+                    .store
+                    .keys()
+                    .await?
+                    .iter()
+                    .any(|k| k.kid == key.kid().as_str());
+                if !known {
+                    let mut new =
+                        self.new_key(&key, certificate, cert.exp, KeyState::Active, now)?;
+                    if !self.store.insert_first_key(&new, now).await? {
+                        new.state = KeyState::Pending;
+                        new.activate_at = now + self.publish_delay;
+                        self.store.insert_key(&new, now).await?;
+                        tracing::info!(kid = %key.kid(), "installed the configured signing key as pending");
+                    }
+                }
+            }
+            None => {
+                let key = SigningKey::generate().map_err(|e| KeyringError::Sign(e.to_string()))?;
+                let (certificate, exp) = self.certify(&key, now)?;
+                let new = self.new_key(&key, certificate, exp, KeyState::Active, now)?;
+                if self.store.insert_first_key(&new, now).await? {
+                    tracing::info!(kid = %key.kid(), "generated the first signing key");
+                }
+            }
+        }
+        self.reload(now).await
+    }
+
+    /// Advances key states, renews certificates that are close to expiry (when a root is
+    /// at hand) and swaps in a fresh snapshot.
+    pub async fn reload(&self, now: i64) -> Result<(), KeyringError> {
+        self.store.advance_keys(now, RETIRE_AFTER).await?;
+        let mut keys = self.store.keys().await?;
+        if let Some(root) = &self.root {
+            for key in keys.iter_mut().filter(|k| k.state.is_published()) {
+                if key.cert_expires_at - now < DEV_CERT_RENEW_BEFORE {
+                    let public = PublicKey::from_paserk(&key.public_key)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let (certificate, exp) = certify_public(root, &self.issuer, &public, now)?;
+                    self.store
+                        .update_certificate(&key.kid, &certificate, exp)
+                        .await?;
+                    tracing::info!(kid = %key.kid, "renewed the signing key's certificate");
+                    key.certificate = certificate;
+                    key.cert_expires_at = exp;
+                }
+            }
+        }
+        let snapshot = self.build_snapshot(&keys)?;
+        if let Ok(mut guard) = self.current.write() {
+            *guard = snapshot.map(Arc::new);
+        }
+        Ok(())
+    }
+
+    /// Starts a rotation: a new key, certified by the root, published as pending now and
+    /// active after the publish delay.
+    pub async fn rotate(&self, now: i64) -> Result<KeyRecord, KeyringError> {
+        if self.root.is_none() {
+            return Err(KeyringError::NoRoot);
+        }
+        let key = SigningKey::generate().map_err(|e| KeyringError::Sign(e.to_string()))?;
+        let (certificate, exp) = self.certify(&key, now)?;
+        let new = self.new_key(
+            &key,
+            certificate,
+            exp,
+            KeyState::Pending,
+            now + self.publish_delay,
+        )?;
+        self.store.insert_key(&new, now).await?;
+        self.reload(now).await?;
+        let keys = self.store.keys().await?;
+        keys.into_iter()
+            .find(|k| k.kid == key.kid().as_str())
+            .ok_or(KeyringError::Store(StoreError::NotFound("signing key")))
+    }
+
+    fn build_snapshot(&self, keys: &[KeyRecord]) -> Result<Option<KeySnapshot>, KeyringError> {
+        let mut jwks = Jwks::default();
+        for key in keys.iter().filter(|k| k.state.is_published()) {
+            let public = PublicKey::from_paserk(&key.public_key)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut jwk = public.to_jwk();
+            jwk.mcpg_cert = Some(key.certificate.clone());
+            jwks.keys.push(jwk);
+        }
+        let jwks_json =
+            serde_json::to_string(&jwks).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let Some(active) = keys.iter().find(|k| k.state == KeyState::Active) else {
+            return Ok(None);
+        };
+        let signer = self.signer_for(active)?;
+        Ok(Some(KeySnapshot {
+            signer,
+            certificate: active.certificate.clone(),
+            certificate_expires_at: active.cert_expires_at,
+            jwks_json,
+        }))
+    }
+
+    fn signer_for(&self, key: &KeyRecord) -> Result<Arc<JwtSigner>, KeyringError> {
+        if let Some(signer) = self
+            .opened
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key.kid).cloned())
+        {
+            return Ok(signer);
+        }
+        let secret = self.kek.open_key(&key.kid, &key.secret_sealed)?;
+        let signer = Arc::new(JwtSigner::new(secret));
+        if let Ok(mut map) = self.opened.lock() {
+            map.insert(key.kid.clone(), signer.clone());
+        }
+        Ok(signer)
+    }
+
+    fn certify(&self, key: &SigningKey, now: i64) -> Result<(String, i64), KeyringError> {
+        let root = self.root.as_ref().ok_or(KeyringError::NoRoot)?;
+        certify_public(root, &self.issuer, key.public_key(), now)
+    }
+
+    fn new_key(
+        &self,
+        key: &SigningKey,
+        certificate: String,
+        cert_expires_at: i64,
+        state: KeyState,
+        activate_at: i64,
+    ) -> Result<NewKey, KeyringError> {
+        Ok(NewKey {
+            kid: key.kid().to_string(),
+            public_key: key.public_key().to_paserk(),
+            secret_sealed: self.kek.seal_key(key)?,
+            certificate,
+            cert_expires_at,
+            state,
+            activate_at,
+        })
+    }
+
+    fn check_external(
+        &self,
+        key: &SigningKey,
+        certificate: &str,
+        path: &str,
+        now: i64,
+    ) -> Result<IssuerCertificate, KeyringError> {
+        let bad = |message: String| KeyringError::Certificate {
+            path: path.to_owned(),
+            message,
+        };
+        let cert = match decode_unverified(certificate) {
+            Ok(Unverified::Certificate { certificate, .. }) => *certificate,
+            Ok(_) => return Err(bad("not an issuer certificate".into())),
+            Err(e) => return Err(bad(e.to_string())),
+        };
+        if &cert.key != key.public_key() {
+            return Err(bad(format!(
+                "certifies {} but the signing key is {}",
+                cert.key.kid(),
+                key.kid()
+            )));
+        }
+        if cert.issuer != self.issuer {
+            return Err(bad(format!(
+                "is for issuer {:?} but this service is {:?}",
+                cert.issuer, self.issuer
+            )));
+        }
+        if cert.exp <= now {
+            return Err(bad("has expired".into()));
+        }
+        Ok(cert)
+    }
+}
+
+/// Certifies `key` for `issuer` with `root`: unbounded, valid for [`DEV_CERT_VALIDITY`].
+fn certify_public(
+    root: &SigningKey,
+    issuer: &str,
+    key: &PublicKey,
+    now: i64,
+) -> Result<(String, i64), KeyringError> {
+    let cert = IssuerCertificate {
+        cid: new_id(),
+        issuer: issuer.to_owned(),
+        key: key.clone(),
+        iat: now,
+        nbf: now - 60,
+        exp: now + DEV_CERT_VALIDITY,
+        bounds: Bounds::unbounded(),
+    };
+    let token = cert
+        .sign(root)
+        .map_err(|e| KeyringError::Sign(e.to_string()))?;
+    Ok((token, cert.exp))
+}

@@ -1,0 +1,22 @@
+//! `mcpg-auth`: the MCPG license federation service.
+//!
+//! It owns tenants (orgs › workspaces › environments › gateways) and their licenses, and
+//! gives gateways 24 h EdDSA entitlement tokens signed by a key whose certificate chains to
+//! a pinned root. See `docs/openapi.yaml` for the HTTP API.
+
+pub mod api;
+pub mod config;
+pub mod credential;
+pub mod domain;
+pub mod error;
+pub mod extract;
+pub mod issuer;
+pub mod keyring;
+pub mod secrets;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use startup::Application;

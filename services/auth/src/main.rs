@@ -1,0 +1,30 @@
+//! `mcpg-auth serve`: runs the federation service.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mcpg_auth::config::{Cli, Command};
+use mcpg_auth::{Application, Settings, telemetry};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let Command::Serve(args) = cli.command;
+    let settings = Settings::resolve(args)?;
+    telemetry::init_tracing(settings.log_format);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let app = Application::build(settings).await?;
+        app.run_until_stopped().await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

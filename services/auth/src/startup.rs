@@ -1,0 +1,261 @@
+//! Building and running the service: `Application::build(settings)` prepares everything
+//! (data dir, database, keys, bootstrap token) and binds; `run_until_stopped` serves until
+//! SIGTERM/SIGINT, letting in-flight requests finish.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use mcpg_license_core::{Clock, SigningKey, SystemClock, Unverified, decode_unverified};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::api::{HttpLimits, router};
+use crate::config::Settings;
+use crate::credential::{Credential, CredentialKind};
+use crate::issuer::Issuer;
+use crate::keyring::Keyring;
+use crate::secrets::{self, DEV_ROOT_PUBLIC, Kek, write_secret_file};
+use crate::state::{AppState, ServiceInfo};
+use crate::store::Store;
+use crate::telemetry::{self, GATEWAYS_SEEN, LICENSE_DAYS_LEFT};
+
+/// How often buffered `last_token_at` times are flushed and per-org gauges refreshed.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A built, bound service.
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    state: AppState,
+    limits: HttpLimits,
+    key_reload_interval: Duration,
+}
+
+impl Application {
+    /// Prepares the data directory, database, keys and bootstrap token, and binds.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let now = clock.now();
+        create_data_dir(&settings.data_dir)?;
+        let store = Store::connect(
+            settings.database_url.as_ref(),
+            &settings.data_dir.join("mcpg.db"),
+        )
+        .await
+        .context("cannot open the database")?;
+        let kek = Kek::load(&settings.kek, &settings.data_dir)?;
+        let (root, external, root_kids) = match &settings.external_key {
+            Some(files) => {
+                let key = secrets::read_signing_key(&files.signing_key)?;
+                let certificate = std::fs::read_to_string(&files.certificate)
+                    .with_context(|| {
+                        format!("cannot read certificate {}", files.certificate.display())
+                    })?
+                    .trim()
+                    .to_owned();
+                let root_kid = match decode_unverified(&certificate) {
+                    Ok(Unverified::Certificate { root_kid, .. }) => root_kid,
+                    _ => anyhow::bail!(
+                        "{} is not an issuer certificate",
+                        files.certificate.display()
+                    ),
+                };
+                let path = files.certificate.display().to_string();
+                (None, Some((key, certificate, path)), vec![root_kid])
+            }
+            None => {
+                let (root, created) = secrets::load_or_create_dev_root(&settings.data_dir)?;
+                announce_dev_root(&root, created, &settings.data_dir.join(DEV_ROOT_PUBLIC));
+                let kid = root.kid().to_string();
+                (Some(root), None, vec![kid])
+            }
+        };
+        let publish_delay =
+            i64::try_from(settings.key_publish_delay.as_secs()).unwrap_or(i64::MAX / 4);
+        let keyring = Arc::new(Keyring::new(
+            store.clone(),
+            kek,
+            settings.issuer.clone(),
+            root,
+            publish_delay,
+        ));
+        keyring
+            .initialize(external, now)
+            .await
+            .context("cannot prepare the signing keys")?;
+        issue_bootstrap_token(&store, settings.bootstrap_token_file.as_deref(), now).await?;
+        let issuer = Arc::new(Issuer::new(
+            store.clone(),
+            keyring.clone(),
+            settings.issuer.clone(),
+            settings.grant_cache_ttl,
+        ));
+        let state = AppState {
+            store,
+            keyring,
+            issuer,
+            info: Arc::new(ServiceInfo {
+                issuer: settings.issuer.clone(),
+                root_kids,
+            }),
+            metrics: telemetry::metrics_handle(),
+            clock,
+        };
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        Ok(Self {
+            listener,
+            port,
+            state,
+            limits: HttpLimits {
+                timeout: settings.request_timeout,
+                max_in_flight: settings.max_in_flight,
+            },
+            key_reload_interval: settings.key_reload_interval,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains in-flight requests and flushes buffers.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let tasks = [
+            spawn_key_reloader(self.state.clone(), self.key_reload_interval),
+            spawn_housekeeping(self.state.clone()),
+        ];
+        tracing::info!(port = self.port, issuer = %self.state.info.issuer, "mcpg-auth listening");
+        let app = router(self.state.clone(), self.limits);
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await;
+        for task in tasks {
+            task.abort();
+        }
+        if let Err(error) = self.state.issuer.flush_seen().await {
+            tracing::warn!(error = %error, "could not flush gateway activity at shutdown");
+        }
+        self.state.store.close().await;
+        tracing::info!("mcpg-auth stopped");
+        served.context("server failed")
+    }
+}
+
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn announce_dev_root(root: &SigningKey, created: bool, public_path: &Path) {
+    let what = if created {
+        "GENERATED A DEVELOPMENT ROOT"
+    } else {
+        "USING THE DEVELOPMENT ROOT"
+    };
+    tracing::warn!(
+        root_kid = %root.kid(),
+        public_key_file = %public_path.display(),
+        "!!! {what} — FOR DEVELOPMENT ONLY: tokens from this service are trusted only by gateways that list {} in trusted_roots; production uses --signing-key/--certificate from an offline root !!!",
+        public_path.display()
+    );
+}
+
+async fn issue_bootstrap_token(store: &Store, file: Option<&Path>, now: i64) -> anyhow::Result<()> {
+    let credential = Credential::generate(CredentialKind::ApiToken)?;
+    let stored = store
+        .insert_bootstrap_token(
+            &credential.hash().to_hex(),
+            credential.display_prefix(),
+            now,
+        )
+        .await?;
+    if !stored {
+        return Ok(());
+    }
+    match file {
+        Some(path) => {
+            write_secret_file(path, format!("{}\n", credential.expose()).as_bytes())?;
+            tracing::warn!(path = %path.display(), "bootstrap admin token written (mode 0600)");
+        }
+        None => {
+            tracing::warn!("bootstrap admin token printed once on standard output; store it now");
+            println!(
+                "mcpg-auth bootstrap admin token (shown once): {}",
+                credential.expose()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn spawn_key_reloader(state: AppState, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every.max(Duration::from_millis(100)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(error) = state.keyring.reload(state.now()).await {
+                tracing::error!(error = format!("{error:#}"), "key reload failed");
+            }
+        }
+    })
+}
+
+fn spawn_housekeeping(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(error) = housekeeping(&state).await {
+                tracing::warn!(error = format!("{error:#}"), "housekeeping failed");
+            }
+        }
+    })
+}
+
+async fn housekeeping(state: &AppState) -> anyhow::Result<()> {
+    state.issuer.flush_seen().await?;
+    let now = state.now();
+    for (org, count) in state.store.gateways_seen_since(now - 86_400).await? {
+        metrics::gauge!(GATEWAYS_SEEN, "org" => org).set(count as f64);
+    }
+    for (org, end) in state.store.license_ends().await? {
+        metrics::gauge!(LICENSE_DAYS_LEFT, "org" => org).set((end - now) as f64 / 86_400.0);
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

@@ -1,0 +1,205 @@
+//! Signing keys: public key, sealed secret, certificate and life-cycle state. Keys live in
+//! the database so that every replica signs with the same active key and publishes the
+//! same JWKS.
+
+use sqlx::FromRow;
+
+use super::{Store, StoreError, in_tx, on_pool};
+use crate::domain::KeyState;
+
+/// Binds a [`NewKey`] to [`INSERT`]'s parameters (a macro: the query type differs per backend).
+macro_rules! bind_key {
+    ($query:expr, $key:expr, $now:expr) => {
+        $query
+            .bind($key.kid.as_str())
+            .bind($key.public_key.as_str())
+            .bind($key.secret_sealed.as_str())
+            .bind($key.certificate.as_str())
+            .bind($key.cert_expires_at)
+            .bind($key.state.as_str())
+            .bind($now)
+            .bind($key.activate_at)
+    };
+}
+
+/// A signing key as stored.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    /// PASERK k4.pid.
+    pub kid: String,
+    /// PASERK k4.public.
+    pub public_key: String,
+    /// The secret key sealed with the key-encryption key.
+    pub secret_sealed: String,
+    /// Issuer certificate (PASETO v4.public).
+    pub certificate: String,
+    /// Expiry of the certificate.
+    pub cert_expires_at: i64,
+    /// State.
+    pub state: KeyState,
+    /// Created.
+    pub created_at: i64,
+    /// When a pending key becomes active.
+    pub activate_at: i64,
+    /// When it became active.
+    pub activated_at: Option<i64>,
+    /// When a retiring key may be retired (no token it signed can be within grace after).
+    pub retire_after: Option<i64>,
+    /// When it was retired.
+    pub retired_at: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct KeyRow {
+    kid: String,
+    public_key: String,
+    secret_sealed: String,
+    certificate: String,
+    cert_expires_at: i64,
+    state: String,
+    created_at: i64,
+    activate_at: i64,
+    activated_at: Option<i64>,
+    retire_after: Option<i64>,
+    retired_at: Option<i64>,
+}
+
+impl TryFrom<KeyRow> for KeyRecord {
+    type Error = StoreError;
+    fn try_from(row: KeyRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            state: row
+                .state
+                .parse()
+                .map_err(|e: crate::domain::UnknownValue| StoreError::Corrupt(e.to_string()))?,
+            kid: row.kid,
+            public_key: row.public_key,
+            secret_sealed: row.secret_sealed,
+            certificate: row.certificate,
+            cert_expires_at: row.cert_expires_at,
+            created_at: row.created_at,
+            activate_at: row.activate_at,
+            activated_at: row.activated_at,
+            retire_after: row.retire_after,
+            retired_at: row.retired_at,
+        })
+    }
+}
+
+/// A key to insert.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// PASERK k4.pid.
+    pub kid: String,
+    /// PASERK k4.public.
+    pub public_key: String,
+    /// Sealed secret.
+    pub secret_sealed: String,
+    /// Certificate.
+    pub certificate: String,
+    /// Certificate expiry.
+    pub cert_expires_at: i64,
+    /// Initial state (`active` for the first key, `pending` for a rotation).
+    pub state: KeyState,
+    /// When it becomes active.
+    pub activate_at: i64,
+}
+
+const COLUMNS: &str = "kid, public_key, secret_sealed, certificate, cert_expires_at, state, \
+     created_at, activate_at, activated_at, retire_after, retired_at";
+const INSERT: &str = "INSERT INTO signing_keys (kid, public_key, secret_sealed, certificate, \
+     cert_expires_at, state, created_at, activate_at, activated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $6 = 'active' THEN $7 ELSE NULL END)";
+
+impl Store {
+    /// Every key, newest first.
+    pub async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid");
+        let rows: Vec<KeyRow> = on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await?);
+        rows.into_iter().map(KeyRecord::try_from).collect()
+    }
+
+    /// Inserts the deployment's first key unless another process already did; returns
+    /// whether this call inserted it.
+    pub async fn insert_first_key(&self, key: &NewKey, now: i64) -> Result<bool, StoreError> {
+        Ok(in_tx!(self, tx => {
+            let claimed = sqlx::query(
+                "INSERT INTO service_meta (name, value) VALUES ('first_key', $1) \
+                 ON CONFLICT (name) DO NOTHING")
+                .bind(&key.kid)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected() == 1;
+            if claimed {
+                bind_key!(sqlx::query(INSERT), key, now).execute(&mut *tx).await?;
+            }
+            claimed
+        }))
+    }
+
+    /// Inserts a key (a rotation's pending key, or an imported certified key).
+    pub async fn insert_key(&self, key: &NewKey, now: i64) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            bind_key!(sqlx::query(INSERT), key, now)
+                .execute(pool)
+                .await
+                .map_err(StoreError::unique("this key is already installed"))?;
+        });
+        Ok(())
+    }
+
+    /// Replaces a key's certificate (renewal).
+    pub async fn update_certificate(
+        &self,
+        kid: &str,
+        certificate: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE signing_keys SET certificate = $2, cert_expires_at = $3 WHERE kid = $1")
+                .bind(kid)
+                .bind(certificate)
+                .bind(expires_at)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Moves keys along their life cycle at `now`: matured pending keys become active (the
+    /// previous active key starts retiring until `now + retire_grace`), and retiring keys
+    /// past their bound are retired. Idempotent, so replicas may race on it.
+    pub async fn advance_keys(&self, now: i64, retire_grace: i64) -> Result<(), StoreError> {
+        in_tx!(self, tx => {
+            let due: Vec<String> = sqlx::query_scalar(
+                "SELECT kid FROM signing_keys WHERE state = 'pending' AND activate_at <= $1 \
+                 ORDER BY activate_at, kid")
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+            for kid in due {
+                sqlx::query(
+                    "UPDATE signing_keys SET state = 'retiring', retire_after = $2 \
+                     WHERE state = 'active' AND kid <> $1")
+                    .bind(&kid)
+                    .bind(now + retire_grace)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE signing_keys SET state = 'active', activated_at = $2 \
+                     WHERE kid = $1 AND state = 'pending'")
+                    .bind(&kid)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "UPDATE signing_keys SET state = 'retired', retired_at = $1 \
+                 WHERE state = 'retiring' AND retire_after <= $1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        });
+        Ok(())
+    }
+}

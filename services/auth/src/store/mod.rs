@@ -1,0 +1,205 @@
+//! Persistence over SQLite (default, embedded) or PostgreSQL (replicas), behind one API.
+//!
+//! The backends are an enum, not `AnyPool`: each keeps its own pool and migrations
+//! (`migrations/sqlite`, `migrations/postgres`). The SQL is written once in the portable
+//! subset both understand (`$N` placeholders, `RETURNING`, `ON CONFLICT`, integers for
+//! times, JSON as text); the `on_pool!`/`in_tx!` macros expand a body once per backend.
+//!
+//! Tenant-owned data is reached through [`Store::tenant`], a handle bound to one org id,
+//! so that every query of it filters on `org_id` (and the tenancy work can add RLS there).
+
+mod grants;
+mod keys;
+mod orgs;
+mod tenant;
+mod tokens;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use thiserror::Error;
+
+pub use grants::{GatewayGrant, LicenseRecord};
+pub use keys::{KeyRecord, NewKey};
+pub use orgs::{NewOrg, OrgPatch, OrgRecord};
+pub use tenant::{
+    EnvironmentRecord, GatewayRecord, LicenseSpec, NewGateway, TenantStore, WorkspaceRecord,
+};
+pub use tokens::ApiTokenRecord;
+
+/// Expands `$body` once per backend with `$pool` bound to that backend's pool.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store.backend() {
+            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` in a write transaction (`BEGIN IMMEDIATE` on SQLite, so writers queue
+/// instead of failing with `SQLITE_BUSY` on upgrade), committed when the body completes.
+/// An early return through `?` drops the transaction, which rolls it back.
+macro_rules! in_tx {
+    ($store:expr, $tx:ident => $body:expr) => {
+        match $store.backend() {
+            $crate::store::Backend::Sqlite(pool) => {
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            $crate::store::Backend::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+pub(crate) use {in_tx, on_pool};
+
+/// A storage failure.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// No such row.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness or state conflict.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// A stored value that cannot be decoded (a bug or tampering).
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Maps a unique-constraint violation to [`StoreError::Conflict`].
+    pub(crate) fn unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+        move |error| match error.as_database_error() {
+            Some(db) if db.is_unique_violation() => StoreError::Conflict(what),
+            _ => StoreError::Database(error),
+        }
+    }
+}
+
+/// The database pools.
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The service's storage; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+/// Which backend a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database named by `url`, or SQLite at `default_sqlite`,
+    /// and applies the embedded migrations.
+    pub async fn connect(
+        url: Option<&SecretString>,
+        default_sqlite: &std::path::Path,
+    ) -> Result<Self, StoreError> {
+        let url = url.map(|u| u.expose_secret().to_owned());
+        let backend = match url.as_deref() {
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                let options = PgConnectOptions::from_str(u)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+                    .await?;
+                sqlx::migrate!("../../migrations/postgres")
+                    .run(&pool)
+                    .await?;
+                Backend::Postgres(pool)
+            }
+            Some(u) => Backend::Sqlite(open_sqlite(SqliteConnectOptions::from_str(u)?).await?),
+            None => Backend::Sqlite(
+                open_sqlite(SqliteConnectOptions::new().filename(default_sqlite)).await?,
+            ),
+        };
+        Ok(Self { backend })
+    }
+
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Which backend this is.
+    pub fn kind(&self) -> BackendKind {
+        match self.backend {
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// A handle for one org's data.
+    pub fn tenant<'a>(&'a self, org_id: &'a str) -> TenantStore<'a> {
+        TenantStore::new(self, org_id)
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await);
+    }
+}
+
+async fn open_sqlite(options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+    // FULL: an acknowledged write survives a power cut or kill -9, at the price of an
+    // fsync per commit; licence changes are rare and must not be lost.
+    let options = options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await?;
+    sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+    Ok(pool)
+}
+
+/// Encodes a value as the JSON text stored in a column.
+pub(crate) fn to_json_text<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Decodes a JSON text column.
+pub(crate) fn from_json_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}

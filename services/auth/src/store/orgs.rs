@@ -1,0 +1,159 @@
+//! Organizations: the tenants. Cross-tenant operations for the global admin.
+
+use sqlx::FromRow;
+
+use super::{Store, StoreError, in_tx, on_pool};
+use crate::domain::{OrgStatus, Slug, new_id};
+
+/// An org as stored.
+#[derive(Debug, Clone)]
+pub struct OrgRecord {
+    /// Internal id.
+    pub id: String,
+    /// Slug used in paths and tokens.
+    pub slug: String,
+    /// Human name.
+    pub display_name: String,
+    /// Status.
+    pub status: OrgStatus,
+    /// End of the trial, for status `trial`.
+    pub trial_expires_at: Option<i64>,
+    /// Created (Unix seconds).
+    pub created_at: i64,
+    /// Last changed (Unix seconds).
+    pub updated_at: i64,
+}
+
+#[derive(FromRow)]
+struct OrgRow {
+    id: String,
+    slug: String,
+    display_name: String,
+    status: String,
+    trial_expires_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<OrgRow> for OrgRecord {
+    type Error = StoreError;
+    fn try_from(row: OrgRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            status: row
+                .status
+                .parse()
+                .map_err(|e: crate::domain::UnknownValue| StoreError::Corrupt(e.to_string()))?,
+            id: row.id,
+            slug: row.slug,
+            display_name: row.display_name,
+            trial_expires_at: row.trial_expires_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// A new org.
+#[derive(Debug, Clone)]
+pub struct NewOrg {
+    /// Slug.
+    pub slug: Slug,
+    /// Human name.
+    pub display_name: String,
+    /// Initial status.
+    pub status: OrgStatus,
+    /// End of the trial.
+    pub trial_expires_at: Option<i64>,
+}
+
+/// Changes to an org; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct OrgPatch {
+    /// New name.
+    pub display_name: Option<String>,
+    /// New status.
+    pub status: Option<OrgStatus>,
+    /// New trial end (`Some(None)` clears it).
+    pub trial_expires_at: Option<Option<i64>>,
+}
+
+const COLUMNS: &str = "id, slug, display_name, status, trial_expires_at, created_at, updated_at";
+
+impl Store {
+    /// Creates an org; a taken slug is a conflict.
+    pub async fn create_org(&self, org: &NewOrg, now: i64) -> Result<OrgRecord, StoreError> {
+        let sql = format!(
+            "INSERT INTO orgs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
+        );
+        let row: OrgRow = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(new_id())
+            .bind(org.slug.as_str())
+            .bind(&org.display_name)
+            .bind(org.status.as_str())
+            .bind(org.trial_expires_at)
+            .bind(now)
+            .fetch_one(pool)
+            .await
+            .map_err(StoreError::unique("an organization with this slug already exists"))?);
+        row.try_into()
+    }
+
+    /// All orgs, by slug.
+    pub async fn list_orgs(&self) -> Result<Vec<OrgRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM orgs ORDER BY slug");
+        let rows: Vec<OrgRow> = on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await?);
+        rows.into_iter().map(OrgRecord::try_from).collect()
+    }
+
+    /// The org with this slug.
+    pub async fn org_by_slug(&self, slug: &str) -> Result<OrgRecord, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM orgs WHERE slug = $1");
+        let row: Option<OrgRow> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(slug)
+            .fetch_optional(pool)
+            .await?);
+        row.ok_or(StoreError::NotFound("organization"))?.try_into()
+    }
+
+    /// Applies `patch` to the org with this slug.
+    pub async fn update_org(
+        &self,
+        slug: &str,
+        patch: &OrgPatch,
+        now: i64,
+    ) -> Result<OrgRecord, StoreError> {
+        let sql = format!(
+            "UPDATE orgs SET display_name = COALESCE($2, display_name), \
+             status = COALESCE($3, status), \
+             trial_expires_at = CASE WHEN $4 = 1 THEN $5 ELSE trial_expires_at END, \
+             updated_at = $6 WHERE slug = $1 RETURNING {COLUMNS}"
+        );
+        let (set_trial, trial) = match patch.trial_expires_at {
+            Some(value) => (1_i64, value),
+            None => (0, None),
+        };
+        let row: Option<OrgRow> = in_tx!(self, tx => sqlx::query_as(&sql)
+            .bind(slug)
+            .bind(patch.display_name.as_deref())
+            .bind(patch.status.map(OrgStatus::as_str))
+            .bind(set_trial)
+            .bind(trial)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?);
+        row.ok_or(StoreError::NotFound("organization"))?.try_into()
+    }
+
+    /// Deletes the org and, by cascade, everything it owns.
+    pub async fn delete_org(&self, slug: &str) -> Result<(), StoreError> {
+        let done = on_pool!(self, pool => sqlx::query("DELETE FROM orgs WHERE slug = $1")
+            .bind(slug)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if done == 0 {
+            return Err(StoreError::NotFound("organization"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,368 @@
+//! One org's data: its license, workspaces, environments and gateways. Every query here
+//! filters on the handle's `org_id`; nothing in this module can reach another tenant.
+
+use mcpg_license_core::{EntitlementId, Limits, Tier};
+use sqlx::FromRow;
+
+use super::grants::{LICENSE_COLUMNS, LicenseRow};
+use super::{LicenseRecord, Store, StoreError, in_tx, on_pool, to_json_text};
+use crate::domain::{Slug, new_id};
+
+/// A store handle bound to one org.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantStore<'a> {
+    store: &'a Store,
+    org_id: &'a str,
+}
+
+/// The license terms an admin sets.
+#[derive(Debug, Clone)]
+pub struct LicenseSpec {
+    /// Tier.
+    pub tier: Tier,
+    /// Entitlements added to the tier's defaults.
+    pub add: Vec<EntitlementId>,
+    /// Entitlements removed from the tier's defaults.
+    pub remove: Vec<EntitlementId>,
+    /// Limits.
+    pub limits: Limits,
+    /// Start (Unix seconds).
+    pub valid_from: i64,
+    /// End (Unix seconds).
+    pub valid_until: i64,
+}
+
+/// A workspace.
+#[derive(Debug, Clone, FromRow)]
+pub struct WorkspaceRecord {
+    /// Internal id.
+    pub id: String,
+    /// Slug.
+    pub slug: String,
+    /// Created.
+    pub created_at: i64,
+}
+
+/// An environment.
+#[derive(Debug, Clone, FromRow)]
+pub struct EnvironmentRecord {
+    /// Internal id.
+    pub id: String,
+    /// Slug.
+    pub slug: String,
+    /// Its workspace's slug.
+    pub workspace: String,
+    /// Created.
+    pub created_at: i64,
+}
+
+/// A registered gateway instance (never its credential).
+#[derive(Debug, Clone, FromRow)]
+pub struct GatewayRecord {
+    /// Gateway id (the token's `sub`).
+    pub id: String,
+    /// Name given at registration.
+    pub name: String,
+    /// Workspace slug.
+    pub workspace: String,
+    /// Environment slug.
+    pub environment: String,
+    /// First characters of the credential.
+    pub credential_prefix: String,
+    /// Registered.
+    pub created_at: i64,
+    /// Last token issued (flushed periodically).
+    pub last_token_at: Option<i64>,
+    /// Revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// A gateway to register.
+#[derive(Debug, Clone)]
+pub struct NewGateway<'a> {
+    /// Workspace slug.
+    pub workspace: &'a str,
+    /// Environment slug.
+    pub environment: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// SHA-256 hex of the credential.
+    pub credential_hash: &'a str,
+    /// Display prefix of the credential.
+    pub credential_prefix: &'a str,
+}
+
+const GATEWAY_SELECT: &str = "SELECT g.id, g.name, w.slug AS workspace, e.slug AS environment, \
+     g.credential_prefix, g.created_at, g.last_token_at, g.revoked_at \
+     FROM gateways g JOIN environments e ON e.id = g.environment_id \
+     JOIN workspaces w ON w.id = g.workspace_id";
+
+impl<'a> TenantStore<'a> {
+    pub(super) fn new(store: &'a Store, org_id: &'a str) -> Self {
+        Self { store, org_id }
+    }
+
+    /// The org id this handle is bound to.
+    pub fn org_id(&self) -> &str {
+        self.org_id
+    }
+
+    /// Replaces the org's license (a new license id, un-revoked) and returns it.
+    pub async fn set_license(
+        &self,
+        spec: &LicenseSpec,
+        now: i64,
+    ) -> Result<LicenseRecord, StoreError> {
+        let sql = format!(
+            "INSERT INTO licenses ({LICENSE_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, 1, $9, $9) \
+             ON CONFLICT (org_id) DO UPDATE SET id = excluded.id, tier = excluded.tier, \
+             entitlements_add = excluded.entitlements_add, \
+             entitlements_remove = excluded.entitlements_remove, limits = excluded.limits, \
+             valid_from = excluded.valid_from, valid_until = excluded.valid_until, \
+             revoked_at = NULL, revision = licenses.revision + 1, updated_at = excluded.updated_at \
+             RETURNING {LICENSE_COLUMNS}"
+        );
+        let add = to_json_text(&spec.add)?;
+        let remove = to_json_text(&spec.remove)?;
+        let limits = to_json_text(&spec.limits)?;
+        let row: LicenseRow = in_tx!(self.store, tx => sqlx::query_as(&sql)
+            .bind(new_id())
+            .bind(self.org_id)
+            .bind(spec.tier.as_str())
+            .bind(&add)
+            .bind(&remove)
+            .bind(&limits)
+            .bind(spec.valid_from)
+            .bind(spec.valid_until)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?);
+        row.try_into()
+    }
+
+    /// The org's license.
+    pub async fn license(&self) -> Result<LicenseRecord, StoreError> {
+        let sql = format!("SELECT {LICENSE_COLUMNS} FROM licenses WHERE org_id = $1");
+        let row: Option<LicenseRow> = on_pool!(self.store, pool => sqlx::query_as(&sql)
+            .bind(self.org_id)
+            .fetch_optional(pool)
+            .await?);
+        row.ok_or(StoreError::NotFound("license"))?.try_into()
+    }
+
+    /// Revokes the org's license (idempotent: a second revoke keeps the first time).
+    pub async fn revoke_license(&self, now: i64) -> Result<LicenseRecord, StoreError> {
+        let sql = format!(
+            "UPDATE licenses SET revoked_at = COALESCE(revoked_at, $2), updated_at = $2 \
+             WHERE org_id = $1 RETURNING {LICENSE_COLUMNS}"
+        );
+        let row: Option<LicenseRow> = in_tx!(self.store, tx => sqlx::query_as(&sql)
+            .bind(self.org_id)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?);
+        row.ok_or(StoreError::NotFound("license"))?.try_into()
+    }
+
+    /// Creates a workspace.
+    pub async fn create_workspace(
+        &self,
+        slug: &Slug,
+        now: i64,
+    ) -> Result<WorkspaceRecord, StoreError> {
+        let sql = "INSERT INTO workspaces (id, org_id, slug, created_at) VALUES ($1, $2, $3, $4) \
+                   RETURNING id, slug, created_at";
+        Ok(on_pool!(self.store, pool => sqlx::query_as(sql)
+            .bind(new_id())
+            .bind(self.org_id)
+            .bind(slug.as_str())
+            .bind(now)
+            .fetch_one(pool)
+            .await
+            .map_err(StoreError::unique("a workspace with this slug already exists"))?))
+    }
+
+    /// The org's workspaces, by slug.
+    pub async fn workspaces(&self) -> Result<Vec<WorkspaceRecord>, StoreError> {
+        let sql = "SELECT id, slug, created_at FROM workspaces WHERE org_id = $1 ORDER BY slug";
+        Ok(on_pool!(self.store, pool => sqlx::query_as(sql)
+            .bind(self.org_id)
+            .fetch_all(pool)
+            .await?))
+    }
+
+    /// Deletes a workspace with its environments and gateways.
+    pub async fn delete_workspace(&self, slug: &str) -> Result<(), StoreError> {
+        let sql = "DELETE FROM workspaces WHERE org_id = $1 AND slug = $2";
+        let done = on_pool!(self.store, pool => sqlx::query(sql)
+            .bind(self.org_id)
+            .bind(slug)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if done == 0 {
+            return Err(StoreError::NotFound("workspace"));
+        }
+        Ok(())
+    }
+
+    /// Creates an environment in a workspace.
+    pub async fn create_environment(
+        &self,
+        workspace: &str,
+        slug: &Slug,
+        now: i64,
+    ) -> Result<EnvironmentRecord, StoreError> {
+        let sql = "INSERT INTO environments (id, org_id, workspace_id, slug, created_at) \
+                   SELECT $1, org_id, id, $4, $5 FROM workspaces WHERE org_id = $2 AND slug = $3 \
+                   RETURNING id, slug, $3 AS workspace, created_at";
+        let row: Option<EnvironmentRecord> = on_pool!(self.store, pool => sqlx::query_as(sql)
+            .bind(new_id())
+            .bind(self.org_id)
+            .bind(workspace)
+            .bind(slug.as_str())
+            .bind(now)
+            .fetch_optional(pool)
+            .await
+            .map_err(StoreError::unique("an environment with this slug already exists"))?);
+        row.ok_or(StoreError::NotFound("workspace"))
+    }
+
+    /// The environments of a workspace, by slug.
+    pub async fn environments(
+        &self,
+        workspace: &str,
+    ) -> Result<Vec<EnvironmentRecord>, StoreError> {
+        self.workspace_id(workspace).await?;
+        let sql = "SELECT e.id, e.slug, w.slug AS workspace, e.created_at FROM environments e \
+                   JOIN workspaces w ON w.id = e.workspace_id \
+                   WHERE e.org_id = $1 AND w.slug = $2 ORDER BY e.slug";
+        Ok(on_pool!(self.store, pool => sqlx::query_as(sql)
+            .bind(self.org_id)
+            .bind(workspace)
+            .fetch_all(pool)
+            .await?))
+    }
+
+    /// Deletes an environment with its gateways.
+    pub async fn delete_environment(&self, workspace: &str, slug: &str) -> Result<(), StoreError> {
+        let sql = "DELETE FROM environments WHERE org_id = $1 AND slug = $3 AND workspace_id = \
+                   (SELECT id FROM workspaces WHERE org_id = $1 AND slug = $2)";
+        let done = on_pool!(self.store, pool => sqlx::query(sql)
+            .bind(self.org_id)
+            .bind(workspace)
+            .bind(slug)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if done == 0 {
+            return Err(StoreError::NotFound("environment"));
+        }
+        Ok(())
+    }
+
+    /// Registers a gateway in an environment.
+    pub async fn register_gateway(
+        &self,
+        gateway: &NewGateway<'_>,
+        now: i64,
+    ) -> Result<GatewayRecord, StoreError> {
+        let sql = "INSERT INTO gateways (id, org_id, workspace_id, environment_id, name, \
+                   credential_hash, credential_prefix, created_at) \
+                   SELECT $1, e.org_id, e.workspace_id, e.id, $5, $6, $7, $8 FROM environments e \
+                   JOIN workspaces w ON w.id = e.workspace_id \
+                   WHERE e.org_id = $2 AND w.slug = $3 AND e.slug = $4 \
+                   RETURNING id, name, $3 AS workspace, $4 AS environment, credential_prefix, \
+                   created_at, last_token_at, revoked_at";
+        let row: Option<GatewayRecord> = on_pool!(self.store, pool => sqlx::query_as(sql)
+            .bind(new_id())
+            .bind(self.org_id)
+            .bind(gateway.workspace)
+            .bind(gateway.environment)
+            .bind(gateway.name)
+            .bind(gateway.credential_hash)
+            .bind(gateway.credential_prefix)
+            .bind(now)
+            .fetch_optional(pool)
+            .await
+            .map_err(StoreError::unique("credential collision; retry"))?);
+        row.ok_or(StoreError::NotFound("environment"))
+    }
+
+    /// The gateways of an environment, oldest first.
+    pub async fn gateways(
+        &self,
+        workspace: &str,
+        environment: &str,
+    ) -> Result<Vec<GatewayRecord>, StoreError> {
+        self.environment_id(workspace, environment).await?;
+        let sql = format!(
+            "{GATEWAY_SELECT} WHERE g.org_id = $1 AND w.slug = $2 AND e.slug = $3 \
+             ORDER BY g.created_at, g.id"
+        );
+        Ok(on_pool!(self.store, pool => sqlx::query_as(&sql)
+            .bind(self.org_id)
+            .bind(workspace)
+            .bind(environment)
+            .fetch_all(pool)
+            .await?))
+    }
+
+    /// Revokes a gateway's credential (idempotent).
+    pub async fn revoke_gateway(
+        &self,
+        workspace: &str,
+        environment: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<GatewayRecord, StoreError> {
+        let environment_id = self.environment_id(workspace, environment).await?;
+        let done = on_pool!(self.store, pool => sqlx::query(
+            "UPDATE gateways SET revoked_at = COALESCE(revoked_at, $4) \
+             WHERE org_id = $1 AND environment_id = $2 AND id = $3")
+            .bind(self.org_id)
+            .bind(&environment_id)
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if done == 0 {
+            return Err(StoreError::NotFound("gateway"));
+        }
+        let sql = format!("{GATEWAY_SELECT} WHERE g.org_id = $1 AND g.id = $2");
+        Ok(on_pool!(self.store, pool => sqlx::query_as(&sql)
+            .bind(self.org_id)
+            .bind(id)
+            .fetch_one(pool)
+            .await?))
+    }
+
+    async fn workspace_id(&self, workspace: &str) -> Result<String, StoreError> {
+        let sql = "SELECT id FROM workspaces WHERE org_id = $1 AND slug = $2";
+        let id: Option<String> = on_pool!(self.store, pool => sqlx::query_scalar(sql)
+            .bind(self.org_id)
+            .bind(workspace)
+            .fetch_optional(pool)
+            .await?);
+        id.ok_or(StoreError::NotFound("workspace"))
+    }
+
+    async fn environment_id(
+        &self,
+        workspace: &str,
+        environment: &str,
+    ) -> Result<String, StoreError> {
+        let workspace_id = self.workspace_id(workspace).await?;
+        let sql =
+            "SELECT id FROM environments WHERE org_id = $1 AND workspace_id = $2 AND slug = $3";
+        let id: Option<String> = on_pool!(self.store, pool => sqlx::query_scalar(sql)
+            .bind(self.org_id)
+            .bind(&workspace_id)
+            .bind(environment)
+            .fetch_optional(pool)
+            .await?);
+        id.ok_or(StoreError::NotFound("environment"))
+    }
+}

@@ -1,0 +1,79 @@
+//! Logs, request spans and metrics.
+//!
+//! The `metrics` facade has one process-wide recorder; it is installed once here (tests
+//! start many servers in one process and share it).
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Request latency histogram, labelled by method, route template and status (no org).
+pub const REQUEST_DURATION: &str = "mcpg_http_request_duration_seconds";
+/// Token requests, labelled by org and outcome.
+pub const TOKENS_ISSUED: &str = "mcpg_tokens_issued_total";
+/// Gateways that obtained a token in the last 24 h, by org.
+pub const GATEWAYS_SEEN: &str = "mcpg_gateways_seen_24h";
+/// Days until the org's license ends (negative once ended), by org.
+pub const LICENSE_DAYS_LEFT: &str = "mcpg_license_days_to_expiry";
+
+/// Installs the tracing subscriber (filter from `MCPG_LOG`, default `info`). Safe to call
+/// more than once.
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("MCPG_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The process's Prometheus handle, installing the recorder on first use.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                2.5, 5.0,
+            ];
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_owned()), &buckets)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Middleware recording [`REQUEST_DURATION`].
+pub async fn track_latency(request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!(REQUEST_DURATION, "method" => method, "route" => route, "status" => status)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// Notes the org a request acts on in its span.
+pub fn record_org(org: &str) {
+    tracing::Span::current().record("org", org);
+}
