@@ -126,6 +126,14 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then drains in-flight requests and flushes buffers.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then drains in-flight requests and flushes buffers.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let tasks = [
             spawn_key_reloader(self.state.clone(), self.key_reload_interval),
             spawn_housekeeping(self.state.clone()),
@@ -133,7 +141,7 @@ impl Application {
         tracing::info!(port = self.port, issuer = %self.state.info.issuer, "mcpg-auth listening");
         let app = router(self.state.clone(), self.limits);
         let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(stop)
             .await;
         for task in tasks {
             task.abort();

@@ -1,1 +1,10 @@
-//! API tests.
+//! Integration tests of `mcpg-auth`: each starts the real server on an ephemeral port.
+//! Tests marked for both backends run on SQLite and, when `MCPG_TEST_POSTGRES_URL` is set,
+//! on PostgreSQL with a fresh database each.
+
+mod federation;
+mod helpers;
+mod management;
+mod persistence;
+mod robustness;
+mod rotation;

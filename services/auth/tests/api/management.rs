@@ -1,0 +1,233 @@
+//! The management API: orgs, licenses, workspaces, environments, gateways, tokens, auth.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{Backend, assert_error, on_both_backends, spawn_app};
+
+on_both_backends!(tenant_resources_can_be_created_listed_and_deleted);
+
+async fn tenant_resources_can_be_created_listed_and_deleted(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.gateway("acme").await;
+    let (status, body) = app
+        .send(
+            Method::POST,
+            "/v1/orgs",
+            Some(json!({"slug": "acme", "display_name": "Again"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_error(&body, "conflict");
+    let orgs = app
+        .expect(Method::GET, "/v1/orgs", None, StatusCode::OK)
+        .await;
+    assert_eq!(orgs.as_array().map(Vec::len), Some(1));
+    let org = app
+        .expect(
+            Method::PATCH,
+            "/v1/orgs/acme",
+            Some(json!({"display_name": "ACME Corp"})),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(org["display_name"], "ACME Corp");
+    assert_eq!(org["status"], "active");
+
+    let license = app
+        .set_license("acme", json!({"tier": "enterprise", "entitlements_remove": ["plugin:policy.cedar"], "limits": {"rps": 1000}, "valid_for_days": 365}))
+        .await;
+    assert_eq!(license["tier"], "enterprise");
+    assert_eq!(license["revision"], 2);
+    assert_eq!(license["status"], "active");
+    assert!(
+        !license["entitlements"]
+            .as_array()
+            .expect("list")
+            .contains(&json!("plugin:policy.cedar"))
+    );
+
+    app.expect(
+        Method::POST,
+        "/v1/orgs/acme/workspaces/main/environments",
+        Some(json!({"slug": "dev"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let envs = app
+        .expect(
+            Method::GET,
+            "/v1/orgs/acme/workspaces/main/environments",
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(envs.as_array().map(Vec::len), Some(2));
+    let gateways = app
+        .expect(
+            Method::GET,
+            "/v1/orgs/acme/workspaces/main/environments/prod/gateways",
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(gateways[0]["name"], "gw-1");
+    assert!(
+        gateways[0].get("credential").is_none(),
+        "credential is shown only once"
+    );
+    assert!(
+        gateways[0]["credential_prefix"]
+            .as_str()
+            .expect("prefix")
+            .starts_with("mcpg_gw_")
+    );
+
+    app.expect(
+        Method::DELETE,
+        "/v1/orgs/acme/workspaces/main/environments/dev",
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    app.expect(
+        Method::DELETE,
+        "/v1/orgs/acme/workspaces/main",
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    let (status, body) = app
+        .send(
+            Method::GET,
+            "/v1/orgs/acme/workspaces/main/environments",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, "not_found");
+    app.expect(
+        Method::DELETE,
+        "/v1/orgs/acme",
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    app.expect(Method::GET, "/v1/orgs/acme", None, StatusCode::NOT_FOUND)
+        .await;
+}
+
+#[tokio::test]
+async fn management_requires_a_valid_api_token() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for auth in [
+        None,
+        Some("Bearer nope"),
+        Some("Basic abc"),
+        Some("Bearer mcpg_pat_aaaa"),
+    ] {
+        let mut request = app.client.get(format!("{}/v1/orgs", app.address));
+        if let Some(value) = auth {
+            request = request.header("authorization", value);
+        }
+        let response = request.send().await.expect("sent");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body: serde_json::Value = response.json().await.expect("json error");
+        assert_error(&body, "unauthenticated");
+    }
+}
+
+#[tokio::test]
+async fn org_scoped_tokens_see_only_their_own_org() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.gateway("acme").await;
+    app.create_org("globex").await;
+    let token = app
+        .expect(
+            Method::POST,
+            "/v1/admin/tokens",
+            Some(json!({"name": "acme admin", "org": "acme"})),
+            StatusCode::CREATED,
+        )
+        .await;
+    let token = token["token"]
+        .as_str()
+        .expect("token shown once")
+        .to_owned();
+    let get = |path: &str| {
+        app.client
+            .get(format!("{}{path}", app.address))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(
+        get("/v1/orgs/acme/workspaces")
+            .await
+            .expect("sent")
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get("/v1/orgs/globex/workspaces")
+            .await
+            .expect("sent")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let orgs: serde_json::Value = get("/v1/orgs")
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(orgs.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        get("/v1/admin/keys").await.expect("sent").status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_openapi_are_served() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let credential = app.gateway("acme").await;
+    app.token_ok(&credential).await;
+    let get = |path: &str| app.client.get(format!("{}{path}", app.address)).send();
+    assert_eq!(
+        get("/healthz").await.expect("sent").status(),
+        StatusCode::OK
+    );
+    let ready: serde_json::Value = get("/readyz")
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        ready,
+        json!({"status": "ready", "database": true, "active_key": true})
+    );
+    let metrics = get("/metrics")
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("mcpg_tokens_issued_total{org=\"acme\",outcome=\"issued\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mcpg_http_request_duration_seconds_bucket"),
+        "latency histogram present"
+    );
+    assert!(metrics.contains("route=\"/v1/federation/token\""));
+    let openapi = get("/openapi.yaml")
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(openapi.starts_with("openapi: 3.1"));
+    assert!(openapi.contains("/v1/federation/token"));
+}
