@@ -12,6 +12,7 @@ use mcpg_license_core::{Catalog, EntitlementSet, LicenseClaims, Tier, UnixTime};
 use serde::Serialize;
 
 use crate::decision::{Decision, Reason, State};
+use crate::plugins::PluginTable;
 use crate::time::TimeGuard;
 
 /// A plugin's position in the catalog, resolved once (e.g. when the gateway loads the
@@ -26,26 +27,40 @@ impl PluginIndex {
     }
 }
 
-/// A fixed-size set of catalog indices.
+/// A set of catalog indices: the first 128 inline (no pointer to follow on the hot path),
+/// any beyond in a boxed tail that stays empty for smaller catalogs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Bits(Box<[u64]>);
+struct Bits {
+    low: u128,
+    rest: Box<[u64]>,
+}
 
 impl Bits {
     fn of(catalog: &Catalog, mut keep: impl FnMut(usize) -> bool) -> Self {
-        let mut words = vec![0u64; catalog.plugins().len().div_ceil(64)];
-        for i in 0..catalog.plugins().len() {
-            if keep(i) {
-                words[i / 64] |= 1 << (i % 64);
+        let len = catalog.plugins().len();
+        let mut low = 0u128;
+        let mut rest = vec![0u64; len.saturating_sub(128).div_ceil(64)];
+        for i in (0..len).filter(|i| keep(*i)) {
+            match i.checked_sub(128) {
+                None => low |= 1 << i,
+                Some(j) => rest[j / 64] |= 1 << (j % 64),
             }
         }
-        Bits(words.into_boxed_slice())
+        Bits {
+            low,
+            rest: rest.into_boxed_slice(),
+        }
     }
 
     #[inline]
     fn contains(&self, index: usize) -> bool {
-        self.0
-            .get(index / 64)
-            .is_some_and(|w| w & (1 << (index % 64)) != 0)
+        match index.checked_sub(128) {
+            None => self.low & (1 << index) != 0,
+            Some(j) => self
+                .rest
+                .get(j / 64)
+                .is_some_and(|w| w & (1 << (j % 64)) != 0),
+        }
     }
 }
 
@@ -255,7 +270,7 @@ pub struct TenantHandle {
 struct HandleInner {
     current: ArcSwap<TenantEntitlements>,
     time: Arc<TimeGuard>,
-    catalog: &'static Catalog,
+    plugins: Arc<PluginTable>,
 }
 
 impl TenantHandle {
@@ -263,13 +278,13 @@ impl TenantHandle {
     pub(crate) fn new(
         entitlements: TenantEntitlements,
         time: Arc<TimeGuard>,
-        catalog: &'static Catalog,
+        plugins: Arc<PluginTable>,
     ) -> Self {
         Self {
             inner: Arc::new(HandleInner {
                 current: ArcSwap::from_pointee(entitlements),
                 time,
-                catalog,
+                plugins,
             }),
         }
     }
@@ -277,7 +292,7 @@ impl TenantHandle {
     /// Whether `plugin` may load now. Synchronous, allocation-free, no signature check.
     #[inline]
     pub fn check(&self, plugin: &str) -> Decision {
-        self.check_index(PluginIndex::resolve(self.inner.catalog, plugin))
+        self.check_index(self.inner.plugins.resolve(plugin))
     }
 
     /// Like [`TenantHandle::check`] with a plugin resolved beforehand.

@@ -17,9 +17,10 @@ use crate::decision::{Decision, Reason};
 use crate::entitlements::{Basis, TenantEntitlements, TenantHandle};
 use crate::federation::Source;
 use crate::observe::Observer;
+use crate::plugins::PluginTable;
 use crate::store::{StateStore, StoreError};
 use crate::tenant::TenantKey;
-use crate::time::TimeGuard;
+use crate::time::{CoarseClock, TimeGuard};
 use crate::verify::Verifier;
 
 /// The most tenants kept in the cache of one process.
@@ -63,6 +64,7 @@ impl std::fmt::Debug for Gateway {
 pub(crate) struct Inner {
     pub(crate) mode: Mode,
     pub(crate) catalog: &'static Catalog,
+    pub(crate) plugins: Arc<PluginTable>,
     pub(crate) time: Arc<TimeGuard>,
     pub(crate) verifier: Verifier,
     pub(crate) store: Option<StateStore>,
@@ -86,11 +88,12 @@ pub struct GatewayBuilder {
 }
 
 impl GatewayBuilder {
-    /// A builder for `settings`, with the system clock and the HTTP client.
+    /// A builder for `settings`, with the system clock (read through a [`CoarseClock`]
+    /// updated every 100 ms) and the HTTP client.
     pub fn new(settings: Settings) -> Self {
         Self {
             settings,
-            clock: Arc::new(SystemClock),
+            clock: CoarseClock::start(Arc::new(SystemClock), CoarseClock::DEFAULT_EVERY),
             client: None,
             extra_credentials: Vec::new(),
         }
@@ -130,10 +133,11 @@ impl GatewayBuilder {
         };
         let floor = store.as_ref().map_or(0, crate::federation::load_max_seen);
         let time = Arc::new(TimeGuard::new(self.clock, floor));
+        let plugins = Arc::new(PluginTable::new(catalog));
         let unknown = TenantHandle::new(
             TenantEntitlements::unlicensed(catalog, Reason::NotFederated),
             time.clone(),
-            catalog,
+            plugins.clone(),
         );
         let verifier = Verifier::new(trust);
         let cache = Cache::builder()
@@ -146,7 +150,7 @@ impl GatewayBuilder {
                 let tier0 = TenantEntitlements::unlicensed(catalog, Reason::Tier0Only);
                 (
                     Mode::Tier0,
-                    TenantHandle::new(tier0, time.clone(), catalog),
+                    TenantHandle::new(tier0, time.clone(), plugins.clone()),
                     None,
                 )
             }
@@ -163,7 +167,7 @@ impl GatewayBuilder {
                     let handle = TenantHandle::new(
                         TenantEntitlements::unlicensed(catalog, Reason::NotFederated),
                         time.clone(),
-                        catalog,
+                        plugins.clone(),
                     );
                     sources.push(Arc::new(Source::new(credential, client.clone(), handle)));
                 }
@@ -182,7 +186,7 @@ impl GatewayBuilder {
                     time.now(),
                     deployment_id.as_deref(),
                 )?;
-                let handle = TenantHandle::new(entitlements, time.clone(), catalog);
+                let handle = TenantHandle::new(entitlements, time.clone(), plugins.clone());
                 (Mode::Offline, handle, Some(key))
             }
         };
@@ -190,6 +194,7 @@ impl GatewayBuilder {
             inner: Arc::new(Inner {
                 mode: config_mode,
                 catalog,
+                plugins,
                 time,
                 verifier,
                 store,
@@ -217,6 +222,12 @@ impl Gateway {
     /// The configured mode.
     pub fn mode(&self) -> Mode {
         self.inner.mode
+    }
+
+    /// The catalog index of `plugin`, resolved once so later checks can use
+    /// [`TenantHandle::check_index`].
+    pub fn plugin_index(&self, plugin: &str) -> Option<crate::entitlements::PluginIndex> {
+        self.inner.plugins.resolve(plugin)
     }
 
     /// The plugin catalog decisions are made against.

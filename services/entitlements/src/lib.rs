@@ -26,6 +26,7 @@ pub mod federation;
 pub mod gateway;
 pub mod observe;
 mod offline;
+pub mod plugins;
 pub mod report;
 pub mod schedule;
 pub mod sidecar;

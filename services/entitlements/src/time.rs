@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use mcpg_license_core::{Clock, UnixTime};
 
@@ -64,6 +65,54 @@ impl TimeGuard {
     }
 }
 
+/// A clock read from an atomic that a background thread sets from another clock every
+/// `every` (100 ms by default). Reading it costs a load instead of a system call, which
+/// halves the cost of `check()`; decisions need whole seconds, so nothing is lost.
+#[derive(Debug)]
+pub struct CoarseClock {
+    now: AtomicI64,
+}
+
+impl CoarseClock {
+    /// How often the default coarse clock is updated.
+    pub const DEFAULT_EVERY: Duration = Duration::from_millis(100);
+
+    /// Starts a coarse view of `source`. The updating thread ends when the clock is dropped.
+    /// When no thread can be started, `source` itself is returned.
+    pub fn start(source: Arc<dyn Clock>, every: Duration) -> Arc<dyn Clock> {
+        let clock = Arc::new(CoarseClock {
+            now: AtomicI64::new(source.now()),
+        });
+        let weak = Arc::downgrade(&clock);
+        let ticker = source.clone();
+        let spawned = std::thread::Builder::new()
+            .name("mcpg-coarse-clock".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    match weak.upgrade() {
+                        Some(clock) => clock.now.store(ticker.now(), Ordering::Relaxed),
+                        None => break,
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => clock,
+            Err(e) => {
+                tracing::warn!(error = %e, "no coarse clock thread; reading the system clock on every check");
+                source
+            }
+        }
+    }
+}
+
+impl Clock for CoarseClock {
+    #[inline]
+    fn now(&self) -> UnixTime {
+        self.now.load(Ordering::Relaxed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +130,18 @@ mod tests {
         assert_eq!(guard.now(), 2_000);
         guard.observe(5_000);
         assert_eq!(guard.now(), 5_000);
+    }
+
+    #[test]
+    fn the_coarse_clock_follows_its_source() {
+        let source = ManualClock::new(1_000);
+        let coarse = CoarseClock::start(Arc::new(source.clone()), Duration::from_millis(5));
+        assert_eq!(coarse.now(), 1_000);
+        source.set(2_000);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while coarse.now() != 2_000 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(coarse.now(), 2_000);
     }
 }
