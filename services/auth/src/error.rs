@@ -74,6 +74,9 @@ pub enum ApiError {
     /// An explicit no from the token endpoint.
     #[error("{}", .0.message())]
     Refused(Refusal),
+    /// The route exists but not with this method.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     /// Nothing by that name (uniform for unknown and hidden resources).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -107,6 +110,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Refused(refusal) => (StatusCode::FORBIDDEN, refusal.code()),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -68,9 +68,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .merge(tenancy::router())
         .merge(admin::router())
         .fallback(|| async { ApiError::NotFound("route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::BadRequest("method not allowed on this route".into())
-        })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(
             ServiceBuilder::new()
