@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod certify;
+mod ctl;
 mod inspect_jwks;
 mod issue_verify;
 mod keygen;

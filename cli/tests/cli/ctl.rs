@@ -1,0 +1,280 @@
+//! `mcpg-ctl` against a real `mcpg-auth` started in this process on an ephemeral port:
+//! the operator's whole journey, and the failure exits.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::mpsc;
+
+use assert_cmd::Command;
+use assert_cmd::assert::Assert;
+use mcpg_auth::Application;
+use mcpg_auth::config::Settings;
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::{assert_one_error, stdout};
+
+/// A running mcpg-auth on SQLite in a temporary directory, stopped on drop.
+struct Server {
+    url: String,
+    token: String,
+    dir: TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = Settings::with_data_dir(dir.path());
+        settings.listen = "127.0.0.1:0".parse().expect("address");
+        settings.bootstrap_token_file = Some(dir.path().join("bootstrap.token"));
+        let (ready, port) = mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let app = Application::build(settings).await.expect("server builds");
+                ready.send(app.port()).expect("report port");
+                app.run_until(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("server stops cleanly");
+            });
+        });
+        let port = port.recv().expect("server started");
+        let token = std::fs::read_to_string(dir.path().join("bootstrap.token"))
+            .expect("bootstrap token written")
+            .trim()
+            .to_owned();
+        Self {
+            url: format!("http://127.0.0.1:{port}"),
+            token,
+            dir,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// `mcpg-ctl ARGS…` with the server and admin token from the environment.
+    fn ctl<const N: usize>(&self, args: [&str; N]) -> Assert {
+        Command::new(env!("CARGO_BIN_EXE_mcpg-ctl"))
+            .env("MCPG_SERVER", &self.url)
+            .env("MCPG_TOKEN", &self.token)
+            .current_dir(self.dir.path())
+            .args(args)
+            .assert()
+    }
+
+    fn json<const N: usize>(&self, args: [&str; N]) -> Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--output", "json"]);
+        let out = Command::new(env!("CARGO_BIN_EXE_mcpg-ctl"))
+            .env("MCPG_SERVER", &self.url)
+            .env("MCPG_TOKEN", &self.token)
+            .current_dir(self.dir.path())
+            .args(all)
+            .assert()
+            .success();
+        serde_json::from_str(&stdout(&out)).expect("--output json prints JSON")
+    }
+
+    fn token_status(&self, credential: &str) -> u16 {
+        reqwest::blocking::Client::new()
+            .post(format!("{}/v1/federation/token", self.url))
+            .bearer_auth(credential)
+            .send()
+            .expect("token endpoint answers")
+            .status()
+            .as_u16()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .expect("file exists")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn an_operator_sets_up_a_tenant_and_its_gateway_federates() {
+    let server = Server::start();
+    let created = server.ctl(["org", "create", "acme-corp", "--display-name", "Acme, Inc."]);
+    assert!(stdout(&created.success()).contains("acme-corp"));
+    let table = stdout(&server.ctl(["org", "list"]).success());
+    assert!(table.starts_with("SLUG"), "a table with headings: {table}");
+    assert!(table.contains("Acme, Inc.") && table.contains("active"));
+
+    let license = server.json([
+        "license",
+        "set",
+        "acme-corp",
+        "--tier",
+        "team",
+        "--entitlement",
+        "plugin:policy.cedar",
+        "--without",
+        "plugin:observability.audit",
+        "--limit",
+        "max_gateways=5",
+        "--valid-for",
+        "30d",
+    ]);
+    assert_eq!(license["tier"], "team");
+    let entitlements: Vec<&str> = license["entitlements"]
+        .as_array()
+        .expect("entitlements")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(entitlements.contains(&"plugin:policy.cedar"));
+    assert!(entitlements.contains(&"feature:workspace.rbac"));
+    assert!(!entitlements.contains(&"plugin:observability.audit"));
+    assert_eq!(license["limits"]["max_gateways"], 5);
+    assert!(stdout(&server.ctl(["license", "show", "acme-corp"]).success()).contains("team"));
+
+    server
+        .ctl(["workspace", "create", "acme-corp/platform-team"])
+        .success();
+    server
+        .ctl(["env", "create", "acme-corp/platform-team/prod"])
+        .success();
+    let envs = server.json(["env", "list", "acme-corp/platform-team"]);
+    assert_eq!(envs[0]["slug"], "prod");
+
+    server
+        .ctl([
+            "gateway",
+            "register",
+            "acme-corp/platform-team/prod",
+            "edge-1",
+            "--credential-file",
+            "edge-1.credential",
+        ])
+        .success();
+    let file = server.dir.path().join("edge-1.credential");
+    assert_eq!(mode(&file), 0o600);
+    let credential = std::fs::read_to_string(&file).expect("credential written");
+    let credential = credential.trim();
+    assert!(credential.starts_with("mcpg_gw_"));
+    assert_eq!(server.token_status(credential), 200);
+
+    let gateways = server.json(["gateway", "list", "acme-corp/platform-team/prod"]);
+    let id = gateways[0]["id"].as_str().expect("gateway id").to_owned();
+    assert_eq!(gateways[0]["name"], "edge-1");
+    assert!(
+        !gateways.to_string().contains(credential),
+        "a listing never shows the credential"
+    );
+
+    server.ctl(["org", "suspend", "acme-corp"]).success();
+    assert_eq!(server.token_status(credential), 403);
+    server.ctl(["org", "resume", "acme-corp"]).success();
+    assert_eq!(server.token_status(credential), 200);
+    server.ctl(["license", "revoke", "acme-corp"]).success();
+    assert_eq!(server.token_status(credential), 403);
+
+    server
+        .ctl(["gateway", "revoke", "acme-corp/platform-team/prod", &id])
+        .success();
+    assert_eq!(server.token_status(credential), 401);
+
+    server.ctl(["org", "delete", "acme-corp"]).success();
+    assert_one_error(server.ctl(["org", "get", "acme-corp"]), 1, "not_found");
+}
+
+#[test]
+fn keys_can_be_listed_and_rotated() {
+    let server = Server::start();
+    let before = server.json(["keys", "list"]);
+    assert_eq!(before.as_array().map(Vec::len), Some(1));
+    assert_eq!(before[0]["state"], "active");
+    let rotated = server.json(["keys", "rotate"]);
+    assert_eq!(rotated["state"], "pending");
+    let after = stdout(&server.ctl(["keys", "list"]).success());
+    assert!(
+        after.contains("pending") && after.contains("active"),
+        "{after}"
+    );
+}
+
+#[test]
+fn refusals_and_outages_are_one_error_line_with_exit_1() {
+    let server = Server::start();
+    assert_one_error(server.ctl(["org", "get", "no-such-org"]), 1, "not_found");
+    assert_one_error(
+        Command::new(env!("CARGO_BIN_EXE_mcpg-ctl"))
+            .env("MCPG_SERVER", &server.url)
+            .env("MCPG_TOKEN", "mcpg_pat_not-a-real-token")
+            .args(["org", "list"])
+            .assert(),
+        1,
+        "401",
+    );
+    assert_one_error(
+        Command::new(env!("CARGO_BIN_EXE_mcpg-ctl"))
+            .env("MCPG_SERVER", "http://127.0.0.1:9")
+            .env("MCPG_TOKEN", &server.token)
+            .args(["org", "list"])
+            .assert(),
+        1,
+        "cannot reach",
+    );
+    server
+        .ctl(["org", "create", "acme-corp", "--display-name", "Acme"])
+        .success();
+    assert_one_error(
+        server.ctl(["org", "create", "acme-corp", "--display-name", "Acme again"]),
+        1,
+        "conflict",
+    );
+}
+
+#[test]
+fn bad_local_input_is_a_usage_error_with_exit_2() {
+    let server = Server::start();
+    assert_one_error(
+        server.ctl(["env", "create", "acme-corp/prod"]),
+        2,
+        "ORG/WS/ENV",
+    );
+    assert_one_error(
+        server.ctl(["workspace", "create", "acme/../../admin"]),
+        2,
+        "must look like",
+    );
+    assert_one_error(
+        server.ctl([
+            "license",
+            "set",
+            "acme",
+            "--tier",
+            "team",
+            "--limit",
+            "gateways=3",
+        ]),
+        2,
+        "unknown limit",
+    );
+    server
+        .ctl(["license", "set", "acme", "--tier", "platinum"])
+        .code(2);
+}
