@@ -4,6 +4,7 @@
 
 mod binary;
 mod chain;
+mod end_to_end;
 mod http_client;
 mod offline;
 mod persistence;
