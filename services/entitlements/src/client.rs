@@ -134,6 +134,8 @@ impl HttpFederationClient {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            // The credential goes to the configured URL only, never where a redirect points.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("mcpg-entitlements/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {

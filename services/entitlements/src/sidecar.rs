@@ -1,5 +1,6 @@
 //! The sidecar HTTP endpoint for gateways not written in Rust:
-//! `GET /v1/check?plugin=…[&tenant=ORG/WS/ENV]` and `GET /v1/status`.
+//! `GET /v1/check?plugin=…[&tenant=ORG/WS/ENV]` and `GET /v1/status` (the binary adds
+//! `GET /metrics`).
 
 use std::future::Future;
 
@@ -47,13 +48,13 @@ pub fn router(gateway: Gateway) -> Router {
         .with_state(gateway)
 }
 
-/// Serves the sidecar on `listener` until `shutdown` completes.
+/// Serves `router` (see [`router`]) on `listener` until `shutdown` completes.
 pub async fn serve(
-    gateway: Gateway,
+    router: Router,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(gateway))
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
 }

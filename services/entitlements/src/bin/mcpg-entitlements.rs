@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use axum::routing::get;
 use clap::{Parser, Subcommand};
 use mcpg_entitlements::{Gateway, GatewayBuilder, GatewayConfig, Mode, TenantKey, sidecar};
+use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::net::TcpListener;
 
 /// Gateway-side MCPG licensing: status, plugin checks and a sidecar.
@@ -43,7 +45,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Serves GET /v1/check and GET /v1/status, refreshing in the background.
+    /// Serves GET /v1/check, GET /v1/status and GET /metrics, refreshing in the background.
     Serve {
         /// Address to listen on (port 0 picks a free port; the address is printed).
         #[arg(long, default_value = "127.0.0.1:8431")]
@@ -199,7 +201,17 @@ async fn serve(gateway: Gateway, listen: &str) -> anyhow::Result<ExitCode> {
         let _ = tokio::signal::ctrl_c().await;
         let _ = stop_tx.send(true);
     };
-    sidecar::serve(gateway, listener, shutdown).await?;
+    let mut app = sidecar::router(gateway);
+    match PrometheusBuilder::new().install_recorder() {
+        Ok(metrics) => {
+            app = app.route(
+                "/metrics",
+                get(move || std::future::ready(metrics.render())),
+            )
+        }
+        Err(e) => tracing::warn!(error = %e, "no /metrics endpoint"),
+    }
+    sidecar::serve(app, listener, shutdown).await?;
     let _ = refresher.await;
     Ok(ExitCode::SUCCESS)
 }

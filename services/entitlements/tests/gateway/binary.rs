@@ -199,6 +199,12 @@ async fn the_sidecar_answers_checks_and_status_over_http() {
         .expect("json");
     assert_eq!(status["mode"], "federated");
     assert_eq!(status["default"]["tier"], "team");
+    let metrics = get(format!("http://{addr}/metrics"))
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("mcpg_entitlements_state"), "{metrics}");
     child.kill().expect("stop sidecar");
     let _ = child.wait();
 }

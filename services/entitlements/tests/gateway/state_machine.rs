@@ -143,6 +143,25 @@ async fn decisions_follow_the_tier_of_the_token() {
 }
 
 #[tokio::test]
+async fn grace_warns_once_an_hour() {
+    let dir = temp_dir();
+    let clock = ManualClock::new(START);
+    let fed = FakeFederation::new(clock.clone(), Tier::Team);
+    let gateway = federated(dir.path(), &clock, &fed);
+    gateway.refresh_now().await.expect("refresh");
+    gateway.tick();
+    assert_eq!(gateway.warnings_emitted(), 0, "no warning while active");
+    clock.set(START + 24 * HOUR + 10);
+    gateway.tick();
+    clock.advance(30 * 60);
+    gateway.tick();
+    assert_eq!(gateway.warnings_emitted(), 1);
+    clock.advance(30 * 60);
+    gateway.tick();
+    assert_eq!(gateway.warnings_emitted(), 2);
+}
+
+#[tokio::test]
 async fn unknown_tenants_get_tier0_with_not_federated() {
     let dir = temp_dir();
     let clock = ManualClock::new(START);
