@@ -207,6 +207,20 @@ mod tests {
     }
 
     #[test]
+    fn readme_table_matches_the_catalog() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .expect("README.md at the workspace root");
+        for plugin in Catalog::builtin().plugins() {
+            let row = format!(
+                "| `{}` | `{}` | {} | {} |",
+                plugin.id, plugin.entitlement, plugin.tier, plugin.summary
+            );
+            assert!(readme.contains(&row), "README lacks the catalog row {row}");
+        }
+    }
+
+    #[test]
     fn duplicate_plugins_are_refused() {
         let doc = r#"version = 1
 [[plugin]]
