@@ -1,4 +1,4 @@
-//! Federated tenants: one [`Source`] per gateway credential. Refreshing (single-flight per
+//! Federated tenants: one source per gateway credential. Refreshing (single-flight per
 //! source), applying verified tokens, explicit denials, outages and backoff, and restoring
 //! the last good token from disk at start.
 

@@ -198,7 +198,7 @@ async fn serve(gateway: Gateway, listen: &str) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let refresher = tokio::spawn(gateway.clone().run(wait_for(stop_rx.clone())));
     let shutdown = async move {
-        let _ = tokio::signal::ctrl_c().await;
+        terminated().await;
         let _ = stop_tx.send(true);
     };
     let mut app = sidecar::router(gateway);
@@ -214,6 +214,22 @@ async fn serve(gateway: Gateway, listen: &str) -> anyhow::Result<ExitCode> {
     sidecar::serve(app, listener, shutdown).await?;
     let _ = refresher.await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM (what container runtimes send).
+async fn terminated() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 async fn wait_for(mut stop: tokio::sync::watch::Receiver<bool>) {

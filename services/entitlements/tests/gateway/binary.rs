@@ -205,8 +205,15 @@ async fn the_sidecar_answers_checks_and_status_over_http() {
         .await
         .expect("text");
     assert!(metrics.contains("mcpg_entitlements_state"), "{metrics}");
-    child.kill().expect("stop sidecar");
-    let _ = child.wait();
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(term.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().expect("wait"))
+        .await
+        .expect("join");
+    assert!(exit.success(), "sidecar exits cleanly on SIGTERM: {exit:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
