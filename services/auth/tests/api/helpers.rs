@@ -70,13 +70,16 @@ impl TestDatabase {
             .execute(&mut conn)
             .await
             .expect("create test database");
-        let base = admin_url
+        let (base, rest) = admin_url
             .rsplit_once('/')
-            .map(|(base, _)| base)
             .expect("URL with a database path");
+        let query = rest
+            .split_once('?')
+            .map(|(_, q)| format!("?{q}"))
+            .unwrap_or_default();
         Self {
             admin_url: admin_url.to_owned(),
-            url: format!("{base}/{name}"),
+            url: format!("{base}/{name}{query}"),
             name,
         }
     }

@@ -193,10 +193,20 @@ async fn health_readiness_metrics_and_openapi_are_served() {
     let credential = app.gateway("acme").await;
     app.token_ok(&credential).await;
     let get = |path: &str| app.client.get(format!("{}{path}", app.address)).send();
-    assert_eq!(
-        get("/healthz").await.expect("sent").status(),
-        StatusCode::OK
+    let health = get("/healthz").await.expect("sent");
+    assert_eq!(health.status(), StatusCode::OK);
+    assert!(
+        health.headers().contains_key("x-request-id"),
+        "every response carries a request id"
     );
+    let echoed = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .header("x-request-id", "req-42")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(echoed.headers()["x-request-id"], "req-42");
     let ready: serde_json::Value = get("/readyz")
         .await
         .expect("sent")
