@@ -105,6 +105,7 @@ fn gateway(
         },
         state_dir: dir.path().to_owned(),
         trust,
+        revocation_list: None,
     })
     .client(minter);
     for i in 1..tenants {

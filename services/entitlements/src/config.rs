@@ -41,6 +41,10 @@ pub struct GatewayConfig {
     /// Extra root public keys (`k4.public` PASERK or PEM files), added to the vendor roots.
     #[serde(default)]
     pub trusted_roots: Vec<PathBuf>,
+    /// A root-signed revocation list (`mcpg-license revoke`): certificates and offline
+    /// licenses it names are refused, in grace too. Kept in the state directory; a list
+    /// older than one already seen is ignored.
+    pub revocation_list: Option<PathBuf>,
     /// Federation settings (mode `federated`).
     pub federation: Option<FederationConfig>,
     /// Offline settings (mode `offline`).
@@ -129,6 +133,8 @@ pub struct Settings {
     pub state_dir: PathBuf,
     /// Vendor roots plus configured ones.
     pub trust: TrustStore,
+    /// The configured revocation list (PASETO text), applied at start.
+    pub revocation_list: Option<String>,
 }
 
 impl GatewayConfig {
@@ -188,10 +194,15 @@ impl GatewayConfig {
             })?;
             trust.add_root(key);
         }
+        let revocation_list = match &self.revocation_list {
+            Some(path) => Some(read(&at(path))?.trim().to_owned()),
+            None => None,
+        };
         Ok(Settings {
             mode,
             state_dir: at(&self.state_dir),
             trust,
+            revocation_list,
         })
     }
 }

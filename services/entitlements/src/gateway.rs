@@ -42,6 +42,9 @@ pub enum StartError {
         /// Why.
         source: mcpg_license_core::VerifyError,
     },
+    /// The configured revocation list does not verify against the roots.
+    #[error("revocation list rejected ({code}): {0}", code = .0.code())]
+    Revocations(mcpg_license_core::VerifyError),
     /// The HTTP client could not be built.
     #[error("building the federation HTTP client: {0}")]
     Http(#[from] reqwest::Error),
@@ -125,12 +128,16 @@ impl GatewayBuilder {
         let Settings {
             mode,
             state_dir,
-            trust,
+            mut trust,
+            revocation_list,
         } = self.settings;
         let store = match mode {
             ModeSettings::Tier0 => None,
             _ => Some(StateStore::open(&state_dir)?),
         };
+        if let Some(store) = &store {
+            crate::revocations::apply(store, &mut trust, revocation_list.as_deref())?;
+        }
         let floor = store.as_ref().map_or(0, crate::federation::load_max_seen);
         let time = Arc::new(TimeGuard::new(self.clock, floor));
         let plugins = Arc::new(PluginTable::new(catalog));

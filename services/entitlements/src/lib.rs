@@ -28,6 +28,7 @@ pub mod observe;
 mod offline;
 pub mod plugins;
 pub mod report;
+mod revocations;
 pub mod schedule;
 pub mod sidecar;
 pub mod store;

@@ -16,6 +16,7 @@ use thiserror::Error;
 
 const FORMAT_VERSION: u32 = 1;
 const TIME_FILE: &str = "max-seen-time.json";
+const REVOCATIONS_FILE: &str = "revocation-list.paseto";
 
 /// A state-directory failure.
 #[derive(Debug, Error)]
@@ -172,6 +173,27 @@ impl StateStore {
     }
 }
 
+impl StateStore {
+    /// The revocation list kept from an earlier start, if any.
+    pub fn load_revocations(&self) -> Result<Option<String>, StoreError> {
+        let path = self.dir.join(REVOCATIONS_FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text.trim().to_owned())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io {
+                action: "reading",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// Keeps the revocation list in force.
+    pub fn save_revocations(&self, list: &str) -> Result<(), StoreError> {
+        write_bytes(&self.dir, &self.dir.join(REVOCATIONS_FILE), list.as_bytes())
+    }
+}
+
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, StoreError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
@@ -195,6 +217,15 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, Sto
 /// Writes `value` to `path` so that readers see the old file or the new one, never a part:
 /// a temp file in the same directory, fsync, rename, fsync of the directory.
 fn write_json<T: Serialize>(dir: &Path, path: &Path, value: &T) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Corrupt {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    write_bytes(dir, path, &bytes)
+}
+
+/// The atomic write behind every state file.
+fn write_bytes(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let io = |action: &'static str, path: &Path| {
         let path = path.to_owned();
         move |source| StoreError::Io {
@@ -203,10 +234,6 @@ fn write_json<T: Serialize>(dir: &Path, path: &Path, value: &T) -> Result<(), St
             source,
         }
     };
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Corrupt {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
     let temp = dir.join(format!(
         ".{name}.{}.{:016x}.tmp",
@@ -220,7 +247,7 @@ fn write_json<T: Serialize>(dir: &Path, path: &Path, value: &T) -> Result<(), St
             .mode(0o600)
             .open(&temp)
             .map_err(io("creating", &temp))?;
-        file.write_all(&bytes).map_err(io("writing", &temp))?;
+        file.write_all(bytes).map_err(io("writing", &temp))?;
         file.sync_all().map_err(io("syncing", &temp))?;
         fs::rename(&temp, path).map_err(io("renaming into", path))?;
         File::open(dir)

@@ -143,6 +143,7 @@ impl Federation {
             },
             state_dir: state_dir.to_owned(),
             trust: self.trust(),
+            revocation_list: None,
         })
         .build()
         .expect("gateway starts")

@@ -9,6 +9,7 @@ mod http_client;
 mod offline;
 mod persistence;
 mod refresh;
+mod revocation;
 mod standin;
 mod state_machine;
 mod support;

@@ -37,6 +37,7 @@ fn offline(
         },
         state_dir: dir.to_owned(),
         trust: TrustStore::new([root.public_key().clone()]),
+        revocation_list: None,
     })
     .clock(Arc::new(clock.clone()))
     .build()

@@ -39,6 +39,7 @@ async fn tier0_allows_only_free_plugins_and_never_calls_the_federation() {
         mode: ModeSettings::Tier0,
         state_dir: state_dir.clone(),
         trust: TrustStore::default(),
+        revocation_list: None,
     })
     .clock(Arc::new(clock.clone()))
     .client(tripwire.clone())
