@@ -193,3 +193,39 @@ async fn a_kept_handle_follows_refreshes_and_time() {
     clock.advance(8 * DAY + 1);
     assert_eq!(handle.check_index(index).reason, Reason::Lapsed);
 }
+
+#[tokio::test]
+async fn explain_says_why_in_words_for_every_reason() {
+    let dir = temp_dir();
+    let clock = ManualClock::new(START);
+    let fed = FakeFederation::new(clock.clone(), Tier::Team);
+    let gateway = federated(dir.path(), &clock, &fed);
+    let before = gateway.explain(None, "workspace.rbac");
+    assert!(
+        before.contains("no entitlements from the federation"),
+        "{before}"
+    );
+    gateway.refresh_now().await.expect("refresh");
+    let allowed = gateway.explain(Some(&acme()), "workspace.rbac");
+    assert!(
+        allowed.starts_with("workspace.rbac is allowed") && allowed.contains("lic-acme"),
+        "{allowed}"
+    );
+    let free = gateway.explain(Some(&acme()), "identity.apikey");
+    assert!(free.contains("team license"), "{free}");
+    let denied = gateway.explain(Some(&acme()), "policy.cedar");
+    assert!(
+        denied.contains("does not include plugin:policy.cedar"),
+        "{denied}"
+    );
+    let unknown = gateway.explain(Some(&acme()), "shadow.exfiltrate");
+    assert!(unknown.contains("catalog"), "{unknown}");
+    fed.set(Behaviour::Outage { retry_after: None });
+    clock.set(START + 2 * DAY);
+    let grace = gateway.explain(None, "workspace.rbac");
+    assert!(grace.contains("grace bound"), "{grace}");
+    fed.set(Behaviour::Deny(Denial::TrialExpired));
+    assert!(gateway.refresh_now().await.is_err());
+    let revoked = gateway.explain(None, "workspace.rbac");
+    assert!(revoked.contains("trial_expired"), "{revoked}");
+}
