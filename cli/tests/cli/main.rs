@@ -4,6 +4,7 @@
 mod bad_input;
 mod certify;
 mod ctl;
+mod gateway_offline;
 mod inspect_jwks;
 mod issue_verify;
 mod keygen;
