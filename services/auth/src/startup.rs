@@ -36,7 +36,14 @@ pub struct Application {
 impl Application {
     /// Prepares the data directory, database, keys and bootstrap token, and binds.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`Application::build`] with an injected clock (tests jump days ahead with it).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let now = clock.now();
         create_data_dir(&settings.data_dir)?;
         let store = Store::connect(

@@ -1,11 +1,12 @@
 //! `spawn_app(backend)` and the typed client the tests drive the service with.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mcpg_auth::Application;
 use mcpg_auth::config::Settings;
-use mcpg_license_core::{Jwks, KeySet, PublicKey, TrustStore};
+use mcpg_license_core::{Jwks, KeySet, ManualClock, PublicKey, TrustStore};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -119,6 +120,8 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     /// The settings it was started with (to restart it).
     pub settings: Settings,
+    /// The clock the server runs on, when a test controls time.
+    pub clock: Option<Arc<ManualClock>>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// The PostgreSQL database, dropped after the server.
@@ -142,6 +145,19 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Starts a server on `backend` with adjusted settings.
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_full(backend, adjust, None).await
+}
+
+/// Starts a server on `backend` whose time is `clock`.
+pub async fn spawn_app_on_clock(backend: Backend, clock: Arc<ManualClock>) -> TestApp {
+    spawn_app_full(backend, |_| {}, Some(clock)).await
+}
+
+async fn spawn_app_full(
+    backend: Backend,
+    adjust: impl FnOnce(&mut Settings),
+    clock: Option<Arc<ManualClock>>,
+) -> TestApp {
     let data_dir = tempfile::tempdir().expect("tempdir");
     let mut settings = test_settings(data_dir.path());
     let database = match backend {
@@ -158,6 +174,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
         admin_token: String::new(),
         data_dir,
         settings,
+        clock,
         stop: None,
         server: None,
         _database: database,
@@ -173,9 +190,13 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
 impl TestApp {
     /// (Re)starts the server with the stored settings.
     pub async fn start(&mut self) {
-        let application = Application::build(self.settings.clone())
-            .await
-            .expect("server builds");
+        let application = match &self.clock {
+            Some(clock) => {
+                Application::build_with_clock(self.settings.clone(), clock.clone()).await
+            }
+            None => Application::build(self.settings.clone()).await,
+        }
+        .expect("server builds");
         self.address = format!("http://127.0.0.1:{}", application.port());
         let (stop, stopped) = oneshot::channel();
         self.stop = Some(stop);

@@ -5,6 +5,7 @@
 mod deployment;
 mod federation;
 mod helpers;
+mod lifecycle;
 mod management;
 mod persistence;
 mod robustness;
