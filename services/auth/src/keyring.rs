@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use mcpg_license_core::cert::DEFAULT_MAX_GRACE;
 use mcpg_license_core::{
-    Bounds, IssuerCertificate, Jwks, JwtSigner, PublicKey, SigningKey, Unverified,
-    decode_unverified,
+    Bounds, IssuerCertificate, Jwks, JwtSigner, PublicKey, SigningKey, TrustStore, Unverified,
+    Validity, decode_unverified,
 };
 use thiserror::Error;
 
@@ -154,8 +154,14 @@ impl Keyring {
         self.store.advance_keys(now, RETIRE_AFTER).await?;
         let mut keys = self.store.keys().await?;
         if let Some(root) = &self.root {
+            let trust = TrustStore::new([root.public_key().clone()]);
             for key in keys.iter_mut().filter(|k| k.state.is_published()) {
-                if key.cert_expires_at - now < DEV_CERT_RENEW_BEFORE {
+                // Renew when close to expiry, and also when the certificate no longer fits
+                // this deployment (the root or the issuer URL changed since it was made).
+                let fits = trust
+                    .verify_certificate(&key.certificate, now, Validity::Strict)
+                    .is_ok_and(|c| c.certificate().issuer == self.issuer);
+                if !fits || key.cert_expires_at - now < DEV_CERT_RENEW_BEFORE {
                     let public = PublicKey::from_paserk(&key.public_key)
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     let (certificate, exp) = certify_public(root, &self.issuer, &public, now)?;

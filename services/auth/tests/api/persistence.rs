@@ -170,3 +170,33 @@ async fn kill_9_during_license_updates_loses_no_acknowledged_update(backend: Bac
     assert_eq!(license["revision"].as_i64(), Some(stored));
     drop(database);
 }
+
+#[tokio::test]
+async fn a_changed_issuer_gets_fresh_certificates_at_restart() {
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let credential = app.gateway("acme").await;
+    let before = app.token_ok(&credential).await;
+    app.stop().await;
+    app.settings.issuer = "https://auth.example.test".into();
+    app.start().await;
+    let after = app.token_ok(&credential).await;
+    assert_eq!(after["kid"], before["kid"], "same key, new certificate");
+    assert_ne!(after["issuer_certificate"], before["issuer_certificate"]);
+    let issuer = app
+        .trust_store()
+        .verify_certificate(
+            after["issuer_certificate"].as_str().expect("certificate"),
+            crate::helpers::now(),
+            mcpg_license_core::Validity::Strict,
+        )
+        .expect("chains to the dev root");
+    assert_eq!(issuer.certificate().issuer, "https://auth.example.test");
+    let claims = issuer
+        .verify_jwt(
+            after["token"].as_str().expect("token"),
+            crate::helpers::now(),
+            mcpg_license_core::Validity::Strict,
+        )
+        .expect("token verifies");
+    assert_eq!(claims.iss, "https://auth.example.test");
+}
