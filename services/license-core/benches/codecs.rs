@@ -72,8 +72,15 @@ fn benches(c: &mut Criterion) {
     let license = issue_offline_license(&offline, &root, None).expect("signs");
     let message = vec![0x5a_u8; token.len() - 87];
 
+    c.bench_function("ed25519_raw_sign_32_bytes", |b| {
+        b.iter(|| issuer.sign(black_box(&[0x5a_u8; 32])))
+    });
     c.bench_function("ed25519_raw_sign", |b| {
         b.iter(|| issuer.sign(black_box(&message)))
+    });
+    let raw_signature = issuer.sign(&message);
+    c.bench_function("ed25519_raw_verify_strict", |b| {
+        b.iter(|| issuer.public_key().verify(black_box(&message), &raw_signature))
     });
     c.bench_function("jwt_sign", |b| b.iter(|| signer.sign(black_box(&claims))));
     c.bench_function("jwt_verify", |b| {
