@@ -44,8 +44,15 @@ pub struct ServeArgs {
     #[arg(long, env = "MCPG_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Database URL: `sqlite://PATH` or `postgres://…` [default: sqlite in the data dir].
+    /// On PostgreSQL, a role that owns nothing and has neither SUPERUSER nor BYPASSRLS.
     #[arg(long, env = "MCPG_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// PostgreSQL URL of the schema owner: runs migrations and grants the service's role.
+    #[arg(long, env = "MCPG_MIGRATE_DATABASE_URL", hide_env_values = true)]
+    pub migrate_database_url: Option<String>,
+    /// Development only: let --database-url be an owner or superuser (and migrate with it).
+    #[arg(long, env = "MCPG_ALLOW_OWNER_CONNECTION")]
+    pub allow_owner_connection: bool,
     /// TOML configuration file (keys as the long flags, with `_` for `-`).
     #[arg(long, env = "MCPG_CONFIG")]
     pub config: Option<PathBuf>,
@@ -104,6 +111,8 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    migrate_database_url: Option<String>,
+    allow_owner_connection: Option<bool>,
     issuer: Option<String>,
     bootstrap_token_file: Option<PathBuf>,
     signing_key: Option<PathBuf>,
@@ -175,6 +184,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Database URL; `None` means SQLite at `<data-dir>/mcpg.db`.
     pub database_url: Option<SecretString>,
+    /// PostgreSQL owner URL for migrations.
+    pub migrate_database_url: Option<SecretString>,
+    /// Accept an owner or superuser service connection (development only).
+    pub allow_owner_connection: bool,
     /// Issuer URL, without a trailing slash.
     pub issuer: String,
     /// Where to write the bootstrap token at first start; `None` prints it to stdout.
@@ -206,6 +219,8 @@ impl Settings {
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8421))),
             data_dir: data_dir.into(),
             database_url: None,
+            migrate_database_url: None,
+            allow_owner_connection: false,
             issuer: "http://127.0.0.1:8421".to_owned(),
             bootstrap_token_file: None,
             external_key: None,
@@ -237,6 +252,12 @@ impl Settings {
             .database_url
             .or(file.database_url)
             .map(SecretString::from);
+        settings.migrate_database_url = args
+            .migrate_database_url
+            .or(file.migrate_database_url)
+            .map(SecretString::from);
+        settings.allow_owner_connection =
+            args.allow_owner_connection || file.allow_owner_connection.unwrap_or(false);
         if let Some(issuer) = args.issuer.or(file.issuer) {
             settings.issuer = parse_issuer(&issuer)?;
         }

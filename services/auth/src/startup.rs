@@ -18,7 +18,7 @@ use crate::issuer::Issuer;
 use crate::keyring::Keyring;
 use crate::secrets::{self, DEV_ROOT_PUBLIC, Kek, write_secret_file};
 use crate::state::{AppState, ServiceInfo};
-use crate::store::Store;
+use crate::store::{DatabaseOptions, Store};
 use crate::telemetry::{self, GATEWAYS_SEEN, LICENSE_DAYS_LEFT};
 
 /// How often buffered `last_token_at` times are flushed and per-org gauges refreshed.
@@ -46,12 +46,14 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let now = clock.now();
         create_data_dir(&settings.data_dir)?;
-        let store = Store::connect(
-            settings.database_url.as_ref(),
-            &settings.data_dir.join("mcpg.db"),
-        )
-        .await
-        .context("cannot open the database")?;
+        let database = DatabaseOptions {
+            url: settings.database_url.as_ref(),
+            migrate_url: settings.migrate_database_url.as_ref(),
+            allow_owner_connection: settings.allow_owner_connection,
+        };
+        let store = Store::connect(&database, &settings.data_dir.join("mcpg.db"))
+            .await
+            .context("cannot open the database")?;
         let kek = Kek::load(&settings.kek, &settings.data_dir)?;
         let (root, external, root_kids) = match &settings.external_key {
             Some(files) => {

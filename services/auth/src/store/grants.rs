@@ -196,7 +196,7 @@ impl Store {
         &self,
         credential_hash: &str,
     ) -> Result<Option<GatewayGrant>, StoreError> {
-        let row: Option<GrantRow> = on_pool!(self, pool => sqlx::query_as(GRANT_SQL)
+        let row: Option<GrantRow> = on_pool!(self.global(), pool => sqlx::query_as(GRANT_SQL)
             .bind(credential_hash)
             .fetch_optional(pool)
             .await?);
@@ -210,7 +210,7 @@ impl Store {
         }
         let sql = "UPDATE gateways SET last_token_at = $2 \
                    WHERE id = $1 AND (last_token_at IS NULL OR last_token_at < $2)";
-        in_tx!(self, tx => {
+        in_tx!(self.global(), tx => {
             for (id, at) in seen {
                 sqlx::query(sql).bind(id).bind(at).execute(&mut *tx).await?;
             }
@@ -222,13 +222,13 @@ impl Store {
     pub async fn gateways_seen_since(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError> {
         let sql = "SELECT o.slug, COUNT(*) FROM gateways g JOIN orgs o ON o.id = g.org_id \
                    WHERE g.last_token_at >= $1 AND g.revoked_at IS NULL GROUP BY o.slug";
-        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(since).fetch_all(pool).await?))
+        Ok(on_pool!(self.global(), pool => sqlx::query_as(sql).bind(since).fetch_all(pool).await?))
     }
 
     /// Per org slug: the end of its unrevoked license.
     pub async fn license_ends(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let sql = "SELECT o.slug, l.valid_until FROM licenses l JOIN orgs o ON o.id = l.org_id \
                    WHERE l.revoked_at IS NULL";
-        Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await?))
+        Ok(on_pool!(self.global(), pool => sqlx::query_as(sql).fetch_all(pool).await?))
     }
 }

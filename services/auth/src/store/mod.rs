@@ -5,12 +5,15 @@
 //! subset both understand (`$N` placeholders, `RETURNING`, `ON CONFLICT`, integers for
 //! times, JSON as text); the `on_pool!`/`in_tx!` macros expand a body once per backend.
 //!
-//! Tenant-owned data is reached through [`Store::tenant`], a handle bound to one org id,
-//! so that every query of it filters on `org_id` (and the tenancy work can add RLS there).
+//! Tenant-owned data is reached through [`Store::tenant`], a handle bound to one org id:
+//! every query of it filters on `org_id` and, on PostgreSQL, runs in a transaction that
+//! row-level security binds to that org (see [`scope`]).
 
 mod grants;
 mod keys;
 mod orgs;
+mod postgres;
+pub(crate) mod scope;
 mod tenant;
 mod tokens;
 
@@ -18,7 +21,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -32,18 +35,28 @@ pub use tenant::{
 };
 pub use tokens::ApiTokenRecord;
 
-/// Expands `$body` once per backend with `$pool` bound to that backend's pool.
+/// Expands `$body` once per backend with `$pool` bound to that backend's pool — on
+/// PostgreSQL, to a transaction bound to `$store`'s [`scope::Scope`] (a `&Store`, a
+/// `TenantStore`'s store or [`Store::global`]), committed when the body completes.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store.backend() {
             $crate::store::Backend::Sqlite($pool) => $body,
-            $crate::store::Backend::Postgres($pool) => $body,
+            $crate::store::Backend::Postgres(pg) => {
+                let mut tx = pg.begin().await?;
+                $crate::store::scope::enter(&mut *tx, $store.scope()).await?;
+                let $pool = &mut *tx;
+                let out = $body;
+                tx.commit().await?;
+                out
+            }
         }
     };
 }
 
 /// Runs `$body` in a write transaction (`BEGIN IMMEDIATE` on SQLite, so writers queue
-/// instead of failing with `SQLITE_BUSY` on upgrade), committed when the body completes.
+/// instead of failing with `SQLITE_BUSY` on upgrade; bound to `$store`'s scope on
+/// PostgreSQL), committed when the body completes.
 /// An early return through `?` drops the transaction, which rolls it back.
 macro_rules! in_tx {
     ($store:expr, $tx:ident => $body:expr) => {
@@ -56,6 +69,7 @@ macro_rules! in_tx {
             }
             $crate::store::Backend::Postgres(pool) => {
                 let mut $tx = pool.begin().await?;
+                $crate::store::scope::enter(&mut *$tx, $store.scope()).await?;
                 let out = $body;
                 $tx.commit().await?;
                 out
@@ -83,6 +97,12 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The service's database role could bypass row-level security.
+    #[error("{0}")]
+    UnsafeRole(String),
+    /// The schema is older than this binary.
+    #[error("{0}")]
+    NotMigrated(String),
 }
 
 impl StoreError {
@@ -118,27 +138,21 @@ pub enum BackendKind {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database named by `url`, or SQLite at `default_sqlite`,
-    /// and applies the embedded migrations.
+    /// Opens (creating if needed) the database named by `options.url`, or SQLite at
+    /// `default_sqlite`, and applies the embedded migrations. On PostgreSQL the migrations
+    /// run as the owner (`options.migrate_url`) and the service's own role is checked (see
+    /// the `postgres` module).
     pub async fn connect(
-        url: Option<&SecretString>,
+        options: &DatabaseOptions<'_>,
         default_sqlite: &std::path::Path,
     ) -> Result<Self, StoreError> {
-        let url = url.map(|u| u.expose_secret().to_owned());
-        let backend = match url.as_deref() {
-            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
-                let options = PgConnectOptions::from_str(u)?;
-                let pool = PgPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(5))
-                    .connect_with(options)
-                    .await?;
-                sqlx::migrate!("../../migrations/postgres")
-                    .run(&pool)
-                    .await?;
-                Backend::Postgres(pool)
+        let backend = match options.url {
+            Some(url) if is_postgres(url.expose_secret()) => {
+                Backend::Postgres(postgres::connect(options).await?)
             }
-            Some(u) => Backend::Sqlite(open_sqlite(SqliteConnectOptions::from_str(u)?).await?),
+            Some(url) => Backend::Sqlite(
+                open_sqlite(SqliteConnectOptions::from_str(url.expose_secret())?).await?,
+            ),
             None => Backend::Sqlite(
                 open_sqlite(SqliteConnectOptions::new().filename(default_sqlite)).await?,
             ),
@@ -173,8 +187,28 @@ impl Store {
 
     /// Closes the pool (waits for connections to be returned).
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await);
+        match &self.backend {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
     }
+}
+
+/// How to reach the database.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DatabaseOptions<'a> {
+    /// The service's database URL; `None` means SQLite at the default path.
+    pub url: Option<&'a SecretString>,
+    /// PostgreSQL: the owner role's URL, used only to run migrations and grant the
+    /// service's role its privileges.
+    pub migrate_url: Option<&'a SecretString>,
+    /// PostgreSQL: accept a service role that owns the schema or bypasses row-level
+    /// security (development only).
+    pub allow_owner_connection: bool,
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 async fn open_sqlite(options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {

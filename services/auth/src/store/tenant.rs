@@ -1,17 +1,20 @@
 //! One org's data: its license, workspaces, environments and gateways. Every query here
-//! filters on the handle's `org_id`; nothing in this module can reach another tenant.
+//! filters on the handle's `org_id` and, on PostgreSQL, runs in a transaction that
+//! row-level security binds to that org (`store::scope`); nothing in this module can reach
+//! another tenant.
 
 use mcpg_license_core::{EntitlementId, Limits, Tier};
 use sqlx::FromRow;
 
 use super::grants::{LICENSE_COLUMNS, LicenseRow};
+use super::scope::Scoped;
 use super::{LicenseRecord, Store, StoreError, in_tx, on_pool, to_json_text};
 use crate::domain::{Slug, new_id};
 
 /// A store handle bound to one org.
 #[derive(Debug, Clone, Copy)]
 pub struct TenantStore<'a> {
-    store: &'a Store,
+    store: Scoped<'a>,
     org_id: &'a str,
 }
 
@@ -99,7 +102,10 @@ const GATEWAY_SELECT: &str = "SELECT g.id, g.name, w.slug AS workspace, e.slug A
 
 impl<'a> TenantStore<'a> {
     pub(super) fn new(store: &'a Store, org_id: &'a str) -> Self {
-        Self { store, org_id }
+        Self {
+            store: Scoped::org(store, org_id),
+            org_id,
+        }
     }
 
     /// The org id this handle is bound to.

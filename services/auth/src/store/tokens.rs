@@ -38,7 +38,7 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let id = new_id();
-        Ok(in_tx!(self, tx => {
+        Ok(in_tx!(self.global(), tx => {
             let claimed = sqlx::query(
                 "INSERT INTO service_meta (name, value) VALUES ('bootstrap_token', $1) \
                  ON CONFLICT (name) DO NOTHING")
@@ -71,7 +71,7 @@ impl Store {
         now: i64,
     ) -> Result<ApiTokenRecord, StoreError> {
         let id = new_id();
-        on_pool!(self, pool => {
+        on_pool!(self.global(), pool => {
             sqlx::query(INSERT)
                 .bind(&id)
                 .bind(org_id)
@@ -101,6 +101,8 @@ impl Store {
     ) -> Result<Option<ApiTokenRecord>, StoreError> {
         let sql = "SELECT id, org_id, name, token_hash, token_prefix, created_at, revoked_at \
                    FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL";
-        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(hash).fetch_optional(pool).await?))
+        Ok(
+            on_pool!(self.global(), pool => sqlx::query_as(sql).bind(hash).fetch_optional(pool).await?),
+        )
     }
 }

@@ -51,45 +51,74 @@ impl Backend {
     }
 }
 
-/// A PostgreSQL database that lives as long as the test.
+/// A PostgreSQL database that lives as long as the test, with its two roles: the owner
+/// (runs migrations) and the service's unprivileged role. All three are uniquely named and
+/// dropped after the test.
 pub struct TestDatabase {
     admin_url: String,
     name: String,
-    /// URL of the test's database.
+    owner: String,
+    app: String,
+    /// URL of the test's database as the service's role (`--database-url`).
     pub url: String,
+    /// URL of the test's database as its owner (`--migrate-database-url`).
+    pub owner_url: String,
+    /// URL of the test's database as the server's superuser.
+    pub superuser_url: String,
 }
 
 impl TestDatabase {
-    /// Creates a uniquely named database on the server at `admin_url`.
+    /// Creates a uniquely named database, owned by a new owner role, and a new app role,
+    /// on the server at `admin_url`.
     pub async fn create_for_test(admin_url: &str) -> Self {
         use sqlx::Connection;
-        let name = format!("mcpg_test_{}", uuid::Uuid::new_v4().simple());
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("mcpg_test_{id}");
+        let (owner, app) = (format!("mcpg_owner_{id}"), format!("mcpg_app_{id}"));
+        let password = uuid::Uuid::new_v4().simple().to_string();
         let mut conn = sqlx::PgConnection::connect(admin_url)
             .await
             .expect("connect to MCPG_TEST_POSTGRES_URL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let (base, rest) = admin_url
-            .rsplit_once('/')
-            .expect("URL with a database path");
-        let query = rest
-            .split_once('?')
-            .map(|(_, q)| format!("?{q}"))
-            .unwrap_or_default();
+        for statement in [
+            format!("CREATE ROLE {owner} LOGIN PASSWORD '{password}'"),
+            format!("CREATE ROLE {app} LOGIN PASSWORD '{password}'"),
+            format!("CREATE DATABASE {name} OWNER {owner}"),
+        ] {
+            sqlx::query(&statement)
+                .execute(&mut conn)
+                .await
+                .expect("create test database and roles");
+        }
+        let as_role = |role: Option<&str>| {
+            let mut url = reqwest::Url::parse(admin_url).expect("MCPG_TEST_POSTGRES_URL is a URL");
+            url.set_path(&format!("/{name}"));
+            if let Some(role) = role {
+                url.set_username(role).expect("URL with a host");
+                url.set_password(Some(&password)).expect("URL with a host");
+            }
+            url.to_string()
+        };
         Self {
             admin_url: admin_url.to_owned(),
-            url: format!("{base}/{name}{query}"),
+            url: as_role(Some(&app)),
+            owner_url: as_role(Some(&owner)),
+            superuser_url: as_role(None),
             name,
+            owner,
+            app,
         }
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop runs outside async context; a short-lived runtime on its own thread drops the DB.
+        let admin_url = self.admin_url.clone();
+        let statements = [
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            format!("DROP ROLE IF EXISTS {}", self.app),
+            format!("DROP ROLE IF EXISTS {}", self.owner),
+        ];
+        // Drop runs outside async context; a short-lived runtime on its own thread drops them.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -98,9 +127,9 @@ impl Drop for TestDatabase {
             runtime.block_on(async move {
                 use sqlx::Connection;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
+                    for statement in statements {
+                        let _ = sqlx::query(&statement).execute(&mut conn).await;
+                    }
                 }
             });
         })
@@ -125,7 +154,7 @@ pub struct TestApp {
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// The PostgreSQL database, dropped after the server.
-    _database: Option<TestDatabase>,
+    pub database: Option<TestDatabase>,
 }
 
 /// The settings tests start with: port 0, fast key reloads, bootstrap token in a file.
@@ -166,6 +195,7 @@ async fn spawn_app_full(
     };
     if let Some(db) = &database {
         settings.database_url = Some(db.url.clone().into());
+        settings.migrate_database_url = Some(db.owner_url.clone().into());
     }
     adjust(&mut settings);
     let mut app = TestApp {
@@ -177,7 +207,7 @@ async fn spawn_app_full(
         clock,
         stop: None,
         server: None,
-        _database: database,
+        database,
     };
     app.start().await;
     app.admin_token = std::fs::read_to_string(app.data_dir.path().join("bootstrap.token"))

@@ -10,3 +10,4 @@ mod management;
 mod persistence;
 mod robustness;
 mod rotation;
+mod row_security;

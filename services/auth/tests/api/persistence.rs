@@ -55,7 +55,7 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-fn spawn_binary(data_dir: &std::path::Path, port: u16, database_url: Option<&str>) -> Child {
+fn spawn_binary(data_dir: &std::path::Path, port: u16, database: Option<&TestDatabase>) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mcpg-auth"));
     command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -67,8 +67,9 @@ fn spawn_binary(data_dir: &std::path::Path, port: u16, database_url: Option<&str
         .env_remove("MCPG_KEK")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    if let Some(url) = database_url {
-        command.args(["--database-url", url]);
+    if let Some(database) = database {
+        command.args(["--database-url", &database.url]);
+        command.args(["--migrate-database-url", &database.owner_url]);
     }
     command.spawn().expect("binary starts")
 }
@@ -92,14 +93,13 @@ async fn kill_9_during_license_updates_loses_no_acknowledged_update(backend: Bac
         Backend::Sqlite => None,
         Backend::Postgres(url) => Some(TestDatabase::create_for_test(url).await),
     };
-    let database_url = database.as_ref().map(|d| d.url.clone());
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .expect("client");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = spawn_binary(data_dir.path(), port, database_url.as_deref());
+    let mut child = spawn_binary(data_dir.path(), port, database.as_ref());
     wait_ready(&client, &base).await;
     let token = std::fs::read_to_string(data_dir.path().join("bootstrap.token"))
         .expect("token")
@@ -149,7 +149,7 @@ async fn kill_9_during_license_updates_loses_no_acknowledged_update(backend: Bac
         "the writer made progress before the kill ({acked})"
     );
 
-    let mut child = spawn_binary(data_dir.path(), port, database_url.as_deref());
+    let mut child = spawn_binary(data_dir.path(), port, database.as_ref());
     wait_ready(&client, &base).await;
     let license: serde_json::Value = client
         .get(format!("{base}/v1/orgs/acme/license"))
