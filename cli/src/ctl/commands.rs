@@ -54,7 +54,7 @@ const KEY_COLUMNS: &[Column] = &[
 ];
 
 /// A slug path segment: checked locally so nothing odd reaches a URL.
-fn segment(part: &str, what: &str, whole: &str) -> anyhow::Result<String> {
+pub(super) fn segment(part: &str, what: &str, whole: &str) -> anyhow::Result<String> {
     let ok = !part.is_empty()
         && part
             .bytes()
@@ -78,7 +78,7 @@ fn split<const N: usize>(path: &str, shape: &str) -> anyhow::Result<[String; N]>
     Ok(out)
 }
 
-fn org_path(org: &str) -> anyhow::Result<String> {
+pub(super) fn org_path(org: &str) -> anyhow::Result<String> {
     Ok(format!("/v1/orgs/{}", segment(org, "org", org)?))
 }
 
@@ -98,6 +98,25 @@ fn last_segment(path: &str) -> &str {
 
 fn parent(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(p, _)| p)
+}
+
+fn with_cascade(url: String, cascade: bool) -> String {
+    if cascade {
+        format!("{url}?cascade=true")
+    } else {
+        url
+    }
+}
+
+/// "deleted workspace acme/ws (export kept: 2 environment(s), 3 gateway(s))".
+fn deleted(what: &str, path: &str, export: &Value) -> String {
+    let count = |field: &str| export[field].as_array().map_or(0, Vec::len);
+    format!(
+        "deleted {what} {path} (export kept: {} workspace(s), {} environment(s), {} gateway(s))",
+        count("workspaces"),
+        count("environments"),
+        count("gateways")
+    )
 }
 
 fn license_body(args: &LicenseSet) -> anyhow::Result<Value> {
@@ -127,28 +146,28 @@ pub(super) struct Printer {
 }
 
 impl Printer {
-    fn list(&self, value: &Value, columns: &[Column]) {
+    pub(super) fn list(&self, value: &Value, columns: &[Column]) {
         match (self.output, value.as_array()) {
             (Output::Table, Some(rows)) => print!("{}", table(rows, columns)),
             _ => self.json(value),
         }
     }
 
-    fn one(&self, value: &Value, columns: &[Column]) {
+    pub(super) fn one(&self, value: &Value, columns: &[Column]) {
         match self.output {
             Output::Table => print!("{}", record(value, columns)),
             Output::Json => self.json(value),
         }
     }
 
-    fn done(&self, message: &str, value: &Value) {
+    pub(super) fn done(&self, message: &str, value: &Value) {
         match self.output {
             Output::Table => println!("{message}"),
             Output::Json => self.json(value),
         }
     }
 
-    fn json(&self, value: &Value) {
+    pub(super) fn json(&self, value: &Value) {
         println!(
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
@@ -163,6 +182,8 @@ pub(super) fn execute(client: &Client, out: &Printer, command: Command) -> anyho
         Command::Env(cmd) => env(client, out, cmd),
         Command::License(cmd) => license(client, out, cmd),
         Command::Gateway(cmd) => gateway(client, out, cmd),
+        Command::Rbac(cmd) => super::access::rbac(client, out, cmd),
+        Command::User(cmd) => super::access::user(client, out, cmd),
         Command::Keys(KeysCommand::List) => {
             out.list(&client.get("/v1/admin/keys")?, KEY_COLUMNS);
             Ok(())
@@ -200,9 +221,9 @@ fn org(client: &Client, out: &Printer, cmd: OrgCommand) -> anyhow::Result<()> {
             let body = json!({"status": "active"});
             out.one(&client.patch(&org_path(&org)?, &body)?, ORG_COLUMNS);
         }
-        OrgCommand::Delete { org } => {
-            let answer = client.delete(&org_path(&org)?)?;
-            out.done(&format!("deleted org {org}"), &answer);
+        OrgCommand::Delete { org, cascade } => {
+            let answer = client.delete(&with_cascade(org_path(&org)?, cascade))?;
+            out.done(&deleted("org", &org, &answer), &answer);
         }
     }
     Ok(())
@@ -221,9 +242,9 @@ fn workspace(client: &Client, out: &Printer, cmd: WorkspaceCommand) -> anyhow::R
                 WS_COLUMNS,
             );
         }
-        WorkspaceCommand::Delete { path } => {
-            let answer = client.delete(&ws_path(&path)?)?;
-            out.done(&format!("deleted workspace {path}"), &answer);
+        WorkspaceCommand::Delete { path, cascade } => {
+            let answer = client.delete(&with_cascade(ws_path(&path)?, cascade))?;
+            out.done(&deleted("workspace", &path, &answer), &answer);
         }
     }
     Ok(())
@@ -240,9 +261,9 @@ fn env(client: &Client, out: &Printer, cmd: EnvCommand) -> anyhow::Result<()> {
             let url = format!("{}/environments", ws_path(&path)?);
             out.list(&client.get(&url)?, ENV_COLUMNS);
         }
-        EnvCommand::Delete { path } => {
-            let answer = client.delete(&env_path(&path)?)?;
-            out.done(&format!("deleted environment {path}"), &answer);
+        EnvCommand::Delete { path, cascade } => {
+            let answer = client.delete(&with_cascade(env_path(&path)?, cascade))?;
+            out.done(&deleted("environment", &path, &answer), &answer);
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! Arguments are parsed by clap, turned into one HTTP call (or two), and the answer is
 //! printed as a table or, with `--output json`, as the server's JSON.
 
+mod access;
 mod client;
 mod commands;
 mod output;
@@ -29,6 +30,8 @@ Examples:
   mcpg-ctl workspace create acme-corp/platform-team
   mcpg-ctl env create acme-corp/platform-team/prod
   mcpg-ctl gateway register acme-corp/platform-team/prod edge-1 --credential-file gw.credential
+  mcpg-ctl rbac grant alice@acme.com operator --on workspace/acme-corp/platform-team
+  mcpg-ctl user token create alice@acme.com --org acme-corp
   mcpg-ctl keys rotate
   mcpg-ctl org list --output json
 
@@ -87,6 +90,12 @@ enum Command {
     /// The service's signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Role bindings: admin on org/ORG, operator on workspace/ORG/WS, viewer on env/ORG/WS/ENV.
+    #[command(subcommand)]
+    Rbac(access::RbacCommand),
+    /// Users' personal API tokens.
+    #[command(subcommand)]
+    User(access::UserCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,10 +128,14 @@ enum OrgCommand {
         /// Org slug.
         org: String,
     },
-    /// Delete an org and everything in it.
+    /// Delete an org: refused while it has workspaces unless --cascade; the org is
+    /// suspended first and the server keeps a JSON export of what was deleted.
     Delete {
         /// Org slug.
         org: String,
+        /// Also delete its workspaces, environments and gateways.
+        #[arg(long)]
+        cascade: bool,
     },
 }
 
@@ -138,10 +151,13 @@ enum WorkspaceCommand {
         /// ORG
         org: String,
     },
-    /// Delete `ORG/WS`.
+    /// Delete `ORG/WS`: refused while it has environments unless --cascade.
     Delete {
         /// ORG/WS
         path: String,
+        /// Also delete its environments and gateways.
+        #[arg(long)]
+        cascade: bool,
     },
 }
 
@@ -157,10 +173,13 @@ enum EnvCommand {
         /// ORG/WS
         path: String,
     },
-    /// Delete `ORG/WS/ENV`.
+    /// Delete `ORG/WS/ENV`: refused while it has gateways unless --cascade.
     Delete {
         /// ORG/WS/ENV
         path: String,
+        /// Also delete its gateways.
+        #[arg(long)]
+        cascade: bool,
     },
 }
 

@@ -15,16 +15,16 @@ use tempfile::TempDir;
 use crate::{assert_one_error, stdout};
 
 /// A running mcpg-auth on SQLite in a temporary directory, stopped on drop.
-struct Server {
-    url: String,
-    token: String,
-    dir: TempDir,
+pub(crate) struct Server {
+    pub(crate) url: String,
+    pub(crate) token: String,
+    pub(crate) dir: TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut settings = Settings::with_data_dir(dir.path());
         settings.listen = "127.0.0.1:0".parse().expect("address");
@@ -62,7 +62,7 @@ impl Server {
     }
 
     /// `mcpg-ctl ARGS…` with the server and admin token from the environment.
-    fn ctl<const N: usize>(&self, args: [&str; N]) -> Assert {
+    pub(crate) fn ctl<const N: usize>(&self, args: [&str; N]) -> Assert {
         Command::new(env!("CARGO_BIN_EXE_mcpg-ctl"))
             .env("MCPG_SERVER", &self.url)
             .env("MCPG_TOKEN", &self.token)
@@ -71,7 +71,7 @@ impl Server {
             .assert()
     }
 
-    fn json<const N: usize>(&self, args: [&str; N]) -> Value {
+    pub(crate) fn json<const N: usize>(&self, args: [&str; N]) -> Value {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--output", "json"]);
         let out = Command::new(env!("CARGO_BIN_EXE_mcpg-ctl"))
@@ -84,7 +84,7 @@ impl Server {
         serde_json::from_str(&stdout(&out)).expect("--output json prints JSON")
     }
 
-    fn token_status(&self, credential: &str) -> u16 {
+    pub(crate) fn token_status(&self, credential: &str) -> u16 {
         reqwest::blocking::Client::new()
             .post(format!("{}/v1/federation/token", self.url))
             .bearer_auth(credential)
@@ -197,7 +197,9 @@ fn an_operator_sets_up_a_tenant_and_its_gateway_federates() {
         .success();
     assert_eq!(server.token_status(credential), 401);
 
-    server.ctl(["org", "delete", "acme-corp"]).success();
+    server
+        .ctl(["org", "delete", "acme-corp", "--cascade"])
+        .success();
     assert_one_error(server.ctl(["org", "get", "acme-corp"]), 1, "not_found");
 }
 

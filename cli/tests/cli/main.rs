@@ -4,6 +4,7 @@
 mod bad_input;
 mod certify;
 mod ctl;
+mod ctl_access;
 mod gateway_offline;
 mod inspect_jwks;
 mod issue_verify;

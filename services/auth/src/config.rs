@@ -13,6 +13,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::ratelimit::RateLimitSettings;
+
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8421";
 /// Default data directory.
@@ -53,6 +55,13 @@ pub struct ServeArgs {
     /// Development only: let --database-url be an owner or superuser (and migrate with it).
     #[arg(long, env = "MCPG_ALLOW_OWNER_CONNECTION")]
     pub allow_owner_connection: bool,
+    /// Requests per second per org when its license sets no `rps`; 0: unlimited [default: 100].
+    #[arg(long, env = "MCPG_ORG_RPS")]
+    pub org_rps: Option<u32>,
+    /// Requests per second per global admin token on /v1/admin/… and /v1/orgs; 0: unlimited
+    /// [default: 20].
+    #[arg(long, env = "MCPG_ADMIN_RPS")]
+    pub admin_rps: Option<u32>,
     /// TOML configuration file (keys as the long flags, with `_` for `-`).
     #[arg(long, env = "MCPG_CONFIG")]
     pub config: Option<PathBuf>,
@@ -113,6 +122,8 @@ struct FileConfig {
     database_url: Option<String>,
     migrate_database_url: Option<String>,
     allow_owner_connection: Option<bool>,
+    org_rps: Option<u32>,
+    admin_rps: Option<u32>,
     issuer: Option<String>,
     bootstrap_token_file: Option<PathBuf>,
     signing_key: Option<PathBuf>,
@@ -188,6 +199,8 @@ pub struct Settings {
     pub migrate_database_url: Option<SecretString>,
     /// Accept an owner or superuser service connection (development only).
     pub allow_owner_connection: bool,
+    /// Request rate limits.
+    pub rate_limits: RateLimitSettings,
     /// Issuer URL, without a trailing slash.
     pub issuer: String,
     /// Where to write the bootstrap token at first start; `None` prints it to stdout.
@@ -221,6 +234,7 @@ impl Settings {
             database_url: None,
             migrate_database_url: None,
             allow_owner_connection: false,
+            rate_limits: RateLimitSettings::default(),
             issuer: "http://127.0.0.1:8421".to_owned(),
             bootstrap_token_file: None,
             external_key: None,
@@ -258,6 +272,12 @@ impl Settings {
             .map(SecretString::from);
         settings.allow_owner_connection =
             args.allow_owner_connection || file.allow_owner_connection.unwrap_or(false);
+        if let Some(rps) = args.org_rps.or(file.org_rps) {
+            settings.rate_limits.org_rps = rps;
+        }
+        if let Some(rps) = args.admin_rps.or(file.admin_rps) {
+            settings.rate_limits.admin_rps = rps;
+        }
         if let Some(issuer) = args.issuer.or(file.issuer) {
             settings.issuer = parse_issuer(&issuer)?;
         }

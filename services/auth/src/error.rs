@@ -71,6 +71,18 @@ pub enum ApiError {
     /// Authenticated but not allowed.
     #[error("not allowed: {0}")]
     Forbidden(&'static str),
+    /// The tenant named by the path, the `X-Tenant-ID` header or the host disagree.
+    #[error("the tenant named by the path, header and host disagree")]
+    TenantMismatch,
+    /// The org's license lacks the entitlement a feature needs (the message names it).
+    #[error("{0}")]
+    EntitlementRequired(String),
+    /// A create would pass a license limit (the message gives limit and usage).
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// A delete of something with children, without `cascade=true`.
+    #[error("{0}")]
+    HasChildren(String),
     /// An explicit no from the token endpoint.
     #[error("{}", .0.message())]
     Refused(Refusal),
@@ -83,12 +95,9 @@ pub enum ApiError {
     /// The resource exists already or the change conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
-    /// Too many requests; retry after the given seconds.
+    /// Too many requests; the decision gives the wait and the `RateLimit-*` headers.
     #[error("rate limit exceeded")]
-    RateLimited {
-        /// Seconds to wait.
-        retry_after: u64,
-    },
+    RateLimited(crate::ratelimit::Decision),
     /// Overloaded, timed out or not ready; retry later.
     #[error("{0}")]
     Unavailable(&'static str),
@@ -109,10 +118,14 @@ impl ApiError {
             ApiError::InvalidCredential => (StatusCode::UNAUTHORIZED, "invalid_credential"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Refused(refusal) => (StatusCode::FORBIDDEN, refusal.code()),
+            ApiError::TenantMismatch => (StatusCode::FORBIDDEN, "tenant_mismatch"),
+            ApiError::EntitlementRequired(_) => (StatusCode::FORBIDDEN, "entitlement_required"),
+            ApiError::QuotaExceeded(_) => (StatusCode::FORBIDDEN, "quota_exceeded"),
+            ApiError::HasChildren(_) => (StatusCode::CONFLICT, "has_children"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -129,6 +142,8 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound(what) => ApiError::NotFound(what),
             StoreError::Conflict(what) => ApiError::Conflict(what.to_owned()),
+            StoreError::Quota { .. } => ApiError::QuotaExceeded(error.to_string()),
+            StoreError::HasChildren(what) => ApiError::HasChildren(what),
             other => ApiError::Internal(other.into()),
         }
     }
@@ -142,15 +157,14 @@ impl IntoResponse for ApiError {
         }
         let body = Json(json!({"error": {"code": code, "message": self.to_string()}}));
         let mut response = (status, body).into_response();
-        let retry_after = match &self {
-            ApiError::RateLimited { retry_after } => Some(*retry_after),
-            ApiError::Unavailable(_) => Some(1),
-            _ => None,
-        };
-        if let Some(seconds) = retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        match &self {
+            ApiError::RateLimited(decision) => decision.write_headers(response.headers_mut()),
+            ApiError::Unavailable(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1));
+            }
+            _ => {}
         }
         if status == StatusCode::UNAUTHORIZED {
             response

@@ -10,8 +10,6 @@ use serde::de::DeserializeOwned;
 use crate::credential::{Credential, CredentialKind};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::OrgRecord;
-use crate::telemetry::record_org;
 
 /// A JSON body; malformed, mistyped or oversized bodies become [`ApiError`]s.
 #[derive(Debug, Clone)]
@@ -72,15 +70,28 @@ impl FromRequestParts<AppState> for GatewayCredential {
 }
 
 /// Who calls the management API.
+///
+/// A token without an org is the global (vendor) admin's; a token of an org is a user's
+/// personal token (`user_id`), an impersonation by a global admin (`impersonator_id`,
+/// time-limited) or an org API key — the last two act as the org's admin.
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// API token id.
     pub token_id: String,
     /// The org the token is scoped to; `None` for a global admin.
     pub org_id: Option<String>,
+    /// The user a personal token belongs to.
+    pub user_id: Option<String>,
+    /// The global admin token an impersonation token was issued to.
+    pub impersonator_id: Option<String>,
 }
 
 impl Principal {
+    /// Whether this is the global (vendor) admin.
+    pub fn is_global(&self) -> bool {
+        self.org_id.is_none()
+    }
+
     /// Refuses anyone but a global admin.
     pub fn require_global(&self) -> Result<(), ApiError> {
         match self.org_id {
@@ -90,36 +101,32 @@ impl Principal {
             )),
         }
     }
-
-    /// Resolves the org named in the path; an org the principal may not see is reported
-    /// exactly like one that does not exist.
-    pub async fn org(&self, state: &AppState, slug: &str) -> Result<OrgRecord, ApiError> {
-        let org = state.store.org_by_slug(slug).await?;
-        if self.org_id.as_ref().is_some_and(|id| *id != org.id) {
-            return Err(ApiError::NotFound("organization"));
-        }
-        record_org(&org.slug);
-        Ok(org)
-    }
 }
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(known) = parts.extensions.get::<Principal>() {
+            return Ok(known.clone());
+        }
         let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
         let credential = Credential::parse(CredentialKind::ApiToken, token)
             .map_err(|_| ApiError::Unauthenticated)?;
         let hash = credential.hash();
         let record = state
             .store
-            .api_token_by_hash(&hash.to_hex())
+            .api_token_by_hash(&hash.to_hex(), state.now())
             .await?
             .filter(|record| hash.matches_hex(&record.token_hash))
             .ok_or(ApiError::Unauthenticated)?;
-        Ok(Self {
+        let principal = Self {
             token_id: record.id,
             org_id: record.org_id,
-        })
+            user_id: record.user_id,
+            impersonator_id: record.impersonator_id,
+        };
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
     }
 }

@@ -7,11 +7,9 @@
 //! memory and flushed in batches by a background task.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use mcpg_license_core::{AUDIENCE, Catalog, ClaimsError, EntitlementSet, LicenseClaims};
 use moka::future::Cache;
 use thiserror::Error;
@@ -20,6 +18,7 @@ use crate::credential::{Credential, CredentialHash};
 use crate::domain::OrgStatus;
 use crate::error::Refusal;
 use crate::keyring::{Keyring, TOKEN_LIFETIME};
+use crate::ratelimit::{Decision, RateLimits};
 use crate::store::{GatewayGrant, Store, StoreError};
 
 /// `rfa - iat`: when gateways should refresh.
@@ -46,8 +45,8 @@ pub enum IssueError {
     /// The org's request rate is exceeded.
     #[error("rate limited")]
     RateLimited {
-        /// Seconds to wait.
-        retry_after: u64,
+        /// The refusal, with the wait.
+        decision: Decision,
         /// The org.
         org: String,
     },
@@ -73,6 +72,8 @@ pub struct IssuedToken {
     pub kid: String,
     /// The signing key's certificate.
     pub issuer_certificate: String,
+    /// The org's rate-limit state after this request (`None`: unlimited).
+    pub rate: Option<Decision>,
 }
 
 #[derive(Debug)]
@@ -88,13 +89,20 @@ pub struct Issuer {
     keyring: Arc<Keyring>,
     issuer: String,
     grants: Cache<CredentialHash, Option<Arc<Grant>>>,
-    limiters: moka::sync::Cache<(String, u64), Arc<DefaultDirectRateLimiter>>,
+    limits: Arc<RateLimits>,
     seen: Mutex<HashMap<String, i64>>,
 }
 
 impl Issuer {
-    /// An issuer for `issuer` (the `iss` of every token), caching grants for `ttl`.
-    pub fn new(store: Store, keyring: Arc<Keyring>, issuer: String, ttl: Duration) -> Self {
+    /// An issuer for `issuer` (the `iss` of every token), caching grants for `ttl`, holding
+    /// each org to its rate in `limits`.
+    pub fn new(
+        store: Store,
+        keyring: Arc<Keyring>,
+        issuer: String,
+        ttl: Duration,
+        limits: Arc<RateLimits>,
+    ) -> Self {
         Self {
             store,
             keyring,
@@ -103,17 +111,16 @@ impl Issuer {
                 .max_capacity(100_000)
                 .time_to_live(ttl)
                 .build(),
-            limiters: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(Duration::from_secs(600))
-                .build(),
+            limits,
             seen: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Drops every cached grant (after any change to orgs, licenses or gateways).
+    /// Drops every cached grant and licensed rate (after any change to orgs, licenses or
+    /// gateways).
     pub fn invalidate(&self) {
         self.grants.invalidate_all();
+        self.limits.invalidate();
     }
 
     /// Issues a token for the gateway holding `credential`, at `now`.
@@ -164,12 +171,12 @@ impl Issuer {
         if license.valid_from > now {
             return Err(refuse(Refusal::NoLicense));
         }
-        if let Some(rps) = license.limits.rps {
-            self.check_rate(&record.org_id, rps)
-                .map_err(|retry_after| IssueError::RateLimited {
-                    retry_after,
-                    org: record.org_slug.clone(),
-                })?;
+        let rate = self.limits.check_org(&record.org_id, license.limits.rps);
+        if let Some(decision) = rate.filter(|d| !d.allowed()) {
+            return Err(IssueError::RateLimited {
+                decision,
+                org: record.org_slug.clone(),
+            });
         }
         let snapshot = self.keyring.snapshot().ok_or(IssueError::NoKey)?;
         if snapshot.certificate_expires_at <= now + 1 {
@@ -207,6 +214,7 @@ impl Issuer {
             claims,
             kid: snapshot.signer.key().kid().to_string(),
             issuer_certificate: snapshot.certificate.clone(),
+            rate,
         })
     }
 
@@ -217,19 +225,6 @@ impl Issuer {
             Err(_) => return Ok(()),
         };
         self.store.record_token_times(&batch).await
-    }
-
-    fn check_rate(&self, org_id: &str, rps: u64) -> Result<(), u64> {
-        let per_second = NonZeroU32::new(u32::try_from(rps).unwrap_or(u32::MAX)).ok_or(1_u64)?;
-        let limiter = self.limiters.get_with((org_id.to_owned(), rps), || {
-            Arc::new(RateLimiter::direct(Quota::per_second(per_second)))
-        });
-        limiter.check().map_err(|not_until| {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
-            wait.as_secs().max(1)
-        })
     }
 }
 

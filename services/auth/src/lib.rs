@@ -4,6 +4,7 @@
 //! gives gateways 24 h EdDSA entitlement tokens signed by a key whose certificate chains to
 //! a pinned root. See `docs/openapi.yaml` for the HTTP API.
 
+pub mod access;
 pub mod api;
 pub mod config;
 pub mod credential;
@@ -12,6 +13,8 @@ pub mod error;
 pub mod extract;
 pub mod issuer;
 pub mod keyring;
+pub mod ratelimit;
+pub mod rbac;
 pub mod secrets;
 pub mod startup;
 pub mod state;

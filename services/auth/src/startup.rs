@@ -18,6 +18,7 @@ use crate::issuer::Issuer;
 use crate::keyring::Keyring;
 use crate::secrets::{self, DEV_ROOT_PUBLIC, Kek, write_secret_file};
 use crate::state::{AppState, ServiceInfo};
+use crate::ratelimit::{RateLimits, spawn_pruner};
 use crate::store::{DatabaseOptions, Store};
 use crate::telemetry::{self, GATEWAYS_SEEN, LICENSE_DAYS_LEFT};
 
@@ -95,16 +96,19 @@ impl Application {
             .await
             .context("cannot prepare the signing keys")?;
         issue_bootstrap_token(&store, settings.bootstrap_token_file.as_deref(), now).await?;
+        let limits = Arc::new(RateLimits::new(settings.rate_limits));
         let issuer = Arc::new(Issuer::new(
             store.clone(),
             keyring.clone(),
             settings.issuer.clone(),
             settings.grant_cache_ttl,
+            limits.clone(),
         ));
         let state = AppState {
             store,
             keyring,
             issuer,
+            limits,
             info: Arc::new(ServiceInfo {
                 issuer: settings.issuer.clone(),
                 root_kids,
@@ -146,6 +150,7 @@ impl Application {
         let tasks = [
             spawn_key_reloader(self.state.clone(), self.key_reload_interval),
             spawn_housekeeping(self.state.clone()),
+            spawn_pruner(self.state.limits.clone()),
         ];
         tracing::info!(port = self.port, issuer = %self.state.info.issuer, "mcpg-auth listening");
         let app = router(self.state.clone(), self.limits);

@@ -7,6 +7,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::issuer::Issuer;
 use crate::keyring::Keyring;
+use crate::ratelimit::RateLimits;
 use crate::store::Store;
 
 /// Facts about this deployment that the metadata document publishes.
@@ -27,6 +28,8 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     /// The token hot path.
     pub issuer: Arc<Issuer>,
+    /// Per-org and admin request rate limits.
+    pub limits: Arc<RateLimits>,
     /// Deployment facts.
     pub info: Arc<ServiceInfo>,
     /// Renders `/metrics`.

@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::store::OrgUsage;
 
 /// Request latency histogram, labelled by method, route template and status (no org).
 pub const REQUEST_DURATION: &str = "mcpg_http_request_duration_seconds";
@@ -22,6 +23,13 @@ pub const TOKENS_ISSUED: &str = "mcpg_tokens_issued_total";
 pub const GATEWAYS_SEEN: &str = "mcpg_gateways_seen_24h";
 /// Days until the org's license ends (negative once ended), by org.
 pub const LICENSE_DAYS_LEFT: &str = "mcpg_license_days_to_expiry";
+/// What an org uses of a quota, by org and quota (`workspaces`, `environments`, `gateways`).
+pub const QUOTA_USAGE: &str = "mcpg_quota_usage";
+/// The license's limit of a quota, by org and quota (absent when the license sets none).
+pub const QUOTA_LIMIT: &str = "mcpg_quota_limit";
+/// Management API requests that reached an org's rate limit check, by org and outcome
+/// (`allowed`, `rate_limited`).
+pub const ORG_REQUESTS: &str = "mcpg_org_requests_total";
 
 /// Installs the tracing subscriber (filter from `MCPG_LOG`, default `info`). Safe to call
 /// more than once.
@@ -71,6 +79,24 @@ pub async fn track_latency(request: Request, next: Next) -> Response {
     metrics::histogram!(REQUEST_DURATION, "method" => method, "route" => route, "status" => status)
         .record(start.elapsed().as_secs_f64());
     response
+}
+
+/// Sets the quota gauges from the store's per-org usage.
+pub fn record_usage(usage: &[OrgUsage]) {
+    for org in usage {
+        let quotas = [
+            ("workspaces", org.workspaces, org.limits.max_workspaces),
+            ("environments", org.environments, org.limits.max_environments),
+            ("gateways", org.gateways, org.limits.max_gateways),
+        ];
+        for (quota, used, limit) in quotas {
+            let labels = [("org", org.org.clone()), ("quota", quota.to_owned())];
+            metrics::gauge!(QUOTA_USAGE, &labels).set(used as f64);
+            if let Some(limit) = limit {
+                metrics::gauge!(QUOTA_LIMIT, &labels).set(limit as f64);
+            }
+        }
+    }
 }
 
 /// Notes the org a request acts on in its span.

@@ -4,7 +4,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use mcpg_license_core::clock::to_rfc3339;
@@ -48,7 +48,7 @@ async fn token(
     State(state): State<AppState>,
     GatewayCredential(credential): GatewayCredential,
     body: std::result::Result<Bytes, BytesRejection>,
-) -> Result<axum::Json<TokenResponse>> {
+) -> Result<(HeaderMap, axum::Json<TokenResponse>)> {
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         _ => ApiError::BadRequest("cannot read body".into()),
@@ -75,15 +75,19 @@ async fn token(
     let issued = outcome.map_err(|error| match error {
         IssueError::InvalidCredential => ApiError::InvalidCredential,
         IssueError::Refused { refusal, .. } => ApiError::Refused(refusal),
-        IssueError::RateLimited { retry_after, .. } => ApiError::RateLimited { retry_after },
+        IssueError::RateLimited { decision, .. } => ApiError::RateLimited(decision),
         IssueError::NoKey => ApiError::Unavailable("no signing key is active yet"),
         other => ApiError::internal(other),
     })?;
     if let Some(instance) = request.instance.as_deref() {
         tracing::debug!(instance = %instance.chars().take(128).collect::<String>(), "token issued");
     }
+    let mut headers = HeaderMap::new();
+    if let Some(rate) = &issued.rate {
+        rate.write_headers(&mut headers);
+    }
     let claims = &issued.claims;
-    Ok(axum::Json(TokenResponse {
+    Ok((headers, axum::Json(TokenResponse {
         token_type: mcpg_license_core::jwt::JWT_TYPE,
         expires_at: to_rfc3339(claims.exp),
         refresh_after: to_rfc3339(claims.rfa.unwrap_or(claims.exp)),
@@ -91,7 +95,7 @@ async fn token(
         kid: issued.kid,
         issuer_certificate: issued.issuer_certificate,
         token: issued.token,
-    }))
+    })))
 }
 
 async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse> {

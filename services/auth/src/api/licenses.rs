@@ -1,7 +1,7 @@
 //! An org's license: set, show, revoke.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use mcpg_license_core::clock::to_rfc3339;
 use mcpg_license_core::{Catalog, EntitlementId, EntitlementSet, LimitKey, Limits, Tier};
@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::orgs::time;
+use crate::access::Access;
 use crate::error::{ApiError, Result};
-use crate::extract::{ApiJson, Principal};
+use crate::extract::ApiJson;
+use crate::rbac::Action;
 use crate::state::AppState;
 use crate::store::{LicenseRecord, LicenseSpec};
 
@@ -154,43 +156,34 @@ impl SetLicense {
 
 async fn set(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    access: Access,
     ApiJson(body): ApiJson<SetLicense>,
 ) -> Result<axum::Json<LicenseView>> {
-    principal.require_global()?;
-    let org = principal.org(&state, &org).await?;
+    access.require_global()?;
+    let org = &access.org;
     let now = state.now();
     let spec = body.into_spec(now)?;
-    let license = state.store.tenant(&org.id).set_license(&spec, now).await?;
+    let license = access.tenant().set_license(&spec, now).await?;
     state.issuer.invalidate();
     tracing::info!(org = %org.slug, license = %license.id, tier = %license.tier, "license set");
     Ok(axum::Json(LicenseView::new(&org.slug, license, now)))
 }
 
-async fn show(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
-) -> Result<axum::Json<LicenseView>> {
-    let org = principal.org(&state, &org).await?;
-    let license = state.store.tenant(&org.id).license().await?;
+async fn show(State(state): State<AppState>, access: Access) -> Result<axum::Json<LicenseView>> {
+    access.require(Action::ReadOrg)?;
+    let license = access.tenant().license().await?;
     Ok(axum::Json(LicenseView::new(
-        &org.slug,
+        &access.org.slug,
         license,
         state.now(),
     )))
 }
 
-async fn revoke(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
-) -> Result<axum::Json<LicenseView>> {
-    principal.require_global()?;
-    let org = principal.org(&state, &org).await?;
+async fn revoke(State(state): State<AppState>, access: Access) -> Result<axum::Json<LicenseView>> {
+    access.require_global()?;
+    let org = &access.org;
     let now = state.now();
-    let license = state.store.tenant(&org.id).revoke_license(now).await?;
+    let license = access.tenant().revoke_license(now).await?;
     state.issuer.invalidate();
     tracing::info!(org = %org.slug, license = %license.id, "license revoked");
     Ok(axum::Json(LicenseView::new(&org.slug, license, now)))

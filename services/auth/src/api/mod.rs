@@ -6,6 +6,7 @@ mod federation;
 mod licenses;
 mod ops;
 mod orgs;
+mod rbac;
 mod tenancy;
 
 use std::time::Duration;
@@ -67,6 +68,18 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .merge(licenses::router())
         .merge(tenancy::router())
         .merge(admin::router())
+        .merge(rbac::router())
+        // Per-org and admin rate limits; inside the tenant resolution below, so it sees the
+        // resolved org and the authenticated caller (see `crate::ratelimit`).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::limit_requests,
+        ))
+        // Runs before every handler of a route with an `{org}` segment (see `crate::access`).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::access::resolve_tenant,
+        ))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -41,6 +41,11 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Quota gauges are read at scrape time so that they are never staler than the scrape.
+    match state.store.usage().await {
+        Ok(usage) => crate::telemetry::record_usage(&usage),
+        Err(error) => tracing::warn!(error = %error, "cannot read quota usage for /metrics"),
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

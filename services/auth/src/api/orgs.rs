@@ -1,16 +1,21 @@
-//! Organizations: create, list, get, update, delete (global admin; an org-scoped token may
-//! read its own org).
+//! Organizations: create, list, update, delete (global admin); anyone who may see an org
+//! may read it.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use mcpg_license_core::clock::{parse_rfc3339, to_rfc3339};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use super::tenancy::{DeleteQuery, cascade};
+use crate::access::Access;
 use crate::domain::{OrgStatus, Slug};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, Principal};
+use crate::rbac::Action;
 use crate::state::AppState;
 use crate::store::{NewOrg, OrgPatch, OrgRecord};
 
@@ -135,22 +140,18 @@ async fn list(
     Ok(axum::Json(visible))
 }
 
-async fn show(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
-) -> Result<axum::Json<OrgView>> {
-    Ok(axum::Json(principal.org(&state, &org).await?.into()))
+async fn show(access: Access) -> Result<axum::Json<OrgView>> {
+    access.require(Action::ReadOrg)?;
+    Ok(axum::Json(access.org.into()))
 }
 
 async fn update(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    access: Access,
     ApiJson(body): ApiJson<UpdateOrg>,
 ) -> Result<axum::Json<OrgView>> {
-    principal.require_global()?;
-    let current = principal.org(&state, &org).await?;
+    access.require_global()?;
+    let current = access.org;
     let patch = OrgPatch {
         display_name: body.display_name.as_deref().map(display_name).transpose()?,
         status: body.status,
@@ -175,17 +176,24 @@ async fn update(
     Ok(axum::Json(updated.into()))
 }
 
+/// Deleting an org: refused with workspaces unless `?cascade=true`; otherwise the org is
+/// suspended first (so its gateways are refused at once), then exported and deleted. The
+/// answer is the export, which is also kept in `deleted_exports`.
 async fn remove(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
-) -> Result<StatusCode> {
-    principal.require_global()?;
-    let current = principal.org(&state, &org).await?;
-    state.store.delete_org(&current.slug).await?;
+    access: Access,
+    query: Result<Query<DeleteQuery>, QueryRejection>,
+) -> Result<axum::Json<Value>> {
+    access.require_global()?;
+    let tenant = access.tenant();
+    tenant.suspend_for_deletion(cascade(query)?).await?;
     state.issuer.invalidate();
-    tracing::info!(org = %current.slug, "organization deleted");
-    Ok(StatusCode::NO_CONTENT)
+    let export = tenant
+        .delete_org_with_export(&access.org.slug, state.now())
+        .await?;
+    state.issuer.invalidate();
+    tracing::info!(org = %access.org.slug, by = %access.principal.token_id, "organization deleted");
+    Ok(axum::Json(export))
 }
 
 /// `null` clears a field, absence leaves it: `Option<Option<T>>` for PATCH bodies.

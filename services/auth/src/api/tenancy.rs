@@ -1,18 +1,23 @@
-//! Workspaces, environments and gateway registrations of an org.
+//! Workspaces, environments and gateway registrations of an org. Deletes answer with
+//! the export of what they removed; a parent with children needs `?cascade=true`.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use mcpg_license_core::clock::to_rfc3339;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::access::Access;
 use crate::credential::{Credential, CredentialKind};
 use crate::domain::Slug;
 use crate::error::{ApiError, Result};
-use crate::extract::{ApiJson, Principal};
+use crate::extract::ApiJson;
+use crate::rbac::Action;
 use crate::state::AppState;
-use crate::store::{EnvironmentRecord, GatewayRecord, NewGateway, WorkspaceRecord};
+use crate::store::{DeleteTarget, EnvironmentRecord, GatewayRecord, NewGateway, WorkspaceRecord};
 
 const WS: &str = "/v1/orgs/{org}/workspaces";
 const ENV: &str = "/v1/orgs/{org}/workspaces/{ws}/environments";
@@ -108,92 +113,125 @@ impl From<GatewayRecord> for GatewayView {
     }
 }
 
+/// The query of a delete: `?cascade=true` also deletes the children.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DeleteQuery {
+    #[serde(default)]
+    cascade: bool,
+}
+
+/// `?cascade=true`, with bad query strings answered in our error shape.
+pub(super) fn cascade(query: Result<Query<DeleteQuery>, QueryRejection>) -> Result<bool> {
+    query
+        .map(|Query(q)| q.cascade)
+        .map_err(|e| ApiError::BadRequest(format!("invalid query: {}", e.body_text())))
+}
+
 async fn create_workspace(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    access: Access,
     ApiJson(body): ApiJson<CreateSlug>,
 ) -> Result<(StatusCode, axum::Json<WorkspaceView>)> {
-    let org = principal.org(&state, &org).await?;
-    let ws = state
-        .store
-        .tenant(&org.id)
+    access.require(Action::ManageStructure)?;
+    let ws = access
+        .tenant()
         .create_workspace(&body.slug, state.now())
         .await?;
     Ok((StatusCode::CREATED, axum::Json(ws.into())))
 }
 
-async fn list_workspaces(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
-) -> Result<axum::Json<Vec<WorkspaceView>>> {
-    let org = principal.org(&state, &org).await?;
-    let list = state.store.tenant(&org.id).workspaces().await?;
+async fn list_workspaces(access: Access) -> Result<axum::Json<Vec<WorkspaceView>>> {
+    let list = access.tenant().workspaces().await?;
     Ok(axum::Json(
-        list.into_iter().map(WorkspaceView::from).collect(),
+        list.into_iter()
+            .filter(|ws| access.grants.allows(Action::SeeWorkspace(&ws.slug)))
+            .map(WorkspaceView::from)
+            .collect(),
     ))
 }
 
 async fn delete_workspace(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((org, ws)): Path<(String, String)>,
-) -> Result<StatusCode> {
-    let org = principal.org(&state, &org).await?;
-    state.store.tenant(&org.id).delete_workspace(&ws).await?;
+    access: Access,
+    Path((_, ws)): Path<(String, String)>,
+    query: Result<Query<DeleteQuery>, QueryRejection>,
+) -> Result<axum::Json<Value>> {
+    access.require(Action::ManageStructure)?;
+    let export = access
+        .tenant()
+        .delete(
+            &access.org.slug,
+            DeleteTarget::Workspace(&ws),
+            cascade(query)?,
+            state.now(),
+        )
+        .await?;
     state.issuer.invalidate();
-    Ok(StatusCode::NO_CONTENT)
+    tracing::info!(org = %access.org.slug, workspace = %ws, "workspace deleted");
+    Ok(axum::Json(export))
 }
 
 async fn create_environment(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((org, ws)): Path<(String, String)>,
+    access: Access,
+    Path((_, ws)): Path<(String, String)>,
     ApiJson(body): ApiJson<CreateSlug>,
 ) -> Result<(StatusCode, axum::Json<EnvironmentView>)> {
-    let org = principal.org(&state, &org).await?;
-    let env = state
-        .store
-        .tenant(&org.id)
+    access.require(Action::ManageStructure)?;
+    let env = access
+        .tenant()
         .create_environment(&ws, &body.slug, state.now())
         .await?;
     Ok((StatusCode::CREATED, axum::Json(env.into())))
 }
 
 async fn list_environments(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path((org, ws)): Path<(String, String)>,
+    access: Access,
+    Path((_, ws)): Path<(String, String)>,
 ) -> Result<axum::Json<Vec<EnvironmentView>>> {
-    let org = principal.org(&state, &org).await?;
-    let list = state.store.tenant(&org.id).environments(&ws).await?;
+    access.require(Action::SeeWorkspace(&ws))?;
+    let list = access.tenant().environments(&ws).await?;
     Ok(axum::Json(
-        list.into_iter().map(EnvironmentView::from).collect(),
+        list.into_iter()
+            .filter(|env| {
+                access
+                    .grants
+                    .allows(Action::ReadEnvironment(&ws, &env.slug))
+            })
+            .map(EnvironmentView::from)
+            .collect(),
     ))
 }
 
 async fn delete_environment(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((org, ws, env)): Path<(String, String, String)>,
-) -> Result<StatusCode> {
-    let org = principal.org(&state, &org).await?;
-    state
-        .store
-        .tenant(&org.id)
-        .delete_environment(&ws, &env)
+    access: Access,
+    Path((_, ws, env)): Path<(String, String, String)>,
+    query: Result<Query<DeleteQuery>, QueryRejection>,
+) -> Result<axum::Json<Value>> {
+    access.require(Action::ManageStructure)?;
+    let export = access
+        .tenant()
+        .delete(
+            &access.org.slug,
+            DeleteTarget::Environment(&ws, &env),
+            cascade(query)?,
+            state.now(),
+        )
         .await?;
     state.issuer.invalidate();
-    Ok(StatusCode::NO_CONTENT)
+    tracing::info!(org = %access.org.slug, workspace = %ws, environment = %env, "environment deleted");
+    Ok(axum::Json(export))
 }
 
 async fn register_gateway(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((org, ws, env)): Path<(String, String, String)>,
+    access: Access,
+    Path((_, ws, env)): Path<(String, String, String)>,
     ApiJson(body): ApiJson<RegisterGateway>,
 ) -> Result<(StatusCode, axum::Json<GatewayView>)> {
+    access.require(Action::ManageGateways(&ws, &env))?;
     let name = body.name.trim();
     if name.is_empty()
         || name.chars().count() > MAX_GATEWAY_NAME
@@ -203,7 +241,6 @@ async fn register_gateway(
             "name must be 1-{MAX_GATEWAY_NAME} printable characters"
         )));
     }
-    let org = principal.org(&state, &org).await?;
     let credential = Credential::generate(CredentialKind::Gateway).map_err(ApiError::internal)?;
     let hash = credential.hash().to_hex();
     let gateway = NewGateway {
@@ -213,25 +250,23 @@ async fn register_gateway(
         credential_hash: &hash,
         credential_prefix: credential.display_prefix(),
     };
-    let record = state
-        .store
-        .tenant(&org.id)
+    let record = access
+        .tenant()
         .register_gateway(&gateway, state.now())
         .await?;
     state.issuer.invalidate();
-    tracing::info!(org = %org.slug, gateway = %record.id, "gateway registered");
+    tracing::info!(org = %access.org.slug, gateway = %record.id, "gateway registered");
     let mut view = GatewayView::from(record);
     view.credential = Some(credential.expose().to_owned());
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
 async fn list_gateways(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path((org, ws, env)): Path<(String, String, String)>,
+    access: Access,
+    Path((_, ws, env)): Path<(String, String, String)>,
 ) -> Result<axum::Json<Vec<GatewayView>>> {
-    let org = principal.org(&state, &org).await?;
-    let list = state.store.tenant(&org.id).gateways(&ws, &env).await?;
+    access.require(Action::ReadEnvironment(&ws, &env))?;
+    let list = access.tenant().gateways(&ws, &env).await?;
     Ok(axum::Json(
         list.into_iter().map(GatewayView::from).collect(),
     ))
@@ -239,16 +274,15 @@ async fn list_gateways(
 
 async fn revoke_gateway(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((org, ws, env, id)): Path<(String, String, String, String)>,
+    access: Access,
+    Path((_, ws, env, id)): Path<(String, String, String, String)>,
 ) -> Result<axum::Json<GatewayView>> {
-    let org = principal.org(&state, &org).await?;
-    let record = state
-        .store
-        .tenant(&org.id)
+    access.require(Action::ManageGateways(&ws, &env))?;
+    let record = access
+        .tenant()
         .revoke_gateway(&ws, &env, &id, state.now())
         .await?;
     state.issuer.invalidate();
-    tracing::info!(org = %org.slug, gateway = %record.id, "gateway revoked");
+    tracing::info!(org = %access.org.slug, gateway = %record.id, "gateway revoked");
     Ok(axum::Json(record.into()))
 }

@@ -9,13 +9,16 @@
 //! every query of it filters on `org_id` and, on PostgreSQL, runs in a transaction that
 //! row-level security binds to that org (see [`scope`]).
 
+mod access;
 mod grants;
 mod keys;
+mod lifecycle;
 mod orgs;
 mod postgres;
 pub(crate) mod scope;
 mod tenant;
 mod tokens;
+mod usage;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -27,13 +30,16 @@ use sqlx::sqlite::{
 };
 use thiserror::Error;
 
+pub use access::{BindingRecord, BindingSpec, NewImpersonation, UserTokenRecord};
 pub use grants::{GatewayGrant, LicenseRecord};
 pub use keys::{KeyRecord, NewKey};
+pub use lifecycle::DeleteTarget;
 pub use orgs::{NewOrg, OrgPatch, OrgRecord};
 pub use tenant::{
     EnvironmentRecord, GatewayRecord, LicenseSpec, NewGateway, TenantStore, WorkspaceRecord,
 };
 pub use tokens::ApiTokenRecord;
+pub use usage::OrgUsage;
 
 /// Expands `$body` once per backend with `$pool` bound to that backend's pool — on
 /// PostgreSQL, to a transaction bound to `$store`'s [`scope::Scope`] (a `&Store`, a
@@ -88,6 +94,19 @@ pub enum StoreError {
     /// A uniqueness or state conflict.
     #[error("{0}")]
     Conflict(&'static str),
+    /// A create that would pass the license's limit.
+    #[error("quota exceeded: {key} is {limit} and {usage} are in use")]
+    Quota {
+        /// Which limit.
+        key: mcpg_license_core::LimitKey,
+        /// The license's limit.
+        limit: u64,
+        /// What exists already.
+        usage: i64,
+    },
+    /// A delete of something that still has children, without cascade.
+    #[error("{0}")]
+    HasChildren(String),
     /// A stored value that cannot be decoded (a bug or tampering).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),

@@ -143,17 +143,4 @@ impl Store {
             .await?);
         row.ok_or(StoreError::NotFound("organization"))?.try_into()
     }
-
-    /// Deletes the org and, by cascade, everything it owns.
-    pub async fn delete_org(&self, slug: &str) -> Result<(), StoreError> {
-        let done = on_pool!(self, pool => sqlx::query("DELETE FROM orgs WHERE slug = $1")
-            .bind(slug)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        if done == 0 {
-            return Err(StoreError::NotFound("organization"));
-        }
-        Ok(())
-    }
 }

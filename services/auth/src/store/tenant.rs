@@ -9,7 +9,7 @@ use sqlx::FromRow;
 use super::grants::{LICENSE_COLUMNS, LicenseRow};
 use super::scope::Scoped;
 use super::{LicenseRecord, Store, StoreError, in_tx, on_pool, to_json_text};
-use crate::domain::{Slug, new_id};
+use crate::domain::new_id;
 
 /// A store handle bound to one org.
 #[derive(Debug, Clone, Copy)]
@@ -95,7 +95,7 @@ pub struct NewGateway<'a> {
     pub credential_prefix: &'a str,
 }
 
-const GATEWAY_SELECT: &str = "SELECT g.id, g.name, w.slug AS workspace, e.slug AS environment, \
+pub(super) const GATEWAY_SELECT: &str = "SELECT g.id, g.name, w.slug AS workspace, e.slug AS environment, \
      g.credential_prefix, g.created_at, g.last_token_at, g.revoked_at \
      FROM gateways g JOIN environments e ON e.id = g.environment_id \
      JOIN workspaces w ON w.id = g.workspace_id";
@@ -109,8 +109,14 @@ impl<'a> TenantStore<'a> {
     }
 
     /// The org id this handle is bound to.
-    pub fn org_id(&self) -> &str {
+    pub fn org_id(&self) -> &'a str {
         self.org_id
+    }
+
+    /// The store behind the handle, bound to its org (for the sibling modules that extend
+    /// it).
+    pub(super) fn store(&self) -> Scoped<'a> {
+        self.store
     }
 
     /// Replaces the org's license (a new license id, un-revoked) and returns it.
@@ -171,24 +177,6 @@ impl<'a> TenantStore<'a> {
         row.ok_or(StoreError::NotFound("license"))?.try_into()
     }
 
-    /// Creates a workspace.
-    pub async fn create_workspace(
-        &self,
-        slug: &Slug,
-        now: i64,
-    ) -> Result<WorkspaceRecord, StoreError> {
-        let sql = "INSERT INTO workspaces (id, org_id, slug, created_at) VALUES ($1, $2, $3, $4) \
-                   RETURNING id, slug, created_at";
-        Ok(on_pool!(self.store, pool => sqlx::query_as(sql)
-            .bind(new_id())
-            .bind(self.org_id)
-            .bind(slug.as_str())
-            .bind(now)
-            .fetch_one(pool)
-            .await
-            .map_err(StoreError::unique("a workspace with this slug already exists"))?))
-    }
-
     /// The org's workspaces, by slug.
     pub async fn workspaces(&self) -> Result<Vec<WorkspaceRecord>, StoreError> {
         let sql = "SELECT id, slug, created_at FROM workspaces WHERE org_id = $1 ORDER BY slug";
@@ -196,43 +184,6 @@ impl<'a> TenantStore<'a> {
             .bind(self.org_id)
             .fetch_all(pool)
             .await?))
-    }
-
-    /// Deletes a workspace with its environments and gateways.
-    pub async fn delete_workspace(&self, slug: &str) -> Result<(), StoreError> {
-        let sql = "DELETE FROM workspaces WHERE org_id = $1 AND slug = $2";
-        let done = on_pool!(self.store, pool => sqlx::query(sql)
-            .bind(self.org_id)
-            .bind(slug)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        if done == 0 {
-            return Err(StoreError::NotFound("workspace"));
-        }
-        Ok(())
-    }
-
-    /// Creates an environment in a workspace.
-    pub async fn create_environment(
-        &self,
-        workspace: &str,
-        slug: &Slug,
-        now: i64,
-    ) -> Result<EnvironmentRecord, StoreError> {
-        let sql = "INSERT INTO environments (id, org_id, workspace_id, slug, created_at) \
-                   SELECT $1, org_id, id, $4, $5 FROM workspaces WHERE org_id = $2 AND slug = $3 \
-                   RETURNING id, slug, $3 AS workspace, created_at";
-        let row: Option<EnvironmentRecord> = on_pool!(self.store, pool => sqlx::query_as(sql)
-            .bind(new_id())
-            .bind(self.org_id)
-            .bind(workspace)
-            .bind(slug.as_str())
-            .bind(now)
-            .fetch_optional(pool)
-            .await
-            .map_err(StoreError::unique("an environment with this slug already exists"))?);
-        row.ok_or(StoreError::NotFound("workspace"))
     }
 
     /// The environments of a workspace, by slug.
@@ -249,51 +200,6 @@ impl<'a> TenantStore<'a> {
             .bind(workspace)
             .fetch_all(pool)
             .await?))
-    }
-
-    /// Deletes an environment with its gateways.
-    pub async fn delete_environment(&self, workspace: &str, slug: &str) -> Result<(), StoreError> {
-        let sql = "DELETE FROM environments WHERE org_id = $1 AND slug = $3 AND workspace_id = \
-                   (SELECT id FROM workspaces WHERE org_id = $1 AND slug = $2)";
-        let done = on_pool!(self.store, pool => sqlx::query(sql)
-            .bind(self.org_id)
-            .bind(workspace)
-            .bind(slug)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        if done == 0 {
-            return Err(StoreError::NotFound("environment"));
-        }
-        Ok(())
-    }
-
-    /// Registers a gateway in an environment.
-    pub async fn register_gateway(
-        &self,
-        gateway: &NewGateway<'_>,
-        now: i64,
-    ) -> Result<GatewayRecord, StoreError> {
-        let sql = "INSERT INTO gateways (id, org_id, workspace_id, environment_id, name, \
-                   credential_hash, credential_prefix, created_at) \
-                   SELECT $1, e.org_id, e.workspace_id, e.id, $5, $6, $7, $8 FROM environments e \
-                   JOIN workspaces w ON w.id = e.workspace_id \
-                   WHERE e.org_id = $2 AND w.slug = $3 AND e.slug = $4 \
-                   RETURNING id, name, $3 AS workspace, $4 AS environment, credential_prefix, \
-                   created_at, last_token_at, revoked_at";
-        let row: Option<GatewayRecord> = on_pool!(self.store, pool => sqlx::query_as(sql)
-            .bind(new_id())
-            .bind(self.org_id)
-            .bind(gateway.workspace)
-            .bind(gateway.environment)
-            .bind(gateway.name)
-            .bind(gateway.credential_hash)
-            .bind(gateway.credential_prefix)
-            .bind(now)
-            .fetch_optional(pool)
-            .await
-            .map_err(StoreError::unique("credential collision; retry"))?);
-        row.ok_or(StoreError::NotFound("environment"))
     }
 
     /// The gateways of an environment, oldest first.

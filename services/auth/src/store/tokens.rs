@@ -23,6 +23,12 @@ pub struct ApiTokenRecord {
     pub created_at: i64,
     /// Revoked.
     pub revoked_at: Option<i64>,
+    /// The user it belongs to (personal tokens).
+    pub user_id: Option<String>,
+    /// When it stops working (impersonation tokens).
+    pub expires_at: Option<i64>,
+    /// The global admin token that impersonates the org with it.
+    pub impersonator_id: Option<String>,
 }
 
 const INSERT: &str = "INSERT INTO api_tokens (id, org_id, name, token_hash, token_prefix, created_at) \
@@ -91,18 +97,26 @@ impl Store {
             token_prefix: prefix.to_owned(),
             created_at: now,
             revoked_at: None,
+            user_id: None,
+            expires_at: None,
+            impersonator_id: None,
         })
     }
 
-    /// The unrevoked API token with this hash.
+    /// The unrevoked, unexpired API token with this hash.
     pub async fn api_token_by_hash(
         &self,
         hash: &str,
+        now: i64,
     ) -> Result<Option<ApiTokenRecord>, StoreError> {
-        let sql = "SELECT id, org_id, name, token_hash, token_prefix, created_at, revoked_at \
-                   FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL";
-        Ok(
-            on_pool!(self.global(), pool => sqlx::query_as(sql).bind(hash).fetch_optional(pool).await?),
-        )
+        let sql = "SELECT id, org_id, name, token_hash, token_prefix, created_at, revoked_at, \
+                   user_id, expires_at, impersonator_id \
+                   FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL \
+                   AND (expires_at IS NULL OR expires_at > $2)";
+        Ok(on_pool!(self.global(), pool => sqlx::query_as(sql)
+            .bind(hash)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?))
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use mcpg_auth::Application;
 use mcpg_auth::config::Settings;
+use mcpg_auth::ratelimit::RateLimitSettings;
 use mcpg_license_core::{Jwks, KeySet, ManualClock, PublicKey, TrustStore};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -164,6 +165,11 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
     settings.key_reload_interval = Duration::from_millis(100);
     settings.key_publish_delay = Duration::from_secs(1);
     settings.bootstrap_token_file = Some(data_dir.join("bootstrap.token"));
+    // Tests drive hundreds of requests a second; the rate-limit tests set their own limits.
+    settings.rate_limits = RateLimitSettings {
+        org_rps: 0,
+        admin_rps: 0,
+    };
     settings
 }
 

@@ -87,14 +87,14 @@ async fn tenant_resources_can_be_created_listed_and_deleted(backend: Backend) {
         Method::DELETE,
         "/v1/orgs/acme/workspaces/main/environments/dev",
         None,
-        StatusCode::NO_CONTENT,
+        StatusCode::OK,
     )
     .await;
     app.expect(
         Method::DELETE,
-        "/v1/orgs/acme/workspaces/main",
+        "/v1/orgs/acme/workspaces/main?cascade=true",
         None,
-        StatusCode::NO_CONTENT,
+        StatusCode::OK,
     )
     .await;
     let (status, body) = app
@@ -106,13 +106,8 @@ async fn tenant_resources_can_be_created_listed_and_deleted(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error(&body, "not_found");
-    app.expect(
-        Method::DELETE,
-        "/v1/orgs/acme",
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
+    app.expect(Method::DELETE, "/v1/orgs/acme", None, StatusCode::OK)
+        .await;
     app.expect(Method::GET, "/v1/orgs/acme", None, StatusCode::NOT_FOUND)
         .await;
 }

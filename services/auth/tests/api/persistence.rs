@@ -63,6 +63,7 @@ fn spawn_binary(data_dir: &std::path::Path, port: u16, database: Option<&TestDat
         .arg(data_dir)
         .arg("--bootstrap-token-file")
         .arg(data_dir.join("bootstrap.token"))
+        .args(["--org-rps", "0", "--admin-rps", "0"])
         .env("MCPG_LOG", "warn")
         .env_remove("MCPG_KEK")
         .stdout(Stdio::null())

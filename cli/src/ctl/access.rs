@@ -1,0 +1,250 @@
+//! `mcpg-ctl rbac …` and `mcpg-ctl user token …`: role bindings and personal API tokens.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Subcommand;
+use serde_json::{Map, Value, json};
+
+use super::Client;
+use super::Output;
+use super::commands::{Printer, org_path, segment};
+use super::output::Column;
+
+const BINDING_COLUMNS: &[Column] = &[
+    ("email", "email"),
+    ("role", "role"),
+    ("scope", "scope"),
+    ("created", "created_at"),
+];
+const TOKEN_COLUMNS: &[Column] = &[
+    ("id", "id"),
+    ("name", "name"),
+    ("token", "token_prefix"),
+    ("created", "created_at"),
+    ("revoked", "revoked_at"),
+];
+
+/// Role bindings.
+#[derive(Debug, Subcommand)]
+pub(super) enum RbacCommand {
+    /// Bind a role: `rbac grant alice@acme.com admin --on org/acme-corp`.
+    Grant {
+        /// The user's email.
+        email: String,
+        /// admin, operator or viewer.
+        role: String,
+        /// org/ORG (admin), workspace/ORG/WS (operator) or env/ORG/WS/ENV (viewer).
+        #[arg(long)]
+        on: String,
+    },
+    /// List the role bindings of ORG.
+    List {
+        /// Org slug.
+        org: String,
+    },
+    /// Remove a binding: `rbac revoke alice@acme.com admin --on org/acme-corp`.
+    Revoke {
+        /// The user's email.
+        email: String,
+        /// admin, operator or viewer.
+        role: String,
+        /// Where it was bound, as for grant.
+        #[arg(long)]
+        on: String,
+    },
+}
+
+/// Users.
+#[derive(Debug, Subcommand)]
+pub(super) enum UserCommand {
+    /// A user's personal API tokens (mcpg_pat_…).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// Personal API tokens.
+#[derive(Debug, Subcommand)]
+pub(super) enum TokenCommand {
+    /// Issue a token to the user; it is printed once.
+    Create {
+        /// The user's email.
+        email: String,
+        /// Org slug.
+        #[arg(long)]
+        org: String,
+        /// A name to tell tokens apart.
+        #[arg(long)]
+        name: Option<String>,
+        /// Write the token to this new file (mode 0600) instead of printing it.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+    /// List the user's tokens (never the tokens themselves).
+    List {
+        /// The user's email.
+        email: String,
+        /// Org slug.
+        #[arg(long)]
+        org: String,
+    },
+    /// Revoke one of the user's tokens.
+    Revoke {
+        /// The user's email.
+        email: String,
+        /// Token id (from `user token list`).
+        id: String,
+        /// Org slug.
+        #[arg(long)]
+        org: String,
+    },
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// `org/ORG`, `workspace/ORG/WS` or `env/ORG/WS/ENV` → the org and the binding's fields.
+fn scope(on: &str) -> anyhow::Result<(String, Map<String, Value>)> {
+    let parts: Vec<&str> = on.split('/').collect();
+    let shape = "--on must be org/ORG, workspace/ORG/WS or env/ORG/WS/ENV";
+    let names = ["org", "workspace", "environment"];
+    let slugs = match (parts.first().copied(), parts.len()) {
+        (Some("org"), 2) | (Some("workspace"), 3) | (Some("env" | "environment"), 4) => &parts[1..],
+        _ => bail!("{on:?}: {shape}"),
+    };
+    let mut fields = Map::new();
+    let mut org = String::new();
+    for (i, part) in slugs.iter().enumerate() {
+        let slug = segment(part, names[i], on)?;
+        match i {
+            0 => org = slug,
+            _ => {
+                fields.insert(names[i].into(), slug.into());
+            }
+        }
+    }
+    Ok((org, fields))
+}
+
+fn binding(email: &str, role: &str, on: &str) -> anyhow::Result<(String, Map<String, Value>)> {
+    if !matches!(role, "admin" | "operator" | "viewer") {
+        bail!("role {role:?} must be admin, operator or viewer");
+    }
+    let (org, mut fields) = scope(on)?;
+    fields.insert("email".into(), email.into());
+    fields.insert("role".into(), role.into());
+    Ok((org, fields))
+}
+
+pub(super) fn rbac(client: &Client, out: &Printer, cmd: RbacCommand) -> anyhow::Result<()> {
+    match cmd {
+        RbacCommand::Grant { email, role, on } => {
+            let (org, body) = binding(&email, &role, &on)?;
+            let url = format!("{}/rbac/bindings", org_path(&org)?);
+            out.one(&client.post(&url, &Value::Object(body))?, BINDING_COLUMNS);
+        }
+        RbacCommand::List { org } => {
+            let url = format!("{}/rbac/bindings", org_path(&org)?);
+            out.list(&client.get(&url)?, BINDING_COLUMNS);
+        }
+        RbacCommand::Revoke { email, role, on } => {
+            let (org, fields) = binding(&email, &role, &on)?;
+            let query: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("{k}={}", encode(v.as_str().unwrap_or_default())))
+                .collect();
+            let url = format!("{}/rbac/bindings?{}", org_path(&org)?, query.join("&"));
+            let answer = client.delete(&url)?;
+            out.done(&format!("revoked {role} of {email} on {on}"), &answer);
+        }
+    }
+    Ok(())
+}
+
+fn tokens_url(org: &str, email: &str) -> anyhow::Result<String> {
+    if email.trim().is_empty() {
+        bail!("the email must not be empty");
+    }
+    Ok(format!("{}/users/{}/tokens", org_path(org)?, encode(email)))
+}
+
+pub(super) fn user(client: &Client, out: &Printer, cmd: UserCommand) -> anyhow::Result<()> {
+    let UserCommand::Token(cmd) = cmd;
+    match cmd {
+        TokenCommand::Create {
+            email,
+            org,
+            name,
+            token_file,
+        } => {
+            let url = tokens_url(&org, &email)?;
+            if let Some(file) = &token_file {
+                crate::files::check_output(file, false)?;
+            }
+            let body = name.map_or_else(|| json!({}), |name| json!({"name": name}));
+            let mut answer = client.post(&url, &body)?;
+            let token = answer["token"].as_str().unwrap_or_default().to_owned();
+            if token.is_empty() {
+                bail!("the server did not return a token");
+            }
+            let columns: &[Column] = &[("id", "id"), ("email", "email"), ("token", "token")];
+            match token_file {
+                Some(file) => {
+                    crate::files::write_secret(
+                        &file,
+                        format!("{token}\n").as_bytes(),
+                        "choose a new file name",
+                    )?;
+                    answer["token"] = Value::from(format!("written to {}", file.display()));
+                    out.one(&answer, columns);
+                }
+                None => {
+                    out.one(&answer, columns);
+                    if out.output == Output::Table {
+                        eprintln!("note: the token is shown once; store it now");
+                    }
+                }
+            }
+        }
+        TokenCommand::List { email, org } => {
+            out.list(&client.get(&tokens_url(&org, &email)?)?, TOKEN_COLUMNS);
+        }
+        TokenCommand::Revoke { email, id, org } => {
+            let url = format!(
+                "{}/{}",
+                tokens_url(&org, &email)?,
+                segment(&id, "token id", &id)?
+            );
+            let answer = client.delete(&url)?;
+            out.done(&format!("revoked token {id} of {email}"), &answer);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_name_the_org_and_the_binding_fields() {
+        let (org, fields) = scope("env/acme/platform/prod").expect("valid");
+        assert_eq!(org, "acme");
+        assert_eq!(fields["workspace"], "platform");
+        assert_eq!(fields["environment"], "prod");
+        assert!(scope("org/acme").expect("valid").1.is_empty());
+        for bad in ["acme", "org/acme/x", "workspace/acme", "env/a/b", "org/a?b"] {
+            assert!(scope(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert_eq!(encode("a+b@c.d"), "a%2Bb%40c.d");
+    }
+}

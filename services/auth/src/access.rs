@@ -1,0 +1,156 @@
+//! Tenant resolution, run as middleware before any handler of an org-scoped route
+//! (`/v1/orgs/{org}…`): it authenticates the caller, checks that the tenant named by the
+//! path and by an `X-Tenant-ID` header agree (else 403 `tenant_mismatch`), looks the org up
+//! and decides whether the caller may see it — an org that does not exist and one the
+//! caller may not see leave through the same line with the same 404 — refuses suspended
+//! orgs and ended trials to non-global callers, and hands the handler an [`Access`]: the
+//! org, the caller, what the caller may do there, and a store handle bound to the org.
+
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::domain::OrgStatus;
+use crate::error::{ApiError, Refusal};
+use crate::extract::Principal;
+use crate::rbac::{Action, Grants};
+use crate::state::AppState;
+use crate::store::{OrgRecord, Store, StoreError, TenantStore};
+use crate::telemetry::record_org;
+
+/// The header a client may name its tenant with.
+pub const TENANT_HEADER: &str = "x-tenant-id";
+
+/// What an org-scoped handler knows about the request, resolved before it runs.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// The org of the request.
+    pub org: OrgRecord,
+    /// The caller.
+    pub principal: Principal,
+    /// What the caller may do in the org.
+    pub grants: Grants,
+    store: Store,
+}
+
+impl Access {
+    /// The store handle bound to this org: the only way handlers reach tenant data.
+    pub fn tenant(&self) -> TenantStore<'_> {
+        self.store.tenant(&self.org.id)
+    }
+
+    /// Refuses `action` unless the caller's role allows it.
+    pub fn require(&self, action: Action<'_>) -> Result<(), ApiError> {
+        if self.grants.allows(action) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("your role does not allow this here"))
+        }
+    }
+
+    /// Refuses anyone but the global (vendor) admin.
+    pub fn require_global(&self) -> Result<(), ApiError> {
+        self.principal.require_global()
+    }
+}
+
+impl FromRequestParts<AppState> for Access {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        parts.extensions.get::<Access>().cloned().ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("route has no tenant resolution layer"))
+        })
+    }
+}
+
+/// The middleware: resolves the tenant of routes with an `{org}` segment; other routes pass.
+pub async fn resolve_tenant(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let slug = match RawPathParams::from_request_parts(&mut parts, &state).await {
+        Ok(params) => params
+            .iter()
+            .find(|(name, _)| *name == "org")
+            .map(|(_, value)| value.to_owned()),
+        Err(_) => None,
+    };
+    let Some(slug) = slug else {
+        return next.run(Request::from_parts(parts, body)).await;
+    };
+    match resolve(&state, &mut parts, &slug).await {
+        Ok(access) => {
+            parts.extensions.insert(access);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn resolve(state: &AppState, parts: &mut Parts, slug: &str) -> Result<Access, ApiError> {
+    let principal = Principal::from_request_parts(parts, state).await?;
+    if let Some(named) = parts.headers.get(TENANT_HEADER) {
+        let named = named
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("X-Tenant-ID must be an org slug".into()))?;
+        if named.trim() != slug {
+            return Err(ApiError::TenantMismatch);
+        }
+    }
+    let (org, grants) = visible_org(state, &principal, slug)
+        .await?
+        .ok_or(ApiError::NotFound("organization"))?;
+    if !principal.is_global() {
+        match org.status {
+            OrgStatus::Suspended => return Err(ApiError::Refused(Refusal::OrgSuspended)),
+            OrgStatus::Trial if org.trial_expires_at.is_none_or(|end| end <= state.now()) => {
+                return Err(ApiError::Refused(Refusal::TrialExpired));
+            }
+            _ => {}
+        }
+    }
+    if let Some(admin) = &principal.impersonator_id {
+        tracing::info!(
+            impersonator = %admin,
+            token = %principal.token_id,
+            org = %org.slug,
+            method = %parts.method,
+            path = %parts.uri.path(),
+            "request under impersonation"
+        );
+    }
+    record_org(&org.slug);
+    Ok(Access {
+        org,
+        principal,
+        grants,
+        store: state.store.clone(),
+    })
+}
+
+/// The org and the caller's grants there, or `None` when it does not exist or the caller
+/// may not see it — one answer for both, so nobody learns which orgs exist.
+async fn visible_org(
+    state: &AppState,
+    principal: &Principal,
+    slug: &str,
+) -> Result<Option<(OrgRecord, Grants)>, ApiError> {
+    let org = match state.store.org_by_slug(slug).await {
+        Ok(org) => org,
+        Err(StoreError::NotFound(_)) => return Ok(None),
+        Err(other) => return Err(other.into()),
+    };
+    let grants = match (&principal.org_id, &principal.user_id) {
+        (None, _) => Grants::OrgAdmin,
+        (Some(own), _) if *own != org.id => return Ok(None),
+        (Some(_), Some(user)) => {
+            Grants::Bindings(state.store.tenant(&org.id).user_bindings(user).await?)
+        }
+        (Some(_), None) => Grants::OrgAdmin,
+    };
+    Ok(grants.sees_org().then_some((org, grants)))
+}

@@ -1,0 +1,321 @@
+//! Per-org request rate limits: one governor keyed limiter per distinct rate, keyed by org
+//! (or, on cross-tenant admin routes, by the global admin's token).
+//!
+//! - An org's rate is its license's `rps` limit, else `--org-rps`; it covers the org's
+//!   management API requests (middleware, after tenant resolution and authentication, so
+//!   an anonymous flood cannot spend an org's budget) and its gateways' token requests
+//!   (checked by the issuer once the credential is known).
+//! - Cross-tenant admin routes (`/v1/admin/…`, `GET`/`POST /v1/orgs`) get the stricter
+//!   `--admin-rps` per global admin token.
+//! - Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining` and
+//!   `RateLimit-Reset`; a refusal is 429 `rate_limited` with `Retry-After`.
+//! - Keys idle long enough to be back at a full bucket are pruned every minute
+//!   (`retain_recent`), so memory follows active orgs, not every org ever seen.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::task::JoinHandle;
+
+use crate::access::Access;
+use crate::error::ApiError;
+use crate::extract::Principal;
+use crate::state::AppState;
+use crate::telemetry::ORG_REQUESTS;
+
+type Keyed = DefaultKeyedRateLimiter<String, StateInformationMiddleware>;
+
+/// How often idle keys are pruned.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+/// How long an org's licensed rate is cached.
+const RATE_CACHE_TTL: Duration = Duration::from_secs(5);
+
+const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+/// Rate-limit settings; 0 means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitSettings {
+    /// Requests per second per org when its license sets no `rps`.
+    pub org_rps: u32,
+    /// Requests per second per global admin token on cross-tenant routes.
+    pub admin_rps: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            org_rps: 100,
+            admin_rps: 20,
+        }
+    }
+}
+
+/// The outcome of one check, as the response headers tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Requests per second (also the burst).
+    pub limit: u32,
+    /// Requests left in the current burst.
+    pub remaining: u32,
+    /// Seconds until the burst is full again.
+    pub reset: u64,
+    /// Seconds to wait when the request was refused; `None` when it was allowed.
+    pub retry_after: Option<u64>,
+}
+
+impl Decision {
+    /// Whether the request may proceed.
+    pub fn allowed(&self) -> bool {
+        self.retry_after.is_none()
+    }
+
+    /// Writes the `RateLimit-*` headers (and `Retry-After` on a refusal).
+    pub fn write_headers(&self, headers: &mut HeaderMap) {
+        headers.insert(LIMIT, HeaderValue::from(self.limit));
+        headers.insert(REMAINING, HeaderValue::from(self.remaining));
+        headers.insert(RESET, HeaderValue::from(self.reset));
+        if let Some(seconds) = self.retry_after {
+            headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+    }
+}
+
+/// The limiters of one process.
+#[derive(Debug)]
+pub struct RateLimits {
+    settings: RateLimitSettings,
+    by_rate: RwLock<HashMap<NonZeroU32, Arc<Keyed>>>,
+    org_rates: moka::future::Cache<String, Option<u64>>,
+    clock: DefaultClock,
+}
+
+impl RateLimits {
+    /// Limiters with these settings.
+    pub fn new(settings: RateLimitSettings) -> Self {
+        Self {
+            settings,
+            by_rate: RwLock::new(HashMap::new()),
+            org_rates: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(RATE_CACHE_TTL)
+                .build(),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Checks one request of `org_id` whose license allows `licensed_rps` (`None`: the
+    /// default applies). `None` when the org is unlimited.
+    pub fn check_org(&self, org_id: &str, licensed_rps: Option<u64>) -> Option<Decision> {
+        let rps = licensed_rps.map_or(self.settings.org_rps, |rps| {
+            u32::try_from(rps).unwrap_or(u32::MAX)
+        });
+        self.check(format!("org:{org_id}"), NonZeroU32::new(rps)?)
+    }
+
+    /// Checks one cross-tenant admin request by the global admin token `token_id`.
+    pub fn check_admin(&self, token_id: &str) -> Option<Decision> {
+        self.check(
+            format!("admin:{token_id}"),
+            NonZeroU32::new(self.settings.admin_rps)?,
+        )
+    }
+
+    fn check(&self, key: String, rate: NonZeroU32) -> Option<Decision> {
+        let limiter = self.limiter(rate);
+        let limit = rate.get();
+        Some(match limiter.check_key(&key) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                Decision {
+                    limit,
+                    remaining,
+                    reset: u64::from(limit.saturating_sub(remaining)).div_ceil(u64::from(limit)),
+                    retry_after: None,
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                Decision {
+                    limit,
+                    remaining: 0,
+                    reset: seconds.max(1),
+                    retry_after: Some(seconds.max(1)),
+                }
+            }
+        })
+    }
+
+    fn limiter(&self, rate: NonZeroU32) -> Arc<Keyed> {
+        if let Some(found) = self.by_rate.read().ok().and_then(|m| m.get(&rate).cloned()) {
+            return found;
+        }
+        let fresh = || {
+            Arc::new(
+                RateLimiter::keyed(Quota::per_second(rate))
+                    .with_middleware::<StateInformationMiddleware>(),
+            )
+        };
+        match self.by_rate.write() {
+            Ok(mut map) => map.entry(rate).or_insert_with(fresh).clone(),
+            Err(_) => fresh(),
+        }
+    }
+
+    /// Forgets keys whose bucket is full again (they behave exactly like new keys).
+    pub fn prune(&self) {
+        let limiters: Vec<Arc<Keyed>> = match self.by_rate.read() {
+            Ok(map) => map.values().cloned().collect(),
+            Err(_) => return,
+        };
+        for limiter in limiters {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// Live keys across all limiters (for tests and gauges).
+    pub fn len(&self) -> usize {
+        self.by_rate
+            .read()
+            .map(|map| map.values().map(|l| l.len()).sum())
+            .unwrap_or(0)
+    }
+
+    /// Whether no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets the cached licensed rates (after a license change).
+    pub fn invalidate(&self) {
+        self.org_rates.invalidate_all();
+    }
+
+    async fn licensed_rps(&self, state: &AppState, org_id: &str) -> Option<u64> {
+        let store = state.store.clone();
+        let id = org_id.to_owned();
+        self.org_rates
+            .try_get_with(id.clone(), async move {
+                match store.tenant(&id).license().await {
+                    Ok(license) => Ok(license.limits.rps),
+                    Err(crate::store::StoreError::NotFound(_)) => Ok(None),
+                    Err(error) => Err(error),
+                }
+            })
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+/// Prunes idle keys every minute.
+pub fn spawn_pruner(limits: Arc<RateLimits>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(PRUNE_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            limits.prune();
+        }
+    })
+}
+
+/// Whether a route is a cross-tenant admin route.
+fn is_admin_route(path: &str) -> bool {
+    path == "/v1/orgs" || path.starts_with("/v1/admin/")
+}
+
+/// The middleware: limits management requests per org (after tenant resolution) and
+/// cross-tenant admin requests per admin token. Unauthenticated requests pass through to
+/// be refused by the handler.
+pub async fn limit_requests(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let limits = &state.limits;
+    let decision = if let Some(access) = parts.extensions.get::<Access>() {
+        let (org_id, slug) = (access.org.id.clone(), access.org.slug.clone());
+        let rps = limits.licensed_rps(&state, &org_id).await;
+        let decision = limits.check_org(&org_id, rps);
+        let outcome = match decision {
+            Some(refused) if !refused.allowed() => "rate_limited",
+            _ => "allowed",
+        };
+        metrics::counter!(ORG_REQUESTS, "org" => slug, "outcome" => outcome).increment(1);
+        decision
+    } else if is_admin_route(parts.uri.path()) {
+        match Principal::from_request_parts(&mut parts, &state).await {
+            Ok(principal) => match &principal.org_id {
+                None => limits.check_admin(&principal.token_id),
+                Some(org_id) => {
+                    let rps = limits.licensed_rps(&state, org_id).await;
+                    limits.check_org(org_id, rps)
+                }
+            },
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let mut response = match decision {
+        Some(refused) if !refused.allowed() => ApiError::RateLimited(refused).into_response(),
+        _ => next.run(Request::from_parts(parts, body)).await,
+    };
+    if let Some(decision) = decision {
+        decision.write_headers(response.headers_mut());
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_org_past_its_burst_is_refused_with_a_wait() {
+        let limits = RateLimits::new(RateLimitSettings::default());
+        for expected in (0..3).rev() {
+            let decision = limits.check_org("a", Some(3)).expect("limited");
+            assert_eq!((decision.limit, decision.remaining), (3, expected));
+            assert!(decision.allowed());
+        }
+        let refused = limits.check_org("a", Some(3)).expect("limited");
+        assert_eq!(refused.retry_after, Some(1));
+        assert!(limits.check_org("b", Some(3)).expect("limited").allowed());
+    }
+
+    #[test]
+    fn zero_means_unlimited() {
+        let limits = RateLimits::new(RateLimitSettings {
+            org_rps: 0,
+            admin_rps: 0,
+        });
+        assert_eq!(limits.check_org("a", None), None);
+        assert_eq!(limits.check_admin("t"), None);
+        assert!(limits.check_org("a", Some(1)).is_some());
+    }
+
+    #[test]
+    fn idle_keys_are_pruned() {
+        let limits = RateLimits::new(RateLimitSettings::default());
+        let _ = limits.check_org("a", Some(1000));
+        assert_eq!(limits.len(), 1);
+        std::thread::sleep(Duration::from_millis(20));
+        limits.prune();
+        assert!(limits.is_empty());
+    }
+}
