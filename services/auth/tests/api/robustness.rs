@@ -213,6 +213,9 @@ async fn random_bodies_at_every_post_route_never_crash_the_server() {
             "/v1/orgs/acme/workspaces/main/environments/prod/gateways",
         ),
         (Method::POST, "/v1/admin/tokens"),
+        (Method::POST, "/v1/admin/impersonations"),
+        (Method::POST, "/v1/orgs/acme/users/alice@acme.com/tokens"),
+        (Method::POST, "/v1/orgs/acme/rbac/bindings"),
         (Method::POST, "/v1/federation/token"),
     ];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
