@@ -80,7 +80,11 @@ fn benches(c: &mut Criterion) {
     });
     let raw_signature = issuer.sign(&message);
     c.bench_function("ed25519_raw_verify_strict", |b| {
-        b.iter(|| issuer.public_key().verify(black_box(&message), &raw_signature))
+        b.iter(|| {
+            issuer
+                .public_key()
+                .verify(black_box(&message), &raw_signature)
+        })
     });
     c.bench_function("jwt_sign", |b| b.iter(|| signer.sign(black_box(&claims))));
     c.bench_function("jwt_verify", |b| {

@@ -138,6 +138,12 @@ impl IssuerCertificate {
         if cert.exp <= cert.nbf {
             return Err(bad("exp must be after nbf"));
         }
+        let bounds = &cert.bounds;
+        if !(1..=crate::claims::MAX_TIME).contains(&bounds.max_token_lifetime)
+            || !(0..=crate::claims::MAX_TIME).contains(&bounds.max_grace)
+        {
+            return Err(bad("bounds must be positive durations"));
+        }
         Ok(cert)
     }
 

@@ -15,6 +15,11 @@ use crate::tier::{Tier, UnknownTier};
 /// The audience of every token and license.
 pub const AUDIENCE: &str = "mcpg-gateway";
 
+/// The latest time any claim may name: 9999-12-31T23:59:59Z. Bounding every time claim
+/// keeps all later arithmetic (`exp - iat`, `nbf - leeway`, `grc - exp`) free of overflow,
+/// whatever a signer put in the token.
+pub const MAX_TIME: UnixTime = 253_402_300_799;
+
 /// The longest string claim accepted (ids, slugs, URLs), in bytes.
 const MAX_CLAIM_LEN: usize = 256;
 
@@ -219,6 +224,20 @@ impl LicenseClaims {
         ] {
             check_string(value, name)?;
         }
+        let times = [
+            Some(self.iat),
+            Some(self.nbf),
+            Some(self.exp),
+            self.rfa,
+            self.grc,
+        ];
+        if times
+            .into_iter()
+            .flatten()
+            .any(|t| !(0..=MAX_TIME).contains(&t))
+        {
+            return Err(ClaimsError::Times("times must lie between 1970 and 9999"));
+        }
         if self.exp <= self.iat {
             return Err(ClaimsError::Times("exp must be after iat"));
         }
@@ -398,6 +417,18 @@ mod tests {
                 m.insert("org".into(), "".into());
             }),
             Err(ClaimsError::BadString("org"))
+        );
+        assert_eq!(
+            mutate(|m| {
+                m.insert("exp".into(), i64::MAX.into());
+            }),
+            Err(ClaimsError::Times("times must lie between 1970 and 9999"))
+        );
+        assert_eq!(
+            mutate(|m| {
+                m.insert("iat".into(), i64::MIN.into());
+            }),
+            Err(ClaimsError::Times("times must lie between 1970 and 9999"))
         );
         assert!(matches!(
             LicenseClaims::from_json(b"[1,2]", TimeFormat::Seconds),

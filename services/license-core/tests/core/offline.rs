@@ -212,3 +212,63 @@ fn inspect_decodes_without_trusting() {
         other => panic!("decoded as {other:?}"),
     }
 }
+
+mod tamper {
+    use std::sync::OnceLock;
+
+    use mcpg_license_core::{Tier, TrustStore, Validity, issue_offline_license};
+    use proptest::prelude::*;
+
+    use crate::fixtures::*;
+
+    struct Signed {
+        trust: TrustStore,
+        license: String,
+        certificate: String,
+    }
+
+    fn signed() -> &'static Signed {
+        static SIGNED: OnceLock<Signed> = OnceLock::new();
+        SIGNED.get_or_init(|| {
+            let w = world();
+            let license =
+                issue_offline_license(&offline_claims(Tier::Team), &w.root, None).expect("signs");
+            Signed {
+                trust: w.trust,
+                license,
+                certificate: w.cert,
+            }
+        })
+    }
+
+    fn change(token: &str, index: prop::sample::Index, byte: u8) -> Option<String> {
+        let mut bytes = token.as_bytes().to_vec();
+        let at = index.index(bytes.len());
+        if bytes[at] == byte {
+            return None;
+        }
+        bytes[at] = byte;
+        // Trailing whitespace is trimmed by design; it is not a change of the token.
+        String::from_utf8(bytes).ok().filter(|t| t.trim() != token)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_single_byte_change_to_an_offline_license_fails(index in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let s = signed();
+            if let Some(changed) = change(&s.license, index, byte) {
+                prop_assert!(s.trust.verify_offline_license(&changed, NOW, None).is_err());
+            }
+        }
+
+        #[test]
+        fn any_single_byte_change_to_a_certificate_fails(index in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let s = signed();
+            if let Some(changed) = change(&s.certificate, index, byte) {
+                prop_assert!(s.trust.verify_certificate(&changed, NOW, Validity::Strict).is_err());
+            }
+        }
+    }
+}
