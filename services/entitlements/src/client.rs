@@ -167,12 +167,25 @@ impl HttpFederationClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = response.bytes().await.map_err(outage)?;
-        if body.len() > MAX_RESPONSE_BYTES {
-            return Err(FetchError::Unexpected {
-                status: status.as_u16(),
-                message: format!("response of {} bytes is too large", body.len()),
-            });
+        // Read at most MAX_RESPONSE_BYTES: a hostile endpoint must not be able to make the
+        // gateway buffer an unbounded body.
+        let too_large = || FetchError::Unexpected {
+            status: status.as_u16(),
+            message: format!("response is larger than {MAX_RESPONSE_BYTES} bytes"),
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(outage)? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
         }
         if status == StatusCode::OK {
             return serde_json::from_slice(&body).map_err(|e| FetchError::Unexpected {

@@ -162,7 +162,7 @@ impl GatewayConfig {
                     ConfigError::Invalid("mode = \"federated\" needs a [federation] section".into())
                 })?;
                 ModeSettings::Federated {
-                    url: fed.url.trim().to_owned(),
+                    url: federation_url(&fed.url)?,
                     credential: credential(fed, base)?,
                     timeout: match &fed.timeout {
                         Some(t) => parse_duration(t)
@@ -204,6 +204,32 @@ impl GatewayConfig {
             trust,
             revocation_list,
         })
+    }
+}
+
+/// Checks the federation URL: `https://`, or plain `http://` only to a loopback address.
+/// Over plain HTTP the credential would travel in clear text and anyone on the path could
+/// answer "revoked" for the service.
+fn federation_url(url: &str) -> Result<String, ConfigError> {
+    let url = url.trim();
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| ConfigError::Invalid(format!("federation.url {url:?}: {e}")))?;
+    let host = parsed.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => Ok(url.trim_end_matches('/').to_owned()),
+        "http" if loopback => Ok(url.trim_end_matches('/').to_owned()),
+        "http" => Err(ConfigError::Invalid(format!(
+            "federation.url {url:?} must use https (plain http is accepted only for loopback \
+             addresses: the credential would travel in clear text)"
+        ))),
+        other => Err(ConfigError::Invalid(format!(
+            "federation.url {url:?}: unsupported scheme {other:?}, use https"
+        ))),
     }
 }
 
@@ -253,6 +279,27 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn federation_urls_need_https_except_on_loopback() {
+        for ok in [
+            "https://auth.mcpg.dev",
+            "https://auth.mcpg.dev/",
+            "http://127.0.0.1:8421",
+            "http://localhost:8421",
+            "http://[::1]:8421",
+        ] {
+            assert!(federation_url(ok).is_ok(), "{ok} refused");
+        }
+        for bad in [
+            "http://auth.mcpg.dev",
+            "http://10.0.0.5:8421",
+            "ftp://x",
+            "not a url",
+        ] {
+            assert!(federation_url(bad).is_err(), "{bad} accepted");
+        }
+    }
 
     #[test]
     fn the_issue_example_parses() {

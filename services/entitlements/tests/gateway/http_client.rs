@@ -45,6 +45,18 @@ async fn the_http_client_maps_every_answer_of_the_contract() {
         FetchError::Denied(Denial::InvalidCredential)
     );
 
+    server.then(Answer::Oversized(4 * 1024 * 1024));
+    assert!(
+        matches!(
+            client
+                .fetch_token(&credential)
+                .await
+                .expect_err("oversized"),
+            FetchError::Unexpected { .. }
+        ),
+        "a 4 MiB answer is refused, not buffered"
+    );
+
     server.then(Answer::Error {
         status: 429,
         code: "rate_limited",
@@ -80,7 +92,7 @@ async fn the_http_client_maps_every_answer_of_the_contract() {
         Err(FetchError::Unexpected { status: 404, .. })
     ));
 
-    assert_eq!(server.hits(), 6);
+    assert_eq!(server.hits(), 7);
     assert!(
         server
             .bearers()
