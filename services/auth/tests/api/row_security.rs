@@ -186,6 +186,28 @@ async fn inside_one_orgs_transaction_raw_sql_sees_and_writes_only_that_org() {
         Some("42501")
     );
     tx.rollback().await.expect("rollback");
+
+    // A committed tenant transaction leaves nothing behind on its (pooled) connection.
+    let mut tx = conn.begin().await.expect("begin");
+    sqlx::query("SELECT set_config('mcpg.org_id', $1, true)")
+        .bind(&b)
+        .execute(&mut *tx)
+        .await
+        .expect("set org");
+    tx.commit().await.expect("commit");
+    let (setting, visible): (Option<String>, i64) = sqlx::query_as(
+        "SELECT current_setting('mcpg.org_id', true), (SELECT count(*) FROM workspaces)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("after the transaction");
+    assert_eq!(
+        setting.as_deref(),
+        Some(""),
+        "the setting ends with the transaction"
+    );
+    assert_eq!(visible, 0, "no tenant rows once the transaction ended");
+
     let truncate = sqlx::query("TRUNCATE workspaces CASCADE")
         .execute(&mut conn)
         .await
