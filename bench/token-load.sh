@@ -41,12 +41,17 @@ api() { # METHOD PATH BODY
 start_auth() { # BACKEND PORT → sets AUTH_PID, CREDENTIAL
   local backend="$1"; PORT="$2"
   local dir; dir=$(mktemp -d)
+  # --org-rps 0: the benchmark measures issuance, not the per-org rate limiter.
   local args=(serve --listen "127.0.0.1:$PORT" --data-dir "$dir" --issuer "http://127.0.0.1:$PORT"
-              --bootstrap-token-file "$dir/bootstrap.token")
+              --bootstrap-token-file "$dir/bootstrap.token" --org-rps 0)
   if [ "$backend" = postgres ]; then
-    local db="mcpg_bench_$$_$PORT"
-    psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db" -qc "CREATE DATABASE $db" >/dev/null
-    args+=(--database-url "${PG_URL%/*}/$db")
+    # The service runs as a role that owns nothing (row-level security); the owner migrates.
+    local db="mcpg_bench_$$_$PORT" role="mcpg_bench_app_$$_$PORT"
+    PG_CLEANUP=(-c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "DROP ROLE IF EXISTS $role")
+    psql "$PG_URL" -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" \
+      -c "DROP ROLE IF EXISTS $role" -c "CREATE ROLE $role LOGIN PASSWORD 'bench'" >/dev/null
+    local server="${PG_URL#postgres://}"; server="${server#*@}"; server="${server%%/*}"
+    args+=(--database-url "postgres://$role:bench@$server/$db" --migrate-database-url "${PG_URL%/*}/$db")
   fi
   RUST_LOG=warn target/release/mcpg-auth "${args[@]}" >"$OUT/auth-$backend.log" 2>&1 &
   AUTH_PID=$!; PIDS+=("$AUTH_PID")
@@ -75,6 +80,7 @@ bench_auth() { # BACKEND PORT
   run_oha "mcpg-auth-$1" "$url" rate -H "authorization: Bearer $CREDENTIAL"
   grep VmHWM "/proc/$AUTH_PID/status" | awk '{print $2}' >"$OUT/mcpg-auth-$1-rss-kb.txt"
   kill "$AUTH_PID"; wait "$AUTH_PID" 2>/dev/null || true
+  if [ "$1" = postgres ]; then psql "$PG_URL" -q "${PG_CLEANUP[@]}" >/dev/null; fi
 }
 
 bench_auth sqlite 8451
