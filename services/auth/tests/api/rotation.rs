@@ -8,20 +8,27 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{Backend, now, on_both_backends, spawn_app};
+use crate::helpers::{Backend, now, on_both_backends, spawn_app_with};
 
 on_both_backends!(key_rotation_under_eight_concurrent_clients_fails_no_request);
 
 const CLIENTS: usize = 8;
 
 async fn key_rotation_under_eight_concurrent_clients_fails_no_request(backend: Backend) {
-    let app = Arc::new(spawn_app(backend).await);
+    // Generous margins: the machine running CI may be loaded, and the pending key must not
+    // sign before the checks below have run, yet must sign before the clients stop.
+    let app = Arc::new(
+        spawn_app_with(backend, |settings| {
+            settings.key_publish_delay = Duration::from_secs(3);
+        })
+        .await,
+    );
     let credential = Arc::new(app.gateway("acme").await);
     let old_kid = app.token_ok(&credential).await["kid"]
         .as_str()
         .expect("kid")
         .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(4);
+    let deadline = Instant::now() + Duration::from_secs(8);
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
         let (app, credential) = (app.clone(), credential.clone());
