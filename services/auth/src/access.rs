@@ -1,6 +1,6 @@
 //! Tenant resolution, run as middleware before any handler of an org-scoped route
 //! (`/v1/orgs/{org}…`): it authenticates the caller, checks that the tenant named by the
-//! path and by an `X-Tenant-ID` header agree (else 403 `tenant_mismatch`), looks the org up
+//! path, by an `X-Tenant-ID` header and (with subdomain routing) by the host agree (else 403 `tenant_mismatch`), looks the org up
 //! and decides whether the caller may see it — an org that does not exist and one the
 //! caller may not see leave through the same line with the same 404 — refuses suspended
 //! orgs and ended trials to non-global callers, and hands the handler an [`Access`]: the
@@ -101,6 +101,11 @@ async fn resolve(state: &AppState, parts: &mut Parts, slug: &str) -> Result<Acce
             return Err(ApiError::TenantMismatch);
         }
     }
+    if let Some(suffix) = &state.info.subdomain_suffix
+        && host_tenant(parts, suffix).is_some_and(|named| named != slug)
+    {
+        return Err(ApiError::TenantMismatch);
+    }
     let (org, grants) = visible_org(state, &principal, slug)
         .await?
         .ok_or(ApiError::NotFound("organization"))?;
@@ -130,6 +135,18 @@ async fn resolve(state: &AppState, parts: &mut Parts, slug: &str) -> Result<Acce
         grants,
         store: state.store.clone(),
     })
+}
+
+/// The org named by the request's host under `suffix` (`acme.mcpg.dev` → `acme`), if any.
+fn host_tenant(parts: &Parts, suffix: &str) -> Option<String> {
+    let host = parts.headers.get(axum::http::header::HOST)?.to_str().ok()?;
+    let host = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    let label = host
+        .to_ascii_lowercase()
+        .strip_suffix(suffix)?
+        .strip_suffix('.')?
+        .to_owned();
+    (!label.is_empty() && !label.contains('.')).then_some(label)
 }
 
 /// The org and the caller's grants there, or `None` when it does not exist or the caller

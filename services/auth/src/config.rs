@@ -62,6 +62,11 @@ pub struct ServeArgs {
     /// [default: 20].
     #[arg(long, env = "MCPG_ADMIN_RPS")]
     pub admin_rps: Option<u32>,
+    /// Subdomain routing: with `mcpg.dev`, a request to `acme.mcpg.dev` is for the org
+    /// `acme`, and a path naming another org is 403 tenant_mismatch (TOML:
+    /// `[tenancy.subdomain_routing] suffix = "mcpg.dev"`) [default: off].
+    #[arg(long, env = "MCPG_SUBDOMAIN_SUFFIX")]
+    pub subdomain_suffix: Option<String>,
     /// TOML configuration file (keys as the long flags, with `_` for `-`).
     #[arg(long, env = "MCPG_CONFIG")]
     pub config: Option<PathBuf>,
@@ -113,10 +118,27 @@ pub enum LogFormat {
     Json,
 }
 
+/// `[tenancy]` of the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenancyFile {
+    subdomain_routing: Option<SubdomainRoutingFile>,
+}
+
+/// `[tenancy.subdomain_routing]`: `enabled` (default true) and `suffix`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubdomainRoutingFile {
+    #[serde(default)]
+    enabled: Option<bool>,
+    suffix: String,
+}
+
 /// The TOML file: the same settings as the flags, all optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    tenancy: Option<TenancyFile>,
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
@@ -135,6 +157,26 @@ struct FileConfig {
     request_timeout: Option<String>,
     max_in_flight: Option<usize>,
     log_format: Option<LogFormat>,
+}
+
+/// A host suffix such as `mcpg.dev`: lowercase DNS labels, no leading or trailing dot.
+fn parse_suffix(text: &str) -> Result<String, ConfigError> {
+    let suffix = text.trim().to_ascii_lowercase();
+    let valid = !suffix.is_empty()
+        && suffix.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if valid {
+        Ok(suffix)
+    } else {
+        Err(ConfigError::Value {
+            name: "subdomain_suffix",
+            message: format!("{text:?} is not a host suffix like mcpg.dev"),
+        })
+    }
 }
 
 /// A configuration that cannot be used.
@@ -201,6 +243,8 @@ pub struct Settings {
     pub allow_owner_connection: bool,
     /// Request rate limits.
     pub rate_limits: RateLimitSettings,
+    /// Host suffix of subdomain routing (`mcpg.dev`: `acme.mcpg.dev` → org `acme`).
+    pub subdomain_suffix: Option<String>,
     /// Issuer URL, without a trailing slash.
     pub issuer: String,
     /// Where to write the bootstrap token at first start; `None` prints it to stdout.
@@ -235,6 +279,7 @@ impl Settings {
             migrate_database_url: None,
             allow_owner_connection: false,
             rate_limits: RateLimitSettings::default(),
+            subdomain_suffix: None,
             issuer: "http://127.0.0.1:8421".to_owned(),
             bootstrap_token_file: None,
             external_key: None,
@@ -278,6 +323,16 @@ impl Settings {
         if let Some(rps) = args.admin_rps.or(file.admin_rps) {
             settings.rate_limits.admin_rps = rps;
         }
+        let from_file = file
+            .tenancy
+            .and_then(|t| t.subdomain_routing)
+            .filter(|r| r.enabled.unwrap_or(true))
+            .map(|r| r.suffix);
+        settings.subdomain_suffix = args
+            .subdomain_suffix
+            .or(from_file)
+            .map(|suffix| parse_suffix(&suffix))
+            .transpose()?;
         if let Some(issuer) = args.issuer.or(file.issuer) {
             settings.issuer = parse_issuer(&issuer)?;
         }

@@ -16,9 +16,9 @@ use crate::config::Settings;
 use crate::credential::{Credential, CredentialKind};
 use crate::issuer::Issuer;
 use crate::keyring::Keyring;
+use crate::ratelimit::{RateLimits, spawn_pruner};
 use crate::secrets::{self, DEV_ROOT_PUBLIC, Kek, write_secret_file};
 use crate::state::{AppState, ServiceInfo};
-use crate::ratelimit::{RateLimits, spawn_pruner};
 use crate::store::{DatabaseOptions, Store};
 use crate::telemetry::{self, GATEWAYS_SEEN, LICENSE_DAYS_LEFT};
 
@@ -112,6 +112,7 @@ impl Application {
             info: Arc::new(ServiceInfo {
                 issuer: settings.issuer.clone(),
                 root_kids,
+                subdomain_suffix: settings.subdomain_suffix.clone(),
             }),
             metrics: telemetry::metrics_handle(),
             clock,

@@ -17,6 +17,8 @@ pub struct ServiceInfo {
     pub issuer: String,
     /// Key ids of the roots that certify this service's keys.
     pub root_kids: Vec<String>,
+    /// Host suffix of subdomain routing, if enabled.
+    pub subdomain_suffix: Option<String>,
 }
 
 /// Shared state, cheap to clone.

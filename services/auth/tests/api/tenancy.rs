@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Backend, assert_error, on_both_backends, spawn_app, split};
+use crate::helpers::{Backend, assert_error, on_both_backends, spawn_app, spawn_app_with, split};
 use crate::rbac::{call, grant, user_token};
 
 on_both_backends!(
@@ -213,4 +213,30 @@ async fn parents_with_children_are_deleted_only_with_cascade_and_leave_an_export
     assert_eq!(export["role_bindings"][0]["email"], "a@globex.com");
     app.expect(Method::GET, "/v1/orgs/globex", None, StatusCode::NOT_FOUND)
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_names_the_tenant_when_subdomain_routing_is_on() {
+    let app = spawn_app_with(Backend::Sqlite, |settings| {
+        settings.subdomain_suffix = Some("mcpg.test".into());
+    })
+    .await;
+    app.gateway("acme").await;
+    let get = |host: &str| {
+        app.admin(Method::GET, "/v1/orgs/acme/workspaces")
+            .header("host", host)
+            .send()
+    };
+    let same = get("acme.mcpg.test:8421").await.expect("sent");
+    assert_eq!(same.status(), StatusCode::OK);
+    let elsewhere = get("localhost").await.expect("sent");
+    assert_eq!(
+        elsewhere.status(),
+        StatusCode::OK,
+        "other hosts do not name a tenant"
+    );
+    let other = get("globex.mcpg.test").await.expect("sent");
+    assert_eq!(other.status(), StatusCode::FORBIDDEN);
+    let body: serde_json::Value = other.json().await.expect("json");
+    assert_error(&body, "tenant_mismatch");
 }
