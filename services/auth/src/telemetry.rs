@@ -86,7 +86,11 @@ pub fn record_usage(usage: &[OrgUsage]) {
     for org in usage {
         let quotas = [
             ("workspaces", org.workspaces, org.limits.max_workspaces),
-            ("environments", org.environments, org.limits.max_environments),
+            (
+                "environments",
+                org.environments,
+                org.limits.max_environments,
+            ),
             ("gateways", org.gateways, org.limits.max_gateways),
         ];
         for (quota, used, limit) in quotas {

@@ -87,15 +87,18 @@ async fn token(
         rate.write_headers(&mut headers);
     }
     let claims = &issued.claims;
-    Ok((headers, axum::Json(TokenResponse {
-        token_type: mcpg_license_core::jwt::JWT_TYPE,
-        expires_at: to_rfc3339(claims.exp),
-        refresh_after: to_rfc3339(claims.rfa.unwrap_or(claims.exp)),
-        grace_until: to_rfc3339(claims.grc.unwrap_or(claims.exp)),
-        kid: issued.kid,
-        issuer_certificate: issued.issuer_certificate,
-        token: issued.token,
-    })))
+    Ok((
+        headers,
+        axum::Json(TokenResponse {
+            token_type: mcpg_license_core::jwt::JWT_TYPE,
+            expires_at: to_rfc3339(claims.exp),
+            refresh_after: to_rfc3339(claims.rfa.unwrap_or(claims.exp)),
+            grace_until: to_rfc3339(claims.grc.unwrap_or(claims.exp)),
+            kid: issued.kid,
+            issuer_certificate: issued.issuer_certificate,
+            token: issued.token,
+        }),
+    ))
 }
 
 async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse> {
