@@ -76,9 +76,10 @@ pub(super) enum TokenCommand {
         /// A name to tell tokens apart.
         #[arg(long)]
         name: Option<String>,
-        /// Write the token to this new file (mode 0600) instead of printing it.
-        #[arg(long)]
-        token_file: Option<PathBuf>,
+        /// Write the token to this new file (mode 0600) instead of printing it. (Not
+        /// `--token-file`: that global flag names the caller's own token.)
+        #[arg(long = "out", value_name = "FILE")]
+        out_file: Option<PathBuf>,
     },
     /// List the user's tokens (never the tokens themselves).
     List {
@@ -184,10 +185,10 @@ pub(super) fn user(client: &Client, out: &Printer, cmd: UserCommand) -> anyhow::
             email,
             org,
             name,
-            token_file,
+            out_file,
         } => {
             let url = tokens_url(&org, &email)?;
-            if let Some(file) = &token_file {
+            if let Some(file) = &out_file {
                 crate::files::check_output(file, false)?;
             }
             let body = name.map_or_else(|| json!({}), |name| json!({"name": name}));
@@ -197,7 +198,7 @@ pub(super) fn user(client: &Client, out: &Printer, cmd: UserCommand) -> anyhow::
                 bail!("the server did not return a token");
             }
             let columns: &[Column] = &[("id", "id"), ("email", "email"), ("token", "token")];
-            match token_file {
+            match out_file {
                 Some(file) => {
                     crate::files::write_secret(
                         &file,

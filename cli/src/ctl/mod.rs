@@ -285,3 +285,15 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
         EXIT_USAGE
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

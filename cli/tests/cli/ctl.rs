@@ -280,3 +280,27 @@ fn bad_local_input_is_a_usage_error_with_exit_2() {
         .ctl(["license", "set", "acme", "--tier", "platinum"])
         .code(2);
 }
+
+#[test]
+fn a_personal_token_can_be_written_to_a_file_without_clashing_with_the_global_token_file() {
+    let server = Server::start();
+    server
+        .ctl(["org", "create", "acme-corp", "--display-name", "Acme"])
+        .success();
+    server
+        .ctl([
+            "user",
+            "token",
+            "create",
+            "alice@acme.com",
+            "--org",
+            "acme-corp",
+            "--out",
+            "alice.token",
+        ])
+        .success();
+    let file = server.dir.path().join("alice.token");
+    assert_eq!(mode(&file), 0o600);
+    let token = std::fs::read_to_string(&file).expect("token written");
+    assert!(token.trim().starts_with("mcpg_pat_"));
+}
