@@ -7,7 +7,7 @@
 //!
 //! Tenant-owned data is reached through [`Store::tenant`], a handle bound to one org id:
 //! every query of it filters on `org_id` and, on PostgreSQL, runs in a transaction that
-//! row-level security binds to that org (see [`scope`]).
+//! row-level security binds to that org (see the `scope` module).
 
 mod access;
 mod grants;
