@@ -7,8 +7,7 @@ use clap::Subcommand;
 use serde_json::{Map, Value, json};
 
 use super::Client;
-use super::Output;
-use super::commands::{Printer, org_path, segment};
+use super::commands::{Printer, deliver_secret, org_path, segment};
 use super::output::Column;
 
 const BINDING_COLUMNS: &[Column] = &[
@@ -188,33 +187,11 @@ pub(super) fn user(client: &Client, out: &Printer, cmd: UserCommand) -> anyhow::
             out_file,
         } => {
             let url = tokens_url(&org, &email)?;
-            if let Some(file) = &out_file {
-                crate::files::check_output(file, false)?;
-            }
             let body = name.map_or_else(|| json!({}), |name| json!({"name": name}));
-            let mut answer = client.post(&url, &body)?;
-            let token = answer["token"].as_str().unwrap_or_default().to_owned();
-            if token.is_empty() {
-                bail!("the server did not return a token");
-            }
             let columns: &[Column] = &[("id", "id"), ("email", "email"), ("token", "token")];
-            match out_file {
-                Some(file) => {
-                    crate::files::write_secret(
-                        &file,
-                        format!("{token}\n").as_bytes(),
-                        "choose a new file name",
-                    )?;
-                    answer["token"] = Value::from(format!("written to {}", file.display()));
-                    out.one(&answer, columns);
-                }
-                None => {
-                    out.one(&answer, columns);
-                    if out.output == Output::Table {
-                        eprintln!("note: the token is shown once; store it now");
-                    }
-                }
-            }
+            deliver_secret(out, out_file.as_deref(), "token", columns, || {
+                client.post(&url, &body)
+            })?;
         }
         TokenCommand::List { email, org } => {
             out.list(&client.get(&tokens_url(&org, &email)?)?, TOKEN_COLUMNS);

@@ -141,6 +141,44 @@ fn license_body(args: &LicenseSet) -> anyhow::Result<Value> {
     Ok(body)
 }
 
+/// Makes the request that creates a secret shown once (a gateway credential, a personal
+/// token), then writes the answer's `field` to `file` (mode 0600, never overwriting; checked
+/// before the request so nothing is created that could not be saved) or prints it.
+pub(super) fn deliver_secret(
+    out: &Printer,
+    file: Option<&std::path::Path>,
+    field: &str,
+    columns: &[Column],
+    create: impl FnOnce() -> Result<Value, super::ClientError>,
+) -> anyhow::Result<()> {
+    if let Some(file) = file {
+        crate::files::check_output(file, false)?;
+    }
+    let mut answer = create()?;
+    let secret = answer[field].as_str().unwrap_or_default().to_owned();
+    if secret.is_empty() {
+        bail!("the server did not return a {field}");
+    }
+    match file {
+        Some(file) => {
+            crate::files::write_secret(
+                file,
+                format!("{secret}\n").as_bytes(),
+                "choose a new file name",
+            )?;
+            answer[field] = Value::from(format!("written to {}", file.display()));
+            out.one(&answer, columns);
+        }
+        None => {
+            out.one(&answer, columns);
+            if out.output == Output::Table {
+                eprintln!("note: the {field} is shown once; store it now");
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(super) struct Printer {
     pub(super) output: Output,
 }
@@ -296,37 +334,15 @@ fn gateway(client: &Client, out: &Printer, cmd: GatewayCommand) -> anyhow::Resul
             credential_file,
         } => {
             let url = format!("{}/gateways", env_path(&path)?);
-            if let Some(file) = &credential_file {
-                crate::files::check_output(file, false)?;
-            }
-            let mut answer = client.post(&url, &json!({"name": name}))?;
-            let credential = answer["credential"].as_str().unwrap_or_default().to_owned();
-            if credential.is_empty() {
-                bail!("the server did not return a credential");
-            }
-            match credential_file {
-                Some(file) => {
-                    crate::files::write_secret(
-                        &file,
-                        format!("{credential}\n").as_bytes(),
-                        "choose a new file name",
-                    )?;
-                    answer["credential"] = Value::from(format!("written to {}", file.display()));
-                    out.one(
-                        &answer,
-                        &[("id", "id"), ("name", "name"), ("credential", "credential")],
-                    );
-                }
-                None => {
-                    out.one(
-                        &answer,
-                        &[("id", "id"), ("name", "name"), ("credential", "credential")],
-                    );
-                    if out.output == Output::Table {
-                        eprintln!("note: the credential is shown once; store it now");
-                    }
-                }
-            }
+            let columns: &[Column] =
+                &[("id", "id"), ("name", "name"), ("credential", "credential")];
+            deliver_secret(
+                out,
+                credential_file.as_deref(),
+                "credential",
+                columns,
+                || client.post(&url, &json!({"name": name})),
+            )?;
         }
         GatewayCommand::List { path } => {
             let url = format!("{}/gateways", env_path(&path)?);

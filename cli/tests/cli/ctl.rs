@@ -61,24 +61,27 @@ impl Server {
         }
     }
 
-    /// `mcpg-ctl ARGS…` with the server and admin token from the environment.
-    pub(crate) fn ctl<const N: usize>(&self, args: [&str; N]) -> Assert {
-        Command::new(env!("CARGO_BIN_EXE_mcpg-ctl"))
+    /// `mcpg-ctl` pointed at this server with `token`, run in the server's directory.
+    pub(crate) fn command(&self, token: &str) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mcpg-ctl"));
+        command
             .env("MCPG_SERVER", &self.url)
-            .env("MCPG_TOKEN", &self.token)
-            .current_dir(self.dir.path())
-            .args(args)
-            .assert()
+            .env("MCPG_TOKEN", token)
+            .current_dir(self.dir.path());
+        command
     }
 
+    /// `mcpg-ctl ARGS…` with the admin token.
+    pub(crate) fn ctl<const N: usize>(&self, args: [&str; N]) -> Assert {
+        self.command(&self.token).args(args).assert()
+    }
+
+    /// `mcpg-ctl ARGS… --output json` with the admin token; must succeed.
     pub(crate) fn json<const N: usize>(&self, args: [&str; N]) -> Value {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--output", "json"]);
-        let out = Command::new(env!("CARGO_BIN_EXE_mcpg-ctl"))
-            .env("MCPG_SERVER", &self.url)
-            .env("MCPG_TOKEN", &self.token)
-            .current_dir(self.dir.path())
-            .args(all)
+        let out = self
+            .command(&self.token)
+            .args(args)
+            .args(["--output", "json"])
             .assert()
             .success();
         serde_json::from_str(&stdout(&out)).expect("--output json prints JSON")
@@ -223,9 +226,8 @@ fn refusals_and_outages_are_one_error_line_with_exit_1() {
     let server = Server::start();
     assert_one_error(server.ctl(["org", "get", "no-such-org"]), 1, "not_found");
     assert_one_error(
-        Command::new(env!("CARGO_BIN_EXE_mcpg-ctl"))
-            .env("MCPG_SERVER", &server.url)
-            .env("MCPG_TOKEN", "mcpg_pat_not-a-real-token")
+        server
+            .command("mcpg_pat_not-a-real-token")
             .args(["org", "list"])
             .assert(),
         1,

@@ -1,6 +1,5 @@
 //! `mcpg-ctl rbac …`, `user token …` and cascading deletes against a real `mcpg-auth`.
 
-use assert_cmd::Command;
 use assert_cmd::assert::Assert;
 
 use crate::ctl::Server;
@@ -8,11 +7,7 @@ use crate::{assert_one_error, stdout};
 
 /// `mcpg-ctl ARGS…` with a user's token instead of the admin's.
 fn as_user<const N: usize>(server: &Server, token: &str, args: [&str; N]) -> Assert {
-    Command::new(env!("CARGO_BIN_EXE_mcpg-ctl"))
-        .env("MCPG_SERVER", &server.url)
-        .env("MCPG_TOKEN", token)
-        .args(args)
-        .assert()
+    server.command(token).args(args).assert()
 }
 
 #[test]
