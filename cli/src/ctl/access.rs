@@ -101,7 +101,7 @@ pub(super) enum TokenCommand {
 }
 
 /// Percent-encodes everything but unreserved characters (RFC 3986).
-fn encode(text: &str) -> String {
+pub(super) fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {

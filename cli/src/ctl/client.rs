@@ -74,12 +74,62 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
-        let mut request = self.http.request(method, format!("{}{path}", self.server));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+        let (status, text) = self.send(method, path, body)?;
+        json_answer(status, &text)
+    }
+
+    /// `GET path` of a document that is not one JSON value (NDJSON); returns its text.
+    pub fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let (status, text) = self.send(Method::GET, path, None)?;
+        if (200..300).contains(&status) {
+            return Ok(text);
         }
+        let json: Option<Value> = serde_json::from_str(&text).ok();
+        Err(refusal(status, &text, json.as_ref()))
+    }
+
+    fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, String), ClientError> {
+        let mut request = self.http.request(method, format!("{}{path}", self.server));
         if let Some(body) = body {
             request = request.json(body);
+        }
+        self.exchange(request)
+    }
+
+    /// `POST path` with a YAML document as body.
+    pub fn post_yaml(&self, path: &str, document: String) -> Result<Value, ClientError> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.server))
+            .header(reqwest::header::CONTENT_TYPE, "application/yaml")
+            .body(document);
+        let (status, text) = self.exchange(request)?;
+        json_answer(status, &text)
+    }
+
+    /// `PUT path` with a plain-text body (a revocation list's PASETO text).
+    pub fn put_text(&self, path: &str, text: String) -> Result<Value, ClientError> {
+        let request = self
+            .http
+            .put(format!("{}{path}", self.server))
+            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(text);
+        let (status, text) = self.exchange(request)?;
+        json_answer(status, &text)
+    }
+
+    /// Sends a request with the token; returns the status and the body's text.
+    fn exchange(
+        &self,
+        mut request: reqwest::blocking::RequestBuilder,
+    ) -> Result<(u16, String), ClientError> {
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
         }
         let response = request.send().map_err(|source| ClientError::Unreachable {
             server: self.server.clone(),
@@ -90,29 +140,7 @@ impl Client {
             server: self.server.clone(),
             source,
         })?;
-        let json: Option<Value> = if text.trim().is_empty() {
-            Some(Value::Null)
-        } else {
-            serde_json::from_str(&text).ok()
-        };
-        if (200..300).contains(&status) {
-            return json.ok_or_else(|| ClientError::Unexpected {
-                status,
-                detail: "the body is not JSON".into(),
-            });
-        }
-        let error = json.as_ref().and_then(|j| j.get("error"));
-        match error {
-            Some(error) => Err(ClientError::Api {
-                status,
-                code: error["code"].as_str().unwrap_or("unknown").to_owned(),
-                message: error["message"].as_str().unwrap_or("").to_owned(),
-            }),
-            None => Err(ClientError::Unexpected {
-                status,
-                detail: text.chars().take(200).collect(),
-            }),
-        }
+        Ok((status, text))
     }
 
     /// `GET path`.
@@ -138,5 +166,36 @@ impl Client {
     /// `DELETE path`.
     pub fn delete(&self, path: &str) -> Result<Value, ClientError> {
         self.call(Method::DELETE, path, None)
+    }
+}
+
+/// The JSON answer of a success (`null` for an empty body), or the refusal.
+fn json_answer(status: u16, text: &str) -> Result<Value, ClientError> {
+    let json: Option<Value> = if text.trim().is_empty() {
+        Some(Value::Null)
+    } else {
+        serde_json::from_str(text).ok()
+    };
+    if (200..300).contains(&status) {
+        return json.ok_or_else(|| ClientError::Unexpected {
+            status,
+            detail: "the body is not JSON".into(),
+        });
+    }
+    Err(refusal(status, text, json.as_ref()))
+}
+
+/// The error for a non-2xx answer: the server's error document, or the start of the body.
+fn refusal(status: u16, text: &str, json: Option<&Value>) -> ClientError {
+    match json.and_then(|j| j.get("error")) {
+        Some(error) => ClientError::Api {
+            status,
+            code: error["code"].as_str().unwrap_or("unknown").to_owned(),
+            message: error["message"].as_str().unwrap_or("").to_owned(),
+        },
+        None => ClientError::Unexpected {
+            status,
+            detail: text.chars().take(200).collect(),
+        },
     }
 }

@@ -1,14 +1,14 @@
 //! What each `mcpg-ctl` subcommand sends and how its answer is printed.
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use mcpg_license_core::Limits;
 use mcpg_license_core::duration::parse_duration;
 use serde_json::{Map, Value, json};
 
 use super::output::{Column, record, table};
 use super::{
-    Client, Command, EnvCommand, GatewayCommand, KeysCommand, LicenseCommand, LicenseSet,
-    OrgCommand, Output, WorkspaceCommand,
+    AdminTokenCommand, Client, Command, EnvCommand, GatewayCommand, KeysCommand, LicenseCommand,
+    LicenseSet, OrgCommand, Output, RevocationsCommand, WorkspaceCommand,
 };
 
 const ORG_COLUMNS: &[Column] = &[
@@ -52,6 +52,21 @@ const KEY_COLUMNS: &[Column] = &[
     ("retire after", "retire_after"),
     ("cert expires", "certificate_expires_at"),
 ];
+
+const REVOCATION_COLUMNS: &[Column] = &[
+    ("serial", "serial"),
+    ("issued at", "issued_at"),
+    ("certificates", "certificates"),
+    ("licenses", "licenses"),
+];
+
+/// A local file's text, trimmed.
+fn read_text(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?
+        .trim()
+        .to_owned())
+}
 
 /// A slug path segment: checked locally so nothing odd reaches a URL.
 pub(super) fn segment(part: &str, what: &str, whole: &str) -> anyhow::Result<String> {
@@ -222,6 +237,8 @@ pub(super) fn execute(client: &Client, out: &Printer, command: Command) -> anyho
         Command::Gateway(cmd) => gateway(client, out, cmd),
         Command::Rbac(cmd) => super::access::rbac(client, out, cmd),
         Command::User(cmd) => super::access::user(client, out, cmd),
+        Command::Tenants(cmd) => super::tenants::tenants(client, out, cmd),
+        Command::Audit(cmd) => super::audit::audit(client, out, cmd),
         Command::Keys(KeysCommand::List) => {
             out.list(&client.get("/v1/admin/keys")?, KEY_COLUMNS);
             Ok(())
@@ -229,6 +246,70 @@ pub(super) fn execute(client: &Client, out: &Printer, command: Command) -> anyho
         Command::Keys(KeysCommand::Rotate) => {
             let key = client.post("/v1/admin/keys/rotate", &json!({}))?;
             out.one(&key, KEY_COLUMNS);
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Import {
+            signing_key,
+            certificate,
+        }) => {
+            // Parsed locally: a bad file is a usage error, and only the key goes out.
+            let key =
+                mcpg_license_core::SigningKey::parse_any(&read_text(&signing_key, "signing key")?)
+                    .with_context(|| format!("{} is not a signing key", signing_key.display()))?;
+            let body = json!({
+                "signing_key": key.to_paserk().as_str(),
+                "certificate": read_text(&certificate, "certificate")?,
+            });
+            out.one(&client.post("/v1/admin/keys/import", &body)?, KEY_COLUMNS);
+            Ok(())
+        }
+        Command::Revocations(RevocationsCommand::Upload { file }) => {
+            let list = read_text(&file, "revocation list")?;
+            let shown = client.put_text("/v1/admin/revocations", list)?;
+            out.one(&shown, REVOCATION_COLUMNS);
+            Ok(())
+        }
+        Command::Revocations(RevocationsCommand::Show) => {
+            out.one(&client.get("/v1/admin/revocations")?, REVOCATION_COLUMNS);
+            Ok(())
+        }
+        Command::Token(cmd) => admin_token(client, out, cmd),
+    }
+}
+
+const ADMIN_TOKEN_COLUMNS: &[Column] = &[
+    ("id", "id"),
+    ("name", "name"),
+    ("org", "org"),
+    ("prefix", "token_prefix"),
+    ("created", "created_at"),
+    ("revoked", "revoked_at"),
+];
+
+fn admin_token(client: &Client, out: &Printer, cmd: AdminTokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        AdminTokenCommand::Create {
+            name,
+            org,
+            out_file,
+        } => {
+            let mut body = json!({ "name": name });
+            if let Some(org) = org {
+                body["org"] = Value::from(segment(&org, "org", &org)?);
+            }
+            let columns: &[Column] = &[("id", "id"), ("org", "org"), ("token", "token")];
+            deliver_secret(out, out_file.as_deref(), "token", columns, || {
+                client.post("/v1/admin/tokens", &body)
+            })
+        }
+        AdminTokenCommand::List => {
+            out.list(&client.get("/v1/admin/tokens")?, ADMIN_TOKEN_COLUMNS);
+            Ok(())
+        }
+        AdminTokenCommand::Revoke { id } => {
+            let url = format!("/v1/admin/tokens/{}", segment(&id, "token id", &id)?);
+            let answer = client.delete(&url)?;
+            out.done(&format!("revoked token {id}"), &answer);
             Ok(())
         }
     }
@@ -263,6 +344,7 @@ fn org(client: &Client, out: &Printer, cmd: OrgCommand) -> anyhow::Result<()> {
             let answer = client.delete(&with_cascade(org_path(&org)?, cascade))?;
             out.done(&deleted("org", &org, &answer), &answer);
         }
+        OrgCommand::Oidc(cmd) => super::oidc::oidc(client, out, cmd)?,
     }
     Ok(())
 }

@@ -4,9 +4,12 @@
 //! printed as a table or, with `--output json`, as the server's JSON.
 
 mod access;
+mod audit;
 mod client;
 mod commands;
+mod oidc;
 mod output;
+mod tenants;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,10 +35,17 @@ Examples:
   mcpg-ctl gateway register acme-corp/platform-team/prod edge-1 --credential-file gw.credential
   mcpg-ctl rbac grant alice@acme.com operator --on workspace/acme-corp/platform-team
   mcpg-ctl user token create alice@acme.com --org acme-corp
+  mcpg-ctl org oidc set acme-corp --issuer https://acme.eu.auth0.com/ --audience mcpg --tenant-claim org_id --tenant-value org_123 --role-claim https://mcpg.dev/roles --role-map mcpg-admins=admin
   mcpg-ctl keys rotate
+  mcpg-ctl tenants apply -f tenants.yaml --dry-run
+  mcpg-ctl keys import --signing-key next.secret.paserk --certificate next.cert
+  mcpg-ctl revocations upload revocations-0002.paseto
   mcpg-ctl org list --output json
+  mcpg-ctl audit export acme-corp --out acme.audit.ndjson
+  mcpg-ctl audit checkpoint acme-corp --sign --out acme.checkpoint
+  mcpg-ctl audit verify --file acme.audit.ndjson --checkpoint acme.checkpoint --trust k4.public.…
 
-Exit codes: 0 done, 1 the server refused or could not be reached, 2 usage error.";
+Exit codes: 0 done, 1 the server refused or could not be reached, or an audit chain did\nnot verify, 2 usage error.";
 
 /// Operate an mcpg-auth federation service: orgs, licenses, workspaces, environments,
 /// gateways and signing keys.
@@ -90,12 +100,25 @@ enum Command {
     /// The service's signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The revocation list the service serves to gateways.
+    #[command(subcommand)]
+    Revocations(RevocationsCommand),
     /// Role bindings: admin on org/ORG, operator on workspace/ORG/WS, viewer on env/ORG/WS/ENV.
     #[command(subcommand)]
     Rbac(access::RbacCommand),
     /// Users' personal API tokens.
     #[command(subcommand)]
     User(access::UserCommand),
+    /// Global admin tokens and org API keys (global admin only).
+    #[command(subcommand)]
+    Token(AdminTokenCommand),
+    /// Tenants as code: apply a tenants.yaml (orgs, licenses, workspaces, environments,
+    /// API keys).
+    #[command(subcommand)]
+    Tenants(tenants::TenantsCommand),
+    /// The tamper-evident audit chain of an org: list, verify, export, checkpoint.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +160,9 @@ enum OrgCommand {
         #[arg(long)]
         cascade: bool,
     },
+    /// The org's own OIDC provider for operator login (org admins).
+    #[command(subcommand)]
+    Oidc(oidc::OidcCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -250,11 +276,54 @@ enum GatewayCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum AdminTokenCommand {
+    /// Create a token, shown once: global admin, or an org API key with `--org`.
+    Create {
+        /// What the token is for (shown in `token list`).
+        name: String,
+        /// Scope the token to this org (it acts as the org's admin).
+        #[arg(long)]
+        org: Option<String>,
+        /// Write the token to this new file (mode 0600) instead of printing it.
+        #[arg(long = "out", value_name = "FILE")]
+        out_file: Option<PathBuf>,
+    },
+    /// List global admin tokens and org API keys (never the secrets).
+    List,
+    /// Revoke a token by id; the last global admin token cannot be revoked.
+    Revoke {
+        /// Token id (from `token list`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum KeysCommand {
     /// List signing keys and their states.
     List,
     /// Start a rotation: a new key is published as pending, then becomes active.
     Rotate,
+    /// Roll to a key certified by a trusted root (BYOC): published as pending, then active.
+    Import {
+        /// The new signing key (PASERK k4.secret or PEM).
+        #[arg(long, value_name = "FILE")]
+        signing_key: PathBuf,
+        /// Its issuer certificate (from `mcpg-license certify`).
+        #[arg(long, value_name = "FILE")]
+        certificate: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RevocationsCommand {
+    /// Upload a root-signed list (from `mcpg-license revoke`); its serial must be higher
+    /// than the one in force.
+    Upload {
+        /// The list file.
+        file: PathBuf,
+    },
+    /// Show the list in force.
+    Show,
 }
 
 /// Parses the command line and runs it.
@@ -279,7 +348,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
 /// The exit code for an error `run` returned: 1 for the server's refusals and outages,
 /// 2 for everything decided locally.
 pub fn exit_code_for(error: &anyhow::Error) -> u8 {
-    if error.downcast_ref::<ClientError>().is_some() {
+    if error.downcast_ref::<ClientError>().is_some()
+        || error.downcast_ref::<audit::VerifyFailed>().is_some()
+    {
         EXIT_FAILED
     } else {
         EXIT_USAGE

@@ -25,10 +25,16 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    /// [`Server::start`] with adjusted settings.
+    pub(crate) fn start_with(adjust: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut settings = Settings::with_data_dir(dir.path());
         settings.listen = "127.0.0.1:0".parse().expect("address");
         settings.bootstrap_token_file = Some(dir.path().join("bootstrap.token"));
+        adjust(&mut settings);
         let (ready, port) = mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -305,4 +311,47 @@ fn a_personal_token_can_be_written_to_a_file_without_clashing_with_the_global_to
     assert_eq!(mode(&file), 0o600);
     let token = std::fs::read_to_string(&file).expect("token written");
     assert!(token.trim().starts_with("mcpg_pat_"));
+}
+
+#[test]
+fn admin_tokens_are_created_listed_and_revoked() {
+    let server = Server::start();
+    server
+        .ctl(["org", "create", "acme-corp", "--display-name", "Acme"])
+        .success();
+    server
+        .ctl(["token", "create", "ci", "--out", "ci.token"])
+        .success();
+    let file = server.dir.path().join("ci.token");
+    assert_eq!(mode(&file), 0o600);
+    let ci = std::fs::read_to_string(&file).expect("token written");
+    let key = server.json(["token", "create", "acme automation", "--org", "acme-corp"]);
+    assert_eq!(key["org"], "acme-corp");
+
+    // The new global token works as the caller.
+    let listed = server
+        .command(ci.trim())
+        .args(["token", "list", "--output", "json"])
+        .assert()
+        .success();
+    let listed: Value = serde_json::from_str(&stdout(&listed)).expect("json");
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["bootstrap", "ci", "acme automation"]);
+    let table = stdout(&server.ctl(["token", "list"]).success());
+    assert!(table.contains("acme automation") && !table.contains(ci.trim()));
+
+    let ci_id = listed[1]["id"].as_str().expect("id");
+    server.ctl(["token", "revoke", ci_id]).success();
+    assert_one_error(
+        server.command(ci.trim()).args(["token", "list"]).assert(),
+        1,
+        "unauthenticated",
+    );
+    let bootstrap_id = listed[0]["id"].as_str().expect("id");
+    assert_one_error(server.ctl(["token", "revoke", bootstrap_id]), 1, "conflict");
 }

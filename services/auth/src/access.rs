@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 
 use crate::domain::OrgStatus;
 use crate::error::{ApiError, Refusal};
-use crate::extract::Principal;
-use crate::rbac::{Action, Grants};
+use crate::extract::{OidcRole, Principal, request_id};
+use crate::rbac::{Action, Binding, Grants, Scope};
 use crate::state::AppState;
-use crate::store::{OrgRecord, Store, StoreError, TenantStore};
+use crate::store::{Actor, OrgRecord, Store, StoreError, TenantStore};
 use crate::telemetry::record_org;
 
 /// The header a client may name its tenant with.
@@ -31,13 +31,15 @@ pub struct Access {
     pub principal: Principal,
     /// What the caller may do in the org.
     pub grants: Grants,
+    /// Who the audit chain names for the request's changes.
+    pub actor: Actor,
     store: Store,
 }
 
 impl Access {
     /// The store handle bound to this org: the only way handlers reach tenant data.
     pub fn tenant(&self) -> TenantStore<'_> {
-        self.store.tenant(&self.org.id)
+        self.store.tenant(&self.org.id).acting(&self.actor)
     }
 
     /// Refuses `action` unless the caller's role allows it.
@@ -92,7 +94,7 @@ pub async fn resolve_tenant(
 }
 
 async fn resolve(state: &AppState, parts: &mut Parts, slug: &str) -> Result<Access, ApiError> {
-    let principal = Principal::from_request_parts(parts, state).await?;
+    let principal = Principal::authenticate(parts, state, Some(slug)).await?;
     if let Some(named) = parts.headers.get(TENANT_HEADER) {
         let named = named
             .to_str()
@@ -131,6 +133,10 @@ async fn resolve(state: &AppState, parts: &mut Parts, slug: &str) -> Result<Acce
     record_org(&org.slug);
     Ok(Access {
         org,
+        actor: Actor {
+            id: principal.audit_id(),
+            request_id: request_id(parts),
+        },
         principal,
         grants,
         store: state.store.clone(),
@@ -149,6 +155,21 @@ fn host_tenant(parts: &Parts, suffix: &str) -> Option<String> {
     (!label.is_empty() && !label.contains('.')).then_some(label)
 }
 
+/// The grants of an OIDC login in its own org: its mapped role, org-wide; a login whose
+/// role claim maps to nothing is refused (403) — the IdP vouched for the org, so this
+/// reveals nothing the caller did not know.
+fn oidc_grants(principal: &Principal) -> Result<Grants, ApiError> {
+    match principal.oidc {
+        Some(OidcRole(Some(role))) => Ok(Grants::Bindings(vec![Binding {
+            role,
+            scope: Scope::Org,
+        }])),
+        _ => Err(ApiError::Forbidden(
+            "your identity provider's role claim maps to no role in this organization",
+        )),
+    }
+}
+
 /// The org and the caller's grants there, or `None` when it does not exist or the caller
 /// may not see it — one answer for both, so nobody learns which orgs exist.
 async fn visible_org(
@@ -161,13 +182,28 @@ async fn visible_org(
         Err(StoreError::NotFound(_)) => return Ok(None),
         Err(other) => return Err(other.into()),
     };
+    Ok(grants_in(state, principal, &org)
+        .await?
+        .map(|grants| (org, grants)))
+}
+
+/// The caller's grants in `org`, or `None` when the caller may not see it: a global admin
+/// sees every org, an org API key its own org, a user their own org when they hold any
+/// binding in it (at the org, a workspace or an environment). `GET /v1/orgs` lists with the
+/// same rule, so a listed org can be read and an unlisted one is 404.
+pub(crate) async fn grants_in(
+    state: &AppState,
+    principal: &Principal,
+    org: &OrgRecord,
+) -> Result<Option<Grants>, ApiError> {
     let grants = match (&principal.org_id, &principal.user_id) {
         (None, _) => Grants::OrgAdmin,
         (Some(own), _) if *own != org.id => return Ok(None),
+        (Some(_), _) if principal.oidc.is_some() => oidc_grants(principal)?,
         (Some(_), Some(user)) => {
             Grants::Bindings(state.store.tenant(&org.id).user_bindings(user).await?)
         }
         (Some(_), None) => Grants::OrgAdmin,
     };
-    Ok(grants.sees_org().then_some((org, grants)))
+    Ok(grants.sees_org().then_some(grants))
 }

@@ -86,6 +86,10 @@ pub enum ApiError {
     /// An explicit no from the token endpoint.
     #[error("{}", .0.message())]
     Refused(Refusal),
+    /// The token would lie outside the signing key's issuer certificate (the message names
+    /// the bound).
+    #[error("{0}")]
+    OutsideCertificateBounds(String),
     /// The route exists but not with this method.
     #[error("method not allowed on this route")]
     MethodNotAllowed,
@@ -118,6 +122,9 @@ impl ApiError {
             ApiError::InvalidCredential => (StatusCode::UNAUTHORIZED, "invalid_credential"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Refused(refusal) => (StatusCode::FORBIDDEN, refusal.code()),
+            ApiError::OutsideCertificateBounds(_) => {
+                (StatusCode::FORBIDDEN, "outside_certificate_bounds")
+            }
             ApiError::TenantMismatch => (StatusCode::FORBIDDEN, "tenant_mismatch"),
             ApiError::EntitlementRequired(_) => (StatusCode::FORBIDDEN, "entitlement_required"),
             ApiError::QuotaExceeded(_) => (StatusCode::FORBIDDEN, "quota_exceeded"),

@@ -1,5 +1,6 @@
 //! Request extractors that answer in our error shape: JSON bodies, management
-//! principals (API tokens) and gateway credentials.
+//! principals (API tokens and identity tokens of the orgs' OIDC providers) and gateway
+//! credentials.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -9,7 +10,10 @@ use serde::de::DeserializeOwned;
 
 use crate::credential::{Credential, CredentialKind};
 use crate::error::ApiError;
+use crate::oidc::{self, OidcError};
+use crate::rbac::Role;
 use crate::state::AppState;
+use crate::store::Actor;
 
 /// A JSON body; malformed, mistyped or oversized bodies become [`ApiError`]s.
 #[derive(Debug, Clone)]
@@ -73,10 +77,11 @@ impl FromRequestParts<AppState> for GatewayCredential {
 ///
 /// A token without an org is the global (vendor) admin's; a token of an org is a user's
 /// personal token (`user_id`), an impersonation by a global admin (`impersonator_id`,
-/// time-limited) or an org API key — the last two act as the org's admin.
+/// time-limited) or an org API key — the last two act as the org's admin. An identity
+/// token from an org's own OIDC provider (`oidc`) acts with the role its claims map to.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// API token id.
+    /// API token id; for an OIDC login, `oidc:{issuer}#{sub}`.
     pub token_id: String,
     /// The org the token is scoped to; `None` for a global admin.
     pub org_id: Option<String>,
@@ -84,7 +89,13 @@ pub struct Principal {
     pub user_id: Option<String>,
     /// The global admin token an impersonation token was issued to.
     pub impersonator_id: Option<String>,
+    /// An OIDC login: the role the IdP's claims map to in `org_id`, if any.
+    pub oidc: Option<OidcRole>,
 }
+
+/// What an OIDC login may do in its org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OidcRole(pub Option<Role>);
 
 impl Principal {
     /// Whether this is the global (vendor) admin.
@@ -101,32 +112,116 @@ impl Principal {
             )),
         }
     }
+
+    /// Authenticates the request's bearer token (once per request; the answer is kept in
+    /// the request's extensions). An identity token is verified preferring the org with
+    /// slug `target` (the org the request addresses) when several orgs could accept it.
+    pub async fn authenticate(
+        parts: &mut Parts,
+        state: &AppState,
+        target: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        if let Some(known) = parts.extensions.get::<Principal>() {
+            return Ok(known.clone());
+        }
+        let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
+        let principal = if token.starts_with(CredentialKind::ApiToken.prefix()) {
+            api_token(state, token).await?
+        } else if oidc::looks_like_jwt(token) {
+            oidc_login(state, token, target).await?
+        } else {
+            return Err(ApiError::Unauthenticated);
+        };
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+async fn api_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let credential = Credential::parse(CredentialKind::ApiToken, token)
+        .map_err(|_| ApiError::Unauthenticated)?;
+    let hash = credential.hash();
+    let record = state
+        .store
+        .api_token_by_hash(&hash.to_hex(), state.now())
+        .await?
+        .filter(|record| hash.matches_hex(&record.token_hash))
+        .ok_or(ApiError::Unauthenticated)?;
+    Ok(Principal {
+        token_id: record.id,
+        org_id: record.org_id,
+        user_id: record.user_id,
+        impersonator_id: record.impersonator_id,
+        oidc: None,
+    })
+}
+
+async fn oidc_login(
+    state: &AppState,
+    token: &str,
+    target: Option<&str>,
+) -> Result<Principal, ApiError> {
+    let login = state
+        .oidc
+        .authenticate(&state.store, token, target, state.now())
+        .await
+        .map_err(|error| match error {
+            OidcError::Invalid => ApiError::Unauthenticated,
+            OidcError::Unavailable => ApiError::Unavailable(
+                "the identity provider's keys cannot be fetched now; retry later",
+            ),
+            OidcError::Store(cause) => ApiError::from(cause),
+        })?;
+    Ok(Principal {
+        token_id: login.identity,
+        org_id: Some(login.org_id),
+        user_id: None,
+        impersonator_id: None,
+        oidc: Some(OidcRole(login.role)),
+    })
 }
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(known) = parts.extensions.get::<Principal>() {
-            return Ok(known.clone());
+        Self::authenticate(parts, state, None).await
+    }
+}
+
+impl Principal {
+    /// The identity the audit chain records for this caller.
+    pub fn audit_id(&self) -> String {
+        match (&self.org_id, &self.user_id, &self.impersonator_id) {
+            (None, _, _) => format!("admin:{}", self.token_id),
+            (Some(_), _, Some(admin)) => {
+                format!("admin:{admin} as impersonation:{}", self.token_id)
+            }
+            (Some(_), Some(user), None) => format!("user:{user}"),
+            (Some(_), None, None) => format!("token:{}", self.token_id),
         }
-        let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
-        let credential = Credential::parse(CredentialKind::ApiToken, token)
-            .map_err(|_| ApiError::Unauthenticated)?;
-        let hash = credential.hash();
-        let record = state
-            .store
-            .api_token_by_hash(&hash.to_hex(), state.now())
-            .await?
-            .filter(|record| hash.matches_hex(&record.token_hash))
-            .ok_or(ApiError::Unauthenticated)?;
-        let principal = Self {
-            token_id: record.id,
-            org_id: record.org_id,
-            user_id: record.user_id,
-            impersonator_id: record.impersonator_id,
-        };
-        parts.extensions.insert(principal.clone());
-        Ok(principal)
+    }
+}
+
+/// The request's id (the `x-request-id` header the request-id layer sets), empty if none.
+pub fn request_id(parts: &Parts) -> String {
+    parts
+        .headers
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The audit actor of a management request: the authenticated principal and the request id.
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        Ok(Actor {
+            id: principal.audit_id(),
+            request_id: request_id(parts),
+        })
     }
 }

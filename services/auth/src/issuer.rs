@@ -10,16 +10,21 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcpg_license_core::{AUDIENCE, Catalog, ClaimsError, EntitlementSet, LicenseClaims};
+use mcpg_license_core::{
+    AUDIENCE, BoundsViolation, Catalog, ClaimsError, EntitlementSet, LicenseClaims,
+};
+use metrics::Counter;
 use moka::future::Cache;
 use thiserror::Error;
 
+use crate::audit::IssuanceLog;
 use crate::credential::{Credential, CredentialHash};
 use crate::domain::OrgStatus;
 use crate::error::Refusal;
 use crate::keyring::{Keyring, TOKEN_LIFETIME};
 use crate::ratelimit::{Decision, RateLimits};
 use crate::store::{GatewayGrant, Store, StoreError};
+use crate::telemetry::TOKENS_ISSUED;
 
 /// `rfa - iat`: when gateways should refresh.
 pub const REFRESH_AFTER: i64 = 8 * 3_600;
@@ -50,6 +55,18 @@ pub enum IssueError {
         /// The org.
         org: String,
     },
+    /// The org's license grants more than the active key's certificate allows (another
+    /// org, a higher tier, an entitlement it does not list): nothing is signed.
+    #[error("outside the signing key's certificate bounds: {violation}")]
+    OutsideBounds {
+        /// The bound the token would have violated.
+        violation: BoundsViolation,
+        /// The org.
+        org: String,
+    },
+    /// The revocation list in force names the active key's certificate.
+    #[error("the signing key's certificate is revoked")]
+    CertificateRevoked,
     /// No active signing key is loaded.
     #[error("no active signing key")]
     NoKey,
@@ -69,9 +86,9 @@ pub struct IssuedToken {
     /// Its claims.
     pub claims: LicenseClaims,
     /// The signing key's id.
-    pub kid: String,
+    pub kid: Arc<str>,
     /// The signing key's certificate.
-    pub issuer_certificate: String,
+    pub issuer_certificate: Arc<str>,
     /// The org's rate-limit state after this request (`None`: unlimited).
     pub rate: Option<Decision>,
 }
@@ -80,6 +97,9 @@ pub struct IssuedToken {
 struct Grant {
     record: GatewayGrant,
     entitlements: EntitlementSet,
+    /// The org's `issued` counter, registered once per cached grant rather than looked up
+    /// (labels hashed, strings allocated) on every token.
+    issued: Counter,
 }
 
 /// Issues tokens; shared by all requests.
@@ -91,6 +111,7 @@ pub struct Issuer {
     grants: Cache<CredentialHash, Option<Arc<Grant>>>,
     limits: Arc<RateLimits>,
     seen: Mutex<HashMap<String, i64>>,
+    issued: IssuanceLog,
 }
 
 impl Issuer {
@@ -113,6 +134,7 @@ impl Issuer {
                 .build(),
             limits,
             seen: Mutex::new(HashMap::new()),
+            issued: IssuanceLog::default(),
         }
     }
 
@@ -182,10 +204,17 @@ impl Issuer {
         if snapshot.certificate_expires_at <= now + 1 {
             return Err(IssueError::NoKey);
         }
+        if snapshot.revoked {
+            return Err(IssueError::CertificateRevoked);
+        }
+        // Times are capped to what the certificate allows (its lifetime, grace and expiry);
+        // what the license itself grants beyond the bounds is refused below.
+        let cert = &snapshot.bounds;
         let end = license.valid_until;
-        let exp = (now + TOKEN_LIFETIME)
+        let exp = (now + TOKEN_LIFETIME.min(cert.bounds.max_token_lifetime))
             .min(end)
-            .min(snapshot.certificate_expires_at);
+            .min(cert.exp);
+        let jti = uuid::Uuid::new_v4();
         let claims = LicenseClaims {
             iss: self.issuer.clone(),
             sub: record.gateway_id.clone(),
@@ -193,7 +222,7 @@ impl Issuer {
             iat: now,
             nbf: now - NBF_BACKDATE,
             exp,
-            jti: uuid::Uuid::new_v4().to_string(),
+            jti: jti.to_string(),
             org: record.org_slug.clone(),
             ws: Some(record.workspace.clone()),
             env: Some(record.environment.clone()),
@@ -202,20 +231,43 @@ impl Issuer {
             lim: license.limits,
             lic: license.id.clone(),
             rfa: Some((now + REFRESH_AFTER).min(exp)),
-            grc: Some((exp + GRACE).min(end).max(exp)),
+            grc: Some((exp + GRACE.min(cert.bounds.max_grace)).min(end).max(exp)),
             bind: None,
         };
-        let token = snapshot.signer.sign(&claims)?;
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.insert(record.gateway_id.clone(), now);
+        // The gateway runs the same check on every token it accepts.
+        match cert.check_bounds(&claims) {
+            Ok(()) => {}
+            Err(BoundsViolation::PredatesCertificate) => return Err(IssueError::NoKey),
+            Err(violation) => {
+                return Err(IssueError::OutsideBounds {
+                    violation,
+                    org: record.org_slug.clone(),
+                });
+            }
         }
+        let token = snapshot.signer.sign(&claims)?;
+        grant.issued.increment(1);
+        if let Ok(mut seen) = self.seen.lock() {
+            match seen.get_mut(&record.gateway_id) {
+                Some(at) => *at = now,
+                None => {
+                    seen.insert(record.gateway_id.clone(), now);
+                }
+            }
+        }
+        self.issued.record(&record.org_id, &record.gateway_id, jti);
         Ok(IssuedToken {
             token,
             claims,
-            kid: snapshot.signer.key().kid().to_string(),
+            kid: snapshot.kid.clone(),
             issuer_certificate: snapshot.certificate.clone(),
             rate,
         })
+    }
+
+    /// Appends the batched `token.issued` audit entries (one per org with new tokens).
+    pub async fn flush_issued(&self, now: i64) -> Result<usize, StoreError> {
+        self.issued.flush(&self.store, now).await
     }
 
     /// Writes the buffered `last_token_at` times to the database.
@@ -235,9 +287,15 @@ impl Grant {
             .as_ref()
             .map(|l| Catalog::builtin().license_entitlements(l.tier, &l.add, &l.remove))
             .unwrap_or_default();
+        let issued = metrics::counter!(
+            TOKENS_ISSUED,
+            "org" => record.org_slug.clone(),
+            "outcome" => "issued"
+        );
         Self {
             record,
             entitlements,
+            issued,
         }
     }
 }

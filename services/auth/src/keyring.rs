@@ -12,14 +12,16 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use mcpg_license_core::cert::DEFAULT_MAX_GRACE;
 use mcpg_license_core::{
-    Bounds, IssuerCertificate, Jwks, JwtSigner, PublicKey, SigningKey, TrustStore, Unverified,
-    Validity, decode_unverified,
+    Bounds, IssuerCertificate, Jwks, JwtSigner, PublicKey, RevocationList, SigningKey, TrustStore,
+    Unverified, Validity, decode_unverified,
 };
 use thiserror::Error;
 
 use crate::domain::{KeyState, new_id};
 use crate::secrets::{Kek, SecretError};
-use crate::store::{KeyRecord, NewKey, Store, StoreError};
+use crate::store::{Actor, KeyRecord, NewKey, Store, StoreError};
+
+mod certified;
 
 /// Lifetime of online tokens (seconds).
 pub const TOKEN_LIFETIME: i64 = 86_400;
@@ -51,6 +53,14 @@ pub enum KeyringError {
     /// Signing a certificate failed.
     #[error("cannot sign a certificate: {0}")]
     Sign(String),
+    /// A certificate from the revocation list in force.
+    #[error("certificate {cid} is revoked by the revocation list in force (serial {serial})")]
+    Revoked {
+        /// The certificate id.
+        cid: String,
+        /// The list's serial.
+        serial: u64,
+    },
     /// Rotation needs a root secret to certify the new key.
     #[error(
         "this service has no root key to certify a new key; install a new certified key with --signing-key and --certificate"
@@ -63,10 +73,18 @@ pub enum KeyringError {
 pub struct KeySnapshot {
     /// Signs tokens with the active key.
     pub signer: Arc<JwtSigner>,
-    /// The active key's certificate.
-    pub certificate: String,
+    /// The active key's certificate (PASETO text: base64url segments, shared by every
+    /// token response).
+    pub certificate: Arc<str>,
+    /// The active key's id (`k4.pid.…`).
+    pub kid: Arc<str>,
     /// Its expiry: no token may outlive it.
     pub certificate_expires_at: i64,
+    /// The active key's certificate, parsed once: tokens are checked against its bounds.
+    pub bounds: Arc<IssuerCertificate>,
+    /// Whether the revocation list in force names the active key's certificate: then
+    /// nothing is signed.
+    pub revoked: bool,
     /// `{"keys":[…]}` of the published keys, serialised once.
     pub jwks_json: String,
 }
@@ -78,6 +96,7 @@ pub struct Keyring {
     kek: Kek,
     issuer: String,
     root: Option<SigningKey>,
+    trust: TrustStore,
     publish_delay: i64,
     current: RwLock<Option<Arc<KeySnapshot>>>,
     opened: Mutex<HashMap<String, Arc<JwtSigner>>>,
@@ -85,23 +104,35 @@ pub struct Keyring {
 
 impl Keyring {
     /// A keyring over `store`. `root` certifies new keys (the development root); without it
-    /// keys come only from `--signing-key`.
+    /// keys come only from `--signing-key` or an import, and their certificates must chain
+    /// to one of `trusted_roots` (the development root is trusted when given).
     pub fn new(
         store: Store,
         kek: Kek,
         issuer: String,
         root: Option<SigningKey>,
+        trusted_roots: Vec<PublicKey>,
         publish_delay: i64,
     ) -> Self {
+        let mut trust = TrustStore::new(trusted_roots);
+        if let Some(root) = &root {
+            trust.add_root(root.public_key().clone());
+        }
         Self {
             store,
             kek,
             issuer,
             root,
+            trust,
             publish_delay,
             current: RwLock::new(None),
             opened: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The roots this service's certificates (and revocation lists) must chain to.
+    pub fn trust(&self) -> &TrustStore {
+        &self.trust
     }
 
     /// The current snapshot; `None` until a key is active.
@@ -118,7 +149,9 @@ impl Keyring {
     ) -> Result<(), KeyringError> {
         match external {
             Some((key, certificate, path)) => {
-                let cert = self.check_external(&key, &certificate, &path, now)?;
+                let cert = self
+                    .check_installable(&key, &certificate, &path, now)
+                    .await?;
                 let known = self
                     .store
                     .keys()
@@ -131,7 +164,7 @@ impl Keyring {
                     if !self.store.insert_first_key(&new, now).await? {
                         new.state = KeyState::Pending;
                         new.activate_at = now + self.publish_delay;
-                        self.store.insert_key(&new, now).await?;
+                        self.store.insert_key(&new, &Actor::system(), now).await?;
                         tracing::info!(kid = %key.kid(), "installed the configured signing key as pending");
                     }
                 }
@@ -166,7 +199,7 @@ impl Keyring {
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     let (certificate, exp) = certify_public(root, &self.issuer, &public, now)?;
                     self.store
-                        .update_certificate(&key.kid, &certificate, exp)
+                        .update_certificate(&key.kid, &certificate, exp, now)
                         .await?;
                     tracing::info!(kid = %key.kid, "renewed the signing key's certificate");
                     key.certificate = certificate;
@@ -174,7 +207,8 @@ impl Keyring {
                 }
             }
         }
-        let snapshot = self.build_snapshot(&keys)?;
+        let revocations = self.revocations().await?;
+        let snapshot = self.build_snapshot(&keys, revocations.as_ref())?;
         if let Ok(mut guard) = self.current.write() {
             *guard = snapshot.map(Arc::new);
         }
@@ -183,20 +217,33 @@ impl Keyring {
 
     /// Starts a rotation: a new key, certified by the root, published as pending now and
     /// active after the publish delay.
-    pub async fn rotate(&self, now: i64) -> Result<KeyRecord, KeyringError> {
+    pub async fn rotate(&self, actor: &Actor, now: i64) -> Result<KeyRecord, KeyringError> {
         if self.root.is_none() {
             return Err(KeyringError::NoRoot);
         }
         let key = SigningKey::generate().map_err(|e| KeyringError::Sign(e.to_string()))?;
         let (certificate, exp) = self.certify(&key, now)?;
+        self.install_pending(&key, certificate, exp, actor, now)
+            .await
+    }
+
+    /// Stores `key` as pending (active after the publish delay), reloads, and returns it.
+    async fn install_pending(
+        &self,
+        key: &SigningKey,
+        certificate: String,
+        cert_expires_at: i64,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<KeyRecord, KeyringError> {
         let new = self.new_key(
-            &key,
+            key,
             certificate,
-            exp,
+            cert_expires_at,
             KeyState::Pending,
             now + self.publish_delay,
         )?;
-        self.store.insert_key(&new, now).await?;
+        self.store.insert_key(&new, actor, now).await?;
         self.reload(now).await?;
         let keys = self.store.keys().await?;
         keys.into_iter()
@@ -204,7 +251,11 @@ impl Keyring {
             .ok_or(KeyringError::Store(StoreError::NotFound("signing key")))
     }
 
-    fn build_snapshot(&self, keys: &[KeyRecord]) -> Result<Option<KeySnapshot>, KeyringError> {
+    fn build_snapshot(
+        &self,
+        keys: &[KeyRecord],
+        revocations: Option<&RevocationList>,
+    ) -> Result<Option<KeySnapshot>, KeyringError> {
         let mut jwks = Jwks::default();
         for key in keys.iter().filter(|k| k.state.is_published()) {
             let public = PublicKey::from_paserk(&key.public_key)
@@ -219,10 +270,26 @@ impl Keyring {
             return Ok(None);
         };
         let signer = self.signer_for(active)?;
+        let bounds = match decode_unverified(&active.certificate) {
+            Ok(Unverified::Certificate { certificate, .. }) => Arc::new(*certificate),
+            _ => {
+                return Err(KeyringError::Store(StoreError::Corrupt(format!(
+                    "the certificate of key {} does not decode",
+                    active.kid
+                ))));
+            }
+        };
+        let revoked = revocations.is_some_and(|list| list.revokes_certificate(&bounds.cid));
+        if revoked {
+            tracing::error!(kid = %active.kid, cid = %bounds.cid, "the active signing key's certificate is revoked: no token is signed until a new certified key is imported");
+        }
         Ok(Some(KeySnapshot {
             signer,
-            certificate: active.certificate.clone(),
+            certificate: Arc::from(active.certificate.as_str()),
+            kid: Arc::from(active.kid.as_str()),
             certificate_expires_at: active.cert_expires_at,
+            bounds,
+            revoked,
             jwks_json,
         }))
     }
@@ -266,41 +333,6 @@ impl Keyring {
             state,
             activate_at,
         })
-    }
-
-    fn check_external(
-        &self,
-        key: &SigningKey,
-        certificate: &str,
-        path: &str,
-        now: i64,
-    ) -> Result<IssuerCertificate, KeyringError> {
-        let bad = |message: String| KeyringError::Certificate {
-            path: path.to_owned(),
-            message,
-        };
-        let cert = match decode_unverified(certificate) {
-            Ok(Unverified::Certificate { certificate, .. }) => *certificate,
-            Ok(_) => return Err(bad("not an issuer certificate".into())),
-            Err(e) => return Err(bad(e.to_string())),
-        };
-        if &cert.key != key.public_key() {
-            return Err(bad(format!(
-                "certifies {} but the signing key is {}",
-                cert.key.kid(),
-                key.kid()
-            )));
-        }
-        if cert.issuer != self.issuer {
-            return Err(bad(format!(
-                "is for issuer {:?} but this service is {:?}",
-                cert.issuer, self.issuer
-            )));
-        }
-        if cert.exp <= now {
-            return Err(bad("has expired".into()));
-        }
-        Ok(cert)
     }
 }
 

@@ -6,6 +6,8 @@
 
 pub mod access;
 pub mod api;
+pub mod audit;
+pub mod certwatch;
 pub mod config;
 pub mod credential;
 pub mod domain;
@@ -13,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod issuer;
 pub mod keyring;
+pub mod oidc;
 pub mod ratelimit;
 pub mod rbac;
 pub mod secrets;
@@ -20,6 +23,7 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tenants;
 
 pub use config::Settings;
 pub use startup::Application;

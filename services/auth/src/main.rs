@@ -6,6 +6,11 @@ use clap::Parser;
 use mcpg_auth::config::{Cli, Command};
 use mcpg_auth::{Application, Settings, telemetry};
 
+/// mimalloc instead of the system allocator: the token endpoint allocates and frees many
+/// small buffers per request, and glibc's malloc/free were ~7 % of its profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match run() {
         Ok(code) => code,

@@ -197,6 +197,11 @@ pub enum Action<'a> {
     ReadEnvironment(&'a str, &'a str),
     /// Register or revoke gateways in an environment.
     ManageGateways(&'a str, &'a str),
+    /// Read the org's audit chain (list, verify, export, checkpoints): any role in the org
+    /// (viewer and above, at any scope) — the chain is the org's shared record.
+    ReadAudit,
+    /// Sign a checkpoint of the org's audit chain on demand (org admin).
+    SignCheckpoint,
 }
 
 /// What a principal holds inside one org.
@@ -234,7 +239,8 @@ impl Grants {
         let at_least = |role: Option<Role>, needed: Role| role.is_some_and(|r| r >= needed);
         match action {
             Action::ReadOrg => self.sees_org(),
-            Action::ManageStructure | Action::ManageAccess => {
+            Action::ReadAudit => self.sees_org(),
+            Action::ManageStructure | Action::ManageAccess | Action::SignCheckpoint => {
                 at_least(self.role_at(None, None), Role::Admin)
             }
             Action::SeeWorkspace(ws) => match self {

@@ -2,28 +2,36 @@
 //! (data dir, database, keys, bootstrap token) and binds; `run_until_stopped` serves until
 //! SIGTERM/SIGINT, letting in-flight requests finish.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use mcpg_license_core::{Clock, SigningKey, SystemClock, Unverified, decode_unverified};
+use mcpg_license_core::{
+    Clock, PublicKey, SigningKey, SystemClock, Unverified, decode_unverified, keys::vendor_roots,
+};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::api::{HttpLimits, router};
+use crate::audit;
+use crate::certwatch::ExpiryWatch;
 use crate::config::Settings;
 use crate::credential::{Credential, CredentialKind};
 use crate::issuer::Issuer;
 use crate::keyring::Keyring;
+use crate::oidc::OidcVerifier;
 use crate::ratelimit::{RateLimits, spawn_pruner};
 use crate::secrets::{self, DEV_ROOT_PUBLIC, Kek, write_secret_file};
-use crate::state::{AppState, ServiceInfo};
+use crate::state::{AppState, ServiceInfo, SharedState};
 use crate::store::{DatabaseOptions, Store};
-use crate::telemetry::{self, GATEWAYS_SEEN, LICENSE_DAYS_LEFT};
+use crate::telemetry::{self, CERTIFICATE_DAYS_LEFT, GATEWAYS_SEEN, LICENSE_DAYS_LEFT};
+use crate::tenants::watch::{self, TenantsFile, TenantsStatus};
 
 /// How often buffered `last_token_at` times are flushed and per-org gauges refreshed.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
+/// How often issued tokens are appended to their orgs' audit chains (one entry per org).
+const ISSUANCE_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A built, bound service.
 pub struct Application {
@@ -32,6 +40,8 @@ pub struct Application {
     state: AppState,
     limits: HttpLimits,
     key_reload_interval: Duration,
+    tenants: Option<(TenantsFile, [u8; 32])>,
+    checkpoint_interval: Duration,
 }
 
 impl Application {
@@ -89,6 +99,7 @@ impl Application {
             kek,
             settings.issuer.clone(),
             root,
+            trusted_roots(&settings.trusted_roots)?,
             publish_delay,
         ));
         keyring
@@ -104,7 +115,7 @@ impl Application {
             settings.grant_cache_ttl,
             limits.clone(),
         ));
-        let state = AppState {
+        let state = AppState::new(SharedState {
             store,
             keyring,
             issuer,
@@ -116,6 +127,23 @@ impl Application {
             }),
             metrics: telemetry::metrics_handle(),
             clock,
+            oidc: Arc::new(
+                OidcVerifier::new(settings.oidc)
+                    .context("cannot build the OIDC key fetcher's HTTP client")?,
+            ),
+            tenants: Arc::new(TenantsStatus::default()),
+            expiry_watch: Arc::new(ExpiryWatch::default()),
+        });
+        let tenants = match settings.tenants {
+            Some(file) => {
+                let applied = watch::apply_at_start(&state, &file)
+                    .await
+                    .with_context(|| {
+                        format!("cannot apply the tenants file {}", file.path.display())
+                    })?;
+                Some((file, applied))
+            }
+            None => None,
         };
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -130,6 +158,8 @@ impl Application {
                 max_in_flight: settings.max_in_flight,
             },
             key_reload_interval: settings.key_reload_interval,
+            tenants,
+            checkpoint_interval: settings.audit_checkpoint_interval,
         })
     }
 
@@ -148,11 +178,16 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let tasks = [
+        let mut tasks = vec![
             spawn_key_reloader(self.state.clone(), self.key_reload_interval),
             spawn_housekeeping(self.state.clone()),
             spawn_pruner(self.state.limits.clone()),
+            spawn_issuance_flusher(self.state.clone()),
+            spawn_checkpointer(self.state.clone(), self.checkpoint_interval),
         ];
+        if let Some((file, applied)) = self.tenants {
+            tasks.push(watch::spawn(self.state.clone(), file, applied));
+        }
         tracing::info!(port = self.port, issuer = %self.state.info.issuer, "mcpg-auth listening");
         let app = router(self.state.clone(), self.limits);
         let served = axum::serve(self.listener, app)
@@ -160,6 +195,9 @@ impl Application {
             .await;
         for task in tasks {
             task.abort();
+        }
+        if let Err(error) = self.state.issuer.flush_issued(self.state.now()).await {
+            tracing::warn!(error = %error, "could not record issued tokens in the audit chain at shutdown");
         }
         if let Err(error) = self.state.issuer.flush_seen().await {
             tracing::warn!(error = %error, "could not flush gateway activity at shutdown");
@@ -182,6 +220,19 @@ fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The compiled-in vendor roots plus the `--trusted-root` files.
+fn trusted_roots(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
+    let mut roots = vendor_roots().context("the compiled-in vendor root does not parse")?;
+    for path in files {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read trusted root {}", path.display()))?;
+        let root = PublicKey::parse_any(text.trim())
+            .with_context(|| format!("trusted root {} is not a public key", path.display()))?;
+        roots.push(root);
+    }
+    Ok(roots)
+}
+
 fn announce_dev_root(root: &SigningKey, created: bool, public_path: &Path) {
     let what = if created {
         "GENERATED A DEVELOPMENT ROOT"
@@ -197,29 +248,84 @@ fn announce_dev_root(root: &SigningKey, created: bool, public_path: &Path) {
 }
 
 async fn issue_bootstrap_token(store: &Store, file: Option<&Path>, now: i64) -> anyhow::Result<()> {
+    if store.bootstrap_token_issued().await? {
+        return Ok(());
+    }
     let credential = Credential::generate(CredentialKind::ApiToken)?;
+    // With a file, the token is on disk (0600, synced) before its row commits, so a full
+    // disk or a bad path fails the start without burning the one-time bootstrap token.
+    let staged = match file {
+        Some(path) => Some(stage_bootstrap_file(path, &credential)?),
+        None => None,
+    };
     let stored = store
         .insert_bootstrap_token(
             &credential.hash().to_hex(),
             credential.display_prefix(),
             now,
         )
-        .await?;
-    if !stored {
-        return Ok(());
-    }
-    match file {
-        Some(path) => {
-            write_secret_file(path, format!("{}\n", credential.expose()).as_bytes())?;
+        .await;
+    let stored = match stored {
+        Ok(stored) => stored,
+        Err(error) => {
+            if let Some(staged) = &staged {
+                let _ = std::fs::remove_file(staged);
+            }
+            return Err(error.into());
+        }
+    };
+    match (file, staged) {
+        (Some(_), Some(staged)) if !stored => {
+            let _ = std::fs::remove_file(&staged);
+        }
+        (Some(path), Some(staged)) => {
+            publish_bootstrap_file(&staged, path)?;
             tracing::warn!(path = %path.display(), "bootstrap admin token written (mode 0600)");
         }
-        None => {
+        _ if stored => {
             tracing::warn!("bootstrap admin token printed once on standard output; store it now");
             println!(
                 "mcpg-auth bootstrap admin token (shown once): {}",
                 credential.expose()
             );
         }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Writes the token next to `path` under a temporary name (refusing to go on if `path`
+/// already exists: it may hold a token someone relies on).
+fn stage_bootstrap_file(path: &Path, credential: &Credential) -> anyhow::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?;
+    let mut staged_name = std::ffi::OsString::from(".");
+    staged_name.push(name);
+    staged_name.push(format!(".{}.tmp", std::process::id()));
+    let staged = path.with_file_name(staged_name);
+    let _ = std::fs::remove_file(&staged);
+    write_secret_file(&staged, format!("{}\n", credential.expose()).as_bytes())
+        .context("cannot write the bootstrap token file")?;
+    Ok(staged)
+}
+
+/// Moves the staged token file to `path`. If that fails the token is still in the staged
+/// file, and the error says where.
+fn publish_bootstrap_file(staged: &Path, path: &Path) -> anyhow::Result<()> {
+    let kept = || {
+        format!(
+            "the bootstrap admin token was issued but could not be moved to {}; it is in {} (mode 0600)",
+            path.display(),
+            staged.display()
+        )
+    };
+    if path.exists() {
+        anyhow::bail!("{}: {} already exists", kept(), path.display());
+    }
+    std::fs::rename(staged, path).with_context(kept)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     }
     Ok(())
 }
@@ -232,6 +338,35 @@ fn spawn_key_reloader(state: AppState, every: Duration) -> JoinHandle<()> {
             ticker.tick().await;
             if let Err(error) = state.keyring.reload(state.now()).await {
                 tracing::error!(error = format!("{error:#}"), "key reload failed");
+            }
+        }
+    })
+}
+
+fn spawn_issuance_flusher(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(ISSUANCE_FLUSH_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(error) = state.issuer.flush_issued(state.now()).await {
+                tracing::warn!(error = %error, "could not record issued tokens in the audit chain");
+            }
+        }
+    })
+}
+
+fn spawn_checkpointer(state: AppState, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = every.max(Duration::from_secs(1));
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match audit::checkpoint_moved_heads(&state.store, &state.keyring, state.now()).await {
+                Ok(0) => {}
+                Ok(signed) => tracing::info!(signed, "audit checkpoints signed"),
+                Err(error) => tracing::warn!(error = %error, "audit checkpoints failed"),
             }
         }
     })
@@ -258,6 +393,19 @@ async fn housekeeping(state: &AppState) -> anyhow::Result<()> {
     }
     for (org, end) in state.store.license_ends().await? {
         metrics::gauge!(LICENSE_DAYS_LEFT, "org" => org).set((end - now) as f64 / 86_400.0);
+    }
+    if let Some(snapshot) = state.keyring.snapshot() {
+        let exp = snapshot.certificate_expires_at;
+        metrics::gauge!(CERTIFICATE_DAYS_LEFT).set((exp - now) as f64 / 86_400.0);
+        if let Some(days) = state.expiry_watch.due(now, exp) {
+            tracing::warn!(
+                kid = %snapshot.signer.key().kid(),
+                cid = %snapshot.bounds.cid,
+                expires_at = %mcpg_license_core::clock::to_rfc3339(exp),
+                days_left = days,
+                "the signing key's issuer certificate expires in {days} day(s): import a new key and certificate (POST /v1/admin/keys/import) before it does"
+            );
+        }
     }
     Ok(())
 }

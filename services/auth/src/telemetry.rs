@@ -3,12 +3,16 @@
 //! The `metrics` facade has one process-wide recorder; it is installed once here (tests
 //! start many servers in one process and share it).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::Histogram;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
@@ -23,6 +27,8 @@ pub const TOKENS_ISSUED: &str = "mcpg_tokens_issued_total";
 pub const GATEWAYS_SEEN: &str = "mcpg_gateways_seen_24h";
 /// Days until the org's license ends (negative once ended), by org.
 pub const LICENSE_DAYS_LEFT: &str = "mcpg_license_days_to_expiry";
+/// Gauge: days until the active signing key's issuer certificate expires.
+pub const CERTIFICATE_DAYS_LEFT: &str = "mcpg_certificate_days_to_expiry";
 /// What an org uses of a quota, by org and quota (`workspaces`, `environments`, `gateways`).
 pub const QUOTA_USAGE: &str = "mcpg_quota_usage";
 /// The license's limit of a quota, by org and quota (absent when the license sets none).
@@ -68,17 +74,57 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// Middleware recording [`REQUEST_DURATION`].
 pub async fn track_latency(request: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = method_label(request.method());
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::histogram!(REQUEST_DURATION, "method" => method, "route" => route, "status" => status)
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    latency_histogram(route, method, response.status().as_u16())
         .record(start.elapsed().as_secs_f64());
     response
+}
+
+/// The method as a label; other methods share one label (a client picks the method, and
+/// labels must stay few).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The histogram of one route, method and status, registered once per worker thread: the
+/// registry lookup (label strings, hashing) would otherwise cost every request.
+fn latency_histogram(route: &str, method: &'static str, status: u16) -> Histogram {
+    /// Per route template: the series seen so far, by method and status.
+    type Series = Vec<(&'static str, u16, Histogram)>;
+    thread_local! {
+        static HISTOGRAMS: RefCell<HashMap<String, Series>> = RefCell::new(HashMap::new());
+    }
+    HISTOGRAMS.with_borrow_mut(|histograms| {
+        let series = match histograms.get_mut(route) {
+            Some(series) => series,
+            None => histograms.entry(route.to_owned()).or_default(),
+        };
+        if let Some((_, _, histogram)) =
+            series.iter().find(|(m, s, _)| *m == method && *s == status)
+        {
+            return histogram.clone();
+        }
+        let histogram = metrics::histogram!(
+            REQUEST_DURATION,
+            "method" => method,
+            "route" => route.to_owned(),
+            "status" => status.to_string()
+        );
+        series.push((method, status, histogram.clone()));
+        histogram
+    })
 }
 
 /// Sets the quota gauges from the store's per-org usage.

@@ -100,10 +100,21 @@ pub enum FetchError {
 pub type FetchFuture<'a> =
     Pin<Box<dyn Future<Output = Result<TokenResponse, FetchError>> + Send + 'a>>;
 
+/// The future of [`FederationClient::fetch_revocations`]: the list's PASETO text, or
+/// `None` when the federation publishes none.
+pub type RevocationsFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<String>, FetchError>> + Send + 'a>>;
+
 /// Fetches entitlement tokens from the federation.
 pub trait FederationClient: Send + Sync + 'static {
     /// Asks for a token with the gateway credential.
     fn fetch_token<'a>(&'a self, credential: &'a SecretString) -> FetchFuture<'a>;
+
+    /// Fetches the revocation list the federation publishes
+    /// (`GET /.well-known/mcpg-revocations`). The default publishes none.
+    fn fetch_revocations(&self) -> RevocationsFuture<'_> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The federation over HTTPS (or HTTP on loopback), per the federation contract.
@@ -111,6 +122,7 @@ pub trait FederationClient: Send + Sync + 'static {
 pub struct HttpFederationClient {
     http: reqwest::Client,
     endpoint: String,
+    revocations: String,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +139,8 @@ struct ErrorDetail {
 
 /// The largest token response read, in bytes.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// The largest revocation list read, in bytes.
+const MAX_REVOCATIONS_BYTES: usize = 1024 * 1024;
 
 impl HttpFederationClient {
     /// A client for the federation at `base_url` (its issuer URL), with a per-request timeout.
@@ -138,9 +152,11 @@ impl HttpFederationClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("mcpg-entitlements/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let base = base_url.trim_end_matches('/');
         Ok(Self {
             http,
-            endpoint: format!("{}/v1/federation/token", base_url.trim_end_matches('/')),
+            endpoint: format!("{base}/v1/federation/token"),
+            revocations: format!("{base}/.well-known/mcpg-revocations"),
         })
     }
 
@@ -167,26 +183,7 @@ impl HttpFederationClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        // Read at most MAX_RESPONSE_BYTES: a hostile endpoint must not be able to make the
-        // gateway buffer an unbounded body.
-        let too_large = || FetchError::Unexpected {
-            status: status.as_u16(),
-            message: format!("response is larger than {MAX_RESPONSE_BYTES} bytes"),
-        };
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
-        {
-            return Err(too_large());
-        }
-        let mut response = response;
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(outage)? {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_body(response, MAX_RESPONSE_BYTES).await?;
         if status == StatusCode::OK {
             return serde_json::from_slice(&body).map_err(|e| FetchError::Unexpected {
                 status: 200,
@@ -214,10 +211,76 @@ impl HttpFederationClient {
             },
         })
     }
+
+    async fn revocations(&self) -> Result<Option<String>, FetchError> {
+        let response =
+            self.http
+                .get(&self.revocations)
+                .send()
+                .await
+                .map_err(|e| FetchError::Outage {
+                    cause: e.to_string(),
+                    retry_after: None,
+                })?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Err(FetchError::Outage {
+                cause: format!("HTTP {status}"),
+                retry_after: None,
+            });
+        }
+        let body = read_body(response, MAX_REVOCATIONS_BYTES).await?;
+        if status != StatusCode::OK {
+            return Err(FetchError::Unexpected {
+                status: status.as_u16(),
+                message: "revocation list request refused".into(),
+            });
+        }
+        String::from_utf8(body)
+            .map(|text| Some(text.trim().to_owned()))
+            .map_err(|_| FetchError::Unexpected {
+                status: 200,
+                message: "the revocation list is not text".into(),
+            })
+    }
+}
+
+/// Reads at most `max` bytes of a body: a hostile endpoint must not be able to make the
+/// gateway buffer an unbounded one.
+async fn read_body(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, FetchError> {
+    let status = response.status().as_u16();
+    let too_large = || FetchError::Unexpected {
+        status,
+        message: format!("response is larger than {max} bytes"),
+    };
+    if response
+        .content_length()
+        .is_some_and(|len| len > max as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| FetchError::Outage {
+        cause: e.to_string(),
+        retry_after: None,
+    })? {
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 impl FederationClient for HttpFederationClient {
     fn fetch_token<'a>(&'a self, credential: &'a SecretString) -> FetchFuture<'a> {
         Box::pin(self.fetch(credential))
+    }
+
+    fn fetch_revocations(&self) -> RevocationsFuture<'_> {
+        Box::pin(self.revocations())
     }
 }

@@ -12,8 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// The vendor roots compiled into this build (`keys/*.public.paserk`), trusted by default.
-pub const VENDOR_ROOTS: &[&str] = &[include_str!("../../../keys/mcpg-root-2026.public.paserk")];
+pub use mcpg_license_core::keys::VENDOR_ROOTS;
 
 /// The default timeout of one federation request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -235,10 +234,7 @@ fn federation_url(url: &str) -> Result<String, ConfigError> {
 
 /// A trust store with the compiled-in vendor roots.
 pub fn vendor_trust_store() -> Result<TrustStore, ConfigError> {
-    let roots = VENDOR_ROOTS
-        .iter()
-        .map(|text| PublicKey::from_paserk(text.trim()))
-        .collect::<Result<Vec<_>, _>>()
+    let roots = mcpg_license_core::keys::vendor_roots()
         .map_err(|e| ConfigError::Invalid(format!("compiled-in vendor root: {e}")))?;
     Ok(TrustStore::new(roots))
 }

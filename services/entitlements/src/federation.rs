@@ -55,7 +55,7 @@ impl RefreshError {
 pub(crate) struct Source {
     credential: SecretString,
     fingerprint: String,
-    client: Arc<dyn FederationClient>,
+    pub(crate) client: Arc<dyn FederationClient>,
     pub(crate) handle: TenantHandle,
     flight: tokio::sync::Mutex<()>,
     generation: AtomicU64,
@@ -73,6 +73,8 @@ pub(crate) struct SourceStatus {
     pub(crate) last_error: Option<RefreshError>,
     pub(crate) last_outcome: Option<Result<State, RefreshError>>,
     pub(crate) stopped: bool,
+    /// The certificate id of the token in force (what revocation lists name).
+    pub(crate) certificate_id: Option<String>,
 }
 
 impl Source {
@@ -118,6 +120,12 @@ impl Gateway {
     /// call). Returns how many refreshes succeeded.
     pub async fn refresh_due(&self) -> usize {
         let now = self.inner.time.now();
+        // The revocation list first, so that no token under a revoked certificate is taken.
+        if self.revocations_due().is_some_and(|due| due <= now)
+            && let Err(e) = self.refresh_revocations().await
+        {
+            tracing::warn!(error = %e, "could not refresh the revocation list");
+        }
         let mut ok = 0;
         for source in &self.inner.sources {
             let due = {
@@ -238,6 +246,7 @@ impl Gateway {
         );
         source.handle.replace(entitlements);
         let key = TenantKey::of_claims(claims);
+        source.status().certificate_id = Some(token.certificate_id.clone());
         let previous = source.status().tenant.replace(key.clone());
         if let Some(old) = previous.filter(|old| *old != key) {
             self.unregister(&old);

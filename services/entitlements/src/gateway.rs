@@ -80,6 +80,12 @@ pub(crate) struct Inner {
     pub(crate) unknown: TenantHandle,
     pub(crate) observer: Observer,
     pub(crate) rng: Mutex<fastrand::Rng>,
+    /// The offline license (offline mode), re-verified when a revocation list arrives.
+    pub(crate) offline: Option<crate::revocations::OfflineLicense>,
+    /// When the federation's revocation list is next fetched (federated mode).
+    pub(crate) revocations_due: std::sync::atomic::AtomicI64,
+    /// A revocation list file re-read while running.
+    pub(crate) revocation_file: Option<std::path::PathBuf>,
 }
 
 /// Sets a [`Gateway`] up: settings from `gateway.toml`, and the seams tests replace.
@@ -88,6 +94,7 @@ pub struct GatewayBuilder {
     clock: Arc<dyn Clock>,
     client: Option<Arc<dyn FederationClient>>,
     extra_credentials: Vec<SecretString>,
+    revocation_file: Option<std::path::PathBuf>,
 }
 
 impl GatewayBuilder {
@@ -99,7 +106,15 @@ impl GatewayBuilder {
             clock: CoarseClock::start(Arc::new(SystemClock), CoarseClock::DEFAULT_EVERY),
             client: None,
             extra_credentials: Vec::new(),
+            revocation_file: None,
         }
+    }
+
+    /// Re-reads this revocation list file while running ([`Gateway::run`], every tick), so
+    /// a newer list dropped in place applies without a restart (air-gapped sites).
+    pub fn revocation_file(mut self, path: std::path::PathBuf) -> Self {
+        self.revocation_file = Some(path);
+        self
     }
 
     /// Uses `clock` for every time decision.
@@ -152,6 +167,7 @@ impl GatewayBuilder {
             .expire_after(GraceExpiry { time: time.clone() })
             .build();
         let mut sources = Vec::new();
+        let mut offline = None;
         let (config_mode, default, offline_key) = match mode {
             ModeSettings::Tier0 => {
                 let tier0 = TenantEntitlements::unlicensed(catalog, Reason::Tier0Only);
@@ -187,13 +203,17 @@ impl GatewayBuilder {
             } => {
                 let (key, entitlements) = crate::offline::load(
                     catalog,
-                    verifier.trust(),
+                    &verifier.trust(),
                     &license,
                     &license_path,
                     time.now(),
                     deployment_id.as_deref(),
                 )?;
                 let handle = TenantHandle::new(entitlements, time.clone(), plugins.clone());
+                offline = Some(crate::revocations::OfflineLicense {
+                    license,
+                    deployment_id,
+                });
                 (Mode::Offline, handle, Some(key))
             }
         };
@@ -212,6 +232,9 @@ impl GatewayBuilder {
                 unknown,
                 observer: Observer::default(),
                 rng: Mutex::new(fastrand::Rng::new()),
+                offline,
+                revocations_due: std::sync::atomic::AtomicI64::new(0),
+                revocation_file: self.revocation_file,
             }),
         };
         if let Some(key) = offline_key {

@@ -28,7 +28,7 @@ pub mod observe;
 mod offline;
 pub mod plugins;
 pub mod report;
-mod revocations;
+pub mod revocations;
 pub mod schedule;
 pub mod sidecar;
 pub mod store;
@@ -37,7 +37,8 @@ pub mod time;
 pub mod verify;
 
 pub use client::{
-    Denial, FederationClient, FetchError, FetchFuture, HttpFederationClient, TokenResponse,
+    Denial, FederationClient, FetchError, FetchFuture, HttpFederationClient, RevocationsFuture,
+    TokenResponse,
 };
 pub use config::{GatewayConfig, Mode, ModeSettings, Settings};
 pub use decision::{Decision, Reason, State};
@@ -45,5 +46,6 @@ pub use entitlements::{Basis, LicenseDetails, PluginIndex, TenantEntitlements, T
 pub use federation::RefreshError;
 pub use gateway::{Gateway, GatewayBuilder, StartError};
 pub use report::{FederationSnapshot, Snapshot, TenantSnapshot};
+pub use revocations::RevocationError;
 pub use tenant::{TenantKey, TenantKeyError};
 pub use verify::{VerifiedToken, Verifier, rejection_code};

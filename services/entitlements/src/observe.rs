@@ -149,9 +149,16 @@ impl Gateway {
         tokio::pin!(shutdown);
         loop {
             self.refresh_due().await;
+            if let Err(e) = self.reload_revocation_file() {
+                tracing::warn!(error = %e, "could not re-read the revocation list file");
+            }
             self.tick();
             let now = self.inner.time.now();
-            let wait = self.next_refresh_at().map_or(MAX_SLEEP, |at| {
+            let next = match (self.next_refresh_at(), self.revocations_due()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let wait = next.map_or(MAX_SLEEP, |at| {
                 Duration::from_secs(
                     (at - now)
                         .clamp(1, MAX_SLEEP.as_secs() as i64)

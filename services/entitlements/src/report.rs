@@ -30,6 +30,8 @@ pub struct Snapshot {
     pub tenants: Vec<TenantSnapshot>,
     /// Federation refresh status, one per credential.
     pub federation: Vec<FederationSnapshot>,
+    /// Serial of the revocation list in force, if any.
+    pub revocation_serial: Option<u64>,
 }
 
 /// One tenant.
@@ -103,6 +105,7 @@ impl Gateway {
                 .map(|(key, handle)| self.tenant_snapshot(Some(key), &handle, now))
                 .collect(),
             federation,
+            revocation_serial: self.revocation_serial(),
         }
     }
 

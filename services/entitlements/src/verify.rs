@@ -1,8 +1,9 @@
 //! Chain verification of online tokens (root → issuer certificate → token), with the
-//! certificate verified once per key id and cached.
+//! certificate verified once per key id and cached. A newer revocation list replaces the
+//! one in force and empties the cache, so a revoked certificate is refused at once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use mcpg_license_core::jwt::parse_jwt;
 use mcpg_license_core::{
@@ -18,12 +19,14 @@ pub struct VerifiedToken {
     pub kid: String,
     /// The certificate's expiry.
     pub certificate_exp: UnixTime,
+    /// The certificate's id (what revocation lists name).
+    pub certificate_id: String,
 }
 
 /// Verifies online tokens against pinned roots.
 #[derive(Debug)]
 pub struct Verifier {
-    trust: TrustStore,
+    trust: RwLock<TrustStore>,
     issuers: Mutex<HashMap<String, CachedIssuer>>,
 }
 
@@ -37,14 +40,35 @@ impl Verifier {
     /// A verifier trusting the roots of `trust`.
     pub fn new(trust: TrustStore) -> Self {
         Self {
-            trust,
+            trust: RwLock::new(trust),
             issuers: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The pinned roots.
-    pub fn trust(&self) -> &TrustStore {
-        &self.trust
+    /// The pinned roots and the revocation list in force.
+    pub fn trust(&self) -> RwLockReadGuard<'_, TrustStore> {
+        // The store is replaced whole under the lock; a panic cannot leave it half-written.
+        self.trust.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Verifies a revocation list against the roots and applies it when its serial is
+    /// higher than the one in force (`Ok(false)`: ignored as not newer). Applying empties
+    /// the certificate cache so that every certificate is checked against the new list.
+    pub fn apply_revocation_list(&self, token: &str) -> Result<bool, VerifyError> {
+        let applied = self
+            .trust
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .apply_revocation_list(token)?;
+        if applied {
+            self.lock().clear();
+        }
+        Ok(applied)
+    }
+
+    /// The serial of the revocation list in force.
+    pub fn revocation_serial(&self) -> Option<u64> {
+        self.trust().revocations().map(|list| list.serial)
     }
 
     /// Verifies `token` under `certificate`: the certificate against the roots (once per
@@ -63,6 +87,7 @@ impl Verifier {
             claims,
             kid,
             certificate_exp: issuer.certificate().exp,
+            certificate_id: issuer.certificate().cid.clone(),
         })
     }
 
@@ -82,10 +107,20 @@ impl Verifier {
                 Validity::UntilGrace => cert.exp + cert.bounds.max_grace,
             };
             if now < end {
+                // A list applied while this entry was being cached must still count.
+                if self
+                    .trust()
+                    .revocations()
+                    .is_some_and(|r| r.revokes_certificate(&cert.cid))
+                {
+                    return Err(VerifyError::Revoked(format!("certificate {}", cert.cid)));
+                }
                 return Ok(cached.issuer.clone());
             }
         }
-        let issuer = self.trust.verify_certificate(certificate, now, validity)?;
+        let issuer = self
+            .trust()
+            .verify_certificate(certificate, now, validity)?;
         if issuer.kid().as_str() != kid {
             return Err(VerifyError::UnknownKey(kid.to_owned()));
         }

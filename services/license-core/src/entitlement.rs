@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
@@ -113,8 +114,15 @@ impl<'de> Deserialize<'de> for EntitlementId {
 /// A sorted, deduplicated set of entitlements with O(1) membership.
 ///
 /// Serialises as a sorted JSON array, so two equal sets always encode to the same bytes.
+/// Cloning is a reference-count increment (the issuer copies a cached set into every token's
+/// claims); a change copies the set first if it is shared.
 #[derive(Debug, Clone, Default)]
 pub struct EntitlementSet {
+    inner: Arc<SetInner>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SetInner {
     sorted: Vec<EntitlementId>,
     index: HashSet<String>,
 }
@@ -127,58 +135,61 @@ impl EntitlementSet {
 
     /// Whether `id` (e.g. `plugin:policy.cedar`) is in the set.
     pub fn contains(&self, id: &str) -> bool {
-        self.index.contains(id)
+        self.inner.index.contains(id)
     }
 
     /// Adds `id`, keeping the order; returns false if it was already there.
     pub fn insert(&mut self, id: EntitlementId) -> bool {
-        if self.index.contains(id.as_str()) {
+        if self.contains(id.as_str()) {
             return false;
         }
-        let at = self.sorted.binary_search(&id).unwrap_or_else(|at| at);
-        self.index.insert(id.as_str().to_owned());
-        self.sorted.insert(at, id);
+        let inner = Arc::make_mut(&mut self.inner);
+        let at = inner.sorted.binary_search(&id).unwrap_or_else(|at| at);
+        inner.index.insert(id.as_str().to_owned());
+        inner.sorted.insert(at, id);
         true
     }
 
     /// Removes `id`; returns whether it was there.
     pub fn remove(&mut self, id: &str) -> bool {
-        if !self.index.remove(id) {
+        if !self.contains(id) {
             return false;
         }
-        self.sorted.retain(|e| e.as_str() != id);
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.index.remove(id);
+        inner.sorted.retain(|e| e.as_str() != id);
         true
     }
 
     /// The ids in sorted order.
     pub fn iter(&self) -> impl Iterator<Item = &EntitlementId> {
-        self.sorted.iter()
+        self.inner.sorted.iter()
     }
 
     /// How many ids the set holds.
     pub fn len(&self) -> usize {
-        self.sorted.len()
+        self.inner.sorted.len()
     }
 
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
-        self.sorted.is_empty()
+        self.inner.sorted.is_empty()
     }
 
     /// Whether every id of `self` is also in `other`.
     pub fn is_subset(&self, other: &EntitlementSet) -> bool {
-        self.sorted.iter().all(|e| other.contains(e.as_str()))
+        self.iter().all(|e| other.contains(e.as_str()))
     }
 
     /// The first id of `self` (in order) missing from `other`.
     pub fn first_not_in(&self, other: &EntitlementSet) -> Option<&EntitlementId> {
-        self.sorted.iter().find(|e| !other.contains(e.as_str()))
+        self.iter().find(|e| !other.contains(e.as_str()))
     }
 }
 
 impl PartialEq for EntitlementSet {
     fn eq(&self, other: &Self) -> bool {
-        self.sorted == other.sorted
+        self.inner.sorted == other.inner.sorted
     }
 }
 
@@ -190,13 +201,15 @@ impl FromIterator<EntitlementId> for EntitlementSet {
         sorted.sort();
         sorted.dedup();
         let index = sorted.iter().map(|e| e.as_str().to_owned()).collect();
-        Self { sorted, index }
+        Self {
+            inner: Arc::new(SetInner { sorted, index }),
+        }
     }
 }
 
 impl Serialize for EntitlementSet {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.sorted.serialize(s)
+        self.inner.sorted.serialize(s)
     }
 }
 

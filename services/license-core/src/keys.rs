@@ -92,6 +92,18 @@ impl PartialEq for PublicKey {
 
 impl Eq for PublicKey {}
 
+/// The vendor roots compiled into this build (`keys/*.public.paserk`): what gateways and
+/// BYOC issuers trust by default.
+pub const VENDOR_ROOTS: &[&str] = &[include_str!("../../../keys/mcpg-root-2026.public.paserk")];
+
+/// The compiled-in vendor roots, parsed.
+pub fn vendor_roots() -> Result<Vec<PublicKey>, KeyError> {
+    VENDOR_ROOTS
+        .iter()
+        .map(|text| PublicKey::from_paserk(text.trim()))
+        .collect()
+}
+
 impl PublicKey {
     /// From the raw 32 bytes.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {

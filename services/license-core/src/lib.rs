@@ -5,6 +5,7 @@
 //! and the chain `root → certificate → token`. No I/O, no async runtime: gateways depend
 //! on it cheaply and its tests need no runtime.
 
+pub mod audit;
 pub mod catalog;
 pub mod cert;
 pub mod chain;

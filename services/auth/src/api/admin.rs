@@ -1,9 +1,10 @@
 //! Cross-tenant administration: signing keys and API tokens (global admin only).
 
 use axum::Router;
+use axum::extract::Path;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use mcpg_license_core::clock::to_rfc3339;
 use serde::{Deserialize, Serialize};
 
@@ -13,13 +14,15 @@ use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, Principal};
 use crate::keyring::KeyringError;
 use crate::state::AppState;
-use crate::store::KeyRecord;
+use crate::store::{Actor, AdminTokenRecord, KeyRecord};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/admin/keys", get(list_keys))
         .route("/v1/admin/keys/rotate", post(rotate))
-        .route("/v1/admin/tokens", post(create_token))
+        .route("/v1/admin/keys/import", post(import))
+        .route("/v1/admin/tokens", post(create_token).get(list_tokens))
+        .route("/v1/admin/tokens/{id}", delete(revoke_token))
 }
 
 #[derive(Debug, Serialize)]
@@ -65,17 +68,54 @@ async fn list_keys(
 async fn rotate(
     State(state): State<AppState>,
     principal: Principal,
+    actor: Actor,
 ) -> Result<(StatusCode, axum::Json<KeyView>)> {
     principal.require_global()?;
     let key = state
         .keyring
-        .rotate(state.now())
+        .rotate(&actor, state.now())
         .await
         .map_err(|error| match error {
             KeyringError::NoRoot => ApiError::Conflict(error.to_string()),
             other => ApiError::internal(other),
         })?;
     tracing::info!(kid = %key.kid, activate_at = key.activate_at, "key rotation started");
+    Ok((StatusCode::ACCEPTED, axum::Json(key.into())))
+}
+
+/// A certified key to roll to (BYOC): the secret key and its certificate.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportKey {
+    /// PASERK `k4.secret` or PKCS#8 PEM.
+    signing_key: secrecy::SecretString,
+    /// The key's issuer certificate (PASETO `v4.public`).
+    certificate: String,
+}
+
+async fn import(
+    State(state): State<AppState>,
+    principal: Principal,
+    actor: Actor,
+    ApiJson(body): ApiJson<ImportKey>,
+) -> Result<(StatusCode, axum::Json<KeyView>)> {
+    use secrecy::ExposeSecret;
+    principal.require_global()?;
+    let key = mcpg_license_core::SigningKey::parse_any(body.signing_key.expose_secret().trim())
+        .map_err(|e| ApiError::BadRequest(format!("signing_key: {e}")))?;
+    let key = state
+        .keyring
+        .import(&key, body.certificate.trim(), &actor, state.now())
+        .await
+        .map_err(|error| match error {
+            KeyringError::Certificate { message, .. } => {
+                ApiError::BadRequest(format!("certificate {message}"))
+            }
+            KeyringError::Revoked { .. } => ApiError::BadRequest(error.to_string()),
+            KeyringError::Store(store) => ApiError::from(store),
+            other => ApiError::internal(other),
+        })?;
+    tracing::info!(kid = %key.kid, activate_at = key.activate_at, "certified key imported; roll started");
     Ok((StatusCode::ACCEPTED, axum::Json(key.into())))
 }
 
@@ -101,6 +141,7 @@ struct TokenView {
 async fn create_token(
     State(state): State<AppState>,
     principal: Principal,
+    actor: Actor,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, axum::Json<TokenView>)> {
     principal.require_global()?;
@@ -122,6 +163,7 @@ async fn create_token(
             name,
             &credential.hash().to_hex(),
             credential.display_prefix(),
+            &actor,
             state.now(),
         )
         .await?;
@@ -136,4 +178,56 @@ async fn create_token(
             token: credential.expose().to_owned(),
         }),
     ))
+}
+
+#[derive(Debug, Serialize)]
+struct TokenListView {
+    id: String,
+    name: String,
+    org: Option<String>,
+    token_prefix: String,
+    created_at: String,
+    revoked_at: Option<String>,
+}
+
+impl From<AdminTokenRecord> for TokenListView {
+    fn from(token: AdminTokenRecord) -> Self {
+        Self {
+            id: token.id,
+            name: token.name,
+            org: token.org,
+            token_prefix: token.token_prefix,
+            created_at: to_rfc3339(token.created_at),
+            revoked_at: token.revoked_at.map(to_rfc3339),
+        }
+    }
+}
+
+async fn list_tokens(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<axum::Json<Vec<TokenListView>>> {
+    principal.require_global()?;
+    let tokens = state.store.admin_tokens().await?;
+    Ok(axum::Json(
+        tokens.into_iter().map(TokenListView::from).collect(),
+    ))
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    principal.require_global()?;
+    if id.len() > 64 {
+        return Err(ApiError::NotFound("token"));
+    }
+    state
+        .store
+        .revoke_admin_token(&id, &actor, state.now())
+        .await?;
+    tracing::info!(token_id = %id, by = %principal.token_id, "API token revoked");
+    Ok(StatusCode::NO_CONTENT)
 }

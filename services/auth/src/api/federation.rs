@@ -1,5 +1,7 @@
 //! The federation API, the contract with gateways: token endpoint, JWKS, metadata.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -40,15 +42,15 @@ struct TokenResponse {
     expires_at: String,
     refresh_after: String,
     grace_until: String,
-    kid: String,
-    issuer_certificate: String,
+    kid: Arc<str>,
+    issuer_certificate: Arc<str>,
 }
 
 async fn token(
     State(state): State<AppState>,
     GatewayCredential(credential): GatewayCredential,
     body: std::result::Result<Bytes, BytesRejection>,
-) -> Result<(HeaderMap, axum::Json<TokenResponse>)> {
+) -> Result<(HeaderMap, String)> {
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         _ => ApiError::BadRequest("cannot read body".into()),
@@ -61,22 +63,40 @@ async fn token(
         })?
     };
     let outcome = state.issuer.issue(&credential, state.now()).await;
-    let (org, label) = match &outcome {
-        Ok(issued) => (issued.claims.org.clone(), "issued"),
-        Err(IssueError::Refused { refusal, org }) => (org.clone(), refusal.code()),
-        Err(IssueError::RateLimited { org, .. }) => (org.clone(), "rate_limited"),
-        Err(IssueError::InvalidCredential) => ("-".to_owned(), "invalid_credential"),
-        Err(_) => ("-".to_owned(), "error"),
+    // Issued tokens are counted by the issuer (on a counter cached with the grant).
+    let refused = match &outcome {
+        Ok(issued) => {
+            record_org(&issued.claims.org);
+            None
+        }
+        Err(IssueError::Refused { refusal, org }) => Some((org.as_str(), refusal.code())),
+        Err(IssueError::RateLimited { org, .. }) => Some((org.as_str(), "rate_limited")),
+        Err(IssueError::OutsideBounds { org, .. }) => {
+            Some((org.as_str(), "outside_certificate_bounds"))
+        }
+        Err(IssueError::CertificateRevoked) => Some(("-", "certificate_revoked")),
+        Err(IssueError::InvalidCredential) => Some(("-", "invalid_credential")),
+        Err(_) => Some(("-", "error")),
     };
-    metrics::counter!(TOKENS_ISSUED, "org" => org.clone(), "outcome" => label).increment(1);
-    if org != "-" {
-        record_org(&org);
+    if let Some((org, label)) = refused {
+        let org = org.to_owned();
+        metrics::counter!(TOKENS_ISSUED, "org" => org.clone(), "outcome" => label).increment(1);
+        if org != "-" {
+            record_org(&org);
+        }
     }
     let issued = outcome.map_err(|error| match error {
         IssueError::InvalidCredential => ApiError::InvalidCredential,
         IssueError::Refused { refusal, .. } => ApiError::Refused(refusal),
         IssueError::RateLimited { decision, .. } => ApiError::RateLimited(decision),
         IssueError::NoKey => ApiError::Unavailable("no signing key is active yet"),
+        IssueError::OutsideBounds { violation, .. } => ApiError::OutsideCertificateBounds(format!(
+            "the license is outside the signing key's certificate: {violation} ({})",
+            violation.code()
+        )),
+        IssueError::CertificateRevoked => {
+            ApiError::Unavailable("the signing key's certificate is revoked")
+        }
         other => ApiError::internal(other),
     })?;
     if let Some(instance) = request.instance.as_deref() {
@@ -87,18 +107,71 @@ async fn token(
         rate.write_headers(&mut headers);
     }
     let claims = &issued.claims;
-    Ok((
-        headers,
-        axum::Json(TokenResponse {
-            token_type: mcpg_license_core::jwt::JWT_TYPE,
-            expires_at: to_rfc3339(claims.exp),
-            refresh_after: to_rfc3339(claims.rfa.unwrap_or(claims.exp)),
-            grace_until: to_rfc3339(claims.grc.unwrap_or(claims.exp)),
-            kid: issued.kid,
-            issuer_certificate: issued.issuer_certificate,
-            token: issued.token,
-        }),
-    ))
+    let response = TokenResponse {
+        token_type: mcpg_license_core::jwt::JWT_TYPE,
+        expires_at: to_rfc3339(claims.exp),
+        refresh_after: to_rfc3339(claims.rfa.unwrap_or(claims.exp)),
+        grace_until: to_rfc3339(claims.grc.unwrap_or(claims.exp)),
+        kid: issued.kid,
+        issuer_certificate: issued.issuer_certificate,
+        token: issued.token,
+    };
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    Ok((headers, response.to_json()))
+}
+
+impl TokenResponse {
+    /// The JSON body. Every member is a compact JWS (base64url segments, made by our
+    /// signer), a PASETO (the certificate, checked to decode when the key was loaded), a
+    /// PASERK id, an RFC 3339 time or fixed text: none needs JSON escaping, so the body is
+    /// written directly (serde_json's escaping scan over the ~2 KB of token and certificate
+    /// showed in the token endpoint's profile). Anything else would go through serde_json.
+    fn to_json(&self) -> String {
+        let fields: [(&str, &str); 7] = [
+            ("token", &self.token),
+            ("token_type", self.token_type),
+            ("expires_at", &self.expires_at),
+            ("refresh_after", &self.refresh_after),
+            ("grace_until", &self.grace_until),
+            ("kid", &self.kid),
+            ("issuer_certificate", &self.issuer_certificate),
+        ];
+        // The short members are checked on every call; the token and the certificate are
+        // plain by construction (asserted in debug builds and by the tests).
+        let short_plain = fields[1..6].iter().all(|(_, value)| plain(value));
+        debug_assert!(plain(&self.token) && plain(&self.issuer_certificate));
+        if !short_plain {
+            return serde_json::to_string(self).unwrap_or_default();
+        }
+        let size = fields
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 6)
+            .sum::<usize>()
+            + 2;
+        let mut out = String::with_capacity(size);
+        out.push('{');
+        for (i, (name, value)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(name);
+            out.push_str("\":\"");
+            out.push_str(value);
+            out.push('"');
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// Text that is the same inside a JSON string: base64url, dots, colons, plus.
+fn plain(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'+'))
 }
 
 async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse> {
@@ -130,4 +203,32 @@ async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
             "root_kids": state.info.root_kids,
         })),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenResponse;
+
+    fn response(token: &str) -> TokenResponse {
+        TokenResponse {
+            token: token.into(),
+            token_type: "mcpg-ent+jwt",
+            expires_at: "2026-11-24T10:00:00Z".into(),
+            refresh_after: "2026-11-23T18:00:00Z".into(),
+            grace_until: "2026-12-01T10:00:00Z".into(),
+            kid: "k4.pid.abc_DEF-1".into(),
+            issuer_certificate: "v4.public.eyJ.abc-_".into(),
+        }
+    }
+
+    #[test]
+    fn the_direct_json_equals_serde_json_and_odd_text_is_escaped() {
+        let plain = response("eyJh.eyJz.c2ln-_");
+        let direct: serde_json::Value = serde_json::from_str(&plain.to_json()).expect("json");
+        assert_eq!(direct, serde_json::to_value(&plain).expect("value"));
+        let mut odd = response("eyJh.eyJz.c2ln");
+        odd.kid = "a\"b\\c\u{1}".into();
+        let parsed: serde_json::Value = serde_json::from_str(&odd.to_json()).expect("json");
+        assert_eq!(parsed["kid"], "a\"b\\c\u{1}");
+    }
 }

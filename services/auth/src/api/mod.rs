@@ -2,12 +2,16 @@
 //! (request ids, spans, latency metrics, load shedding, timeouts, body limit).
 
 mod admin;
+mod audit;
 mod federation;
 mod licenses;
+mod oidc;
 mod ops;
 mod orgs;
 mod rbac;
+mod revocations;
 mod tenancy;
+mod tenants;
 
 use std::time::Duration;
 
@@ -62,13 +66,15 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         )
     });
     Router::new()
-        .merge(ops::router())
-        .merge(federation::router())
         .merge(orgs::router())
         .merge(licenses::router())
         .merge(tenancy::router())
         .merge(admin::router())
         .merge(rbac::router())
+        .merge(oidc::router())
+        .merge(tenants::router())
+        .merge(revocations::router())
+        .merge(audit::router())
         // Per-org and admin rate limits; inside the tenant resolution below, so it sees the
         // resolved org and the authenticated caller (see `crate::ratelimit`).
         .route_layer(axum::middleware::from_fn_with_state(
@@ -80,6 +86,11 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
             state.clone(),
             crate::access::resolve_tenant,
         ))
+        // The federation and operations routes have no org in their path and do their own
+        // rate limiting (the issuer checks the org's rate), so they skip the two layers above:
+        // the token endpoint is the hot path.
+        .merge(ops::router())
+        .merge(federation::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -26,8 +26,13 @@ async fn healthz() -> impl IntoResponse {
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = state.store.ping().await.is_ok();
-    let key = state.keyring.snapshot().is_some();
-    let status = if database && key {
+    let snapshot = state.keyring.snapshot();
+    let key = snapshot.is_some();
+    // A key whose certificate expired or was revoked signs nothing: not ready.
+    let certificate = snapshot
+        .as_ref()
+        .is_some_and(|s| !s.revoked && s.certificate_expires_at > state.now());
+    let status = if database && key && certificate {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -36,6 +41,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
         "database": database,
         "active_key": key,
+        "certificate_valid": certificate,
     });
     (status, axum::Json(body))
 }

@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::tenancy::{DeleteQuery, cascade};
-use crate::access::Access;
+use crate::access::{Access, grants_in};
 use crate::domain::{OrgStatus, Slug};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, Principal};
 use crate::rbac::Action;
 use crate::state::AppState;
-use crate::store::{NewOrg, OrgPatch, OrgRecord};
+use crate::store::{Actor, NewOrg, OrgPatch, OrgRecord};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -98,6 +98,7 @@ pub(super) fn time(field: &str, text: &str) -> Result<i64> {
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
+    actor: Actor,
     ApiJson(body): ApiJson<CreateOrg>,
 ) -> Result<(StatusCode, axum::Json<OrgView>)> {
     principal.require_global()?;
@@ -122,7 +123,7 @@ async fn create(
         status,
         trial_expires_at,
     };
-    let created = state.store.create_org(&org, state.now()).await?;
+    let created = state.store.create_org(&org, &actor, state.now()).await?;
     tracing::info!(org = %created.slug, "organization created");
     Ok((StatusCode::CREATED, axum::Json(created.into())))
 }
@@ -131,12 +132,12 @@ async fn list(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<axum::Json<Vec<OrgView>>> {
-    let orgs = state.store.list_orgs().await?;
-    let visible = orgs
-        .into_iter()
-        .filter(|org| principal.org_id.as_ref().is_none_or(|id| *id == org.id))
-        .map(OrgView::from)
-        .collect();
+    let mut visible = Vec::new();
+    for org in state.store.list_orgs().await? {
+        if grants_in(&state, &principal, &org).await?.is_some() {
+            visible.push(OrgView::from(org));
+        }
+    }
     Ok(axum::Json(visible))
 }
 
@@ -151,7 +152,7 @@ async fn update(
     ApiJson(body): ApiJson<UpdateOrg>,
 ) -> Result<axum::Json<OrgView>> {
     access.require_global()?;
-    let current = access.org;
+    let current = &access.org;
     let patch = OrgPatch {
         display_name: body.display_name.as_deref().map(display_name).transpose()?,
         status: body.status,
@@ -167,10 +168,7 @@ async fn update(
             "a trial org needs trial_expires_at".into(),
         ));
     }
-    let updated = state
-        .store
-        .update_org(&current.slug, &patch, state.now())
-        .await?;
+    let updated = access.tenant().update_org(&patch, state.now()).await?;
     state.issuer.invalidate();
     tracing::info!(org = %updated.slug, status = updated.status.as_str(), "organization updated");
     Ok(axum::Json(updated.into()))
@@ -186,7 +184,9 @@ async fn remove(
 ) -> Result<axum::Json<Value>> {
     access.require_global()?;
     let tenant = access.tenant();
-    tenant.suspend_for_deletion(cascade(query)?).await?;
+    tenant
+        .suspend_for_deletion(cascade(query)?, state.now())
+        .await?;
     state.issuer.invalidate();
     let export = tenant
         .delete_org_with_export(&access.org.slug, state.now())

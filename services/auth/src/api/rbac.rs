@@ -17,7 +17,9 @@ use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, Principal};
 use crate::rbac::{Action, Email, Role, Scope};
 use crate::state::AppState;
-use crate::store::{BindingRecord, BindingSpec, LicenseRecord, NewImpersonation, UserTokenRecord};
+use crate::store::{
+    Actor, BindingRecord, BindingSpec, LicenseRecord, NewImpersonation, UserTokenRecord,
+};
 
 const TOKENS: &str = "/v1/orgs/{org}/users/{email}/tokens";
 const BINDINGS: &str = "/v1/orgs/{org}/rbac/bindings";
@@ -263,6 +265,7 @@ async fn list_bindings(access: Access) -> Result<axum::Json<Vec<BindingView>>> {
 }
 
 async fn revoke_binding(
+    State(state): State<AppState>,
     access: Access,
     query: Result<Query<BindingBody>, QueryRejection>,
 ) -> Result<StatusCode> {
@@ -275,7 +278,7 @@ async fn revoke_binding(
         role: body.role,
         scope: &scope,
     };
-    access.tenant().delete_binding(&spec).await?;
+    access.tenant().delete_binding(&spec, state.now()).await?;
     tracing::info!(org = %access.org.slug, role = %body.role, by = %access.principal.token_id, "role revoked");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -302,6 +305,7 @@ struct ImpersonationView {
 async fn impersonate(
     State(state): State<AppState>,
     principal: Principal,
+    actor: Actor,
     ApiJson(body): ApiJson<Impersonate>,
 ) -> Result<(StatusCode, axum::Json<ImpersonationView>)> {
     principal.require_global()?;
@@ -318,6 +322,7 @@ async fn impersonate(
     let record = state
         .store
         .tenant(&org.id)
+        .acting(&actor)
         .insert_impersonation(
             &NewImpersonation {
                 impersonator_id: &principal.token_id,

@@ -2,8 +2,10 @@
 //! bindings; and the time-limited impersonation tokens of global admins.
 
 use serde::Serialize;
+use serde_json::json;
 use sqlx::FromRow;
 
+use super::audit::{AuditAction, AuditTx, Event};
 use super::{ApiTokenRecord, StoreError, TenantStore, in_tx, on_pool};
 use crate::domain::new_id;
 use crate::rbac::{Binding, Role, Scope};
@@ -121,6 +123,7 @@ impl TenantStore<'_> {
     ) -> Result<UserTokenRecord, StoreError> {
         let id = new_id();
         let org = self.org_id();
+        let actor = self.actor();
         in_tx!(self.store(), tx => {
             sqlx::query(UPSERT_USER).bind(new_id()).bind(org).bind(email).bind(now)
                 .execute(&mut *tx).await?;
@@ -132,6 +135,9 @@ impl TenantStore<'_> {
                 .bind(&id).bind(org).bind(name).bind(hash).bind(prefix).bind(now).bind(&user)
                 .execute(&mut *tx).await
                 .map_err(StoreError::unique("token collision; retry"))?;
+            let event = Event::new(AuditAction::UserTokenCreate, format!("user:{user}"),
+                json!({"token_id": id, "name": name, "token_prefix": prefix}));
+            AuditTx::append_audit(&mut *tx, org, &actor, &[event], now).await?;
         });
         Ok(UserTokenRecord {
             id,
@@ -166,12 +172,20 @@ impl TenantStore<'_> {
         let sql = "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $4) \
                    WHERE org_id = $1 AND id = $3 AND user_id = \
                    (SELECT id FROM users WHERE org_id = $1 AND email = $2)";
-        let done = on_pool!(self.store(), pool => sqlx::query(sql)
-            .bind(self.org_id()).bind(email).bind(id).bind(now)
-            .execute(pool).await?.rows_affected());
-        if done == 0 {
-            return Err(StoreError::NotFound("token"));
-        }
+        let actor = self.actor();
+        in_tx!(self.store(), tx => {
+            let user: Option<String> = sqlx::query_scalar(USER_ID)
+                .bind(self.org_id()).bind(email).fetch_optional(&mut *tx).await?;
+            let done = sqlx::query(sql)
+                .bind(self.org_id()).bind(email).bind(id).bind(now)
+                .execute(&mut *tx).await?.rows_affected();
+            let Some(user) = user.filter(|_| done > 0) else {
+                return Err(StoreError::NotFound("token"));
+            };
+            let event = Event::new(AuditAction::UserTokenRevoke, format!("user:{user}"),
+                json!({"token_id": id}));
+            AuditTx::append_audit(&mut *tx, self.org_id(), &actor, &[event], now).await?;
+        });
         Ok(())
     }
 
@@ -184,6 +198,7 @@ impl TenantStore<'_> {
         let org = self.org_id();
         let (ws, env) = scope_slugs(spec.scope);
         let id = new_id();
+        let actor = self.actor();
         in_tx!(self.store(), tx => {
             let mut workspace_id: Option<String> = None;
             let mut environment_id: Option<String> = None;
@@ -212,6 +227,11 @@ impl TenantStore<'_> {
                 .bind(&workspace_id).bind(&environment_id).bind(&scope_key).bind(now)
                 .execute(&mut *tx).await
                 .map_err(StoreError::unique("this role binding exists already"))?;
+            let event = Event::new(AuditAction::RoleGrant, format!("user:{user}"), json!({
+                "binding_id": id, "role": spec.role.as_str(), "workspace": ws,
+                "environment": env,
+            }));
+            AuditTx::append_audit(&mut *tx, org, &actor, &[event], now).await?;
         });
         Ok(BindingRecord {
             id,
@@ -232,7 +252,8 @@ impl TenantStore<'_> {
     }
 
     /// Removes a binding.
-    pub async fn delete_binding(&self, spec: &BindingSpec<'_>) -> Result<(), StoreError> {
+    pub async fn delete_binding(&self, spec: &BindingSpec<'_>, now: i64) -> Result<(), StoreError> {
+        let actor = self.actor();
         let (ws, env) = scope_slugs(spec.scope);
         let sql = "DELETE FROM role_bindings WHERE org_id = $1 AND id IN (\
                    SELECT b.id FROM role_bindings b JOIN users u ON u.id = b.user_id \
@@ -240,12 +261,20 @@ impl TenantStore<'_> {
                    LEFT JOIN environments e ON e.id = b.environment_id \
                    WHERE b.org_id = $1 AND u.email = $2 AND b.role = $3 \
                    AND COALESCE(w.slug, '') = $4 AND COALESCE(e.slug, '') = $5)";
-        let done = on_pool!(self.store(), pool => sqlx::query(sql)
-            .bind(self.org_id()).bind(spec.email).bind(spec.role.as_str()).bind(ws).bind(env)
-            .execute(pool).await?.rows_affected());
-        if done == 0 {
-            return Err(StoreError::NotFound("role binding"));
-        }
+        in_tx!(self.store(), tx => {
+            let user: Option<String> = sqlx::query_scalar(USER_ID)
+                .bind(self.org_id()).bind(spec.email).fetch_optional(&mut *tx).await?;
+            let done = sqlx::query(sql)
+                .bind(self.org_id()).bind(spec.email).bind(spec.role.as_str()).bind(ws).bind(env)
+                .execute(&mut *tx).await?.rows_affected();
+            let Some(user) = user.filter(|_| done > 0) else {
+                return Err(StoreError::NotFound("role binding"));
+            };
+            let event = Event::new(AuditAction::RoleRevoke, format!("user:{user}"), json!({
+                "role": spec.role.as_str(), "workspace": ws, "environment": env,
+            }));
+            AuditTx::append_audit(&mut *tx, self.org_id(), &actor, &[event], now).await?;
+        });
         Ok(())
     }
 
@@ -291,14 +320,20 @@ impl TenantStore<'_> {
         let id = new_id();
         let org_id = self.org_id();
         let name = format!("impersonation by {}", new.impersonator_id);
-        on_pool!(self.store(), pool => {
+        let actor = self.actor();
+        in_tx!(self.store(), tx => {
             sqlx::query(
                 "INSERT INTO api_tokens (id, org_id, name, token_hash, token_prefix, created_at, \
                  expires_at, impersonator_id, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
                 .bind(&id).bind(org_id).bind(&name).bind(new.hash).bind(new.prefix)
                 .bind(now).bind(new.expires_at).bind(new.impersonator_id).bind(new.reason)
-                .execute(pool).await
+                .execute(&mut *tx).await
                 .map_err(StoreError::unique("token collision; retry"))?;
+            let event = Event::new(AuditAction::Impersonate, format!("token:{id}"), json!({
+                "impersonator_id": new.impersonator_id, "reason": new.reason,
+                "expires_at": new.expires_at, "token_prefix": new.prefix,
+            }));
+            AuditTx::append_audit(&mut *tx, org_id, &actor, &[event], now).await?;
         });
         Ok(ApiTokenRecord {
             id,

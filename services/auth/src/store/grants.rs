@@ -39,7 +39,7 @@ pub(super) const LICENSE_COLUMNS: &str = "id, org_id, tier, entitlements_add, en
 
 #[derive(FromRow)]
 pub(super) struct LicenseRow {
-    id: String,
+    pub(super) id: String,
     tier: String,
     entitlements_add: String,
     entitlements_remove: String,

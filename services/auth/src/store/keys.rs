@@ -4,6 +4,10 @@
 
 use sqlx::FromRow;
 
+use mcpg_license_core::audit::SYSTEM_CHAIN;
+use serde_json::json;
+
+use super::audit::{Actor, AuditAction, AuditTx, Event};
 use super::{Store, StoreError, in_tx, on_pool};
 use crate::domain::KeyState;
 
@@ -122,7 +126,8 @@ impl Store {
     /// Inserts the deployment's first key unless another process already did; returns
     /// whether this call inserted it.
     pub async fn insert_first_key(&self, key: &NewKey, now: i64) -> Result<bool, StoreError> {
-        Ok(in_tx!(self, tx => {
+        let actor = Actor::system();
+        Ok(in_tx!(self.global(), tx => {
             let claimed = sqlx::query(
                 "INSERT INTO service_meta (name, value) VALUES ('first_key', $1) \
                  ON CONFLICT (name) DO NOTHING")
@@ -132,18 +137,26 @@ impl Store {
                 .rows_affected() == 1;
             if claimed {
                 bind_key!(sqlx::query(INSERT), key, now).execute(&mut *tx).await?;
+                AuditTx::append_audit(&mut *tx, SYSTEM_CHAIN, &actor, &[key_event(key)], now)
+                    .await?;
             }
             claimed
         }))
     }
 
     /// Inserts a key (a rotation's pending key, or an imported certified key).
-    pub async fn insert_key(&self, key: &NewKey, now: i64) -> Result<(), StoreError> {
-        on_pool!(self, pool => {
+    pub async fn insert_key(
+        &self,
+        key: &NewKey,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        in_tx!(self.global(), tx => {
             bind_key!(sqlx::query(INSERT), key, now)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(StoreError::unique("this key is already installed"))?;
+            AuditTx::append_audit(&mut *tx, SYSTEM_CHAIN, actor, &[key_event(key)], now).await?;
         });
         Ok(())
     }
@@ -154,13 +167,19 @@ impl Store {
         kid: &str,
         certificate: &str,
         expires_at: i64,
+        now: i64,
     ) -> Result<(), StoreError> {
-        on_pool!(self, pool => {
+        let actor = Actor::system();
+        in_tx!(self.global(), tx => {
             sqlx::query("UPDATE signing_keys SET certificate = $2, cert_expires_at = $3 WHERE kid = $1")
                 .bind(kid)
                 .bind(certificate)
                 .bind(expires_at)
-                .execute(pool)
+                .execute(&mut *tx)
+                .await?;
+            let event = Event::new(AuditAction::KeyCertificate, kid,
+                json!({"cert_expires_at": expires_at}));
+            AuditTx::append_audit(&mut *tx, SYSTEM_CHAIN, &actor, &[event], now)
                 .await?;
         });
         Ok(())
@@ -170,36 +189,51 @@ impl Store {
     /// previous active key starts retiring until `now + retire_grace`), and retiring keys
     /// past their bound are retired. Idempotent, so replicas may race on it.
     pub async fn advance_keys(&self, now: i64, retire_grace: i64) -> Result<(), StoreError> {
-        in_tx!(self, tx => {
+        let actor = Actor::system();
+        in_tx!(self.global(), tx => {
             let due: Vec<String> = sqlx::query_scalar(
                 "SELECT kid FROM signing_keys WHERE state = 'pending' AND activate_at <= $1 \
                  ORDER BY activate_at, kid")
                 .bind(now)
                 .fetch_all(&mut *tx)
                 .await?;
-            for kid in due {
+            for kid in &due {
                 sqlx::query(
                     "UPDATE signing_keys SET state = 'retiring', retire_after = $2 \
                      WHERE state = 'active' AND kid <> $1")
-                    .bind(&kid)
+                    .bind(kid)
                     .bind(now + retire_grace)
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query(
                     "UPDATE signing_keys SET state = 'active', activated_at = $2 \
                      WHERE kid = $1 AND state = 'pending'")
-                    .bind(&kid)
+                    .bind(kid)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query(
+            let retired: Vec<String> = sqlx::query_scalar(
                 "UPDATE signing_keys SET state = 'retired', retired_at = $1 \
-                 WHERE state = 'retiring' AND retire_after <= $1")
+                 WHERE state = 'retiring' AND retire_after <= $1 RETURNING kid")
                 .bind(now)
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await?;
+            if !due.is_empty() || !retired.is_empty() {
+                let event = Event::new(AuditAction::KeyAdvance, "signing_keys",
+                    json!({"activated": due, "retired": retired}));
+                AuditTx::append_audit(&mut *tx, SYSTEM_CHAIN, &actor, &[event], now).await?;
+            }
         });
         Ok(())
     }
+}
+
+fn key_event(key: &NewKey) -> Event {
+    Event::new(
+        AuditAction::KeyInsert,
+        key.kid.as_str(),
+        json!({"state": key.state.as_str(), "activate_at": key.activate_at,
+               "cert_expires_at": key.cert_expires_at}),
+    )
 }

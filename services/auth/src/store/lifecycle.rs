@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::FromRow;
 
+use super::audit::{AuditAction, AuditTx, Event};
 use super::tenant::GATEWAY_SELECT;
 use super::{
     BackendKind, EnvironmentRecord, GatewayRecord, NewGateway, StoreError, TenantStore,
@@ -98,6 +99,7 @@ impl TenantStore<'_> {
     ) -> Result<WorkspaceRecord, StoreError> {
         let org = self.org_id();
         let store = self.store();
+        let actor = self.actor();
         Ok(in_tx!(store, tx => {
             sqlx::query(lock_org_sql(store.kind())).bind(org).execute(&mut *tx).await?;
             let limits: Option<String> = sqlx::query_scalar(LIMITS_SQL).bind(org)
@@ -105,12 +107,16 @@ impl TenantStore<'_> {
             let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces WHERE org_id = $1")
                 .bind(org).fetch_one(&mut *tx).await?;
             check_quota(limits.as_deref(), LimitKey::MaxWorkspaces, used)?;
-            sqlx::query_as::<_, WorkspaceRecord>(
+            let created = sqlx::query_as::<_, WorkspaceRecord>(
                 "INSERT INTO workspaces (id, org_id, slug, created_at) VALUES ($1, $2, $3, $4) \
                  RETURNING id, slug, created_at")
                 .bind(new_id()).bind(org).bind(slug.as_str()).bind(now)
                 .fetch_one(&mut *tx).await
-                .map_err(StoreError::unique("a workspace with this slug already exists"))?
+                .map_err(StoreError::unique("a workspace with this slug already exists"))?;
+            let event = Event::new(AuditAction::WorkspaceCreate, slug.as_str(),
+                json!({"workspace_id": created.id}));
+            AuditTx::append_audit(&mut *tx, org, &actor, &[event], now).await?;
+            created
         }))
     }
 
@@ -123,6 +129,7 @@ impl TenantStore<'_> {
     ) -> Result<EnvironmentRecord, StoreError> {
         let org = self.org_id();
         let store = self.store();
+        let actor = self.actor();
         let row: Option<EnvironmentRecord> = in_tx!(store, tx => {
             sqlx::query(lock_org_sql(store.kind())).bind(org).execute(&mut *tx).await?;
             let limits: Option<String> = sqlx::query_scalar(LIMITS_SQL).bind(org)
@@ -131,13 +138,19 @@ impl TenantStore<'_> {
                 sqlx::query_scalar("SELECT COUNT(*) FROM environments WHERE org_id = $1")
                 .bind(org).fetch_one(&mut *tx).await?;
             check_quota(limits.as_deref(), LimitKey::MaxEnvironments, used)?;
-            sqlx::query_as(
+            let created: Option<EnvironmentRecord> = sqlx::query_as(
                 "INSERT INTO environments (id, org_id, workspace_id, slug, created_at) \
                  SELECT $1, org_id, id, $4, $5 FROM workspaces WHERE org_id = $2 AND slug = $3 \
                  RETURNING id, slug, $3 AS workspace, created_at")
                 .bind(new_id()).bind(org).bind(workspace).bind(slug.as_str()).bind(now)
                 .fetch_optional(&mut *tx).await
-                .map_err(StoreError::unique("an environment with this slug already exists"))?
+                .map_err(StoreError::unique("an environment with this slug already exists"))?;
+            if let Some(created) = &created {
+                let event = Event::new(AuditAction::EnvironmentCreate,
+                    format!("{workspace}/{}", created.slug), json!({"environment_id": created.id}));
+                AuditTx::append_audit(&mut *tx, org, &actor, &[event], now).await?;
+            }
+            created
         });
         row.ok_or(StoreError::NotFound("workspace"))
     }
@@ -150,6 +163,7 @@ impl TenantStore<'_> {
     ) -> Result<GatewayRecord, StoreError> {
         let org = self.org_id();
         let store = self.store();
+        let actor = self.actor();
         let row: Option<GatewayRecord> = in_tx!(store, tx => {
             sqlx::query(lock_org_sql(store.kind())).bind(org).execute(&mut *tx).await?;
             let limits: Option<String> = sqlx::query_scalar(LIMITS_SQL).bind(org)
@@ -158,7 +172,7 @@ impl TenantStore<'_> {
                 "SELECT COUNT(*) FROM gateways WHERE org_id = $1 AND revoked_at IS NULL")
                 .bind(org).fetch_one(&mut *tx).await?;
             check_quota(limits.as_deref(), LimitKey::MaxGateways, used)?;
-            sqlx::query_as(
+            let created: Option<GatewayRecord> = sqlx::query_as(
                 "INSERT INTO gateways (id, org_id, workspace_id, environment_id, name, \
                  credential_hash, credential_prefix, created_at) \
                  SELECT $1, e.org_id, e.workspace_id, e.id, $5, $6, $7, $8 FROM environments e \
@@ -170,7 +184,15 @@ impl TenantStore<'_> {
                 .bind(gateway.name).bind(gateway.credential_hash).bind(gateway.credential_prefix)
                 .bind(now)
                 .fetch_optional(&mut *tx).await
-                .map_err(StoreError::unique("credential collision; retry"))?
+                .map_err(StoreError::unique("credential collision; retry"))?;
+            if let Some(created) = &created {
+                let event = Event::new(AuditAction::GatewayRegister,
+                    format!("{}/{}/{}", gateway.workspace, gateway.environment, created.id),
+                    json!({"gateway_id": created.id, "name": created.name,
+                           "credential_prefix": created.credential_prefix}));
+                AuditTx::append_audit(&mut *tx, org, &actor, &[event], now).await?;
+            }
+            created
         });
         row.ok_or(StoreError::NotFound("environment"))
     }
@@ -199,6 +221,7 @@ impl TenantStore<'_> {
                           ORDER BY w.slug, e.slug";
         let gw_filter = "WHERE g.org_id = $1 AND w.slug = $2 AND ($3 = '' OR e.slug = $3) \
                          ORDER BY g.created_at, g.id";
+        let actor = self.actor();
         Ok(in_tx!(self.store(), tx => {
             let workspace: Option<ExportedWorkspace> = sqlx::query_as(
                 "SELECT id, slug, created_at FROM workspaces WHERE org_id = $1 AND slug = $2")
@@ -220,6 +243,8 @@ impl TenantStore<'_> {
                     "{path} has {children} {what}; delete them first or cascade")));
             }
             let workspaces = if env.is_empty() { vec![workspace] } else { Vec::new() };
+            let environments_removed = environments.len();
+            let gateways_removed = gateways.len();
             let export = json!({
                 "kind": kind,
                 "path": path,
@@ -240,6 +265,17 @@ impl TenantStore<'_> {
                              workspace_id = (SELECT id FROM workspaces WHERE org_id = $1 AND slug = $2)")
                     .bind(org).bind(ws).bind(env).execute(&mut *tx).await?;
             }
+            let (action, target) = if env.is_empty() {
+                (AuditAction::WorkspaceDelete, ws.to_owned())
+            } else {
+                (AuditAction::EnvironmentDelete, format!("{ws}/{env}"))
+            };
+            let event = Event::new(action, target, json!({
+                "cascade": cascade,
+                "environments": environments_removed,
+                "gateways": gateways_removed,
+            }));
+            AuditTx::append_audit(&mut *tx, org, &actor, &[event], now).await?;
             export
         }))
     }
@@ -248,8 +284,9 @@ impl TenantStore<'_> {
 impl TenantStore<'_> {
     /// First step of deleting the org: refuses when it has workspaces and the caller does not
     /// cascade, otherwise suspends it (committed) so no gateway gets a token meanwhile.
-    pub async fn suspend_for_deletion(&self, cascade: bool) -> Result<(), StoreError> {
+    pub async fn suspend_for_deletion(&self, cascade: bool, now: i64) -> Result<(), StoreError> {
         let org_id = self.org_id();
+        let actor = self.actor();
         in_tx!(self.store(), tx => {
             let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces WHERE org_id = $1")
                 .bind(org_id).fetch_one(&mut *tx).await?;
@@ -259,6 +296,9 @@ impl TenantStore<'_> {
             }
             sqlx::query("UPDATE orgs SET status = 'suspended' WHERE id = $1")
                 .bind(org_id).execute(&mut *tx).await?;
+            let event = Event::new(AuditAction::OrgSuspend, org_id,
+                json!({"reason": "deletion", "cascade": cascade}));
+            AuditTx::append_audit(&mut *tx, org_id, &actor, &[event], now).await?;
         });
         Ok(())
     }
@@ -273,6 +313,7 @@ impl TenantStore<'_> {
         let env_sql = format!("{ENV_SELECT} WHERE e.org_id = $1 ORDER BY w.slug, e.slug");
         let gw_sql = format!("{GATEWAY_SELECT} WHERE g.org_id = $1 ORDER BY g.created_at, g.id");
         let bindings = self.bindings().await?;
+        let actor = self.actor();
         Ok(in_tx!(self.store(), tx => {
             let workspaces: Vec<ExportedWorkspace> = sqlx::query_as(
                 "SELECT id, slug, created_at FROM workspaces WHERE org_id = $1 ORDER BY slug")
@@ -312,6 +353,11 @@ impl TenantStore<'_> {
                          deleted_at) VALUES ($1, $2, 'org', $2, $3, $4)")
                 .bind(new_id()).bind(org_slug).bind(to_json_text(&export)?).bind(now)
                 .execute(&mut *tx).await?;
+            let event = Event::new(AuditAction::OrgDelete, org_slug, json!({
+                "workspaces": workspaces.len(), "environments": environments.len(),
+                "gateways": gateways.len(),
+            }));
+            AuditTx::append_audit(&mut *tx, org_id, &actor, &[event], now).await?;
             sqlx::query("DELETE FROM orgs WHERE id = $1").bind(org_id).execute(&mut *tx).await?;
             export
         }))

@@ -10,11 +10,16 @@
 //! row-level security binds to that org (see the `scope` module).
 
 mod access;
+mod audit;
+mod audit_read;
 mod grants;
 mod keys;
 mod lifecycle;
+mod oidc;
 mod orgs;
 mod postgres;
+mod reconcile;
+mod revocations;
 pub(crate) mod scope;
 mod tenant;
 mod tokens;
@@ -31,14 +36,18 @@ use sqlx::sqlite::{
 use thiserror::Error;
 
 pub use access::{BindingRecord, BindingSpec, NewImpersonation, UserTokenRecord};
+pub use audit::{Actor, AuditAction, Event};
+pub use audit_read::{AuditFilter, CheckpointRecord};
 pub use grants::{GatewayGrant, LicenseRecord};
 pub use keys::{KeyRecord, NewKey};
 pub use lifecycle::DeleteTarget;
+pub use oidc::OidcConfigRecord;
 pub use orgs::{NewOrg, OrgPatch, OrgRecord};
+pub use revocations::StoredRevocations;
 pub use tenant::{
     EnvironmentRecord, GatewayRecord, LicenseSpec, NewGateway, TenantStore, WorkspaceRecord,
 };
-pub use tokens::ApiTokenRecord;
+pub use tokens::{AdminTokenRecord, ApiTokenRecord};
 pub use usage::OrgUsage;
 
 /// Expands `$body` once per backend with `$pool` bound to that backend's pool — on

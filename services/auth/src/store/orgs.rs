@@ -1,8 +1,11 @@
 //! Organizations: the tenants. Cross-tenant operations for the global admin.
 
+use serde_json::json;
 use sqlx::FromRow;
 
-use super::{Store, StoreError, in_tx, on_pool};
+use super::audit::{Actor, AuditAction, AuditTx, Event};
+use super::scope::Scoped;
+use super::{Store, StoreError, TenantStore, in_tx, on_pool};
 use crate::domain::{OrgStatus, Slug, new_id};
 
 /// An org as stored.
@@ -24,8 +27,9 @@ pub struct OrgRecord {
     pub updated_at: i64,
 }
 
+/// An `orgs` row (also read by the `reconcile` module).
 #[derive(FromRow)]
-struct OrgRow {
+pub(super) struct OrgRow {
     id: String,
     slug: String,
     display_name: String,
@@ -77,24 +81,41 @@ pub struct OrgPatch {
     pub trial_expires_at: Option<Option<i64>>,
 }
 
-const COLUMNS: &str = "id, slug, display_name, status, trial_expires_at, created_at, updated_at";
+pub(super) const COLUMNS: &str =
+    "id, slug, display_name, status, trial_expires_at, created_at, updated_at";
 
 impl Store {
-    /// Creates an org; a taken slug is a conflict.
-    pub async fn create_org(&self, org: &NewOrg, now: i64) -> Result<OrgRecord, StoreError> {
+    /// Creates an org (the first entry of its audit chain records it); a taken slug is a
+    /// conflict.
+    pub async fn create_org(
+        &self,
+        org: &NewOrg,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<OrgRecord, StoreError> {
         let sql = format!(
             "INSERT INTO orgs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
         );
-        let row: OrgRow = on_pool!(self, pool => sqlx::query_as(&sql)
-            .bind(new_id())
-            .bind(org.slug.as_str())
-            .bind(&org.display_name)
-            .bind(org.status.as_str())
-            .bind(org.trial_expires_at)
-            .bind(now)
-            .fetch_one(pool)
-            .await
-            .map_err(StoreError::unique("an organization with this slug already exists"))?);
+        let id = new_id();
+        let scoped = Scoped::org(self, &id);
+        let row: OrgRow = in_tx!(scoped, tx => {
+            let row: OrgRow = sqlx::query_as(&sql)
+                .bind(&id)
+                .bind(org.slug.as_str())
+                .bind(&org.display_name)
+                .bind(org.status.as_str())
+                .bind(org.trial_expires_at)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::unique("an organization with this slug already exists"))?;
+            let event = Event::new(AuditAction::OrgCreate, org.slug.as_str(), json!({
+                "display_name": org.display_name, "status": org.status.as_str(),
+                "trial_expires_at": org.trial_expires_at,
+            }));
+            AuditTx::append_audit(&mut *tx, &id, actor, &[event], now).await?;
+            row
+        });
         row.try_into()
     }
 
@@ -114,33 +135,41 @@ impl Store {
             .await?);
         row.ok_or(StoreError::NotFound("organization"))?.try_into()
     }
+}
 
-    /// Applies `patch` to the org with this slug.
-    pub async fn update_org(
-        &self,
-        slug: &str,
-        patch: &OrgPatch,
-        now: i64,
-    ) -> Result<OrgRecord, StoreError> {
+impl TenantStore<'_> {
+    /// Applies `patch` to this org.
+    pub async fn update_org(&self, patch: &OrgPatch, now: i64) -> Result<OrgRecord, StoreError> {
         let sql = format!(
             "UPDATE orgs SET display_name = COALESCE($2, display_name), \
              status = COALESCE($3, status), \
              trial_expires_at = CASE WHEN $4 = 1 THEN $5 ELSE trial_expires_at END, \
-             updated_at = $6 WHERE slug = $1 RETURNING {COLUMNS}"
+             updated_at = $6 WHERE id = $1 RETURNING {COLUMNS}"
         );
         let (set_trial, trial) = match patch.trial_expires_at {
             Some(value) => (1_i64, value),
             None => (0, None),
         };
-        let row: Option<OrgRow> = in_tx!(self, tx => sqlx::query_as(&sql)
-            .bind(slug)
-            .bind(patch.display_name.as_deref())
-            .bind(patch.status.map(OrgStatus::as_str))
-            .bind(set_trial)
-            .bind(trial)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?);
-        row.ok_or(StoreError::NotFound("organization"))?.try_into()
+        let actor = self.actor();
+        let org_id = self.org_id();
+        let row: OrgRow = in_tx!(self.store(), tx => {
+            let row: Option<OrgRow> = sqlx::query_as(&sql)
+                .bind(org_id)
+                .bind(patch.display_name.as_deref())
+                .bind(patch.status.map(OrgStatus::as_str))
+                .bind(set_trial)
+                .bind(trial)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let row = row.ok_or(StoreError::NotFound("organization"))?;
+            let event = Event::new(AuditAction::OrgUpdate, row.slug.as_str(), json!({
+                "display_name": patch.display_name, "status": patch.status.map(OrgStatus::as_str),
+                "trial_expires_at": patch.trial_expires_at,
+            }));
+            AuditTx::append_audit(&mut *tx, org_id, &actor, &[event], now).await?;
+            row
+        });
+        row.try_into()
     }
 }

@@ -16,7 +16,9 @@
 //!   and the key tables, which carry no `org_id`, and no tenant row.
 //! - [`Store::global`] gives [`Scope::Global`], used deliberately by the few cross-tenant
 //!   paths: the credential-hash lookups (gateway grant, API token — the secret hash is the
-//!   selector, the org is what the lookup finds out), the batched `last_token_at` flush,
+//!   selector, the org is what the lookup finds out), the OIDC login's lookup of the orgs
+//!   configured with a token's issuer (the token's verified claims then pick the org,
+//!   see `crate::oidc`), the batched `last_token_at` flush,
 //!   the per-org gauges, and inserting global admin tokens.
 //!
 //! On SQLite there is no row-level security: the scope is not recorded and isolation is

@@ -4,8 +4,12 @@
 //! another tenant.
 
 use mcpg_license_core::{EntitlementId, Limits, Tier};
+use std::borrow::Cow;
+
+use serde_json::json;
 use sqlx::FromRow;
 
+use super::audit::{Actor, AuditAction, AuditTx, Event};
 use super::grants::{LICENSE_COLUMNS, LicenseRow};
 use super::scope::Scoped;
 use super::{LicenseRecord, Store, StoreError, in_tx, on_pool, to_json_text};
@@ -16,6 +20,7 @@ use crate::domain::new_id;
 pub struct TenantStore<'a> {
     store: Scoped<'a>,
     org_id: &'a str,
+    actor: Option<&'a Actor>,
 }
 
 /// The license terms an admin sets.
@@ -105,6 +110,24 @@ impl<'a> TenantStore<'a> {
         Self {
             store: Scoped::org(store, org_id),
             org_id,
+            actor: None,
+        }
+    }
+
+    /// The handle with `actor` recorded as the author of its changes in the audit chain
+    /// (without it, changes are recorded as the service's own).
+    pub fn acting(self, actor: &'a Actor) -> Self {
+        Self {
+            actor: Some(actor),
+            ..self
+        }
+    }
+
+    /// Who the audit chain names for this handle's changes.
+    pub(super) fn actor(&self) -> Cow<'a, Actor> {
+        match self.actor {
+            Some(actor) => Cow::Borrowed(actor),
+            None => Cow::Owned(Actor::system()),
         }
     }
 
@@ -138,18 +161,28 @@ impl<'a> TenantStore<'a> {
         let add = to_json_text(&spec.add)?;
         let remove = to_json_text(&spec.remove)?;
         let limits = to_json_text(&spec.limits)?;
-        let row: LicenseRow = in_tx!(self.store, tx => sqlx::query_as(&sql)
-            .bind(new_id())
-            .bind(self.org_id)
-            .bind(spec.tier.as_str())
-            .bind(&add)
-            .bind(&remove)
-            .bind(&limits)
-            .bind(spec.valid_from)
-            .bind(spec.valid_until)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?);
+        let actor = self.actor();
+        let row: LicenseRow = in_tx!(self.store, tx => {
+            let row: LicenseRow = sqlx::query_as(&sql)
+                .bind(new_id())
+                .bind(self.org_id)
+                .bind(spec.tier.as_str())
+                .bind(&add)
+                .bind(&remove)
+                .bind(&limits)
+                .bind(spec.valid_from)
+                .bind(spec.valid_until)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            let event = Event::new(AuditAction::LicenseSet, "license", json!({
+                "license_id": row.id, "tier": spec.tier.as_str(), "add": spec.add,
+                "remove": spec.remove, "limits": spec.limits,
+                "valid_from": spec.valid_from, "valid_until": spec.valid_until,
+            }));
+            AuditTx::append_audit(&mut *tx, self.org_id, &actor, &[event], now).await?;
+            row
+        });
         row.try_into()
     }
 
@@ -169,12 +202,20 @@ impl<'a> TenantStore<'a> {
             "UPDATE licenses SET revoked_at = COALESCE(revoked_at, $2), updated_at = $2 \
              WHERE org_id = $1 RETURNING {LICENSE_COLUMNS}"
         );
-        let row: Option<LicenseRow> = in_tx!(self.store, tx => sqlx::query_as(&sql)
-            .bind(self.org_id)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?);
-        row.ok_or(StoreError::NotFound("license"))?.try_into()
+        let actor = self.actor();
+        let row: LicenseRow = in_tx!(self.store, tx => {
+            let row: Option<LicenseRow> = sqlx::query_as(&sql)
+                .bind(self.org_id)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let row = row.ok_or(StoreError::NotFound("license"))?;
+            let event = Event::new(AuditAction::LicenseRevoke, "license",
+                json!({"license_id": row.id}));
+            AuditTx::append_audit(&mut *tx, self.org_id, &actor, &[event], now).await?;
+            row
+        });
+        row.try_into()
     }
 
     /// The org's workspaces, by slug.
@@ -230,19 +271,25 @@ impl<'a> TenantStore<'a> {
         now: i64,
     ) -> Result<GatewayRecord, StoreError> {
         let environment_id = self.environment_id(workspace, environment).await?;
-        let done = on_pool!(self.store, pool => sqlx::query(
-            "UPDATE gateways SET revoked_at = COALESCE(revoked_at, $4) \
-             WHERE org_id = $1 AND environment_id = $2 AND id = $3")
-            .bind(self.org_id)
-            .bind(&environment_id)
-            .bind(id)
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        if done == 0 {
-            return Err(StoreError::NotFound("gateway"));
-        }
+        let actor = self.actor();
+        in_tx!(self.store, tx => {
+            let done = sqlx::query(
+                "UPDATE gateways SET revoked_at = COALESCE(revoked_at, $4) \
+                 WHERE org_id = $1 AND environment_id = $2 AND id = $3")
+                .bind(self.org_id)
+                .bind(&environment_id)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if done == 0 {
+                return Err(StoreError::NotFound("gateway"));
+            }
+            let event = Event::new(AuditAction::GatewayRevoke,
+                format!("{workspace}/{environment}/{id}"), json!({"gateway_id": id}));
+            AuditTx::append_audit(&mut *tx, self.org_id, &actor, &[event], now).await?;
+        });
         let sql = format!("{GATEWAY_SELECT} WHERE g.org_id = $1 AND g.id = $2");
         Ok(on_pool!(self.store, pool => sqlx::query_as(&sql)
             .bind(self.org_id)

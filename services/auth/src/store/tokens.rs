@@ -1,8 +1,11 @@
 //! API tokens for the management API (`mcpg_pat_…`), stored as SHA-256 only. A token
 //! without an org is a global admin token (the bootstrap token is one).
 
+use mcpg_license_core::audit::SYSTEM_CHAIN;
+use serde_json::json;
 use sqlx::FromRow;
 
+use super::audit::{Actor, AuditAction, AuditTx, Event};
 use super::{Store, StoreError, in_tx, on_pool};
 use crate::domain::new_id;
 
@@ -35,6 +38,15 @@ const INSERT: &str = "INSERT INTO api_tokens (id, org_id, name, token_hash, toke
      VALUES ($1, $2, $3, $4, $5, $6)";
 
 impl Store {
+    /// Whether the bootstrap admin token was issued already (by any replica).
+    pub async fn bootstrap_token_issued(&self) -> Result<bool, StoreError> {
+        let found: Option<String> = on_pool!(self.global(), pool => sqlx::query_scalar(
+                "SELECT value FROM service_meta WHERE name = 'bootstrap_token'")
+            .fetch_optional(pool)
+            .await?);
+        Ok(found.is_some())
+    }
+
     /// Stores the bootstrap admin token unless one was issued before; returns whether
     /// this call stored it (only then may the caller reveal it).
     pub async fn insert_bootstrap_token(
@@ -62,6 +74,10 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                let event = Event::new(AuditAction::BootstrapToken, format!("token:{id}"),
+                    json!({"token_prefix": prefix}));
+                AuditTx::append_audit(&mut *tx, SYSTEM_CHAIN, &Actor::system(), &[event], now)
+                    .await?;
             }
             claimed
         }))
@@ -74,10 +90,11 @@ impl Store {
         name: &str,
         hash: &str,
         prefix: &str,
+        actor: &Actor,
         now: i64,
     ) -> Result<ApiTokenRecord, StoreError> {
         let id = new_id();
-        on_pool!(self.global(), pool => {
+        in_tx!(self.global(), tx => {
             sqlx::query(INSERT)
                 .bind(&id)
                 .bind(org_id)
@@ -85,9 +102,14 @@ impl Store {
                 .bind(hash)
                 .bind(prefix)
                 .bind(now)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(StoreError::unique("token collision; retry"))?;
+            let event = Event::new(AuditAction::ApiTokenCreate, format!("token:{id}"), json!({
+                "name": name, "token_prefix": prefix, "global": org_id.is_none(),
+            }));
+            let chain = org_id.unwrap_or(SYSTEM_CHAIN);
+            AuditTx::append_audit(&mut *tx, chain, actor, &[event], now).await?;
         });
         Ok(ApiTokenRecord {
             id,
@@ -118,5 +140,89 @@ impl Store {
             .bind(now)
             .fetch_optional(pool)
             .await?))
+    }
+}
+
+/// An API token issued by a global admin (`/v1/admin/tokens`, or the bootstrap token), as
+/// listed: never its hash.
+#[derive(Debug, Clone, FromRow)]
+pub struct AdminTokenRecord {
+    /// Id.
+    pub id: String,
+    /// The org's slug for an org API key; `None` for a global admin token.
+    pub org: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Display prefix.
+    pub token_prefix: String,
+    /// Created.
+    pub created_at: i64,
+    /// Revoked.
+    pub revoked_at: Option<i64>,
+}
+
+impl Store {
+    /// Global admin tokens and org API keys (not personal or impersonation tokens), oldest
+    /// first.
+    pub async fn admin_tokens(&self) -> Result<Vec<AdminTokenRecord>, StoreError> {
+        let sql = "SELECT t.id, o.slug AS org, t.name, t.token_prefix, t.created_at, t.revoked_at \
+                   FROM api_tokens t LEFT JOIN orgs o ON o.id = t.org_id \
+                   WHERE t.user_id IS NULL AND t.impersonator_id IS NULL \
+                   ORDER BY t.created_at, t.id";
+        Ok(on_pool!(self.global(), pool => sqlx::query_as(sql).fetch_all(pool).await?))
+    }
+
+    /// Revokes a global admin token or org API key (idempotent). The last working global
+    /// admin token cannot be revoked: nobody could then administer the service.
+    pub async fn revoke_admin_token(
+        &self,
+        id: &str,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        in_tx!(self.global(), tx => {
+            // Locks the working global admin tokens (a no-op write; SQLite's write
+            // transaction is exclusive anyway), so two admins revoking each other's tokens
+            // at once cannot both pass the last-token check below.
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_at = revoked_at WHERE org_id IS NULL \
+                 AND user_id IS NULL AND impersonator_id IS NULL AND revoked_at IS NULL")
+                .execute(&mut *tx)
+                .await?;
+            let target: Option<(Option<String>, Option<i64>)> = sqlx::query_as(
+                "SELECT org_id, revoked_at FROM api_tokens \
+                 WHERE id = $1 AND user_id IS NULL AND impersonator_id IS NULL")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some((org_id, revoked_at)) = target else {
+                return Err(StoreError::NotFound("token"));
+            };
+            if revoked_at.is_none() {
+                if org_id.is_none() {
+                    let others: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM api_tokens WHERE org_id IS NULL AND user_id IS NULL \
+                         AND impersonator_id IS NULL AND revoked_at IS NULL AND id <> $1")
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if others == 0 {
+                        return Err(StoreError::Conflict(
+                            "this is the last global admin token; create another before revoking it",
+                        ));
+                    }
+                }
+                sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let event = Event::new(AuditAction::ApiTokenRevoke, format!("token:{id}"),
+                    json!({"global": org_id.is_none()}));
+                let chain = org_id.as_deref().unwrap_or(SYSTEM_CHAIN);
+                AuditTx::append_audit(&mut *tx, chain, actor, &[event], now).await?;
+            }
+        });
+        Ok(())
     }
 }

@@ -34,11 +34,14 @@ async fn an_externally_certified_key_signs_and_cannot_be_rotated_in_place() {
     let cert_path = keys_dir.path().join("signing.cert");
     std::fs::write(&key_path, key.to_paserk().as_bytes()).expect("write key");
     std::fs::write(&cert_path, &certificate).expect("write cert");
+    let root_path = keys_dir.path().join("root.public.paserk");
+    std::fs::write(&root_path, root.public_key().to_paserk()).expect("write root");
     let app = spawn_app_with(Backend::Sqlite, |settings| {
         settings.external_key = Some(ExternalKey {
             signing_key: key_path,
             certificate: cert_path,
         });
+        settings.trusted_roots = vec![root_path];
     })
     .await;
     assert!(
@@ -210,4 +213,45 @@ async fn sigterm_stops_the_binary_cleanly() {
         stdout.contains("mcpg_pat_"),
         "the bootstrap token is printed once on stdout"
     );
+}
+
+/// A bootstrap token file that cannot be written fails the first start *before* the one-time
+/// token is issued: the next start with a good path still gets it.
+#[tokio::test]
+async fn an_unwritable_bootstrap_token_file_does_not_burn_the_token() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = crate::helpers::test_settings(data_dir.path());
+    settings.bootstrap_token_file = Some(data_dir.path().join("missing-dir").join("token"));
+    let error = match Application::build(settings.clone()).await {
+        Ok(_) => panic!("the start must fail when the token file cannot be written"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(error.contains("bootstrap token file"), "{error}");
+    assert!(
+        std::fs::read_dir(data_dir.path())
+            .expect("data dir")
+            .filter_map(Result::ok)
+            .all(|entry| !entry.file_name().to_string_lossy().contains(".tmp")),
+        "no staged token file is left behind"
+    );
+
+    let good = data_dir.path().join("token");
+    settings.bootstrap_token_file = Some(good.clone());
+    let application = Application::build(settings.clone())
+        .await
+        .expect("the second start succeeds");
+    drop(application);
+    let token = std::fs::read_to_string(&good).expect("the token was written on the second start");
+    assert!(token.trim().starts_with("mcpg_pat_"), "{token}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&good).expect("metadata").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    // A third start neither rewrites nor needs the file.
+    std::fs::remove_file(&good).expect("remove");
+    settings.bootstrap_token_file = Some(data_dir.path().join("missing-dir").join("token"));
+    Application::build(settings)
+        .await
+        .expect("later starts do not touch the token file");
 }

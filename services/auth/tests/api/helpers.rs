@@ -188,7 +188,8 @@ pub async fn spawn_app_on_clock(backend: Backend, clock: Arc<ManualClock>) -> Te
     spawn_app_full(backend, |_| {}, Some(clock)).await
 }
 
-async fn spawn_app_full(
+/// Starts a server on `backend` with adjusted settings and, when given, an injected clock.
+pub async fn spawn_app_full(
     backend: Backend,
     adjust: impl FnOnce(&mut Settings),
     clock: Option<Arc<ManualClock>>,

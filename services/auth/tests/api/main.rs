@@ -2,15 +2,23 @@
 //! Tests marked for both backends run on SQLite and, when `MCPG_TEST_POSTGRES_URL` is set,
 //! on PostgreSQL with a fresh database each.
 
+mod audit;
+mod audit_tamper;
+mod byoc;
+mod byoc_roll;
 mod deployment;
 mod federation;
 mod helpers;
+mod idp;
 mod lifecycle;
 mod limits;
 mod management;
+mod oidc;
+mod org_list;
 mod persistence;
 mod rbac;
 mod robustness;
 mod rotation;
 mod row_security;
 mod tenancy;
+mod tenants_file;

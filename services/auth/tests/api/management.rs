@@ -210,7 +210,7 @@ async fn health_readiness_metrics_and_openapi_are_served() {
         .expect("json");
     assert_eq!(
         ready,
-        json!({"status": "ready", "database": true, "active_key": true})
+        json!({"status": "ready", "database": true, "active_key": true, "certificate_valid": true})
     );
     let metrics = get("/metrics")
         .await
@@ -235,4 +235,83 @@ async fn health_readiness_metrics_and_openapi_are_served() {
         .expect("text");
     assert!(openapi.starts_with("openapi: 3.1"));
     assert!(openapi.contains("/v1/federation/token"));
+}
+
+on_both_backends!(admin_tokens_are_listed_without_secrets_and_revocable);
+
+async fn admin_tokens_are_listed_without_secrets_and_revocable(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_org("acme").await;
+    let second = app
+        .expect(
+            Method::POST,
+            "/v1/admin/tokens",
+            Some(json!({"name": "ci"})),
+            StatusCode::CREATED,
+        )
+        .await;
+    let org_key = app
+        .expect(
+            Method::POST,
+            "/v1/admin/tokens",
+            Some(json!({"name": "acme automation", "org": "acme"})),
+            StatusCode::CREATED,
+        )
+        .await;
+    let listed = app
+        .expect(Method::GET, "/v1/admin/tokens", None, StatusCode::OK)
+        .await;
+    let listed = listed.as_array().expect("a list");
+    let names: Vec<&str> = listed.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, ["bootstrap", "ci", "acme automation"]);
+    assert_eq!(listed[2]["org"], "acme");
+    assert!(listed[1]["org"].is_null());
+    let text = serde_json::to_string(listed).expect("json");
+    for secret in [&second["token"], &org_key["token"]] {
+        assert!(
+            !text.contains(secret.as_str().expect("token")),
+            "a secret was listed"
+        );
+    }
+    assert!(!text.contains("hash"), "no hash is listed: {text}");
+
+    // Revoking works at once, is idempotent, and an unknown id is 404.
+    let bootstrap_id = listed[0]["id"].as_str().expect("id").to_owned();
+    let second_id = second["id"].as_str().expect("id");
+    let app = &app;
+    let revoke = |id: String| async move {
+        app.send(Method::DELETE, &format!("/v1/admin/tokens/{id}"), None)
+            .await
+    };
+    let ci = |token: &str| {
+        app.client
+            .get(format!("{}/v1/admin/keys", app.address))
+            .bearer_auth(token.to_owned())
+            .send()
+    };
+    let ci_token = second["token"].as_str().expect("token");
+    assert_eq!(ci(ci_token).await.expect("sent").status(), StatusCode::OK);
+    assert_eq!(revoke(second_id.to_owned()).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(revoke(second_id.to_owned()).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        ci(ci_token).await.expect("sent").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, body) = revoke("no-such-token".into()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, "not_found");
+
+    // The bootstrap token is now the last global admin token: revoking it would lock
+    // everyone out.
+    let (status, body) = revoke(bootstrap_id).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_error(&body, "conflict");
+    // An org key may always be revoked.
+    let org_key_id = org_key["id"].as_str().expect("id").to_owned();
+    assert_eq!(revoke(org_key_id).await.0, StatusCode::NO_CONTENT);
+    let listed = app
+        .expect(Method::GET, "/v1/admin/tokens", None, StatusCode::OK)
+        .await;
+    assert!(listed[1]["revoked_at"].is_string() && listed[2]["revoked_at"].is_string());
+    assert!(listed[0]["revoked_at"].is_null());
 }

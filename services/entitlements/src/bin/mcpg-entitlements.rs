@@ -81,7 +81,12 @@ fn run() -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let gateway = GatewayBuilder::new(settings).build()?;
+        let mut builder = GatewayBuilder::new(settings);
+        if let Some(path) = &config.revocation_list {
+            // `serve` re-reads it every minute: a newer list applies without a restart.
+            builder = builder.revocation_file(base.join(path));
+        }
+        let gateway = builder.build()?;
         if gateway.mode() == Mode::Federated
             && !cli.no_refresh
             && !matches!(cli.command, Command::Serve { .. })
@@ -142,6 +147,10 @@ fn status(gateway: &Gateway, json: bool) -> anyhow::Result<ExitCode> {
         println!("revoked:  {code}");
     }
     println!("plugins:  {}", d.allowed_plugins.join(", "));
+    match snapshot.revocation_serial {
+        Some(serial) => println!("revocations: list serial {serial} in force"),
+        None => println!("revocations: none"),
+    }
     for f in &snapshot.federation {
         if let Some(next) = f.next_refresh {
             println!(

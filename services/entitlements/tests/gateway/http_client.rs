@@ -114,3 +114,42 @@ async fn an_unreachable_federation_is_an_outage() {
         .expect_err("refused");
     assert!(matches!(error, FetchError::Outage { .. }), "{error:?}");
 }
+
+#[tokio::test]
+async fn the_http_client_fetches_the_revocation_list() {
+    let server = StandIn::start(Answer::Token {
+        org: "acme".into(),
+        tier: Tier::Team,
+    })
+    .await;
+    let client = HttpFederationClient::new(&server.url(), Duration::from_secs(5)).expect("client");
+    assert_eq!(
+        client.fetch_revocations().await,
+        Ok(None),
+        "404: none published"
+    );
+
+    server.publish(200, "v4.public.list\n".into());
+    assert_eq!(
+        client.fetch_revocations().await,
+        Ok(Some("v4.public.list".into()))
+    );
+
+    server.publish(503, String::new());
+    assert!(matches!(
+        client.fetch_revocations().await,
+        Err(FetchError::Outage { .. })
+    ));
+
+    server.publish(403, "no".into());
+    assert!(matches!(
+        client.fetch_revocations().await,
+        Err(FetchError::Unexpected { status: 403, .. })
+    ));
+
+    server.publish(200, "x".repeat(2 * 1024 * 1024));
+    assert!(matches!(
+        client.fetch_revocations().await,
+        Err(FetchError::Unexpected { status: 200, .. })
+    ));
+}

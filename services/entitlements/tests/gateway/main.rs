@@ -3,6 +3,7 @@
 //! stand-in server, and the binary run as a process.
 
 mod binary;
+mod byoc;
 mod chain;
 mod end_to_end;
 mod http_client;

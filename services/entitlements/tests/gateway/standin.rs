@@ -1,4 +1,5 @@
-//! A tiny stand-in for `mcpg-auth`'s token endpoint on 127.0.0.1:0, per the contract.
+//! A tiny stand-in for `mcpg-auth`'s token endpoint and revocation list on 127.0.0.1:0,
+//! per the contract.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -8,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use mcpg_license_core::{Clock, SystemClock, Tier};
 
@@ -37,6 +38,7 @@ struct Shared {
     fallback: Answer,
     hits: Arc<AtomicUsize>,
     bearers: Arc<Mutex<Vec<String>>>,
+    revocations: Arc<Mutex<(u16, String)>>,
 }
 
 /// The running stand-in.
@@ -46,6 +48,7 @@ pub struct StandIn {
     script: Arc<Mutex<VecDeque<Answer>>>,
     hits: Arc<AtomicUsize>,
     bearers: Arc<Mutex<Vec<String>>>,
+    revocations: Arc<Mutex<(u16, String)>>,
 }
 
 impl StandIn {
@@ -58,6 +61,7 @@ impl StandIn {
             fallback,
             hits: Arc::default(),
             bearers: Arc::default(),
+            revocations: Arc::new(Mutex::new((404, String::new()))),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -65,6 +69,7 @@ impl StandIn {
         let addr = listener.local_addr().expect("addr");
         let app = Router::new()
             .route("/v1/federation/token", post(token))
+            .route("/.well-known/mcpg-revocations", get(revocations))
             .with_state(shared.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self {
@@ -73,7 +78,13 @@ impl StandIn {
             script: shared.script,
             hits: shared.hits,
             bearers: shared.bearers,
+            revocations: shared.revocations,
         }
+    }
+
+    /// What `GET /.well-known/mcpg-revocations` answers from now on.
+    pub fn publish(&self, status: u16, body: String) {
+        *self.revocations.lock().expect("lock") = (status, body);
     }
 
     pub fn url(&self) -> String {
@@ -91,6 +102,11 @@ impl StandIn {
     pub fn bearers(&self) -> Vec<String> {
         self.bearers.lock().expect("lock").clone()
     }
+}
+
+async fn revocations(State(shared): State<Shared>) -> Response {
+    let (status, body) = shared.revocations.lock().expect("lock").clone();
+    (StatusCode::from_u16(status).expect("status"), body).into_response()
 }
 
 async fn token(State(shared): State<Shared>, headers: HeaderMap) -> Response {

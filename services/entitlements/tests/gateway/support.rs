@@ -148,6 +148,8 @@ pub struct FakeFederation {
     pub clock: ManualClock,
     pub calls: AtomicUsize,
     pub delay: Option<Duration>,
+    /// The revocation list it publishes, if any.
+    pub revocations: Mutex<Option<String>>,
 }
 
 impl FakeFederation {
@@ -161,6 +163,7 @@ impl FakeFederation {
             clock,
             calls: AtomicUsize::new(0),
             delay: None,
+            revocations: Mutex::new(None),
         })
     }
 
@@ -202,6 +205,11 @@ impl FederationClient for FakeFederation {
                 Behaviour::Deny(denial) => Err(FetchError::Denied(denial)),
             }
         })
+    }
+
+    fn fetch_revocations(&self) -> mcpg_entitlements::RevocationsFuture<'_> {
+        let list = self.revocations.lock().expect("lock").clone();
+        Box::pin(async move { Ok(list) })
     }
 }
 

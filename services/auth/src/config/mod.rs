@@ -3,161 +3,28 @@
 //! Unknown TOML keys are rejected. Secrets are wrapped in [`SecretString`] so they cannot
 //! be logged by accident.
 
+mod file;
+mod flags;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
 use mcpg_license_core::duration::parse_duration;
 use secrecy::SecretString;
-use serde::Deserialize;
 use thiserror::Error;
 
+pub use flags::{Cli, Command, LogFormat, ServeArgs};
+
+use crate::oidc::JwksSettings;
 use crate::ratelimit::RateLimitSettings;
+use crate::tenants::watch::TenantsFile;
+use file::{FileConfig, read_file};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8421";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./mcpg-data";
-
-/// `mcpg-auth`: the MCPG license federation service.
-#[derive(Debug, Parser)]
-#[command(name = "mcpg-auth", version, about)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// Subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the service (creates the data directory, database, keys and bootstrap token on first start).
-    Serve(ServeArgs),
-}
-
-/// Flags of `serve`. Every flag also reads the `MCPG_*` variable named in its help.
-#[derive(Debug, Default, Args)]
-pub struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:8421].
-    #[arg(long, env = "MCPG_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Directory for the SQLite database, development root, KEK [default: ./mcpg-data].
-    #[arg(long, env = "MCPG_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Database URL: `sqlite://PATH` or `postgres://…` [default: sqlite in the data dir].
-    /// On PostgreSQL, a role that owns nothing and has neither SUPERUSER nor BYPASSRLS.
-    #[arg(long, env = "MCPG_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// PostgreSQL URL of the schema owner: runs migrations and grants the service's role.
-    #[arg(long, env = "MCPG_MIGRATE_DATABASE_URL", hide_env_values = true)]
-    pub migrate_database_url: Option<String>,
-    /// Development only: let --database-url be an owner or superuser (and migrate with it).
-    #[arg(long, env = "MCPG_ALLOW_OWNER_CONNECTION")]
-    pub allow_owner_connection: bool,
-    /// Requests per second per org when its license sets no `rps`; 0: unlimited [default: 100].
-    #[arg(long, env = "MCPG_ORG_RPS")]
-    pub org_rps: Option<u32>,
-    /// Requests per second per global admin token on /v1/admin/… and /v1/orgs; 0: unlimited
-    /// [default: 20].
-    #[arg(long, env = "MCPG_ADMIN_RPS")]
-    pub admin_rps: Option<u32>,
-    /// Subdomain routing: with `mcpg.dev`, a request to `acme.mcpg.dev` is for the org
-    /// `acme`, and a path naming another org is 403 tenant_mismatch (TOML:
-    /// `[tenancy.subdomain_routing] suffix = "mcpg.dev"`) [default: off].
-    #[arg(long, env = "MCPG_SUBDOMAIN_SUFFIX")]
-    pub subdomain_suffix: Option<String>,
-    /// TOML configuration file (keys as the long flags, with `_` for `-`).
-    #[arg(long, env = "MCPG_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Public base URL of this service: `iss` of every token [default: http://127.0.0.1:8421].
-    #[arg(long, env = "MCPG_ISSUER")]
-    pub issuer: Option<String>,
-    /// At first start, write the bootstrap admin token to this file (0600) instead of stdout.
-    #[arg(long, env = "MCPG_BOOTSTRAP_TOKEN_FILE")]
-    pub bootstrap_token_file: Option<PathBuf>,
-    /// Signing key certified by an offline root (PASERK k4.secret or PEM); needs --certificate.
-    #[arg(long, env = "MCPG_SIGNING_KEY", requires = "certificate")]
-    pub signing_key: Option<PathBuf>,
-    /// Issuer certificate (PASETO v4.public) of --signing-key.
-    #[arg(long, env = "MCPG_CERTIFICATE", requires = "signing_key")]
-    pub certificate: Option<PathBuf>,
-    /// File holding the 32-byte key-encryption key (64 hex chars) that seals signing keys at
-    /// rest. The variable MCPG_KEK may hold the key itself. Default: `<data-dir>/kek`,
-    /// generated on first start.
-    #[arg(long, env = "MCPG_KEK_FILE")]
-    pub kek_file: Option<PathBuf>,
-    /// How long a new key is published before it signs, e.g. 10m [default: 10m].
-    #[arg(long, env = "MCPG_KEY_PUBLISH_DELAY")]
-    pub key_publish_delay: Option<String>,
-    /// How often each replica reloads keys from the database, e.g. 30s [default: 30s].
-    #[arg(long, env = "MCPG_KEY_RELOAD_INTERVAL")]
-    pub key_reload_interval: Option<String>,
-    /// How long a gateway's credential → org/license lookup is cached, e.g. 5s [default: 5s].
-    #[arg(long, env = "MCPG_GRANT_CACHE_TTL")]
-    pub grant_cache_ttl: Option<String>,
-    /// Per-request timeout, e.g. 10s [default: 10s].
-    #[arg(long, env = "MCPG_REQUEST_TIMEOUT")]
-    pub request_timeout: Option<String>,
-    /// Requests handled at once before new ones get 503 [default: 1024].
-    #[arg(long, env = "MCPG_MAX_IN_FLIGHT")]
-    pub max_in_flight: Option<usize>,
-    /// Log format: `text` or `json` [default: text]. Filter with MCPG_LOG (e.g. `info`).
-    #[arg(long, env = "MCPG_LOG_FORMAT")]
-    pub log_format: Option<LogFormat>,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// `[tenancy]` of the TOML file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TenancyFile {
-    subdomain_routing: Option<SubdomainRoutingFile>,
-}
-
-/// `[tenancy.subdomain_routing]`: `enabled` (default true) and `suffix`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubdomainRoutingFile {
-    #[serde(default)]
-    enabled: Option<bool>,
-    suffix: String,
-}
-
-/// The TOML file: the same settings as the flags, all optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    tenancy: Option<TenancyFile>,
-    listen: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-    migrate_database_url: Option<String>,
-    allow_owner_connection: Option<bool>,
-    org_rps: Option<u32>,
-    admin_rps: Option<u32>,
-    issuer: Option<String>,
-    bootstrap_token_file: Option<PathBuf>,
-    signing_key: Option<PathBuf>,
-    certificate: Option<PathBuf>,
-    kek_file: Option<PathBuf>,
-    key_publish_delay: Option<String>,
-    key_reload_interval: Option<String>,
-    grant_cache_ttl: Option<String>,
-    request_timeout: Option<String>,
-    max_in_flight: Option<usize>,
-    log_format: Option<LogFormat>,
-}
 
 /// A host suffix such as `mcpg.dev`: lowercase DNS labels, no leading or trailing dot.
 fn parse_suffix(text: &str) -> Result<String, ConfigError> {
@@ -251,6 +118,8 @@ pub struct Settings {
     pub bootstrap_token_file: Option<PathBuf>,
     /// An externally certified signing key; `None` runs on a development root.
     pub external_key: Option<ExternalKey>,
+    /// Root public key files trusted besides the compiled-in vendor roots.
+    pub trusted_roots: Vec<PathBuf>,
     /// The key-encryption key's source.
     pub kek: KekSource,
     /// Delay between publishing a new key and signing with it.
@@ -259,12 +128,18 @@ pub struct Settings {
     pub key_reload_interval: Duration,
     /// TTL of the credential → grant cache.
     pub grant_cache_ttl: Duration,
+    /// How often moved audit heads are signed as checkpoints.
+    pub audit_checkpoint_interval: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
     /// Concurrency limit before load shedding.
     pub max_in_flight: usize,
     /// Log format.
     pub log_format: LogFormat,
+    /// The tenants file to reconcile, if any.
+    pub tenants: Option<TenantsFile>,
+    /// Operator login through the orgs' OIDC providers: key cache and URL rules.
+    pub oidc: JwksSettings,
 }
 
 impl Settings {
@@ -283,13 +158,17 @@ impl Settings {
             issuer: "http://127.0.0.1:8421".to_owned(),
             bootstrap_token_file: None,
             external_key: None,
+            trusted_roots: Vec::new(),
             kek: KekSource::DataDir,
             key_publish_delay: Duration::from_secs(600),
             key_reload_interval: Duration::from_secs(30),
             grant_cache_ttl: Duration::from_secs(5),
+            audit_checkpoint_interval: Duration::from_secs(3_600),
             request_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
             log_format: LogFormat::Text,
+            tenants: None,
+            oidc: JwksSettings::default(),
         }
     }
 
@@ -353,6 +232,11 @@ impl Settings {
                 });
             }
         };
+        settings.trusted_roots = if args.trusted_roots.is_empty() {
+            file.trusted_roots.unwrap_or_default()
+        } else {
+            args.trusted_roots
+        };
         settings.kek = match (
             args.kek_file.or(file.kek_file),
             std::env::var("MCPG_KEK").ok(),
@@ -361,7 +245,16 @@ impl Settings {
             (None, Some(value)) => KekSource::Inline(SecretString::from(value)),
             (None, None) => KekSource::DataDir,
         };
+        let oidc = file.oidc.unwrap_or_default();
+        settings.oidc.allow_loopback =
+            args.oidc_allow_loopback || oidc.allow_loopback.unwrap_or(false);
         let durations = [
+            (args.oidc_jwks_ttl.or(oidc.jwks_ttl), "oidc_jwks_ttl"),
+            (
+                args.oidc_jwks_refetch_interval
+                    .or(oidc.jwks_refetch_interval),
+                "oidc_jwks_refetch_interval",
+            ),
             (
                 args.key_publish_delay.or(file.key_publish_delay),
                 "key_publish_delay",
@@ -378,6 +271,11 @@ impl Settings {
                 args.request_timeout.or(file.request_timeout),
                 "request_timeout",
             ),
+            (
+                args.audit_checkpoint_interval
+                    .or(file.audit_checkpoint_interval),
+                "audit_checkpoint_interval",
+            ),
         ];
         for (value, name) in durations {
             let Some(text) = value else { continue };
@@ -390,6 +288,9 @@ impl Settings {
                 "key_publish_delay" => settings.key_publish_delay = duration,
                 "key_reload_interval" => settings.key_reload_interval = duration,
                 "grant_cache_ttl" => settings.grant_cache_ttl = duration,
+                "audit_checkpoint_interval" => settings.audit_checkpoint_interval = duration,
+                "oidc_jwks_ttl" => settings.oidc.ttl = duration,
+                "oidc_jwks_refetch_interval" => settings.oidc.refetch_interval = duration,
                 _ => settings.request_timeout = duration,
             }
         }
@@ -403,7 +304,35 @@ impl Settings {
             settings.max_in_flight = max;
         }
         settings.log_format = args.log_format.or(file.log_format).unwrap_or_default();
+        settings.tenants = match args.tenants.or(file.tenants) {
+            Some(path) => Some(TenantsFile {
+                path,
+                prune: args.tenants_prune || file.tenants_prune.unwrap_or(false),
+                interval: match args.tenants_poll_interval.or(file.tenants_poll_interval) {
+                    Some(text) => positive_duration("tenants_poll_interval", &text)?,
+                    None => DEFAULT_TENANTS_POLL,
+                },
+            }),
+            None => None,
+        };
         Ok(settings)
+    }
+}
+
+/// How often the tenants file is polled by default.
+const DEFAULT_TENANTS_POLL: Duration = Duration::from_secs(1);
+
+fn positive_duration(name: &'static str, text: &str) -> Result<Duration, ConfigError> {
+    match parse_duration(text) {
+        Ok(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds.unsigned_abs())),
+        Ok(_) => Err(ConfigError::Value {
+            name,
+            message: "must be at least 1s".into(),
+        }),
+        Err(e) => Err(ConfigError::Value {
+            name,
+            message: e.to_string(),
+        }),
     }
 }
 
@@ -423,17 +352,6 @@ pub fn parse_issuer(text: &str) -> Result<String, ConfigError> {
             message: format!("{text:?} is not an http(s) URL without query or fragment"),
         })
     }
-}
-
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.to_owned(),
-        message: e.message().to_owned(),
-    })
 }
 
 #[cfg(test)]
@@ -464,6 +382,84 @@ mod tests {
         assert_eq!(settings.issuer, "https://auth.example");
         assert_eq!(settings.key_publish_delay, Duration::from_secs(2));
         assert_eq!(settings.listen.port(), 9000);
+    }
+
+    #[test]
+    fn trusted_roots_come_from_the_flags_else_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("auth.toml");
+        std::fs::write(&path, "trusted_roots = [\"/etc/mcpg/a.paserk\"]\n").expect("write");
+        let from_file = Settings::resolve(ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        })
+        .expect("valid");
+        assert_eq!(
+            from_file.trusted_roots,
+            [PathBuf::from("/etc/mcpg/a.paserk")]
+        );
+        let from_flags = Settings::resolve(ServeArgs {
+            config: Some(path),
+            trusted_roots: vec!["b.paserk".into(), "c.paserk".into()],
+            ..ServeArgs::default()
+        })
+        .expect("valid");
+        assert_eq!(from_flags.trusted_roots.len(), 2);
+    }
+
+    #[test]
+    fn the_oidc_section_sets_the_key_cache_and_loopback_rule() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("auth.toml");
+        std::fs::write(
+            &path,
+            "[oidc]\nallow_loopback = true\njwks_ttl = \"5m\"\njwks_refetch_interval = \"30s\"\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let settings = Settings::resolve(args).expect("valid");
+        assert!(settings.oidc.allow_loopback);
+        assert_eq!(settings.oidc.ttl, Duration::from_secs(300));
+        assert_eq!(settings.oidc.refetch_interval, Duration::from_secs(30));
+        let defaults = Settings::with_data_dir(dir.path());
+        assert!(!defaults.oidc.allow_loopback, "https only unless asked");
+        assert!(toml::from_str::<FileConfig>("[oidc]\nallow_http = true\n").is_err());
+    }
+
+    #[test]
+    fn the_tenants_file_comes_from_toml_or_flags_with_a_positive_poll_interval() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("auth.toml");
+        std::fs::write(
+            &path,
+            "tenants = \"/etc/mcpg/tenants.yaml\"\ntenants_poll_interval = \"5s\"\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            tenants_prune: true,
+            ..ServeArgs::default()
+        };
+        let tenants = Settings::resolve(args)
+            .expect("valid")
+            .tenants
+            .expect("a tenants file");
+        assert_eq!(tenants.path, PathBuf::from("/etc/mcpg/tenants.yaml"));
+        assert_eq!(tenants.interval, Duration::from_secs(5));
+        assert!(tenants.prune);
+        std::fs::write(
+            &path,
+            "tenants = \"t.yaml\"\ntenants_poll_interval = \"0s\"\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        assert!(Settings::resolve(args).is_err());
     }
 
     #[test]

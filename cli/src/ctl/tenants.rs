@@ -1,0 +1,139 @@
+//! `mcpg-ctl tenants …`: apply a tenants.yaml through the API and print the plan.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::Value;
+
+use super::commands::Printer;
+use super::output::{Column, table};
+use super::{Client, Output};
+
+const PLAN_COLUMNS: &[Column] = &[
+    ("action", "action"),
+    ("kind", "kind"),
+    ("path", "path"),
+    ("detail", "detail"),
+];
+const STATUS_COLUMNS: &[Column] = &[
+    ("file", "file"),
+    ("prune", "prune"),
+    ("generation", "generation"),
+    ("applied at", "applied_at"),
+    ("applied sha256", "applied_sha256"),
+    ("last changes", "last_changes"),
+    ("last error", "last_error"),
+    ("last error at", "last_error_at"),
+];
+
+/// Tenants as code.
+#[derive(Debug, Subcommand)]
+pub(super) enum TenantsCommand {
+    /// Apply a tenants.yaml: prints the plan (create/update/delete per object) and applies
+    /// it in one transaction; an invalid file changes nothing and the error names its line.
+    Apply {
+        /// The tenants.yaml (`-` reads standard input).
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+        /// Also delete managed orgs, workspaces and environments the file no longer names
+        /// (never what was made through the API).
+        #[arg(long)]
+        prune: bool,
+        /// Print the plan without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// What the server's tenants file reloader (`mcpg-auth serve --tenants`) did last.
+    Status,
+}
+
+fn read_document(file: &Path) -> anyhow::Result<String> {
+    if file == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the document from standard input")?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+/// The plan as a table and a one-line summary.
+fn render_plan(plan: &Value) -> String {
+    let changes = plan["changes"].as_array().cloned().unwrap_or_default();
+    let count = |action: &str| {
+        changes
+            .iter()
+            .filter(|c| c["action"].as_str() == Some(action))
+            .count()
+    };
+    let mut text = if changes.is_empty() {
+        "no changes\n".to_owned()
+    } else {
+        table(&changes, PLAN_COLUMNS)
+    };
+    let outcome = if plan["dry_run"].as_bool() == Some(true) {
+        "dry run: nothing was changed"
+    } else {
+        "applied"
+    };
+    text.push_str(&format!(
+        "{} to create, {} to update, {} to delete, {} kept, {} unchanged ({outcome})\n",
+        count("create"),
+        count("update"),
+        count("delete"),
+        count("keep"),
+        plan["unchanged"].as_u64().unwrap_or(0),
+    ));
+    text
+}
+
+pub(super) fn tenants(client: &Client, out: &Printer, cmd: TenantsCommand) -> anyhow::Result<()> {
+    match cmd {
+        TenantsCommand::Apply {
+            file,
+            prune,
+            dry_run,
+        } => {
+            let document = read_document(&file)?;
+            let url = format!("/v1/admin/tenants/apply?prune={prune}&dry_run={dry_run}");
+            let plan = client.post_yaml(&url, document)?;
+            match out.output {
+                Output::Table => print!("{}", render_plan(&plan)),
+                Output::Json => out.json(&plan),
+            }
+        }
+        TenantsCommand::Status => out.one(&client.get("/v1/admin/tenants/status")?, STATUS_COLUMNS),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn plans_print_one_row_per_change_and_a_summary() {
+        let plan = json!({
+            "dry_run": true,
+            "unchanged": 2,
+            "changes": [
+                {"action": "create", "kind": "org", "path": "team-a", "detail": "\"Team A\", active"},
+                {"action": "delete", "kind": "workspace", "path": "team-b/old", "detail": "pruned"},
+            ],
+        });
+        let text = render_plan(&plan);
+        assert!(
+            text.starts_with("ACTION  KIND       PATH        DETAIL\n"),
+            "{text}"
+        );
+        assert!(text.contains("create  org        team-a"), "{text}");
+        assert!(text.ends_with(
+            "1 to create, 0 to update, 1 to delete, 0 kept, 2 unchanged (dry run: nothing was changed)\n"
+        ), "{text}");
+        assert!(render_plan(&json!({"changes": [], "unchanged": 0})).starts_with("no changes\n"));
+    }
+}

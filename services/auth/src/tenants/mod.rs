@@ -1,0 +1,100 @@
+//! Tenants as code: a `tenants.yaml` declares orgs with their license, workspaces,
+//! environments and API keys, and one reconciliation engine makes the database match it.
+//!
+//! parse + validate ([`TenantsDoc::parse`]) → in one transaction: read the current state,
+//! compute the [`Plan`] (create/update/delete per object, see the `plan` module for the
+//! rules) and apply it, all or nothing ([`reconcile`]). The same engine serves
+//! `mcpg-auth serve --tenants FILE` (at start and on every change of the file, see
+//! [`watch`]) and `POST /v1/admin/tenants/apply` (`mcpg-ctl tenants apply`).
+
+mod diff;
+mod file;
+mod plan;
+mod structure;
+pub mod watch;
+
+pub(crate) use diff::diff;
+pub use file::{ApiKeySpec, TenantSpec, Tenants, TenantsDoc, WorkspaceSpec};
+pub use plan::{Change, ChangeAction, ObjectKind, Plan};
+pub(crate) use plan::{
+    Current, CurrentEnvironment, CurrentKey, CurrentOrg, CurrentWorkspace, DeleteTable, Op,
+};
+
+use crate::issuer::Issuer;
+use crate::store::{Actor, Store, StoreError};
+
+/// The `managed_by` mark of objects the file created or adopted.
+pub const MANAGED_BY: &str = "tenants.yaml";
+
+/// Why a document was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantsError {
+    /// The document is not a valid `tenants.yaml` (nothing was changed).
+    #[error("{file}{}: {message}", location(*line, *column))]
+    Invalid {
+        /// The file's name.
+        file: String,
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// 1-based column, when known.
+        column: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+    /// The document is valid but cannot be applied to the current state (nothing was
+    /// changed): a quota, a key hash in use elsewhere, a revoked key.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed (nothing was changed).
+    #[error("cannot apply tenants: {0}")]
+    Store(#[from] StoreError),
+}
+
+fn location(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(line), Some(column)) => format!(": line {line}, column {column}"),
+        (Some(line), None) => format!(": line {line}"),
+        _ => String::new(),
+    }
+}
+
+impl TenantsError {
+    pub(crate) fn invalid(
+        source: &str,
+        location: Option<(usize, usize)>,
+        message: impl Into<String>,
+    ) -> Self {
+        TenantsError::Invalid {
+            file: source.to_owned(),
+            line: location.map(|l| l.0),
+            column: location.map(|l| l.1),
+            message: message.into(),
+        }
+    }
+}
+
+/// How to apply a document.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApplyOptions {
+    /// Delete managed objects the document no longer names.
+    pub prune: bool,
+    /// Compute the plan only.
+    pub dry_run: bool,
+}
+
+/// Reconciles the database with `doc` in one transaction and returns what changed (or
+/// would change, with `dry_run`). Cached grants are dropped after a write.
+pub async fn reconcile(
+    store: &Store,
+    issuer: &Issuer,
+    doc: &TenantsDoc,
+    options: ApplyOptions,
+    actor: &Actor,
+    now: i64,
+) -> Result<Plan, TenantsError> {
+    let plan = store.reconcile_tenants(doc, options, actor, now).await?;
+    if plan.writes() && !options.dry_run {
+        issuer.invalidate();
+    }
+    Ok(plan)
+}
