@@ -15,6 +15,17 @@ use thiserror::Error;
 const BODY_BYTES: usize = 32;
 const CHECKSUM_BYTES: usize = 4;
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+/// Each byte's value in [`ALPHABET`], or `INVALID`.
+const DECODE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        table[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+const INVALID: u8 = 0xff;
 /// Characters of a credential shown for display (prefix plus a few of the body).
 const DISPLAY_CHARS: usize = 6;
 
@@ -64,13 +75,21 @@ impl CredentialHash {
         hex::encode(self.0)
     }
 
+    /// The hash stored as hex, `None` if it is not 64 hex digits.
+    pub fn from_hex(stored: &str) -> Option<Self> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(stored, &mut bytes).ok()?;
+        Some(Self(bytes))
+    }
+
+    /// Constant-time comparison with another hash.
+    pub fn matches(&self, other: &CredentialHash) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+
     /// Constant-time comparison with a stored hex hash.
     pub fn matches_hex(&self, stored: &str) -> bool {
-        let mut bytes = [0u8; 32];
-        if hex::decode_to_slice(stored, &mut bytes).is_err() {
-            return false;
-        }
-        self.0.ct_eq(&bytes).into()
+        Self::from_hex(stored).is_some_and(|stored| self.matches(&stored))
     }
 }
 
@@ -168,7 +187,11 @@ fn unbase32(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() * 5 / 8);
     let (mut buffer, mut bits) = (0u32, 0u32);
     for c in text.bytes() {
-        let value = ALPHABET.iter().position(|&a| a == c)? as u32;
+        let value = DECODE[usize::from(c)];
+        if value == INVALID {
+            return None;
+        }
+        let value = u32::from(value);
         buffer = (buffer << 5) | value;
         bits += 5;
         if bits >= 8 {

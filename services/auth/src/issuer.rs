@@ -96,6 +96,8 @@ pub struct IssuedToken {
 #[derive(Debug)]
 struct Grant {
     record: GatewayGrant,
+    /// `record.credential_hash`, decoded once for the constant-time comparison.
+    credential_hash: Option<CredentialHash>,
     entitlements: EntitlementSet,
     /// The org's `issued` counter, registered once per cached grant rather than looked up
     /// (labels hashed, strings allocated) on every token.
@@ -162,7 +164,8 @@ impl Issuer {
             .await?;
         let grant = match grant {
             Some(grant)
-                if !grant.record.revoked && hash.matches_hex(&grant.record.credential_hash) =>
+                if !grant.record.revoked
+                    && grant.credential_hash.is_some_and(|stored| hash.matches(&stored)) =>
             {
                 grant
             }
@@ -293,6 +296,7 @@ impl Grant {
             "outcome" => "issued"
         );
         Self {
+            credential_hash: CredentialHash::from_hex(&record.credential_hash),
             record,
             entitlements,
             issued,

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::ServiceExt;
 use mcpg_license_core::{
     Clock, PublicKey, SigningKey, SystemClock, Unverified, decode_unverified, keys::vendor_roots,
 };
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::api::{HttpLimits, router};
+use crate::api::{HttpLimits, service};
 use crate::audit;
 use crate::certwatch::ExpiryWatch;
 use crate::config::Settings;
@@ -189,8 +190,8 @@ impl Application {
             tasks.push(watch::spawn(self.state.clone(), file, applied));
         }
         tracing::info!(port = self.port, issuer = %self.state.info.issuer, "mcpg-auth listening");
-        let app = router(self.state.clone(), self.limits);
-        let served = axum::serve(self.listener, app)
+        let app = service(self.state.clone(), self.limits);
+        let served = axum::serve(self.listener, app.into_make_service())
             .with_graceful_shutdown(stop)
             .await;
         for task in tasks {

@@ -6,12 +6,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::OnceLock;
-use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
 use metrics::Histogram;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
@@ -71,21 +67,9 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Middleware recording [`REQUEST_DURATION`].
-pub async fn track_latency(request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = method_label(request.method());
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    latency_histogram(route, method, response.status().as_u16())
-        .record(start.elapsed().as_secs_f64());
-    response
-}
-
 /// The method as a label; other methods share one label (a client picks the method, and
 /// labels must stay few).
-fn method_label(method: &Method) -> &'static str {
+pub(crate) fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -100,7 +84,7 @@ fn method_label(method: &Method) -> &'static str {
 
 /// The histogram of one route, method and status, registered once per worker thread: the
 /// registry lookup (label strings, hashing) would otherwise cost every request.
-fn latency_histogram(route: &str, method: &'static str, status: u16) -> Histogram {
+pub(crate) fn latency_histogram(route: &str, method: &'static str, status: u16) -> Histogram {
     /// Per route template: the series seen so far, by method and status.
     type Series = Vec<(&'static str, u16, Histogram)>;
     thread_local! {

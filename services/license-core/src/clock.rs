@@ -64,10 +64,59 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 
 /// Formats Unix seconds as RFC 3339 UTC (`2026-11-23T10:30:00Z`).
 pub fn to_rfc3339(at: UnixTime) -> String {
+    // Years 1970–9999 are written directly (three per token response, on the hot path);
+    // others go through chrono.
+    if (0..253_402_300_800).contains(&at) {
+        return format_utc(at);
+    }
     match chrono::DateTime::from_timestamp(at, 0) {
         Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         None => at.to_string(),
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for `0 <= at` before the year 10000.
+fn format_utc(at: UnixTime) -> String {
+    let (days, seconds) = (at / 86_400, at % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    let fields = [
+        (year / 100, b'\0'),
+        (year % 100, b'-'),
+        (month, b'-'),
+        (day, b'T'),
+        (seconds / 3_600, b':'),
+        (seconds / 60 % 60, b':'),
+        (seconds % 60, b'Z'),
+    ];
+    let mut out = String::with_capacity(20);
+    for (value, separator) in fields {
+        out.push(char::from(b'0' + (value / 10) as u8));
+        out.push(char::from(b'0' + (value % 10) as u8));
+        if separator != b'\0' {
+            out.push(char::from(separator));
+        }
+    }
+    out
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (`days >= 0`), by counting
+/// 400-year eras from 0000-03-01 so that each leap day ends its year.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let shifted = days + 719_468;
+    let era = shifted / 146_097;
+    let day_of_era = shifted % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Parses an RFC 3339 timestamp into Unix seconds (sub-second parts are truncated).
@@ -89,6 +138,37 @@ mod tests {
         assert_eq!(other.now(), 1_000 + 7 * 86_400);
         other.set(5);
         assert_eq!(clock.now(), 5);
+    }
+
+    #[test]
+    fn the_direct_rfc3339_matches_chrono() {
+        let chrono = |at: UnixTime| {
+            chrono::DateTime::from_timestamp(at, 0)
+                .expect("in range")
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        let edges = [
+            0,
+            59,
+            86_399,
+            86_400,
+            951_782_400,   // 2000-02-29
+            1_709_164_800, // 2024-02-29
+            4_107_456_000, // 2100-02-28 (not a leap year)
+            253_402_300_799,
+        ];
+        for at in edges {
+            assert_eq!(to_rfc3339(at), chrono(at), "{at}");
+        }
+        let mut at: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..100_000 {
+            at = at
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let t = (at % 253_402_300_800) as UnixTime;
+            assert_eq!(to_rfc3339(t), chrono(t), "{t}");
+        }
+        assert_eq!(to_rfc3339(-1), "1969-12-31T23:59:59Z");
     }
 
     #[test]

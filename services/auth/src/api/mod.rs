@@ -4,6 +4,7 @@
 mod admin;
 mod audit;
 mod federation;
+mod layers;
 mod licenses;
 mod oidc;
 mod ops;
@@ -16,16 +17,13 @@ mod tenants;
 use std::time::Duration;
 
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
-use axum::response::IntoResponse;
-use tower::{BoxError, ServiceBuilder};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower::ServiceBuilder;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+
+pub use layers::{Guard, GuardLayer, REQUEST_ID, RequestContext, RequestContextLayer};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -48,23 +46,21 @@ impl Default for HttpLimits {
     }
 }
 
-/// The whole service as a router (tests may drive it with `oneshot`).
-pub fn router(state: AppState, limits: HttpLimits) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
-    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-        let id = request
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
-        tracing::info_span!(
-            "request",
-            method = %request.method(),
-            path = %request.uri().path(),
-            request_id = %id,
-            org = tracing::field::Empty,
-        )
-    });
+/// The whole service: the routes inside the request context (id, span) and the guard
+/// (load shedding, timeout). hyper clones it for every request, which costs three `Arc`
+/// clones.
+pub fn service(
+    state: AppState,
+    limits: HttpLimits,
+) -> RequestContext<Guard<Router>> {
+    ServiceBuilder::new()
+        .layer(RequestContextLayer)
+        .layer(GuardLayer::new(limits.max_in_flight, limits.timeout))
+        .service(router(state))
+}
+
+/// The routes with their route layers (tests may drive it with `oneshot`).
+pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(orgs::router())
         .merge(licenses::router())
@@ -94,29 +90,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(overload_error))
-                .load_shed()
-                .concurrency_limit(limits.max_in_flight)
-                .timeout(limits.timeout),
-        )
-        .route_layer(axum::middleware::from_fn(crate::telemetry::track_latency))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-                .layer(trace)
-                .layer(PropagateRequestIdLayer::new(request_id)),
-        )
+        .route_layer(layers::LatencyLayer)
         .with_state(state)
 }
 
-async fn overload_error(error: BoxError) -> axum::response::Response {
-    if error.is::<tower::load_shed::error::Overloaded>() {
-        ApiError::Unavailable("the server is overloaded; retry shortly").into_response()
-    } else if error.is::<tower::timeout::error::Elapsed>() {
-        ApiError::Unavailable("the request timed out").into_response()
-    } else {
-        ApiError::internal(anyhow::anyhow!(error)).into_response()
-    }
-}
