@@ -5,19 +5,31 @@
 #   mcpg-auth on SQLite and on PostgreSQL,
 #   the reference peer (node-oidc-provider, client_credentials, EdDSA JWT access tokens),
 #   the ceiling (an axum handler that only signs a fixed claim set with a pre-parsed key),
-# each at a fixed 1,000 req/s (latency) and at saturation with 16 connections (throughput),
-# plus mcpg-auth's peak RSS. Installs what it needs (oha, the peer's npm packages).
+# each at saturation with 16 connections (throughput) and at a fixed 1,000 req/s (latency),
+# plus mcpg-auth's peak RSS. All four servers run at once and are measured in turn, ROUNDS
+# times, after a warm-up (the peer's JIT needs one); the table gives each figure's median
+# over the rounds, and the CPU time the hypervisor stole during each measurement (a shared
+# 2-core VM: when steal is high, latency tails are the host's, not ours).
+# Installs what it needs (oha, the peer's npm packages).
 #
-# Usage: bench/token-load.sh [DURATION]        (default 10s per measurement)
+# Usage: bench/token-load.sh [DURATION] [ROUNDS]   (default 10s per measurement, 3 rounds)
 # Env:   MCPG_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10s}"
+ROUNDS="${2:-3}"
 PG_URL="${MCPG_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 OUT="bench/out/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+PG_CLEANUP=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ "${#PG_CLEANUP[@]}" -gt 0 ]; then
+    sleep 0.5
+    psql "$PG_URL" -q "${PG_CLEANUP[@]}" >/dev/null 2>&1 || true
+  fi
+}
 trap cleanup EXIT
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -53,7 +65,7 @@ start_auth() { # BACKEND PORT → sets AUTH_PID, CREDENTIAL
     local server="${PG_URL#postgres://}"; server="${server#*@}"; server="${server%%/*}"
     args+=(--database-url "postgres://$role:bench@$server/$db" --migrate-database-url "${PG_URL%/*}/$db")
   fi
-  RUST_LOG=warn target/release/mcpg-auth "${args[@]}" >"$OUT/auth-$backend.log" 2>&1 &
+  target/release/mcpg-auth "${args[@]}" >"$OUT/auth-$backend.log" 2>&1 &
   AUTH_PID=$!; PIDS+=("$AUTH_PID")
   wait_http "http://127.0.0.1:$PORT/readyz"
   ADMIN=$(cat "$dir/bootstrap.token")
@@ -65,59 +77,89 @@ start_auth() { # BACKEND PORT → sets AUTH_PID, CREDENTIAL
     '{"name":"bench-gw"}' | json_field '["credential"]')
 }
 
-run_oha() { # NAME URL MODE(rate|sat) EXTRA…
-  local name="$1" url="$2" mode="$3"; shift 3
-  local load=(-c 16)
+steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
+busy_ticks() { awk '/^cpu / {print $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
+
+run_oha() { # NAME URL MODE(rate|sat|warm) ROUND EXTRA…
+  local name="$1" url="$2" mode="$3" round="$4"; shift 4
+  local load=(-c 16) duration="$DURATION"
   [ "$mode" = rate ] && load=(-q 1000 -c 16 --latency-correction)
-  oha --no-tui --output-format json -z "$DURATION" "${load[@]}" -m POST "$@" "$url" \
-    >"$OUT/$name-$mode.json"
+  [ "$mode" = warm ] && duration=3s
+  local s0 t0; s0=$(steal_ticks); t0=$(busy_ticks)
+  oha --no-tui --output-format json -z "$duration" "${load[@]}" -m POST "$@" "$url" \
+    >"$OUT/$name-$mode-$round.json"
+  echo "$(( ($(steal_ticks) - s0) * 1000 / ($(busy_ticks) - t0 + 1) ))" >"$OUT/$name-$mode-$round.steal"
 }
 
-bench_auth() { # BACKEND PORT
-  start_auth "$1" "$2"
-  local url="http://127.0.0.1:$2/v1/federation/token"
-  run_oha "mcpg-auth-$1" "$url" sat -H "authorization: Bearer $CREDENTIAL"
-  run_oha "mcpg-auth-$1" "$url" rate -H "authorization: Bearer $CREDENTIAL"
-  grep VmHWM "/proc/$AUTH_PID/status" | awk '{print $2}' >"$OUT/mcpg-auth-$1-rss-kb.txt"
-  kill "$AUTH_PID"; wait "$AUTH_PID" 2>/dev/null || true
-  if [ "$1" = postgres ]; then psql "$PG_URL" -q "${PG_CLEANUP[@]}" >/dev/null; fi
-}
-
-bench_auth sqlite 8451
-bench_auth postgres 8452
+start_auth sqlite 8451
+SQLITE_PID=$AUTH_PID SQLITE_CRED=$CREDENTIAL
+start_auth postgres 8452
+POSTGRES_PID=$AUTH_PID POSTGRES_CRED=$CREDENTIAL
 
 node bench/peer/oidc-peer.mjs 8453 >"$OUT/peer.log" 2>&1 & PIDS+=($!)
 wait_http "http://127.0.0.1:8453/.well-known/openid-configuration"
-peer=(-H 'content-type: application/x-www-form-urlencoded'
-      -a 'bench-gateway:bench-secret-not-a-real-one' -d 'grant_type=client_credentials')
-run_oha peer http://127.0.0.1:8453/token sat "${peer[@]}"
-run_oha peer http://127.0.0.1:8453/token rate "${peer[@]}"
-
 target/release/examples/sign_ceiling 127.0.0.1:8454 >"$OUT/ceiling.log" 2>&1 & PIDS+=($!)
 sleep 0.5
-run_oha ceiling http://127.0.0.1:8454/v1/federation/token sat
-run_oha ceiling http://127.0.0.1:8454/v1/federation/token rate
 
-python3 - "$OUT" <<'PY'
-import json, sys, pathlib
-out = pathlib.Path(sys.argv[1])
-def load(name, mode):
-    data = json.loads((out / f"{name}-{mode}.json").read_text())
+peer=(-H 'content-type: application/x-www-form-urlencoded'
+      -a 'bench-gateway:bench-secret-not-a-real-one' -d 'grant_type=client_credentials')
+measure() { # MODE ROUND
+  run_oha mcpg-auth-sqlite http://127.0.0.1:8451/v1/federation/token "$1" "$2" \
+    -H "authorization: Bearer $SQLITE_CRED"
+  run_oha mcpg-auth-postgres http://127.0.0.1:8452/v1/federation/token "$1" "$2" \
+    -H "authorization: Bearer $POSTGRES_CRED"
+  run_oha peer http://127.0.0.1:8453/token "$1" "$2" "${peer[@]}"
+  run_oha ceiling http://127.0.0.1:8454/v1/federation/token "$1" "$2"
+}
+measure warm 0
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round of $ROUNDS…"
+  measure sat "$round"
+  measure rate "$round"
+done
+grep VmHWM "/proc/$SQLITE_PID/status" | awk '{print $2}' >"$OUT/mcpg-auth-sqlite-rss-kb.txt"
+grep VmHWM "/proc/$POSTGRES_PID/status" | awk '{print $2}' >"$OUT/mcpg-auth-postgres-rss-kb.txt"
+
+python3 - "$OUT" "$ROUNDS" <<'PY'
+import json, sys, pathlib, statistics
+out, rounds = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+def one(name, mode, r):
+    data = json.loads((out / f"{name}-{mode}-{r}.json").read_text())
     summary, pct = data["summary"], data["latencyPercentiles"]
     codes = data.get("statusCodeDistribution", {})
     ok = sum(v for k, v in codes.items() if k.startswith("2"))
-    return summary["requestsPerSec"], pct["p50"] * 1e3, pct["p99"] * 1e3, ok, sum(codes.values())
+    steal = int((out / f"{name}-{mode}-{r}.steal").read_text()) / 10
+    return dict(rps=summary["requestsPerSec"], p50=pct["p50"] * 1e3, p99=pct["p99"] * 1e3,
+                bad=sum(codes.values()) - ok, steal=steal)
+def median(name, mode):
+    runs = [one(name, mode, r) for r in range(1, rounds + 1)]
+    m = {k: statistics.median(run[k] for run in runs) for k in ("rps", "p50", "p99", "steal")}
+    m["bad"] = sum(run["bad"] for run in runs)
+    m["all_rps"] = [run["rps"] for run in runs]
+    m["all_p99"] = [run["p99"] for run in runs]
+    return m
 rows = ["mcpg-auth-sqlite", "mcpg-auth-postgres", "peer", "ceiling"]
-sat = {r: load(r, "sat") for r in rows}
-rate = {r: load(r, "rate") for r in rows}
-print(f"results in {out}\n")
-print("| server | saturated req/s (c=16) | p99 at saturation | 1,000 req/s: p50 | p99 | non-2xx | RSS peak |")
-print("|---|---|---|---|---|---|---|")
+sat = {r: median(r, "sat") for r in rows}
+rate = {r: median(r, "rate") for r in rows}
+print(f"results in {out} (medians of {rounds} rounds)\n")
+print("| server | saturated req/s (c=16) | p99 at saturation | 1,000 req/s: p50 | p99 | non-2xx | RSS peak | steal (sat / rate) |")
+print("|---|---|---|---|---|---|---|---|")
 for r in rows:
     rss = out / f"{r}-rss-kb.txt"
     rss = f"{int(rss.read_text().strip()) / 1024:.1f} MB" if rss.exists() else "-"
-    bad = (sat[r][4] - sat[r][3]) + (rate[r][4] - rate[r][3])
-    print(f"| {r} | {sat[r][0]:,.0f} | {sat[r][2]:.2f} ms | {rate[r][1]:.2f} ms | {rate[r][2]:.2f} ms | {bad} | {rss} |")
+    bad = sat[r]["bad"] + rate[r]["bad"]
+    print(f"| {r} | {sat[r]['rps']:,.0f} | {sat[r]['p99']:.2f} ms | {rate[r]['p50']:.2f} ms | "
+          f"{rate[r]['p99']:.2f} ms | {bad} | {rss} | {sat[r]['steal']:.0f} % / {rate[r]['steal']:.0f} % |")
+print("\nper round, saturated req/s and p99 at 1,000 req/s:")
+for r in rows:
+    rps = ", ".join(f"{x:,.0f}" for x in sat[r]["all_rps"])
+    p99 = ", ".join(f"{x:.2f}" for x in rate[r]["all_p99"])
+    print(f"  {r}: {rps} | {p99} ms")
 for r in rows[:2]:
-    print(f"\n{r}: {sat[r][0] / sat['peer'][0]:.1f}x the peer, {sat[r][0] / sat['ceiling'][0]:.0%} of the ceiling")
+    ratios = [a / c for a, c in zip(sat[r]["all_rps"], sat["ceiling"]["all_rps"])]
+    peers = [a / p for a, p in zip(sat[r]["all_rps"], sat["peer"]["all_rps"])]
+    print(f"\n{r}: {sat[r]['rps'] / sat['peer']['rps']:.1f}x the peer, "
+          f"{sat[r]['rps'] / sat['ceiling']['rps']:.0%} of the ceiling (medians); per round "
+          + ", ".join(f"{x:.0%}" for x in ratios) + " of the ceiling, "
+          + ", ".join(f"{x:.1f}x" for x in peers) + " the peer")
 PY

@@ -202,6 +202,17 @@ async fn health_readiness_metrics_and_openapi_are_served() {
         .await
         .expect("sent");
     assert_eq!(echoed.headers()["x-request-id"], "req-42");
+    // An id too long to log and store with audit entries is replaced by a fresh one.
+    let long = "r".repeat(129);
+    let replaced = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .header("x-request-id", &long)
+        .send()
+        .await
+        .expect("sent");
+    let id = replaced.headers()["x-request-id"].to_str().expect("ascii");
+    assert!(id != long && id.len() == 36, "{id}");
     let ready: serde_json::Value = get("/readyz")
         .await
         .expect("sent")
