@@ -46,22 +46,25 @@ async fn sign(State(ceiling): State<Arc<Ceiling>>) -> Result<String, &'static st
         .map_err(|_| "invalid claims")
 }
 
+/// One claim set of the shape and size of the service's tokens (UUID ids for the gateway,
+/// the token and the license; an enterprise tier's entitlements), so that the ceiling signs
+/// as many bytes as `mcpg-auth` does.
 fn fixed_claims(now: i64) -> LicenseClaims {
     LicenseClaims {
         iss: "http://127.0.0.1:8441".into(),
-        sub: "gw_ceiling".into(),
+        sub: uuid::Uuid::now_v7().to_string(),
         aud: AUDIENCE.into(),
         iat: now,
         nbf: now - 5,
         exp: now + 86_400,
-        jti: "tok_ceiling".into(),
-        org: "acme-corp".into(),
-        ws: Some("platform-team".into()),
+        jti: uuid::Uuid::new_v4().to_string(),
+        org: "bench".into(),
+        ws: Some("platform".into()),
         env: Some("prod".into()),
         tier: Tier::Enterprise,
         ent: Catalog::builtin().tier_defaults(Tier::Enterprise),
         lim: Limits::default(),
-        lic: "lic_ceiling".into(),
+        lic: uuid::Uuid::now_v7().to_string(),
         rfa: Some(now + 28_800),
         grc: Some(now + 86_400 + 604_800),
         bind: None,

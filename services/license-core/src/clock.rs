@@ -79,24 +79,21 @@ pub fn to_rfc3339(at: UnixTime) -> String {
 fn format_utc(at: UnixTime) -> String {
     let (days, seconds) = (at / 86_400, at % 86_400);
     let (year, month, day) = civil_from_days(days);
-    let fields = [
-        (year / 100, b'\0'),
-        (year % 100, b'-'),
-        (month, b'-'),
-        (day, b'T'),
-        (seconds / 3_600, b':'),
-        (seconds / 60 % 60, b':'),
-        (seconds % 60, b'Z'),
+    let mut text = *b"0000-00-00T00:00:00Z";
+    let digits = [
+        (0, year / 100),
+        (2, year % 100),
+        (5, month),
+        (8, day),
+        (11, seconds / 3_600),
+        (14, seconds / 60 % 60),
+        (17, seconds % 60),
     ];
-    let mut out = String::with_capacity(20);
-    for (value, separator) in fields {
-        out.push(char::from(b'0' + (value / 10) as u8));
-        out.push(char::from(b'0' + (value % 10) as u8));
-        if separator != b'\0' {
-            out.push(char::from(separator));
-        }
+    for (at, value) in digits {
+        text[at] = b'0' + (value / 10) as u8;
+        text[at + 1] = b'0' + (value % 10) as u8;
     }
-    out
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// The proleptic Gregorian date of a day count since 1970-01-01 (`days >= 0`), by counting
