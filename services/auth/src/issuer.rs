@@ -165,7 +165,9 @@ impl Issuer {
         let grant = match grant {
             Some(grant)
                 if !grant.record.revoked
-                    && grant.credential_hash.is_some_and(|stored| hash.matches(&stored)) =>
+                    && grant
+                        .credential_hash
+                        .is_some_and(|stored| hash.matches(&stored)) =>
             {
                 grant
             }

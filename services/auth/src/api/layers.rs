@@ -23,8 +23,8 @@ use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Timeout;
 use tower::{Layer, Service};
-use tracing::instrument::Instrumented;
 use tracing::Instrument;
+use tracing::instrument::Instrumented;
 
 use crate::error::ApiError;
 use crate::telemetry::{latency_histogram, method_label};
@@ -215,13 +215,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            GuardedProjection::Admitted { future, .. } => match std::task::ready!(future.poll(cx))
-            {
-                Ok(response) => Poll::Ready(response),
-                Err(_) => Poll::Ready(Ok(
-                    ApiError::Unavailable("the request timed out").into_response()
-                )),
-            },
+            GuardedProjection::Admitted { future, .. } => {
+                match std::task::ready!(future.poll(cx)) {
+                    Ok(response) => Poll::Ready(response),
+                    Err(_) => Poll::Ready(Ok(
+                        ApiError::Unavailable("the request timed out").into_response()
+                    )),
+                }
+            }
             GuardedProjection::Shed => Poll::Ready(Ok(ApiError::Unavailable(
                 "the server is overloaded; retry shortly",
             )
@@ -352,7 +353,10 @@ mod tests {
 
         // The timed-out request gave its permit back.
         let served = fast.oneshot(Request::new(Body::empty())).await;
-        assert_eq!(answer(served.expect("infallible")).await, (StatusCode::OK, "done".into()));
+        assert_eq!(
+            answer(served.expect("infallible")).await,
+            (StatusCode::OK, "done".into())
+        );
     }
 
     #[test]
@@ -361,7 +365,9 @@ mod tests {
         assert!(!acceptable_id(&HeaderValue::from_static("")));
         assert!(!acceptable_id(&HeaderValue::from_static("two words")));
         let long = "a".repeat(129);
-        assert!(!acceptable_id(&HeaderValue::from_str(&long).expect("header")));
+        assert!(!acceptable_id(
+            &HeaderValue::from_str(&long).expect("header")
+        ));
         let fresh = fresh_id();
         assert_eq!(fresh.len(), 36);
         assert!(acceptable_id(&fresh));

@@ -49,10 +49,7 @@ impl Default for HttpLimits {
 /// The whole service: the routes inside the request context (id, span) and the guard
 /// (load shedding, timeout). hyper clones it for every request, which costs three `Arc`
 /// clones.
-pub fn service(
-    state: AppState,
-    limits: HttpLimits,
-) -> RequestContext<Guard<Router>> {
+pub fn service(state: AppState, limits: HttpLimits) -> RequestContext<Guard<Router>> {
     ServiceBuilder::new()
         .layer(RequestContextLayer)
         .layer(GuardLayer::new(limits.max_in_flight, limits.timeout))
@@ -93,4 +90,3 @@ pub fn router(state: AppState) -> Router {
         .route_layer(layers::LatencyLayer)
         .with_state(state)
 }
-
