@@ -27,7 +27,7 @@ use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
 use crate::error::ApiError;
-use crate::telemetry::{latency_histogram, method_label};
+use crate::telemetry::{REQUESTS_REFUSED, latency_histogram, method_label};
 
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -218,15 +218,25 @@ where
             GuardedProjection::Admitted { future, .. } => {
                 match std::task::ready!(future.poll(cx)) {
                     Ok(response) => Poll::Ready(response),
-                    Err(_) => Poll::Ready(Ok(
-                        ApiError::Unavailable("the request timed out").into_response()
-                    )),
+                    Err(_) => {
+                        // Inside the request span: the line names the route and request id.
+                        tracing::warn!("request timed out");
+                        metrics::counter!(REQUESTS_REFUSED, "reason" => "timeout").increment(1);
+                        Poll::Ready(Ok(
+                            ApiError::Unavailable("the request timed out").into_response()
+                        ))
+                    }
                 }
             }
-            GuardedProjection::Shed => Poll::Ready(Ok(ApiError::Unavailable(
-                "the server is overloaded; retry shortly",
-            )
-            .into_response())),
+            GuardedProjection::Shed => {
+                // Counted, not logged: a line per shed request would flood the log exactly
+                // when the service is overloaded.
+                metrics::counter!(REQUESTS_REFUSED, "reason" => "overloaded").increment(1);
+                Poll::Ready(Ok(ApiError::Unavailable(
+                    "the server is overloaded; retry shortly",
+                )
+                .into_response()))
+            }
         }
     }
 }
@@ -330,6 +340,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_guard_sheds_requests_over_its_limit_and_times_out_slow_ones() {
+        let metrics = crate::telemetry::metrics_handle();
         let guard = GuardLayer::new(1, Duration::from_millis(200));
         let slow = guard.layer(tower::service_fn(|_: Request| async {
             tokio::time::sleep(Duration::from_secs(30)).await;
@@ -357,6 +368,15 @@ mod tests {
             answer(served.expect("infallible")).await,
             (StatusCode::OK, "done".into())
         );
+
+        let rendered = metrics.render();
+        for reason in ["overloaded", "timeout"] {
+            let series = format!("mcpg_http_requests_refused_total{{reason=\"{reason}\"}}");
+            assert!(
+                rendered.contains(&series),
+                "{series} missing from {rendered}"
+            );
+        }
     }
 
     #[test]
