@@ -27,7 +27,8 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ "${#PG_CLEANUP[@]}" -gt 0 ]; then
     sleep 0.5
-    psql "$PG_URL" -q "${PG_CLEANUP[@]}" >/dev/null 2>&1 || true
+    psql "$PG_URL" -q "${PG_CLEANUP[@]}" >/dev/null \
+      || echo "warning: could not drop the benchmark's database and role (${PG_CLEANUP[*]})" >&2
   fi
 }
 trap cleanup EXIT
@@ -78,17 +79,17 @@ start_auth() { # BACKEND PORT → sets AUTH_PID, CREDENTIAL
 }
 
 steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
-busy_ticks() { awk '/^cpu / {print $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
+total_ticks() { awk '/^cpu / {print $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
 
 run_oha() { # NAME URL MODE(rate|sat|warm) ROUND EXTRA…
   local name="$1" url="$2" mode="$3" round="$4"; shift 4
   local load=(-c 16) duration="$DURATION"
   [ "$mode" = rate ] && load=(-q 1000 -c 16 --latency-correction)
   [ "$mode" = warm ] && duration=3s
-  local s0 t0; s0=$(steal_ticks); t0=$(busy_ticks)
+  local s0 t0; s0=$(steal_ticks); t0=$(total_ticks)
   oha --no-tui --output-format json -z "$duration" "${load[@]}" -m POST "$@" "$url" \
     >"$OUT/$name-$mode-$round.json"
-  echo "$(( ($(steal_ticks) - s0) * 1000 / ($(busy_ticks) - t0 + 1) ))" >"$OUT/$name-$mode-$round.steal"
+  echo "$(( ($(steal_ticks) - s0) * 1000 / ($(total_ticks) - t0 + 1) ))" >"$OUT/$name-$mode-$round.steal"
 }
 
 start_auth sqlite 8451
@@ -142,7 +143,7 @@ rows = ["mcpg-auth-sqlite", "mcpg-auth-postgres", "peer", "ceiling"]
 sat = {r: median(r, "sat") for r in rows}
 rate = {r: median(r, "rate") for r in rows}
 print(f"results in {out} (medians of {rounds} rounds)\n")
-print("| server | saturated req/s (c=16) | p99 at saturation | 1,000 req/s: p50 | p99 | non-2xx | RSS peak | steal (sat / rate) |")
+print("| server | saturated req/s (c=16) | p99 at saturation | 1,000 req/s: p50 | p99 | non-2xx (all runs) | RSS peak | steal (sat / rate) |")
 print("|---|---|---|---|---|---|---|---|")
 for r in rows:
     rss = out / f"{r}-rss-kb.txt"

@@ -17,9 +17,9 @@ use crate::store::OrgUsage;
 
 /// Request latency histogram, labelled by method, route template and status (no org).
 pub const REQUEST_DURATION: &str = "mcpg_http_request_duration_seconds";
-/// Requests answered 503 before reaching a route, by reason (`overloaded`: past
-/// `--max-in-flight`; `timeout`: past the request timeout). They are not in
-/// [`REQUEST_DURATION`].
+/// Requests the guard answered 503, by reason: `overloaded` (shed before routing, past
+/// `--max-in-flight`) or `timeout` (cut off at the request timeout; the handler may have
+/// partly run). Neither is in [`REQUEST_DURATION`].
 pub const REQUESTS_REFUSED: &str = "mcpg_http_requests_refused_total";
 /// Token requests, labelled by org and outcome.
 pub const TOKENS_ISSUED: &str = "mcpg_tokens_issued_total";

@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -182,25 +182,38 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => Guarded::Admitted {
-                future: tokio::time::timeout(self.timeout, self.inner.call(request)),
-                _permit: permit,
-            },
-            Err(_) => Guarded::Shed,
+        // Probes and scrapes are never shed: a busy instance must still answer its health
+        // checks (or its orchestrator restarts it) and its metrics (or nobody sees why).
+        let permit = if is_operations_path(request.uri().path()) {
+            None
+        } else {
+            match self.permits.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => return Guarded::Shed,
+            }
+        };
+        Guarded::Admitted {
+            future: tokio::time::timeout(self.timeout, self.inner.call(request)),
+            _permit: permit,
         }
     }
+}
+
+/// `/healthz`, `/readyz` and `/metrics`, which the guard never sheds.
+fn is_operations_path(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
 pin_project! {
     /// The response future of [`Guard`].
     #[project = GuardedProjection]
     pub enum Guarded<F> {
-        /// Running, holding one of the in-flight permits until it completes.
+        /// Running, holding one of the in-flight permits (none for the operations
+        /// endpoints) until it completes or is dropped.
         Admitted {
             #[pin]
             future: Timeout<F>,
-            _permit: OwnedSemaphorePermit,
+            _permit: Option<OwnedSemaphorePermit>,
         },
         /// Refused: too many requests in flight.
         Shed,
@@ -306,8 +319,14 @@ where
         let response = std::task::ready!(this.future.poll(cx))?;
         let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
         let elapsed = this.start.elapsed();
-        latency_histogram(route, this.method, response.status().as_u16())
-            .record(elapsed.as_secs_f64());
+        let status = response.status();
+        latency_histogram(route, this.method, status.as_u16()).record(elapsed.as_secs_f64());
+        // 500s are logged with their cause where they are made (`ApiError`); the other
+        // server errors (503: no active key, revoked certificate, IdP keys unreachable, not
+        // ready) are logged here, inside the request span.
+        if status.is_server_error() && status != StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::warn!(status = status.as_u16(), "answered with a server error");
+        }
         tracing::debug!(
             status = response.status().as_u16(),
             latency_us = elapsed.as_micros() as u64,
@@ -361,6 +380,16 @@ mod tests {
         let (status, body) = answer(timed_out).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("timed out"), "{body}");
+
+        // Probes are answered even with every permit taken.
+        let probe = Request::get("/healthz")
+            .body(Body::empty())
+            .expect("request");
+        let probed = fast.clone().oneshot(probe).await;
+        assert_eq!(
+            answer(probed.expect("infallible")).await,
+            (StatusCode::OK, "done".into())
+        );
 
         // The timed-out request gave its permit back.
         let served = fast.oneshot(Request::new(Body::empty())).await;
