@@ -203,11 +203,12 @@ impl Principal {
     }
 }
 
-/// The request's id (the `x-request-id` header the request-id layer sets), empty if none.
+/// The request's id (the `x-request-id` header the request-context layer sets), empty if
+/// none.
 pub fn request_id(parts: &Parts) -> String {
     parts
         .headers
-        .get("x-request-id")
+        .get(&crate::api::REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned()

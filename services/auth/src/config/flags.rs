@@ -100,7 +100,8 @@ pub struct ServeArgs {
     /// Per-request timeout, e.g. 10s [default: 10s].
     #[arg(long, env = "MCPG_REQUEST_TIMEOUT")]
     pub request_timeout: Option<String>,
-    /// Requests handled at once before new ones get 503 [default: 1024].
+    /// Requests in progress, across all routes, before new ones get 503 (health and
+    /// metrics endpoints are never refused) [default: 1024].
     #[arg(long, env = "MCPG_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<usize>,
     /// Log format: `text` or `json` [default: text]. Filter with MCPG_LOG (e.g. `info`).
