@@ -10,7 +10,8 @@
 # times, after a warm-up (the peer's JIT needs one); the table gives each figure's median
 # over the rounds, and the CPU time the hypervisor stole during each measurement (a shared
 # 2-core VM: when steal is high, latency tails are the host's, not ours).
-# Installs what it needs (oha, the peer's npm packages).
+# Installs what it needs (oha, the peer's npm packages). Both Rust servers are built with the
+# `dist` profile, the one release binaries ship with.
 #
 # Usage: bench/token-load.sh [DURATION] [ROUNDS]   (default 10s per measurement, 3 rounds)
 # Env:   MCPG_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
@@ -37,7 +38,8 @@ need() { command -v "$1" >/dev/null 2>&1; }
 need oha || { echo "installing oha (cargo install oha --locked)…"; cargo install oha --locked; }
 need node || { echo "node is required for the reference peer" >&2; exit 1; }
 [ -d bench/peer/node_modules ] || (cd bench/peer && npm ci --no-audit --no-fund)
-cargo build --release -q -p mcpg-auth --bin mcpg-auth --example sign_ceiling
+# The shipped profile (fat LTO, one codegen unit), for the service and the ceiling alike.
+cargo build --profile dist -q -p mcpg-auth --bin mcpg-auth --example sign_ceiling
 
 wait_http() { # URL
   for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
@@ -66,7 +68,7 @@ start_auth() { # BACKEND PORT → sets AUTH_PID, CREDENTIAL
     local server="${PG_URL#postgres://}"; server="${server#*@}"; server="${server%%/*}"
     args+=(--database-url "postgres://$role:bench@$server/$db" --migrate-database-url "${PG_URL%/*}/$db")
   fi
-  target/release/mcpg-auth "${args[@]}" >"$OUT/auth-$backend.log" 2>&1 &
+  target/dist/mcpg-auth "${args[@]}" >"$OUT/auth-$backend.log" 2>&1 &
   AUTH_PID=$!; PIDS+=("$AUTH_PID")
   wait_http "http://127.0.0.1:$PORT/readyz"
   ADMIN=$(cat "$dir/bootstrap.token")
@@ -99,7 +101,7 @@ POSTGRES_PID=$AUTH_PID POSTGRES_CRED=$CREDENTIAL
 
 node bench/peer/oidc-peer.mjs 8453 >"$OUT/peer.log" 2>&1 & PIDS+=($!)
 wait_http "http://127.0.0.1:8453/.well-known/openid-configuration"
-target/release/examples/sign_ceiling 127.0.0.1:8454 >"$OUT/ceiling.log" 2>&1 & PIDS+=($!)
+target/dist/examples/sign_ceiling 127.0.0.1:8454 >"$OUT/ceiling.log" 2>&1 & PIDS+=($!)
 sleep 0.5
 
 peer=(-H 'content-type: application/x-www-form-urlencoded'
