@@ -6,10 +6,11 @@
 #   the reference peer (node-oidc-provider, client_credentials, EdDSA JWT access tokens),
 #   the ceiling (an axum handler that only signs a fixed claim set with a pre-parsed key),
 # each at saturation with 16 connections (throughput) and at a fixed 1,000 req/s (latency),
-# plus mcpg-auth's peak RSS. All four servers run at once and are measured in turn, ROUNDS
-# times, after a warm-up (the peer's JIT needs one); the table gives each figure's median
-# over the rounds, and the CPU time the hypervisor stole during each measurement (a shared
-# 2-core VM: when steal is high, latency tails are the host's, not ours).
+# plus mcpg-auth's peak RSS and each server's CPU time per token at saturation (steadier
+# than throughput on a shared VM). All four servers run at once and are measured in turn,
+# ROUNDS times, after a warm-up (the peer's JIT needs one); the table gives each figure's
+# median over the rounds, and the CPU time the hypervisor stole during each measurement (a
+# shared 2-core VM: when steal is high, latency tails are the host's, not ours).
 # Installs what it needs (oha, the peer's npm packages). Both Rust servers are built with the
 # `dist` profile, the one release binaries ship with.
 #
@@ -81,6 +82,10 @@ start_auth() { # BACKEND PORT → sets AUTH_PID, CREDENTIAL
 }
 
 steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
+# utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat; the
+# command name in field 2 has no spaces for any of our servers).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+declare -A PID_OF
 total_ticks() { awk '/^cpu / {print $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
 
 run_oha() { # NAME URL MODE(rate|sat|warm) ROUND EXTRA…
@@ -88,20 +93,21 @@ run_oha() { # NAME URL MODE(rate|sat|warm) ROUND EXTRA…
   local load=(-c 16) duration="$DURATION"
   [ "$mode" = rate ] && load=(-q 1000 -c 16 --latency-correction)
   [ "$mode" = warm ] && duration=3s
-  local s0 t0; s0=$(steal_ticks); t0=$(total_ticks)
+  local s0 t0 c0; s0=$(steal_ticks); t0=$(total_ticks); c0=$(cpu_ticks "${PID_OF[$name]}")
   oha --no-tui --output-format json -z "$duration" "${load[@]}" -m POST "$@" "$url" \
     >"$OUT/$name-$mode-$round.json"
   echo "$(( ($(steal_ticks) - s0) * 1000 / ($(total_ticks) - t0 + 1) ))" >"$OUT/$name-$mode-$round.steal"
+  echo "$(( $(cpu_ticks "${PID_OF[$name]}") - c0 ))" >"$OUT/$name-$mode-$round.cpu"
 }
 
 start_auth sqlite 8451
-SQLITE_PID=$AUTH_PID SQLITE_CRED=$CREDENTIAL
+SQLITE_PID=$AUTH_PID SQLITE_CRED=$CREDENTIAL PID_OF[mcpg-auth-sqlite]=$AUTH_PID
 start_auth postgres 8452
-POSTGRES_PID=$AUTH_PID POSTGRES_CRED=$CREDENTIAL
+POSTGRES_PID=$AUTH_PID POSTGRES_CRED=$CREDENTIAL PID_OF[mcpg-auth-postgres]=$AUTH_PID
 
-node bench/peer/oidc-peer.mjs 8453 >"$OUT/peer.log" 2>&1 & PIDS+=($!)
+node bench/peer/oidc-peer.mjs 8453 >"$OUT/peer.log" 2>&1 & PIDS+=($!) PID_OF[peer]=$!
 wait_http "http://127.0.0.1:8453/.well-known/openid-configuration"
-target/dist/examples/sign_ceiling 127.0.0.1:8454 >"$OUT/ceiling.log" 2>&1 & PIDS+=($!)
+target/dist/examples/sign_ceiling 127.0.0.1:8454 >"$OUT/ceiling.log" 2>&1 & PIDS+=($!) PID_OF[ceiling]=$!
 sleep 0.5
 
 peer=(-H 'content-type: application/x-www-form-urlencoded'
@@ -123,20 +129,22 @@ done
 grep VmHWM "/proc/$SQLITE_PID/status" | awk '{print $2}' >"$OUT/mcpg-auth-sqlite-rss-kb.txt"
 grep VmHWM "/proc/$POSTGRES_PID/status" | awk '{print $2}' >"$OUT/mcpg-auth-postgres-rss-kb.txt"
 
-python3 - "$OUT" "$ROUNDS" <<'PY'
+python3 - "$OUT" "$ROUNDS" "$(getconf CLK_TCK)" <<'PY'
 import json, sys, pathlib, statistics
-out, rounds = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+out, rounds, tick = pathlib.Path(sys.argv[1]), int(sys.argv[2]), 1e6 / int(sys.argv[3])
 def one(name, mode, r):
     data = json.loads((out / f"{name}-{mode}-{r}.json").read_text())
     summary, pct = data["summary"], data["latencyPercentiles"]
     codes = data.get("statusCodeDistribution", {})
     ok = sum(v for k, v in codes.items() if k.startswith("2"))
     steal = int((out / f"{name}-{mode}-{r}.steal").read_text()) / 10
+    # The server's CPU per answered request: steadier than the throughput on a shared VM.
+    cpu = int((out / f"{name}-{mode}-{r}.cpu").read_text()) * tick / max(sum(codes.values()), 1)
     return dict(rps=summary["requestsPerSec"], p50=pct["p50"] * 1e3, p99=pct["p99"] * 1e3,
-                bad=sum(codes.values()) - ok, steal=steal)
+                bad=sum(codes.values()) - ok, steal=steal, cpu=cpu)
 def median(name, mode):
     runs = [one(name, mode, r) for r in range(1, rounds + 1)]
-    m = {k: statistics.median(run[k] for run in runs) for k in ("rps", "p50", "p99", "steal")}
+    m = {k: statistics.median(run[k] for run in runs) for k in ("rps", "p50", "p99", "steal", "cpu")}
     m["bad"] = sum(run["bad"] for run in runs)
     m["all_rps"] = [run["rps"] for run in runs]
     m["all_p99"] = [run["p99"] for run in runs]
@@ -145,13 +153,13 @@ rows = ["mcpg-auth-sqlite", "mcpg-auth-postgres", "peer", "ceiling"]
 sat = {r: median(r, "sat") for r in rows}
 rate = {r: median(r, "rate") for r in rows}
 print(f"results in {out} (medians of {rounds} rounds)\n")
-print("| server | saturated req/s (c=16) | p99 at saturation | 1,000 req/s: p50 | p99 | non-2xx (all runs) | RSS peak | steal (sat / rate) |")
-print("|---|---|---|---|---|---|---|---|")
+print("| server | saturated req/s (c=16) | p99 at saturation | server CPU per token | 1,000 req/s: p50 | p99 | non-2xx (all runs) | RSS peak | steal (sat / rate) |")
+print("|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     rss = out / f"{r}-rss-kb.txt"
     rss = f"{int(rss.read_text().strip()) / 1024:.1f} MB" if rss.exists() else "-"
     bad = sat[r]["bad"] + rate[r]["bad"]
-    print(f"| {r} | {sat[r]['rps']:,.0f} | {sat[r]['p99']:.2f} ms | {rate[r]['p50']:.2f} ms | "
+    print(f"| {r} | {sat[r]['rps']:,.0f} | {sat[r]['p99']:.2f} ms | {sat[r]['cpu']:.1f} µs | {rate[r]['p50']:.2f} ms | "
           f"{rate[r]['p99']:.2f} ms | {bad} | {rss} | {sat[r]['steal']:.0f} % / {rate[r]['steal']:.0f} % |")
 print("\nper round, saturated req/s and p99 at 1,000 req/s:")
 for r in rows:
@@ -161,7 +169,8 @@ for r in rows:
 for r in rows[:2]:
     ratios = [a / c for a, c in zip(sat[r]["all_rps"], sat["ceiling"]["all_rps"])]
     peers = [a / p for a, p in zip(sat[r]["all_rps"], sat["peer"]["all_rps"])]
-    print(f"\n{r}: {sat[r]['rps'] / sat['peer']['rps']:.1f}x the peer, "
+    print(f"\n{r}: tokens per CPU second {sat['ceiling']['cpu'] / sat[r]['cpu']:.0%} of the ceiling's; "
+          f"{sat[r]['rps'] / sat['peer']['rps']:.1f}x the peer, "
           f"{sat[r]['rps'] / sat['ceiling']['rps']:.0%} of the ceiling (medians); per round "
           + ", ".join(f"{x:.0%}" for x in ratios) + " of the ceiling, "
           + ", ".join(f"{x:.1f}x" for x in peers) + " the peer")
