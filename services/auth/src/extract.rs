@@ -2,10 +2,11 @@
 //! principals (API tokens and identity tokens of the orgs' OIDC providers) and gateway
 //! credentials.
 
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use crate::credential::{Credential, CredentialKind};
@@ -15,7 +16,8 @@ use crate::rbac::Role;
 use crate::state::AppState;
 use crate::store::Actor;
 
-/// A JSON body; malformed, mistyped or oversized bodies become [`ApiError`]s.
+/// A JSON object body; malformed, mistyped or oversized bodies, and JSON that is not an
+/// object, become [`ApiError`]s.
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
@@ -27,11 +29,77 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_error(rejection)),
+        if !is_json(request.headers()) {
+            return Err(not_json());
         }
+        let body = read_body(request, state).await?;
+        object(&body).map(Self)
     }
+}
+
+/// The token request's body: empty (`T::default()`) or a JSON object. Its `Content-Type`
+/// is not checked: the body is informational, and a gateway's tokens must not depend on a
+/// header its HTTP client may set differently.
+#[derive(Debug, Clone)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let body = read_body(request, state).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        object(&body).map(Self)
+    }
+}
+
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            _ => ApiError::BadRequest("cannot read body".into()),
+        })
+}
+
+/// Deserialises `body` as `T`, which must be a JSON object: serde would also fill a struct
+/// from a JSON array of its fields in order, which no route documents.
+fn object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::BadRequest("body must be a JSON object".into()));
+    }
+    match axum::Json::<T>::from_bytes(body) {
+        Ok(axum::Json(value)) => Ok(value),
+        Err(rejection) => Err(json_error(rejection)),
+    }
+}
+
+/// `Content-Type: application/json`, or another `application/…+json` type, with any
+/// parameters.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+fn not_json() -> ApiError {
+    ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
 }
 
 fn json_error(rejection: JsonRejection) -> ApiError {
@@ -40,14 +108,27 @@ fn json_error(rejection: JsonRejection) -> ApiError {
             ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
         }
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-        JsonRejection::JsonDataError(e) => {
-            ApiError::BadRequest(format!("invalid body: {}", e.body_text()))
-        }
-        JsonRejection::JsonSyntaxError(e) => {
-            ApiError::BadRequest(format!("body is not valid JSON: {}", e.body_text()))
-        }
+        // axum's texts start with its own sentence; ours says the same in fewer words.
+        JsonRejection::JsonDataError(e) => ApiError::BadRequest(format!(
+            "invalid body: {}",
+            strip_framework_text(&e.body_text())
+        )),
+        JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest(format!(
+            "body is not valid JSON: {}",
+            strip_framework_text(&e.body_text())
+        )),
         other => ApiError::BadRequest(format!("cannot read body: {}", other.body_text())),
     }
+}
+
+fn strip_framework_text(text: &str) -> &str {
+    [
+        "Failed to deserialize the JSON body into the target type: ",
+        "Failed to parse the request body as JSON: ",
+    ]
+    .iter()
+    .find_map(|prefix| text.strip_prefix(prefix))
+    .unwrap_or(text)
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {

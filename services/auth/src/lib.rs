@@ -19,6 +19,7 @@ pub mod oidc;
 pub mod ratelimit;
 pub mod rbac;
 pub mod secrets;
+pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -238,8 +238,10 @@ fn is_admin_route(path: &str) -> bool {
 }
 
 /// The middleware: limits management requests per org (after tenant resolution) and
-/// cross-tenant admin requests per admin token. Unauthenticated requests pass through to
-/// be refused by the handler.
+/// cross-tenant admin requests per admin token. A global admin acting inside one org is
+/// neither charged to nor refused by that org's budget: an org spending its budget (its
+/// gateways share it) must not lock the vendor out of suspending or re-licensing it.
+/// Unauthenticated requests pass through to be refused by the handler.
 pub async fn limit_requests(
     State(state): State<AppState>,
     request: Request,
@@ -247,7 +249,10 @@ pub async fn limit_requests(
 ) -> Response {
     let (mut parts, body) = request.into_parts();
     let limits = &state.limits;
-    let decision = if let Some(access) = parts.extensions.get::<Access>() {
+    let access = parts.extensions.get::<Access>();
+    let decision = if access.is_some_and(|access| access.principal.is_global()) {
+        None
+    } else if let Some(access) = access {
         let (org_id, slug) = (access.org.id.clone(), access.org.slug.clone());
         let rps = limits.licensed_rps(&state, &org_id).await;
         let decision = limits.check_org(&org_id, rps);

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::ServiceExt;
 use mcpg_license_core::{
     Clock, PublicKey, SigningKey, SystemClock, Unverified, decode_unverified, keys::vendor_roots,
 };
@@ -25,6 +24,7 @@ use crate::keyring::Keyring;
 use crate::oidc::OidcVerifier;
 use crate::ratelimit::{RateLimits, spawn_pruner};
 use crate::secrets::{self, DEV_ROOT_PUBLIC, Kek, write_secret_file};
+use crate::serve::ServeOptions;
 use crate::state::{AppState, ServiceInfo, SharedState};
 use crate::store::{DatabaseOptions, Store};
 use crate::telemetry::{self, CERTIFICATE_DAYS_LEFT, GATEWAYS_SEEN, LICENSE_DAYS_LEFT};
@@ -46,6 +46,7 @@ pub struct Application {
     state: AppState,
     limits: HttpLimits,
     key_reload_interval: Duration,
+    header_read_timeout: Duration,
     tenants: Option<(TenantsFile, [u8; 32])>,
     checkpoint_interval: Duration,
 }
@@ -62,13 +63,22 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let now = clock.now();
+        // Bind first: a start that cannot listen (port taken, no permission) must fail
+        // before it spends the one-time bootstrap token or generates any key.
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
         create_data_dir(&settings.data_dir)?;
         let database = DatabaseOptions {
             url: settings.database_url.as_ref(),
             migrate_url: settings.migrate_database_url.as_ref(),
             allow_owner_connection: settings.allow_owner_connection,
         };
-        let store = Store::connect(&database, &settings.data_dir.join("mcpg.db"))
+        let sqlite_path = settings.data_dir.join("mcpg.db");
+        if settings.database_url.is_none() {
+            create_private_file(&sqlite_path)?;
+        }
+        let store = Store::connect(&database, &sqlite_path)
             .await
             .context("cannot open the database")?;
         let kek = Kek::load(&settings.kek, &settings.data_dir)?;
@@ -151,9 +161,6 @@ impl Application {
             }
             None => None,
         };
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
         Ok(Self {
             listener,
@@ -164,6 +171,7 @@ impl Application {
                 max_in_flight: settings.max_in_flight,
             },
             key_reload_interval: settings.key_reload_interval,
+            header_read_timeout: settings.header_read_timeout,
             tenants,
             checkpoint_interval: settings.audit_checkpoint_interval,
         })
@@ -197,9 +205,14 @@ impl Application {
         }
         tracing::info!(port = self.port, issuer = %self.state.info.issuer, "mcpg-auth listening");
         let app = service(self.state.clone(), self.limits);
-        let served = axum::serve(self.listener, app.into_make_service())
-            .with_graceful_shutdown(stop)
-            .await;
+        // Every request in flight ends within the request timeout (the guard cuts it off):
+        // past that and a second more, what is still open is a client that stopped
+        // sending, and shutdown does not wait for it.
+        let options = ServeOptions {
+            header_read_timeout: self.header_read_timeout,
+            drain: self.limits.timeout + Duration::from_secs(1),
+        };
+        crate::serve::serve(self.listener, app, stop, options).await;
         for task in tasks {
             task.abort();
         }
@@ -211,7 +224,7 @@ impl Application {
         }
         self.state.store.close().await;
         tracing::info!("mcpg-auth stopped");
-        served.context("server failed")
+        Ok(())
     }
 }
 
@@ -225,6 +238,25 @@ fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     }
     Ok(())
+}
+
+/// Creates the default SQLite database file empty with mode 0600 when it does not exist yet
+/// (SQLite gives its `-wal` and `-shm` files the database file's mode). The directory is
+/// 0700 already; the file holds credential hashes and the encrypted signing keys.
+fn create_private_file(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => {
+            Err(error).with_context(|| format!("cannot create the database {}", path.display()))
+        }
+    }
 }
 
 /// The compiled-in vendor roots plus the `--trusted-root` files.

@@ -3,10 +3,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use mcpg_license_core::clock::to_rfc3339;
@@ -14,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{ApiError, Result};
-use crate::extract::GatewayCredential;
+use crate::extract::{GatewayCredential, OptionalJson};
 use crate::issuer::{GRACE, IssueError, REFRESH_AFTER};
 use crate::keyring::TOKEN_LIFETIME;
 use crate::state::AppState;
@@ -49,19 +47,8 @@ struct TokenResponse {
 async fn token(
     State(state): State<AppState>,
     GatewayCredential(credential): GatewayCredential,
-    body: std::result::Result<Bytes, BytesRejection>,
+    OptionalJson(request): OptionalJson<TokenRequest>,
 ) -> Result<(HeaderMap, String)> {
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-        _ => ApiError::BadRequest("cannot read body".into()),
-    })?;
-    let request: TokenRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        TokenRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::BadRequest(format!("body must be empty or a JSON object: {e}"))
-        })?
-    };
     let outcome = state.issuer.issue(&credential, state.now()).await;
     // Issued tokens are counted by the issuer (on a counter cached with the grant).
     let refused = match &outcome {

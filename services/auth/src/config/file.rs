@@ -57,6 +57,7 @@ pub(super) struct FileConfig {
     pub(super) grant_cache_ttl: Option<String>,
     pub(super) audit_checkpoint_interval: Option<String>,
     pub(super) request_timeout: Option<String>,
+    pub(super) header_read_timeout: Option<String>,
     pub(super) max_in_flight: Option<usize>,
     pub(super) log_format: Option<LogFormat>,
     pub(super) tenants: Option<PathBuf>,

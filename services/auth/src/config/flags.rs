@@ -100,6 +100,10 @@ pub struct ServeArgs {
     /// Per-request timeout, e.g. 10s [default: 10s].
     #[arg(long, env = "MCPG_REQUEST_TIMEOUT")]
     pub request_timeout: Option<String>,
+    /// How long a client may take to send a request's headers (and how long an idle
+    /// keep-alive connection stays open), e.g. 10s [default: 10s]; slower ones are cut off.
+    #[arg(long, env = "MCPG_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<String>,
     /// Requests in progress, across all routes, before new ones get 503 (health and
     /// metrics endpoints are never refused) [default: 1024].
     #[arg(long, env = "MCPG_MAX_IN_FLIGHT")]

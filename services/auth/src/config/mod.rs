@@ -132,6 +132,8 @@ pub struct Settings {
     pub audit_checkpoint_interval: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// Time a client has to send a request's headers.
+    pub header_read_timeout: Duration,
     /// Concurrency limit before load shedding.
     pub max_in_flight: usize,
     /// Log format.
@@ -165,6 +167,7 @@ impl Settings {
             grant_cache_ttl: Duration::from_secs(5),
             audit_checkpoint_interval: Duration::from_secs(3_600),
             request_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
             log_format: LogFormat::Text,
             tenants: None,
@@ -272,6 +275,10 @@ impl Settings {
                 "request_timeout",
             ),
             (
+                args.header_read_timeout.or(file.header_read_timeout),
+                "header_read_timeout",
+            ),
+            (
                 args.audit_checkpoint_interval
                     .or(file.audit_checkpoint_interval),
                 "audit_checkpoint_interval",
@@ -291,6 +298,7 @@ impl Settings {
                 "audit_checkpoint_interval" => settings.audit_checkpoint_interval = duration,
                 "oidc_jwks_ttl" => settings.oidc.ttl = duration,
                 "oidc_jwks_refetch_interval" => settings.oidc.refetch_interval = duration,
+                "header_read_timeout" => settings.header_read_timeout = duration,
                 _ => settings.request_timeout = duration,
             }
         }

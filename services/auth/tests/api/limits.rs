@@ -22,10 +22,25 @@ fn header(response: &Response, name: &str) -> u64 {
         .expect("a number")
 }
 
-/// Sends `count` requests for `org` at `per_second`; returns the statuses and one 429.
+/// An API key of `org` (its admin), made by the global admin.
+async fn org_key(app: &TestApp, org: &str) -> String {
+    let created = app
+        .expect(
+            reqwest::Method::POST,
+            "/v1/admin/tokens",
+            Some(serde_json::json!({"name": format!("{org} key"), "org": org})),
+            StatusCode::CREATED,
+        )
+        .await;
+    created["token"].as_str().expect("token").to_owned()
+}
+
+/// Sends `count` requests for `org` at `per_second` with `token`; returns the statuses and
+/// one 429.
 async fn drive(
     app: &TestApp,
     org: &str,
+    token: &str,
     per_second: u32,
     count: usize,
 ) -> (Vec<StatusCode>, Option<Response>) {
@@ -34,7 +49,9 @@ async fn drive(
     for _ in 0..count {
         ticker.tick().await;
         let response = app
-            .admin(reqwest::Method::GET, &format!("/v1/orgs/{org}/workspaces"))
+            .client
+            .get(format!("{}/v1/orgs/{org}/workspaces", app.address))
+            .bearer_auth(token)
             .send()
             .await
             .expect("sent");
@@ -60,8 +77,9 @@ async fn a_noisy_org_at_ten_times_its_limit_is_refused_while_a_quiet_org_is_not(
     for org in ["noisy", "quiet"] {
         app.create_org(org).await;
     }
-    let noisy = drive(&app, "noisy", ORG_RPS * 10, 100);
-    let quiet = drive(&app, "quiet", ORG_RPS / 2, 5);
+    let (noisy_key, quiet_key) = (org_key(&app, "noisy").await, org_key(&app, "quiet").await);
+    let noisy = drive(&app, "noisy", &noisy_key, ORG_RPS * 10, 100);
+    let quiet = drive(&app, "quiet", &quiet_key, ORG_RPS / 2, 5);
     let ((noisy, limited), (quiet, _)) = tokio::join!(noisy, quiet);
     let refused = noisy
         .iter()
@@ -82,6 +100,26 @@ async fn a_noisy_org_at_ten_times_its_limit_is_refused_while_a_quiet_org_is_not(
     assert!(header(&limited, "ratelimit-reset") >= 1);
     let body: serde_json::Value = limited.json().await.expect("json");
     assert_error(&body, "rate_limited");
+
+    // The org's budget is spent, and the vendor can still act on it: a global admin is
+    // not held to the org's limit.
+    let (flooded, _) = drive(&app, "noisy", &noisy_key, ORG_RPS * 10, 20).await;
+    assert!(
+        flooded.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{flooded:?}"
+    );
+    let (status, body) = app
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/orgs/noisy",
+            Some(serde_json::json!({"status": "suspended"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the vendor suspends the noisy org: {body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,13 +161,17 @@ async fn quota_usage_and_limits_are_gauges_labelled_by_org() {
         serde_json::json!({"tier": "team", "limits": {"max_workspaces": 3}, "valid_for_days": 30}),
     )
     .await;
-    app.expect(
-        reqwest::Method::POST,
-        &format!("/v1/orgs/{org}/workspaces"),
-        Some(serde_json::json!({"slug": "main"})),
-        StatusCode::CREATED,
-    )
-    .await;
+    // Through an org key: a global admin's requests are not charged to the org.
+    let key = org_key(&app, &org).await;
+    let created = app
+        .client
+        .post(format!("{}/v1/orgs/{org}/workspaces", app.address))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"slug": "main"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), StatusCode::CREATED);
     let text = app
         .client
         .get(format!("{}/metrics", app.address))

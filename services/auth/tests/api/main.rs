@@ -6,6 +6,7 @@ mod audit;
 mod audit_tamper;
 mod byoc;
 mod byoc_roll;
+mod connections;
 mod deployment;
 mod federation;
 mod helpers;

@@ -61,6 +61,25 @@ async fn malformed_oversized_and_mistyped_bodies_get_json_errors() {
             StatusCode::BAD_REQUEST,
             "invalid_request",
         ),
+        // serde would fill the struct from an array of its fields in order.
+        (
+            json_type,
+            b"[\"x3\", \"X\"]".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Some("application/merge-patch+json; charset=utf-8"),
+            b"\"x3\"".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Some("text/json"),
+            b"{\"slug\":\"x3\",\"display_name\":\"A\"}".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
         (
             json_type,
             vec![b' '; 100 * 1024],
@@ -79,6 +98,12 @@ async fn malformed_oversized_and_mistyped_bodies_get_json_errors() {
         assert_eq!(got, status, "{answer}");
         assert_error(&answer, code);
     }
+    let (status, _) = app.send(Method::GET, "/v1/orgs/x3", None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a refused body created an org"
+    );
     app.create_org("acme").await;
     for license in [
         json!({"tier": "platinum"}),
@@ -114,9 +139,21 @@ async fn malformed_oversized_and_mistyped_bodies_get_json_errors() {
             .status(),
         StatusCode::OK
     );
-    let (status, body) = split(token(b"<xml/>".to_vec()).await.expect("sent")).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_error(&body, "invalid_request");
+    for refused in [
+        &b"<xml/>"[..],
+        b"[\"pod-1\"]",
+        b"\"pod-1\"",
+        b"{\"instance\": 5}",
+    ] {
+        let (status, body) = split(token(refused.to_vec()).await.expect("sent")).await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            String::from_utf8_lossy(refused)
+        );
+        assert_error(&body, "invalid_request");
+    }
     let (status, body) = split(token(vec![b'{'; 200 * 1024]).await.expect("sent")).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_error(&body, "payload_too_large");
