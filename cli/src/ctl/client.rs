@@ -195,7 +195,45 @@ fn refusal(status: u16, text: &str, json: Option<&Value>) -> ClientError {
         },
         None => ClientError::Unexpected {
             status,
-            detail: text.chars().take(200).collect(),
+            detail: one_line(text),
         },
+    }
+}
+
+/// The start of a body that is not our error document (an HTML page from a proxy, say), as
+/// one line: whitespace runs become one space, at most 120 characters.
+fn one_line(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let joined = words.join(" ");
+    match joined.char_indices().nth(120) {
+        Some((cut, _)) => format!("{}…", &joined[..cut]),
+        None if joined.is_empty() => "(empty body)".into(),
+        None => joined,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ClientError, refusal};
+
+    #[test]
+    fn a_body_that_is_not_our_error_document_is_shown_on_one_short_line() {
+        let page = format!(
+            "<html>\n  <head><title>404 Not Found</title></head>\n<body>\r\n{}</body></html>\n",
+            "x".repeat(500)
+        );
+        let shown = refusal(404, &page, None).to_string();
+        assert!(!shown.contains('\n') && !shown.contains('\r'), "{shown}");
+        assert!(
+            shown.starts_with(
+                "unexpected answer from the server (404): <html> <head><title>404 Not Found"
+            ),
+            "{shown}"
+        );
+        assert!(shown.chars().count() < 200, "{shown}");
+        match refusal(502, "", None) {
+            ClientError::Unexpected { detail, .. } => assert_eq!(detail, "(empty body)"),
+            other => panic!("{other}"),
+        }
     }
 }

@@ -46,9 +46,18 @@ struct TokenResponse {
 
 async fn token(
     State(state): State<AppState>,
-    GatewayCredential(credential): GatewayCredential,
-    OptionalJson(request): OptionalJson<TokenRequest>,
+    credential: std::result::Result<GatewayCredential, ApiError>,
+    body: std::result::Result<OptionalJson<TokenRequest>, ApiError>,
 ) -> Result<(HeaderMap, String)> {
+    // Requests refused before the issuer (no, malformed or mistyped credential; a bad
+    // body) are counted too: the metric covers every token request.
+    let refused_early = |error: ApiError, outcome: &'static str| {
+        metrics::counter!(TOKENS_ISSUED, "org" => "-", "outcome" => outcome).increment(1);
+        error
+    };
+    let GatewayCredential(credential) =
+        credential.map_err(|error| refused_early(error, "invalid_credential"))?;
+    let OptionalJson(request) = body.map_err(|error| refused_early(error, "bad_request"))?;
     let outcome = state.issuer.issue(&credential, state.now()).await;
     // Issued tokens are counted by the issuer (on a counter cached with the grant).
     let refused = match &outcome {

@@ -182,6 +182,56 @@ async fn org_scoped_tokens_see_only_their_own_org() {
     );
 }
 
+/// The value of one series in a Prometheus text page (0 when absent).
+fn series(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn token_requests_refused_before_the_issuer_are_counted() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let credential = app.gateway("acme").await;
+    let scrape = || async {
+        app.client
+            .get(format!("{}/metrics", app.address))
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("text")
+    };
+    let invalid = "mcpg_tokens_issued_total{org=\"-\",outcome=\"invalid_credential\"}";
+    let bad_body = "mcpg_tokens_issued_total{org=\"-\",outcome=\"bad_request\"}";
+    let before = scrape().await;
+    let post = |bearer: &str, body: &'static str| {
+        app.client
+            .post(format!("{}/v1/federation/token", app.address))
+            .bearer_auth(bearer)
+            .body(body)
+            .send()
+    };
+    for (bearer, body, status) in [
+        ("not-a-credential", "", StatusCode::UNAUTHORIZED),
+        ("mcpg_gw_short", "", StatusCode::UNAUTHORIZED),
+        (credential.as_str(), "[1]", StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(post(bearer, body).await.expect("sent").status(), status);
+    }
+    let after = scrape().await;
+    // The recorder is shared by every test in this process: other tests only add.
+    assert!(
+        series(&after, invalid) >= series(&before, invalid) + 2.0,
+        "{after}"
+    );
+    assert!(
+        series(&after, bad_body) >= series(&before, bad_body) + 1.0,
+        "{after}"
+    );
+}
+
 #[tokio::test]
 async fn health_readiness_metrics_and_openapi_are_served() {
     let app = spawn_app(Backend::Sqlite).await;
