@@ -23,16 +23,17 @@ use tower::{Service, ServiceExt};
 /// How the server treats slow clients and shutdown.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeOptions {
-    /// Time a client has to send a request's headers, counted from the first byte (and
-    /// how long an idle keep-alive connection is kept).
+    /// Time a client has to send a request's headers, counted from when the connection
+    /// starts waiting for the request (so it is also how long an idle keep-alive connection
+    /// is kept). At least a second.
     pub header_read_timeout: Duration,
     /// Longest wait for open connections once shutdown starts.
     pub drain: Duration,
 }
 
 /// Serves `service` on `listener` until `stop` completes, then stops accepting, lets every
-/// connection finish its request in progress, and returns once all are closed or `drain`
-/// has passed.
+/// connection finish its request in progress, and returns once all are closed or, after
+/// `drain`, once the remaining ones are dropped.
 pub async fn serve<S>(
     listener: TcpListener,
     service: S,
@@ -43,9 +44,10 @@ pub async fn serve<S>(
     S::Future: Send + 'static,
 {
     let header_read_timeout = options.header_read_timeout.max(Duration::from_secs(1));
-    // `stopping` tells the connections to finish; each holds a receiver of `open` until it
-    // ends, so `open.closed()` completes when the last one has.
+    // `stopping` tells the connections to finish, `dropping` to give up; each holds a
+    // receiver of `open` until it ends, so `open.closed()` completes when the last one has.
     let (stopping, stopping_rx) = watch::channel(false);
+    let (dropping, dropping_rx) = watch::channel(false);
     let (open, open_rx) = watch::channel(());
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -69,6 +71,7 @@ pub async fn serve<S>(
                 .map_request(|request: hyper::Request<Incoming>| request.map(Body::new)),
         );
         let mut stopping = stopping_rx.clone();
+        let mut dropping = dropping_rx.clone();
         let open = open_rx.clone();
         tokio::spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
@@ -84,7 +87,10 @@ pub async fn serve<S>(
                 // the signal.
                 _ = stopping.changed() => {
                     connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
+                    tokio::select! {
+                        _ = connection => {}
+                        _ = dropping.changed() => {}
+                    }
                 }
             }
             drop(open);
@@ -101,5 +107,7 @@ pub async fn serve<S>(
             connections = open.receiver_count(),
             "connections still open after the shutdown drain; closing them"
         );
+        let _ = dropping.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(1), open.closed()).await;
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -47,17 +47,24 @@ struct TokenResponse {
 async fn token(
     State(state): State<AppState>,
     credential: std::result::Result<GatewayCredential, ApiError>,
-    body: std::result::Result<OptionalJson<TokenRequest>, ApiError>,
+    body: Request,
 ) -> Result<(HeaderMap, String)> {
     // Requests refused before the issuer (no, malformed or mistyped credential; a bad
-    // body) are counted too: the metric covers every token request.
-    let refused_early = |error: ApiError, outcome: &'static str| {
+    // body) are counted too: the metric covers every token request. The credential is
+    // checked before the body is read.
+    let refused_early = |error: ApiError| {
+        let outcome = match error {
+            ApiError::InvalidCredential => "invalid_credential",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            _ => "bad_request",
+        };
         metrics::counter!(TOKENS_ISSUED, "org" => "-", "outcome" => outcome).increment(1);
         error
     };
-    let GatewayCredential(credential) =
-        credential.map_err(|error| refused_early(error, "invalid_credential"))?;
-    let OptionalJson(request) = body.map_err(|error| refused_early(error, "bad_request"))?;
+    let GatewayCredential(credential) = credential.map_err(refused_early)?;
+    let OptionalJson(request) = OptionalJson::<TokenRequest>::from_request(body, &state)
+        .await
+        .map_err(refused_early)?;
     let outcome = state.issuer.issue(&credential, state.now()).await;
     // Issued tokens are counted by the issuer (on a counter cached with the grant).
     let refused = match &outcome {

@@ -50,7 +50,7 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         "the server kept a connection with unfinished headers open for 10 s"
     );
     assert!(
-        started.elapsed() >= Duration::from_millis(900),
+        started.elapsed() >= Duration::from_millis(500),
         "closed before the timeout"
     );
     // The server still serves everyone else.
@@ -86,8 +86,13 @@ async fn a_stuck_connection_does_not_hold_off_shutdown() {
         .await
         .expect("the server did not stop within 10 s of the signal");
     // The idle keep-alive connection of the client closes at once; the stuck one is
-    // waited for at most the drain bound, 2 s here, not the 60 s of its header timeout.
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // waited for at most the drain bound, 2 s here (and 1 s more to drop it), not the 60 s
+    // of its header timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
