@@ -81,7 +81,7 @@ fn object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 /// `Content-Type: application/json`, or another `application/…+json` type, with any
-/// parameters.
+/// parameters (the rule of axum's `Json`, which keeps its check private).
 fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::CONTENT_TYPE)
@@ -103,11 +103,9 @@ fn not_json() -> ApiError {
 }
 
 fn json_error(rejection: JsonRejection) -> ApiError {
+    // Only the parsing rejections reach here: the content type and the body size were
+    // checked before the body was parsed.
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
-        }
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         // axum's texts start with its own sentence; ours says the same in fewer words.
         JsonRejection::JsonDataError(e) => ApiError::BadRequest(format!(
             "invalid body: {}",

@@ -64,6 +64,7 @@ pub async fn serve<S>(
             },
             () = &mut stop => break,
         };
+        // Answers are small and written whole: never hold one back for a delayed ACK.
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(
             service

@@ -46,7 +46,6 @@ pub struct Application {
     state: AppState,
     limits: HttpLimits,
     key_reload_interval: Duration,
-    header_read_timeout: Duration,
     tenants: Option<(TenantsFile, [u8; 32])>,
     checkpoint_interval: Duration,
 }
@@ -169,9 +168,9 @@ impl Application {
             limits: HttpLimits {
                 timeout: settings.request_timeout,
                 max_in_flight: settings.max_in_flight,
+                header_read_timeout: settings.header_read_timeout,
             },
             key_reload_interval: settings.key_reload_interval,
-            header_read_timeout: settings.header_read_timeout,
             tenants,
             checkpoint_interval: settings.audit_checkpoint_interval,
         })
@@ -209,7 +208,7 @@ impl Application {
         // past that and a second more, what is still open is a client that stopped
         // sending, and shutdown does not wait for it.
         let options = ServeOptions {
-            header_read_timeout: self.header_read_timeout,
+            header_read_timeout: self.limits.header_read_timeout,
             drain: self.limits.timeout + Duration::from_secs(1),
         };
         crate::serve::serve(self.listener, app, stop, options).await;

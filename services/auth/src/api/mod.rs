@@ -35,6 +35,8 @@ pub struct HttpLimits {
     pub timeout: Duration,
     /// Requests in flight before shedding load with 503.
     pub max_in_flight: usize,
+    /// Time a client has to send a request's headers (the server loop's, see `serve`).
+    pub header_read_timeout: Duration,
 }
 
 impl Default for HttpLimits {
@@ -42,6 +44,7 @@ impl Default for HttpLimits {
         Self {
             timeout: Duration::from_secs(10),
             max_in_flight: 1024,
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -9,7 +9,7 @@ use mcpg_auth::Application;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{Backend, spawn_app_with, test_settings};
+use crate::helpers::{Backend, TestApp, spawn_app_with, test_settings};
 
 /// Opens a connection and sends the start of a request whose headers never end.
 async fn half_request(address: &str) -> TcpStream {
@@ -20,6 +20,17 @@ async fn half_request(address: &str) -> TcpStream {
         .await
         .expect("write");
     stream
+}
+
+/// Asserts that `/healthz` answers 2xx on a connection of the app's client.
+async fn assert_healthy(app: &TestApp) {
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .expect("healthz");
+    assert!(health.status().is_success(), "{}", health.status());
 }
 
 /// Waits until the server closes `stream` (EOF or reset), up to `limit`.
@@ -54,13 +65,7 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         "closed before the timeout"
     );
     // The server still serves everyone else.
-    let health = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .expect("healthz");
-    assert!(health.status().is_success());
+    assert_healthy(&app).await;
 }
 
 #[tokio::test]
@@ -74,13 +79,7 @@ async fn a_stuck_connection_does_not_hold_off_shutdown() {
     .await;
     let _stuck = half_request(&app.address).await;
     // A complete request on a fresh connection, so one was served before the stop.
-    let health = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .expect("healthz");
-    assert!(health.status().is_success());
+    assert_healthy(&app).await;
     let started = Instant::now();
     tokio::time::timeout(Duration::from_secs(10), app.stop())
         .await
