@@ -99,6 +99,11 @@ pub struct Keyring {
     trust: TrustStore,
     publish_delay: i64,
     current: RwLock<Option<Arc<KeySnapshot>>>,
+    /// Held by each reload from its first read to its swap: two reloads that overlapped
+    /// could swap in the older read last (the periodic one reading before a rotation's
+    /// insert and finishing after the rotation's own reload), unpublishing a pending key
+    /// until the next reload.
+    reloading: tokio::sync::Mutex<()>,
     opened: Mutex<HashMap<String, Arc<JwtSigner>>>,
 }
 
@@ -126,6 +131,7 @@ impl Keyring {
             trust,
             publish_delay,
             current: RwLock::new(None),
+            reloading: tokio::sync::Mutex::new(()),
             opened: Mutex::new(HashMap::new()),
         }
     }
@@ -184,6 +190,7 @@ impl Keyring {
     /// Advances key states, renews certificates that are close to expiry (when a root is
     /// at hand) and swaps in a fresh snapshot.
     pub async fn reload(&self, now: i64) -> Result<(), KeyringError> {
+        let _serialised = self.reloading.lock().await;
         self.store.advance_keys(now, RETIRE_AFTER).await?;
         let mut keys = self.store.keys().await?;
         if let Some(root) = &self.root {
