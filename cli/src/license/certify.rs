@@ -13,8 +13,9 @@ use mcpg_license_core::{
 };
 use thiserror::Error;
 
+use super::custody::SignerArgs;
 use super::issue::BACKDATE;
-use super::{parse_span, warn_if_exposed};
+use super::parse_span;
 use crate::files;
 use crate::ids::random_id;
 use crate::render;
@@ -42,9 +43,9 @@ No --org means any org; no --entitlement means any entitlement.";
 /// Arguments of `certify`.
 #[derive(Debug, Args)]
 pub struct CertifyArgs {
-    /// Root secret key that signs the certificate
-    #[arg(long, value_name = "ROOT_SECRET")]
-    pub key: PathBuf,
+    /// The root that signs: --key, or --share repeated
+    #[command(flatten)]
+    pub signer: SignerArgs,
     /// Public key being certified (k4.public PASERK, PEM or JWK)
     #[arg(long, value_name = "PUBLIC")]
     pub subject_key: PathBuf,
@@ -162,9 +163,8 @@ pub fn certify(
 impl CertifyArgs {
     /// Reads the keys and builds the bounds: the request to sign.
     pub fn resolve(&self) -> anyhow::Result<CertificateRequest> {
-        let root = files::read_signing_key(&self.key)?;
-        warn_if_exposed(&self.key);
         let subject = files::read_public_key(&self.subject_key)?;
+        let root = self.signer.load()?;
         if subject.kid() == root.kid() {
             bail!(
                 "--subject-key is the root key itself: gateways trust roots directly, certify an issuer key instead"

@@ -18,7 +18,8 @@ use mcpg_license_core::{
 };
 use thiserror::Error;
 
-use super::{parse_span, parse_time, warn_if_exposed};
+use super::custody::SignerArgs;
+use super::{parse_span, parse_time};
 use crate::files;
 use crate::ids::random_id;
 use crate::render;
@@ -51,9 +52,9 @@ Entitlements are the tier's defaults, plus --entitlement, minus --without.";
 /// Arguments of `issue`.
 #[derive(Debug, Args)]
 pub struct IssueArgs {
-    /// Secret key that signs (k4.secret PASERK or PKCS#8 PEM): a root, or a certified key
-    #[arg(long, value_name = "SECRET")]
-    pub key: PathBuf,
+    /// The key that signs (a root, or a certified key): --key, or --share repeated
+    #[command(flatten)]
+    pub signer: SignerArgs,
     /// Issuer certificate of --key, when --key is not a root (embedded in the license)
     #[arg(long, value_name = "CERT")]
     pub certificate: Option<PathBuf>,
@@ -310,8 +311,6 @@ pub fn read_certificate(path: &Path) -> anyhow::Result<Certificate> {
 impl IssueArgs {
     /// Reads the key and certificate and checks limits: the request to sign.
     pub fn resolve(&self) -> anyhow::Result<LicenseRequest> {
-        let key = files::read_signing_key(&self.key)?;
-        warn_if_exposed(&self.key);
         let certificate = self
             .certificate
             .as_deref()
@@ -323,6 +322,8 @@ impl IssueArgs {
                 .apply_assignment(assignment)
                 .context("invalid --limit")?;
         }
+        // Last: a passphrase is asked only once everything else is known to be right.
+        let key = self.signer.load()?;
         Ok(LicenseRequest {
             key,
             certificate,

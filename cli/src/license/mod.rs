@@ -13,10 +13,12 @@ use mcpg_license_core::duration::parse_duration;
 use mcpg_license_core::{Clock, SystemClock, UnixTime};
 
 pub mod certify;
+pub mod custody;
 pub mod inspect;
 pub mod issue;
 pub mod keys;
 pub mod revoke;
+pub mod shares;
 pub mod verify;
 
 /// Exit status: success, or for `verify` a valid license or certificate.

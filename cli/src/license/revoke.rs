@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use mcpg_license_core::{RevocationList, TrustStore, UnixTime};
 
-use super::warn_if_exposed;
+use super::custody::SignerArgs;
 use crate::files;
 
 pub(crate) const EXAMPLES: &str = "\
@@ -32,9 +32,9 @@ and ignore older lists, so a list must name everything that is still revoked.";
 /// Arguments of `revoke`.
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
-    /// Root secret key that signs the list
-    #[arg(long, value_name = "ROOT_SECRET")]
-    pub key: PathBuf,
+    /// The root that signs: --key, or --share repeated
+    #[command(flatten)]
+    pub signer: SignerArgs,
     /// Serial of this list; must be higher than every earlier list's
     #[arg(long)]
     pub serial: u64,
@@ -65,9 +65,8 @@ fn valid_id(id: &str) -> bool {
 
 /// `revoke`.
 pub fn run(args: &RevokeArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
-    warn_if_exposed(&args.key);
-    let root = files::read_signing_key(&args.key)?;
     files::check_output(&args.out, args.force)?;
+    let root = args.signer.load()?;
     let mut list = RevocationList {
         serial: args.serial,
         iat: now,

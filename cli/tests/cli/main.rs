@@ -10,6 +10,7 @@ mod ctl_audit;
 mod ctl_oidc;
 mod ctl_revocations;
 mod ctl_tenants;
+mod custody;
 mod gateway_offline;
 mod inspect_jwks;
 mod issue_verify;

@@ -65,6 +65,9 @@ pub enum KeyError {
     /// A JWK that is not an OKP/Ed25519 key or whose kid does not match the key.
     #[error("invalid JWK: {0}")]
     Jwk(&'static str),
+    /// A passphrase-sealed key (`k4.secret-pw`) where a plain one was read.
+    #[error("this key is sealed with a passphrase (k4.secret-pw); give its passphrase")]
+    Sealed,
     /// The system random generator failed.
     #[error("the system random number generator failed")]
     Random,
@@ -291,8 +294,21 @@ impl SigningKey {
         Ok(Self::from_seed(&dalek.to_bytes()))
     }
 
+    /// The 32-byte seed (RFC 8032 secret key), for splitting a root into shares.
+    pub fn seed_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.dalek.to_bytes())
+    }
+
+    /// Seed and public key, 64 bytes: what a `k4.secret` PASERK holds.
+    pub fn keypair_bytes(&self) -> Zeroizing<[u8; 64]> {
+        Zeroizing::new(self.dalek.to_keypair_bytes())
+    }
+
     /// From a `k4.secret` PASERK or a PKCS#8 PEM document, whichever `text` is.
     pub fn parse_any(text: &str) -> Result<Self, KeyError> {
+        if crate::sealed::is_sealed_secret(text) {
+            return Err(KeyError::Sealed);
+        }
         if text.trim_start().starts_with("-----BEGIN") {
             Self::from_pem(text)
         } else {

@@ -19,6 +19,7 @@ pub mod keys;
 pub mod limits;
 pub mod paseto;
 pub mod revocation;
+pub mod sealed;
 pub mod tier;
 
 pub use catalog::{Catalog, CatalogDenial, PluginSpec};

@@ -1,0 +1,376 @@
+//! Root key custody: passphrase-sealed keys and k-of-n shares, through the built binary.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use mcpg_cli::license::shares::{ShareFile, ShareSet};
+use mcpg_license_core::sealed::{self, Argon2Cost};
+
+use crate::{Workdir, assert_one_error, stderr, stdout};
+
+/// Cheap Argon2id for tests; the default (256 MiB, 3 passes) is for real keys.
+const CHEAP: [&str; 4] = ["--argon2-memory", "8", "--argon2-passes", "1"];
+
+fn passphrase(work: &Workdir, name: &str, text: &str) -> String {
+    let path = work.path(name);
+    fs::write(&path, format!("{text}\n")).expect("passphrase file");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    path.display().to_string()
+}
+
+/// `keygen --shares 5 --threshold 3`, each share under "custodian I passphrase".
+fn split_root(work: &Workdir, name: &str) -> Vec<PathBuf> {
+    let mut args: Vec<String> = ["keygen", "--out", "root", "--name", name]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    args.extend(["--shares", "5", "--threshold", "3"].map(String::from));
+    args.extend(CHEAP.map(String::from));
+    for i in 1..=5 {
+        args.push("--passphrase-file".into());
+        args.push(passphrase(
+            work,
+            &format!("{name}-p{i}"),
+            &format!("custodian {i} passphrase"),
+        ));
+    }
+    work.run(args).success();
+    (1..=5)
+        .map(|i| work.path(&format!("root/{name}.share-{i}-of-5.json")))
+        .collect()
+}
+
+/// `--share FILE --passphrase-file FILE` for the given share indexes of `name`.
+fn share_args(work: &Workdir, name: &str, indexes: &[usize]) -> Vec<String> {
+    let mut args = Vec::new();
+    for i in indexes {
+        args.push("--share".to_string());
+        args.push(format!("root/{name}.share-{i}-of-5.json"));
+    }
+    for i in indexes {
+        args.push("--passphrase-file".to_string());
+        args.push(work.path(&format!("{name}-p{i}")).display().to_string());
+    }
+    args
+}
+
+fn run_with(work: &Workdir, base: &[&str], extra: Vec<String>) -> assert_cmd::assert::Assert {
+    let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+    args.extend(extra);
+    work.run(args)
+}
+
+#[test]
+fn a_sealed_key_signs_after_its_passphrase_and_a_wrong_one_says_nothing_about_which_part_failed() {
+    let work = Workdir::new();
+    let pw = passphrase(&work, "pw", "a passphrase long enough");
+    let mut args = vec!["keygen", "--out", "keys", "--name", "root", "--seal"];
+    args.extend(CHEAP);
+    args.extend(["--passphrase-file", &pw]);
+    let out = work.run(&args).success();
+    assert!(stdout(&out).contains("k4.secret-pw"));
+    let sealed_path = work.path("keys/root.secret-pw.paserk");
+    let mode = fs::metadata(&sealed_path)
+        .expect("sealed")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(!work.path("keys/root.secret.paserk").exists());
+    let text = fs::read_to_string(&sealed_path).expect("sealed");
+    assert!(text.starts_with("k4.secret-pw."));
+
+    work.run([
+        "issue",
+        "--key",
+        "keys/root.secret-pw.paserk",
+        "--passphrase-file",
+        &pw,
+        "--org",
+        "acme",
+        "--tier",
+        "team",
+        "--out",
+        "acme.license",
+    ])
+    .success();
+    work.verify("acme.license", &work.path("keys/root.public.paserk"), &[])
+        .success();
+
+    let wrong = passphrase(&work, "wrong", "not the passphrase at all");
+    let refused = work.run([
+        "issue",
+        "--key",
+        "keys/root.secret-pw.paserk",
+        "--passphrase-file",
+        &wrong,
+        "--org",
+        "acme",
+        "--tier",
+        "team",
+        "--out",
+        "b.license",
+    ]);
+    let wrong_err = stderr(&refused.code(2));
+    // Alter one character of the sealed ciphertext: the same words as a wrong passphrase.
+    let mut altered = text.trim().to_string().into_bytes();
+    let at = altered.len() - 40;
+    altered[at] = if altered[at] == b'A' { b'B' } else { b'A' };
+    fs::write(work.path("altered.paserk"), &altered).expect("write");
+    let refused = work.run([
+        "issue",
+        "--key",
+        "altered.paserk",
+        "--passphrase-file",
+        &pw,
+        "--org",
+        "acme",
+        "--tier",
+        "team",
+        "--out",
+        "c.license",
+    ]);
+    let altered_err = stderr(&refused.code(2));
+    let reason = |err: &str| {
+        err.lines()
+            .find(|l| l.starts_with("error:"))
+            .and_then(|l| l.split_once("does not open"))
+            .map(|(_, why)| why.to_string())
+            .unwrap_or_else(|| panic!("no 'does not open' in {err}"))
+    };
+    assert_eq!(reason(&wrong_err), reason(&altered_err));
+    assert!(wrong_err.contains("the passphrase is wrong or the sealed key was altered"));
+    assert!(!work.path("b.license").exists() && !work.path("c.license").exists());
+
+    // No terminal and no file: a clear instruction, not a hang.
+    assert_one_error(
+        work.run([
+            "issue",
+            "--key",
+            "keys/root.secret-pw.paserk",
+            "--org",
+            "acme",
+            "--tier",
+            "team",
+            "--out",
+            "d.license",
+        ]),
+        2,
+        "give --passphrase-file FILE",
+    );
+}
+
+#[test]
+fn a_short_passphrase_is_refused_before_anything_is_written() {
+    let work = Workdir::new();
+    let short = passphrase(&work, "short", "too short");
+    let mut args = vec!["keygen", "--out", "keys", "--name", "root", "--seal"];
+    args.extend(CHEAP);
+    args.extend(["--passphrase-file", &short]);
+    assert_one_error(work.run(&args), 2, "at least 12");
+    assert!(!work.path("keys").exists());
+}
+
+#[test]
+fn three_of_five_shares_sign_what_the_root_public_key_alone_verifies() {
+    let work = Workdir::new();
+    let shares = split_root(&work, "root27");
+    for share in &shares {
+        let mode = fs::metadata(share).expect("share").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let root_public = work.path("root/root27.public.paserk");
+    // A license signed by shares 5, 1 and 3.
+    run_with(
+        &work,
+        &[
+            "issue",
+            "--org",
+            "acme",
+            "--tier",
+            "enterprise",
+            "--out",
+            "acme.license",
+        ],
+        share_args(&work, "root27", &[5, 1, 3]),
+    )
+    .success();
+    work.verify("acme.license", &root_public, &[]).success();
+    // A certificate signed by shares 2, 3 and 4, all four shares also work.
+    work.run(["keygen", "--out", "issuer", "--name", "issuer"])
+        .success();
+    run_with(
+        &work,
+        &[
+            "certify",
+            "--subject-key",
+            "issuer/issuer.public.paserk",
+            "--issuer",
+            "https://auth.example",
+            "--out",
+            "issuer.cert",
+        ],
+        share_args(&work, "root27", &[2, 3, 4, 5]),
+    )
+    .success();
+    work.verify("issuer.cert", &root_public, &[]).success();
+    // A revocation list signed by shares 1, 2 and 4.
+    run_with(
+        &work,
+        &[
+            "revoke",
+            "--serial",
+            "1",
+            "--license",
+            "lic_abc",
+            "--out",
+            "rl.paseto",
+        ],
+        share_args(&work, "root27", &[1, 2, 4]),
+    )
+    .success();
+    work.verify(
+        "acme.license",
+        &root_public,
+        &["--revocations", "rl.paseto"],
+    )
+    .success();
+}
+
+#[test]
+fn too_few_repeated_foreign_and_tampered_shares_are_each_refused_with_their_own_reason() {
+    let work = Workdir::new();
+    split_root(&work, "root27");
+    split_root(&work, "other");
+    let issue = [
+        "issue",
+        "--org",
+        "acme",
+        "--tier",
+        "team",
+        "--out",
+        "x.license",
+    ];
+
+    assert_one_error(
+        run_with(&work, &issue, share_args(&work, "root27", &[1, 2])),
+        2,
+        "needs 3 shares; 2 given",
+    );
+    let mut repeated = share_args(&work, "root27", &[1, 2]);
+    repeated.extend(["--share".into(), "root/root27.share-1-of-5.json".into()]);
+    assert_one_error(run_with(&work, &issue, repeated), 2, "are the same share");
+    let mut foreign = share_args(&work, "root27", &[1, 2]);
+    foreign.extend(["--share".into(), "root/other.share-3-of-5.json".into()]);
+    assert_one_error(run_with(&work, &issue, foreign), 2, "shares of another key");
+
+    // A share whose sealed bytes were altered does not open.
+    let share3 = work.path("root/root27.share-3-of-5.json");
+    let original = fs::read_to_string(&share3).expect("share");
+    let mut share: ShareFile = serde_json::from_str(&original).expect("json");
+    let mut bytes = share.sealed.clone().into_bytes();
+    let at = bytes.len() - 30;
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    share.sealed = String::from_utf8(bytes).expect("ascii");
+    fs::write(&share3, serde_json::to_string(&share).expect("json")).expect("write");
+    assert_one_error(
+        run_with(&work, &issue, share_args(&work, "root27", &[1, 2, 3])),
+        2,
+        "root27.share-3-of-5.json does not open",
+    );
+
+    // A share re-sealed with another value by someone who knows its passphrase opens, but
+    // the key it rebuilds is not the one the set names: nothing is signed.
+    share.sealed = sealed::seal_local(
+        &[9u8; 32],
+        b"custodian 3 passphrase",
+        Argon2Cost::new(8, 1).expect("cost"),
+    )
+    .expect("seal");
+    fs::write(&share3, serde_json::to_string(&share).expect("json")).expect("write");
+    assert_one_error(
+        run_with(&work, &issue, share_args(&work, "root27", &[1, 2, 3])),
+        2,
+        "a share was altered",
+    );
+    // An altered label (the index) is caught the same way.
+    fs::write(&share3, &original).expect("restore");
+    let mut relabelled: ShareFile = serde_json::from_str(&original).expect("json");
+    relabelled.index = 4;
+    fs::write(&share3, serde_json::to_string(&relabelled).expect("json")).expect("write");
+    assert_one_error(
+        run_with(&work, &issue, share_args(&work, "root27", &[1, 2, 3])),
+        2,
+        "a share was altered",
+    );
+    assert!(!work.path("x.license").exists());
+}
+
+#[test]
+fn the_secret_never_appears_in_any_file_written() {
+    let work = Workdir::new();
+    let shares = split_root(&work, "root27");
+    let set = ShareSet::read(&shares[..3]).expect("set");
+    let key = set
+        .rebuild(|position, _| {
+            let index = set.shares[position].1.index;
+            Ok(zeroize::Zeroizing::new(
+                format!("custodian {index} passphrase").into_bytes(),
+            ))
+        })
+        .expect("rebuilds");
+    assert_secret_absent(
+        &work.path("root"),
+        &key.seed_bytes()[..],
+        &key.keypair_bytes()[..],
+    );
+
+    let pw = passphrase(&work, "pw", "a passphrase long enough");
+    let mut args = vec!["keygen", "--out", "sealed", "--name", "issuer", "--seal"];
+    args.extend(CHEAP);
+    args.extend(["--passphrase-file", &pw]);
+    work.run(&args).success();
+    let text = fs::read_to_string(work.path("sealed/issuer.secret-pw.paserk")).expect("sealed");
+    let key = sealed::open_secret(&text, b"a passphrase long enough").expect("opens");
+    assert_secret_absent(
+        &work.path("sealed"),
+        &key.seed_bytes()[..],
+        &key.keypair_bytes()[..],
+    );
+}
+
+fn assert_secret_absent(dir: &Path, seed: &[u8], keypair: &[u8]) {
+    let mut needles: Vec<Vec<u8>> = Vec::new();
+    for secret in [seed, keypair] {
+        needles.push(secret.to_vec());
+        for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+            needles.push(engine.encode(secret).into_bytes());
+        }
+        needles.push(
+            secret
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into_bytes(),
+        );
+    }
+    let mut scanned = 0;
+    for entry in fs::read_dir(dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        let contents = fs::read(&path).expect("file");
+        scanned += 1;
+        for needle in &needles {
+            assert!(
+                !contents
+                    .windows(needle.len())
+                    .any(|w| w == needle.as_slice()),
+                "{} holds the secret",
+                path.display()
+            );
+        }
+    }
+    assert!(scanned >= 3, "files were scanned");
+}
