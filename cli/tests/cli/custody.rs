@@ -374,3 +374,84 @@ fn assert_secret_absent(dir: &Path, seed: &[u8], keypair: &[u8]) {
     }
     assert!(scanned >= 3, "files were scanned");
 }
+
+/// The PASERK password wrapping checked against an independent implementation: PyPI
+/// `pyseto` opens what we seal and we open what it seals. `.ci/run` installs pyseto and sets
+/// `MCPG_REQUIRE_PYSETO=1`, so there the test cannot skip; elsewhere it skips with a message
+/// when Python or pyseto is missing.
+#[test]
+fn sealed_keys_and_shares_interoperate_with_pyseto() {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import pyseto"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var_os("MCPG_REQUIRE_PYSETO").is_none(),
+            "MCPG_REQUIRE_PYSETO is set but python3 cannot import pyseto"
+        );
+        eprintln!("SKIPPED: python3 with pyseto not found (pip install pyseto)");
+        return;
+    }
+    let work = Workdir::new();
+    let pw = passphrase(&work, "pw", "a passphrase long enough");
+    let mut args = vec!["keygen", "--out", "sealed", "--name", "issuer", "--seal"];
+    args.extend(CHEAP);
+    args.extend(["--passphrase-file", &pw]);
+    work.run(&args).success();
+    let ours = fs::read_to_string(work.path("sealed/issuer.secret-pw.paserk")).expect("sealed");
+    let key = sealed::open_secret(&ours, b"a passphrase long enough").expect("opens");
+    let shares = split_root(&work, "root27");
+    let share: ShareFile =
+        serde_json::from_str(&fs::read_to_string(&shares[1]).expect("share")).expect("json");
+
+    let script = r#"
+import json, sys
+from pyseto import Key
+case = json.load(sys.stdin)
+opened = Key.from_paserk(case["sealed"], password=case["password"]).to_paserk()
+share = Key.from_paserk(case["share"], password=case["share_password"]).to_paserk()
+theirs = Key.from_paserk(opened).to_paserk(
+    password="pyseto passphrase", memory_cost=8192, time_cost=1, parallelism=1)
+print(json.dumps({"opened": opened, "share": share, "theirs": theirs}))
+"#;
+    let case = serde_json::json!({
+        "sealed": ours.trim(),
+        "password": "a passphrase long enough",
+        "share": share.sealed,
+        "share_password": "custodian 2 passphrase",
+    });
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(case.to_string().as_bytes())
+            .expect("write case");
+    }
+    let output = child.wait_with_output().expect("python3 finishes");
+    assert!(
+        output.status.success(),
+        "pyseto failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json answer");
+    // pyseto opens our k4.secret-pw to the same key.
+    assert_eq!(answer["opened"], key.to_paserk().as_str());
+    // pyseto opens our k4.local-pw share to the same 32 bytes we do.
+    let value = sealed::open_local(&share.sealed, b"custodian 2 passphrase").expect("opens");
+    assert_eq!(
+        answer["share"],
+        format!("k4.local.{}", URL_SAFE_NO_PAD.encode(value.as_ref()))
+    );
+    // And we open pyseto's k4.secret-pw to the same key.
+    let theirs = answer["theirs"].as_str().expect("theirs");
+    assert!(theirs.starts_with("k4.secret-pw."));
+    let reopened = sealed::open_secret(theirs, b"pyseto passphrase").expect("we open theirs");
+    assert_eq!(reopened.public_key(), key.public_key());
+}
