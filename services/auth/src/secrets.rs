@@ -15,6 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use mcpg_license_core::SigningKey;
+use mcpg_license_core::sealed;
 use secrecy::ExposeSecret;
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -199,6 +200,42 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, SecretError> {
     SigningKey::parse_any(text.trim()).map_err(|e| SecretError::BadKey {
         path: path.to_owned(),
         message: e.to_string(),
+    })
+}
+
+/// The systemd credential (`LoadCredential=signing-key-passphrase:…`) read when a sealed
+/// signing key is given without `--signing-key-passphrase-file`.
+pub const PASSPHRASE_CREDENTIAL: &str = "signing-key-passphrase";
+
+/// Reads `--signing-key`: plain, or sealed under a passphrase (PASERK `k4.secret-pw`) that
+/// comes from `passphrase_file` or, under systemd, from the credentials directory.
+pub fn read_external_signing_key(
+    path: &Path,
+    passphrase_file: Option<&Path>,
+) -> Result<SigningKey, SecretError> {
+    let text = read_secret(path)?;
+    if !sealed::is_sealed_secret(&text) {
+        return read_signing_key(path);
+    }
+    let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .map(|dir| Path::new(&dir).join(PASSPHRASE_CREDENTIAL))
+        .filter(|file| file.is_file());
+    let Some(source) = passphrase_file.map(Path::to_owned).or(credential) else {
+        return Err(SecretError::BadKey {
+            path: path.to_owned(),
+            message: format!(
+                "the key is sealed (k4.secret-pw): give --signing-key-passphrase-file, or the systemd credential {PASSPHRASE_CREDENTIAL}"
+            ),
+        });
+    };
+    let phrase = read_secret(&source)?;
+    let phrase = phrase
+        .strip_suffix('\n')
+        .map(|p| p.strip_suffix('\r').unwrap_or(p))
+        .unwrap_or(&phrase);
+    sealed::open_secret(&text, phrase.as_bytes()).map_err(|e| SecretError::BadKey {
+        path: path.to_owned(),
+        message: format!("{e} (passphrase from {})", source.display()),
     })
 }
 

@@ -83,7 +83,10 @@ impl Application {
         let kek = Kek::load(&settings.kek, &settings.data_dir)?;
         let (root, external, root_kids) = match &settings.external_key {
             Some(files) => {
-                let key = secrets::read_signing_key(&files.signing_key)?;
+                let key = secrets::read_external_signing_key(
+                    &files.signing_key,
+                    files.passphrase_file.as_deref(),
+                )?;
                 let certificate = std::fs::read_to_string(&files.certificate)
                     .with_context(|| {
                         format!("cannot read certificate {}", files.certificate.display())

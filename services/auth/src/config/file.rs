@@ -49,6 +49,7 @@ pub(super) struct FileConfig {
     pub(super) issuer: Option<String>,
     pub(super) bootstrap_token_file: Option<PathBuf>,
     pub(super) signing_key: Option<PathBuf>,
+    pub(super) signing_key_passphrase_file: Option<PathBuf>,
     pub(super) certificate: Option<PathBuf>,
     pub(super) trusted_roots: Option<Vec<PathBuf>>,
     pub(super) kek_file: Option<PathBuf>,

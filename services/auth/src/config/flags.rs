@@ -63,9 +63,18 @@ pub struct ServeArgs {
     /// At first start, write the bootstrap admin token to this file (0600) instead of stdout.
     #[arg(long, env = "MCPG_BOOTSTRAP_TOKEN_FILE")]
     pub bootstrap_token_file: Option<PathBuf>,
-    /// Signing key certified by an offline root (PASERK k4.secret or PEM); needs --certificate.
+    /// Signing key certified by an offline root (PASERK k4.secret, sealed k4.secret-pw, or
+    /// PEM); needs --certificate.
     #[arg(long, env = "MCPG_SIGNING_KEY", requires = "certificate")]
     pub signing_key: Option<PathBuf>,
+    /// File holding the passphrase of a sealed --signing-key (PASERK k4.secret-pw). Default:
+    /// the systemd credential `signing-key-passphrase` when $CREDENTIALS_DIRECTORY is set.
+    #[arg(
+        long,
+        env = "MCPG_SIGNING_KEY_PASSPHRASE_FILE",
+        requires = "signing_key"
+    )]
+    pub signing_key_passphrase_file: Option<PathBuf>,
     /// Issuer certificate (PASETO v4.public) of --signing-key.
     #[arg(long, env = "MCPG_CERTIFICATE", requires = "signing_key")]
     pub certificate: Option<PathBuf>,

@@ -91,6 +91,8 @@ pub enum KekSource {
 pub struct ExternalKey {
     /// The secret key file.
     pub signing_key: PathBuf,
+    /// The passphrase file of a sealed key, when given (else the systemd credential).
+    pub passphrase_file: Option<PathBuf>,
     /// The certificate file.
     pub certificate: PathBuf,
 }
@@ -225,6 +227,9 @@ impl Settings {
         ) {
             (Some(signing_key), Some(certificate)) => Some(ExternalKey {
                 signing_key,
+                passphrase_file: args
+                    .signing_key_passphrase_file
+                    .or(file.signing_key_passphrase_file),
                 certificate,
             }),
             (None, None) => None,

@@ -39,6 +39,7 @@ async fn an_externally_certified_key_signs_and_cannot_be_rotated_in_place() {
     let app = spawn_app_with(Backend::Sqlite, |settings| {
         settings.external_key = Some(ExternalKey {
             signing_key: key_path,
+            passphrase_file: None,
             certificate: cert_path,
         });
         settings.trusted_roots = vec![root_path];

@@ -21,5 +21,6 @@ mod rbac;
 mod robustness;
 mod rotation;
 mod row_security;
+mod sealed_key;
 mod tenancy;
 mod tenants_file;
