@@ -251,11 +251,16 @@ pub(super) fn execute(client: &Client, out: &Printer, command: Command) -> anyho
         Command::Keys(KeysCommand::Import {
             signing_key,
             certificate,
+            passphrase_file,
         }) => {
-            // Parsed locally: a bad file is a usage error, and only the key goes out.
-            let key =
-                mcpg_license_core::SigningKey::parse_any(&read_text(&signing_key, "signing key")?)
-                    .with_context(|| format!("{} is not a signing key", signing_key.display()))?;
+            // Parsed (and a sealed key opened) locally: a bad file is a usage error, and only
+            // the key goes out.
+            let key = crate::license::custody::load_key_file(&signing_key, || {
+                let files: Vec<std::path::PathBuf> = passphrase_file.into_iter().collect();
+                crate::license::custody::Passphrases::new(&files, 1)?
+                    .get(0, &signing_key.display().to_string())
+            })
+            .with_context(|| format!("{} is not a signing key", signing_key.display()))?;
             let body = json!({
                 "signing_key": key.to_paserk().as_str(),
                 "certificate": read_text(&certificate, "certificate")?,

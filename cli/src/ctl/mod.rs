@@ -305,12 +305,15 @@ enum KeysCommand {
     Rotate,
     /// Roll to a key certified by a trusted root (BYOC): published as pending, then active.
     Import {
-        /// The new signing key (PASERK k4.secret or PEM).
+        /// The new signing key (PASERK k4.secret, sealed k4.secret-pw, or PEM).
         #[arg(long, value_name = "FILE")]
         signing_key: PathBuf,
         /// Its issuer certificate (from `mcpg-license certify`).
         #[arg(long, value_name = "FILE")]
         certificate: PathBuf,
+        /// File holding the passphrase of a sealed key (default: ask at the terminal).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
 }
 
