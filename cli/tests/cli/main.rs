@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod byoc;
+mod ceremony;
 mod certify;
 mod ctl;
 mod ctl_access;
