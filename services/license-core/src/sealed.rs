@@ -72,7 +72,7 @@ impl Argon2Cost {
 
     fn check(&self, min_memory: u64) -> Result<(), SealError> {
         let fits = (min_memory..=Self::MAX_MEMORY).contains(&self.memory_bytes)
-            && self.memory_bytes % 1024 == 0
+            && self.memory_bytes.is_multiple_of(1024)
             && (1..=Self::MAX_ITERATIONS).contains(&self.iterations)
             && (1..=16).contains(&self.parallelism);
         if fits {
