@@ -21,6 +21,14 @@ fn passphrase(work: &Workdir, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
+/// `keygen --seal` of NAME into DIR with the passphrase file PW (cheap Argon2id).
+fn keygen_sealed(work: &Workdir, dir: &str, name: &str, pw: &str) -> assert_cmd::assert::Assert {
+    let mut args = vec!["keygen", "--out", dir, "--name", name, "--seal"];
+    args.extend(CHEAP);
+    args.extend(["--passphrase-file", pw]);
+    work.run(&args)
+}
+
 /// `keygen --shares 5 --threshold 3`, each share under "custodian I passphrase".
 fn split_root(work: &Workdir, name: &str) -> Vec<PathBuf> {
     let mut args: Vec<String> = ["keygen", "--out", "root", "--name", name]
@@ -67,10 +75,7 @@ fn run_with(work: &Workdir, base: &[&str], extra: Vec<String>) -> assert_cmd::as
 fn a_sealed_key_signs_after_its_passphrase_and_a_wrong_one_says_nothing_about_which_part_failed() {
     let work = Workdir::new();
     let pw = passphrase(&work, "pw", "a passphrase long enough");
-    let mut args = vec!["keygen", "--out", "keys", "--name", "root", "--seal"];
-    args.extend(CHEAP);
-    args.extend(["--passphrase-file", &pw]);
-    let out = work.run(&args).success();
+    let out = keygen_sealed(&work, "keys", "root", &pw).success();
     assert!(stdout(&out).contains("k4.secret-pw"));
     let sealed_path = work.path("keys/root.secret-pw.paserk");
     let mode = fs::metadata(&sealed_path)
@@ -167,10 +172,11 @@ fn a_sealed_key_signs_after_its_passphrase_and_a_wrong_one_says_nothing_about_wh
 fn a_short_passphrase_is_refused_before_anything_is_written() {
     let work = Workdir::new();
     let short = passphrase(&work, "short", "too short");
-    let mut args = vec!["keygen", "--out", "keys", "--name", "root", "--seal"];
-    args.extend(CHEAP);
-    args.extend(["--passphrase-file", &short]);
-    assert_one_error(work.run(&args), 2, "at least 12");
+    assert_one_error(
+        keygen_sealed(&work, "keys", "root", &short),
+        2,
+        "at least 12",
+    );
     assert!(!work.path("keys").exists());
 }
 
@@ -329,10 +335,7 @@ fn the_secret_never_appears_in_any_file_written() {
     );
 
     let pw = passphrase(&work, "pw", "a passphrase long enough");
-    let mut args = vec!["keygen", "--out", "sealed", "--name", "issuer", "--seal"];
-    args.extend(CHEAP);
-    args.extend(["--passphrase-file", &pw]);
-    work.run(&args).success();
+    keygen_sealed(&work, "sealed", "issuer", &pw).success();
     let text = fs::read_to_string(work.path("sealed/issuer.secret-pw.paserk")).expect("sealed");
     let key = sealed::open_secret(&text, b"a passphrase long enough").expect("opens");
     assert_secret_absent(
@@ -394,10 +397,7 @@ fn sealed_keys_and_shares_interoperate_with_pyseto() {
     }
     let work = Workdir::new();
     let pw = passphrase(&work, "pw", "a passphrase long enough");
-    let mut args = vec!["keygen", "--out", "sealed", "--name", "issuer", "--seal"];
-    args.extend(CHEAP);
-    args.extend(["--passphrase-file", &pw]);
-    work.run(&args).success();
+    keygen_sealed(&work, "sealed", "issuer", &pw).success();
     let ours = fs::read_to_string(work.path("sealed/issuer.secret-pw.paserk")).expect("sealed");
     let key = sealed::open_secret(&ours, b"a passphrase long enough").expect("opens");
     let shares = split_root(&work, "root27");

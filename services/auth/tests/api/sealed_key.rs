@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use mcpg_auth::Application;
 use mcpg_auth::config::ExternalKey;
 use mcpg_license_core::sealed::{Argon2Cost, seal_secret};
-use mcpg_license_core::{Bounds, IssuerCertificate, SigningKey};
+use mcpg_license_core::{Bounds, SigningKey};
 
-use crate::byoc::ISSUER;
+use crate::byoc::{ISSUER, certify};
 use crate::helpers::{Backend, now, spawn_app_with, test_settings};
 
 const PASSPHRASE: &str = "the signing key's passphrase";
@@ -25,17 +25,13 @@ impl SealedKey {
     fn new() -> Self {
         let root = SigningKey::generate().expect("rng");
         let key = SigningKey::generate().expect("rng");
-        let certificate = IssuerCertificate {
-            cid: format!("cert_{}", uuid::Uuid::new_v4().simple()),
-            issuer: ISSUER.into(),
-            key: key.public_key().clone(),
-            iat: now(),
-            nbf: now() - 60,
-            exp: now() + 30 * 86_400,
-            bounds: Bounds::unbounded(),
-        }
-        .sign(&root)
-        .expect("certificate");
+        let (certificate, _) = certify(
+            &root,
+            &key,
+            Bounds::unbounded(),
+            now() - 60,
+            now() + 30 * 86_400,
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let sealed = seal_secret(
             &key,
