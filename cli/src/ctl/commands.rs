@@ -254,16 +254,17 @@ pub(super) fn execute(client: &Client, out: &Printer, command: Command) -> anyho
             passphrase_file,
         }) => {
             // Parsed (and a sealed key opened) locally: a bad file is a usage error, and only
-            // the key goes out.
+            // the key goes out. The certificate is read first, before a passphrase is asked.
+            let certificate = read_text(&certificate, "certificate")?;
             let key = crate::license::custody::load_key_file(&signing_key, || {
                 let files: Vec<std::path::PathBuf> = passphrase_file.into_iter().collect();
                 crate::license::custody::Passphrases::new(&files, 1)?
                     .get(0, &signing_key.display().to_string())
             })
-            .with_context(|| format!("{} is not a signing key", signing_key.display()))?;
+            .with_context(|| format!("{} is not a usable signing key", signing_key.display()))?;
             let body = json!({
                 "signing_key": key.to_paserk().as_str(),
-                "certificate": read_text(&certificate, "certificate")?,
+                "certificate": certificate,
             });
             out.one(&client.post("/v1/admin/keys/import", &body)?, KEY_COLUMNS);
             Ok(())

@@ -32,8 +32,8 @@ pub struct SignerArgs {
     /// A custodian's share of a split root (repeat: at least the threshold of shares)
     #[arg(long = "share", value_name = "SHARE")]
     pub shares: Vec<PathBuf>,
-    /// File holding the passphrase of a sealed --key, or of the shares: once for all, or
-    /// once per --share in the same order. Without it the terminal asks
+    /// File holding the passphrase of a sealed --key, or one per --share in the same order.
+    /// Without it the terminal asks
     #[arg(long = "passphrase-file", value_name = "FILE")]
     pub passphrase_files: Vec<PathBuf>,
 }
@@ -43,7 +43,18 @@ impl SignerArgs {
     pub fn load(&self) -> anyhow::Result<SigningKey> {
         if let Some(path) = &self.key {
             let files = Passphrases::new(&self.passphrase_files, 1)?;
-            return load_key_file(path, || files.get(0, &path.display().to_string()));
+            let mut asked = false;
+            let key = load_key_file(path, || {
+                asked = true;
+                files.get(0, &path.display().to_string())
+            })?;
+            if !asked && !self.passphrase_files.is_empty() {
+                eprintln!(
+                    "warning: {} is not sealed; --passphrase-file was not used (seal it: keygen --seal)",
+                    path.display()
+                );
+            }
+            return Ok(key);
         }
         let set = ShareSet::read(&self.shares)?;
         let files = Passphrases::new(&self.passphrase_files, self.shares.len())?;
@@ -67,9 +78,12 @@ pub fn load_key_file(
     path: &Path,
     passphrase: impl FnOnce() -> anyhow::Result<Zeroizing<Vec<u8>>>,
 ) -> anyhow::Result<SigningKey> {
-    let text = files::read_text(path)?;
+    let text = Zeroizing::new(files::read_text(path)?);
     warn_if_exposed(path);
     if sealed::is_sealed_secret(&text) {
+        // A damaged file is refused before anyone types a passphrase for it.
+        sealed::check_sealed_secret(&text)
+            .with_context(|| format!("{} is not a usable sealed key", path.display()))?;
         let phrase = passphrase()?;
         return sealed::open_secret(&text, &phrase)
             .with_context(|| format!("{} does not open", path.display()));
@@ -77,8 +91,9 @@ pub fn load_key_file(
     Ok(files::read_signing_key(path)?)
 }
 
-/// The passphrase files given for `count` secrets: none (ask at the terminal), one (for
-/// all) or one each.
+/// The passphrase files given for `count` secrets: none (ask at the terminal) or one each.
+/// Each share has its own custodian and so its own passphrase: one passphrase for all the
+/// shares would make a 3-of-5 split "any three files and one passphrase".
 pub struct Passphrases<'a> {
     files: &'a [PathBuf],
 }
@@ -86,9 +101,9 @@ pub struct Passphrases<'a> {
 impl<'a> Passphrases<'a> {
     /// Checks that `files` fits `count` secrets.
     pub fn new(files: &'a [PathBuf], count: usize) -> anyhow::Result<Self> {
-        if files.len() > 1 && files.len() != count {
+        if !files.is_empty() && files.len() != count {
             bail!(
-                "{} --passphrase-file given for {count} secrets: give one for all, or one per share in order",
+                "{} --passphrase-file given for {count} secret(s): give one per secret, in order, or none to be asked at the terminal",
                 files.len()
             );
         }
@@ -97,10 +112,9 @@ impl<'a> Passphrases<'a> {
 
     /// The passphrase of secret `position`, described to the user as `what`.
     pub fn get(&self, position: usize, what: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-        match self.files {
-            [] => prompt(&format!("Passphrase for {what}: ")),
-            [one] => read_passphrase_file(one),
-            many => read_passphrase_file(&many[position]),
+        match self.files.get(position) {
+            Some(file) => read_passphrase_file(file),
+            None => prompt(&format!("Passphrase for {what}: ")),
         }
     }
 
@@ -174,17 +188,27 @@ fn prompt(question: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
 /// The Argon2id cost flags of commands that seal.
 #[derive(Debug, Clone, Args)]
 pub struct CostArgs {
-    /// Argon2id memory per seal, in MiB (at least 8)
-    #[arg(long, value_name = "MIB", default_value_t = 256)]
-    pub argon2_memory: u64,
-    /// Argon2id passes per seal
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    pub argon2_passes: u32,
+    /// Argon2id memory per seal, in MiB, 8 to 1024 [default: 256]
+    #[arg(long, value_name = "MIB")]
+    pub argon2_memory: Option<u64>,
+    /// Argon2id passes per seal, 1 to 16 [default: 3]
+    #[arg(long, value_name = "N")]
+    pub argon2_passes: Option<u32>,
 }
 
 impl CostArgs {
+    /// Whether either flag was given.
+    pub fn given(&self) -> bool {
+        self.argon2_memory.is_some() || self.argon2_passes.is_some()
+    }
+
     /// The cost, checked.
     pub fn cost(&self) -> anyhow::Result<Argon2Cost> {
-        Ok(Argon2Cost::new(self.argon2_memory, self.argon2_passes)?)
+        let default = Argon2Cost::DEFAULT;
+        Ok(Argon2Cost::new(
+            self.argon2_memory
+                .unwrap_or(default.memory_bytes / (1024 * 1024)),
+            self.argon2_passes.unwrap_or(default.iterations),
+        )?)
     }
 }

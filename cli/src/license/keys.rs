@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use mcpg_license_core::sealed;
 use mcpg_license_core::{Jwks, SigningKey};
@@ -12,6 +12,7 @@ use mcpg_license_core::{Jwks, SigningKey};
 use super::custody::{CostArgs, Passphrases};
 use super::shares::{ShareError, split};
 use crate::files::{self, FileError, PUBLIC_MODE};
+use zeroize::Zeroizing;
 
 pub(crate) const KEYGEN_EXAMPLES: &str = "\
 Examples:
@@ -65,8 +66,8 @@ pub struct KeygenArgs {
     /// How many of the --shares rebuild the key
     #[arg(long, value_name = "K", requires = "shares")]
     pub threshold: Option<u8>,
-    /// File holding the new passphrase (--seal), or the shares' passphrases: once for all,
-    /// or once per share in order. Without it the terminal asks, twice each
+    /// File holding the new passphrase (--seal), or one per share in order (each custodian
+    /// chooses their own). Without it the terminal asks, twice each
     #[arg(long = "passphrase-file", value_name = "FILE")]
     pub passphrase_files: Vec<PathBuf>,
     /// Argon2id cost of the seals.
@@ -188,6 +189,13 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
     let files = KeyFiles::new(&args.out, &args.name, custody);
     // Refuse before generating anything, asking for a passphrase or creating the directory.
     files::ensure_absent(files.all(), KEYGEN_HINT)?;
+    if matches!(custody, Custody::Plain { .. })
+        && (!args.passphrase_files.is_empty() || args.cost.given())
+    {
+        bail!(
+            "--passphrase-file and --argon2-* seal a key: add --seal (or --shares N --threshold K), or leave them out for a plain key"
+        );
+    }
     let cost = args.cost.cost()?;
     let secret_count = files.secrets.len();
     let passphrases = Passphrases::new(&args.passphrase_files, secret_count)?;
@@ -228,11 +236,20 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
             writes.push((files.secrets[0].clone(), line(&sealed), files::SECRET_MODE));
         }
         Custody::Shares { threshold, shares } => {
+            let mut chosen: Vec<Zeroizing<Vec<u8>>> = Vec::new();
             let made = split(&key, threshold, shares, cost, |index| {
-                passphrases.new_passphrase(
+                let phrase = passphrases.new_passphrase(
                     usize::from(index) - 1,
                     &format!("share {index} of {shares}"),
-                )
+                )?;
+                if let Some(same) = chosen.iter().position(|earlier| *earlier == phrase) {
+                    bail!(
+                        "shares {} and {index} have the same passphrase: each custodian chooses their own",
+                        same + 1
+                    );
+                }
+                chosen.push(phrase.clone());
+                Ok(phrase)
             })?;
             for (share, path) in made.iter().zip(&files.secrets) {
                 let mut text = serde_json::to_string_pretty(share)?;
@@ -259,8 +276,8 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
             format!(
                 "{}  (k4.secret-pw, Argon2id {} MiB x {})",
                 files.secrets[0].display(),
-                args.cost.argon2_memory,
-                args.cost.argon2_passes
+                cost.memory_bytes / (1024 * 1024),
+                cost.iterations
             ),
         )),
         Custody::Shares { threshold, shares } => {

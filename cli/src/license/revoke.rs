@@ -66,6 +66,20 @@ fn valid_id(id: &str) -> bool {
 /// `revoke`.
 pub fn run(args: &RevokeArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
     files::check_output(&args.out, args.force)?;
+    // Everything that can be checked without the root is checked before a passphrase is asked.
+    for id in args.certificates.iter().chain(&args.licenses) {
+        if !valid_id(id) {
+            bail!("{id:?} is not a certificate or license id (e.g. cert_… or lic_…)");
+        }
+    }
+    if args.certificates.is_empty() && args.licenses.is_empty() && args.previous.is_none() {
+        bail!("nothing to revoke: give --certificate or --license (or --previous)");
+    }
+    let previous = args
+        .previous
+        .as_deref()
+        .map(files::read_token)
+        .transpose()?;
     let root = args.signer.load()?;
     let mut list = RevocationList {
         serial: args.serial,
@@ -73,8 +87,7 @@ pub fn run(args: &RevokeArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
         certificates: HashSet::new(),
         licenses: HashSet::new(),
     };
-    if let Some(previous) = &args.previous {
-        let token = files::read_token(previous)?;
+    if let (Some(previous), Some(token)) = (&args.previous, previous) {
         let trust = TrustStore::new([root.public_key().clone()]);
         let earlier = trust.verify_revocation_list(&token).with_context(|| {
             format!(
@@ -91,11 +104,6 @@ pub fn run(args: &RevokeArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
         }
         list.certificates.extend(earlier.certificates);
         list.licenses.extend(earlier.licenses);
-    }
-    for id in args.certificates.iter().chain(&args.licenses) {
-        if !valid_id(id) {
-            bail!("{id:?} is not a certificate or license id (e.g. cert_… or lic_…)");
-        }
     }
     list.certificates.extend(args.certificates.iter().cloned());
     list.licenses.extend(args.licenses.iter().cloned());

@@ -248,32 +248,59 @@ impl ShareSet {
                     .map_err(|reason| anyhow::anyhow!("share {}: {reason}", path.display()))?,
             );
         }
-        let sharks = Sharks(self.threshold);
-        let recovered = sharks
-            .recover(&opened)
-            .map(|secret| {
-                let secret = Zeroizing::new(secret);
-                <[u8; 32]>::try_from(secret.as_slice()).map(Zeroizing::new)
-            })
-            .map_err(str::to_owned);
+        let result = self.combine(&opened);
         for share in &mut opened {
             share.zeroize();
         }
-        let seed = match recovered {
-            Ok(Ok(seed)) => seed,
-            Ok(Err(_)) => anyhow::bail!("the shares do not hold a 32-byte key"),
-            Err(reason) => anyhow::bail!("the shares do not combine: {reason}"),
-        };
-        let key = SigningKey::from_seed(&seed);
-        if key.kid().as_str() != self.kid {
-            return Err(ShareError::Mismatch {
-                expected: self.kid.clone(),
-                rebuilt: key.kid().to_string(),
-            }
-            .into());
-        }
-        Ok(key)
+        result
     }
+
+    fn combine(&self, opened: &[Share]) -> anyhow::Result<SigningKey> {
+        let key = recover(self.threshold, opened.iter())?;
+        if key.kid().as_str() == self.kid {
+            return Ok(key);
+        }
+        // With more shares than the threshold, the one that does not fit can be named: the
+        // others, without it, rebuild the expected key. Nothing is signed either way.
+        if opened.len() > usize::from(self.threshold) {
+            for (left_out, (path, _)) in self.shares.iter().enumerate() {
+                let others = opened
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != left_out)
+                    .map(|(_, share)| share);
+                if recover(self.threshold, others).is_ok_and(|k| k.kid().as_str() == self.kid) {
+                    anyhow::bail!(
+                        "share {} does not fit the others (altered, or from another split of this key): leave it out",
+                        path.display()
+                    );
+                }
+            }
+        }
+        Err(ShareError::Mismatch {
+            expected: self.kid.clone(),
+            rebuilt: key.kid().to_string(),
+        }
+        .into())
+    }
+}
+
+/// Lagrange interpolation of `shares` at zero: the 32-byte seed, as a key.
+fn recover<'a>(
+    threshold: u8,
+    shares: impl Iterator<Item = &'a Share>,
+) -> anyhow::Result<SigningKey> {
+    let shares: Vec<&Share> = shares.collect();
+    let secret = Sharks(threshold)
+        .recover(shares)
+        .map(Zeroizing::new)
+        .map_err(|reason| anyhow::anyhow!("the shares do not combine: {reason}"))?;
+    let mut seed = Zeroizing::new([0u8; 32]);
+    if secret.len() != seed.len() {
+        anyhow::bail!("the shares do not hold a 32-byte key");
+    }
+    seed.copy_from_slice(&secret);
+    Ok(SigningKey::from_seed(&seed))
 }
 
 fn read_share(path: &Path) -> Result<ShareFile, ShareError> {
@@ -290,6 +317,9 @@ fn read_share(path: &Path) -> Result<ShareFile, ShareError> {
         PublicKey::from_paserk(&share.public_key).map_err(|e| not_a_share(e.to_string()))?;
     if public.kid().as_str() != share.kid {
         return Err(not_a_share("its kid is not its public key's id".into()));
+    }
+    if let Err(e) = sealed::check_sealed_local(&share.sealed) {
+        return Err(not_a_share(format!("its sealed value: {e}")));
     }
     if share.index == 0 || share.threshold < 2 || share.threshold > share.shares {
         return Err(not_a_share(format!(

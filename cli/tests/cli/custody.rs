@@ -120,9 +120,10 @@ fn a_sealed_key_signs_after_its_passphrase_and_a_wrong_one_says_nothing_about_wh
         "b.license",
     ]);
     let wrong_err = stderr(&refused.code(2));
-    // Alter one character of the sealed ciphertext: the same words as a wrong passphrase.
+    // Alter one character of the encrypted key (after the header and the 56 bytes of salt,
+    // parameters and nonce, before the tag): the same words as a wrong passphrase.
     let mut altered = text.trim().to_string().into_bytes();
-    let at = altered.len() - 40;
+    let at = "k4.secret-pw.".len() + 100;
     altered[at] = if altered[at] == b'A' { b'B' } else { b'A' };
     fs::write(work.path("altered.paserk"), &altered).expect("write");
     let refused = work.run([
@@ -454,4 +455,96 @@ print(json.dumps({"opened": opened, "share": share, "theirs": theirs}))
     assert!(theirs.starts_with("k4.secret-pw."));
     let reopened = sealed::open_secret(theirs, b"pyseto passphrase").expect("we open theirs");
     assert_eq!(reopened.public_key(), key.public_key());
+}
+
+#[test]
+fn sealing_flags_without_a_seal_and_shared_passphrases_are_refused() {
+    let work = Workdir::new();
+    let pw = passphrase(&work, "pw", "a passphrase long enough");
+    assert_one_error(
+        work.run(["keygen", "--out", "keys", "--passphrase-file", &pw]),
+        2,
+        "add --seal",
+    );
+    assert_one_error(
+        work.run(["keygen", "--out", "keys", "--argon2-memory", "64"]),
+        2,
+        "add --seal",
+    );
+    let mut one_for_all = vec![
+        "keygen",
+        "--out",
+        "root",
+        "--shares",
+        "5",
+        "--threshold",
+        "3",
+    ];
+    one_for_all.extend(CHEAP);
+    one_for_all.extend(["--passphrase-file", &pw]);
+    assert_one_error(work.run(&one_for_all), 2, "one per secret");
+    let mut same_twice = vec![
+        "keygen",
+        "--out",
+        "root",
+        "--shares",
+        "2",
+        "--threshold",
+        "2",
+    ];
+    same_twice.extend(CHEAP);
+    same_twice.extend(["--passphrase-file", &pw, "--passphrase-file", &pw]);
+    assert_one_error(
+        work.run(&same_twice),
+        2,
+        "shares 1 and 2 have the same passphrase",
+    );
+    assert!(!work.path("keys").exists() && !work.path("root").exists());
+}
+
+#[test]
+fn a_damaged_share_is_refused_before_any_passphrase_is_asked_and_a_misfit_share_is_named() {
+    let work = Workdir::new();
+    split_root(&work, "root27");
+    let issue = [
+        "issue",
+        "--org",
+        "acme",
+        "--tier",
+        "team",
+        "--out",
+        "x.license",
+    ];
+    // Truncated sealed value: refused when the set is read, with no passphrase file given
+    // (a prompt would fail here with "no terminal").
+    let share2 = work.path("root/root27.share-2-of-5.json");
+    let original = fs::read_to_string(&share2).expect("share");
+    let mut share: ShareFile = serde_json::from_str(&original).expect("json");
+    share.sealed.truncate(share.sealed.len() - 8);
+    fs::write(&share2, serde_json::to_string(&share).expect("json")).expect("write");
+    let mut args: Vec<String> = issue.iter().map(|s| s.to_string()).collect();
+    for i in [1, 2, 3] {
+        args.extend(["--share".into(), format!("root/root27.share-{i}-of-5.json")]);
+    }
+    assert_one_error(
+        work.run(args),
+        2,
+        "root27.share-2-of-5.json is not an MCPG key share",
+    );
+
+    // Four shares, one of them re-sealed with another value: the misfit is named.
+    let mut misfit: ShareFile = serde_json::from_str(&original).expect("json");
+    misfit.sealed = sealed::seal_local(
+        &[3u8; 32],
+        b"custodian 2 passphrase",
+        Argon2Cost::new(8, 1).expect("cost"),
+    )
+    .expect("seal");
+    fs::write(&share2, serde_json::to_string(&misfit).expect("json")).expect("write");
+    assert_one_error(
+        run_with(&work, &issue, share_args(&work, "root27", &[1, 2, 3, 4])),
+        2,
+        "root27.share-2-of-5.json does not fit the others",
+    );
+    assert!(!work.path("x.license").exists());
 }

@@ -215,8 +215,15 @@ pub fn read_external_signing_key(
 ) -> Result<SigningKey, SecretError> {
     let text = read_secret(path)?;
     if !sealed::is_sealed_secret(&text) {
+        if passphrase_file.is_some() {
+            tracing::warn!(path = %path.display(), "the signing key is not sealed: its passphrase file is not used; seal it with `mcpg-license keygen --seal`");
+        }
         return read_signing_key(path);
     }
+    sealed::check_sealed_secret(&text).map_err(|e| SecretError::BadKey {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
     let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
         .map(|dir| Path::new(&dir).join(PASSPHRASE_CREDENTIAL))
         .filter(|file| file.is_file());

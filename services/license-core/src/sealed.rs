@@ -53,11 +53,11 @@ impl Argon2Cost {
     };
     /// The least memory a seal may be made with: below it, guessing is cheap on a GPU.
     pub const MIN_MEMORY: u64 = 8 * MIB;
-    /// The most memory a sealed file may ask for when it is opened: a file is input,
-    /// and one that asks for a terabyte must be refused, not obeyed.
-    pub const MAX_MEMORY: u64 = 4096 * MIB;
-    /// The most passes a sealed file may ask for.
-    pub const MAX_ITERATIONS: u32 = 64;
+    /// The most memory a seal may use, made here or opened: a sealed file is input, and
+    /// one that asks for a terabyte must be refused, not obeyed.
+    pub const MAX_MEMORY: u64 = 1024 * MIB;
+    /// The most passes a seal may use.
+    pub const MAX_ITERATIONS: u32 = 16;
 
     /// A cost of `memory_mib` MiB and `iterations` passes, one lane.
     pub fn new(memory_mib: u64, iterations: u32) -> Result<Self, SealError> {
@@ -103,7 +103,7 @@ pub enum SealError {
     Unsealing,
     /// Argon2 parameters outside what we make or accept.
     #[error(
-        "Argon2id cost out of bounds ({memory_mib} MiB, {iterations} passes, {parallelism} lanes; allowed 8-4096 MiB, 1-64 passes, 1-16 lanes)"
+        "Argon2id cost out of bounds ({memory_mib} MiB, {iterations} passes, {parallelism} lanes; allowed 8-1024 MiB, 1-16 passes, 1-16 lanes)"
     )]
     Cost {
         /// Memory in MiB.
@@ -119,9 +119,26 @@ pub enum SealError {
     /// The opened bytes are not a consistent Ed25519 key pair.
     #[error("the sealed key opens to an inconsistent key pair")]
     Inconsistent,
+    /// The memory Argon2id needs could not be allocated.
+    #[error("cannot allocate {memory_mib} MiB for Argon2id")]
+    Memory {
+        /// Memory in MiB.
+        memory_mib: u64,
+    },
     /// The system random generator failed.
     #[error("the system random number generator failed")]
     Random,
+}
+
+/// Checks, without a passphrase, that `text` is a well-formed `k4.secret-pw` whose cost is
+/// within bounds, so that nobody types a passphrase for a file that cannot open.
+pub fn check_sealed_secret(text: &str) -> Result<Argon2Cost, SealError> {
+    parse(SECRET_PW_HEADER, text.trim(), 64).map(|sealed| sealed.cost)
+}
+
+/// [`check_sealed_secret`] for a `k4.local-pw`.
+pub fn check_sealed_local(text: &str) -> Result<Argon2Cost, SealError> {
+    parse(LOCAL_PW_HEADER, text.trim(), 32).map(|sealed| sealed.cost)
 }
 
 /// Whether `text` is a sealed signing key (`k4.secret-pw.…`).
@@ -141,10 +158,9 @@ pub fn seal_secret(
 /// Opens a `k4.secret-pw` PASERK with `passphrase`.
 pub fn open_secret(text: &str, passphrase: &[u8]) -> Result<SigningKey, SealError> {
     let plain = unwrap(SECRET_PW_HEADER, text.trim(), passphrase, 64)?;
-    let seed: [u8; 32] = plain[..32]
-        .try_into()
-        .map_err(|_| SealError::Inconsistent)?;
-    let key = SigningKey::from_seed(&Zeroizing::new(seed));
+    let mut seed = Zeroizing::new([0u8; 32]);
+    seed.copy_from_slice(&plain[..32]);
+    let key = SigningKey::from_seed(&seed);
     if key.public_key().as_bytes()[..] != plain[32..] {
         return Err(SealError::Inconsistent);
     }
@@ -198,35 +214,51 @@ fn wrap(
     Ok(format!("{header}{}", URL_SAFE_NO_PAD.encode(&body)))
 }
 
+/// A sealed key's fields, checked for shape and cost but not opened.
+struct Parsed {
+    body: Vec<u8>,
+    cost: Argon2Cost,
+}
+
+fn parse(header: &'static str, text: &str, plain_len: usize) -> Result<Parsed, SealError> {
+    let malformed = || SealError::Malformed {
+        expected: header.trim_end_matches('.'),
+    };
+    let encoded = text.strip_prefix(header).ok_or_else(malformed)?;
+    let body = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| malformed())?;
+    if body.len() != PREFIX + plain_len + TAG {
+        return Err(malformed());
+    }
+    let mut memory = [0u8; 8];
+    let mut iterations = [0u8; 4];
+    let mut parallelism = [0u8; 4];
+    memory.copy_from_slice(&body[SALT..SALT + 8]);
+    iterations.copy_from_slice(&body[SALT + 8..SALT + 12]);
+    parallelism.copy_from_slice(&body[SALT + 12..SALT + 16]);
+    let cost = Argon2Cost {
+        memory_bytes: u64::from_be_bytes(memory),
+        iterations: u32::from_be_bytes(iterations),
+        parallelism: u32::from_be_bytes(parallelism),
+    };
+    // Files made elsewhere may use less memory than we seal with, never absurd amounts.
+    cost.check(MIB)?;
+    Ok(Parsed { body, cost })
+}
+
 fn unwrap(
     header: &'static str,
     text: &str,
     passphrase: &[u8],
     plain_len: usize,
 ) -> Result<Zeroizing<Vec<u8>>, SealError> {
-    let malformed = || SealError::Malformed {
-        expected: header.trim_end_matches('.'),
-    };
     if passphrase.is_empty() {
         return Err(SealError::EmptyPassphrase);
     }
-    let encoded = text.strip_prefix(header).ok_or_else(malformed)?;
-    let body = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| malformed())?;
-    if body.len() != PREFIX + plain_len + TAG {
-        return Err(malformed());
-    }
-    let (salt, rest) = body.split_at(SALT);
-    let memory_bytes = u64::from_be_bytes(rest[..8].try_into().map_err(|_| malformed())?);
-    let iterations = u32::from_be_bytes(rest[8..12].try_into().map_err(|_| malformed())?);
-    let parallelism = u32::from_be_bytes(rest[12..16].try_into().map_err(|_| malformed())?);
-    let cost = Argon2Cost {
-        memory_bytes,
-        iterations,
-        parallelism,
-    };
-    // Files made elsewhere may use less memory than we seal with, never absurd amounts.
-    cost.check(1024 * 1024)?;
-    let nonce: [u8; NONCE] = rest[16..16 + NONCE].try_into().map_err(|_| malformed())?;
+    // The length was checked by `parse`, so these slices are in bounds.
+    let Parsed { body, cost } = parse(header, text, plain_len)?;
+    let salt = &body[..SALT];
+    let mut nonce = [0u8; NONCE];
+    nonce.copy_from_slice(&body[SALT + 16..PREFIX]);
     let (authenticated, tag) = body.split_at(PREFIX + plain_len);
     let keys = derive(passphrase, salt, cost)?;
     keys.mac(header, authenticated)
@@ -262,11 +294,23 @@ fn derive(passphrase: &[u8], salt: &[u8], cost: Argon2Cost) -> Result<Derived, S
     let memory_kib = u32::try_from(cost.memory_bytes / 1024).map_err(|_| bad_cost())?;
     let params = argon2::Params::new(memory_kib, cost.iterations, cost.parallelism, Some(32))
         .map_err(|_| bad_cost())?;
+    // The work memory is reserved fallibly (a failed allocation is an error, not an abort)
+    // and wiped after use: it holds values derived from the passphrase.
+    let mut blocks: Vec<argon2::Block> = Vec::new();
+    blocks
+        .try_reserve_exact(params.block_count())
+        .map_err(|_| SealError::Memory {
+            memory_mib: cost.memory_bytes / MIB,
+        })?;
+    blocks.resize(params.block_count(), argon2::Block::default());
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut pre_key = Zeroizing::new([0u8; 32]);
-    argon
-        .hash_password_into(passphrase, salt, pre_key.as_mut())
-        .map_err(|_| bad_cost())?;
+    let hashed =
+        argon.hash_password_into_with_memory(passphrase, salt, pre_key.as_mut(), &mut blocks);
+    for block in &mut blocks {
+        zeroize::Zeroize::zeroize(block);
+    }
+    hashed.map_err(|_| bad_cost())?;
     let split = |domain: u8| {
         let mut hash = Blake2b::<U32>::new();
         Digest::update(&mut hash, [domain]);
@@ -353,6 +397,17 @@ mod tests {
             Some(SealError::EmptyPassphrase)
         );
         assert!(Argon2Cost::new(1, 1).is_err());
+        assert!(Argon2Cost::new(2048, 1).is_err());
+        // The shape and cost are checked without a passphrase.
+        assert_eq!(check_sealed_secret(&sealed), Ok(CHEAP));
+        assert!(matches!(
+            check_sealed_secret(&absurd),
+            Err(SealError::Cost { .. })
+        ));
+        assert!(matches!(
+            check_sealed_secret(truncated),
+            Err(SealError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -69,11 +69,7 @@ pub struct ServeArgs {
     pub signing_key: Option<PathBuf>,
     /// File holding the passphrase of a sealed --signing-key (PASERK k4.secret-pw). Default:
     /// the systemd credential `signing-key-passphrase` when $CREDENTIALS_DIRECTORY is set.
-    #[arg(
-        long,
-        env = "MCPG_SIGNING_KEY_PASSPHRASE_FILE",
-        requires = "signing_key"
-    )]
+    #[arg(long, env = "MCPG_SIGNING_KEY_PASSPHRASE_FILE")]
     pub signing_key_passphrase_file: Option<PathBuf>,
     /// Issuer certificate (PASETO v4.public) of --signing-key.
     #[arg(long, env = "MCPG_CERTIFICATE", requires = "signing_key")]

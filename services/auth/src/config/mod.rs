@@ -221,17 +221,24 @@ impl Settings {
             settings.issuer = parse_issuer(&issuer)?;
         }
         settings.bootstrap_token_file = args.bootstrap_token_file.or(file.bootstrap_token_file);
+        let passphrase_file = args
+            .signing_key_passphrase_file
+            .or(file.signing_key_passphrase_file);
         settings.external_key = match (
             args.signing_key.or(file.signing_key),
             args.certificate.or(file.certificate),
         ) {
             (Some(signing_key), Some(certificate)) => Some(ExternalKey {
                 signing_key,
-                passphrase_file: args
-                    .signing_key_passphrase_file
-                    .or(file.signing_key_passphrase_file),
+                passphrase_file,
                 certificate,
             }),
+            (None, None) if passphrase_file.is_some() => {
+                return Err(ConfigError::Value {
+                    name: "signing_key_passphrase_file",
+                    message: "signing_key_passphrase_file is the passphrase of a sealed signing_key, and no signing_key is given".into(),
+                });
+            }
             (None, None) => None,
             _ => {
                 return Err(ConfigError::Value {
