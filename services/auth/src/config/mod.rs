@@ -91,8 +91,8 @@ pub enum KekSource {
 pub struct ExternalKey {
     /// The secret key file.
     pub signing_key: PathBuf,
-    /// The certificate file.
-    pub certificate: PathBuf,
+    /// The certificate files, primary first (one per root that certifies the key).
+    pub certificates: Vec<PathBuf>,
 }
 
 /// The resolved settings the service runs with.
@@ -219,15 +219,17 @@ impl Settings {
             settings.issuer = parse_issuer(&issuer)?;
         }
         settings.bootstrap_token_file = args.bootstrap_token_file.or(file.bootstrap_token_file);
-        settings.external_key = match (
-            args.signing_key.or(file.signing_key),
-            args.certificate.or(file.certificate),
-        ) {
-            (Some(signing_key), Some(certificate)) => Some(ExternalKey {
+        let certificates = if args.certificate.is_empty() {
+            file.certificate.map(file::OneOrMany::into_vec).unwrap_or_default()
+        } else {
+            args.certificate
+        };
+        settings.external_key = match (args.signing_key.or(file.signing_key), certificates) {
+            (Some(signing_key), certificates) if !certificates.is_empty() => Some(ExternalKey {
                 signing_key,
-                certificate,
+                certificates,
             }),
-            (None, None) => None,
+            (None, certificates) if certificates.is_empty() => None,
             _ => {
                 return Err(ConfigError::Value {
                     name: "signing_key",

@@ -8,6 +8,7 @@ use mcpg_license_core::audit::SYSTEM_CHAIN;
 use serde_json::json;
 
 use super::audit::{Actor, AuditAction, AuditTx, Event};
+use super::key_certificates::KeyCertificateRecord;
 use super::{Store, StoreError, in_tx, on_pool};
 use crate::domain::KeyState;
 
@@ -51,6 +52,8 @@ pub struct KeyRecord {
     pub retire_after: Option<i64>,
     /// When it was retired.
     pub retired_at: Option<i64>,
+    /// Its further certificates (other roots certifying the same key), oldest first.
+    pub more_certificates: Vec<KeyCertificateRecord>,
 }
 
 #[derive(FromRow)]
@@ -86,6 +89,7 @@ impl TryFrom<KeyRow> for KeyRecord {
             activated_at: row.activated_at,
             retire_after: row.retire_after,
             retired_at: row.retired_at,
+            more_certificates: Vec::new(),
         })
     }
 }
@@ -116,11 +120,20 @@ const INSERT: &str = "INSERT INTO signing_keys (kid, public_key, secret_sealed, 
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $6 = 'active' THEN $7 ELSE NULL END)";
 
 impl Store {
-    /// Every key, newest first.
+    /// Every key, newest first, each with its further certificates.
     pub async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid");
         let rows: Vec<KeyRow> = on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await?);
-        rows.into_iter().map(KeyRecord::try_from).collect()
+        let mut keys = rows
+            .into_iter()
+            .map(KeyRecord::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        for cert in self.key_certificates().await? {
+            if let Some(key) = keys.iter_mut().find(|k| k.kid == cert.kid) {
+                key.more_certificates.push(cert);
+            }
+        }
+        Ok(keys)
     }
 
     /// Inserts the deployment's first key unless another process already did; returns

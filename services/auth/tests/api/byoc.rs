@@ -105,7 +105,7 @@ impl Byoc {
     pub fn apply(&self, settings: &mut Settings) {
         settings.external_key = Some(ExternalKey {
             signing_key: self.path("signing.paserk"),
-            certificate: self.path("signing.cert"),
+            certificates: vec![self.path("signing.cert")],
         });
         settings.trusted_roots = vec![self.path("root.public.paserk")];
     }

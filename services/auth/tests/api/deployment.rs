@@ -39,7 +39,7 @@ async fn an_externally_certified_key_signs_and_cannot_be_rotated_in_place() {
     let app = spawn_app_with(Backend::Sqlite, |settings| {
         settings.external_key = Some(ExternalKey {
             signing_key: key_path,
-            certificate: cert_path,
+            certificates: vec![cert_path],
         });
         settings.trusted_roots = vec![root_path];
     })
