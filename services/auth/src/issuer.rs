@@ -324,7 +324,11 @@ fn served_certificates(snapshot: &KeySnapshot, fits: u64) -> (Arc<str>, Arc<str>
     let first = served()
         .next()
         .map_or_else(|| snapshot.certificate.clone(), |c| c.text.clone());
-    let all = if certs.len() < 64 { (1_u64 << certs.len()) - 1 } else { u64::MAX };
+    let all = if certs.len() < 64 {
+        (1_u64 << certs.len()) - 1
+    } else {
+        u64::MAX
+    };
     if fits == all {
         return (first, snapshot.certificates_json.clone());
     }

@@ -50,7 +50,10 @@ struct TokenResponse {
 struct CertificateArray(Arc<str>);
 
 impl Serialize for CertificateArray {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         let texts: Vec<&str> = serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
         texts.serialize(serializer)
     }

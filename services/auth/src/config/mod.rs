@@ -220,7 +220,9 @@ impl Settings {
         }
         settings.bootstrap_token_file = args.bootstrap_token_file.or(file.bootstrap_token_file);
         let certificates = if args.certificate.is_empty() {
-            file.certificate.map(file::OneOrMany::into_vec).unwrap_or_default()
+            file.certificate
+                .map(file::OneOrMany::into_vec)
+                .unwrap_or_default()
         } else {
             args.certificate
         };

@@ -118,8 +118,7 @@ impl Keyring {
         if primary.as_deref() == Some(cid) {
             let Some(promoted) = key.more_certificates.first() else {
                 return Err(KeyringError::Conflict(
-                    "this is the key's last certificate: add another one before removing it"
-                        .into(),
+                    "this is the key's last certificate: add another one before removing it".into(),
                 ));
             };
             self.store

@@ -5,13 +5,12 @@
 
 use mcpg_license_core::audit::SYSTEM_CHAIN;
 use serde_json::json;
-use sqlx::FromRow;
 
 use super::audit::{Actor, AuditAction, AuditTx, Event};
-use super::{Store, StoreError, in_tx, on_pool};
+use super::{Store, StoreError, in_tx};
 
 /// A further certificate of a signing key, as stored.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct KeyCertificateRecord {
     /// The certificate id (`cid` claim).
     pub cid: String,
@@ -43,13 +42,6 @@ pub struct NewKeyCertificate {
 }
 
 impl Store {
-    /// Every further certificate, oldest first.
-    pub(super) async fn key_certificates(&self) -> Result<Vec<KeyCertificateRecord>, StoreError> {
-        let sql = "SELECT cid, kid, certificate, root_kid, expires_at, added_at \
-                   FROM signing_key_certificates ORDER BY added_at, cid";
-        Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await?))
-    }
-
     /// Adds a further certificate to a key.
     pub async fn insert_key_certificate(
         &self,

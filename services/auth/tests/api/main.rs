@@ -19,6 +19,7 @@ mod org_list;
 mod persistence;
 mod rbac;
 mod robustness;
+mod rollover;
 mod rotation;
 mod row_security;
 mod tenancy;
