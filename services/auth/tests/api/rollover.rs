@@ -1,8 +1,7 @@
 //! A root rollover without a flag day: the service's key is certified by an old root, a new
 //! root certifies the same key, both certificates are served while gateways pinning either
 //! root keep refreshing (the real `mcpg-entitlements` library), then the old certificate is
-//! removed. Also: what adding a certificate refuses, and a restart with a second
-//! `--certificate`.
+//! removed.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -17,24 +16,24 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::byoc::certify;
-use crate::helpers::{Backend, TestApp, assert_error, now, on_both_backends, spawn_app_full};
+use crate::helpers::{Backend, TestApp, now, on_both_backends, spawn_app_full};
 
 const DAY: i64 = 86_400;
 
 /// An old and a new root, one issuer key certified by each, as files.
-struct Roots {
-    old: SigningKey,
-    new: SigningKey,
-    key: SigningKey,
-    old_cert: String,
-    old_cid: String,
-    new_cert: String,
-    new_cid: String,
+pub struct Roots {
+    pub old: SigningKey,
+    pub new: SigningKey,
+    pub key: SigningKey,
+    pub old_cert: String,
+    pub old_cid: String,
+    pub new_cert: String,
+    pub new_cid: String,
     dir: tempfile::TempDir,
 }
 
 impl Roots {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let t0 = now();
         let old = SigningKey::generate().expect("rng");
         let new = SigningKey::generate().expect("rng");
@@ -62,12 +61,12 @@ impl Roots {
         roots
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// The service signs with the key under the old root's certificate and trusts both.
-    fn apply(&self, settings: &mut Settings) {
+    pub fn apply(&self, settings: &mut Settings) {
         settings.external_key = Some(ExternalKey {
             signing_key: self.path("signing.paserk"),
             certificates: vec![self.path("old.cert")],
@@ -78,7 +77,7 @@ impl Roots {
         ];
     }
 
-    fn kid(&self) -> String {
+    pub fn kid(&self) -> String {
         self.key.kid().to_string()
     }
 }
@@ -120,7 +119,7 @@ fn gateway(
 }
 
 /// The certificates `GET /v1/admin/keys` lists for `kid`.
-async fn listed(app: &TestApp, kid: &str) -> Vec<Value> {
+pub async fn listed(app: &TestApp, kid: &str) -> Vec<Value> {
     let keys = app
         .expect(Method::GET, "/v1/admin/keys", None, StatusCode::OK)
         .await;
@@ -315,136 +314,4 @@ async fn gateways_pinning_either_root_keep_federating_through_a_root_rollover(ba
         Err(error @ RefreshError::Rejected(_)) => assert_eq!(error.code(), "untrusted_root"),
         other => panic!("an old-only gateway federated after the removal: {other:?}"),
     }
-}
-
-on_both_backends!(a_certificate_that_does_not_certify_this_key_for_this_issuer_is_refused);
-
-async fn a_certificate_that_does_not_certify_this_key_for_this_issuer_is_refused(backend: Backend) {
-    let roots = Roots::new();
-    let app = spawn_app_full(backend, |s| roots.apply(s), None).await;
-    let kid = roots.kid();
-    let t0 = now();
-    let other_key = SigningKey::generate().expect("rng");
-    let stranger = SigningKey::generate().expect("rng");
-    let (for_other_key, _) = certify(
-        &roots.new,
-        &other_key,
-        Bounds::unbounded(),
-        t0 - 60,
-        t0 + DAY,
-    );
-    let (untrusted, _) = certify(
-        &stranger,
-        &roots.key,
-        Bounds::unbounded(),
-        t0 - 60,
-        t0 + DAY,
-    );
-    let other_issuer = mcpg_license_core::IssuerCertificate {
-        cid: format!("cert_{}", uuid::Uuid::new_v4().simple()),
-        issuer: "https://elsewhere.example.test".into(),
-        key: roots.key.public_key().clone(),
-        iat: t0 - 60,
-        nbf: t0 - 60,
-        exp: t0 + DAY,
-        bounds: Bounds::unbounded(),
-    }
-    .sign(&roots.new)
-    .expect("certificate signs");
-    let path = format!("/v1/admin/keys/{kid}/certificates");
-    for (certificate, says) in [
-        (for_other_key.as_str(), "certifies"),
-        (other_issuer.as_str(), "issuer"),
-        (untrusted.as_str(), "untrusted_root"),
-        ("v4.public.not-a-certificate", "certificate"),
-    ] {
-        let (status, body) = app
-            .send(
-                Method::POST,
-                &path,
-                Some(json!({"certificate": certificate})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert_error(&body, "invalid_request");
-        let message = body["error"]["message"].as_str().unwrap_or_default();
-        assert!(message.contains(says), "{says}: {message}");
-    }
-    let (status, body) = app
-        .send(
-            Method::POST,
-            "/v1/admin/keys/k4.pid.unknown/certificates",
-            Some(json!({"certificate": roots.new_cert})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    // The key's own certificate again: a conflict.
-    let (status, body) = app
-        .send(
-            Method::POST,
-            &path,
-            Some(json!({"certificate": roots.old_cert})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-
-    // The last certificate is never removed; an unknown one is not found.
-    let (status, body) = app
-        .send(Method::DELETE, &format!("{path}/{}", roots.old_cid), None)
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_error(&body, "conflict");
-    let (status, body) = app
-        .send(Method::DELETE, &format!("{path}/cert_unknown"), None)
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    assert_eq!(listed(&app, &kid).await.len(), 1);
-
-    // Removing the added one leaves the primary alone.
-    app.expect(
-        Method::POST,
-        &path,
-        Some(json!({"certificate": roots.new_cert})),
-        StatusCode::CREATED,
-    )
-    .await;
-    app.expect(
-        Method::DELETE,
-        &format!("{path}/{}", roots.new_cid),
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
-    let certificates = listed(&app, &kid).await;
-    assert_eq!(certificates.len(), 1);
-    assert_eq!(certificates[0]["cid"], roots.old_cid.as_str());
-}
-
-on_both_backends!(a_restart_with_a_second_certificate_adds_it);
-
-async fn a_restart_with_a_second_certificate_adds_it(backend: Backend) {
-    let roots = Roots::new();
-    let mut app = spawn_app_full(backend, |s| roots.apply(s), None).await;
-    let credential = app.gateway("acme").await;
-    assert_eq!(listed(&app, &roots.kid()).await.len(), 1);
-    app.stop().await;
-    if let Some(external) = &mut app.settings.external_key {
-        external.certificates.push(roots.path("new.cert"));
-    }
-    app.start().await;
-    let certificates = listed(&app, &roots.kid()).await;
-    let cids: Vec<&str> = certificates
-        .iter()
-        .filter_map(|c| c["cid"].as_str())
-        .collect();
-    assert_eq!(cids, [roots.old_cid.as_str(), roots.new_cid.as_str()]);
-    let body = app.token_ok(&credential).await;
-    assert_eq!(
-        body["issuer_certificates"],
-        json!([roots.old_cert, roots.new_cert])
-    );
-    // A second restart with the same flags adds nothing.
-    app.stop().await;
-    app.start().await;
-    assert_eq!(listed(&app, &roots.kid()).await.len(), 2);
 }
