@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 
 use super::output::{Column, record, table};
 use super::{
-    AdminTokenCommand, Client, Command, EnvCommand, GatewayCommand, KeysCommand, LicenseCommand,
-    LicenseSet, OrgCommand, Output, RevocationsCommand, WorkspaceCommand,
+    AdminTokenCommand, Client, Command, EnvCommand, GatewayCommand, LicenseCommand, LicenseSet,
+    OrgCommand, Output, RevocationsCommand, WorkspaceCommand,
 };
 
 const ORG_COLUMNS: &[Column] = &[
@@ -45,14 +45,6 @@ const LICENSE_COLUMNS: &[Column] = &[
     ("limits", "limits"),
     ("entitlements", "entitlements"),
 ];
-const KEY_COLUMNS: &[Column] = &[
-    ("kid", "kid"),
-    ("state", "state"),
-    ("activate at", "activate_at"),
-    ("retire after", "retire_after"),
-    ("cert expires", "certificate_expires_at"),
-];
-
 const REVOCATION_COLUMNS: &[Column] = &[
     ("serial", "serial"),
     ("issued at", "issued_at"),
@@ -61,7 +53,7 @@ const REVOCATION_COLUMNS: &[Column] = &[
 ];
 
 /// A local file's text, trimmed.
-fn read_text(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
+pub(super) fn read_text(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
     Ok(std::fs::read_to_string(path)
         .with_context(|| format!("cannot read {what} {}", path.display()))?
         .trim()
@@ -239,36 +231,7 @@ pub(super) fn execute(client: &Client, out: &Printer, command: Command) -> anyho
         Command::User(cmd) => super::access::user(client, out, cmd),
         Command::Tenants(cmd) => super::tenants::tenants(client, out, cmd),
         Command::Audit(cmd) => super::audit::audit(client, out, cmd),
-        Command::Keys(KeysCommand::List) => {
-            out.list(&client.get("/v1/admin/keys")?, KEY_COLUMNS);
-            Ok(())
-        }
-        Command::Keys(KeysCommand::Rotate) => {
-            let key = client.post("/v1/admin/keys/rotate", &json!({}))?;
-            out.one(&key, KEY_COLUMNS);
-            Ok(())
-        }
-        Command::Keys(KeysCommand::Import {
-            signing_key,
-            certificate,
-            passphrase_file,
-        }) => {
-            // Parsed (and a sealed key opened) locally: a bad file is a usage error, and only
-            // the key goes out. The certificate is read first, before a passphrase is asked.
-            let certificate = read_text(&certificate, "certificate")?;
-            let key = crate::license::custody::load_key_file(&signing_key, || {
-                let files: Vec<std::path::PathBuf> = passphrase_file.into_iter().collect();
-                crate::license::custody::Passphrases::new(&files, 1)?
-                    .get(0, &signing_key.display().to_string())
-            })
-            .with_context(|| format!("{} is not a usable signing key", signing_key.display()))?;
-            let body = json!({
-                "signing_key": key.to_paserk().as_str(),
-                "certificate": certificate,
-            });
-            out.one(&client.post("/v1/admin/keys/import", &body)?, KEY_COLUMNS);
-            Ok(())
-        }
+        Command::Keys(cmd) => super::keys::keys(client, out, cmd),
         Command::Revocations(RevocationsCommand::Upload { file }) => {
             let list = read_text(&file, "revocation list")?;
             let shown = client.put_text("/v1/admin/revocations", list)?;

@@ -7,6 +7,7 @@ mod access;
 mod audit;
 mod client;
 mod commands;
+mod keys;
 mod oidc;
 mod output;
 mod tenants;
@@ -17,6 +18,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mcpg_license_core::{EntitlementId, Tier};
+
+use keys::KeysCommand;
 
 pub use client::{Client, ClientError};
 
@@ -39,6 +42,8 @@ Examples:
   mcpg-ctl keys rotate
   mcpg-ctl tenants apply -f tenants.yaml --dry-run
   mcpg-ctl keys import --signing-key next.secret.paserk --certificate next.cert
+  mcpg-ctl keys certificate add k4.pid.… --file issuer-root-2027.cert
+  mcpg-ctl keys certificate remove k4.pid.… cert_…
   mcpg-ctl revocations upload revocations-0002.paseto
   mcpg-ctl org list --output json
   mcpg-ctl audit export acme-corp --out acme.audit.ndjson
@@ -294,26 +299,6 @@ enum AdminTokenCommand {
     Revoke {
         /// Token id (from `token list`).
         id: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum KeysCommand {
-    /// List signing keys and their states.
-    List,
-    /// Start a rotation: a new key is published as pending, then becomes active.
-    Rotate,
-    /// Roll to a key certified by a trusted root (BYOC): published as pending, then active.
-    Import {
-        /// The new signing key (PASERK k4.secret, sealed k4.secret-pw, or PEM).
-        #[arg(long, value_name = "FILE")]
-        signing_key: PathBuf,
-        /// Its issuer certificate (from `mcpg-license certify`).
-        #[arg(long, value_name = "FILE")]
-        certificate: PathBuf,
-        /// File holding the passphrase of a sealed key (default: ask at the terminal).
-        #[arg(long, value_name = "FILE")]
-        passphrase_file: Option<PathBuf>,
     },
 }
 

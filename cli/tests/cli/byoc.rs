@@ -73,7 +73,7 @@ fn a_bounded_byoc_issuer_federates_gateways_of_its_org_only_until_revoked() {
         settings.external_key = Some(ExternalKey {
             signing_key: issuer.secret.clone(),
             passphrase_file: None,
-            certificate: work.path("acme-issuer.cert"),
+            certificates: vec![work.path("acme-issuer.cert")],
         });
         settings.trusted_roots = vec![root.public.clone()];
     });

@@ -8,6 +8,7 @@ mod certify;
 mod ctl;
 mod ctl_access;
 mod ctl_audit;
+mod ctl_keys;
 mod ctl_oidc;
 mod ctl_revocations;
 mod ctl_tenants;

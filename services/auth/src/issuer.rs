@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mcpg_license_core::{
-    AUDIENCE, BoundsViolation, Catalog, ClaimsError, EntitlementSet, LicenseClaims,
+    AUDIENCE, BoundsViolation, Catalog, ClaimsError, EntitlementSet, IssuerCertificate,
+    LicenseClaims,
 };
 use metrics::Counter;
 use moka::future::Cache;
@@ -21,7 +22,7 @@ use crate::audit::IssuanceLog;
 use crate::credential::{Credential, CredentialHash};
 use crate::domain::OrgStatus;
 use crate::error::Refusal;
-use crate::keyring::{Keyring, TOKEN_LIFETIME};
+use crate::keyring::{KeySnapshot, Keyring, TOKEN_LIFETIME};
 use crate::ratelimit::{Decision, RateLimits};
 use crate::store::{GatewayGrant, Store, StoreError};
 use crate::telemetry::TOKENS_ISSUED;
@@ -87,8 +88,10 @@ pub struct IssuedToken {
     pub claims: LicenseClaims,
     /// The signing key's id.
     pub kid: Arc<str>,
-    /// The signing key's certificate.
+    /// The first certificate served with it (for gateways that read only this one).
     pub issuer_certificate: Arc<str>,
+    /// Every certificate served with it, primary first, as a JSON array of strings.
+    pub issuer_certificates: Arc<str>,
     /// The org's rate-limit state after this request (`None`: unlimited).
     pub rate: Option<Decision>,
 }
@@ -206,19 +209,28 @@ impl Issuer {
             });
         }
         let snapshot = self.keyring.snapshot().ok_or(IssueError::NoKey)?;
-        if snapshot.certificate_expires_at <= now + 1 {
+        // Only certificates that outlive this second are served; the token must be
+        // acceptable under each one served: its times are capped by the tightest of them.
+        let certs = &snapshot.certificates;
+        let live = |cert: &IssuerCertificate| cert.exp > now + 1;
+        let mut lifetime = TOKEN_LIFETIME;
+        let mut grace = GRACE;
+        let mut cert_exp = i64::MAX;
+        for cert in certs.iter().map(|c| &*c.cert).filter(|c| live(c)) {
+            lifetime = lifetime.min(cert.bounds.max_token_lifetime);
+            grace = grace.min(cert.bounds.max_grace);
+            cert_exp = cert_exp.min(cert.exp);
+        }
+        if cert_exp == i64::MAX {
             return Err(IssueError::NoKey);
         }
         if snapshot.revoked {
             return Err(IssueError::CertificateRevoked);
         }
-        // Times are capped to what the certificate allows (its lifetime, grace and expiry);
+        // Times are capped to what the certificates allow (lifetime, grace and expiry);
         // what the license itself grants beyond the bounds is refused below.
-        let cert = &snapshot.bounds;
         let end = license.valid_until;
-        let exp = (now + TOKEN_LIFETIME.min(cert.bounds.max_token_lifetime))
-            .min(end)
-            .min(cert.exp);
+        let exp = (now + lifetime).min(end).min(cert_exp);
         let jti = uuid::Uuid::new_v4();
         let claims = LicenseClaims {
             iss: self.issuer.clone(),
@@ -236,20 +248,32 @@ impl Issuer {
             lim: license.limits,
             lic: license.id.clone(),
             rfa: Some((now + REFRESH_AFTER).min(exp)),
-            grc: Some((exp + GRACE.min(cert.bounds.max_grace)).min(end).max(exp)),
+            grc: Some((exp + grace).min(end).max(exp)),
             bind: None,
         };
-        // The gateway runs the same check on every token it accepts.
-        match cert.check_bounds(&claims) {
-            Ok(()) => {}
-            Err(BoundsViolation::PredatesCertificate) => return Err(IssueError::NoKey),
-            Err(violation) => {
-                return Err(IssueError::OutsideBounds {
-                    violation,
-                    org: record.org_slug.clone(),
-                });
+        // The gateway runs the same check on every token it accepts: a certificate whose
+        // bounds the token does not fit is not served; when none fits, the first one's
+        // violation is the answer.
+        let mut fits = 0_u64;
+        let mut violation = None;
+        for (i, served) in certs.iter().enumerate().filter(|(_, c)| live(&c.cert)) {
+            match served.cert.check_bounds(&claims) {
+                Ok(()) => fits |= 1 << i,
+                Err(v) => {
+                    violation.get_or_insert(v);
+                }
             }
         }
+        if fits == 0 {
+            return match violation {
+                Some(BoundsViolation::PredatesCertificate) | None => Err(IssueError::NoKey),
+                Some(violation) => Err(IssueError::OutsideBounds {
+                    violation,
+                    org: record.org_slug.clone(),
+                }),
+            };
+        }
+        let (issuer_certificate, issuer_certificates) = served_certificates(&snapshot, fits);
         let token = snapshot.signer.sign(&claims)?;
         grant.issued.increment(1);
         if let Ok(mut seen) = self.seen.lock() {
@@ -265,7 +289,8 @@ impl Issuer {
             token,
             claims,
             kid: snapshot.kid.clone(),
-            issuer_certificate: snapshot.certificate.clone(),
+            issuer_certificate,
+            issuer_certificates,
             rate,
         })
     }
@@ -283,6 +308,33 @@ impl Issuer {
         };
         self.store.record_token_times(&batch).await
     }
+}
+
+/// The first served certificate and the JSON array of all served ones: the snapshot's
+/// pre-rendered array when every certificate fits (the usual case), else rendered here.
+fn served_certificates(snapshot: &KeySnapshot, fits: u64) -> (Arc<str>, Arc<str>) {
+    let certs = &snapshot.certificates;
+    let served = || {
+        certs
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| fits & (1 << i) != 0)
+            .map(|(_, c)| c)
+    };
+    let first = served()
+        .next()
+        .map_or_else(|| snapshot.certificate.clone(), |c| c.text.clone());
+    let all = if certs.len() < 64 {
+        (1_u64 << certs.len()) - 1
+    } else {
+        u64::MAX
+    };
+    if fits == all {
+        return (first, snapshot.certificates_json.clone());
+    }
+    let texts: Vec<&str> = served().map(|c| &*c.text).collect();
+    let json = serde_json::to_string(&texts).unwrap_or_else(|_| "[]".into());
+    (first, Arc::from(json))
 }
 
 impl Grant {

@@ -12,8 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use mcpg_license_core::cert::DEFAULT_MAX_GRACE;
 use mcpg_license_core::{
-    Bounds, IssuerCertificate, Jwks, JwtSigner, PublicKey, RevocationList, SigningKey, TrustStore,
-    Unverified, Validity, decode_unverified,
+    Bounds, IssuerCertificate, JwtSigner, PublicKey, SigningKey, TrustStore, Validity,
 };
 use thiserror::Error;
 
@@ -21,7 +20,12 @@ use crate::domain::{KeyState, new_id};
 use crate::secrets::{Kek, SecretError};
 use crate::store::{Actor, KeyRecord, NewKey, Store, StoreError};
 
+mod certificates;
 mod certified;
+mod snapshot;
+
+pub use certificates::{CertificateInfo, ConfiguredKey, certificates_of};
+pub use snapshot::{KeySnapshot, MAX_SERVED, ServedCertificate};
 
 /// Lifetime of online tokens (seconds).
 pub const TOKEN_LIFETIME: i64 = 86_400;
@@ -61,32 +65,15 @@ pub enum KeyringError {
         /// The list's serial.
         serial: u64,
     },
+    /// The change conflicts with the key's state (a retired key, a certificate already
+    /// installed, the last certificate).
+    #[error("{0}")]
+    Conflict(String),
     /// Rotation needs a root secret to certify the new key.
     #[error(
         "this service has no root key to certify a new key; install a new certified key with --signing-key and --certificate"
     )]
     NoRoot,
-}
-
-/// What requests read: the active signer and the rendered JWKS, swapped atomically.
-#[derive(Debug)]
-pub struct KeySnapshot {
-    /// Signs tokens with the active key.
-    pub signer: Arc<JwtSigner>,
-    /// The active key's certificate (PASETO text: base64url segments, shared by every
-    /// token response).
-    pub certificate: Arc<str>,
-    /// The active key's id (`k4.pid.…`).
-    pub kid: Arc<str>,
-    /// Its expiry: no token may outlive it.
-    pub certificate_expires_at: i64,
-    /// The active key's certificate, parsed once: tokens are checked against its bounds.
-    pub bounds: Arc<IssuerCertificate>,
-    /// Whether the revocation list in force names the active key's certificate: then
-    /// nothing is signed.
-    pub revoked: bool,
-    /// `{"keys":[…]}` of the published keys, serialised once.
-    pub jwks_json: String,
 }
 
 /// The process's view of the signing keys.
@@ -147,34 +134,15 @@ impl Keyring {
     }
 
     /// Makes sure a key exists: generates and certifies the first key with the root, or
-    /// installs the externally certified key (active if it is the first, else pending).
+    /// installs the externally certified key (active if it is the first, else pending) and
+    /// adds those of its certificates that are not stored yet.
     pub async fn initialize(
         &self,
-        external: Option<(SigningKey, String, String)>,
+        external: Option<ConfiguredKey>,
         now: i64,
     ) -> Result<(), KeyringError> {
         match external {
-            Some((key, certificate, path)) => {
-                let cert = self
-                    .check_installable(&key, &certificate, &path, now)
-                    .await?;
-                let known = self
-                    .store
-                    .keys()
-                    .await?
-                    .iter()
-                    .any(|k| k.kid == key.kid().as_str());
-                if !known {
-                    let mut new =
-                        self.new_key(&key, certificate, cert.exp, KeyState::Active, now)?;
-                    if !self.store.insert_first_key(&new, now).await? {
-                        new.state = KeyState::Pending;
-                        new.activate_at = now + self.publish_delay;
-                        self.store.insert_key(&new, &Actor::system(), now).await?;
-                        tracing::info!(kid = %key.kid(), "installed the configured signing key as pending");
-                    }
-                }
-            }
+            Some(configured) => self.install_configured(&configured, now).await?,
             None => {
                 let key = SigningKey::generate().map_err(|e| KeyringError::Sign(e.to_string()))?;
                 let (certificate, exp) = self.certify(&key, now)?;
@@ -185,6 +153,24 @@ impl Keyring {
             }
         }
         self.reload(now).await
+    }
+
+    /// Stores the configured key: active when it is the deployment's first, else pending.
+    async fn install_configured_key(
+        &self,
+        key: &SigningKey,
+        certificate: String,
+        cert_expires_at: i64,
+        now: i64,
+    ) -> Result<(), KeyringError> {
+        let mut new = self.new_key(key, certificate, cert_expires_at, KeyState::Active, now)?;
+        if !self.store.insert_first_key(&new, now).await? {
+            new.state = KeyState::Pending;
+            new.activate_at = now + self.publish_delay;
+            self.store.insert_key(&new, &Actor::system(), now).await?;
+            tracing::info!(kid = %key.kid(), "installed the configured signing key as pending");
+        }
+        Ok(())
     }
 
     /// Advances key states, renews certificates that are close to expiry (when a root is
@@ -215,7 +201,7 @@ impl Keyring {
             }
         }
         let revocations = self.revocations().await?;
-        let snapshot = self.build_snapshot(&keys, revocations.as_ref())?;
+        let snapshot = self.build_snapshot(&keys, revocations.as_ref(), now)?;
         if let Ok(mut guard) = self.current.write() {
             *guard = snapshot.map(Arc::new);
         }
@@ -256,49 +242,6 @@ impl Keyring {
         keys.into_iter()
             .find(|k| k.kid == key.kid().as_str())
             .ok_or(KeyringError::Store(StoreError::NotFound("signing key")))
-    }
-
-    fn build_snapshot(
-        &self,
-        keys: &[KeyRecord],
-        revocations: Option<&RevocationList>,
-    ) -> Result<Option<KeySnapshot>, KeyringError> {
-        let mut jwks = Jwks::default();
-        for key in keys.iter().filter(|k| k.state.is_published()) {
-            let public = PublicKey::from_paserk(&key.public_key)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let mut jwk = public.to_jwk();
-            jwk.mcpg_cert = Some(key.certificate.clone());
-            jwks.keys.push(jwk);
-        }
-        let jwks_json =
-            serde_json::to_string(&jwks).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let Some(active) = keys.iter().find(|k| k.state == KeyState::Active) else {
-            return Ok(None);
-        };
-        let signer = self.signer_for(active)?;
-        let bounds = match decode_unverified(&active.certificate) {
-            Ok(Unverified::Certificate { certificate, .. }) => Arc::new(*certificate),
-            _ => {
-                return Err(KeyringError::Store(StoreError::Corrupt(format!(
-                    "the certificate of key {} does not decode",
-                    active.kid
-                ))));
-            }
-        };
-        let revoked = revocations.is_some_and(|list| list.revokes_certificate(&bounds.cid));
-        if revoked {
-            tracing::error!(kid = %active.kid, cid = %bounds.cid, "the active signing key's certificate is revoked: no token is signed until a new certified key is imported");
-        }
-        Ok(Some(KeySnapshot {
-            signer,
-            certificate: Arc::from(active.certificate.as_str()),
-            kid: Arc::from(active.kid.as_str()),
-            certificate_expires_at: active.cert_expires_at,
-            bounds,
-            revoked,
-            jwks_json,
-        }))
     }
 
     fn signer_for(&self, key: &KeyRecord) -> Result<Arc<JwtSigner>, KeyringError> {

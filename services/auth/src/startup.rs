@@ -20,7 +20,7 @@ use crate::certwatch::ExpiryWatch;
 use crate::config::Settings;
 use crate::credential::{Credential, CredentialKind};
 use crate::issuer::Issuer;
-use crate::keyring::Keyring;
+use crate::keyring::{ConfiguredKey, Keyring};
 use crate::oidc::OidcVerifier;
 use crate::ratelimit::{RateLimits, spawn_pruner};
 use crate::secrets::{self, DEV_ROOT_PUBLIC, Kek, write_secret_file};
@@ -87,21 +87,23 @@ impl Application {
                     &files.signing_key,
                     files.passphrase_file.as_deref(),
                 )?;
-                let certificate = std::fs::read_to_string(&files.certificate)
-                    .with_context(|| {
-                        format!("cannot read certificate {}", files.certificate.display())
-                    })?
-                    .trim()
-                    .to_owned();
-                let root_kid = match decode_unverified(&certificate) {
-                    Ok(Unverified::Certificate { root_kid, .. }) => root_kid,
-                    _ => anyhow::bail!(
-                        "{} is not an issuer certificate",
-                        files.certificate.display()
-                    ),
-                };
-                let path = files.certificate.display().to_string();
-                (None, Some((key, certificate, path)), vec![root_kid])
+                let mut certificates = Vec::with_capacity(files.certificates.len());
+                let mut root_kids = Vec::new();
+                for file in &files.certificates {
+                    let certificate = std::fs::read_to_string(file)
+                        .with_context(|| format!("cannot read certificate {}", file.display()))?
+                        .trim()
+                        .to_owned();
+                    let root_kid = match decode_unverified(&certificate) {
+                        Ok(Unverified::Certificate { root_kid, .. }) => root_kid,
+                        _ => anyhow::bail!("{} is not an issuer certificate", file.display()),
+                    };
+                    if !root_kids.contains(&root_kid) {
+                        root_kids.push(root_kid);
+                    }
+                    certificates.push((certificate, file.display().to_string()));
+                }
+                (None, Some(ConfiguredKey { key, certificates }), root_kids)
             }
             None => {
                 let (root, created) = secrets::load_or_create_dev_root(&settings.data_dir)?;

@@ -51,6 +51,7 @@ impl Minter {
         TokenResponse {
             token: self.signer.sign(&claims).expect("sign"),
             issuer_certificate: self.certificate.clone(),
+            issuer_certificates: Vec::new(),
         }
     }
 }

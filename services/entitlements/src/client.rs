@@ -16,8 +16,27 @@ use thiserror::Error;
 pub struct TokenResponse {
     /// The JWT.
     pub token: String,
-    /// The PASETO issuer certificate of the key that signed it.
+    /// The PASETO issuer certificate of the key that signed it (the primary one).
     pub issuer_certificate: String,
+    /// Every certificate of that key the federation serves, primary first: during a root
+    /// rollover one per root. Empty from a federation that predates it.
+    #[serde(default)]
+    pub issuer_certificates: Vec<String>,
+}
+
+/// At most this many served certificates are tried.
+const MAX_CERTIFICATES: usize = 16;
+
+impl TokenResponse {
+    /// The certificates to try, primary first: `issuer_certificates` when the federation
+    /// sent it, else `issuer_certificate`.
+    pub fn certificates(&self) -> impl Iterator<Item = &str> {
+        let all: &[String] = match self.issuer_certificates.is_empty() {
+            true => std::slice::from_ref(&self.issuer_certificate),
+            false => &self.issuer_certificates,
+        };
+        all.iter().take(MAX_CERTIFICATES).map(String::as_str)
+    }
 }
 
 /// An explicit "no" from the federation: entitlements end at once, even mid-grace.

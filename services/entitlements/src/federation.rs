@@ -189,20 +189,19 @@ impl Gateway {
         let now = self.inner.time.now();
         match fetched {
             Ok(response) => {
-                let verified = self.inner.verifier.verify(
+                // The first served certificate that chains to a pinned root (during a
+                // root rollover the federation serves one per root); persisted with the
+                // token, so a restart verifies it the same way.
+                let verified = self.inner.verifier.verify_served(
                     &response.token,
-                    &response.issuer_certificate,
+                    response.certificates(),
                     now,
                     Validity::Strict,
                 );
                 match verified {
-                    Ok(token) => {
+                    Ok((token, certificate)) => {
                         self.apply_token(source, &token);
-                        self.persist(
-                            source,
-                            Some((&response.token, &response.issuer_certificate)),
-                            None,
-                        );
+                        self.persist(source, Some((&response.token, certificate)), None);
                         let mut status = source.status();
                         let mut rng = self.inner.rng.lock().unwrap_or_else(|e| e.into_inner());
                         let c = &token.claims;

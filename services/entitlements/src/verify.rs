@@ -91,6 +91,27 @@ impl Verifier {
         })
     }
 
+    /// Verifies `token` under the first of `certificates` that chains to a pinned root and
+    /// returns it with the token. When none chains, the error is the first certificate's.
+    pub fn verify_served<'c>(
+        &self,
+        token: &str,
+        certificates: impl IntoIterator<Item = &'c str>,
+        now: UnixTime,
+        validity: Validity,
+    ) -> Result<(VerifiedToken, &'c str), VerifyError> {
+        let mut first = None;
+        for certificate in certificates {
+            match self.verify(token, certificate, now, validity) {
+                Err(error @ VerifyError::UntrustedRoot(_)) => {
+                    first.get_or_insert(error);
+                }
+                other => return other.map(|verified| (verified, certificate)),
+            }
+        }
+        Err(first.unwrap_or_else(|| VerifyError::Malformed("no issuer certificate".into())))
+    }
+
     fn issuer(
         &self,
         kid: &str,

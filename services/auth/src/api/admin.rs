@@ -12,9 +12,11 @@ use crate::credential::{Credential, CredentialKind};
 use crate::domain::{KeyState, Slug};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, Principal};
-use crate::keyring::KeyringError;
+use crate::keyring::{KeyringError, certificates_of};
 use crate::state::AppState;
 use crate::store::{Actor, AdminTokenRecord, KeyRecord};
+
+use super::key_certificates::CertificateView;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -37,11 +39,17 @@ struct KeyView {
     activated_at: Option<String>,
     retire_after: Option<String>,
     retired_at: Option<String>,
+    /// Every certificate of the key, primary first.
+    certificates: Vec<CertificateView>,
 }
 
 impl From<KeyRecord> for KeyView {
     fn from(key: KeyRecord) -> Self {
         Self {
+            certificates: certificates_of(&key)
+                .into_iter()
+                .map(CertificateView::from)
+                .collect(),
             kid: key.kid,
             state: key.state,
             public_key: key.public_key,

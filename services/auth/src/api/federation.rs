@@ -42,6 +42,21 @@ struct TokenResponse {
     grace_until: String,
     kid: Arc<str>,
     issuer_certificate: Arc<str>,
+    issuer_certificates: CertificateArray,
+}
+
+/// A JSON array of certificates, already rendered (once per key snapshot).
+#[derive(Debug)]
+struct CertificateArray(Arc<str>);
+
+impl Serialize for CertificateArray {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        let texts: Vec<&str> = serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        texts.serialize(serializer)
+    }
 }
 
 async fn token(
@@ -117,6 +132,7 @@ async fn token(
         grace_until: to_rfc3339(claims.grc.unwrap_or(claims.exp)),
         kid: issued.kid,
         issuer_certificate: issued.issuer_certificate,
+        issuer_certificates: CertificateArray(issued.issuer_certificates),
         token: issued.token,
     };
     headers.insert(
@@ -131,7 +147,9 @@ impl TokenResponse {
     /// signer), a PASETO (the certificate, checked to decode when the key was loaded), a
     /// PASERK id, an RFC 3339 time or fixed text: none needs JSON escaping, so the body is
     /// written directly (serde_json's escaping scan over the ~2 KB of token and certificate
-    /// showed in the token endpoint's profile). Anything else would go through serde_json.
+    /// showed in the token endpoint's profile). The certificate array is JSON already,
+    /// rendered by serde_json once per key snapshot. Anything else would go through
+    /// serde_json.
     fn to_json(&self) -> String {
         let fields: [(&str, &str); 7] = [
             ("token", &self.token),
@@ -142,6 +160,7 @@ impl TokenResponse {
             ("kid", &self.kid),
             ("issuer_certificate", &self.issuer_certificate),
         ];
+        let certificates = &self.issuer_certificates.0;
         // The short members are checked on every call; the token and the certificate are
         // plain by construction (asserted in debug builds and by the tests).
         let short_plain = fields[1..6].iter().all(|(_, value)| plain(value));
@@ -149,10 +168,13 @@ impl TokenResponse {
         if !short_plain {
             return serde_json::to_string(self).unwrap_or_default();
         }
+        const ARRAY_MEMBER: &str = ",\"issuer_certificates\":";
         let size = fields
             .iter()
             .map(|(n, v)| n.len() + v.len() + 6)
             .sum::<usize>()
+            + ARRAY_MEMBER.len()
+            + certificates.len()
             + 2;
         let mut out = String::with_capacity(size);
         out.push('{');
@@ -166,6 +188,8 @@ impl TokenResponse {
             out.push_str(value);
             out.push('"');
         }
+        out.push_str(ARRAY_MEMBER);
+        out.push_str(certificates);
         out.push('}');
         out
     }
@@ -221,6 +245,9 @@ mod tests {
             grace_until: "2026-12-01T10:00:00Z".into(),
             kid: "k4.pid.abc_DEF-1".into(),
             issuer_certificate: "v4.public.eyJ.abc-_".into(),
+            issuer_certificates: super::CertificateArray(
+                r#"["v4.public.eyJ.abc-_","v4.public.eyK.def"]"#.into(),
+            ),
         }
     }
 

@@ -4,6 +4,7 @@
 mod admin;
 mod audit;
 mod federation;
+mod key_certificates;
 mod layers;
 mod licenses;
 mod oidc;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(licenses::router())
         .merge(tenancy::router())
         .merge(admin::router())
+        .merge(key_certificates::router())
         .merge(rbac::router())
         .merge(oidc::router())
         .merge(tenants::router())

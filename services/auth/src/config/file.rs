@@ -50,7 +50,7 @@ pub(super) struct FileConfig {
     pub(super) bootstrap_token_file: Option<PathBuf>,
     pub(super) signing_key: Option<PathBuf>,
     pub(super) signing_key_passphrase_file: Option<PathBuf>,
-    pub(super) certificate: Option<PathBuf>,
+    pub(super) certificate: Option<OneOrMany>,
     pub(super) trusted_roots: Option<Vec<PathBuf>>,
     pub(super) kek_file: Option<PathBuf>,
     pub(super) key_publish_delay: Option<String>,
@@ -64,6 +64,26 @@ pub(super) struct FileConfig {
     pub(super) tenants: Option<PathBuf>,
     pub(super) tenants_prune: Option<bool>,
     pub(super) tenants_poll_interval: Option<String>,
+}
+
+/// A path, or a list of paths (`certificate = "a.cert"` or `certificate = ["a", "b"]`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrMany {
+    /// One path.
+    One(PathBuf),
+    /// Several.
+    Many(Vec<PathBuf>),
+}
+
+impl OneOrMany {
+    /// The paths, in order.
+    pub(super) fn into_vec(self) -> Vec<PathBuf> {
+        match self {
+            OneOrMany::One(path) => vec![path],
+            OneOrMany::Many(paths) => paths,
+        }
+    }
 }
 
 /// Reads and parses the `--config` file.

@@ -71,9 +71,17 @@ pub struct ServeArgs {
     /// the systemd credential `signing-key-passphrase` when $CREDENTIALS_DIRECTORY is set.
     #[arg(long, env = "MCPG_SIGNING_KEY_PASSPHRASE_FILE")]
     pub signing_key_passphrase_file: Option<PathBuf>,
-    /// Issuer certificate (PASETO v4.public) of --signing-key.
-    #[arg(long, env = "MCPG_CERTIFICATE", requires = "signing_key")]
-    pub certificate: Option<PathBuf>,
+    /// Issuer certificate (PASETO v4.public) of --signing-key; repeatable, one per root that
+    /// certifies the key (the first is the primary; the variable takes a comma-separated
+    /// list). Certificates not stored yet are added at start.
+    #[arg(
+        long,
+        env = "MCPG_CERTIFICATE",
+        requires = "signing_key",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub certificate: Vec<PathBuf>,
     /// Root public key (PASERK k4.public) that certificates and revocation lists may chain to,
     /// besides the compiled-in vendor roots (repeatable; the variable takes a comma-separated
     /// list).

@@ -93,8 +93,8 @@ pub struct ExternalKey {
     pub signing_key: PathBuf,
     /// The passphrase file of a sealed key, when given (else the systemd credential).
     pub passphrase_file: Option<PathBuf>,
-    /// The certificate file.
-    pub certificate: PathBuf,
+    /// The certificate files, primary first (one per root that certifies the key).
+    pub certificates: Vec<PathBuf>,
 }
 
 /// The resolved settings the service runs with.
@@ -224,22 +224,26 @@ impl Settings {
         let passphrase_file = args
             .signing_key_passphrase_file
             .or(file.signing_key_passphrase_file);
-        settings.external_key = match (
-            args.signing_key.or(file.signing_key),
-            args.certificate.or(file.certificate),
-        ) {
-            (Some(signing_key), Some(certificate)) => Some(ExternalKey {
+        let certificates = if args.certificate.is_empty() {
+            file.certificate
+                .map(file::OneOrMany::into_vec)
+                .unwrap_or_default()
+        } else {
+            args.certificate
+        };
+        settings.external_key = match (args.signing_key.or(file.signing_key), certificates) {
+            (Some(signing_key), certificates) if !certificates.is_empty() => Some(ExternalKey {
                 signing_key,
                 passphrase_file,
-                certificate,
+                certificates,
             }),
-            (None, None) if passphrase_file.is_some() => {
+            (None, certificates) if certificates.is_empty() && passphrase_file.is_some() => {
                 return Err(ConfigError::Value {
                     name: "signing_key_passphrase_file",
                     message: "signing_key_passphrase_file is the passphrase of a sealed signing_key, and no signing_key is given".into(),
                 });
             }
-            (None, None) => None,
+            (None, certificates) if certificates.is_empty() => None,
             _ => {
                 return Err(ConfigError::Value {
                     name: "signing_key",

@@ -4,7 +4,8 @@
 //! import (a roll), plus the stored revocation list those checks consult.
 
 use mcpg_license_core::{
-    IssuerCertificate, RevocationList, SigningKey, Unverified, Validity, decode_unverified,
+    IssuerCertificate, PublicKey, RevocationList, SigningKey, Unverified, Validity,
+    decode_unverified,
 };
 
 use super::{Keyring, KeyringError};
@@ -36,38 +37,40 @@ impl Keyring {
         actor: &Actor,
         now: i64,
     ) -> Result<KeyRecord, KeyringError> {
-        let cert = self
-            .check_installable(key, certificate, "(imported)", now)
+        let (cert, _) = self
+            .check_installable(key.public_key(), certificate, "(imported)", now)
             .await?;
         self.install_pending(key, certificate.to_owned(), cert.exp, actor, now)
             .await
     }
 
+    /// The certificate's claims and the kid of the root it chains to, when it may certify
+    /// `key` for this service.
     pub(super) fn check_external(
         &self,
-        key: &SigningKey,
+        key: &PublicKey,
         certificate: &str,
         path: &str,
         now: i64,
-    ) -> Result<IssuerCertificate, KeyringError> {
+    ) -> Result<(IssuerCertificate, String), KeyringError> {
         let bad = |message: String| KeyringError::Certificate {
             path: path.to_owned(),
             message,
         };
-        let cert = match decode_unverified(certificate) {
+        let (cert, root_kid) = match decode_unverified(certificate) {
             Ok(Unverified::Certificate { .. }) => {
                 match self
                     .trust
                     .verify_certificate(certificate, now, Validity::Strict)
                 {
-                    Ok(verified) => verified.certificate().clone(),
+                    Ok(verified) => (verified.certificate().clone(), verified.root().to_string()),
                     Err(e) => return Err(bad(format!("{} ({})", e, e.code()))),
                 }
             }
             Ok(_) => return Err(bad("not an issuer certificate".into())),
             Err(e) => return Err(bad(e.to_string())),
         };
-        if &cert.key != key.public_key() {
+        if &cert.key != key {
             return Err(bad(format!(
                 "certifies {} but the signing key is {}",
                 cert.key.kid(),
@@ -83,19 +86,19 @@ impl Keyring {
         if cert.exp <= now {
             return Err(bad("has expired".into()));
         }
-        Ok(cert)
+        Ok((cert, root_kid))
     }
 
     /// [`Keyring::check_external`] plus the stored revocation list: a revoked certificate is
     /// refused at start and at import.
     pub(super) async fn check_installable(
         &self,
-        key: &SigningKey,
+        key: &PublicKey,
         certificate: &str,
         path: &str,
         now: i64,
-    ) -> Result<IssuerCertificate, KeyringError> {
-        let cert = self.check_external(key, certificate, path, now)?;
+    ) -> Result<(IssuerCertificate, String), KeyringError> {
+        let (cert, root_kid) = self.check_external(key, certificate, path, now)?;
         if let Some(list) = self.revocations().await?
             && list.revokes_certificate(&cert.cid)
         {
@@ -104,6 +107,6 @@ impl Keyring {
                 serial: list.serial,
             });
         }
-        Ok(cert)
+        Ok((cert, root_kid))
     }
 }

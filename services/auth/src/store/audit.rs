@@ -79,6 +79,10 @@ pub enum AuditAction {
     KeyInsert,
     /// A signing key's certificate was renewed.
     KeyCertificate,
+    /// Another certificate of a signing key was added (a root rollover).
+    KeyCertificateAdd,
+    /// A certificate of a signing key was removed.
+    KeyCertificateRemove,
     /// Signing keys moved along their life cycle.
     KeyAdvance,
     /// A batch of issued federation tokens.
@@ -120,6 +124,8 @@ impl AuditAction {
             Self::Impersonate => "impersonation.start",
             Self::KeyInsert => "key.insert",
             Self::KeyCertificate => "key.certificate",
+            Self::KeyCertificateAdd => "key.certificate.add",
+            Self::KeyCertificateRemove => "key.certificate.remove",
             Self::KeyAdvance => "key.advance",
             Self::TokenIssued => "token.issued",
             Self::ApiTokenRevoke => "api_token.revoke",

@@ -8,6 +8,7 @@ use mcpg_license_core::audit::SYSTEM_CHAIN;
 use serde_json::json;
 
 use super::audit::{Actor, AuditAction, AuditTx, Event};
+use super::key_certificates::KeyCertificateRecord;
 use super::{Store, StoreError, in_tx, on_pool};
 use crate::domain::KeyState;
 
@@ -51,6 +52,8 @@ pub struct KeyRecord {
     pub retire_after: Option<i64>,
     /// When it was retired.
     pub retired_at: Option<i64>,
+    /// Its further certificates (other roots certifying the same key), oldest first.
+    pub more_certificates: Vec<KeyCertificateRecord>,
 }
 
 #[derive(FromRow)]
@@ -86,6 +89,32 @@ impl TryFrom<KeyRow> for KeyRecord {
             activated_at: row.activated_at,
             retire_after: row.retire_after,
             retired_at: row.retired_at,
+            more_certificates: Vec::new(),
+        })
+    }
+}
+
+/// A key joined with one of its further certificates (all `None` when it has none).
+#[derive(FromRow)]
+struct KeyCertRow {
+    #[sqlx(flatten)]
+    key: KeyRow,
+    c_cid: Option<String>,
+    c_certificate: Option<String>,
+    c_root_kid: Option<String>,
+    c_expires_at: Option<i64>,
+    c_added_at: Option<i64>,
+}
+
+impl KeyCertRow {
+    fn more(&self) -> Option<KeyCertificateRecord> {
+        Some(KeyCertificateRecord {
+            cid: self.c_cid.clone()?,
+            kid: self.key.kid.clone(),
+            certificate: self.c_certificate.clone()?,
+            root_kid: self.c_root_kid.clone()?,
+            expires_at: self.c_expires_at?,
+            added_at: self.c_added_at?,
         })
     }
 }
@@ -109,18 +138,37 @@ pub struct NewKey {
     pub activate_at: i64,
 }
 
-const COLUMNS: &str = "kid, public_key, secret_sealed, certificate, cert_expires_at, state, \
-     created_at, activate_at, activated_at, retire_after, retired_at";
+const KEY_COLUMNS: &str = "k.kid, k.public_key, k.secret_sealed, k.certificate, \
+     k.cert_expires_at, k.state, k.created_at, k.activate_at, k.activated_at, k.retire_after, \
+     k.retired_at";
 const INSERT: &str = "INSERT INTO signing_keys (kid, public_key, secret_sealed, certificate, \
      cert_expires_at, state, created_at, activate_at, activated_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $6 = 'active' THEN $7 ELSE NULL END)";
 
 impl Store {
-    /// Every key, newest first.
+    /// Every key, newest first, each with its further certificates. One statement, so a
+    /// concurrent removal of a primary certificate (which promotes a further one) is seen
+    /// whole or not at all.
     pub async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid");
-        let rows: Vec<KeyRow> = on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await?);
-        rows.into_iter().map(KeyRecord::try_from).collect()
+        let sql = format!(
+            "SELECT {KEY_COLUMNS}, c.cid AS c_cid, c.certificate AS c_certificate, \
+             c.root_kid AS c_root_kid, c.expires_at AS c_expires_at, c.added_at AS c_added_at \
+             FROM signing_keys k LEFT JOIN signing_key_certificates c ON c.kid = k.kid \
+             ORDER BY k.created_at DESC, k.kid, c.added_at, c.cid"
+        );
+        let rows: Vec<KeyCertRow> =
+            on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await?);
+        let mut keys: Vec<KeyRecord> = Vec::new();
+        for row in rows {
+            let more = row.more();
+            if keys.last().is_none_or(|k| k.kid != row.key.kid) {
+                keys.push(KeyRecord::try_from(row.key)?);
+            }
+            if let (Some(key), Some(more)) = (keys.last_mut(), more) {
+                key.more_certificates.push(more);
+            }
+        }
+        Ok(keys)
     }
 
     /// Inserts the deployment's first key unless another process already did; returns

@@ -106,7 +106,7 @@ impl Byoc {
         settings.external_key = Some(ExternalKey {
             signing_key: self.path("signing.paserk"),
             passphrase_file: None,
-            certificate: self.path("signing.cert"),
+            certificates: vec![self.path("signing.cert")],
         });
         settings.trusted_roots = vec![self.path("root.public.paserk")];
     }

@@ -40,7 +40,7 @@ async fn an_externally_certified_key_signs_and_cannot_be_rotated_in_place() {
         settings.external_key = Some(ExternalKey {
             signing_key: key_path,
             passphrase_file: None,
-            certificate: cert_path,
+            certificates: vec![cert_path],
         });
         settings.trusted_roots = vec![root_path];
     })

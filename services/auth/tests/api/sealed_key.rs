@@ -59,7 +59,7 @@ impl SealedKey {
         ExternalKey {
             signing_key: self.path("signing.secret-pw.paserk"),
             passphrase_file: passphrase.map(|name| self.path(name)),
-            certificate: self.path("signing.cert"),
+            certificates: vec![self.path("signing.cert")],
         }
     }
 }

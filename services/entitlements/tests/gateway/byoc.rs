@@ -62,6 +62,7 @@ impl Byoc {
         TokenResponse {
             token: self.signer.sign(claims).expect("sign"),
             issuer_certificate: self.certificate.clone(),
+            issuer_certificates: Vec::new(),
         }
     }
 

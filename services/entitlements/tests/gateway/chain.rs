@@ -25,6 +25,7 @@ async fn rejection(
         mcpg_entitlements::TokenResponse {
             token: signer.sign(&c).expect("sign"),
             issuer_certificate: certificate,
+            issuer_certificates: Vec::new(),
         }
     };
     fed.set(Behaviour::Fixed(response));
@@ -141,6 +142,7 @@ async fn a_rejected_token_does_not_replace_a_good_one() {
             .sign(&claims("acme", Tier::Enterprise, START))
             .expect("sign"),
         issuer_certificate: certificate,
+        issuer_certificates: Vec::new(),
     }));
     assert_eq!(
         gateway.refresh_now().await.expect_err("rejected").code(),

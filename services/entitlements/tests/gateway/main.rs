@@ -11,6 +11,7 @@ mod offline;
 mod persistence;
 mod refresh;
 mod revocation;
+mod served_certificates;
 mod standin;
 mod state_machine;
 mod support;

@@ -97,6 +97,7 @@ impl Authority {
         TokenResponse {
             token: self.signer.sign(claims).expect("claims sign"),
             issuer_certificate: self.certificate.clone(),
+            issuer_certificates: Vec::new(),
         }
     }
 }
