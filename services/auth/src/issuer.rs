@@ -228,8 +228,14 @@ impl Issuer {
             return Err(IssueError::CertificateRevoked);
         }
         // Times are capped to what the certificates allow (lifetime, grace and expiry);
-        // what the license itself grants beyond the bounds is refused below.
-        let end = license.valid_until;
+        // what the license itself grants beyond the bounds is refused below. Nothing
+        // outlives the license or the trial: a token issued just before a trial ends must
+        // not carry a day of validity and a week of grace past it.
+        let trial_end = match record.org_status {
+            OrgStatus::Trial => record.trial_expires_at,
+            _ => None,
+        };
+        let end = trial_end.map_or(license.valid_until, |t| t.min(license.valid_until));
         let exp = (now + lifetime).min(end).min(cert_exp);
         let jti = uuid::Uuid::new_v4();
         let claims = LicenseClaims {

@@ -4,13 +4,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mcpg_license_core::{Clock, ManualClock, Validity};
+use mcpg_license_core::clock::to_rfc3339;
+use mcpg_license_core::{Clock, LicenseClaims, ManualClock, Validity};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, assert_error, now, on_both_backends, spawn_app_on_clock};
 
-on_both_backends!(keys_certificates_and_licenses_follow_the_clock);
+on_both_backends!(
+    keys_certificates_and_licenses_follow_the_clock,
+    a_token_issued_just_before_a_trial_ends_ends_with_the_trial,
+);
 
 const DAY: i64 = 86_400;
 
@@ -36,7 +40,7 @@ async fn published(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
-fn verify_at(app: &TestApp, body: &Value, at: i64) {
+fn verify_at(app: &TestApp, body: &Value, at: i64) -> LicenseClaims {
     app.trust_store()
         .verify_certificate(
             body["issuer_certificate"].as_str().expect("certificate"),
@@ -45,7 +49,7 @@ fn verify_at(app: &TestApp, body: &Value, at: i64) {
         )
         .expect("certificate valid at the clock's time")
         .verify_jwt(body["token"].as_str().expect("token"), at, Validity::Strict)
-        .expect("token verifies at the clock's time");
+        .expect("token verifies at the clock's time")
 }
 
 async fn keys_certificates_and_licenses_follow_the_clock(backend: Backend) {
@@ -103,10 +107,41 @@ async fn keys_certificates_and_licenses_follow_the_clock(backend: Backend) {
         app.token_ok(&credential).await["issuer_certificate"] != before
     })
     .await;
-    verify_at(&app, &app.token_ok(&credential).await, clock.now());
+    let _ = verify_at(&app, &app.token_ok(&credential).await, clock.now());
 
     clock.advance(365 * DAY);
     let (status, body) = app.token(&credential).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_error(&body, "license_expired");
+}
+
+/// A token issued ten minutes before the org's trial ends must not outlive the trial: not
+/// its expiry, not its refresh time, not its grace (a gateway would otherwise keep the
+/// trial's entitlements for a day plus seven days of "outage").
+async fn a_token_issued_just_before_a_trial_ends_ends_with_the_trial(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(now()));
+    let app = spawn_app_on_clock(backend, clock.clone()).await;
+    let credential = app.gateway("acme").await;
+    let end = clock.now() + 600;
+    app.expect(
+        Method::PATCH,
+        "/v1/orgs/acme",
+        Some(json!({"status": "trial", "trial_expires_at": to_rfc3339(end)})),
+        StatusCode::OK,
+    )
+    .await;
+
+    let body = app.token_ok(&credential).await;
+    let claims = verify_at(&app, &body, clock.now());
+    assert_eq!(claims.exp, end, "expiry capped at the trial's end");
+    assert_eq!(claims.grc, Some(end), "no grace past the trial's end");
+    assert_eq!(claims.rfa, Some(end), "refresh due by the trial's end");
+    assert_eq!(body["expires_at"], to_rfc3339(end));
+    assert_eq!(body["grace_until"], to_rfc3339(end));
+    assert_eq!(body["refresh_after"], to_rfc3339(end));
+
+    clock.advance(600);
+    let (status, body) = app.token(&credential).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_error(&body, "trial_expired");
 }
