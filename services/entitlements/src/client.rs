@@ -200,8 +200,7 @@ impl HttpFederationClient {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(parse_retry_after);
         let body = read_body(response, MAX_RESPONSE_BYTES).await?;
         if status == StatusCode::OK {
             return serde_json::from_slice(&body).map_err(|e| FetchError::Unexpected {
@@ -265,6 +264,12 @@ impl HttpFederationClient {
                 message: "the revocation list is not text".into(),
             })
     }
+}
+
+/// A `Retry-After` in delta-seconds (HTTP dates are ignored: the backoff applies). The value
+/// is taken as sent; [`crate::schedule::backoff`] caps what it honours.
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// Reads at most `max` bytes of a body: a hostile endpoint must not be able to make the

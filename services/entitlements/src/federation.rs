@@ -231,7 +231,7 @@ impl Gateway {
     fn apply_token(&self, source: &Source, token: &VerifiedToken) {
         let claims = &token.claims;
         // A genuine token proves the time was at least its issue time (less the skew allowed).
-        self.inner.time.observe(claims.iat - LEEWAY);
+        self.inner.time.observe(claims.iat.saturating_sub(LEEWAY));
         let basis = Basis::Federated {
             exp: claims.exp,
             grc: claims.grc.unwrap_or(claims.exp).max(claims.exp),
@@ -267,7 +267,7 @@ impl Gateway {
             status.failures = 0;
             // A refused credential never works again; a refused license may be reinstated.
             status.stopped = denial == Denial::InvalidCredential;
-            status.next_due = now + schedule::BACKOFF_CAP.as_secs() as i64;
+            status.next_due = schedule::after(now, schedule::BACKOFF_CAP);
         }
         tracing::error!(
             code = denial.code(),
@@ -296,8 +296,8 @@ impl Gateway {
         let mut status = source.status();
         status.failures = status.failures.saturating_add(1);
         let mut rng = self.inner.rng.lock().unwrap_or_else(|e| e.into_inner());
-        let wait = schedule::backoff(status.failures, retry_after, &mut rng);
-        status.next_due = now + wait.as_secs() as i64;
+        let (next_due, wait) = schedule::retry_at(now, status.failures, retry_after, &mut rng);
+        status.next_due = next_due;
         status.last_error = Some(error.clone());
         tracing::warn!(tenant = %label, error = %error, failures = status.failures, retry_in_s = wait.as_secs(), "entitlement refresh failed; entitlements kept until the grace bound");
         error

@@ -72,16 +72,16 @@ impl Gateway {
         };
         if let Some(grc) = grace_end {
             metrics::gauge!("mcpg_entitlements_grace_remaining_seconds", "tenant" => label.clone())
-                .set((grc - now).max(0) as f64);
+                .set(grc.saturating_sub(now).max(0) as f64);
         }
         let mut warned = 0;
         if state == State::Grace
             && entry
                 .grace_warned_at
-                .is_none_or(|t| now - t >= GRACE_WARNING_EVERY)
+                .is_none_or(|t| now.saturating_sub(t) >= GRACE_WARNING_EVERY)
             && let Some(grc) = grace_end
         {
-            tracing::warn!(tenant = %key, grace_until = %to_rfc3339(grc), remaining_s = grc - now, "entitlements in grace: the federation cannot be reached; paid plugins stop at the grace bound");
+            tracing::warn!(tenant = %key, grace_until = %to_rfc3339(grc), remaining_s = grc.saturating_sub(now), "entitlements in grace: the federation cannot be reached; paid plugins stop at the grace bound");
             entry.grace_warned_at = Some(now);
             warned += 1;
         }
@@ -100,7 +100,7 @@ impl Gateway {
                 && at - now <= EXPIRY_WARNING_WINDOW
                 && entry
                     .expiry_warned_at
-                    .is_none_or(|t| now - t >= EXPIRY_WARNING_EVERY)
+                    .is_none_or(|t| now.saturating_sub(t) >= EXPIRY_WARNING_EVERY)
             {
                 tracing::warn!(tenant = %key, expires_at = %to_rfc3339(at), days_left = (at - now) / 86_400, "{what} expires soon");
                 entry.expiry_warned_at = Some(now);
@@ -160,7 +160,7 @@ impl Gateway {
             };
             let wait = next.map_or(MAX_SLEEP, |at| {
                 Duration::from_secs(
-                    (at - now)
+                    at.saturating_sub(now)
                         .clamp(1, MAX_SLEEP.as_secs() as i64)
                         .unsigned_abs(),
                 )

@@ -124,7 +124,7 @@ impl Gateway {
             tier: ent.decide(None, now).tier,
             licensed_tier: ent.tier(),
             seconds_to_grace_end: match ent.basis() {
-                Basis::Federated { grc, .. } => Some((grc - now).max(0)),
+                Basis::Federated { grc, .. } => Some(grc.saturating_sub(now).max(0)),
                 _ => None,
             },
             revoked: match ent.basis() {

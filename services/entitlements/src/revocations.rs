@@ -148,7 +148,7 @@ impl Gateway {
         let now = self.inner.time.now();
         self.inner
             .revocations_due
-            .store(now + REVOCATIONS_INTERVAL, Ordering::Release);
+            .store(now.saturating_add(REVOCATIONS_INTERVAL), Ordering::Release);
         match source.client.fetch_revocations().await? {
             Some(list) => Ok(Some(self.apply_revocation_list(&list)?)),
             None => Ok(None),

@@ -1,5 +1,7 @@
 //! When to refresh: at `rfa` ± 10 % jitter after a success; after failures, exponential
-//! backoff with full jitter from 30 s to 30 min, never sooner than the server's Retry-After.
+//! backoff with full jitter from 30 s to 30 min, never sooner than the server's Retry-After
+//! up to [`MAX_RETRY_AFTER`]. Time arithmetic saturates: no answer of the server and no
+//! persisted time can overflow or wrap a due time.
 
 use std::time::Duration;
 
@@ -9,6 +11,10 @@ use mcpg_license_core::UnixTime;
 pub const BACKOFF_BASE: Duration = Duration::from_secs(30);
 /// The longest backoff step.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(30 * 60);
+/// The longest server `Retry-After` honoured. A server (or anything answering in its name)
+/// cannot suspend refreshing for longer: a gateway in grace keeps retrying every two hours at
+/// most, so it recovers well before its grace bound once the federation answers again.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(2 * 3_600);
 /// The refresh jitter, as a fraction of the refresh interval.
 pub const REFRESH_JITTER: f64 = 0.10;
 
@@ -22,15 +28,37 @@ pub fn next_refresh(
     rng: &mut fastrand::Rng,
 ) -> UnixTime {
     // Tokens without rfa are refreshed a third of the way through their life.
-    let rfa = rfa.unwrap_or(iat + (exp - iat) / 3);
-    let interval = (rfa - iat).max(0) as f64;
+    let rfa = rfa.unwrap_or_else(|| iat.saturating_add(exp.saturating_sub(iat).max(0) / 3));
+    let interval = rfa.saturating_sub(iat).max(0) as f64;
     let jitter = (rng.f64() * 2.0 - 1.0) * REFRESH_JITTER * interval;
+    // `as` from f64 saturates at the i64 bounds.
     let at = (rfa as f64 + jitter).round() as UnixTime;
-    at.min(exp).max(now + 1)
+    at.min(exp).max(now.saturating_add(1))
+}
+
+/// `now` plus `wait`, saturating (a wait longer than `i64::MAX` seconds is not a time in the
+/// past).
+pub fn after(now: UnixTime, wait: Duration) -> UnixTime {
+    now.saturating_add(UnixTime::try_from(wait.as_secs()).unwrap_or(UnixTime::MAX))
+}
+
+/// When to retry at `now` after `failures` consecutive failures, the server having asked
+/// for `retry_after`: `now` plus the [`backoff`], so within `[now + 1 s, now + 30 min]`, or
+/// up to `now + MAX_RETRY_AFTER` when the server asked for longer. Returns the time and the
+/// wait.
+pub fn retry_at(
+    now: UnixTime,
+    failures: u32,
+    retry_after: Option<Duration>,
+    rng: &mut fastrand::Rng,
+) -> (UnixTime, Duration) {
+    let wait = backoff(failures, retry_after, rng);
+    (after(now, wait), wait)
 }
 
 /// The wait after `failures` consecutive failures (1 for the first): a uniformly random
-/// delay in `[1 s, min(cap, base · 2^(failures-1))]`, at least `retry_after`.
+/// delay in `[1 s, min(cap, base · 2^(failures-1))]`, at least `retry_after` capped at
+/// [`MAX_RETRY_AFTER`].
 pub fn backoff(failures: u32, retry_after: Option<Duration>, rng: &mut fastrand::Rng) -> Duration {
     let exponent = failures.saturating_sub(1).min(16);
     let ceiling = BACKOFF_BASE
@@ -39,14 +67,55 @@ pub fn backoff(failures: u32, retry_after: Option<Duration>, rng: &mut fastrand:
         .as_secs();
     let delay = Duration::from_secs(rng.u64(1..=ceiling.max(1)));
     match retry_after {
-        Some(server) => delay.max(server),
+        Some(server) => delay.max(server.min(MAX_RETRY_AFTER)),
         None => delay,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::client::parse_retry_after;
+
+    /// Any `Retry-After` header: numbers of every size (as sent, padded or not), and text.
+    fn header() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<u64>().prop_map(|n| n.to_string()),
+            (0_u64..10_000).prop_map(|n| format!(" {n} ")),
+            Just(u64::MAX.to_string()),
+            Just(i64::MAX.to_string()),
+            Just("18446744073709551616".to_owned()),
+            Just("-1".to_owned()),
+            "\\PC{0,24}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn a_retry_is_always_due_within_the_documented_bounds(
+            value in header(),
+            failures in any::<u32>(),
+            now in prop_oneof![0_i64..4_000_000_000, Just(i64::MAX - 1), Just(i64::MAX)],
+            seed in any::<u64>(),
+        ) {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let retry_after = parse_retry_after(&value);
+            let (due, wait) = retry_at(now, failures, retry_after, &mut rng);
+            let longest = BACKOFF_CAP.max(MAX_RETRY_AFTER).as_secs() as i64;
+            prop_assert_eq!(due, after(now, wait));
+            prop_assert!(due >= now.saturating_add(1), "{} due at {}", now, due);
+            prop_assert!(due <= now.saturating_add(longest), "{} due at {}", now, due);
+            match retry_after {
+                Some(server) => {
+                    let honoured = server.min(MAX_RETRY_AFTER).as_secs() as i64;
+                    prop_assert!(due >= now.saturating_add(honoured));
+                }
+                None => prop_assert!(due <= now.saturating_add(BACKOFF_CAP.as_secs() as i64)),
+            }
+        }
+    }
 
     #[test]
     fn refreshes_land_within_ten_percent_of_rfa() {

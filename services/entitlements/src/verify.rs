@@ -124,8 +124,8 @@ impl Verifier {
         {
             let cert = cached.issuer.certificate();
             let end = match validity {
-                Validity::Strict => cert.exp + mcpg_license_core::LEEWAY,
-                Validity::UntilGrace => cert.exp + cert.bounds.max_grace,
+                Validity::Strict => cert.exp.saturating_add(mcpg_license_core::LEEWAY),
+                Validity::UntilGrace => cert.exp.saturating_add(cert.bounds.max_grace),
             };
             if now < end {
                 // A list applied while this entry was being cached must still count.

@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
-use mcpg_entitlements::{Denial, FederationClient, FetchError, HttpFederationClient};
+use mcpg_entitlements::{
+    Denial, FederationClient, FetchError, GatewayBuilder, HttpFederationClient, ModeSettings,
+};
 use mcpg_license_core::Tier;
 use secrecy::SecretString;
 
 use crate::standin::{Answer, StandIn};
-use crate::support::CREDENTIAL;
+use crate::support::{CREDENTIAL, federated_settings, temp_dir};
 
 #[tokio::test]
 async fn the_http_client_maps_every_answer_of_the_contract() {
@@ -152,4 +154,33 @@ async fn the_http_client_fetches_the_revocation_list() {
         client.fetch_revocations().await,
         Err(FetchError::Unexpected { status: 200, .. })
     ));
+}
+
+#[tokio::test]
+async fn a_federation_answering_429_with_a_huge_retry_after_delays_refresh_at_most_two_hours() {
+    let server = StandIn::start(Answer::Error {
+        status: 429,
+        code: "rate_limited",
+        retry_after: Some(u64::MAX),
+    })
+    .await;
+    let dir = temp_dir();
+    let mut settings = federated_settings(dir.path(), server.authority.trust());
+    if let ModeSettings::Federated { url, .. } = &mut settings.mode {
+        *url = server.url();
+    }
+    let gateway = GatewayBuilder::new(settings)
+        .build()
+        .expect("gateway starts");
+    for _ in 0..3 {
+        let before = mcpg_license_core::Clock::now(&mcpg_license_core::SystemClock);
+        assert!(gateway.refresh_now().await.is_err(), "429 is an outage");
+        let after = mcpg_license_core::Clock::now(&mcpg_license_core::SystemClock);
+        let next = gateway.next_refresh_at().expect("scheduled");
+        assert!(
+            (before + 1..=after + 2 * 3_600).contains(&next),
+            "next refresh at {next}, now {before}..{after}"
+        );
+    }
+    assert_eq!(server.hits(), 3);
 }

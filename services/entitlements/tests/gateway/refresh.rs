@@ -67,3 +67,32 @@ async fn failures_back_off_and_honour_retry_after() {
     assert!(wait >= 7_200, "Retry-After ignored: {wait}s");
     assert_eq!(gateway.snapshot().federation[0].consecutive_failures, 2);
 }
+
+/// The longest wait a server's `Retry-After` can impose (`schedule::MAX_RETRY_AFTER`).
+const LONGEST_WAIT: i64 = 2 * HOUR;
+
+#[tokio::test]
+async fn a_huge_retry_after_cannot_suspend_or_wrap_the_refresh_schedule() {
+    // ~3 years, i64::MAX (overflowed `now + wait` to a negative time), u64::MAX (wrapped to
+    // -1 through `as i64`).
+    for retry_after in [100_000_000, i64::MAX as u64, u64::MAX] {
+        let dir = temp_dir();
+        let clock = ManualClock::new(START);
+        let fed = FakeFederation::new(clock.clone(), Tier::Team);
+        let gateway = federated(dir.path(), &clock, &fed);
+        fed.set(Behaviour::Outage {
+            retry_after: Some(Duration::from_secs(retry_after)),
+        });
+        for failures in 1..=20 {
+            let now = START + (failures - 1) * LONGEST_WAIT;
+            clock.set(now);
+            assert_eq!(gateway.refresh_due().await, 0);
+            let wait = gateway.next_refresh_at().expect("scheduled") - now;
+            assert!(
+                (1..=LONGEST_WAIT).contains(&wait),
+                "Retry-After {retry_after} after {failures} failures: next refresh in {wait}s"
+            );
+        }
+        assert_eq!(fed.calls(), 20, "every due refresh was attempted");
+    }
+}
