@@ -16,7 +16,7 @@ use crate::decision::State;
 use crate::entitlements::{Basis, TenantEntitlements, TenantHandle};
 use crate::gateway::Gateway;
 use crate::schedule;
-use crate::store::{StateStore, credential_fingerprint};
+use crate::store::{StateKey, StateStore, credential_fingerprint};
 use crate::tenant::TenantKey;
 use crate::verify::{VerifiedToken, rejection_code};
 
@@ -35,6 +35,14 @@ pub enum RefreshError {
     /// The token or its certificate failed verification; it was not cached.
     #[error("token rejected ({code}): {0}", code = rejection_code(.0))]
     Rejected(VerifyError),
+    /// The token verified but is another gateway's (`sub`); it was not cached.
+    #[error("token rejected: it is for gateway {got}, this gateway is {expected}")]
+    OtherGateway {
+        /// This gateway's id (the `sub` of its first token).
+        expected: String,
+        /// The token's `sub`.
+        got: String,
+    },
 }
 
 impl RefreshError {
@@ -47,6 +55,7 @@ impl RefreshError {
             RefreshError::Fetch(FetchError::Outage { .. }) => "outage",
             RefreshError::Fetch(FetchError::Unexpected { .. }) => "unexpected_answer",
             RefreshError::Rejected(e) => rejection_code(e),
+            RefreshError::OtherGateway { .. } => "other_gateway",
         }
     }
 }
@@ -55,6 +64,7 @@ impl RefreshError {
 pub(crate) struct Source {
     credential: SecretString,
     fingerprint: String,
+    state_key: StateKey,
     pub(crate) client: Arc<dyn FederationClient>,
     pub(crate) handle: TenantHandle,
     flight: tokio::sync::Mutex<()>,
@@ -75,6 +85,9 @@ pub(crate) struct SourceStatus {
     pub(crate) stopped: bool,
     /// The certificate id of the token in force (what revocation lists name).
     pub(crate) certificate_id: Option<String>,
+    /// This gateway's id: the `sub` of the first token taken for the credential (kept in
+    /// the state file); a token for any other `sub` is refused.
+    pub(crate) gateway_id: Option<String>,
 }
 
 impl Source {
@@ -84,9 +97,11 @@ impl Source {
         handle: TenantHandle,
     ) -> Self {
         let fingerprint = credential_fingerprint(credential.expose_secret());
+        let state_key = StateKey::derive(credential.expose_secret());
         Self {
             credential,
             fingerprint,
+            state_key,
             client,
             handle,
             flight: tokio::sync::Mutex::new(()),
@@ -101,6 +116,23 @@ impl Source {
 
     pub(crate) fn tenant(&self) -> Option<TenantKey> {
         self.status().tenant.clone()
+    }
+
+    /// Checks that a verified token's `sub` is this gateway, learning the id from the first
+    /// token when none is known yet (the credential does not carry it).
+    fn claim_gateway_id(&self, sub: &str) -> Result<(), RefreshError> {
+        let mut status = self.status();
+        match &status.gateway_id {
+            Some(expected) if expected != sub => Err(RefreshError::OtherGateway {
+                expected: expected.clone(),
+                got: sub.to_owned(),
+            }),
+            Some(_) => Ok(()),
+            None => {
+                status.gateway_id = Some(sub.to_owned());
+                Ok(())
+            }
+        }
     }
 }
 
@@ -198,6 +230,12 @@ impl Gateway {
                     now,
                     Validity::Strict,
                 );
+                let verified = verified
+                    .map_err(RefreshError::Rejected)
+                    .and_then(|verified| {
+                        source.claim_gateway_id(&verified.0.claims.sub)?;
+                        Ok(verified)
+                    });
                 match verified {
                     Ok((token, certificate)) => {
                         self.apply_token(source, &token);
@@ -213,7 +251,7 @@ impl Gateway {
                         drop(status);
                         Ok(source.handle.state())
                     }
-                    Err(e) => Err(self.failed(source, RefreshError::Rejected(e), None, now)),
+                    Err(e) => Err(self.failed(source, e, None, now)),
                 }
             }
             Err(FetchError::Denied(denial)) => {
@@ -308,7 +346,15 @@ impl Gateway {
             return;
         };
         let now = self.inner.time.now();
-        let record = StateStore::record(&source.fingerprint, token, revoked, now);
+        let gateway_id = source.status().gateway_id.clone();
+        let record = StateStore::record(
+            &source.state_key,
+            &source.fingerprint,
+            gateway_id.as_deref(),
+            token,
+            revoked,
+            now,
+        );
         if let Err(e) = store
             .save_federation(&record)
             .and_then(|()| store.save_max_seen(now))
@@ -323,7 +369,7 @@ impl Gateway {
         let Some(store) = &self.inner.store else {
             return;
         };
-        let record = match store.load_federation(&source.fingerprint) {
+        let record = match store.load_federation(&source.fingerprint, &source.state_key) {
             Ok(Some(record)) => record,
             Ok(None) => return,
             Err(e) => {
@@ -331,6 +377,7 @@ impl Gateway {
                 return;
             }
         };
+        source.status().gateway_id = record.gateway_id.clone();
         if let Some(code) = record.revoked.as_deref() {
             if let Some(denial) = Denial::from_code(code) {
                 source.handle.replace(TenantEntitlements::revoked(
@@ -348,6 +395,11 @@ impl Gateway {
             return;
         };
         match self.reverify(token, cert) {
+            Ok(verified) if record.gateway_id.as_deref() != Some(verified.claims.sub.as_str()) => {
+                tracing::warn!(
+                    "ignoring a persisted token that is not this gateway's (its subject differs)"
+                );
+            }
             Ok(verified) => {
                 self.apply_token(source, &verified);
                 // Due now when the token is in grace or lapsed; else at its refresh time.

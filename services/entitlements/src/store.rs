@@ -3,18 +3,35 @@
 //!
 //! Nothing read from here is trusted: tokens are re-verified through the chain at start,
 //! and an unreadable file is reported and ignored by the caller.
+//!
+//! A federation state file is bound to its credential by a MAC (keyed BLAKE2b-256, the key
+//! a domain-separated SHA-256 of the credential): another gateway's file copied in and
+//! relabelled, or an edited one, does not verify without this gateway's credential and is
+//! ignored. Files of the previous format (version 1, no MAC) are ignored the same way: they
+//! cannot be told apart from a forgery, so the gateway federates again rather than trust one.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use blake2::Blake2bMac;
+use blake2::digest::Mac;
+use blake2::digest::consts::U32;
 use mcpg_license_core::UnixTime;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+use zeroize::Zeroizing;
 
-const FORMAT_VERSION: u32 = 1;
+/// Format of the federation state files (2: bound to the credential by `mac`).
+const FORMAT_VERSION: u32 = 2;
+/// Format of the highest-time file.
+const TIME_FORMAT_VERSION: u32 = 1;
+/// Domain separation of the state MAC key from every other use of the credential.
+const MAC_KEY_CONTEXT: &[u8] = b"mcpg-entitlements state MAC key v1\0";
+/// The first bytes of every MAC input.
+const MAC_INPUT_CONTEXT: &[u8] = b"mcpg-entitlements federation state v2\0";
 const TIME_FILE: &str = "max-seen-time.json";
 const REVOCATIONS_FILE: &str = "revocation-list.paseto";
 
@@ -57,6 +74,63 @@ pub struct PersistedFederation {
     pub revoked: Option<String>,
     /// When this was written (by the gateway's monotonic view of time).
     pub saved_at: UnixTime,
+    /// This gateway's id: the `sub` of the first token the federation issued for the
+    /// credential. Every later token, fresh or persisted, must carry it.
+    pub gateway_id: Option<String>,
+    /// Keyed BLAKE2b-256 (hex) of every field above under the [`StateKey`].
+    pub mac: String,
+}
+
+/// The key that binds state files to one credential.
+pub struct StateKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for StateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateKey(…)")
+    }
+}
+
+impl StateKey {
+    /// The key of `credential`: SHA-256 of a context string and the credential, so it is
+    /// neither the stored fingerprint nor usable for anything else.
+    pub fn derive(credential: &str) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(MAC_KEY_CONTEXT);
+        hash.update(credential.as_bytes());
+        Self(Zeroizing::new(hash.finalize().into()))
+    }
+
+    fn mac(&self, state: &PersistedFederation) -> Blake2bMac<U32> {
+        // A 32-byte key is always a valid BLAKE2b key.
+        let mut mac = <Blake2bMac<U32> as Mac>::new_from_slice(self.0.as_ref())
+            .unwrap_or_else(|_| unreachable!("32-byte BLAKE2b key"));
+        // Every field length-prefixed and every option tagged: no two records share an input.
+        let mut field = |bytes: Option<&[u8]>| match bytes {
+            None => Mac::update(&mut mac, &[0]),
+            Some(bytes) => {
+                Mac::update(&mut mac, &[1]);
+                Mac::update(&mut mac, &(bytes.len() as u64).to_be_bytes());
+                Mac::update(&mut mac, bytes);
+            }
+        };
+        field(Some(MAC_INPUT_CONTEXT));
+        field(Some(&state.version.to_be_bytes()));
+        field(Some(state.credential_sha256.as_bytes()));
+        field(state.token.as_deref().map(str::as_bytes));
+        field(state.issuer_certificate.as_deref().map(str::as_bytes));
+        field(state.revoked.as_deref().map(str::as_bytes));
+        field(Some(&state.saved_at.to_be_bytes()));
+        field(state.gateway_id.as_deref().map(str::as_bytes));
+        mac
+    }
+
+    fn seal(&self, state: &mut PersistedFederation) {
+        state.mac = hex::encode(self.mac(state).finalize().into_bytes());
+    }
+
+    fn verifies(&self, state: &PersistedFederation) -> bool {
+        hex::decode(&state.mac).is_ok_and(|tag| self.mac(state).verify_slice(&tag).is_ok())
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -105,24 +179,40 @@ impl StateStore {
         self.dir.join(format!("federation-{short}.json"))
     }
 
-    /// Reads the state of a credential; `Ok(None)` when there is none.
+    /// Reads the state of a credential; `Ok(None)` when there is none. A file that is not
+    /// of this format, not for this credential or whose MAC does not verify under `key` is
+    /// an error (the caller ignores it with a warning).
     pub fn load_federation(
         &self,
         fingerprint: &str,
+        key: &StateKey,
     ) -> Result<Option<PersistedFederation>, StoreError> {
         let path = self.federation_path(fingerprint);
-        let Some(state) = read_json::<PersistedFederation>(&path)? else {
+        let Some(value) = read_json::<serde_json::Value>(&path)? else {
             return Ok(None);
         };
         let corrupt = |message: &str| StoreError::Corrupt {
             path: path.clone(),
             message: message.to_owned(),
         };
-        if state.version != FORMAT_VERSION {
-            return Err(corrupt("unknown format version"));
+        match value.get("version").and_then(serde_json::Value::as_u64) {
+            Some(v) if v == u64::from(FORMAT_VERSION) => {}
+            Some(1) => {
+                return Err(corrupt(
+                    "written by an earlier version without a MAC; federating again",
+                ));
+            }
+            _ => return Err(corrupt("unknown format version")),
         }
+        let state: PersistedFederation =
+            serde_json::from_value(value).map_err(|e| corrupt(&e.to_string()))?;
         if state.credential_sha256 != fingerprint {
             return Err(corrupt("written for another credential"));
+        }
+        if !key.verifies(&state) {
+            return Err(corrupt(
+                "its MAC does not verify under this gateway's credential (copied or edited)",
+            ));
         }
         Ok(Some(state))
     }
@@ -133,28 +223,34 @@ impl StateStore {
         write_json(&self.dir, &path, state)
     }
 
-    /// A new federation record (current format version).
+    /// A new federation record (current format version), sealed under `key`.
     pub fn record(
+        key: &StateKey,
         fingerprint: &str,
+        gateway_id: Option<&str>,
         token: Option<(&str, &str)>,
         revoked: Option<&str>,
         saved_at: UnixTime,
     ) -> PersistedFederation {
-        PersistedFederation {
+        let mut state = PersistedFederation {
             version: FORMAT_VERSION,
             credential_sha256: fingerprint.to_owned(),
             token: token.map(|(t, _)| t.to_owned()),
             issuer_certificate: token.map(|(_, c)| c.to_owned()),
             revoked: revoked.map(str::to_owned),
             saved_at,
-        }
+            gateway_id: gateway_id.map(str::to_owned),
+            mac: String::new(),
+        };
+        key.seal(&mut state);
+        state
     }
 
     /// The highest time persisted so far, if any.
     pub fn load_max_seen(&self) -> Result<Option<UnixTime>, StoreError> {
         let path = self.dir.join(TIME_FILE);
         match read_json::<PersistedTime>(&path)? {
-            Some(t) if t.version == FORMAT_VERSION => Ok(Some(t.max_seen_time)),
+            Some(t) if t.version == TIME_FORMAT_VERSION => Ok(Some(t.max_seen_time)),
             Some(_) => Err(StoreError::Corrupt {
                 path,
                 message: "unknown format version".into(),
@@ -166,7 +262,7 @@ impl StateStore {
     /// Persists the highest time seen.
     pub fn save_max_seen(&self, at: UnixTime) -> Result<(), StoreError> {
         let record = PersistedTime {
-            version: FORMAT_VERSION,
+            version: TIME_FORMAT_VERSION,
             max_seen_time: at,
         };
         write_json(&self.dir, &self.dir.join(TIME_FILE), &record)

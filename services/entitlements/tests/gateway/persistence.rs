@@ -3,6 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use mcpg_entitlements::store::credential_fingerprint;
 use mcpg_entitlements::{Reason, State};
 use mcpg_license_core::{ManualClock, Tier};
 
@@ -168,4 +169,119 @@ async fn state_files_are_private_and_no_temp_files_are_left() {
         let mode = fs::metadata(&path).expect("meta").permissions().mode();
         assert_eq!(mode & 0o077, 0, "{name} is readable by others");
     }
+}
+
+/// Another org's gateway credential (same vendor root).
+const THIEF_CREDENTIAL: &str = "mcpg_gw_globex_credential";
+
+#[tokio::test]
+async fn another_gateways_state_file_copied_in_and_relabelled_is_refused() {
+    let clock = ManualClock::new(START);
+    let fed = FakeFederation::new(clock.clone(), Tier::Enterprise);
+    let victim = temp_dir();
+    federated(victim.path(), &clock, &fed)
+        .refresh_now()
+        .await
+        .expect("acme refreshes");
+    fed.set(Behaviour::Serve {
+        org: "globex".into(),
+        tier: Tier::Free,
+    });
+    let thief = temp_dir();
+    federated_as(thief.path(), &clock, &fed, THIEF_CREDENTIAL)
+        .refresh_now()
+        .await
+        .expect("globex refreshes");
+
+    // Transplant acme's state over globex's, relabelled for globex's credential.
+    let own = state_file(thief.path());
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&fs::read(state_file(victim.path())).expect("read")).expect("json");
+    record["credential_sha256"] = credential_fingerprint(THIEF_CREDENTIAL).into();
+    fs::write(&own, serde_json::to_vec(&record).expect("json")).expect("write");
+
+    fed.set(Behaviour::Outage { retry_after: None });
+    clock.set(START + 2 * DAY);
+    let restarted = federated_as(thief.path(), &clock, &fed, THIEF_CREDENTIAL);
+    let decision = restarted.check(&acme(), "policy.cedar");
+    assert!(!decision.allowed, "runs as acme: {decision:?}");
+    assert_ne!(restarted.default_tenant(), Some(acme()));
+    assert_eq!(
+        restarted.check_default("policy.cedar").reason,
+        Reason::NotFederated,
+        "the transplanted state is ignored, as if there were none"
+    );
+
+    // The victim's own restart still resumes its state in grace.
+    let resumed = federated(victim.path(), &clock, &fed);
+    let decision = resumed.check(&acme(), "policy.cedar");
+    assert_eq!((decision.allowed, decision.state), (true, State::Grace));
+}
+
+#[tokio::test]
+async fn a_fresh_token_for_another_gateway_is_refused_and_the_own_one_kept() {
+    let dir = temp_dir();
+    let clock = ManualClock::new(START);
+    let fed = FakeFederation::new(clock.clone(), Tier::Team);
+    let gateway = federated(dir.path(), &clock, &fed);
+    gateway.refresh_now().await.expect("refresh as gw_1");
+
+    let mut other = claims("acme", Tier::Enterprise, START + HOUR);
+    other.sub = "gw_2".into();
+    let minted = fed.authority.lock().expect("lock").mint(&other);
+    fed.set(Behaviour::Fixed(minted));
+    clock.set(START + HOUR);
+    let error = gateway
+        .refresh_now()
+        .await
+        .expect_err("another gateway's token");
+    assert_eq!(error.code(), "other_gateway");
+    let decision = gateway.check(&acme(), "policy.cedar");
+    assert!(!decision.allowed, "the Enterprise token of gw_2 was taken");
+    assert!(
+        gateway.check(&acme(), "workspace.rbac").allowed,
+        "gw_1's token kept"
+    );
+
+    // The pinned id survives a restart.
+    let restarted = federated(dir.path(), &clock, &fed);
+    assert!(restarted.refresh_now().await.is_err());
+    assert!(!restarted.check(&acme(), "policy.cedar").allowed);
+}
+
+#[tokio::test]
+async fn a_state_file_without_a_mac_is_ignored_and_the_gateway_federates_again() {
+    let dir = temp_dir();
+    let clock = ManualClock::new(START);
+    let fed = FakeFederation::new(clock.clone(), Tier::Enterprise);
+    federated(dir.path(), &clock, &fed)
+        .refresh_now()
+        .await
+        .expect("refresh");
+    // What the previous version wrote: the same record, version 1, no id and no MAC.
+    let path = state_file(dir.path());
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
+    let fields = record.as_object_mut().expect("object");
+    fields.remove("mac");
+    fields.remove("gateway_id");
+    fields.insert("version".into(), 1.into());
+    fs::write(&path, serde_json::to_vec(&record).expect("json")).expect("write");
+
+    fed.set(Behaviour::Outage { retry_after: None });
+    clock.set(START + 2 * DAY);
+    let restarted = federated(dir.path(), &clock, &fed);
+    assert_eq!(
+        restarted.check_default("policy.cedar").reason,
+        Reason::NotFederated
+    );
+    fed.set(Behaviour::Serve {
+        org: "acme".into(),
+        tier: Tier::Enterprise,
+    });
+    restarted.refresh_now().await.expect("federates again");
+    assert_eq!(
+        restarted.check(&acme(), "policy.cedar").state,
+        State::Active
+    );
 }

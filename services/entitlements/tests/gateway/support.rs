@@ -230,7 +230,21 @@ pub fn federated_settings(dir: &Path, trust: TrustStore) -> Settings {
 
 /// A federated gateway on `clock` talking to `fed`.
 pub fn federated(dir: &Path, clock: &ManualClock, fed: &Arc<FakeFederation>) -> Gateway {
-    GatewayBuilder::new(federated_settings(dir, fed.trust()))
+    federated_as(dir, clock, fed, CREDENTIAL)
+}
+
+/// A federated gateway holding `credential`, on `clock`, talking to `fed`.
+pub fn federated_as(
+    dir: &Path,
+    clock: &ManualClock,
+    fed: &Arc<FakeFederation>,
+    credential: &str,
+) -> Gateway {
+    let mut settings = federated_settings(dir, fed.trust());
+    if let ModeSettings::Federated { credential: c, .. } = &mut settings.mode {
+        *c = SecretString::from(credential);
+    }
+    GatewayBuilder::new(settings)
         .clock(Arc::new(clock.clone()))
         .client(fed.clone())
         .build()
