@@ -4,7 +4,9 @@
 //!
 //! Verifying a token ([`OidcVerifier::authenticate`]):
 //! 1. The header must name a pinnable algorithm (RS256, ES256, EdDSA); `none` and HS* end
-//!    here. The unverified `iss` only selects the configurations to try.
+//!    here, and so does any `crit` (RFC 7515 §4.1.11: we understand no extension, the rule
+//!    of the entitlement-token verifier). The unverified `iss` only selects the
+//!    configurations to try.
 //! 2. Candidates are the orgs configured with that issuer whose tenant claim the token
 //!    carries with their value; the org the request addresses is tried first.
 //! 3. For each: the header's algorithm must be one the org pinned, the key (by `kid`) comes
@@ -116,7 +118,7 @@ impl OidcVerifier {
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| OidcError::Invalid)?;
         let algorithm = OidcAlgorithm::from_jwt(header.alg).ok_or(OidcError::Invalid)?;
-        if header.typ.as_deref() == Some(OWN_TOKEN_TYPE) {
+        if header.typ.as_deref() == Some(OWN_TOKEN_TYPE) || header.crit.is_some() {
             return Err(OidcError::Invalid);
         }
         // Unverified: read only to choose which configurations to verify against.

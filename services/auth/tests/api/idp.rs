@@ -106,8 +106,14 @@ impl IdpKey {
 
     /// A token over `claims` with this key, naming `kid` in its header.
     pub fn sign_as(&self, kid: &str, claims: &Value) -> String {
+        self.sign_with(|header| header.kid = Some(kid.to_owned()), claims)
+    }
+
+    /// A token over `claims` with this key, its header (alg and kid set) adjusted first.
+    pub fn sign_with(&self, adjust: impl FnOnce(&mut Header), claims: &Value) -> String {
         let mut header = Header::new(self.alg);
-        header.kid = Some(kid.to_owned());
+        header.kid = Some(self.kid.clone());
+        adjust(&mut header);
         jsonwebtoken::encode(&header, claims, &self.encoding).expect("sign")
     }
 }

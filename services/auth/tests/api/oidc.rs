@@ -19,6 +19,7 @@ on_both_backends!(
     a_key_rotation_at_the_idp_is_picked_up_without_a_restart,
     the_role_claim_decides_what_a_login_may_do,
     the_configuration_is_checked_discovered_and_for_admins_only,
+    a_token_with_critical_header_parameters_is_refused,
 );
 
 /// How long the tests let the service wait between two refetches of one key set.
@@ -496,4 +497,40 @@ async fn the_configuration_is_checked_discovered_and_for_admins_only(backend: Ba
     );
     let (status, _) = app.send(Method::DELETE, path, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// RFC 7515 §4.1.11: a `crit` the verifier does not understand must be refused, and this
+/// verifier understands none (an empty list is not allowed either).
+async fn a_token_with_critical_header_parameters_is_refused(backend: Backend) {
+    let app = spawn(backend).await;
+    let key = IdpKey::generate(Algorithm::EdDSA);
+    let idp = Idp::start(&[&key]).await;
+    configure(&app, "org-a", &idp, "tenant-a", &["EdDSA"]).await;
+    let claims = idp.claims("tenant-a", &["admins"]);
+    let (status, _) = call(
+        &app,
+        &key.sign(&claims),
+        Method::GET,
+        "/v1/orgs/org-a",
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the same token without crit is accepted"
+    );
+
+    for crit in [vec!["x-unknown"], vec!["exp"], vec![]] {
+        let token = key.sign_with(
+            |header| {
+                header.crit = Some(crit.iter().map(|c| (*c).to_owned()).collect());
+                header.extras.insert("x-unknown", true);
+            },
+            &claims,
+        );
+        let (status, body) = call(&app, &token, Method::GET, "/v1/orgs/org-a", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "crit {crit:?}: {body}");
+        assert_error(&body, "unauthenticated");
+    }
 }
