@@ -12,6 +12,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::files::{MAX_REVOCATION_LIST, MAX_SMALL_FILE, read_text};
+
 pub use mcpg_license_core::keys::VENDOR_ROOTS;
 
 /// The default timeout of one federation request.
@@ -194,7 +196,11 @@ impl GatewayConfig {
             trust.add_root(key);
         }
         let revocation_list = match &self.revocation_list {
-            Some(path) => Some(read(&at(path))?.trim().to_owned()),
+            Some(path) => Some(
+                read_capped(&at(path), MAX_REVOCATION_LIST)?
+                    .trim()
+                    .to_owned(),
+            ),
             None => None,
         };
         Ok(Settings {
@@ -266,7 +272,11 @@ fn credential(fed: &FederationConfig, base: &Path) -> Result<SecretString, Confi
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
-    fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    read_capped(path, MAX_SMALL_FILE)
+}
+
+fn read_capped(path: &Path, max: u64) -> Result<String, ConfigError> {
+    read_text(path, max).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })

@@ -23,6 +23,7 @@ pub mod config;
 pub mod decision;
 pub mod entitlements;
 pub mod federation;
+mod files;
 pub mod gateway;
 pub mod observe;
 mod offline;

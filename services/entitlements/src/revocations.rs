@@ -13,6 +13,7 @@ use thiserror::Error;
 
 use crate::client::FetchError;
 use crate::entitlements::{Basis, TenantEntitlements};
+use crate::files::{MAX_REVOCATION_LIST, read_text};
 use crate::gateway::{Gateway, StartError};
 use crate::store::StateStore;
 
@@ -123,10 +124,11 @@ impl Gateway {
     /// [`Gateway::apply_revocation_list`] with a list file (air-gapped sites get it with
     /// their license update).
     pub fn load_revocation_file(&self, path: &Path) -> Result<bool, RevocationError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RevocationError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text =
+            read_text(path, MAX_REVOCATION_LIST).map_err(|source| RevocationError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
         Ok(self.apply_revocation_list(&text)?)
     }
 

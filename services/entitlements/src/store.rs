@@ -24,6 +24,8 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+use crate::files::{MAX_REVOCATION_LIST, MAX_STATE_FILE, read_bounded, read_text};
+
 /// Format of the federation state files (2: bound to the credential by `mac`).
 const FORMAT_VERSION: u32 = 2;
 /// Format of the highest-time file.
@@ -273,7 +275,7 @@ impl StateStore {
     /// The revocation list kept from an earlier start, if any.
     pub fn load_revocations(&self) -> Result<Option<String>, StoreError> {
         let path = self.dir.join(REVOCATIONS_FILE);
-        match fs::read_to_string(&path) {
+        match read_text(&path, MAX_REVOCATION_LIST) {
             Ok(text) => Ok(Some(text.trim().to_owned())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StoreError::Io {
@@ -291,7 +293,7 @@ impl StateStore {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, StoreError> {
-    let bytes = match fs::read(path) {
+    let bytes = match read_bounded(path, MAX_STATE_FILE) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {

@@ -12,6 +12,7 @@ mod persistence;
 mod refresh;
 mod revocation;
 mod served_certificates;
+mod special_files;
 mod standin;
 mod state_machine;
 mod support;
