@@ -13,6 +13,7 @@ pub mod credential;
 pub mod domain;
 pub mod error;
 pub mod extract;
+mod files;
 pub mod issuer;
 pub mod keyring;
 pub mod oidc;

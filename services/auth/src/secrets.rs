@@ -21,6 +21,7 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use crate::config::KekSource;
+use crate::files::{MAX_KEY_FILE, read_text};
 
 const SEALED_PREFIX: &str = "xc20p1.";
 const NONCE_BYTES: usize = 24;
@@ -185,7 +186,7 @@ pub fn write_secret_file(path: &Path, contents: &[u8]) -> Result<(), SecretError
 }
 
 fn read_secret(path: &Path) -> Result<Zeroizing<String>, SecretError> {
-    std::fs::read_to_string(path)
+    read_text(path, MAX_KEY_FILE)
         .map(Zeroizing::new)
         .map_err(|source| SecretError::Io {
             action: "cannot read",
@@ -260,7 +261,7 @@ pub fn load_or_create_dev_root(data_dir: &Path) -> Result<(SigningKey, bool), Se
     };
     let key = read_signing_key(&secret_path)?;
     let public = key.public_key().to_paserk();
-    let current = std::fs::read_to_string(&public_path).unwrap_or_default();
+    let current = read_text(&public_path, MAX_KEY_FILE).unwrap_or_default();
     if current.trim() != public {
         std::fs::write(&public_path, format!("{public}\n")).map_err(|source| SecretError::Io {
             action: "cannot write",

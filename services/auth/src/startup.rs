@@ -19,6 +19,7 @@ use crate::audit;
 use crate::certwatch::ExpiryWatch;
 use crate::config::Settings;
 use crate::credential::{Credential, CredentialKind};
+use crate::files::{MAX_KEY_FILE, read_text};
 use crate::issuer::Issuer;
 use crate::keyring::{ConfiguredKey, Keyring};
 use crate::oidc::OidcVerifier;
@@ -90,7 +91,7 @@ impl Application {
                 let mut certificates = Vec::with_capacity(files.certificates.len());
                 let mut root_kids = Vec::new();
                 for file in &files.certificates {
-                    let certificate = std::fs::read_to_string(file)
+                    let certificate = read_text(file, MAX_KEY_FILE)
                         .with_context(|| format!("cannot read certificate {}", file.display()))?
                         .trim()
                         .to_owned();
@@ -267,7 +268,7 @@ fn create_private_file(path: &Path) -> anyhow::Result<()> {
 fn trusted_roots(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
     let mut roots = vendor_roots().context("the compiled-in vendor root does not parse")?;
     for path in files {
-        let text = std::fs::read_to_string(path)
+        let text = read_text(path, MAX_KEY_FILE)
             .with_context(|| format!("cannot read trusted root {}", path.display()))?;
         let root = PublicKey::parse_any(text.trim())
             .with_context(|| format!("trusted root {} is not a public key", path.display()))?;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{ConfigError, LogFormat};
+use crate::files::{MAX_CONFIG_FILE, read_text};
 
 /// `[tenancy]` of the TOML file.
 #[derive(Debug, Default, Deserialize)]
@@ -88,7 +89,7 @@ impl OneOrMany {
 
 /// Reads and parses the `--config` file.
 pub(super) fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = read_text(path, MAX_CONFIG_FILE).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;

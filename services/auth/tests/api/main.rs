@@ -24,5 +24,6 @@ mod rollover;
 mod rotation;
 mod row_security;
 mod sealed_key;
+mod special_files;
 mod tenancy;
 mod tenants_file;
