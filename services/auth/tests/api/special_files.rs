@@ -25,7 +25,10 @@ fn promptly<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 }
 
 /// Every kind of file that must be refused, made at a path.
-fn specials() -> [(&'static str, fn(&Path)); 4] {
+/// Makes one kind of file at a path.
+type Make = fn(&Path);
+
+fn specials() -> [(&'static str, Make); 4] {
     [
         ("a symlink to /dev/zero", |p| {
             std::os::unix::fs::symlink("/dev/zero", p).expect("symlink")

@@ -37,7 +37,10 @@ fn dev_zero(path: &Path) {
 }
 
 /// Every kind of unreadable file at `path`, made by `make`, one after the other.
-fn specials() -> [(&'static str, fn(&Path)); 4] {
+/// Makes one kind of file at a path.
+type Make = fn(&Path);
+
+fn specials() -> [(&'static str, Make); 4] {
     [
         ("a symlink to /dev/zero", dev_zero),
         ("a FIFO", fifo),
