@@ -1,6 +1,6 @@
 //! When to refresh: at `rfa` ± 10 % jitter after a success; after failures, exponential
 //! backoff with full jitter from 30 s to 30 min, never sooner than the server's Retry-After
-//! up to [`MAX_RETRY_AFTER`]. Time arithmetic saturates: no answer of the server and no
+//! clamped to the same bounds. Time arithmetic saturates: no answer of the server and no
 //! persisted time can overflow or wrap a due time.
 
 use std::time::Duration;
@@ -11,10 +11,12 @@ use mcpg_license_core::UnixTime;
 pub const BACKOFF_BASE: Duration = Duration::from_secs(30);
 /// The longest backoff step.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(30 * 60);
-/// The longest server `Retry-After` honoured. A server (or anything answering in its name)
-/// cannot suspend refreshing for longer: a gateway in grace keeps retrying every two hours at
-/// most, so it recovers well before its grace bound once the federation answers again.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(2 * 3_600);
+/// The longest server `Retry-After` honoured: the backoff's cap. A server (or any proxy
+/// answering in its name) cannot suspend refreshing for longer, so a gateway in grace retries
+/// at least every 30 minutes and recovers soon after the federation answers again.
+pub const MAX_RETRY_AFTER: Duration = BACKOFF_CAP;
+/// The shortest server `Retry-After` honoured as such: the backoff's base.
+pub const MIN_RETRY_AFTER: Duration = BACKOFF_BASE;
 /// The refresh jitter, as a fraction of the refresh interval.
 pub const REFRESH_JITTER: f64 = 0.10;
 
@@ -43,9 +45,9 @@ pub fn after(now: UnixTime, wait: Duration) -> UnixTime {
 }
 
 /// When to retry at `now` after `failures` consecutive failures, the server having asked
-/// for `retry_after`: `now` plus the [`backoff`], so within `[now + 1 s, now + 30 min]`, or
-/// up to `now + MAX_RETRY_AFTER` when the server asked for longer. Returns the time and the
-/// wait.
+/// for `retry_after`: `now` plus the [`backoff`], so within `[now + 1 s, now + 30 min]`
+/// (`[now + 30 s, now + 30 min]` when the server sent a `Retry-After`). Returns the time and
+/// the wait.
 pub fn retry_at(
     now: UnixTime,
     failures: u32,
@@ -57,8 +59,8 @@ pub fn retry_at(
 }
 
 /// The wait after `failures` consecutive failures (1 for the first): a uniformly random
-/// delay in `[1 s, min(cap, base · 2^(failures-1))]`, at least `retry_after` capped at
-/// [`MAX_RETRY_AFTER`].
+/// delay in `[1 s, min(cap, base · 2^(failures-1))]`, at least `retry_after` clamped to
+/// [`MIN_RETRY_AFTER`, `MAX_RETRY_AFTER`] (30 s to 30 min).
 pub fn backoff(failures: u32, retry_after: Option<Duration>, rng: &mut fastrand::Rng) -> Duration {
     let exponent = failures.saturating_sub(1).min(16);
     let ceiling = BACKOFF_BASE
@@ -67,7 +69,7 @@ pub fn backoff(failures: u32, retry_after: Option<Duration>, rng: &mut fastrand:
         .as_secs();
     let delay = Duration::from_secs(rng.u64(1..=ceiling.max(1)));
     match retry_after {
-        Some(server) => delay.max(server.min(MAX_RETRY_AFTER)),
+        Some(server) => delay.max(server.clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER)),
         None => delay,
     }
 }
@@ -103,13 +105,13 @@ mod tests {
             let mut rng = fastrand::Rng::with_seed(seed);
             let retry_after = parse_retry_after(&value);
             let (due, wait) = retry_at(now, failures, retry_after, &mut rng);
-            let longest = BACKOFF_CAP.max(MAX_RETRY_AFTER).as_secs() as i64;
+            let longest = BACKOFF_CAP.as_secs() as i64;
             prop_assert_eq!(due, after(now, wait));
             prop_assert!(due >= now.saturating_add(1), "{} due at {}", now, due);
             prop_assert!(due <= now.saturating_add(longest), "{} due at {}", now, due);
             match retry_after {
                 Some(server) => {
-                    let honoured = server.min(MAX_RETRY_AFTER).as_secs() as i64;
+                    let honoured = server.clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER).as_secs() as i64;
                     prop_assert!(due >= now.saturating_add(honoured));
                 }
                 None => prop_assert!(due <= now.saturating_add(BACKOFF_CAP.as_secs() as i64)),
@@ -141,7 +143,13 @@ mod tests {
                 assert!((1..=ceiling).contains(&d), "{failures}: {d}");
             }
         }
-        let server = Duration::from_secs(7_200);
+        let server = Duration::from_secs(1_200);
         assert_eq!(backoff(1, Some(server), &mut rng), server);
+        // Clamped to the backoff's bounds: 30 s to 30 min.
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(7_200)), &mut rng),
+            BACKOFF_CAP
+        );
+        assert!(backoff(1, Some(Duration::from_secs(5)), &mut rng) >= BACKOFF_BASE);
     }
 }

@@ -59,17 +59,17 @@ async fn failures_back_off_and_honour_retry_after() {
     assert!((1..=30).contains(&first), "first backoff {first}s");
 
     fed.set(Behaviour::Outage {
-        retry_after: Some(Duration::from_secs(7_200)),
+        retry_after: Some(Duration::from_secs(1_200)),
     });
     clock.set(START + first);
     assert_eq!(gateway.refresh_due().await, 0);
     let wait = gateway.next_refresh_at().expect("scheduled") - (START + first);
-    assert!(wait >= 7_200, "Retry-After ignored: {wait}s");
+    assert!(wait >= 1_200, "Retry-After ignored: {wait}s");
     assert_eq!(gateway.snapshot().federation[0].consecutive_failures, 2);
 }
 
 /// The longest wait a server's `Retry-After` can impose (`schedule::MAX_RETRY_AFTER`).
-const LONGEST_WAIT: i64 = 2 * HOUR;
+const LONGEST_WAIT: i64 = HOUR / 2;
 
 #[tokio::test]
 async fn a_huge_retry_after_cannot_suspend_or_wrap_the_refresh_schedule() {
