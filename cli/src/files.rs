@@ -29,6 +29,12 @@ pub enum FileError {
         /// The cause.
         source: io::Error,
     },
+    /// The path is a directory, FIFO, socket or device.
+    #[error("{} is not a regular file (a directory, FIFO, socket or device)", path.display())]
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file is larger than [`MAX_FILE_BYTES`].
     #[error("{} is larger than {MAX_FILE_BYTES} bytes: not a key, license or certificate", path.display())]
     TooLarge {
@@ -73,7 +79,18 @@ pub fn read_text(path: &Path) -> Result<String, FileError> {
         path: path.to_owned(),
         source,
     };
+    // Only regular files: opening a FIFO waits for a writer, and a device never ends. Checked
+    // before opening and again on the open file, in case the path was swapped in between.
+    let not_regular = || FileError::NotRegular {
+        path: path.to_owned(),
+    };
+    if !fs::metadata(path).map_err(read_err)?.is_file() {
+        return Err(not_regular());
+    }
     let file = File::open(path).map_err(read_err)?;
+    if !file.metadata().map_err(read_err)?.is_file() {
+        return Err(not_regular());
+    }
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -267,6 +284,24 @@ mod tests {
         write_output(&path, b"new", PUBLIC_MODE, true).expect("forced write");
         assert_eq!(fs::read(&path).expect("readable"), b"new");
         assert_eq!(fs::read_dir(dir.path()).expect("dir").count(), 1);
+    }
+
+    #[test]
+    fn devices_fifos_and_directories_are_refused_without_reading() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        for path in [Path::new("/dev/zero"), fifo.as_path(), dir.path()] {
+            assert!(
+                matches!(read_text(path), Err(FileError::NotRegular { .. })),
+                "{} refused",
+                path.display()
+            );
+        }
     }
 
     #[test]
