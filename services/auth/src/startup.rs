@@ -46,7 +46,7 @@ pub struct Application {
     state: AppState,
     limits: HttpLimits,
     key_reload_interval: Duration,
-    tenants: Option<(TenantsFile, [u8; 32])>,
+    tenants: Option<(TenantsFile, Option<[u8; 32]>)>,
     checkpoint_interval: Duration,
 }
 
@@ -144,6 +144,7 @@ impl Application {
                 issuer: settings.issuer.clone(),
                 root_kids,
                 subdomain_suffix: settings.subdomain_suffix.clone(),
+                tenants_max_objects: settings.tenants_max_objects,
             }),
             metrics: telemetry::metrics_handle(),
             clock,

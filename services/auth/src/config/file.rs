@@ -64,6 +64,7 @@ pub(super) struct FileConfig {
     pub(super) tenants: Option<PathBuf>,
     pub(super) tenants_prune: Option<bool>,
     pub(super) tenants_poll_interval: Option<String>,
+    pub(super) tenants_max_objects: Option<usize>,
 }
 
 /// A path, or a list of paths (`certificate = "a.cert"` or `certificate = ["a", "b"]`).

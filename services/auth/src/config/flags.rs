@@ -136,7 +136,8 @@ pub struct ServeArgs {
     #[arg(long, env = "MCPG_OIDC_JWKS_REFETCH_INTERVAL")]
     pub oidc_jwks_refetch_interval: Option<String>,
     /// tenants.yaml to reconcile at start and whenever it changes (an invalid file stops
-    /// the start; later, it is logged and the previous state kept) [default: none].
+    /// a first start; once the database has orgs, it is logged and their state kept)
+    /// [default: none].
     #[arg(long, env = "MCPG_TENANTS")]
     pub tenants: Option<PathBuf>,
     /// Delete managed orgs, workspaces and environments the tenants file no longer names.
@@ -145,6 +146,10 @@ pub struct ServeArgs {
     /// How often the tenants file is checked for changes, e.g. 2s [default: 1s].
     #[arg(long, env = "MCPG_TENANTS_POLL_INTERVAL")]
     pub tenants_poll_interval: Option<String>,
+    /// Most orgs, workspaces, environments and API keys one tenants document (file or
+    /// API) may declare; a plan may list twice as many changes [default: 10000].
+    #[arg(long, env = "MCPG_TENANTS_MAX_OBJECTS")]
+    pub tenants_max_objects: Option<usize>,
 }
 
 /// Log output format.

@@ -18,6 +18,7 @@ pub use flags::{Cli, Command, LogFormat, ServeArgs};
 
 use crate::oidc::JwksSettings;
 use crate::ratelimit::RateLimitSettings;
+use crate::tenants::bounds::DEFAULT_MAX_OBJECTS;
 use crate::tenants::watch::TenantsFile;
 use file::{FileConfig, read_file};
 
@@ -142,6 +143,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The tenants file to reconcile, if any.
     pub tenants: Option<TenantsFile>,
+    /// Most objects a tenants document may declare (see `tenants::bounds`).
+    pub tenants_max_objects: usize,
     /// Operator login through the orgs' OIDC providers: key cache and URL rules.
     pub oidc: JwksSettings,
 }
@@ -173,6 +176,7 @@ impl Settings {
             max_in_flight: 1024,
             log_format: LogFormat::Text,
             tenants: None,
+            tenants_max_objects: DEFAULT_MAX_OBJECTS,
             oidc: JwksSettings::default(),
         }
     }
@@ -328,6 +332,15 @@ impl Settings {
             settings.max_in_flight = max;
         }
         settings.log_format = args.log_format.or(file.log_format).unwrap_or_default();
+        if let Some(max) = args.tenants_max_objects.or(file.tenants_max_objects) {
+            if max == 0 {
+                return Err(ConfigError::Value {
+                    name: "tenants_max_objects",
+                    message: "must be at least 1".into(),
+                });
+            }
+            settings.tenants_max_objects = max;
+        }
         settings.tenants = match args.tenants.or(file.tenants) {
             Some(path) => Some(TenantsFile {
                 path,

@@ -181,6 +181,14 @@ impl Store {
                 sqlx::query_as(KEYS).fetch_all(&mut *tx).await?,
             )?;
             let plan = diff(doc, &state, options.prune, options.dry_run, now)?;
+            if plan.changes.len() > options.max_changes() {
+                return Err(TenantsError::TooLarge(format!(
+                    "the plan lists {} changes; at most {} (twice tenants_max_objects) are \
+                     applied at once",
+                    plan.changes.len(),
+                    options.max_changes()
+                )));
+            }
             if !options.dry_run {
                 // Org ids by slug, before deletions, for the audit entries below.
                 let mut org_ids: BTreeMap<String, String> =

@@ -25,4 +25,5 @@ mod rotation;
 mod row_security;
 mod sealed_key;
 mod tenancy;
+mod tenants_bounds;
 mod tenants_file;
