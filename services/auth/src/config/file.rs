@@ -46,6 +46,7 @@ pub(super) struct FileConfig {
     pub(super) allow_owner_connection: Option<bool>,
     pub(super) org_rps: Option<u32>,
     pub(super) admin_rps: Option<u32>,
+    pub(super) principal_rps_percent: Option<u32>,
     pub(super) issuer: Option<String>,
     pub(super) bootstrap_token_file: Option<PathBuf>,
     pub(super) signing_key: Option<PathBuf>,

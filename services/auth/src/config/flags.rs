@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// [default: 20].
     #[arg(long, env = "MCPG_ADMIN_RPS")]
     pub admin_rps: Option<u32>,
+    /// Share (1-100 %) of its org's management budget one principal (API key, user,
+    /// OIDC subject) may use; 100: no sub-limit [default: 50].
+    #[arg(long, env = "MCPG_PRINCIPAL_RPS_PERCENT")]
+    pub principal_rps_percent: Option<u32>,
     /// Subdomain routing: with `mcpg.dev`, a request to `acme.mcpg.dev` is for the org
     /// `acme`, and a path naming another org is 403 tenant_mismatch (TOML:
     /// `[tenancy.subdomain_routing] suffix = "mcpg.dev"`) [default: off].

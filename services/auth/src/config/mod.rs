@@ -211,6 +211,15 @@ impl Settings {
         if let Some(rps) = args.admin_rps.or(file.admin_rps) {
             settings.rate_limits.admin_rps = rps;
         }
+        if let Some(percent) = args.principal_rps_percent.or(file.principal_rps_percent) {
+            if !(1..=100).contains(&percent) {
+                return Err(ConfigError::Value {
+                    name: "principal_rps_percent",
+                    message: "must be 1 to 100".into(),
+                });
+            }
+            settings.rate_limits.principal_percent = percent;
+        }
         let from_file = file
             .tenancy
             .and_then(|t| t.subdomain_routing)

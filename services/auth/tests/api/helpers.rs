@@ -169,6 +169,7 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
     settings.rate_limits = RateLimitSettings {
         org_rps: 0,
         admin_rps: 0,
+        ..RateLimitSettings::default()
     };
     settings
 }

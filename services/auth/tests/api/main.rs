@@ -18,6 +18,7 @@ mod management;
 mod oidc;
 mod org_list;
 mod persistence;
+mod rate_budgets;
 mod rbac;
 mod robustness;
 mod rollover;
