@@ -71,6 +71,7 @@ impl Application {
         let database = DatabaseOptions {
             url: settings.database_url.as_ref(),
             migrate_url: settings.migrate_database_url.as_ref(),
+            global_url: settings.global_database_url.as_ref(),
             allow_owner_connection: settings.allow_owner_connection,
         };
         let sqlite_path = settings.data_dir.join("mcpg.db");

@@ -43,6 +43,7 @@ pub(super) struct FileConfig {
     pub(super) data_dir: Option<PathBuf>,
     pub(super) database_url: Option<String>,
     pub(super) migrate_database_url: Option<String>,
+    pub(super) global_database_url: Option<String>,
     pub(super) allow_owner_connection: Option<bool>,
     pub(super) org_rps: Option<u32>,
     pub(super) admin_rps: Option<u32>,

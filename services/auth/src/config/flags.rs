@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// PostgreSQL URL of the schema owner: runs migrations and grants the service's role.
     #[arg(long, env = "MCPG_MIGRATE_DATABASE_URL", hide_env_values = true)]
     pub migrate_database_url: Option<String>,
+    /// PostgreSQL URL of the role the cross-tenant paths (credential lookups, tenants
+    /// apply, gauges) run as: registered by the owner (mcpg_grant_global_role, done at a
+    /// start with --migrate-database-url) [default: the --migrate-database-url role].
+    #[arg(long, env = "MCPG_GLOBAL_DATABASE_URL", hide_env_values = true)]
+    pub global_database_url: Option<String>,
     /// Development only: let --database-url be an owner or superuser (and migrate with it).
     #[arg(long, env = "MCPG_ALLOW_OWNER_CONNECTION")]
     pub allow_owner_connection: bool,

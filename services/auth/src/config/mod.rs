@@ -109,6 +109,8 @@ pub struct Settings {
     pub database_url: Option<SecretString>,
     /// PostgreSQL owner URL for migrations.
     pub migrate_database_url: Option<SecretString>,
+    /// PostgreSQL URL of the cross-tenant role; `None`: the owner's.
+    pub global_database_url: Option<SecretString>,
     /// Accept an owner or superuser service connection (development only).
     pub allow_owner_connection: bool,
     /// Request rate limits.
@@ -159,6 +161,7 @@ impl Settings {
             data_dir: data_dir.into(),
             database_url: None,
             migrate_database_url: None,
+            global_database_url: None,
             allow_owner_connection: false,
             rate_limits: RateLimitSettings::default(),
             subdomain_suffix: None,
@@ -202,6 +205,10 @@ impl Settings {
         settings.migrate_database_url = args
             .migrate_database_url
             .or(file.migrate_database_url)
+            .map(SecretString::from);
+        settings.global_database_url = args
+            .global_database_url
+            .or(file.global_database_url)
             .map(SecretString::from);
         settings.allow_owner_connection =
             args.allow_owner_connection || file.allow_owner_connection.unwrap_or(false);

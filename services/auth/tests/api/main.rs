@@ -9,6 +9,7 @@ mod byoc_roll;
 mod connections;
 mod deployment;
 mod federation;
+mod global_scope;
 mod helpers;
 mod idp;
 mod key_certificates;
