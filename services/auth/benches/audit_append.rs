@@ -216,6 +216,7 @@ async fn main() {
     let options = DatabaseOptions {
         url: Some(&secret),
         migrate_url: None,
+        global_url: None,
         allow_owner_connection: true,
     };
     let store = Store::connect(&options, dir.path())

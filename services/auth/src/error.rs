@@ -56,6 +56,12 @@ pub enum ApiError {
     /// The request is malformed (body, header, parameter).
     #[error("{0}")]
     BadRequest(String),
+    /// A tenants document with a YAML anchor or alias.
+    #[error("{0}")]
+    YamlAlias(String),
+    /// A tenants document (or its plan) over a bound.
+    #[error("{0}")]
+    TenantsTooLarge(String),
     /// A body that is not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -114,6 +120,8 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ApiError::YamlAlias(_) => (StatusCode::BAD_REQUEST, "yaml_alias"),
+            ApiError::TenantsTooLarge(_) => (StatusCode::BAD_REQUEST, "tenants_too_large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }

@@ -1,10 +1,19 @@
-//! Per-org request rate limits: one governor keyed limiter per distinct rate, keyed by org
-//! (or, on cross-tenant admin routes, by the global admin's token).
+//! Per-org request rate limits: one governor keyed limiter per distinct rate, keyed by
+//! budget (an org's tokens, an org's management requests, one principal inside an org,
+//! or, on cross-tenant admin routes, the global admin's token).
 //!
-//! - An org's rate is its license's `rps` limit, else `--org-rps`; it covers the org's
-//!   management API requests (middleware, after tenant resolution and authentication, so
-//!   an anonymous flood cannot spend an org's budget) and its gateways' token requests
-//!   (checked by the issuer once the credential is known).
+//! - An org's rate is its license's `rps` limit, else `--org-rps`. The org has two budgets
+//!   of that rate: one for its gateways' token requests (checked by the issuer once the
+//!   credential is known, [`RateLimits::check_org`]) and one for its management API
+//!   requests (middleware, after tenant resolution and authentication, so an anonymous
+//!   flood cannot spend an org's budget, [`RateLimits::check_management`]). Operators
+//!   reading dashboards never make gateways miss their refresh.
+//! - Inside the management budget each principal (a user — all its personal tokens — an
+//!   API key, an OIDC subject) has a sub-limit of `--principal-rps-percent` of the rate
+//!   (default 50 %, at least 1/s): a request is checked against the principal's bucket
+//!   first and is charged to the org's only if the principal's allows it, so one
+//!   principal hammering the API spends at most its share and the others of the org still
+//!   get through.
 //! - Cross-tenant admin routes (`/v1/admin/…`, `GET`/`POST /v1/orgs`) get the stricter
 //!   `--admin-rps` per global admin token.
 //! - Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining` and
@@ -50,6 +59,8 @@ pub struct RateLimitSettings {
     pub org_rps: u32,
     /// Requests per second per global admin token on cross-tenant routes.
     pub admin_rps: u32,
+    /// Share (1-100 %) of its org's management rate one principal may use.
+    pub principal_percent: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -57,6 +68,7 @@ impl Default for RateLimitSettings {
         Self {
             org_rps: 100,
             admin_rps: 20,
+            principal_percent: 50,
         }
     }
 }
@@ -114,13 +126,56 @@ impl RateLimits {
         }
     }
 
-    /// Checks one request of `org_id` whose license allows `licensed_rps` (`None`: the
-    /// default applies). `None` when the org is unlimited.
-    pub fn check_org(&self, org_id: &str, licensed_rps: Option<u64>) -> Option<Decision> {
+    /// The org's rate: its license's `rps`, else the default. `None`: unlimited.
+    fn org_rate(&self, licensed_rps: Option<u64>) -> Option<NonZeroU32> {
         let rps = licensed_rps.map_or(self.settings.org_rps, |rps| {
             u32::try_from(rps).unwrap_or(u32::MAX)
         });
-        self.check(format!("org:{org_id}"), NonZeroU32::new(rps)?)
+        NonZeroU32::new(rps)
+    }
+
+    /// Checks one token request of a gateway of `org_id` whose license allows
+    /// `licensed_rps` (`None`: the default applies), against the org's token budget.
+    /// `None` when the org is unlimited.
+    pub fn check_org(&self, org_id: &str, licensed_rps: Option<u64>) -> Option<Decision> {
+        self.check(format!("tokens:{org_id}"), self.org_rate(licensed_rps)?)
+    }
+
+    /// Checks one management request of `principal` in `org_id`: first against the
+    /// principal's share, then (only if that allows it) against the org's management
+    /// budget. The decision reports the org's rate as the limit and the smaller of the
+    /// two remainders. `None` when the org is unlimited.
+    pub fn check_management(
+        &self,
+        org_id: &str,
+        principal: &str,
+        licensed_rps: Option<u64>,
+    ) -> Option<Decision> {
+        let rate = self.org_rate(licensed_rps)?;
+        let percent = self.settings.principal_percent.clamp(1, 100);
+        let own = if percent < 100 {
+            let share = (u64::from(rate.get()) * u64::from(percent)).div_ceil(100);
+            let share = NonZeroU32::new(u32::try_from(share).unwrap_or(u32::MAX))
+                .unwrap_or(NonZeroU32::MIN);
+            self.check(format!("principal:{org_id}:{principal}"), share)
+        } else {
+            None
+        };
+        if let Some(refused) = own.filter(|d| !d.allowed()) {
+            return Some(Decision {
+                limit: rate.get(),
+                ..refused
+            });
+        }
+        let org = self.check(format!("org:{org_id}"), rate)?;
+        Some(match own {
+            Some(own) => Decision {
+                remaining: org.remaining.min(own.remaining),
+                reset: org.reset.max(own.reset),
+                ..org
+            },
+            None => org,
+        })
     }
 
     /// Checks one cross-tenant admin request by the global admin token `token_id`.
@@ -232,6 +287,15 @@ pub fn spawn_pruner(limits: Arc<RateLimits>) -> JoinHandle<()> {
     })
 }
 
+/// Who is charged inside an org: a user for all of its personal tokens, else the token
+/// (an API key; an OIDC login's id is its issuer and subject).
+fn principal_key(principal: &Principal) -> String {
+    match &principal.user_id {
+        Some(user) => format!("user:{user}"),
+        None => format!("token:{}", principal.token_id),
+    }
+}
+
 /// Whether a route is a cross-tenant admin route.
 fn is_admin_route(path: &str) -> bool {
     path == "/v1/orgs" || path.starts_with("/v1/admin/")
@@ -255,7 +319,7 @@ pub async fn limit_requests(
     } else if let Some(access) = access {
         let (org_id, slug) = (access.org.id.clone(), access.org.slug.clone());
         let rps = limits.licensed_rps(&state, &org_id).await;
-        let decision = limits.check_org(&org_id, rps);
+        let decision = limits.check_management(&org_id, &principal_key(&access.principal), rps);
         let outcome = match decision {
             Some(refused) if !refused.allowed() => "rate_limited",
             _ => "allowed",
@@ -268,7 +332,7 @@ pub async fn limit_requests(
                 None => limits.check_admin(&principal.token_id),
                 Some(org_id) => {
                     let rps = limits.licensed_rps(&state, org_id).await;
-                    limits.check_org(org_id, rps)
+                    limits.check_management(org_id, &principal_key(&principal), rps)
                 }
             },
             Err(_) => None,
@@ -308,10 +372,44 @@ mod tests {
         let limits = RateLimits::new(RateLimitSettings {
             org_rps: 0,
             admin_rps: 0,
+            principal_percent: 50,
         });
+        assert_eq!(limits.check_management("a", "p", None), None);
         assert_eq!(limits.check_org("a", None), None);
         assert_eq!(limits.check_admin("t"), None);
         assert!(limits.check_org("a", Some(1)).is_some());
+    }
+
+    #[test]
+    fn a_principal_spends_its_share_and_leaves_the_rest_to_the_org() {
+        let limits = RateLimits::new(RateLimitSettings::default());
+        let allowed = (0..10)
+            .filter(|_| {
+                limits
+                    .check_management("a", "p", Some(10))
+                    .expect("limited")
+                    .allowed()
+            })
+            .count();
+        assert_eq!(allowed, 5, "half of a burst of 10");
+        let refused = limits
+            .check_management("a", "p", Some(10))
+            .expect("limited");
+        assert_eq!((refused.limit, refused.remaining), (10, 0));
+        for expected in (0..5).rev() {
+            let other = limits
+                .check_management("a", "q", Some(10))
+                .expect("limited");
+            assert_eq!((other.limit, other.remaining), (10, expected.min(4)));
+        }
+        // The org's management budget is spent; its token budget is not.
+        assert!(
+            !limits
+                .check_management("a", "r", Some(10))
+                .expect("limited")
+                .allowed()
+        );
+        assert!(limits.check_org("a", Some(10)).expect("limited").allowed());
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub struct Application {
     state: AppState,
     limits: HttpLimits,
     key_reload_interval: Duration,
-    tenants: Option<(TenantsFile, [u8; 32])>,
+    tenants: Option<(TenantsFile, Option<[u8; 32]>)>,
     checkpoint_interval: Duration,
 }
 
@@ -72,6 +72,7 @@ impl Application {
         let database = DatabaseOptions {
             url: settings.database_url.as_ref(),
             migrate_url: settings.migrate_database_url.as_ref(),
+            global_url: settings.global_database_url.as_ref(),
             allow_owner_connection: settings.allow_owner_connection,
         };
         let sqlite_path = settings.data_dir.join("mcpg.db");
@@ -145,6 +146,7 @@ impl Application {
                 issuer: settings.issuer.clone(),
                 root_kids,
                 subdomain_suffix: settings.subdomain_suffix.clone(),
+                tenants_max_objects: settings.tenants_max_objects,
             }),
             metrics: telemetry::metrics_handle(),
             clock,

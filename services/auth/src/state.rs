@@ -22,6 +22,8 @@ pub struct ServiceInfo {
     pub root_kids: Vec<String>,
     /// Host suffix of subdomain routing, if enabled.
     pub subdomain_suffix: Option<String>,
+    /// Most objects a tenants document may declare.
+    pub tenants_max_objects: usize,
 }
 
 /// Shared state: one reference count to clone (axum clones it into every request).

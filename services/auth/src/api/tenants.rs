@@ -14,11 +14,9 @@ use crate::error::{ApiError, Result};
 use crate::extract::Principal;
 use crate::state::AppState;
 use crate::store::Actor;
+use crate::tenants::bounds::MAX_DOCUMENT_BYTES;
 use crate::tenants::watch::StatusView;
 use crate::tenants::{ApplyOptions, ChangeAction, Plan, TenantsDoc, TenantsError, reconcile};
-
-/// Largest tenants document accepted (the general body limit is smaller).
-pub const MAX_TENANTS_BYTES: usize = 4 * 1024 * 1024;
 
 /// Media types accepted for the document.
 const YAML_TYPES: [&str; 4] = [
@@ -32,7 +30,8 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/admin/tenants/apply",
-            post(apply).layer(DefaultBodyLimit::max(MAX_TENANTS_BYTES)),
+            // The general body limit is smaller than a tenants document may be.
+            post(apply).layer(DefaultBodyLimit::max(MAX_DOCUMENT_BYTES)),
         )
         .route("/v1/admin/tenants/status", get(status))
 }
@@ -50,6 +49,8 @@ impl From<TenantsError> for ApiError {
     fn from(error: TenantsError) -> Self {
         match error {
             TenantsError::Invalid { .. } => ApiError::BadRequest(error.to_string()),
+            TenantsError::Alias { .. } => ApiError::YamlAlias(error.to_string()),
+            TenantsError::TooLarge(message) => ApiError::TenantsTooLarge(message),
             TenantsError::Conflict(message) => ApiError::Conflict(message),
             TenantsError::Store(store) => store.into(),
         }
@@ -85,10 +86,12 @@ async fn apply(
     })?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::BadRequest("the document is not UTF-8 text".into()))?;
-    let doc = TenantsDoc::parse("tenants.yaml", text)?;
+    let max_objects = state.info.tenants_max_objects;
+    let doc = TenantsDoc::parse_bounded("tenants.yaml", text, max_objects)?;
     let options = ApplyOptions {
         prune: options.prune,
         dry_run: options.dry_run,
+        max_objects,
     };
     let plan = reconcile(
         &state.store,

@@ -44,9 +44,11 @@ pub(super) struct FileConfig {
     pub(super) data_dir: Option<PathBuf>,
     pub(super) database_url: Option<String>,
     pub(super) migrate_database_url: Option<String>,
+    pub(super) global_database_url: Option<String>,
     pub(super) allow_owner_connection: Option<bool>,
     pub(super) org_rps: Option<u32>,
     pub(super) admin_rps: Option<u32>,
+    pub(super) principal_rps_percent: Option<u32>,
     pub(super) issuer: Option<String>,
     pub(super) bootstrap_token_file: Option<PathBuf>,
     pub(super) signing_key: Option<PathBuf>,
@@ -65,6 +67,7 @@ pub(super) struct FileConfig {
     pub(super) tenants: Option<PathBuf>,
     pub(super) tenants_prune: Option<bool>,
     pub(super) tenants_poll_interval: Option<String>,
+    pub(super) tenants_max_objects: Option<usize>,
 }
 
 /// A path, or a list of paths (`certificate = "a.cert"` or `certificate = ["a", "b"]`).

@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// PostgreSQL URL of the schema owner: runs migrations and grants the service's role.
     #[arg(long, env = "MCPG_MIGRATE_DATABASE_URL", hide_env_values = true)]
     pub migrate_database_url: Option<String>,
+    /// PostgreSQL URL of the role the cross-tenant paths (credential lookups, tenants
+    /// apply, gauges) run as: registered by the owner (mcpg_grant_global_role, done at a
+    /// start with --migrate-database-url) [default: the --migrate-database-url role].
+    #[arg(long, env = "MCPG_GLOBAL_DATABASE_URL", hide_env_values = true)]
+    pub global_database_url: Option<String>,
     /// Development only: let --database-url be an owner or superuser (and migrate with it).
     #[arg(long, env = "MCPG_ALLOW_OWNER_CONNECTION")]
     pub allow_owner_connection: bool,
@@ -49,6 +54,10 @@ pub struct ServeArgs {
     /// [default: 20].
     #[arg(long, env = "MCPG_ADMIN_RPS")]
     pub admin_rps: Option<u32>,
+    /// Share (1-100 %) of its org's management budget one principal (API key, user,
+    /// OIDC subject) may use; 100: no sub-limit [default: 50].
+    #[arg(long, env = "MCPG_PRINCIPAL_RPS_PERCENT")]
+    pub principal_rps_percent: Option<u32>,
     /// Subdomain routing: with `mcpg.dev`, a request to `acme.mcpg.dev` is for the org
     /// `acme`, and a path naming another org is 403 tenant_mismatch (TOML:
     /// `[tenancy.subdomain_routing] suffix = "mcpg.dev"`) [default: off].
@@ -136,7 +145,8 @@ pub struct ServeArgs {
     #[arg(long, env = "MCPG_OIDC_JWKS_REFETCH_INTERVAL")]
     pub oidc_jwks_refetch_interval: Option<String>,
     /// tenants.yaml to reconcile at start and whenever it changes (an invalid file stops
-    /// the start; later, it is logged and the previous state kept) [default: none].
+    /// a first start; once the database has orgs, it is logged and their state kept)
+    /// [default: none].
     #[arg(long, env = "MCPG_TENANTS")]
     pub tenants: Option<PathBuf>,
     /// Delete managed orgs, workspaces and environments the tenants file no longer names.
@@ -145,6 +155,10 @@ pub struct ServeArgs {
     /// How often the tenants file is checked for changes, e.g. 2s [default: 1s].
     #[arg(long, env = "MCPG_TENANTS_POLL_INTERVAL")]
     pub tenants_poll_interval: Option<String>,
+    /// Most orgs, workspaces, environments and API keys one tenants document (file or
+    /// API) may declare; a plan may list twice as many changes [default: 10000].
+    #[arg(long, env = "MCPG_TENANTS_MAX_OBJECTS")]
+    pub tenants_max_objects: Option<usize>,
 }
 
 /// Log output format.

@@ -18,6 +18,7 @@ pub use flags::{Cli, Command, LogFormat, ServeArgs};
 
 use crate::oidc::JwksSettings;
 use crate::ratelimit::RateLimitSettings;
+use crate::tenants::bounds::DEFAULT_MAX_OBJECTS;
 use crate::tenants::watch::TenantsFile;
 use file::{FileConfig, read_file};
 
@@ -108,6 +109,8 @@ pub struct Settings {
     pub database_url: Option<SecretString>,
     /// PostgreSQL owner URL for migrations.
     pub migrate_database_url: Option<SecretString>,
+    /// PostgreSQL URL of the cross-tenant role; `None`: the owner's.
+    pub global_database_url: Option<SecretString>,
     /// Accept an owner or superuser service connection (development only).
     pub allow_owner_connection: bool,
     /// Request rate limits.
@@ -142,6 +145,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The tenants file to reconcile, if any.
     pub tenants: Option<TenantsFile>,
+    /// Most objects a tenants document may declare (see `tenants::bounds`).
+    pub tenants_max_objects: usize,
     /// Operator login through the orgs' OIDC providers: key cache and URL rules.
     pub oidc: JwksSettings,
 }
@@ -156,6 +161,7 @@ impl Settings {
             data_dir: data_dir.into(),
             database_url: None,
             migrate_database_url: None,
+            global_database_url: None,
             allow_owner_connection: false,
             rate_limits: RateLimitSettings::default(),
             subdomain_suffix: None,
@@ -173,6 +179,7 @@ impl Settings {
             max_in_flight: 1024,
             log_format: LogFormat::Text,
             tenants: None,
+            tenants_max_objects: DEFAULT_MAX_OBJECTS,
             oidc: JwksSettings::default(),
         }
     }
@@ -199,6 +206,10 @@ impl Settings {
             .migrate_database_url
             .or(file.migrate_database_url)
             .map(SecretString::from);
+        settings.global_database_url = args
+            .global_database_url
+            .or(file.global_database_url)
+            .map(SecretString::from);
         settings.allow_owner_connection =
             args.allow_owner_connection || file.allow_owner_connection.unwrap_or(false);
         if let Some(rps) = args.org_rps.or(file.org_rps) {
@@ -206,6 +217,15 @@ impl Settings {
         }
         if let Some(rps) = args.admin_rps.or(file.admin_rps) {
             settings.rate_limits.admin_rps = rps;
+        }
+        if let Some(percent) = args.principal_rps_percent.or(file.principal_rps_percent) {
+            if !(1..=100).contains(&percent) {
+                return Err(ConfigError::Value {
+                    name: "principal_rps_percent",
+                    message: "must be 1 to 100".into(),
+                });
+            }
+            settings.rate_limits.principal_percent = percent;
         }
         let from_file = file
             .tenancy
@@ -328,6 +348,15 @@ impl Settings {
             settings.max_in_flight = max;
         }
         settings.log_format = args.log_format.or(file.log_format).unwrap_or_default();
+        if let Some(max) = args.tenants_max_objects.or(file.tenants_max_objects) {
+            if max == 0 {
+                return Err(ConfigError::Value {
+                    name: "tenants_max_objects",
+                    message: "must be at least 1".into(),
+                });
+            }
+            settings.tenants_max_objects = max;
+        }
         settings.tenants = match args.tenants.or(file.tenants) {
             Some(path) => Some(TenantsFile {
                 path,

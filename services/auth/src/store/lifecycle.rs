@@ -254,9 +254,9 @@ impl TenantStore<'_> {
                 "gateways": gateways,
             });
             sqlx::query("INSERT INTO deleted_exports (id, org_slug, kind, path, export, \
-                         deleted_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                         deleted_at, org_id) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                 .bind(new_id()).bind(org_slug).bind(kind).bind(&path)
-                .bind(to_json_text(&export)?).bind(now).execute(&mut *tx).await?;
+                .bind(to_json_text(&export)?).bind(now).bind(org).execute(&mut *tx).await?;
             if env.is_empty() {
                 sqlx::query("DELETE FROM workspaces WHERE org_id = $1 AND slug = $2")
                     .bind(org).bind(ws).execute(&mut *tx).await?;
@@ -350,9 +350,9 @@ impl TenantStore<'_> {
                 "role_bindings": bindings,
             });
             sqlx::query("INSERT INTO deleted_exports (id, org_slug, kind, path, export, \
-                         deleted_at) VALUES ($1, $2, 'org', $2, $3, $4)")
+                         deleted_at, org_id) VALUES ($1, $2, 'org', $2, $3, $4, $5)")
                 .bind(new_id()).bind(org_slug).bind(to_json_text(&export)?).bind(now)
-                .execute(&mut *tx).await?;
+                .bind(org_id).execute(&mut *tx).await?;
             let event = Event::new(AuditAction::OrgDelete, org_slug, json!({
                 "workspaces": workspaces.len(), "environments": environments.len(),
                 "gateways": gateways.len(),

@@ -156,6 +156,9 @@ pub(crate) enum Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    /// PostgreSQL: the pool of the cross-tenant paths (a role listed in
+    /// `mcpg_global_roles`); `None`: `backend` serves them too.
+    global: Option<Backend>,
 }
 
 /// Which backend a store runs on.
@@ -176,22 +179,37 @@ impl Store {
         options: &DatabaseOptions<'_>,
         default_sqlite: &std::path::Path,
     ) -> Result<Self, StoreError> {
-        let backend = match options.url {
+        let (backend, global) = match options.url {
             Some(url) if is_postgres(url.expose_secret()) => {
-                Backend::Postgres(postgres::connect(options).await?)
+                let pools = postgres::connect(options).await?;
+                (
+                    Backend::Postgres(pools.tenant),
+                    pools.global.map(Backend::Postgres),
+                )
             }
-            Some(url) => Backend::Sqlite(
-                open_sqlite(SqliteConnectOptions::from_str(url.expose_secret())?).await?,
+            Some(url) => (
+                Backend::Sqlite(
+                    open_sqlite(SqliteConnectOptions::from_str(url.expose_secret())?).await?,
+                ),
+                None,
             ),
-            None => Backend::Sqlite(
-                open_sqlite(SqliteConnectOptions::new().filename(default_sqlite)).await?,
+            None => (
+                Backend::Sqlite(
+                    open_sqlite(SqliteConnectOptions::new().filename(default_sqlite)).await?,
+                ),
+                None,
             ),
         };
-        Ok(Self { backend })
+        Ok(Self { backend, global })
     }
 
     pub(crate) fn backend(&self) -> &Backend {
         &self.backend
+    }
+
+    /// The backend of the cross-tenant paths (see `scope`).
+    pub(crate) fn global_backend(&self) -> &Backend {
+        self.global.as_ref().unwrap_or(&self.backend)
     }
 
     /// Which backend this is.
@@ -217,9 +235,11 @@ impl Store {
 
     /// Closes the pool (waits for connections to be returned).
     pub async fn close(&self) {
-        match &self.backend {
-            Backend::Sqlite(pool) => pool.close().await,
-            Backend::Postgres(pool) => pool.close().await,
+        for backend in std::iter::once(&self.backend).chain(self.global.as_ref()) {
+            match backend {
+                Backend::Sqlite(pool) => pool.close().await,
+                Backend::Postgres(pool) => pool.close().await,
+            }
         }
     }
 }
@@ -232,6 +252,9 @@ pub struct DatabaseOptions<'a> {
     /// PostgreSQL: the owner role's URL, used only to run migrations and grant the
     /// service's role its privileges.
     pub migrate_url: Option<&'a SecretString>,
+    /// PostgreSQL: the URL of the role the cross-tenant paths run as (listed in
+    /// `mcpg_global_roles`); `None`: the owner's (`migrate_url`).
+    pub global_url: Option<&'a SecretString>,
     /// PostgreSQL: accept a service role that owns the schema or bypasses row-level
     /// security (development only).
     pub allow_owner_connection: bool,

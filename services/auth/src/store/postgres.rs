@@ -4,6 +4,10 @@
 //! - Both URLs given: migrations run over the owner URL, then the owner grants the
 //!   service's role what it needs (`mcpg_grant_app_role`, defined by migration 0003), and
 //!   the service's role is checked.
+//! - The cross-tenant paths run on a second pool whose login role is listed in
+//!   `mcpg_global_roles` (migration 0010): the role of `--global-database-url` (granted
+//!   and listed by the owner with `mcpg_grant_global_role`), else the owner. The
+//!   service's own role is never listed, so no SQL on its connection can see across orgs.
 //! - Only the service URL given: the role must be safe (below) and the schema already
 //!   migrated, unless `allow_owner_connection` is set, in which case an owner or superuser
 //!   connection also runs the migrations and the service says loudly that isolation then
@@ -68,46 +72,147 @@ const ROLE_FACTS: &str = "SELECT r.rolname::text AS role, r.rolsuper AS superuse
       WHERE n.nspname = current_schema()), false) AS owns_schema \
      FROM pg_roles r WHERE r.rolname = current_user";
 
-/// Connects the service's pool, migrating first when an owner URL is given.
-pub(super) async fn connect(options: &DatabaseOptions<'_>) -> Result<PgPool, StoreError> {
+/// The service's pools: tenant transactions run on `tenant`; the cross-tenant paths on
+/// `global` (`None`: on `tenant`, whose role is then the owner — development only).
+pub(super) struct Pools {
+    pub(super) tenant: PgPool,
+    pub(super) global: Option<PgPool>,
+}
+
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(5))
+}
+
+/// Connects the service's pools, migrating first when an owner URL is given.
+pub(super) async fn connect(options: &DatabaseOptions<'_>) -> Result<Pools, StoreError> {
     let url = options
         .url
         .map(ExposeSecret::expose_secret)
         .unwrap_or_default();
-    let pool = PgPoolOptions::new()
-        .max_connections(16)
-        .acquire_timeout(Duration::from_secs(5))
+    let pool = pool_options()
         .connect_with(PgConnectOptions::from_str(url)?)
         .await?;
     let facts: RoleFacts = sqlx::query_as(ROLE_FACTS).fetch_one(&pool).await?;
+    let global = match options.global_url {
+        Some(global_url) => {
+            let global = pool_options()
+                .connect_with(PgConnectOptions::from_str(global_url.expose_secret())?)
+                .await?;
+            let role: String = sqlx::query_scalar("SELECT session_user::text")
+                .fetch_one(&global)
+                .await?;
+            if role == facts.role {
+                return Err(StoreError::UnsafeRole(format!(
+                    "--global-database-url logs in as {role:?}, the role of --database-url; \
+                     the cross-tenant role must be another one"
+                )));
+            }
+            Some((global, role))
+        }
+        None => None,
+    };
     if let Some(owner_url) = options.migrate_url {
-        migrate_as_owner(owner_url, &facts.role).await?;
+        let global_role = global.as_ref().map(|(_, role)| role.as_str());
+        migrate_as_owner(owner_url, &facts.role, global_role).await?;
         // Grants and ownership may have changed: judge the role after migrating.
         let facts: RoleFacts = sqlx::query_as(ROLE_FACTS).fetch_one(&pool).await?;
-        return match facts.unsafe_because() {
-            Some(why) if !options.allow_owner_connection => Err(StoreError::UnsafeRole(why)),
-            _ => Ok(pool),
-        };
-    }
-    match facts.unsafe_because() {
-        None => {
-            check_migrated(&pool).await?;
-            Ok(pool)
+        if let Some(why) = facts.unsafe_because()
+            && !options.allow_owner_connection
+        {
+            return Err(StoreError::UnsafeRole(why));
         }
-        Some(why) if options.allow_owner_connection => {
-            tracing::warn!(
-                role = %facts.role,
-                "!!! --allow-owner-connection: {why}. Tenant isolation rests on the \
-                 application alone. FOR DEVELOPMENT ONLY !!!"
-            );
-            MIGRATOR.run(&pool).await?;
-            Ok(pool)
+    } else {
+        match facts.unsafe_because() {
+            None => check_migrated(&pool).await?,
+            Some(why) if options.allow_owner_connection => {
+                tracing::warn!(
+                    role = %facts.role,
+                    "!!! --allow-owner-connection: {why}. Tenant isolation rests on the \
+                     application alone. FOR DEVELOPMENT ONLY !!!"
+                );
+                MIGRATOR.run(&pool).await?;
+            }
+            Some(why) => return Err(StoreError::UnsafeRole(why)),
         }
-        Some(why) => Err(StoreError::UnsafeRole(why)),
     }
+    let global = match (global, options.migrate_url) {
+        (Some((global, _)), _) => Some(global),
+        // Without a role of its own, the owner serves the cross-tenant paths.
+        (None, Some(owner_url)) => Some(
+            pool_options()
+                .connect_with(PgConnectOptions::from_str(owner_url.expose_secret())?)
+                .await?,
+        ),
+        (None, None) if options.allow_owner_connection => None,
+        (None, None) => {
+            return Err(StoreError::UnsafeRole(
+                "the cross-tenant paths (credential lookups, tenants apply, gauges) need a \
+                 role of their own: pass --global-database-url (a role granted by \
+                 mcpg_grant_global_role, see docs/OPERATIONS.md) or --migrate-database-url"
+                    .into(),
+            ));
+        }
+    };
+    check_global_roles(&pool, global.as_ref(), options.allow_owner_connection).await?;
+    Ok(Pools {
+        tenant: pool,
+        global,
+    })
 }
 
-async fn migrate_as_owner(owner_url: &SecretString, app_role: &str) -> Result<(), StoreError> {
+/// The tenant role must not be a global role; the global pool's must be.
+async fn check_global_roles(
+    tenant: &PgPool,
+    global: Option<&PgPool>,
+    allow_owner_connection: bool,
+) -> Result<(), StoreError> {
+    let (role, listed) = role_listing(tenant).await?;
+    if listed && !allow_owner_connection {
+        return Err(StoreError::UnsafeRole(format!(
+            "the database role {role:?} of --database-url is listed in mcpg_global_roles, so \
+             it would see every org's rows; run the service with --migrate-database-url once \
+             (it removes the listing) or use another role"
+        )));
+    }
+    if let Some(global) = global {
+        let (role, listed) = role_listing(global).await?;
+        if !listed {
+            return Err(StoreError::UnsafeRole(format!(
+                "the database role {role:?} of --global-database-url is not a global role; \
+                 start once with --migrate-database-url to register it, or have the owner \
+                 run SELECT mcpg_grant_global_role('{role}')"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The pool's login role and whether it is listed in `mcpg_global_roles` (a role that may
+/// not even read the list is not).
+async fn role_listing(pool: &PgPool) -> Result<(String, bool), StoreError> {
+    let (role, readable): (String, bool) = sqlx::query_as(
+        "SELECT session_user::text, has_table_privilege('mcpg_global_roles', 'SELECT')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !readable {
+        return Ok((role, false));
+    }
+    let listed: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM mcpg_global_roles WHERE role_name = session_user::text)",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((role, listed))
+}
+
+async fn migrate_as_owner(
+    owner_url: &SecretString,
+    app_role: &str,
+    global_role: Option<&str>,
+) -> Result<(), StoreError> {
     let owner = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(5))
@@ -118,19 +223,25 @@ async fn migrate_as_owner(owner_url: &SecretString, app_role: &str) -> Result<()
         let owner_role: String = sqlx::query_scalar("SELECT current_user::text")
             .fetch_one(&owner)
             .await?;
+        // Replicas starting together would race on the catalog's ACLs: one at a time.
+        let mut tx = owner.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(GRANT_LOCK)
+            .execute(&mut *tx)
+            .await?;
         if owner_role != app_role {
-            // Replicas starting together would race on the catalog's ACLs: one at a time.
-            let mut tx = owner.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(GRANT_LOCK)
-                .execute(&mut *tx)
-                .await?;
             sqlx::query("SELECT mcpg_grant_app_role($1)")
                 .bind(app_role)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
         }
+        if let Some(global_role) = global_role.filter(|role| *role != owner_role) {
+            sqlx::query("SELECT mcpg_grant_global_role($1)")
+                .bind(global_role)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok::<_, StoreError>(())
     }
     .await;

@@ -181,6 +181,14 @@ impl Store {
                 sqlx::query_as(KEYS).fetch_all(&mut *tx).await?,
             )?;
             let plan = diff(doc, &state, options.prune, options.dry_run, now)?;
+            if plan.changes.len() > options.max_changes() {
+                return Err(TenantsError::TooLarge(format!(
+                    "the plan lists {} changes; at most {} (twice tenants_max_objects) are \
+                     applied at once",
+                    plan.changes.len(),
+                    options.max_changes()
+                )));
+            }
             if !options.dry_run {
                 // Org ids by slug, before deletions, for the audit entries below.
                 let mut org_ids: BTreeMap<String, String> =
@@ -272,9 +280,12 @@ impl Store {
                         }
                         Op::Delete { table, id, org_slug, path, export } => {
                             sqlx::query("INSERT INTO deleted_exports (id, org_slug, kind, path, \
-                                         export, deleted_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                                         export, deleted_at, org_id) \
+                                         VALUES ($1, $2, $3, $4, $5, $6, $7)")
                                 .bind(new_id()).bind(org_slug).bind(table.kind()).bind(path)
-                                .bind(to_json_text(export)?).bind(now).execute(&mut *tx).await?;
+                                .bind(to_json_text(export)?).bind(now)
+                                .bind(org_ids.get(org_slug.as_str()))
+                                .execute(&mut *tx).await?;
                             let sql = match table {
                                 crate::tenants::DeleteTable::Org => "DELETE FROM orgs WHERE id = $1",
                                 crate::tenants::DeleteTable::Workspace => {

@@ -3,8 +3,11 @@
 //! On PostgreSQL every tenant table (every table with an `org_id`) is under forced
 //! row-level security (`migrations/postgres/0003_row_level_security.sql`): a transaction
 //! sees and writes only the rows of the org named by the transaction-local setting
-//! `mcpg.org_id`, or every row when it set `mcpg.global = 'on'`, and no tenant row at all
-//! otherwise. The `on_pool!`/`in_tx!` macros run every PostgreSQL query in a transaction
+//! `mcpg.org_id`, and no tenant row at all otherwise — unless its session logged in as a
+//! role listed in `mcpg_global_roles` (migration 0010), which sees every row. The service's
+//! own role is never listed: [`Scope::Global`] runs on a second pool that logs in as such
+//! a role (`--global-database-url`, else the owner), so no SQL on the tenant pool can
+//! switch isolation off, whatever settings it sets. The `on_pool!`/`in_tx!` macros run every PostgreSQL query in a transaction
 //! whose first statement sets its scope with `set_config(…, true)`: the setting ends with
 //! the transaction, so a pooled connection never carries it to its next user (nothing sets
 //! it for a session).
@@ -57,8 +60,12 @@ impl<'a> Scoped<'a> {
         }
     }
 
+    /// The pool this scope runs on: the cross-tenant pool for [`Scope::Global`].
     pub(crate) fn backend(&self) -> &'a Backend {
-        self.store.backend()
+        match self.scope {
+            Scope::Global => self.store.global_backend(),
+            Scope::None | Scope::Org(_) => self.store.backend(),
+        }
     }
 
     pub(crate) fn scope(&self) -> Scope<'a> {
@@ -100,11 +107,8 @@ pub(crate) async fn enter(conn: &mut PgConnection, scope: Scope<'_>) -> Result<(
                 .execute(conn)
                 .await?;
         }
-        Scope::Global => {
-            sqlx::query("SELECT set_config('mcpg.global', 'on', true)")
-                .execute(conn)
-                .await?;
-        }
+        // Nothing to set: the global pool's login role is what lets it see every org.
+        Scope::Global => {}
     }
     Ok(())
 }

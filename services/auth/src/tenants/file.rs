@@ -320,8 +320,21 @@ impl TryFrom<Vec<TenantSpec>> for Tenants {
 }
 
 impl TenantsDoc {
-    /// Parses and validates a document; `source` names it in errors (a file name).
+    /// Parses and validates a document within the default object bound; `source` names
+    /// it in errors (a file name).
     pub fn parse(source: &str, text: &str) -> Result<Self, TenantsError> {
+        Self::parse_bounded(source, text, super::bounds::DEFAULT_MAX_OBJECTS)
+    }
+
+    /// Parses and validates a document that declares at most `max_objects` orgs,
+    /// workspaces, environments and API keys, has no YAML anchor or alias and is at most
+    /// [`super::bounds::MAX_DOCUMENT_BYTES`] long. The bounds are checked on the event
+    /// stream, before anything is built.
+    pub fn parse_bounded(
+        source: &str,
+        text: &str,
+        max_objects: usize,
+    ) -> Result<Self, TenantsError> {
         if text.trim().is_empty() {
             return Err(TenantsError::invalid(
                 source,
@@ -329,6 +342,7 @@ impl TenantsDoc {
                 "the document is empty; write `tenants: []` to manage no tenant",
             ));
         }
+        super::bounds::check(source, text, max_objects)?;
         serde_norway::from_str(text).map_err(|error| {
             let location = error.location().map(|l| (l.line(), l.column()));
             let mut message = error.to_string();

@@ -7,6 +7,7 @@
 //! `mcpg-auth serve --tenants FILE` (at start and on every change of the file, see
 //! [`watch`]) and `POST /v1/admin/tenants/apply` (`mcpg-ctl tenants apply`).
 
+pub mod bounds;
 mod diff;
 mod file;
 mod plan;
@@ -41,6 +42,25 @@ pub enum TenantsError {
         /// What is wrong.
         message: String,
     },
+    /// The document uses a YAML anchor or alias (nothing was changed): refused because an
+    /// alias multiplies what a small document declares.
+    #[error(
+        "{file}{}: YAML anchors and aliases (&name, *name) are not accepted; write each \
+         object out",
+        location(*line, *column)
+    )]
+    Alias {
+        /// The file's name.
+        file: String,
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// 1-based column, when known.
+        column: Option<usize>,
+    },
+    /// The document or its plan is over a bound (size, objects, changes; nothing was
+    /// changed).
+    #[error("{0}")]
+    TooLarge(String),
     /// The document is valid but cannot be applied to the current state (nothing was
     /// changed): a quota, a key hash in use elsewhere, a revoked key.
     #[error("{0}")]
@@ -74,12 +94,33 @@ impl TenantsError {
 }
 
 /// How to apply a document.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct ApplyOptions {
     /// Delete managed objects the document no longer names.
     pub prune: bool,
     /// Compute the plan only.
     pub dry_run: bool,
+    /// The object bound the document was parsed with; a plan may list at most twice as
+    /// many changes (the document's objects, plus deletions of managed objects a previous
+    /// document declared).
+    pub max_objects: usize,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        Self {
+            prune: false,
+            dry_run: false,
+            max_objects: bounds::DEFAULT_MAX_OBJECTS,
+        }
+    }
+}
+
+impl ApplyOptions {
+    /// The most changes a plan may list.
+    pub(crate) fn max_changes(&self) -> usize {
+        self.max_objects.saturating_mul(2)
+    }
 }
 
 /// Reconciles the database with `doc` in one transaction and returns what changed (or

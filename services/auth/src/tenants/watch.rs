@@ -6,7 +6,15 @@
 //! once the same content is seen on two consecutive polls, so a file caught half-written
 //! is not applied. An invalid document is logged with its line and the previous state is
 //! kept; a valid one is reconciled and becomes the new generation.
+//!
+//! At start, a file that cannot be applied stops the start only while the database has
+//! no org (a first start: there is no state to serve). Once it has one, that state is the
+//! last good state: the replica logs the error, reports it in the status and the failure
+//! metric, serves what the database holds, and applies the file when it changes — so a
+//! bad file rolled out to every replica does not take them all down on their next
+//! restart.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -16,6 +24,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
+use super::bounds::MAX_DOCUMENT_BYTES;
 use super::{ApplyOptions, ChangeAction, Plan, TenantsDoc, TenantsError, reconcile};
 use crate::state::AppState;
 use crate::store::Actor;
@@ -109,14 +118,25 @@ pub struct TenantsFile {
     pub interval: Duration,
 }
 
+/// Reads at most one byte more than a document may have, so an oversized file is
+/// refused without being read whole.
 fn read(path: &Path) -> Result<(Vec<u8>, [u8; 32]), TenantsError> {
-    let bytes = std::fs::read(path).map_err(|error| {
-        TenantsError::invalid(
-            &path.display().to_string(),
-            None,
-            format!("cannot read: {error}"),
-        )
-    })?;
+    let source = path.display().to_string();
+    let cannot_read = |error: std::io::Error| {
+        TenantsError::invalid(&source, None, format!("cannot read: {error}"))
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(MAX_DOCUMENT_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(cannot_read)?;
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(TenantsError::TooLarge(format!(
+            "{source}: the file is larger than {MAX_DOCUMENT_BYTES} bytes"
+        )));
+    }
     let hash = Sha256::digest(&bytes).into();
     Ok((bytes, hash))
 }
@@ -125,10 +145,12 @@ async fn apply(state: &AppState, file: &TenantsFile, bytes: &[u8]) -> Result<Pla
     let source = file.path.display().to_string();
     let text = std::str::from_utf8(bytes)
         .map_err(|_| TenantsError::invalid(&source, None, "the file is not UTF-8 text"))?;
-    let doc = TenantsDoc::parse(&source, text)?;
+    let max_objects = state.info.tenants_max_objects;
+    let doc = TenantsDoc::parse_bounded(&source, text, max_objects)?;
     let options = ApplyOptions {
         prune: file.prune,
         dry_run: false,
+        max_objects,
     };
     // The audit chain names the file as the actor of what it changes.
     let actor = Actor {
@@ -166,28 +188,55 @@ fn log_applied(file: &TenantsFile, plan: &Plan, generation: u64) {
     }
 }
 
-/// Applies the file once at start; any error (unreadable, invalid, not applicable) stops
-/// the start. Returns the hash of the applied content.
-pub async fn apply_at_start(state: &AppState, file: &TenantsFile) -> anyhow::Result<[u8; 32]> {
+/// Applies the file once at start. Returns the hash of the applied content, or `None`
+/// when the file was refused and the database's state is served instead (see the module
+/// docs); an error stops the start (a first start, or a database that does not answer).
+pub async fn apply_at_start(
+    state: &AppState,
+    file: &TenantsFile,
+) -> anyhow::Result<Option<[u8; 32]>> {
     state.tenants.update(|view| {
         view.file = Some(file.path.display().to_string());
         view.prune = file.prune;
     });
-    let (bytes, hash) = read(&file.path)?;
-    let plan = apply(state, file, &bytes).await?;
-    let generation = state.tenants.applied(&hash, &plan, state.now());
-    log_applied(file, &plan, generation);
-    Ok(hash)
+    let refused = match read(&file.path) {
+        Ok((bytes, hash)) => match apply(state, file, &bytes).await {
+            Ok(plan) => {
+                let generation = state.tenants.applied(&hash, &plan, state.now());
+                log_applied(file, &plan, generation);
+                return Ok(Some(hash));
+            }
+            Err(error) => error,
+        },
+        Err(error) => error,
+    };
+    if matches!(refused, TenantsError::Store(_)) || state.store.list_orgs().await?.is_empty() {
+        return Err(refused.into());
+    }
+    tracing::error!(
+        error = %refused,
+        "tenants file not applied at start; serving the state the database holds"
+    );
+    state.tenants.failed(&refused.to_string(), state.now());
+    Ok(None)
 }
 
 /// Polls the file and applies each settled change.
-pub fn spawn(state: AppState, file: TenantsFile, applied: [u8; 32]) -> JoinHandle<()> {
+/// `applied` is the hash applied at start (`None`: the file was refused at start, so its
+/// current content is retried only once it changes).
+pub fn spawn(state: AppState, file: TenantsFile, applied: Option<[u8; 32]>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(file.interval.max(Duration::from_millis(50)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut applied = applied;
+        let mut applied = applied.unwrap_or([0; 32]);
         let mut pending: Option<[u8; 32]> = None;
         let mut failed: Option<([u8; 32], Option<Instant>)> = None;
+        if applied == [0; 32]
+            && let Ok((_, hash)) = read(&file.path)
+        {
+            // Refused at start: wait for a change rather than refusing it again.
+            failed = Some((hash, None));
+        }
         loop {
             ticker.tick().await;
             let (bytes, hash) = match read(&file.path) {
@@ -232,7 +281,9 @@ pub fn spawn(state: AppState, file: TenantsFile, applied: [u8; 32]) -> JoinHandl
                     // A document that is invalid stays so until it changes; a conflict or a
                     // database failure is retried.
                     let retry = match error {
-                        TenantsError::Invalid { .. } => None,
+                        TenantsError::Invalid { .. }
+                        | TenantsError::Alias { .. }
+                        | TenantsError::TooLarge(_) => None,
                         _ => Some(Instant::now()),
                     };
                     failed = Some((hash, retry));

@@ -152,8 +152,8 @@ pub struct TestApp {
     pub settings: Settings,
     /// The clock the server runs on, when a test controls time.
     pub clock: Option<Arc<ManualClock>>,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub(crate) stop: Option<oneshot::Sender<()>>,
+    pub(crate) server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// The PostgreSQL database, dropped after the server.
     pub database: Option<TestDatabase>,
 }
@@ -169,6 +169,7 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
     settings.rate_limits = RateLimitSettings {
         org_rps: 0,
         admin_rps: 0,
+        ..RateLimitSettings::default()
     };
     settings
 }

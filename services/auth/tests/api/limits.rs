@@ -71,6 +71,7 @@ async fn a_noisy_org_at_ten_times_its_limit_is_refused_while_a_quiet_org_is_not(
         settings.rate_limits = RateLimitSettings {
             org_rps: ORG_RPS,
             admin_rps: 0,
+            ..RateLimitSettings::default()
         };
     })
     .await;
@@ -128,6 +129,7 @@ async fn cross_tenant_admin_routes_have_their_own_stricter_limit() {
         settings.rate_limits = RateLimitSettings {
             org_rps: 100,
             admin_rps: 2,
+            ..RateLimitSettings::default()
         };
     })
     .await;

@@ -18,6 +18,66 @@ fn postgres_url() -> Option<String> {
     }
 }
 
+/// Tables of the schema that are not under row-level security, each with why it holds no
+/// one org's data. The catalog test asserts this list is complete and exact.
+const GLOBAL_TABLES: [(&str, &str); 7] = [
+    (
+        "mcpg_global_roles",
+        "which login roles see every org (role names only; the service role may only read it)",
+    ),
+    (
+        "_sqlx_migrations",
+        "the schema's migration history (read-only for the service)",
+    ),
+    (
+        "orgs",
+        "the tenant directory: resolving a request's org happens before any org scope",
+    ),
+    (
+        "service_meta",
+        "the deployment's own settings (bootstrap state, schema facts)",
+    ),
+    (
+        "signing_keys",
+        "the service's signing keys, one set for every org",
+    ),
+    (
+        "signing_key_certificates",
+        "certificates of the service's signing keys",
+    ),
+    (
+        "revocation_lists",
+        "the vendor's signed revocation lists, the same for every org",
+    ),
+];
+
+/// Every table of the schema that holds one org's rows: an `org_id` or `org_slug` column.
+async fn per_org_tables(conn: &mut PgConnection) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT c.relname::text FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_attribute a ON a.attrelid = c.oid \
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') \
+         AND a.attname IN ('org_id', 'org_slug') AND NOT a.attisdropped ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await
+    .expect("catalog query")
+}
+
+/// Every table of the schema without row-level security enabled and forced.
+async fn tables_without_row_security(conn: &mut PgConnection) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') \
+         AND NOT (c.relrowsecurity AND c.relforcerowsecurity) ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await
+    .expect("catalog query")
+}
+
 /// Every table of the schema with an `org_id` column.
 async fn tenant_tables(conn: &mut PgConnection) -> Vec<String> {
     sqlx::query_scalar(
@@ -43,8 +103,28 @@ async fn every_tenant_table_has_row_level_security_enabled_and_forced() {
     let mut conn = PgConnection::connect(&database(&app).superuser_url)
         .await
         .expect("connect as superuser");
+    // Found by what they hold, not only by an org_id column: deleted_exports is keyed by
+    // org_slug. Each must have an org_id policy (checked below).
+    let holding = per_org_tables(&mut conn).await;
     let tables = tenant_tables(&mut conn).await;
+    for table in &holding {
+        assert!(
+            tables.contains(table),
+            "{table} holds per-org rows, so it must have an org_id under row-level security \
+             (tables with org_id: {tables:?})"
+        );
+    }
+    // Every other table is global on purpose, with a reason, and the list is exact.
+    let unprotected = tables_without_row_security(&mut conn).await;
+    let mut listed: Vec<String> = GLOBAL_TABLES.iter().map(|(t, _)| (*t).to_owned()).collect();
+    listed.sort();
+    assert_eq!(
+        unprotected, listed,
+        "tables without row-level security must be exactly GLOBAL_TABLES (add a reason, or \
+         put the table under row-level security)"
+    );
     for expected in [
+        "deleted_exports",
         "api_tokens",
         "environments",
         "gateways",
