@@ -68,16 +68,58 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
         })
 }
 
+/// The deepest nesting of arrays and objects a request body may have. No documented body
+/// nests deeper than a handful of levels; serde_json skips unknown members without its
+/// recursion limit, so the bound is checked before parsing.
+pub const MAX_JSON_DEPTH: usize = 32;
+
 /// Deserialises `body` as `T`, which must be a JSON object: serde would also fill a struct
 /// from a JSON array of its fields in order, which no route documents.
 fn object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::BadRequest("body must be a JSON object".into()));
     }
+    if nesting_exceeds(body, MAX_JSON_DEPTH) {
+        return Err(ApiError::BadRequest(format!(
+            "body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
     match axum::Json::<T>::from_bytes(body) {
         Ok(axum::Json(value)) => Ok(value),
         Err(rejection) => Err(json_error(rejection)),
     }
+}
+
+/// Whether `body` opens more than `max` arrays or objects at once (brackets inside strings
+/// do not count). One pass over the bytes, no allocation; malformed JSON is left to the
+/// parser.
+fn nesting_exceeds(body: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in body {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// `Content-Type: application/json`, or another `application/…+json` type, with any
@@ -303,5 +345,18 @@ impl FromRequestParts<AppState> for Actor {
             id: principal.audit_id(),
             request_id: request_id(parts),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert!(!nesting_exceeds(br#"{"a":[{"b":[]}]}"#, 4));
+        assert!(nesting_exceeds(br#"{"a":[{"b":[[]]}]}"#, 4));
+        assert!(!nesting_exceeds(br#"{"a":"[[[[[[\"[[[["}"#, 1));
+        assert!(nesting_exceeds(&[b'['; 33], MAX_JSON_DEPTH));
     }
 }

@@ -26,3 +26,4 @@ mod row_security;
 mod sealed_key;
 mod tenancy;
 mod tenants_file;
+mod token_body;
