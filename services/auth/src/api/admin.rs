@@ -127,6 +127,9 @@ async fn import(
     Ok((StatusCode::ACCEPTED, axum::Json(key.into())))
 }
 
+/// The longest token name, in characters.
+const MAX_TOKEN_NAME: usize = 200;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateToken {
@@ -153,12 +156,7 @@ async fn create_token(
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, axum::Json<TokenView>)> {
     principal.require_global()?;
-    let name = body.name.trim();
-    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(
-            "name must be 1-200 printable characters".into(),
-        ));
-    }
+    let name = crate::domain::display_text("name", &body.name, MAX_TOKEN_NAME)?;
     let org = match &body.org {
         Some(slug) => Some(state.store.org_by_slug(slug.as_str()).await?),
         None => None,
@@ -168,7 +166,7 @@ async fn create_token(
         .store
         .insert_api_token(
             org.as_ref().map(|o| o.id.as_str()),
-            name,
+            &name,
             &credential.hash().to_hex(),
             credential.display_prefix(),
             &actor,

@@ -24,8 +24,20 @@ pub(super) fn router() -> Router<AppState> {
 
 /// Default license length when neither `valid_until` nor `valid_for_days` is given.
 const DEFAULT_DAYS: i64 = 365;
-/// Longest license accepted, in days.
+/// Longest license accepted, in days: `valid_for_days` at most this, and a license (however
+/// its end is given) ends at most this many days from now.
 const MAX_DAYS: i64 = 100 * 365;
+
+/// The one bound on a license's end, whether given as `valid_until` or as
+/// `valid_from` + `valid_for_days`.
+fn check_end(valid_until: i64, now: i64) -> Result<()> {
+    if valid_until > now.saturating_add(MAX_DAYS * 86_400) {
+        return Err(ApiError::BadRequest(format!(
+            "the license must end within {MAX_DAYS} days from now (valid_until, or valid_from + valid_for_days)"
+        )));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +141,7 @@ impl SetLicense {
             }
             (None, None) => valid_from + DEFAULT_DAYS * 86_400,
         };
+        check_end(valid_until, now)?;
         if valid_until <= valid_from {
             return Err(ApiError::BadRequest(
                 "valid_until must be after valid_from".into(),

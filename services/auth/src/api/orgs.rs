@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::tenancy::{DeleteQuery, cascade};
 use crate::access::{Access, grants_in};
-use crate::domain::{OrgStatus, Slug};
+use crate::domain::{self, OrgStatus, Slug};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, Principal};
 use crate::rbac::Action;
@@ -31,7 +31,8 @@ const MAX_NAME: usize = 200;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateOrg {
-    slug: Slug,
+    /// Checked with [`Slug::parse_org`] (reserved names), not only as a slug.
+    slug: String,
     display_name: String,
     #[serde(default)]
     status: Option<OrgStatus>,
@@ -77,13 +78,7 @@ impl From<OrgRecord> for OrgView {
 }
 
 fn display_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!(
-            "display_name must be 1-{MAX_NAME} printable characters"
-        )));
-    }
-    Ok(name.to_owned())
+    Ok(domain::display_text("display_name", name, MAX_NAME)?)
 }
 
 /// Parses an RFC 3339 time from a request.
@@ -102,6 +97,7 @@ async fn create(
     ApiJson(body): ApiJson<CreateOrg>,
 ) -> Result<(StatusCode, axum::Json<OrgView>)> {
     principal.require_global()?;
+    let slug = Slug::parse_org(&body.slug)?;
     let trial_expires_at = body
         .trial_expires_at
         .as_deref()
@@ -118,7 +114,7 @@ async fn create(
         ));
     }
     let org = NewOrg {
-        slug: body.slug,
+        slug,
         display_name: display_name(&body.display_name)?,
         status,
         trial_expires_at,

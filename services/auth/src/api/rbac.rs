@@ -39,14 +39,8 @@ pub(super) fn router() -> Router<AppState> {
 const MAX_IMPERSONATION_MINUTES: i64 = 60;
 const MAX_TEXT: usize = 200;
 
-fn printable(field: &str, text: &str, max: usize) -> Result<String> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > max || text.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!(
-            "{field} must be 1-{max} printable characters"
-        )));
-    }
-    Ok(text.to_owned())
+fn printable(field: &'static str, text: &str, max: usize) -> Result<String> {
+    Ok(crate::domain::display_text(field, text, max)?)
 }
 
 fn email(text: &str) -> Result<Email> {

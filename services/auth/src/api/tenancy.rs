@@ -232,21 +232,13 @@ async fn register_gateway(
     ApiJson(body): ApiJson<RegisterGateway>,
 ) -> Result<(StatusCode, axum::Json<GatewayView>)> {
     access.require(Action::ManageGateways(&ws, &env))?;
-    let name = body.name.trim();
-    if name.is_empty()
-        || name.chars().count() > MAX_GATEWAY_NAME
-        || name.chars().any(char::is_control)
-    {
-        return Err(ApiError::BadRequest(format!(
-            "name must be 1-{MAX_GATEWAY_NAME} printable characters"
-        )));
-    }
+    let name = crate::domain::display_text("name", &body.name, MAX_GATEWAY_NAME)?;
     let credential = Credential::generate(CredentialKind::Gateway).map_err(ApiError::internal)?;
     let hash = credential.hash().to_hex();
     let gateway = NewGateway {
         workspace: &ws,
         environment: &env,
-        name,
+        name: &name,
         credential_hash: &hash,
         credential_prefix: credential.display_prefix(),
     };

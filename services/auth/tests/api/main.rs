@@ -11,6 +11,7 @@ mod deployment;
 mod federation;
 mod helpers;
 mod idp;
+mod input_rules;
 mod key_certificates;
 mod lifecycle;
 mod limits;
