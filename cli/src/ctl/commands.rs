@@ -279,7 +279,7 @@ fn admin_token(client: &Client, out: &Printer, cmd: AdminTokenCommand) -> anyhow
             })
         }
         AdminTokenCommand::List => {
-            out.list(&client.get("/v1/admin/tokens")?, ADMIN_TOKEN_COLUMNS);
+            out.list(&client.get_all("/v1/admin/tokens")?, ADMIN_TOKEN_COLUMNS);
             Ok(())
         }
         AdminTokenCommand::Revoke { id } => {
@@ -306,7 +306,7 @@ fn org(client: &Client, out: &Printer, cmd: OrgCommand) -> anyhow::Result<()> {
             }
             out.one(&client.post("/v1/orgs", &Value::Object(body))?, ORG_COLUMNS);
         }
-        OrgCommand::List => out.list(&client.get("/v1/orgs")?, ORG_COLUMNS),
+        OrgCommand::List => out.list(&client.get_all("/v1/orgs")?, ORG_COLUMNS),
         OrgCommand::Get { org } => out.one(&client.get(&org_path(&org)?)?, ORG_COLUMNS),
         OrgCommand::Suspend { org } => {
             let body = json!({"status": "suspended"});
@@ -334,7 +334,7 @@ fn workspace(client: &Client, out: &Printer, cmd: WorkspaceCommand) -> anyhow::R
         }
         WorkspaceCommand::List { org } => {
             out.list(
-                &client.get(&format!("{}/workspaces", org_path(&org)?))?,
+                &client.get_all(&format!("{}/workspaces", org_path(&org)?))?,
                 WS_COLUMNS,
             );
         }
@@ -355,7 +355,7 @@ fn env(client: &Client, out: &Printer, cmd: EnvCommand) -> anyhow::Result<()> {
         }
         EnvCommand::List { path } => {
             let url = format!("{}/environments", ws_path(&path)?);
-            out.list(&client.get(&url)?, ENV_COLUMNS);
+            out.list(&client.get_all(&url)?, ENV_COLUMNS);
         }
         EnvCommand::Delete { path, cascade } => {
             let answer = client.delete(&with_cascade(env_path(&path)?, cascade))?;
@@ -404,7 +404,7 @@ fn gateway(client: &Client, out: &Printer, cmd: GatewayCommand) -> anyhow::Resul
         }
         GatewayCommand::List { path } => {
             let url = format!("{}/gateways", env_path(&path)?);
-            out.list(&client.get(&url)?, GATEWAY_COLUMNS);
+            out.list(&client.get_all(&url)?, GATEWAY_COLUMNS);
         }
         GatewayCommand::Revoke { path, id } => {
             let url = format!(

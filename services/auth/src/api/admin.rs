@@ -9,6 +9,7 @@ use mcpg_license_core::clock::to_rfc3339;
 use serde::{Deserialize, Serialize};
 
 use crate::credential::{Credential, CredentialKind};
+use super::page::{ListRoute, PageRequest, Paged};
 use crate::domain::{KeyState, Slug};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, Principal};
@@ -212,12 +213,15 @@ impl From<AdminTokenRecord> for TokenListView {
 async fn list_tokens(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<axum::Json<Vec<TokenListView>>> {
+    page: PageRequest,
+) -> Result<Paged<TokenListView>> {
     principal.require_global()?;
-    let tokens = state.store.admin_tokens().await?;
-    Ok(axum::Json(
-        tokens.into_iter().map(TokenListView::from).collect(),
-    ))
+    let after: Option<(i64, String)> = page.after(ListRoute::AdminTokens)?;
+    let after = after.as_ref().map(|(time, id)| (*time, id.as_str()));
+    let rows = state.store.admin_tokens(after, page.fetch()).await?;
+    Ok(page
+        .answer(ListRoute::AdminTokens, rows, |t| (t.created_at, t.id.clone()))
+        .map())
 }
 
 async fn revoke_token(

@@ -10,6 +10,7 @@ use mcpg_license_core::clock::{parse_rfc3339, to_rfc3339};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::page::{ListRoute, PageRequest, Paged};
 use super::tenancy::{DeleteQuery, cascade};
 use crate::access::{Access, grants_in};
 use crate::domain::{self, OrgStatus, Slug};
@@ -124,17 +125,31 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(created.into())))
 }
 
+/// A global admin pages through every org; anyone else can see at most their own org, so
+/// only that one row is read.
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<axum::Json<Vec<OrgView>>> {
-    let mut visible = Vec::new();
-    for org in state.store.list_orgs().await? {
+    page: PageRequest,
+) -> Result<Paged<OrgView>> {
+    let after: Option<String> = page.after(ListRoute::Orgs)?;
+    let rows = state
+        .store
+        .list_orgs(
+            principal.org_id.as_deref(),
+            after.as_deref().unwrap_or(""),
+            page.fetch(),
+        )
+        .await?;
+    let mut visible = Vec::with_capacity(rows.len());
+    for org in rows {
         if grants_in(&state, &principal, &org).await?.is_some() {
-            visible.push(OrgView::from(org));
+            visible.push(org);
         }
     }
-    Ok(axum::Json(visible))
+    Ok(page
+        .answer(ListRoute::Orgs, visible, |org| org.slug.clone())
+        .map())
 }
 
 async fn show(access: Access) -> Result<axum::Json<OrgView>> {

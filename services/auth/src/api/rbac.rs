@@ -10,6 +10,7 @@ use mcpg_license_core::clock::to_rfc3339;
 use mcpg_license_core::{Catalog, EntitlementSet};
 use serde::{Deserialize, Serialize};
 
+use super::page::{ListRoute, PageRequest, Paged};
 use crate::access::Access;
 use crate::credential::{Credential, CredentialKind};
 use crate::domain::Slug;
@@ -109,10 +110,18 @@ async fn create_token(
 async fn list_tokens(
     access: Access,
     Path((_, user)): Path<(String, String)>,
-) -> Result<axum::Json<Vec<TokenView>>> {
+    page: PageRequest,
+) -> Result<Paged<TokenView>> {
     access.require(Action::ManageAccess)?;
-    let list = access.tenant().user_tokens(email(&user)?.as_str()).await?;
-    Ok(axum::Json(list.into_iter().map(TokenView::from).collect()))
+    let after: Option<(i64, String)> = page.after(ListRoute::UserTokens)?;
+    let after = after.as_ref().map(|(time, id)| (*time, id.as_str()));
+    let rows = access
+        .tenant()
+        .user_tokens(email(&user)?.as_str(), after, page.fetch())
+        .await?;
+    Ok(page
+        .answer(ListRoute::UserTokens, rows, |t| (t.created_at, t.id.clone()))
+        .map())
 }
 
 async fn revoke_token(
@@ -248,14 +257,18 @@ async fn grant(
     ))
 }
 
-async fn list_bindings(access: Access) -> Result<axum::Json<Vec<BindingView>>> {
+async fn list_bindings(access: Access, page: PageRequest) -> Result<Paged<BindingView>> {
     access.require(Action::ManageAccess)?;
-    let list = access.tenant().bindings().await?;
-    Ok(axum::Json(
-        list.into_iter()
-            .map(|b| BindingView::new(&access.org.slug, b))
-            .collect(),
-    ))
+    let after: Option<(String, i64, String)> = page.after(ListRoute::Bindings)?;
+    let after = after
+        .as_ref()
+        .map(|(email, time, id)| (email.as_str(), *time, id.as_str()));
+    let rows = access.tenant().bindings_after(after, page.fetch()).await?;
+    Ok(page
+        .answer(ListRoute::Bindings, rows, |b| {
+            (b.email.clone(), b.created_at, b.id.clone())
+        })
+        .filter_map(|b| Some(BindingView::new(&access.org.slug, b))))
 }
 
 async fn revoke_binding(

@@ -18,6 +18,7 @@ mod limits;
 mod management;
 mod oidc;
 mod org_list;
+mod pagination;
 mod persistence;
 mod rbac;
 mod robustness;
