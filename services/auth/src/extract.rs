@@ -68,6 +68,66 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
         })
 }
 
+/// For `#[serde(default, deserialize_with = "crate::extract::present")]` on an optional
+/// member whose schema does not allow `null`: absent gives `None`, `null` is an error
+/// (plain `Option` would read `null` as absent).
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// An integer member of a JSON body. JSON Schema counts `6.0` as the integer 6, so an
+/// integral number written with a fraction or an exponent is accepted; `6.5`, or a value
+/// outside `T`, is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Integer<T>(pub T);
+
+impl<'de, T: TryFrom<i64> + TryFrom<u64>> serde::Deserialize<'de> for Integer<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(IntegerVisitor(std::marker::PhantomData))
+    }
+}
+
+struct IntegerVisitor<T>(std::marker::PhantomData<T>);
+
+impl<T: TryFrom<i64> + TryFrom<u64>> serde::de::Visitor<'_> for IntegerVisitor<T> {
+    type Value = Integer<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an integer in range")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        T::try_from(v)
+            .map(Integer)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        T::try_from(v)
+            .map(Integer)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        // 2^63 and 2^64 are exact in f64: the casts below are in range, not saturated.
+        const I64_MIN: f64 = -9_223_372_036_854_775_808.0;
+        const U64_END: f64 = 18_446_744_073_709_551_616.0;
+        let unexpected = serde::de::Unexpected::Float(v);
+        if v.fract() != 0.0 || !(I64_MIN..U64_END).contains(&v) {
+            return Err(E::invalid_value(unexpected, &self));
+        }
+        if v < 0.0 {
+            self.visit_i64(v as i64)
+        } else {
+            self.visit_u64(v as u64)
+        }
+    }
+}
+
 /// The deepest nesting of arrays and objects a request body may have. No documented body
 /// nests deeper than a handful of levels; serde_json skips unknown members without its
 /// recursion limit, so the bound is checked before parsing.

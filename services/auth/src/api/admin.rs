@@ -136,7 +136,7 @@ const MAX_TOKEN_NAME: usize = 200;
 struct CreateToken {
     name: String,
     /// Scope the token to one org; absent for a global admin token.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     org: Option<Slug>,
 }
 

@@ -32,7 +32,7 @@ pub(super) fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct TokenRequest {
     /// Host name or pod id, for logs only.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     instance: Option<String>,
 }
 

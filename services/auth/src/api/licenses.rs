@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use super::orgs::time;
 use crate::access::Access;
 use crate::error::{ApiError, Result};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, Integer};
 use crate::rbac::Action;
 use crate::state::AppState;
 use crate::store::{LicenseRecord, LicenseSpec};
@@ -48,13 +48,13 @@ struct SetLicense {
     #[serde(default)]
     entitlements_remove: Vec<EntitlementId>,
     #[serde(default)]
-    limits: BTreeMap<String, u64>,
-    #[serde(default)]
+    limits: BTreeMap<String, Integer<u64>>,
+    #[serde(default, deserialize_with = "crate::extract::present")]
     valid_from: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     valid_until: Option<String>,
-    #[serde(default)]
-    valid_for_days: Option<i64>,
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    valid_for_days: Option<Integer<i64>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -118,7 +118,7 @@ impl SetLicense {
                     .map_err(|e: mcpg_license_core::limits::LimitError| {
                         ApiError::BadRequest(e.to_string())
                     })?;
-            limits.set(key, Some(*value));
+            limits.set(key, Some(value.0));
         }
         let valid_from = self
             .valid_from
@@ -126,7 +126,7 @@ impl SetLicense {
             .map(|t| time("valid_from", t))
             .transpose()?
             .unwrap_or(now);
-        let valid_until = match (self.valid_until.as_deref(), self.valid_for_days) {
+        let valid_until = match (self.valid_until.as_deref(), self.valid_for_days.map(|d| d.0)) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::BadRequest(
                     "give valid_until or valid_for_days, not both".into(),

@@ -35,18 +35,18 @@ struct CreateOrg {
     /// Checked with [`Slug::parse_org`] (reserved names), not only as a slug.
     slug: String,
     display_name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     status: Option<OrgStatus>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     trial_expires_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateOrg {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     display_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     status: Option<OrgStatus>,
     #[serde(default, with = "double_option")]
     trial_expires_at: Option<Option<String>>,

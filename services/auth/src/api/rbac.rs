@@ -15,7 +15,7 @@ use crate::access::Access;
 use crate::credential::{Credential, CredentialKind};
 use crate::domain::Slug;
 use crate::error::{ApiError, Result};
-use crate::extract::{ApiJson, Principal};
+use crate::extract::{ApiJson, Integer, Principal};
 use crate::rbac::{Action, Email, Role, Scope};
 use crate::state::AppState;
 use crate::store::{
@@ -51,7 +51,7 @@ fn email(text: &str) -> Result<Email> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateToken {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     name: Option<String>,
 }
 
@@ -144,9 +144,9 @@ async fn revoke_token(
 struct BindingBody {
     email: Email,
     role: Role,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     workspace: Option<Slug>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     environment: Option<Slug>,
 }
 
@@ -294,7 +294,7 @@ async fn revoke_binding(
 #[serde(deny_unknown_fields)]
 struct Impersonate {
     org: Slug,
-    minutes: i64,
+    minutes: Integer<i64>,
     reason: String,
 }
 
@@ -316,7 +316,7 @@ async fn impersonate(
     ApiJson(body): ApiJson<Impersonate>,
 ) -> Result<(StatusCode, axum::Json<ImpersonationView>)> {
     principal.require_global()?;
-    if !(1..=MAX_IMPERSONATION_MINUTES).contains(&body.minutes) {
+    if !(1..=MAX_IMPERSONATION_MINUTES).contains(&body.minutes.0) {
         return Err(ApiError::BadRequest(format!(
             "minutes must be 1-{MAX_IMPERSONATION_MINUTES}"
         )));
@@ -325,7 +325,7 @@ async fn impersonate(
     let org = state.store.org_by_slug(body.org.as_str()).await?;
     let credential = Credential::generate(CredentialKind::ApiToken).map_err(ApiError::internal)?;
     let now = state.now();
-    let expires_at = now + body.minutes * 60;
+    let expires_at = now + body.minutes.0 * 60;
     let record = state
         .store
         .tenant(&org.id)

@@ -7,6 +7,7 @@ mod audit_tamper;
 mod byoc;
 mod byoc_roll;
 mod connections;
+mod contract;
 mod deployment;
 mod federation;
 mod helpers;
