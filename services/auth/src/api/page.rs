@@ -85,9 +85,10 @@ impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
                 .ok_or_else(|| ApiError::BadRequest(format!("limit must be 1-{MAX_LIMIT}")))?,
         };
+        // `?cursor=` (empty) is the first page, as if absent.
         Ok(Self {
             limit,
-            cursor: query.cursor,
+            cursor: query.cursor.filter(|c| !c.is_empty()),
         })
     }
 }
