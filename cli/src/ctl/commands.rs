@@ -1,8 +1,8 @@
 //! What each `mcpg-ctl` subcommand sends and how its answer is printed.
 
 use anyhow::{Context, bail};
-use mcpg_license_core::{Limits, SlugKind};
 use mcpg_license_core::duration::parse_duration;
+use mcpg_license_core::{Limits, SlugKind};
 use serde_json::{Map, Value, json};
 
 use super::output::{Column, record, table};
@@ -438,7 +438,10 @@ mod tests {
 
     #[test]
     fn created_slugs_follow_the_service_rule() {
-        assert_eq!(new_slug("acme-corp", SlugKind::Org).ok().as_deref(), Some("acme-corp"));
+        assert_eq!(
+            new_slug("acme-corp", SlugKind::Org).ok().as_deref(),
+            Some("acme-corp")
+        );
         for bad in ["acme-", "-acme", "Acme", "a_b", "a.b", "admin", "www"] {
             assert!(new_slug(bad, SlugKind::Org).is_err(), "{bad:?}");
         }

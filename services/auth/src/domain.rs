@@ -146,7 +146,9 @@ pub enum TextError {
         max: usize,
     },
     /// A control, bidirectional-override or invisible character.
-    #[error("{field} must not contain control, bidirectional or invisible characters (found U+{code:04X})")]
+    #[error(
+        "{field} must not contain control, bidirectional or invisible characters (found U+{code:04X})"
+    )]
     Forbidden {
         /// The field's name in the request.
         field: &'static str,
@@ -215,7 +217,10 @@ mod tests {
     #[test]
     fn display_text_refuses_bidi_invisible_and_control_characters() {
         assert_eq!(display_text("name", "  Acme  ", 10), Ok("Acme".to_owned()));
-        assert_eq!(display_text("name", "Café Ünïcode 日本", 20).map(|_| ()), Ok(()));
+        assert_eq!(
+            display_text("name", "Café Ünïcode 日本", 20).map(|_| ()),
+            Ok(())
+        );
         for c in [
             '\u{202E}', '\u{202A}', '\u{2066}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{200B}',
             '\u{200D}', '\u{FEFF}', '\u{0007}', '\n', '\u{0085}',

@@ -68,7 +68,9 @@ mod tests {
 
     #[test]
     fn slugs_refuse_dashes_at_either_end() {
-        for bad in ["acme-", "-acme", "-", "a--", "", "Acme", "a b", "a_b", "a.b"] {
+        for bad in [
+            "acme-", "-acme", "-", "a--", "", "Acme", "a b", "a_b", "a.b",
+        ] {
             assert!(
                 matches!(check_slug(bad, SlugKind::Scope), Err(SlugError::Syntax(_))),
                 "{bad:?} should be refused"

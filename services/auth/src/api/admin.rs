@@ -8,8 +8,8 @@ use axum::routing::{delete, get, post};
 use mcpg_license_core::clock::to_rfc3339;
 use serde::{Deserialize, Serialize};
 
-use crate::credential::{Credential, CredentialKind};
 use super::page::{ListRoute, PageRequest, Paged};
+use crate::credential::{Credential, CredentialKind};
 use crate::domain::{KeyState, Slug};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, Principal};
@@ -220,7 +220,9 @@ async fn list_tokens(
     let after = after.as_ref().map(|(time, id)| (*time, id.as_str()));
     let rows = state.store.admin_tokens(after, page.fetch()).await?;
     Ok(page
-        .answer(ListRoute::AdminTokens, rows, |t| (t.created_at, t.id.clone()))
+        .answer(ListRoute::AdminTokens, rows, |t| {
+            (t.created_at, t.id.clone())
+        })
         .map())
 }
 

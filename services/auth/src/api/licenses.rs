@@ -126,7 +126,10 @@ impl SetLicense {
             .map(|t| time("valid_from", t))
             .transpose()?
             .unwrap_or(now);
-        let valid_until = match (self.valid_until.as_deref(), self.valid_for_days.map(|d| d.0)) {
+        let valid_until = match (
+            self.valid_until.as_deref(),
+            self.valid_for_days.map(|d| d.0),
+        ) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::BadRequest(
                     "give valid_until or valid_for_days, not both".into(),

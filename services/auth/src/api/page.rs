@@ -75,8 +75,8 @@ impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
         let query: std::result::Result<Query<RawQuery>, QueryRejection> =
             Query::from_request_parts(parts, state).await;
-        let Query(query) = query
-            .map_err(|e| ApiError::BadRequest(format!("invalid query: {}", e.body_text())))?;
+        let Query(query) =
+            query.map_err(|e| ApiError::BadRequest(format!("invalid query: {}", e.body_text())))?;
         let limit = match query.limit.as_deref() {
             None => DEFAULT_LIMIT,
             Some(text) => text
@@ -107,7 +107,9 @@ struct CursorIn<K> {
 }
 
 fn bad_cursor() -> ApiError {
-    ApiError::BadRequest("invalid cursor: pass the x-next-cursor of this list's previous page".into())
+    ApiError::BadRequest(
+        "invalid cursor: pass the x-next-cursor of this list's previous page".into(),
+    )
 }
 
 impl PageRequest {

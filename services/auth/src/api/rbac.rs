@@ -120,7 +120,9 @@ async fn list_tokens(
         .user_tokens(email(&user)?.as_str(), after, page.fetch())
         .await?;
     Ok(page
-        .answer(ListRoute::UserTokens, rows, |t| (t.created_at, t.id.clone()))
+        .answer(ListRoute::UserTokens, rows, |t| {
+            (t.created_at, t.id.clone())
+        })
         .map())
 }
 

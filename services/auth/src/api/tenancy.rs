@@ -276,7 +276,9 @@ async fn list_gateways(
         .gateways(&ws, &env, after, page.fetch())
         .await?;
     Ok(page
-        .answer(ListRoute::Gateways, rows, |gw| (gw.created_at, gw.id.clone()))
+        .answer(ListRoute::Gateways, rows, |gw| {
+            (gw.created_at, gw.id.clone())
+        })
         .map())
 }
 

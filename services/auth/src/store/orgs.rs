@@ -129,7 +129,8 @@ impl Store {
     ) -> Result<Vec<OrgRecord>, StoreError> {
         let rows: Vec<OrgRow> = match only {
             None => {
-                let sql = format!("SELECT {COLUMNS} FROM orgs WHERE slug > $1 ORDER BY slug LIMIT $2");
+                let sql =
+                    format!("SELECT {COLUMNS} FROM orgs WHERE slug > $1 ORDER BY slug LIMIT $2");
                 on_pool!(self, pool => sqlx::query_as(&sql)
                     .bind(after).bind(limit).fetch_all(pool).await?)
             }

@@ -13,14 +13,42 @@ async fn null_is_refused_and_integral_numbers_are_integers(backend: Backend) {
     let app = spawn_app(backend).await;
     app.gateway("acme").await;
     let refused = [
-        (Method::POST, "/v1/orgs/acme/users/a@acme.test/tokens", json!({"name": null})),
-        (Method::POST, "/v1/orgs", json!({"slug": "n1", "display_name": "N", "status": null})),
-        (Method::PATCH, "/v1/orgs/acme", json!({"display_name": null})),
+        (
+            Method::POST,
+            "/v1/orgs/acme/users/a@acme.test/tokens",
+            json!({"name": null}),
+        ),
+        (
+            Method::POST,
+            "/v1/orgs",
+            json!({"slug": "n1", "display_name": "N", "status": null}),
+        ),
+        (
+            Method::PATCH,
+            "/v1/orgs/acme",
+            json!({"display_name": null}),
+        ),
         (Method::PATCH, "/v1/orgs/acme", json!({"status": null})),
-        (Method::PUT, "/v1/orgs/acme/license", json!({"tier": "team", "valid_for_days": null})),
-        (Method::POST, "/v1/admin/tokens", json!({"name": "k", "org": null})),
-        (Method::POST, "/v1/admin/impersonations", json!({"org": "acme", "minutes": 6.5, "reason": "r"})),
-        (Method::PUT, "/v1/orgs/acme/license", json!({"tier": "team", "valid_for_days": 30.5})),
+        (
+            Method::PUT,
+            "/v1/orgs/acme/license",
+            json!({"tier": "team", "valid_for_days": null}),
+        ),
+        (
+            Method::POST,
+            "/v1/admin/tokens",
+            json!({"name": "k", "org": null}),
+        ),
+        (
+            Method::POST,
+            "/v1/admin/impersonations",
+            json!({"org": "acme", "minutes": 6.5, "reason": "r"}),
+        ),
+        (
+            Method::PUT,
+            "/v1/orgs/acme/license",
+            json!({"tier": "team", "valid_for_days": 30.5}),
+        ),
     ];
     for (method, path, body) in refused {
         let (status, answer) = app.send(method, path, Some(body.clone())).await;
@@ -28,9 +56,24 @@ async fn null_is_refused_and_integral_numbers_are_integers(backend: Backend) {
         assert_error(&answer, "invalid_request");
     }
     let accepted = [
-        (Method::POST, "/v1/admin/impersonations", json!({"org": "acme", "minutes": 6.0, "reason": "r"}), StatusCode::CREATED),
-        (Method::PUT, "/v1/orgs/acme/license", json!({"tier": "team", "valid_for_days": 30.0, "limits": {"max_gateways": 5.0}}), StatusCode::OK),
-        (Method::PATCH, "/v1/orgs/acme", json!({"trial_expires_at": null}), StatusCode::OK),
+        (
+            Method::POST,
+            "/v1/admin/impersonations",
+            json!({"org": "acme", "minutes": 6.0, "reason": "r"}),
+            StatusCode::CREATED,
+        ),
+        (
+            Method::PUT,
+            "/v1/orgs/acme/license",
+            json!({"tier": "team", "valid_for_days": 30.0, "limits": {"max_gateways": 5.0}}),
+            StatusCode::OK,
+        ),
+        (
+            Method::PATCH,
+            "/v1/orgs/acme",
+            json!({"trial_expires_at": null}),
+            StatusCode::OK,
+        ),
     ];
     for (method, path, body, expected) in accepted {
         let (status, answer) = app.send(method, path, Some(body.clone())).await;
@@ -80,9 +123,18 @@ async fn every_route_documents_the_statuses_it_can_answer() {
                     expected.push("415");
                 }
             }
-            let query = operation["parameters"]
-                .as_array()
-                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query" || p.get("$ref").is_some_and(|r| r.as_str().is_some_and(|r| r.ends_with("/limit") || r.ends_with("/cursor") || r.ends_with("/cascade")))));
+            let query = operation["parameters"].as_array().is_some_and(|ps| {
+                ps.iter().any(|p| {
+                    p["in"] == "query"
+                        || p.get("$ref").is_some_and(|r| {
+                            r.as_str().is_some_and(|r| {
+                                r.ends_with("/limit")
+                                    || r.ends_with("/cursor")
+                                    || r.ends_with("/cascade")
+                            })
+                        })
+                })
+            });
             if query {
                 expected.push("400");
             }
@@ -93,5 +145,9 @@ async fn every_route_documents_the_statuses_it_can_answer() {
             }
         }
     }
-    assert!(missing.is_empty(), "undocumented statuses:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "undocumented statuses:\n{}",
+        missing.join("\n")
+    );
 }

@@ -18,7 +18,10 @@ async fn refused(app: &TestApp, method: Method, path: &str, body: Value, needle:
     assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body} → {answer}");
     assert_error(&answer, "invalid_request");
     let message = answer["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains(needle), "{message:?} should name {needle:?}");
+    assert!(
+        message.contains(needle),
+        "{message:?} should name {needle:?}"
+    );
 }
 
 async fn slugs_with_a_dash_at_either_end_or_reserved_org_names_are_refused(backend: Backend) {
@@ -89,7 +92,10 @@ async fn display_texts_with_bidi_invisible_or_control_characters_are_refused(bac
     }
     let (status, org) = app.send(Method::GET, "/v1/orgs/acme", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(org["display_name"], "Org acme", "a refused update changed the org");
+    assert_eq!(
+        org["display_name"], "Org acme",
+        "a refused update changed the org"
+    );
     app.expect(
         Method::PATCH,
         "/v1/orgs/acme",

@@ -166,7 +166,11 @@ async fn bad_limits_and_foreign_or_garbled_cursors_are_refused(backend: Backend)
             format!("cursor={foreign}"),
         ] {
             let (status, body, _) = page(&app, path, &query).await;
-            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}?{query:.60} → {body}");
+            assert_eq!(
+                status,
+                StatusCode::BAD_REQUEST,
+                "{path}?{query:.60} → {body}"
+            );
             assert_error(&body, "invalid_request");
         }
     }
