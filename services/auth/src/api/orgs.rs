@@ -135,7 +135,7 @@ async fn list(
     let after: Option<String> = page.after(ListRoute::Orgs)?;
     let rows = state
         .store
-        .list_orgs(
+        .orgs_page(
             principal.org_id.as_deref(),
             after.as_deref().unwrap_or(""),
             page.fetch(),

@@ -119,9 +119,14 @@ impl Store {
         row.try_into()
     }
 
+    /// All orgs, by slug (for the API, page with [`Store::orgs_page`]).
+    pub async fn list_orgs(&self) -> Result<Vec<OrgRecord>, StoreError> {
+        self.orgs_page(None, "", i64::MAX).await
+    }
+
     /// Up to `limit` orgs with a slug after `after` (`""`: from the first), by slug; only
     /// the org with id `only` when given.
-    pub async fn list_orgs(
+    pub async fn orgs_page(
         &self,
         only: Option<&str>,
         after: &str,
