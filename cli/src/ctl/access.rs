@@ -154,7 +154,7 @@ pub(super) fn rbac(client: &Client, out: &Printer, cmd: RbacCommand) -> anyhow::
         }
         RbacCommand::List { org } => {
             let url = format!("{}/rbac/bindings", org_path(&org)?);
-            out.list(&client.get(&url)?, BINDING_COLUMNS);
+            out.list(&client.get_all(&url)?, BINDING_COLUMNS);
         }
         RbacCommand::Revoke { email, role, on } => {
             let (org, fields) = binding(&email, &role, &on)?;
@@ -194,7 +194,7 @@ pub(super) fn user(client: &Client, out: &Printer, cmd: UserCommand) -> anyhow::
             })?;
         }
         TokenCommand::List { email, org } => {
-            out.list(&client.get(&tokens_url(&org, &email)?)?, TOKEN_COLUMNS);
+            out.list(&client.get_all(&tokens_url(&org, &email)?)?, TOKEN_COLUMNS);
         }
         TokenCommand::Revoke { email, id, org } => {
             let url = format!(

@@ -8,6 +8,11 @@ use reqwest::blocking::Client as Http;
 use serde_json::Value;
 use thiserror::Error;
 
+/// Items per page when a list is fetched whole (the server's largest page).
+const PAGE_SIZE: u32 = 1_000;
+/// The header with the next page's cursor of a list; absent on the last page.
+const NEXT_CURSOR: &str = "x-next-cursor";
+
 /// What went wrong talking to the server.
 #[derive(Debug, Error)]
 pub enum ClientError {
@@ -74,13 +79,52 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
-        let (status, text) = self.send(method, path, body)?;
+        let (status, text, _) = self.send(method, path, body)?;
         json_answer(status, &text)
+    }
+
+    /// `GET path` of a list, page by page: follows the `x-next-cursor` header until the last
+    /// page and returns every item as one JSON array.
+    pub fn get_all(&self, path: &str) -> Result<Value, ClientError> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let url = match &cursor {
+                None => format!("{path}{separator}limit={PAGE_SIZE}"),
+                Some(c) => format!("{path}{separator}limit={PAGE_SIZE}&cursor={c}"),
+            };
+            let (status, text, next) = self.send(Method::GET, &url, None)?;
+            match json_answer(status, &text)? {
+                Value::Array(mut page) => items.append(&mut page),
+                _ => {
+                    return Err(ClientError::Unexpected {
+                        status,
+                        detail: "a list page is not a JSON array".into(),
+                    });
+                }
+            }
+            match next {
+                Some(next) if cursor.as_deref() != Some(next.as_str()) => {
+                    if !next
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+                    {
+                        return Err(ClientError::Unexpected {
+                            status,
+                            detail: "the next-page cursor is not base64url".into(),
+                        });
+                    }
+                    cursor = Some(next);
+                }
+                _ => return Ok(Value::Array(items)),
+            }
+        }
     }
 
     /// `GET path` of a document that is not one JSON value (NDJSON); returns its text.
     pub fn get_text(&self, path: &str) -> Result<String, ClientError> {
-        let (status, text) = self.send(Method::GET, path, None)?;
+        let (status, text, _) = self.send(Method::GET, path, None)?;
         if (200..300).contains(&status) {
             return Ok(text);
         }
@@ -93,7 +137,7 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<(u16, String), ClientError> {
+    ) -> Result<(u16, String, Option<String>), ClientError> {
         let mut request = self.http.request(method, format!("{}{path}", self.server));
         if let Some(body) = body {
             request = request.json(body);
@@ -108,7 +152,7 @@ impl Client {
             .post(format!("{}{path}", self.server))
             .header(reqwest::header::CONTENT_TYPE, "application/yaml")
             .body(document);
-        let (status, text) = self.exchange(request)?;
+        let (status, text, _) = self.exchange(request)?;
         json_answer(status, &text)
     }
 
@@ -119,15 +163,16 @@ impl Client {
             .put(format!("{}{path}", self.server))
             .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
             .body(text);
-        let (status, text) = self.exchange(request)?;
+        let (status, text, _) = self.exchange(request)?;
         json_answer(status, &text)
     }
 
-    /// Sends a request with the token; returns the status and the body's text.
+    /// Sends a request with the token; returns the status, the body's text and the next
+    /// page's cursor of a list.
     fn exchange(
         &self,
         mut request: reqwest::blocking::RequestBuilder,
-    ) -> Result<(u16, String), ClientError> {
+    ) -> Result<(u16, String, Option<String>), ClientError> {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -136,11 +181,16 @@ impl Client {
             source,
         })?;
         let status = response.status().as_u16();
+        let next = response
+            .headers()
+            .get(NEXT_CURSOR)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let text = response.text().map_err(|source| ClientError::Unreachable {
             server: self.server.clone(),
             source,
         })?;
-        Ok((status, text))
+        Ok((status, text, next))
     }
 
     /// `GET path`.
@@ -214,7 +264,60 @@ fn one_line(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{ClientError, refusal};
+    use super::{Client, ClientError, refusal};
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    /// Serves three canned list pages, the first two with a next cursor, one request per
+    /// connection; returns the request lines it saw.
+    fn serve_pages(listener: TcpListener) -> std::thread::JoinHandle<Vec<String>> {
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for (body, next) in [("[1,2]", Some("c1")), ("[3]", Some("c-2_")), ("[]", None)] {
+                let Ok((stream, _)) = listener.accept() else {
+                    break;
+                };
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                seen.push(line.trim().to_owned());
+                loop {
+                    let mut header = String::new();
+                    match reader.read_line(&mut header) {
+                        Ok(n) if n > 2 => {}
+                        _ => break,
+                    }
+                }
+                let next = next.map_or(String::new(), |c| format!("x-next-cursor: {c}\r\n"));
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{next}\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = reader.get_mut().write_all(answer.as_bytes());
+            }
+            seen
+        })
+    }
+
+    #[test]
+    fn lists_are_fetched_whole_by_following_the_next_cursor() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let server = serve_pages(listener);
+        let client = Client::new(&format!("http://{address}"), None).expect("client");
+        let all = client.get_all("/v1/orgs").expect("every page");
+        assert_eq!(all, serde_json::json!([1, 2, 3]));
+        let seen = server.join().expect("server thread");
+        assert_eq!(
+            seen,
+            [
+                "GET /v1/orgs?limit=1000 HTTP/1.1",
+                "GET /v1/orgs?limit=1000&cursor=c1 HTTP/1.1",
+                "GET /v1/orgs?limit=1000&cursor=c-2_ HTTP/1.1",
+            ]
+        );
+    }
 
     #[test]
     fn a_body_that_is_not_our_error_document_is_shown_on_one_short_line() {

@@ -1,8 +1,8 @@
 //! What each `mcpg-ctl` subcommand sends and how its answer is printed.
 
 use anyhow::{Context, bail};
-use mcpg_license_core::Limits;
 use mcpg_license_core::duration::parse_duration;
+use mcpg_license_core::{Limits, SlugKind};
 use serde_json::{Map, Value, json};
 
 use super::output::{Column, record, table};
@@ -70,6 +70,13 @@ pub(super) fn segment(part: &str, what: &str, whole: &str) -> anyhow::Result<Str
         bail!("{whole:?}: the {what} must be a slug (letters, digits, dashes)");
     }
     Ok(part.to_owned())
+}
+
+/// The slug of something to create, checked with the service's own rule
+/// ([`mcpg_license_core::check_slug`]) so a refused name is reported before any request.
+fn new_slug(slug: &str, kind: SlugKind) -> anyhow::Result<String> {
+    mcpg_license_core::check_slug(slug, kind)?;
+    Ok(slug.to_owned())
 }
 
 fn split<const N: usize>(path: &str, shape: &str) -> anyhow::Result<[String; N]> {
@@ -272,7 +279,7 @@ fn admin_token(client: &Client, out: &Printer, cmd: AdminTokenCommand) -> anyhow
             })
         }
         AdminTokenCommand::List => {
-            out.list(&client.get("/v1/admin/tokens")?, ADMIN_TOKEN_COLUMNS);
+            out.list(&client.get_all("/v1/admin/tokens")?, ADMIN_TOKEN_COLUMNS);
             Ok(())
         }
         AdminTokenCommand::Revoke { id } => {
@@ -292,14 +299,14 @@ fn org(client: &Client, out: &Printer, cmd: OrgCommand) -> anyhow::Result<()> {
             trial_until,
         } => {
             let mut body = Map::new();
-            body.insert("slug".into(), segment(&slug, "org", &slug)?.into());
+            body.insert("slug".into(), new_slug(&slug, SlugKind::Org)?.into());
             body.insert("display_name".into(), display_name.into());
             if let Some(until) = trial_until {
                 body.insert("trial_expires_at".into(), until.into());
             }
             out.one(&client.post("/v1/orgs", &Value::Object(body))?, ORG_COLUMNS);
         }
-        OrgCommand::List => out.list(&client.get("/v1/orgs")?, ORG_COLUMNS),
+        OrgCommand::List => out.list(&client.get_all("/v1/orgs")?, ORG_COLUMNS),
         OrgCommand::Get { org } => out.one(&client.get(&org_path(&org)?)?, ORG_COLUMNS),
         OrgCommand::Suspend { org } => {
             let body = json!({"status": "suspended"});
@@ -322,12 +329,12 @@ fn workspace(client: &Client, out: &Printer, cmd: WorkspaceCommand) -> anyhow::R
     match cmd {
         WorkspaceCommand::Create { path } => {
             let url = ws_path(&path)?;
-            let body = json!({"slug": last_segment(&path)});
+            let body = json!({"slug": new_slug(last_segment(&path), SlugKind::Scope)?});
             out.one(&client.post(parent(&url), &body)?, WS_COLUMNS);
         }
         WorkspaceCommand::List { org } => {
             out.list(
-                &client.get(&format!("{}/workspaces", org_path(&org)?))?,
+                &client.get_all(&format!("{}/workspaces", org_path(&org)?))?,
                 WS_COLUMNS,
             );
         }
@@ -343,12 +350,12 @@ fn env(client: &Client, out: &Printer, cmd: EnvCommand) -> anyhow::Result<()> {
     match cmd {
         EnvCommand::Create { path } => {
             let url = env_path(&path)?;
-            let body = json!({"slug": last_segment(&path)});
+            let body = json!({"slug": new_slug(last_segment(&path), SlugKind::Scope)?});
             out.one(&client.post(parent(&url), &body)?, ENV_COLUMNS);
         }
         EnvCommand::List { path } => {
             let url = format!("{}/environments", ws_path(&path)?);
-            out.list(&client.get(&url)?, ENV_COLUMNS);
+            out.list(&client.get_all(&url)?, ENV_COLUMNS);
         }
         EnvCommand::Delete { path, cascade } => {
             let answer = client.delete(&with_cascade(env_path(&path)?, cascade))?;
@@ -397,7 +404,7 @@ fn gateway(client: &Client, out: &Printer, cmd: GatewayCommand) -> anyhow::Resul
         }
         GatewayCommand::List { path } => {
             let url = format!("{}/gateways", env_path(&path)?);
-            out.list(&client.get(&url)?, GATEWAY_COLUMNS);
+            out.list(&client.get_all(&url)?, GATEWAY_COLUMNS);
         }
         GatewayCommand::Revoke { path, id } => {
             let url = format!(
@@ -427,6 +434,19 @@ mod tests {
         assert!(ws_path("acme/../x").is_err());
         assert!(ws_path("acme/a?b").is_err());
         assert!(org_path("").is_err());
+    }
+
+    #[test]
+    fn created_slugs_follow_the_service_rule() {
+        assert_eq!(
+            new_slug("acme-corp", SlugKind::Org).ok().as_deref(),
+            Some("acme-corp")
+        );
+        for bad in ["acme-", "-acme", "Acme", "a_b", "a.b", "admin", "www"] {
+            assert!(new_slug(bad, SlugKind::Org).is_err(), "{bad:?}");
+        }
+        assert!(new_slug("api", SlugKind::Scope).is_ok());
+        assert!(new_slug("prod-", SlugKind::Scope).is_err());
     }
 
     #[test]

@@ -7,37 +7,28 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// The longest slug accepted.
-pub const MAX_SLUG_LEN: usize = 63;
+pub use mcpg_license_core::slug::{MAX_SLUG_LEN, SlugError, SlugKind};
 
-/// A URL-safe name of an org, workspace or environment: `[a-z0-9][a-z0-9-]*`, ≤ 63 chars.
+/// A URL-safe name of an org, workspace or environment (the rule is
+/// [`mcpg_license_core::check_slug`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Slug(String);
 
-/// A slug that is not one.
-#[derive(Debug, Error, PartialEq, Eq)]
-#[error(
-    "invalid slug {0:?}: use 1-63 lowercase letters, digits and '-', starting with a letter or digit"
-)]
-pub struct SlugError(pub String);
-
 impl Slug {
-    /// Checks `text` is a slug.
+    /// Checks `text` is a slug of a workspace or environment (or names an existing org).
     pub fn parse(text: &str) -> Result<Self, SlugError> {
-        let bytes = text.as_bytes();
-        let valid = !bytes.is_empty()
-            && bytes.len() <= MAX_SLUG_LEN
-            && bytes[0].is_ascii_alphanumeric()
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
-        if valid {
-            Ok(Self(text.to_owned()))
-        } else {
-            let shown: String = text.chars().take(80).collect();
-            Err(SlugError(shown))
-        }
+        Self::parse_as(text, SlugKind::Scope)
+    }
+
+    /// Checks `text` may name a new org: a slug and not a reserved name.
+    pub fn parse_org(text: &str) -> Result<Self, SlugError> {
+        Self::parse_as(text, SlugKind::Org)
+    }
+
+    fn parse_as(text: &str, kind: SlugKind) -> Result<Self, SlugError> {
+        mcpg_license_core::check_slug(text, kind)?;
+        Ok(Self(text.to_owned()))
     }
 
     /// The slug text.
@@ -143,6 +134,62 @@ impl FromStr for KeyState {
     }
 }
 
+/// Why a free-text field (a display name, a token name, a reason) is refused.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum TextError {
+    /// Empty after trimming, or longer than allowed.
+    #[error("{field} must be 1-{max} characters")]
+    Length {
+        /// The field's name in the request.
+        field: &'static str,
+        /// Its longest length, in characters.
+        max: usize,
+    },
+    /// A control, bidirectional-override or invisible character.
+    #[error(
+        "{field} must not contain control, bidirectional or invisible characters (found U+{code:04X})"
+    )]
+    Forbidden {
+        /// The field's name in the request.
+        field: &'static str,
+        /// The first such character.
+        code: u32,
+    },
+}
+
+/// Whether `c` must never appear in text shown to people: control characters,
+/// bidirectional controls (which can make a name read as another, "Trojan Source"),
+/// zero-width and other invisible characters, and line or paragraph separators.
+pub fn is_forbidden_in_display_text(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'                   // Arabic letter mark (bidi)
+            | '\u{200B}'..='\u{200F}'    // zero-width space/non-joiner/joiner, LRM, RLM
+            | '\u{2028}'..='\u{202E}'    // line/paragraph separators, LRE RLE PDF LRO RLO
+            | '\u{2060}'                 // word joiner
+            | '\u{2066}'..='\u{2069}'    // LRI RLI FSI PDI
+            | '\u{FEFF}' // zero-width no-break space (BOM)
+        )
+}
+
+/// The one rule for free text people read (org display names, gateway, token and key
+/// names, reasons): trimmed, 1–`max` characters, no character of
+/// [`is_forbidden_in_display_text`]. Returns the trimmed text.
+pub fn display_text(field: &'static str, text: &str, max: usize) -> Result<String, TextError> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > max {
+        return Err(TextError::Length { field, max });
+    }
+    if let Some(c) = text.chars().find(|c| is_forbidden_in_display_text(*c)) {
+        return Err(TextError::Forbidden {
+            field,
+            code: u32::from(c),
+        });
+    }
+    Ok(text.to_owned())
+}
+
 /// A fresh random id (UUID v7: time-ordered, so inserts stay index-friendly).
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
@@ -158,6 +205,42 @@ mod tests {
         for bad in ["", "-acme", "Acme", "a b", "a/b", &"a".repeat(64)] {
             assert!(Slug::parse(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn org_slugs_refuse_reserved_names_other_slugs_allow_them() {
+        assert!(Slug::parse_org("admin").is_err());
+        assert!(Slug::parse("admin").is_ok());
+        assert!(Slug::parse("acme-").is_err());
+    }
+
+    #[test]
+    fn display_text_refuses_bidi_invisible_and_control_characters() {
+        assert_eq!(display_text("name", "  Acme  ", 10), Ok("Acme".to_owned()));
+        assert_eq!(
+            display_text("name", "Café Ünïcode 日本", 20).map(|_| ()),
+            Ok(())
+        );
+        for c in [
+            '\u{202E}', '\u{202A}', '\u{2066}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{200B}',
+            '\u{200D}', '\u{FEFF}', '\u{0007}', '\n', '\u{0085}',
+        ] {
+            let text = format!("ac{c}me");
+            assert_eq!(
+                display_text("display_name", &text, 200),
+                Err(TextError::Forbidden {
+                    field: "display_name",
+                    code: u32::from(c)
+                }),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+        assert!(matches!(
+            display_text("name", "   ", 10),
+            Err(TextError::Length { .. })
+        ));
+        assert!(display_text("name", &"x".repeat(11), 10).is_err());
     }
 
     #[test]

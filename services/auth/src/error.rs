@@ -152,6 +152,18 @@ impl ApiError {
     }
 }
 
+impl From<crate::domain::TextError> for ApiError {
+    fn from(error: crate::domain::TextError) -> Self {
+        ApiError::BadRequest(error.to_string())
+    }
+}
+
+impl From<crate::domain::SlugError> for ApiError {
+    fn from(error: crate::domain::SlugError) -> Self {
+        ApiError::BadRequest(format!("slug: {error}"))
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {

@@ -68,16 +68,118 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
         })
 }
 
+/// For `#[serde(default, deserialize_with = "crate::extract::present")]` on an optional
+/// member whose schema does not allow `null`: absent gives `None`, `null` is an error
+/// (plain `Option` would read `null` as absent).
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// An integer member of a JSON body. JSON Schema counts `6.0` as the integer 6, so an
+/// integral number written with a fraction or an exponent is accepted; `6.5`, or a value
+/// outside `T`, is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Integer<T>(pub T);
+
+impl<'de, T: TryFrom<i64> + TryFrom<u64>> serde::Deserialize<'de> for Integer<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(IntegerVisitor(std::marker::PhantomData))
+    }
+}
+
+struct IntegerVisitor<T>(std::marker::PhantomData<T>);
+
+impl<T: TryFrom<i64> + TryFrom<u64>> serde::de::Visitor<'_> for IntegerVisitor<T> {
+    type Value = Integer<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an integer in range")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        T::try_from(v)
+            .map(Integer)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        T::try_from(v)
+            .map(Integer)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        // 2^63 and 2^64 are exact in f64: the casts below are in range, not saturated.
+        const I64_MIN: f64 = -9_223_372_036_854_775_808.0;
+        const U64_END: f64 = 18_446_744_073_709_551_616.0;
+        let unexpected = serde::de::Unexpected::Float(v);
+        if v.fract() != 0.0 || !(I64_MIN..U64_END).contains(&v) {
+            return Err(E::invalid_value(unexpected, &self));
+        }
+        if v < 0.0 {
+            self.visit_i64(v as i64)
+        } else {
+            self.visit_u64(v as u64)
+        }
+    }
+}
+
+/// The deepest nesting of arrays and objects a request body may have. No documented body
+/// nests deeper than a handful of levels; serde_json skips unknown members without its
+/// recursion limit, so the bound is checked before parsing.
+pub const MAX_JSON_DEPTH: usize = 32;
+
 /// Deserialises `body` as `T`, which must be a JSON object: serde would also fill a struct
 /// from a JSON array of its fields in order, which no route documents.
 fn object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::BadRequest("body must be a JSON object".into()));
     }
+    if nesting_exceeds(body, MAX_JSON_DEPTH) {
+        return Err(ApiError::BadRequest(format!(
+            "body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
     match axum::Json::<T>::from_bytes(body) {
         Ok(axum::Json(value)) => Ok(value),
         Err(rejection) => Err(json_error(rejection)),
     }
+}
+
+/// Whether `body` opens more than `max` arrays or objects at once (brackets inside strings
+/// do not count). One pass over the bytes, no allocation; malformed JSON is left to the
+/// parser.
+fn nesting_exceeds(body: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in body {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// `Content-Type: application/json`, or another `application/…+json` type, with any
@@ -303,5 +405,18 @@ impl FromRequestParts<AppState> for Actor {
             id: principal.audit_id(),
             request_id: request_id(parts),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert!(!nesting_exceeds(br#"{"a":[{"b":[]}]}"#, 4));
+        assert!(nesting_exceeds(br#"{"a":[{"b":[[]]}]}"#, 4));
+        assert!(!nesting_exceeds(br#"{"a":"[[[[[[\"[[[["}"#, 1));
+        assert!(nesting_exceeds(&[b'['; 33], MAX_JSON_DEPTH));
     }
 }

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod paseto;
 pub mod revocation;
 pub mod sealed;
+pub mod slug;
 pub mod tier;
 
 pub use catalog::{Catalog, CatalogDenial, PluginSpec};
@@ -36,4 +37,5 @@ pub use jwt::{JwtSigner, KeySet, LEEWAY, MAX_TOKEN_BYTES, Validity};
 pub use keys::{Jwk, Jwks, KeyError, KeyId, PublicKey, SigningKey};
 pub use limits::{LimitKey, Limits};
 pub use revocation::RevocationList;
+pub use slug::{MAX_SLUG_LEN, RESERVED_ORG_SLUGS, SlugError, SlugKind, check_slug};
 pub use tier::Tier;

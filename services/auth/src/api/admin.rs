@@ -8,6 +8,7 @@ use axum::routing::{delete, get, post};
 use mcpg_license_core::clock::to_rfc3339;
 use serde::{Deserialize, Serialize};
 
+use super::page::{ListRoute, PageRequest, Paged};
 use crate::credential::{Credential, CredentialKind};
 use crate::domain::{KeyState, Slug};
 use crate::error::{ApiError, Result};
@@ -127,12 +128,15 @@ async fn import(
     Ok((StatusCode::ACCEPTED, axum::Json(key.into())))
 }
 
+/// The longest token name, in characters.
+const MAX_TOKEN_NAME: usize = 200;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateToken {
     name: String,
     /// Scope the token to one org; absent for a global admin token.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     org: Option<Slug>,
 }
 
@@ -153,12 +157,7 @@ async fn create_token(
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, axum::Json<TokenView>)> {
     principal.require_global()?;
-    let name = body.name.trim();
-    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(
-            "name must be 1-200 printable characters".into(),
-        ));
-    }
+    let name = crate::domain::display_text("name", &body.name, MAX_TOKEN_NAME)?;
     let org = match &body.org {
         Some(slug) => Some(state.store.org_by_slug(slug.as_str()).await?),
         None => None,
@@ -168,7 +167,7 @@ async fn create_token(
         .store
         .insert_api_token(
             org.as_ref().map(|o| o.id.as_str()),
-            name,
+            &name,
             &credential.hash().to_hex(),
             credential.display_prefix(),
             &actor,
@@ -214,12 +213,17 @@ impl From<AdminTokenRecord> for TokenListView {
 async fn list_tokens(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<axum::Json<Vec<TokenListView>>> {
+    page: PageRequest,
+) -> Result<Paged<TokenListView>> {
     principal.require_global()?;
-    let tokens = state.store.admin_tokens().await?;
-    Ok(axum::Json(
-        tokens.into_iter().map(TokenListView::from).collect(),
-    ))
+    let after: Option<(i64, String)> = page.after(ListRoute::AdminTokens)?;
+    let after = after.as_ref().map(|(time, id)| (*time, id.as_str()));
+    let rows = state.store.admin_tokens(after, page.fetch()).await?;
+    Ok(page
+        .answer(ListRoute::AdminTokens, rows, |t| {
+            (t.created_at, t.id.clone())
+        })
+        .map())
 }
 
 async fn revoke_token(

@@ -25,11 +25,14 @@ pub(super) fn router() -> Router<AppState> {
         .route("/.well-known/mcpg-federation", get(metadata))
 }
 
-/// Optional body of the token request.
+/// Optional body of the token request: exactly the documented members (each optional), so
+/// that a misspelt or unexpected member is an error rather than silently ignored. Further
+/// optional members (such as a usage report) are added here as fields.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TokenRequest {
     /// Host name or pod id, for logs only.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     instance: Option<String>,
 }
 

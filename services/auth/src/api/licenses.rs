@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use super::orgs::time;
 use crate::access::Access;
 use crate::error::{ApiError, Result};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, Integer};
 use crate::rbac::Action;
 use crate::state::AppState;
 use crate::store::{LicenseRecord, LicenseSpec};
@@ -24,8 +24,20 @@ pub(super) fn router() -> Router<AppState> {
 
 /// Default license length when neither `valid_until` nor `valid_for_days` is given.
 const DEFAULT_DAYS: i64 = 365;
-/// Longest license accepted, in days.
+/// Longest license accepted, in days: `valid_for_days` at most this, and a license (however
+/// its end is given) ends at most this many days from now.
 const MAX_DAYS: i64 = 100 * 365;
+
+/// The one bound on a license's end, whether given as `valid_until` or as
+/// `valid_from` + `valid_for_days`.
+fn check_end(valid_until: i64, now: i64) -> Result<()> {
+    if valid_until > now.saturating_add(MAX_DAYS * 86_400) {
+        return Err(ApiError::BadRequest(format!(
+            "the license must end within {MAX_DAYS} days from now (valid_until, or valid_from + valid_for_days)"
+        )));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,13 +48,13 @@ struct SetLicense {
     #[serde(default)]
     entitlements_remove: Vec<EntitlementId>,
     #[serde(default)]
-    limits: BTreeMap<String, u64>,
-    #[serde(default)]
+    limits: BTreeMap<String, Integer<u64>>,
+    #[serde(default, deserialize_with = "crate::extract::present")]
     valid_from: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     valid_until: Option<String>,
-    #[serde(default)]
-    valid_for_days: Option<i64>,
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    valid_for_days: Option<Integer<i64>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -106,7 +118,7 @@ impl SetLicense {
                     .map_err(|e: mcpg_license_core::limits::LimitError| {
                         ApiError::BadRequest(e.to_string())
                     })?;
-            limits.set(key, Some(*value));
+            limits.set(key, Some(value.0));
         }
         let valid_from = self
             .valid_from
@@ -114,7 +126,10 @@ impl SetLicense {
             .map(|t| time("valid_from", t))
             .transpose()?
             .unwrap_or(now);
-        let valid_until = match (self.valid_until.as_deref(), self.valid_for_days) {
+        let valid_until = match (
+            self.valid_until.as_deref(),
+            self.valid_for_days.map(|d| d.0),
+        ) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::BadRequest(
                     "give valid_until or valid_for_days, not both".into(),
@@ -129,6 +144,7 @@ impl SetLicense {
             }
             (None, None) => valid_from + DEFAULT_DAYS * 86_400,
         };
+        check_end(valid_until, now)?;
         if valid_until <= valid_from {
             return Err(ApiError::BadRequest(
                 "valid_until must be after valid_from".into(),

@@ -10,6 +10,7 @@ mod licenses;
 mod oidc;
 mod ops;
 mod orgs;
+mod page;
 mod rbac;
 mod revocations;
 mod tenancy;

@@ -34,17 +34,17 @@ struct SetOidc {
     issuer: String,
     audience: String,
     /// Absent: discovered from `{issuer}/.well-known/openid-configuration` now.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     jwks_uri: Option<String>,
     tenant_claim: String,
     /// Absent: the org's slug.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     tenant_value: Option<String>,
     role_claim: String,
     #[serde(default)]
     role_map: BTreeMap<String, Role>,
     /// Absent: RS256 only.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     algorithms: Option<Vec<OidcAlgorithm>>,
 }
 

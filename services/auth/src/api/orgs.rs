@@ -10,9 +10,10 @@ use mcpg_license_core::clock::{parse_rfc3339, to_rfc3339};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::page::{ListRoute, PageRequest, Paged};
 use super::tenancy::{DeleteQuery, cascade};
 use crate::access::{Access, grants_in};
-use crate::domain::{OrgStatus, Slug};
+use crate::domain::{self, OrgStatus, Slug};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, Principal};
 use crate::rbac::Action;
@@ -31,20 +32,21 @@ const MAX_NAME: usize = 200;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateOrg {
-    slug: Slug,
+    /// Checked with [`Slug::parse_org`] (reserved names), not only as a slug.
+    slug: String,
     display_name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     status: Option<OrgStatus>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     trial_expires_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateOrg {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     display_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     status: Option<OrgStatus>,
     #[serde(default, with = "double_option")]
     trial_expires_at: Option<Option<String>>,
@@ -77,13 +79,7 @@ impl From<OrgRecord> for OrgView {
 }
 
 fn display_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!(
-            "display_name must be 1-{MAX_NAME} printable characters"
-        )));
-    }
-    Ok(name.to_owned())
+    Ok(domain::display_text("display_name", name, MAX_NAME)?)
 }
 
 /// Parses an RFC 3339 time from a request.
@@ -102,6 +98,7 @@ async fn create(
     ApiJson(body): ApiJson<CreateOrg>,
 ) -> Result<(StatusCode, axum::Json<OrgView>)> {
     principal.require_global()?;
+    let slug = Slug::parse_org(&body.slug)?;
     let trial_expires_at = body
         .trial_expires_at
         .as_deref()
@@ -118,7 +115,7 @@ async fn create(
         ));
     }
     let org = NewOrg {
-        slug: body.slug,
+        slug,
         display_name: display_name(&body.display_name)?,
         status,
         trial_expires_at,
@@ -128,17 +125,31 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(created.into())))
 }
 
+/// A global admin pages through every org; anyone else can see at most their own org, so
+/// only that one row is read.
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<axum::Json<Vec<OrgView>>> {
-    let mut visible = Vec::new();
-    for org in state.store.list_orgs().await? {
+    page: PageRequest,
+) -> Result<Paged<OrgView>> {
+    let after: Option<String> = page.after(ListRoute::Orgs)?;
+    let rows = state
+        .store
+        .orgs_page(
+            principal.org_id.as_deref(),
+            after.as_deref().unwrap_or(""),
+            page.fetch(),
+        )
+        .await?;
+    let mut visible = Vec::with_capacity(rows.len());
+    for org in rows {
         if grants_in(&state, &principal, &org).await?.is_some() {
-            visible.push(OrgView::from(org));
+            visible.push(org);
         }
     }
-    Ok(axum::Json(visible))
+    Ok(page
+        .answer(ListRoute::Orgs, visible, |org| org.slug.clone())
+        .map())
 }
 
 async fn show(access: Access) -> Result<axum::Json<OrgView>> {

@@ -10,11 +10,12 @@ use mcpg_license_core::clock::to_rfc3339;
 use mcpg_license_core::{Catalog, EntitlementSet};
 use serde::{Deserialize, Serialize};
 
+use super::page::{ListRoute, PageRequest, Paged};
 use crate::access::Access;
 use crate::credential::{Credential, CredentialKind};
 use crate::domain::Slug;
 use crate::error::{ApiError, Result};
-use crate::extract::{ApiJson, Principal};
+use crate::extract::{ApiJson, Integer, Principal};
 use crate::rbac::{Action, Email, Role, Scope};
 use crate::state::AppState;
 use crate::store::{
@@ -39,14 +40,8 @@ pub(super) fn router() -> Router<AppState> {
 const MAX_IMPERSONATION_MINUTES: i64 = 60;
 const MAX_TEXT: usize = 200;
 
-fn printable(field: &str, text: &str, max: usize) -> Result<String> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > max || text.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!(
-            "{field} must be 1-{max} printable characters"
-        )));
-    }
-    Ok(text.to_owned())
+fn printable(field: &'static str, text: &str, max: usize) -> Result<String> {
+    Ok(crate::domain::display_text(field, text, max)?)
 }
 
 fn email(text: &str) -> Result<Email> {
@@ -56,7 +51,7 @@ fn email(text: &str) -> Result<Email> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateToken {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     name: Option<String>,
 }
 
@@ -115,10 +110,20 @@ async fn create_token(
 async fn list_tokens(
     access: Access,
     Path((_, user)): Path<(String, String)>,
-) -> Result<axum::Json<Vec<TokenView>>> {
+    page: PageRequest,
+) -> Result<Paged<TokenView>> {
     access.require(Action::ManageAccess)?;
-    let list = access.tenant().user_tokens(email(&user)?.as_str()).await?;
-    Ok(axum::Json(list.into_iter().map(TokenView::from).collect()))
+    let after: Option<(i64, String)> = page.after(ListRoute::UserTokens)?;
+    let after = after.as_ref().map(|(time, id)| (*time, id.as_str()));
+    let rows = access
+        .tenant()
+        .user_tokens(email(&user)?.as_str(), after, page.fetch())
+        .await?;
+    Ok(page
+        .answer(ListRoute::UserTokens, rows, |t| {
+            (t.created_at, t.id.clone())
+        })
+        .map())
 }
 
 async fn revoke_token(
@@ -141,9 +146,9 @@ async fn revoke_token(
 struct BindingBody {
     email: Email,
     role: Role,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     workspace: Option<Slug>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     environment: Option<Slug>,
 }
 
@@ -254,14 +259,18 @@ async fn grant(
     ))
 }
 
-async fn list_bindings(access: Access) -> Result<axum::Json<Vec<BindingView>>> {
+async fn list_bindings(access: Access, page: PageRequest) -> Result<Paged<BindingView>> {
     access.require(Action::ManageAccess)?;
-    let list = access.tenant().bindings().await?;
-    Ok(axum::Json(
-        list.into_iter()
-            .map(|b| BindingView::new(&access.org.slug, b))
-            .collect(),
-    ))
+    let after: Option<(String, i64, String)> = page.after(ListRoute::Bindings)?;
+    let after = after
+        .as_ref()
+        .map(|(email, time, id)| (email.as_str(), *time, id.as_str()));
+    let rows = access.tenant().bindings_after(after, page.fetch()).await?;
+    Ok(page
+        .answer(ListRoute::Bindings, rows, |b| {
+            (b.email.clone(), b.created_at, b.id.clone())
+        })
+        .filter_map(|b| Some(BindingView::new(&access.org.slug, b))))
 }
 
 async fn revoke_binding(
@@ -287,7 +296,7 @@ async fn revoke_binding(
 #[serde(deny_unknown_fields)]
 struct Impersonate {
     org: Slug,
-    minutes: i64,
+    minutes: Integer<i64>,
     reason: String,
 }
 
@@ -309,7 +318,7 @@ async fn impersonate(
     ApiJson(body): ApiJson<Impersonate>,
 ) -> Result<(StatusCode, axum::Json<ImpersonationView>)> {
     principal.require_global()?;
-    if !(1..=MAX_IMPERSONATION_MINUTES).contains(&body.minutes) {
+    if !(1..=MAX_IMPERSONATION_MINUTES).contains(&body.minutes.0) {
         return Err(ApiError::BadRequest(format!(
             "minutes must be 1-{MAX_IMPERSONATION_MINUTES}"
         )));
@@ -318,7 +327,7 @@ async fn impersonate(
     let org = state.store.org_by_slug(body.org.as_str()).await?;
     let credential = Credential::generate(CredentialKind::ApiToken).map_err(ApiError::internal)?;
     let now = state.now();
-    let expires_at = now + body.minutes * 60;
+    let expires_at = now + body.minutes.0 * 60;
     let record = state
         .store
         .tenant(&org.id)

@@ -10,6 +10,7 @@ use mcpg_license_core::clock::to_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::page::{ListRoute, PageRequest, Paged};
 use crate::access::Access;
 use crate::credential::{Credential, CredentialKind};
 use crate::domain::Slug;
@@ -141,14 +142,20 @@ async fn create_workspace(
     Ok((StatusCode::CREATED, axum::Json(ws.into())))
 }
 
-async fn list_workspaces(access: Access) -> Result<axum::Json<Vec<WorkspaceView>>> {
-    let list = access.tenant().workspaces().await?;
-    Ok(axum::Json(
-        list.into_iter()
-            .filter(|ws| access.grants.allows(Action::SeeWorkspace(&ws.slug)))
-            .map(WorkspaceView::from)
-            .collect(),
-    ))
+async fn list_workspaces(access: Access, page: PageRequest) -> Result<Paged<WorkspaceView>> {
+    let after: Option<String> = page.after(ListRoute::Workspaces)?;
+    let rows = access
+        .tenant()
+        .workspaces(after.as_deref().unwrap_or(""), page.fetch())
+        .await?;
+    Ok(page
+        .answer(ListRoute::Workspaces, rows, |ws| ws.slug.clone())
+        .filter_map(|ws| {
+            access
+                .grants
+                .allows(Action::SeeWorkspace(&ws.slug))
+                .then(|| WorkspaceView::from(ws))
+        }))
 }
 
 async fn delete_workspace(
@@ -189,19 +196,22 @@ async fn create_environment(
 async fn list_environments(
     access: Access,
     Path((_, ws)): Path<(String, String)>,
-) -> Result<axum::Json<Vec<EnvironmentView>>> {
+    page: PageRequest,
+) -> Result<Paged<EnvironmentView>> {
     access.require(Action::SeeWorkspace(&ws))?;
-    let list = access.tenant().environments(&ws).await?;
-    Ok(axum::Json(
-        list.into_iter()
-            .filter(|env| {
-                access
-                    .grants
-                    .allows(Action::ReadEnvironment(&ws, &env.slug))
-            })
-            .map(EnvironmentView::from)
-            .collect(),
-    ))
+    let after: Option<String> = page.after(ListRoute::Environments)?;
+    let rows = access
+        .tenant()
+        .environments(&ws, after.as_deref().unwrap_or(""), page.fetch())
+        .await?;
+    Ok(page
+        .answer(ListRoute::Environments, rows, |env| env.slug.clone())
+        .filter_map(|env| {
+            access
+                .grants
+                .allows(Action::ReadEnvironment(&ws, &env.slug))
+                .then(|| EnvironmentView::from(env))
+        }))
 }
 
 async fn delete_environment(
@@ -232,21 +242,13 @@ async fn register_gateway(
     ApiJson(body): ApiJson<RegisterGateway>,
 ) -> Result<(StatusCode, axum::Json<GatewayView>)> {
     access.require(Action::ManageGateways(&ws, &env))?;
-    let name = body.name.trim();
-    if name.is_empty()
-        || name.chars().count() > MAX_GATEWAY_NAME
-        || name.chars().any(char::is_control)
-    {
-        return Err(ApiError::BadRequest(format!(
-            "name must be 1-{MAX_GATEWAY_NAME} printable characters"
-        )));
-    }
+    let name = crate::domain::display_text("name", &body.name, MAX_GATEWAY_NAME)?;
     let credential = Credential::generate(CredentialKind::Gateway).map_err(ApiError::internal)?;
     let hash = credential.hash().to_hex();
     let gateway = NewGateway {
         workspace: &ws,
         environment: &env,
-        name,
+        name: &name,
         credential_hash: &hash,
         credential_prefix: credential.display_prefix(),
     };
@@ -264,12 +266,20 @@ async fn register_gateway(
 async fn list_gateways(
     access: Access,
     Path((_, ws, env)): Path<(String, String, String)>,
-) -> Result<axum::Json<Vec<GatewayView>>> {
+    page: PageRequest,
+) -> Result<Paged<GatewayView>> {
     access.require(Action::ReadEnvironment(&ws, &env))?;
-    let list = access.tenant().gateways(&ws, &env).await?;
-    Ok(axum::Json(
-        list.into_iter().map(GatewayView::from).collect(),
-    ))
+    let after: Option<(i64, String)> = page.after(ListRoute::Gateways)?;
+    let after = after.as_ref().map(|(time, id)| (*time, id.as_str()));
+    let rows = access
+        .tenant()
+        .gateways(&ws, &env, after, page.fetch())
+        .await?;
+    Ok(page
+        .answer(ListRoute::Gateways, rows, |gw| {
+            (gw.created_at, gw.id.clone())
+        })
+        .map())
 }
 
 async fn revoke_gateway(

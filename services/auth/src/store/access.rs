@@ -149,17 +149,26 @@ impl TenantStore<'_> {
         })
     }
 
-    /// The personal tokens of a user, oldest first.
-    pub async fn user_tokens(&self, email: &str) -> Result<Vec<UserTokenRecord>, StoreError> {
+    /// Up to `limit` personal tokens of a user after `after` (creation time and id;
+    /// `None`: from the first), oldest first.
+    pub async fn user_tokens(
+        &self,
+        email: &str,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<UserTokenRecord>, StoreError> {
         let org = self.org_id();
         let user: Option<String> = on_pool!(self.store(), pool => sqlx::query_scalar(USER_ID)
             .bind(org).bind(email).fetch_optional(pool).await?);
         let user = user.ok_or(StoreError::NotFound("user"))?;
         let sql = "SELECT t.id, $3 AS email, t.name, t.token_prefix, t.created_at, t.revoked_at \
                    FROM api_tokens t WHERE t.org_id = $1 AND t.user_id = $2 \
-                   ORDER BY t.created_at, t.id";
+                   AND (t.created_at > $4 OR (t.created_at = $4 AND t.id > $5)) \
+                   ORDER BY t.created_at, t.id LIMIT $6";
+        let (after_time, after_id) = after.unwrap_or((i64::MIN, ""));
         Ok(on_pool!(self.store(), pool => sqlx::query_as(sql)
-            .bind(org).bind(&user).bind(email).fetch_all(pool).await?))
+            .bind(org).bind(&user).bind(email).bind(after_time).bind(after_id).bind(limit)
+            .fetch_all(pool).await?))
     }
 
     /// Revokes one of a user's tokens (idempotent).
@@ -245,9 +254,25 @@ impl TenantStore<'_> {
 
     /// The org's role bindings, by email.
     pub async fn bindings(&self) -> Result<Vec<BindingRecord>, StoreError> {
-        let sql = format!("{BINDING_SELECT} WHERE b.org_id = $1 ORDER BY u.email, b.created_at");
+        self.bindings_after(None, i64::MAX).await
+    }
+
+    /// Up to `limit` of the org's role bindings after `after` (email, creation time, id;
+    /// `None`: from the first), by email, then oldest first.
+    pub async fn bindings_after(
+        &self,
+        after: Option<(&str, i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<BindingRecord>, StoreError> {
+        let sql = format!(
+            "{BINDING_SELECT} WHERE b.org_id = $1 AND (u.email > $2 OR (u.email = $2 AND \
+             (b.created_at > $3 OR (b.created_at = $3 AND b.id > $4)))) \
+             ORDER BY u.email, b.created_at, b.id LIMIT $5"
+        );
+        let (email, time, id) = after.unwrap_or(("", i64::MIN, ""));
         let rows: Vec<BindingRow> = on_pool!(self.store(), pool => sqlx::query_as(&sql)
-            .bind(self.org_id()).fetch_all(pool).await?);
+            .bind(self.org_id()).bind(email).bind(time).bind(id).bind(limit)
+            .fetch_all(pool).await?);
         rows.into_iter().map(BindingRecord::try_from).collect()
     }
 

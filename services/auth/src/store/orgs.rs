@@ -119,10 +119,34 @@ impl Store {
         row.try_into()
     }
 
-    /// All orgs, by slug.
+    /// All orgs, by slug (for the API, page with [`Store::orgs_page`]).
     pub async fn list_orgs(&self) -> Result<Vec<OrgRecord>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM orgs ORDER BY slug");
-        let rows: Vec<OrgRow> = on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await?);
+        self.orgs_page(None, "", i64::MAX).await
+    }
+
+    /// Up to `limit` orgs with a slug after `after` (`""`: from the first), by slug; only
+    /// the org with id `only` when given.
+    pub async fn orgs_page(
+        &self,
+        only: Option<&str>,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<OrgRecord>, StoreError> {
+        let rows: Vec<OrgRow> = match only {
+            None => {
+                let sql =
+                    format!("SELECT {COLUMNS} FROM orgs WHERE slug > $1 ORDER BY slug LIMIT $2");
+                on_pool!(self, pool => sqlx::query_as(&sql)
+                    .bind(after).bind(limit).fetch_all(pool).await?)
+            }
+            Some(id) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM orgs WHERE id = $1 AND slug > $2 ORDER BY slug LIMIT $3"
+                );
+                on_pool!(self, pool => sqlx::query_as(&sql)
+                    .bind(id).bind(after).bind(limit).fetch_all(pool).await?)
+            }
+        };
         rows.into_iter().map(OrgRecord::try_from).collect()
     }
 

@@ -218,46 +218,67 @@ impl<'a> TenantStore<'a> {
         row.try_into()
     }
 
-    /// The org's workspaces, by slug.
-    pub async fn workspaces(&self) -> Result<Vec<WorkspaceRecord>, StoreError> {
-        let sql = "SELECT id, slug, created_at FROM workspaces WHERE org_id = $1 ORDER BY slug";
+    /// Up to `limit` of the org's workspaces with a slug after `after` (`""`: from the
+    /// first), by slug.
+    pub async fn workspaces(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<WorkspaceRecord>, StoreError> {
+        let sql = "SELECT id, slug, created_at FROM workspaces WHERE org_id = $1 AND slug > $2 \
+                   ORDER BY slug LIMIT $3";
         Ok(on_pool!(self.store, pool => sqlx::query_as(sql)
             .bind(self.org_id)
+            .bind(after)
+            .bind(limit)
             .fetch_all(pool)
             .await?))
     }
 
-    /// The environments of a workspace, by slug.
+    /// Up to `limit` environments of a workspace with a slug after `after` (`""`: from
+    /// the first), by slug.
     pub async fn environments(
         &self,
         workspace: &str,
+        after: &str,
+        limit: i64,
     ) -> Result<Vec<EnvironmentRecord>, StoreError> {
         self.workspace_id(workspace).await?;
         let sql = "SELECT e.id, e.slug, w.slug AS workspace, e.created_at FROM environments e \
                    JOIN workspaces w ON w.id = e.workspace_id \
-                   WHERE e.org_id = $1 AND w.slug = $2 ORDER BY e.slug";
+                   WHERE e.org_id = $1 AND w.slug = $2 AND e.slug > $3 ORDER BY e.slug LIMIT $4";
         Ok(on_pool!(self.store, pool => sqlx::query_as(sql)
             .bind(self.org_id)
             .bind(workspace)
+            .bind(after)
+            .bind(limit)
             .fetch_all(pool)
             .await?))
     }
 
-    /// The gateways of an environment, oldest first.
+    /// Up to `limit` gateways of an environment after `after` (creation time and id;
+    /// `None`: from the first), oldest first.
     pub async fn gateways(
         &self,
         workspace: &str,
         environment: &str,
+        after: Option<(i64, &str)>,
+        limit: i64,
     ) -> Result<Vec<GatewayRecord>, StoreError> {
         self.environment_id(workspace, environment).await?;
+        let (after_time, after_id) = after.unwrap_or((i64::MIN, ""));
         let sql = format!(
             "{GATEWAY_SELECT} WHERE g.org_id = $1 AND w.slug = $2 AND e.slug = $3 \
-             ORDER BY g.created_at, g.id"
+             AND (g.created_at > $4 OR (g.created_at = $4 AND g.id > $5)) \
+             ORDER BY g.created_at, g.id LIMIT $6"
         );
         Ok(on_pool!(self.store, pool => sqlx::query_as(&sql)
             .bind(self.org_id)
             .bind(workspace)
             .bind(environment)
+            .bind(after_time)
+            .bind(after_id)
+            .bind(limit)
             .fetch_all(pool)
             .await?))
     }

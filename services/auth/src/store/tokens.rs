@@ -162,14 +162,21 @@ pub struct AdminTokenRecord {
 }
 
 impl Store {
-    /// Global admin tokens and org API keys (not personal or impersonation tokens), oldest
-    /// first.
-    pub async fn admin_tokens(&self) -> Result<Vec<AdminTokenRecord>, StoreError> {
+    /// Up to `limit` global admin tokens and org API keys (not personal or impersonation
+    /// tokens) after `after` (creation time and id; `None`: from the first), oldest first.
+    pub async fn admin_tokens(
+        &self,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<AdminTokenRecord>, StoreError> {
         let sql = "SELECT t.id, o.slug AS org, t.name, t.token_prefix, t.created_at, t.revoked_at \
                    FROM api_tokens t LEFT JOIN orgs o ON o.id = t.org_id \
                    WHERE t.user_id IS NULL AND t.impersonator_id IS NULL \
-                   ORDER BY t.created_at, t.id";
-        Ok(on_pool!(self.global(), pool => sqlx::query_as(sql).fetch_all(pool).await?))
+                   AND (t.created_at > $1 OR (t.created_at = $1 AND t.id > $2)) \
+                   ORDER BY t.created_at, t.id LIMIT $3";
+        let (after_time, after_id) = after.unwrap_or((i64::MIN, ""));
+        Ok(on_pool!(self.global(), pool => sqlx::query_as(sql)
+            .bind(after_time).bind(after_id).bind(limit).fetch_all(pool).await?))
     }
 
     /// Revokes a global admin token or org API key (idempotent). The last working global
