@@ -166,8 +166,18 @@ impl<'de> Deserialize<'de> for Rfc3339 {
 
 fn check_name(what: &str, name: &str) -> Result<String, String> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > MAX_NAME {
         return Err(format!("{what} must be 1-{MAX_NAME} printable characters"));
+    }
+    // The API's display-text rule: no control, bidirectional or invisible characters.
+    if let Some(c) = name
+        .chars()
+        .find(|c| crate::domain::is_forbidden_in_display_text(*c))
+    {
+        return Err(format!(
+            "{what} holds U+{:04X}: control, bidirectional and invisible characters are refused",
+            u32::from(c)
+        ));
     }
     Ok(name.to_owned())
 }
@@ -200,7 +210,8 @@ impl TryFrom<RawTenant> for TenantSpec {
     type Error = String;
 
     fn try_from(raw: RawTenant) -> Result<Self, String> {
-        let id = raw.id;
+        // Org slugs follow the org rule (reserved names refused), as in the API.
+        let id = Slug::parse_org(raw.id.as_str()).map_err(|e| e.to_string())?;
         let display_name = check_name("display_name", &raw.display_name)?;
         if let Some(both) = raw
             .entitlements
@@ -503,6 +514,24 @@ mod tests {
                 .tenants
                 .0
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn reserved_org_slugs_and_bidi_display_names_are_refused_as_in_the_api() {
+        let reserved = "tenants:\n- id: admin\n  display_name: Admin\n  tier: free\n";
+        assert!(
+            parse(reserved)
+                .expect_err("reserved")
+                .to_string()
+                .contains("reserved")
+        );
+        let bidi = "tenants:\n- id: acme\n  display_name: \"Acme \\u202Egnp.exe\"\n  tier: free\n";
+        assert!(
+            parse(bidi)
+                .expect_err("bidi override")
+                .to_string()
+                .contains("U+202E")
         );
     }
 }
