@@ -116,3 +116,25 @@ fn inspect_decodes_an_online_token_and_verify_refuses_it_as_the_wrong_type() {
         "[wrong_type]",
     );
 }
+
+#[test]
+fn a_reader_that_closes_stdout_early_ends_the_command_quietly() {
+    let work = Workdir::new();
+    let keys = work.keygen("root");
+    work.issue(&keys.secret, "a.license", &[]).success();
+    // `verify … | head`, with a reader that has already closed its end: every line of the
+    // output hits a closed pipe.
+    let script = format!(
+        "(sleep 0.3; '{}' verify a.license --trust '{}') | (exec 0<&-; sleep 1); exit ${{PIPESTATUS[0]}}",
+        env!("CARGO_BIN_EXE_mcpg-license"),
+        keys.public.display()
+    );
+    let output = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(work.path("."))
+        .output()
+        .expect("bash runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+}
