@@ -309,3 +309,22 @@ async fn the_binary_gates_plugins_with_an_offline_license() {
     assert_eq!(wrong.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("binding_mismatch"));
 }
+
+#[test]
+fn status_into_a_reader_that_closed_early_ends_quietly() {
+    let dir = temp_dir();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(&config, "mode = \"tier0\"\nstate_dir = \"state\"\n").expect("config");
+    // The reader has closed its end before the first line is written.
+    let script = format!(
+        "(sleep 0.3; '{BIN}' --config '{}' status) | (exec 0<&-; sleep 1); exit ${{PIPESTATUS[0]}}",
+        config.display()
+    );
+    let output = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .expect("bash runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+}
