@@ -88,7 +88,13 @@ pub fn load_key_file(
         return sealed::open_secret(&text, &phrase)
             .with_context(|| format!("{} does not open", path.display()));
     }
-    Ok(files::read_signing_key(path)?)
+    SigningKey::parse_any(&text).map_err(|source| {
+        files::FileError::Key {
+            path: path.to_owned(),
+            source,
+        }
+        .into()
+    })
 }
 
 /// The passphrase files given for `count` secrets: none (ask at the terminal) or one each.

@@ -197,7 +197,10 @@ fn read_secret(path: &Path) -> Result<Zeroizing<String>, SecretError> {
 
 /// Reads a signing key file (PASERK or PEM).
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, SecretError> {
-    let text = read_secret(path)?;
+    parse_signing_key(path, &read_secret(path)?)
+}
+
+fn parse_signing_key(path: &Path, text: &str) -> Result<SigningKey, SecretError> {
     SigningKey::parse_any(text.trim()).map_err(|e| SecretError::BadKey {
         path: path.to_owned(),
         message: e.to_string(),
@@ -219,7 +222,7 @@ pub fn read_external_signing_key(
         if passphrase_file.is_some() {
             tracing::warn!(path = %path.display(), "the signing key is not sealed: its passphrase file is not used; seal it with `mcpg-license keygen --seal`");
         }
-        return read_signing_key(path);
+        return parse_signing_key(path, &text);
     }
     sealed::check_sealed_secret(&text).map_err(|e| SecretError::BadKey {
         path: path.to_owned(),
