@@ -17,6 +17,7 @@ use crate::entitlements::{Basis, TenantEntitlements, TenantHandle};
 use crate::gateway::Gateway;
 use crate::schedule;
 use crate::store::{StateKey, StateStore, credential_fingerprint};
+use crate::sync::MutexExt;
 use crate::tenant::TenantKey;
 use crate::verify::{VerifiedToken, rejection_code};
 
@@ -111,7 +112,7 @@ impl Source {
     }
 
     pub(crate) fn status(&self) -> MutexGuard<'_, SourceStatus> {
-        self.status.lock().unwrap_or_else(|e| e.into_inner())
+        self.status.lock_or_recover()
     }
 
     pub(crate) fn tenant(&self) -> Option<TenantKey> {
@@ -241,7 +242,7 @@ impl Gateway {
                         self.apply_token(source, &token);
                         self.persist(source, Some((&response.token, certificate)), None);
                         let mut status = source.status();
-                        let mut rng = self.inner.rng.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut rng = self.inner.rng.lock_or_recover();
                         let c = &token.claims;
                         status.next_due =
                             schedule::next_refresh(c.iat, c.rfa, c.exp, now, &mut rng);
@@ -333,7 +334,7 @@ impl Gateway {
             .increment(1);
         let mut status = source.status();
         status.failures = status.failures.saturating_add(1);
-        let mut rng = self.inner.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rng = self.inner.rng.lock_or_recover();
         let (next_due, wait) = schedule::retry_at(now, status.failures, retry_after, &mut rng);
         status.next_due = next_due;
         status.last_error = Some(error.clone());
@@ -405,7 +406,7 @@ impl Gateway {
                 // Due now when the token is in grace or lapsed; else at its refresh time.
                 let now = self.inner.time.now();
                 let c = &verified.claims;
-                let mut rng = self.inner.rng.lock().unwrap_or_else(|e| e.into_inner());
+                let mut rng = self.inner.rng.lock_or_recover();
                 source.status().next_due = match now < c.exp {
                     true => schedule::next_refresh(c.iat, c.rfa, c.exp, now, &mut rng),
                     false => now,

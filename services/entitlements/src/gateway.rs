@@ -19,6 +19,7 @@ use crate::federation::Source;
 use crate::observe::Observer;
 use crate::plugins::PluginTable;
 use crate::store::{StateStore, StoreError};
+use crate::sync::RwLockExt;
 use crate::tenant::TenantKey;
 use crate::time::{CoarseClock, TimeGuard};
 use crate::verify::Verifier;
@@ -276,7 +277,7 @@ impl Gateway {
             return handle.check(plugin);
         }
         // Past its grace bound an entry leaves the cache, but the tenant is still known.
-        let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
+        let tenants = self.inner.tenants.read_or_recover();
         match tenants.get(tenant) {
             Some(handle) => handle.check(plugin),
             None => self.inner.unknown.check(plugin),
@@ -295,7 +296,7 @@ impl Gateway {
             return Some(self.inner.default.clone());
         }
         self.inner.cache.get(tenant).or_else(|| {
-            let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
+            let tenants = self.inner.tenants.read_or_recover();
             tenants.get(tenant).cloned()
         })
     }
@@ -311,7 +312,7 @@ impl Gateway {
             Mode::Tier0 => None,
             Mode::Federated => self.inner.sources.first().and_then(|s| s.tenant()),
             Mode::Offline => {
-                let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
+                let tenants = self.inner.tenants.read_or_recover();
                 tenants.keys().next().cloned()
             }
         }
@@ -319,7 +320,7 @@ impl Gateway {
 
     /// Every known tenant with its handle, sorted by key.
     pub fn tenants(&self) -> Vec<(TenantKey, TenantHandle)> {
-        let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
+        let tenants = self.inner.tenants.read_or_recover();
         let mut list: Vec<_> = tenants
             .iter()
             .map(|(k, h)| (k.clone(), h.clone()))
@@ -331,11 +332,7 @@ impl Gateway {
     /// Makes `handle` the one answering for `key`, in the map and the cache.
     pub(crate) fn register(&self, key: &TenantKey, handle: &TenantHandle) {
         {
-            let mut tenants = self
-                .inner
-                .tenants
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut tenants = self.inner.tenants.write_or_recover();
             tenants.insert(key.clone(), handle.clone());
         }
         // Re-inserting recomputes the entry's expiry from the new grace bound.
@@ -344,11 +341,7 @@ impl Gateway {
 
     /// Forgets `key` (its source now serves another tenant).
     pub(crate) fn unregister(&self, key: &TenantKey) {
-        self.inner
-            .tenants
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        self.inner.tenants.write_or_recover().remove(key);
         self.inner.cache.invalidate(key);
     }
 

@@ -33,6 +33,7 @@ pub mod revocations;
 pub mod schedule;
 pub mod sidecar;
 pub mod store;
+mod sync;
 pub mod tenant;
 pub mod time;
 pub mod verify;

@@ -13,6 +13,7 @@ use mcpg_license_core::clock::to_rfc3339;
 use crate::decision::State;
 use crate::entitlements::{Basis, TenantHandle};
 use crate::gateway::Gateway;
+use crate::sync::MutexExt;
 use crate::tenant::TenantKey;
 
 /// How often the Grace warning repeats.
@@ -44,12 +45,7 @@ impl Gateway {
         let now = self.inner.time.now();
         let entitlements = handle.entitlements();
         let state = entitlements.state_at(now);
-        let mut seen = self
-            .inner
-            .observer
-            .seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut seen = self.inner.observer.seen.lock_or_recover();
         let entry = seen.entry(key.clone()).or_insert(Reported {
             state,
             grace_warned_at: None,
@@ -108,12 +104,7 @@ impl Gateway {
             }
         }
         drop(seen);
-        *self
-            .inner
-            .observer
-            .warnings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) += warned;
+        *self.inner.observer.warnings.lock_or_recover() += warned;
     }
 
     /// Re-evaluates every tenant (state changes happen by time alone), updates metrics,
@@ -135,12 +126,7 @@ impl Gateway {
 
     /// How many warnings (grace, expiry) were emitted so far.
     pub fn warnings_emitted(&self) -> u64 {
-        *self
-            .inner
-            .observer
-            .warnings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        *self.inner.observer.warnings.lock_or_recover()
     }
 
     /// Keeps refreshing until `shutdown` completes: refreshes when due, ticks at least

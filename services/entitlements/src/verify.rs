@@ -10,6 +10,8 @@ use mcpg_license_core::{
     LicenseClaims, TrustStore, UnixTime, Validity, VerifiedIssuer, VerifyError,
 };
 
+use crate::sync::{MutexExt, RwLockExt};
+
 /// A token whose whole chain verified.
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
@@ -48,18 +50,14 @@ impl Verifier {
     /// The pinned roots and the revocation list in force.
     pub fn trust(&self) -> RwLockReadGuard<'_, TrustStore> {
         // The store is replaced whole under the lock; a panic cannot leave it half-written.
-        self.trust.read().unwrap_or_else(|e| e.into_inner())
+        self.trust.read_or_recover()
     }
 
     /// Verifies a revocation list against the roots and applies it when its serial is
     /// higher than the one in force (`Ok(false)`: ignored as not newer). Applying empties
     /// the certificate cache so that every certificate is checked against the new list.
     pub fn apply_revocation_list(&self, token: &str) -> Result<bool, VerifyError> {
-        let applied = self
-            .trust
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .apply_revocation_list(token)?;
+        let applied = self.trust.write_or_recover().apply_revocation_list(token)?;
         if applied {
             self.lock().clear();
         }
@@ -157,7 +155,7 @@ impl Verifier {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedIssuer>> {
         // The map holds only verified values; a panic elsewhere cannot leave it half-written.
-        self.issuers.lock().unwrap_or_else(|e| e.into_inner())
+        self.issuers.lock_or_recover()
     }
 
     /// How many issuer certificates are cached (one per kid).
