@@ -15,6 +15,7 @@ use crate::config::Mode;
 use crate::decision::State;
 use crate::entitlements::{Basis, TenantEntitlements, TenantHandle};
 use crate::gateway::Gateway;
+use crate::observe::REFRESH_FAILURES;
 use crate::schedule;
 use crate::store::{StateKey, StateStore, credential_fingerprint};
 use crate::sync::MutexExt;
@@ -330,7 +331,7 @@ impl Gateway {
         let label = tenant
             .as_ref()
             .map_or_else(|| "-".to_owned(), ToString::to_string);
-        metrics::counter!("mcpg_entitlements_refresh_failures_total", "tenant" => label.clone(), "reason" => error.code())
+        metrics::counter!(REFRESH_FAILURES, "tenant" => label.clone(), "reason" => error.code())
             .increment(1);
         let mut status = source.status();
         status.failures = status.failures.saturating_add(1);

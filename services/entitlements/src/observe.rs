@@ -1,6 +1,7 @@
 //! Observability and the background loop: a `tracing` event on every state change, gauges
 //! per tenant, an hourly warning while in Grace, daily warnings in the 30 days before an
-//! offline license or issuer certificate expires, and the refresh loop of `serve`.
+//! offline license or issuer certificate expires, and the refresh loop of `serve`. The
+//! names of every metric the crate emits are here.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,6 +16,13 @@ use crate::entitlements::{Basis, TenantHandle};
 use crate::gateway::Gateway;
 use crate::sync::MutexExt;
 use crate::tenant::TenantKey;
+
+/// Gauge: a tenant's state ([`State::gauge_value`]), by tenant.
+pub const STATE: &str = "mcpg_entitlements_state";
+/// Gauge: seconds until a federated tenant's grace bound (0 past it), by tenant.
+pub const GRACE_REMAINING: &str = "mcpg_entitlements_grace_remaining_seconds";
+/// Counter: failed refreshes, by tenant (`-` before the first token) and reason code.
+pub const REFRESH_FAILURES: &str = "mcpg_entitlements_refresh_failures_total";
 
 /// How often the Grace warning repeats.
 pub const GRACE_WARNING_EVERY: i64 = 3_600;
@@ -59,15 +67,14 @@ impl Gateway {
             entry.grace_warned_at = None;
         }
         let label = key.to_string();
-        metrics::gauge!("mcpg_entitlements_state", "tenant" => label.clone())
-            .set(state.gauge_value());
+        metrics::gauge!(STATE, "tenant" => label.clone()).set(state.gauge_value());
         let (end, grace_end) = match entitlements.basis() {
             Basis::Federated { exp, grc } => (Some(exp), Some(grc)),
             Basis::Offline { exp } => (Some(exp), None),
             _ => (None, None),
         };
         if let Some(grc) = grace_end {
-            metrics::gauge!("mcpg_entitlements_grace_remaining_seconds", "tenant" => label.clone())
+            metrics::gauge!(GRACE_REMAINING, "tenant" => label.clone())
                 .set(grc.saturating_sub(now).max(0) as f64);
         }
         let mut warned = 0;
