@@ -3,6 +3,7 @@
 //! `GET /metrics`).
 
 use std::future::Future;
+use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -10,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use mcpg_runtime::ServeOptions;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
@@ -48,15 +50,28 @@ pub fn router(gateway: Gateway) -> Router {
         .with_state(gateway)
 }
 
-/// Serves `router` (see [`router`]) on `listener` until `shutdown` completes.
+/// How long a client has to send a request's headers (and how long an idle keep-alive
+/// connection is kept). The sidecar's clients are local gateways asking small questions;
+/// one that stalls mid-request is broken, not slow.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for requests in progress.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+
+/// Serves `router` (see [`router`]) on `listener` until `shutdown` completes, with
+/// `mcpg-runtime`'s server loop: unlike `axum::serve` it cuts off a client that does not
+/// finish its headers within [`HEADER_READ_TIMEOUT`], so such a client can neither hold a
+/// connection forever nor hold off shutdown beyond [`SHUTDOWN_DRAIN`].
 pub async fn serve(
     router: Router,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let options = ServeOptions {
+        header_read_timeout: HEADER_READ_TIMEOUT,
+        drain: SHUTDOWN_DRAIN,
+    };
+    mcpg_runtime::serve(listener, router, shutdown, options).await;
+    Ok(())
 }
 
 fn bad_request(code: &str, message: String) -> Response {
