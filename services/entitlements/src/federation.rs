@@ -13,9 +13,10 @@ use thiserror::Error;
 use crate::client::{Denial, FederationClient, FetchError};
 use crate::config::Mode;
 use crate::decision::State;
-use crate::entitlements::{Basis, TenantEntitlements, TenantHandle};
+use crate::entitlements::{Basis, TenantEntitlements};
 use crate::gateway::Gateway;
 use crate::observe::REFRESH_FAILURES;
+use crate::registry::Slot;
 use crate::schedule;
 use crate::store::{StateKey, StateStore, credential_fingerprint};
 use crate::sync::MutexExt;
@@ -62,13 +63,13 @@ impl RefreshError {
     }
 }
 
-/// One gateway credential and the tenant its tokens are for.
+/// One gateway credential and the slot its tokens fill.
 pub(crate) struct Source {
     credential: SecretString,
     fingerprint: String,
     state_key: StateKey,
     pub(crate) client: Arc<dyn FederationClient>,
-    pub(crate) handle: TenantHandle,
+    pub(crate) slot: Arc<Slot>,
     flight: tokio::sync::Mutex<()>,
     generation: AtomicU64,
     status: Mutex<SourceStatus>,
@@ -77,7 +78,6 @@ pub(crate) struct Source {
 /// Refresh bookkeeping of a source, for scheduling and status pages.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SourceStatus {
-    pub(crate) tenant: Option<TenantKey>,
     pub(crate) next_due: UnixTime,
     pub(crate) failures: u32,
     pub(crate) fetches: u64,
@@ -96,7 +96,7 @@ impl Source {
     pub(crate) fn new(
         credential: SecretString,
         client: Arc<dyn FederationClient>,
-        handle: TenantHandle,
+        slot: Arc<Slot>,
     ) -> Self {
         let fingerprint = credential_fingerprint(credential.expose_secret());
         let state_key = StateKey::derive(credential.expose_secret());
@@ -105,7 +105,7 @@ impl Source {
             fingerprint,
             state_key,
             client,
-            handle,
+            slot,
             flight: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             status: Mutex::new(SourceStatus::default()),
@@ -116,8 +116,9 @@ impl Source {
         self.status.lock_or_recover()
     }
 
+    /// The tenant the credential's tokens are for, once known.
     pub(crate) fn tenant(&self) -> Option<TenantKey> {
-        self.status().tenant.clone()
+        self.slot.tenant()
     }
 
     /// Checks that a verified token's `sub` is this gateway, learning the id from the first
@@ -251,7 +252,7 @@ impl Gateway {
                         status.last_success = Some(now);
                         status.last_error = None;
                         drop(status);
-                        Ok(source.handle.state())
+                        Ok(source.slot.handle().state())
                     }
                     Err(e) => Err(self.failed(source, e, None, now)),
                 }
@@ -283,24 +284,17 @@ impl Gateway {
             Some(token.kid.clone()),
             Some(token.certificate_exp),
         );
-        source.handle.replace(entitlements);
-        let key = TenantKey::of_claims(claims);
         source.status().certificate_id = Some(token.certificate_id.clone());
-        let previous = source.status().tenant.replace(key.clone());
-        if let Some(old) = previous.filter(|old| *old != key) {
-            self.unregister(&old);
-        }
-        self.register(&key, &source.handle);
-        self.note_state(&key, &source.handle);
+        let key = TenantKey::of_claims(claims);
+        self.inner.registry.set(&source.slot, &key, entitlements);
     }
 
     fn deny(&self, source: &Source, denial: Denial, now: UnixTime) {
-        let details = source.handle.entitlements().details().cloned();
-        source.handle.replace(TenantEntitlements::revoked(
-            self.inner.catalog,
-            denial.code(),
-            details,
-        ));
+        let details = source.slot.handle().entitlements().details().cloned();
+        self.inner.registry.update(
+            &source.slot,
+            TenantEntitlements::revoked(self.inner.catalog, denial.code(), details),
+        );
         {
             let mut status = source.status();
             status.last_error = Some(RefreshError::Fetch(FetchError::Denied(denial)));
@@ -314,10 +308,6 @@ impl Gateway {
             "the federation refused: entitlements end now (Tier-0)"
         );
         self.persist(source, None, Some(denial.code()));
-        if let Some(key) = source.tenant() {
-            self.register(&key, &source.handle);
-            self.note_state(&key, &source.handle);
-        }
     }
 
     fn failed(
@@ -382,11 +372,10 @@ impl Gateway {
         source.status().gateway_id = record.gateway_id.clone();
         if let Some(code) = record.revoked.as_deref() {
             if let Some(denial) = Denial::from_code(code) {
-                source.handle.replace(TenantEntitlements::revoked(
-                    self.inner.catalog,
-                    denial.code(),
-                    None,
-                ));
+                self.inner.registry.update(
+                    &source.slot,
+                    TenantEntitlements::revoked(self.inner.catalog, denial.code(), None),
+                );
                 let mut status = source.status();
                 status.stopped = denial == Denial::InvalidCredential;
                 status.last_error = Some(RefreshError::Fetch(FetchError::Denied(denial)));
@@ -412,7 +401,7 @@ impl Gateway {
                     true => schedule::next_refresh(c.iat, c.rfa, c.exp, now, &mut rng),
                     false => now,
                 };
-                tracing::info!(tenant = %TenantKey::of_claims(c), state = %source.handle.state(), "resumed entitlements from the state directory");
+                tracing::info!(tenant = %TenantKey::of_claims(c), state = %source.slot.handle().state(), "resumed entitlements from the state directory");
             }
             Err(e) => {
                 tracing::warn!(code = rejection_code(&e), error = %e, "ignoring a persisted token that does not verify");

@@ -1,31 +1,23 @@
-//! The [`Gateway`]: per-tenant entitlements in a moka cache, and the synchronous
-//! `check()` hot path.
+//! The [`Gateway`]: built from settings, it ties the federation sources, the offline
+//! license and the revocation lists to the [`Registry`] of tenants, and answers the
+//! synchronous `check()` hot path.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
 use mcpg_license_core::{Catalog, Clock, SystemClock};
-use moka::Expiry;
-use moka::sync::Cache;
 use secrecy::SecretString;
 use thiserror::Error;
 
 use crate::client::{FederationClient, HttpFederationClient};
 use crate::config::{Mode, ModeSettings, Settings};
 use crate::decision::{Decision, Reason};
-use crate::entitlements::{Basis, TenantEntitlements, TenantHandle};
+use crate::entitlements::{TenantEntitlements, TenantHandle};
 use crate::federation::Source;
-use crate::observe::Observer;
-use crate::plugins::PluginTable;
+use crate::registry::{Registry, Slot};
 use crate::store::{StateStore, StoreError};
-use crate::sync::RwLockExt;
 use crate::tenant::TenantKey;
 use crate::time::{CoarseClock, TimeGuard};
 use crate::verify::Verifier;
-
-/// The most tenants kept in the cache of one process.
-const CACHE_CAPACITY: u64 = 1_000_000;
 
 /// Why a gateway could not start.
 #[derive(Debug, Error)]
@@ -65,21 +57,18 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
+/// What the gateway's modules share. Tenant state is not here: the [`Registry`] owns it,
+/// and every change goes through it.
 pub(crate) struct Inner {
     pub(crate) mode: Mode,
     pub(crate) catalog: &'static Catalog,
-    pub(crate) plugins: Arc<PluginTable>,
     pub(crate) time: Arc<TimeGuard>,
     pub(crate) verifier: Verifier,
     pub(crate) store: Option<StateStore>,
-    pub(crate) cache: Cache<TenantKey, TenantHandle>,
-    pub(crate) tenants: RwLock<HashMap<TenantKey, TenantHandle>>,
+    pub(crate) registry: Registry,
     pub(crate) sources: Vec<Arc<Source>>,
-    /// The gateway's own tenant: tier0, the offline license's, or the first credential's.
-    pub(crate) default: TenantHandle,
-    /// What unknown tenants get.
-    pub(crate) unknown: TenantHandle,
-    pub(crate) observer: Observer,
+    /// The gateway's own slot: tier0's, the offline license's, or the first credential's.
+    pub(crate) own: Arc<Slot>,
     pub(crate) rng: Mutex<fastrand::Rng>,
     /// The offline license (offline mode), re-verified when a revocation list arrives.
     pub(crate) offline: Option<crate::revocations::OfflineLicense>,
@@ -156,27 +145,14 @@ impl GatewayBuilder {
         }
         let floor = store.as_ref().map_or(0, crate::federation::load_max_seen);
         let time = Arc::new(TimeGuard::new(self.clock, floor));
-        let plugins = Arc::new(PluginTable::new(catalog));
-        let unknown = TenantHandle::new(
-            TenantEntitlements::unlicensed(catalog, Reason::NotFederated),
-            time.clone(),
-            plugins.clone(),
-        );
+        let registry = Registry::new(catalog, time.clone());
         let verifier = Verifier::new(trust);
-        let cache = Cache::builder()
-            .max_capacity(CACHE_CAPACITY)
-            .expire_after(GraceExpiry { time: time.clone() })
-            .build();
         let mut sources = Vec::new();
         let mut offline = None;
-        let (config_mode, default, offline_key) = match mode {
+        let (config_mode, own) = match mode {
             ModeSettings::Tier0 => {
                 let tier0 = TenantEntitlements::unlicensed(catalog, Reason::Tier0Only);
-                (
-                    Mode::Tier0,
-                    TenantHandle::new(tier0, time.clone(), plugins.clone()),
-                    None,
-                )
+                (Mode::Tier0, registry.slot(tier0))
             }
             ModeSettings::Federated {
                 url,
@@ -188,14 +164,13 @@ impl GatewayBuilder {
                     None => Arc::new(HttpFederationClient::new(&url, timeout)?),
                 };
                 for credential in std::iter::once(credential).chain(self.extra_credentials) {
-                    let handle = TenantHandle::new(
-                        TenantEntitlements::unlicensed(catalog, Reason::NotFederated),
-                        time.clone(),
-                        plugins.clone(),
-                    );
-                    sources.push(Arc::new(Source::new(credential, client.clone(), handle)));
+                    let slot = registry.slot(TenantEntitlements::unlicensed(
+                        catalog,
+                        Reason::NotFederated,
+                    ));
+                    sources.push(Arc::new(Source::new(credential, client.clone(), slot)));
                 }
-                (Mode::Federated, sources[0].handle.clone(), None)
+                (Mode::Federated, sources[0].slot.clone())
             }
             ModeSettings::Offline {
                 license,
@@ -210,37 +185,34 @@ impl GatewayBuilder {
                     time.now(),
                     deployment_id.as_deref(),
                 )?;
-                let handle = TenantHandle::new(entitlements, time.clone(), plugins.clone());
+                let slot = registry.slot(TenantEntitlements::unlicensed(
+                    catalog,
+                    Reason::NotFederated,
+                ));
+                registry.set(&slot, &key, entitlements);
                 offline = Some(crate::revocations::OfflineLicense {
                     license,
                     deployment_id,
                 });
-                (Mode::Offline, handle, Some(key))
+                (Mode::Offline, slot)
             }
         };
         let gateway = Gateway {
             inner: Arc::new(Inner {
                 mode: config_mode,
                 catalog,
-                plugins,
                 time,
                 verifier,
                 store,
-                cache,
-                tenants: RwLock::new(HashMap::new()),
+                registry,
                 sources,
-                default,
-                unknown,
-                observer: Observer::default(),
+                own,
                 rng: Mutex::new(fastrand::Rng::new()),
                 offline,
                 revocations_due: std::sync::atomic::AtomicI64::new(0),
                 revocation_file: self.revocation_file,
             }),
         };
-        if let Some(key) = offline_key {
-            gateway.register(&key, &gateway.inner.default);
-        }
         for source in &gateway.inner.sources {
             gateway.restore(source);
         }
@@ -258,7 +230,7 @@ impl Gateway {
     /// The catalog index of `plugin`, resolved once so later checks can use
     /// [`TenantHandle::check_index`].
     pub fn plugin_index(&self, plugin: &str) -> Option<crate::entitlements::PluginIndex> {
-        self.inner.plugins.resolve(plugin)
+        self.inner.registry.plugins().resolve(plugin)
     }
 
     /// The plugin catalog decisions are made against.
@@ -267,132 +239,46 @@ impl Gateway {
     }
 
     /// Whether `plugin` may load for `tenant`. Synchronous, O(1), allocation-free, no
-    /// signature verification: a cache lookup, a bit test and a clock reading.
+    /// lock and no signature verification: an index lookup, a bit test and a clock reading.
     #[inline]
     pub fn check(&self, tenant: &TenantKey, plugin: &str) -> Decision {
         if self.inner.mode == Mode::Tier0 {
-            return self.inner.default.check(plugin);
+            return self.inner.own.handle().check(plugin);
         }
-        if let Some(handle) = self.inner.cache.get(tenant) {
-            return handle.check(plugin);
-        }
-        // Past its grace bound an entry leaves the cache, but the tenant is still known.
-        let tenants = self.inner.tenants.read_or_recover();
-        match tenants.get(tenant) {
-            Some(handle) => handle.check(plugin),
-            None => self.inner.unknown.check(plugin),
-        }
+        self.inner.registry.check(tenant, plugin)
     }
 
     /// Whether `plugin` may load for the gateway's own tenant.
     #[inline]
     pub fn check_default(&self, plugin: &str) -> Decision {
-        self.inner.default.check(plugin)
+        self.inner.own.handle().check(plugin)
     }
 
-    /// A handle on `tenant`'s entitlements the caller can keep to skip the cache lookup.
+    /// A handle on `tenant`'s entitlements the caller can keep to skip the index lookup.
     pub fn handle(&self, tenant: &TenantKey) -> Option<TenantHandle> {
         if self.inner.mode == Mode::Tier0 {
-            return Some(self.inner.default.clone());
+            return Some(self.inner.own.handle().clone());
         }
-        self.inner.cache.get(tenant).or_else(|| {
-            let tenants = self.inner.tenants.read_or_recover();
-            tenants.get(tenant).cloned()
-        })
+        self.inner.registry.handle(tenant)
     }
 
     /// The handle of the gateway's own tenant.
     pub fn default_handle(&self) -> TenantHandle {
-        self.inner.default.clone()
+        self.inner.own.handle().clone()
     }
 
     /// The gateway's own tenant, once known (federated: after the first good token).
     pub fn default_tenant(&self) -> Option<TenantKey> {
-        match self.inner.mode {
-            Mode::Tier0 => None,
-            Mode::Federated => self.inner.sources.first().and_then(|s| s.tenant()),
-            Mode::Offline => {
-                let tenants = self.inner.tenants.read_or_recover();
-                tenants.keys().next().cloned()
-            }
-        }
+        self.inner.own.tenant()
     }
 
     /// Every known tenant with its handle, sorted by key.
     pub fn tenants(&self) -> Vec<(TenantKey, TenantHandle)> {
-        let tenants = self.inner.tenants.read_or_recover();
-        let mut list: Vec<_> = tenants
-            .iter()
-            .map(|(k, h)| (k.clone(), h.clone()))
-            .collect();
-        list.sort_by(|a, b| a.0.cmp(&b.0));
-        list
-    }
-
-    /// Makes `handle` the one answering for `key`, in the map and the cache.
-    pub(crate) fn register(&self, key: &TenantKey, handle: &TenantHandle) {
-        {
-            let mut tenants = self.inner.tenants.write_or_recover();
-            tenants.insert(key.clone(), handle.clone());
-        }
-        // Re-inserting recomputes the entry's expiry from the new grace bound.
-        self.inner.cache.insert(key.clone(), handle.clone());
-    }
-
-    /// Forgets `key` (its source now serves another tenant).
-    pub(crate) fn unregister(&self, key: &TenantKey) {
-        self.inner.tenants.write_or_recover().remove(key);
-        self.inner.cache.invalidate(key);
+        self.inner.registry.tenants()
     }
 
     /// How many issuer certificates were verified and cached (one per key id).
     pub fn verified_issuers(&self) -> usize {
         self.inner.verifier.cached_issuers()
-    }
-
-    /// How many entries the moka cache holds (after pending maintenance).
-    pub fn cached_tenants(&self) -> u64 {
-        self.inner.cache.run_pending_tasks();
-        self.inner.cache.entry_count()
-    }
-}
-
-/// Cache entries live until the tenant's grace bound (or the offline license's expiry);
-/// Tier-0 and revoked entries do not expire.
-struct GraceExpiry {
-    time: Arc<TimeGuard>,
-}
-
-impl GraceExpiry {
-    fn until_end(&self, handle: &TenantHandle) -> Option<Duration> {
-        let end = match handle.entitlements().basis() {
-            Basis::Federated { grc, .. } => grc,
-            Basis::Offline { exp } => exp,
-            Basis::Unlicensed { .. } | Basis::Revoked { .. } => return None,
-        };
-        Some(Duration::from_secs(
-            (end - self.time.now()).max(0).unsigned_abs(),
-        ))
-    }
-}
-
-impl Expiry<TenantKey, TenantHandle> for GraceExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &TenantKey,
-        value: &TenantHandle,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        self.until_end(value)
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &TenantKey,
-        value: &TenantHandle,
-        _updated_at: Instant,
-        _duration_until_expiry: Option<Duration>,
-    ) -> Option<Duration> {
-        self.until_end(value)
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! A gateway runs in one of three modes (`tier0`, `federated`, `offline`, see
 //! [`config`]). Federated gateways fetch 24 h tokens from `mcpg-auth`, verify them through
-//! the chain root → issuer certificate → token, keep them per tenant in a moka cache and on
+//! the chain root → issuer certificate → token, keep them per tenant in memory and on
 //! disk, refresh them at `rfa` with jitter and backoff, and ride out outages until the
 //! token's grace bound. Every plugin the gateway loads is gated by [`Gateway::check`]:
 //! synchronous, O(1), allocation-free.
@@ -28,6 +28,7 @@ pub mod gateway;
 pub mod observe;
 mod offline;
 pub mod plugins;
+mod registry;
 pub mod report;
 pub mod revocations;
 pub mod schedule;

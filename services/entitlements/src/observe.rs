@@ -33,7 +33,8 @@ pub const EXPIRY_WARNING_WINDOW: i64 = 30 * 86_400;
 /// The longest the background loop sleeps, so clock jumps and state changes are seen.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
-/// What was last reported per tenant.
+/// What was last reported per tenant. The [`crate::registry::Registry`] tells it of every
+/// change and, on each tick, of every tenant.
 #[derive(Default)]
 pub(crate) struct Observer {
     seen: Mutex<HashMap<TenantKey, Reported>>,
@@ -47,13 +48,13 @@ struct Reported {
     expiry_warned_at: Option<UnixTime>,
 }
 
-impl Gateway {
-    /// Reports a state change of `key` (if any) and refreshes its gauges.
-    pub(crate) fn note_state(&self, key: &TenantKey, handle: &TenantHandle) {
-        let now = self.inner.time.now();
+impl Observer {
+    /// Reports a state change of `key` at `now` (if any), refreshes its gauges and emits
+    /// the warnings due.
+    pub(crate) fn note(&self, key: &TenantKey, handle: &TenantHandle, now: UnixTime) {
         let entitlements = handle.entitlements();
         let state = entitlements.state_at(now);
-        let mut seen = self.inner.observer.seen.lock_or_recover();
+        let mut seen = self.seen.lock_or_recover();
         let entry = seen.entry(key.clone()).or_insert(Reported {
             state,
             grace_warned_at: None,
@@ -111,15 +112,20 @@ impl Gateway {
             }
         }
         drop(seen);
-        *self.inner.observer.warnings.lock_or_recover() += warned;
+        *self.warnings.lock_or_recover() += warned;
     }
 
+    /// How many warnings were emitted so far.
+    pub(crate) fn warnings_emitted(&self) -> u64 {
+        *self.warnings.lock_or_recover()
+    }
+}
+
+impl Gateway {
     /// Re-evaluates every tenant (state changes happen by time alone), updates metrics,
     /// emits due warnings and persists the highest time seen. Cheap; call it every minute.
     pub fn tick(&self) {
-        for (key, handle) in self.tenants() {
-            self.note_state(&key, &handle);
-        }
+        self.inner.registry.observe_all();
         let now = self.inner.time.now();
         if self.inner.time.clock_is_behind() {
             tracing::warn!(max_seen = %to_rfc3339(now), "the system clock reads earlier than a time already seen; using the later time");
@@ -133,7 +139,7 @@ impl Gateway {
 
     /// How many warnings (grace, expiry) were emitted so far.
     pub fn warnings_emitted(&self) -> u64 {
-        *self.inner.observer.warnings.lock_or_recover()
+        self.inner.registry.warnings_emitted()
     }
 
     /// Keeps refreshing until `shutdown` completes: refreshes when due, ticks at least

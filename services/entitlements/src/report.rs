@@ -83,7 +83,7 @@ impl Gateway {
             .map(|s| {
                 let st = s.status();
                 FederationSnapshot {
-                    tenant: st.tenant.clone(),
+                    tenant: s.tenant(),
                     last_success: st.last_success,
                     next_refresh: (!st.stopped).then_some(st.next_due),
                     consecutive_failures: st.failures,
@@ -98,7 +98,7 @@ impl Gateway {
             now_rfc3339: to_rfc3339(now),
             clock_behind: self.inner.time.clock_is_behind(),
             catalog_version: self.inner.catalog.version(),
-            default: self.tenant_snapshot(self.default_tenant(), &self.inner.default, now),
+            default: self.tenant_snapshot(self.default_tenant(), self.inner.own.handle(), now),
             tenants: self
                 .tenants()
                 .into_iter()
@@ -147,10 +147,10 @@ impl Gateway {
     /// Why `plugin` is allowed or denied for `tenant` (the gateway's own when `None`), in words.
     pub fn explain(&self, tenant: Option<&TenantKey>, plugin: &str) -> String {
         let handle = match tenant {
-            None => self.inner.default.clone(),
+            None => self.inner.own.handle().clone(),
             Some(key) => self
                 .handle(key)
-                .unwrap_or_else(|| self.inner.unknown.clone()),
+                .unwrap_or_else(|| self.inner.registry.unknown().clone()),
         };
         let label = tenant
             .map(ToString::to_string)

@@ -175,18 +175,16 @@ impl Gateway {
                     _ => false,
                 }
             };
-            if revoked && !matches!(source.handle.entitlements().basis(), Basis::Revoked { .. }) {
-                let details = source.handle.entitlements().details().cloned();
-                source.handle.replace(TenantEntitlements::revoked(
-                    self.inner.catalog,
-                    CERTIFICATE_REVOKED,
-                    details,
-                ));
+            let current = source.slot.handle().entitlements();
+            if revoked && !matches!(current.basis(), Basis::Revoked { .. }) {
+                let details = current.details().cloned();
                 if let Some(key) = source.tenant() {
                     tracing::error!(tenant = %key, "the issuer certificate of this tenant's token is revoked: entitlements end now (Tier-0)");
-                    self.register(&key, &source.handle);
-                    self.note_state(&key, &source.handle);
                 }
+                self.inner.registry.update(
+                    &source.slot,
+                    TenantEntitlements::revoked(self.inner.catalog, CERTIFICATE_REVOKED, details),
+                );
             }
         }
         if let Some(offline) = &self.inner.offline {
@@ -196,18 +194,13 @@ impl Gateway {
                 offline.deployment_id.as_deref(),
             );
             if let Err(VerifyError::Revoked(what)) = verdict {
-                let handle = &self.inner.default;
-                let details = handle.entitlements().details().cloned();
-                handle.replace(TenantEntitlements::revoked(
-                    self.inner.catalog,
-                    LICENSE_REVOKED,
-                    details,
-                ));
+                let own = &self.inner.own;
+                let details = own.handle().entitlements().details().cloned();
                 tracing::error!(revoked = %what, "the offline license is revoked: entitlements end now (Tier-0)");
-                if let Some(key) = self.default_tenant() {
-                    self.register(&key, handle);
-                    self.note_state(&key, handle);
-                }
+                self.inner.registry.update(
+                    own,
+                    TenantEntitlements::revoked(self.inner.catalog, LICENSE_REVOKED, details),
+                );
             }
         }
     }
