@@ -101,9 +101,11 @@ impl Registry {
     /// swapped, the index points `tenant` at the slot (and forgets the slot's previous
     /// tenant), and the observer hears of the state.
     pub(crate) fn set(&self, slot: &Slot, tenant: &TenantKey, entitlements: TenantEntitlements) {
-        slot.handle.replace(entitlements);
         {
+            // The swap is inside the lock too, so that two calls for one slot cannot leave
+            // one tenant indexed with the other's entitlements.
             let _writer = self.writer.lock_or_recover();
+            slot.handle.replace(entitlements);
             let previous = slot.tenant.lock_or_recover().replace(tenant.clone());
             // The index already points an unchanged tenant at this slot's handle.
             if previous.as_ref() != Some(tenant) {
