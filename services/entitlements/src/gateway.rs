@@ -1,5 +1,5 @@
 //! The [`Gateway`]: built from settings, it ties the federation sources, the offline
-//! license and the revocation lists to the [`Registry`] of tenants, and answers the
+//! license and the revocation lists to the registry of tenants, and answers the
 //! synchronous `check()` hot path.
 
 use std::sync::{Arc, Mutex};

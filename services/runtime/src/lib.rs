@@ -1,11 +1,11 @@
 //! `mcpg-runtime`: what every MCPG service process needs around its own logic, in one place
 //! so that `mcpg-auth` and `mcpg-entitlements` do not each keep a copy.
 //!
-//! - [`files`]: reading the service's own files with a size cap, and only when they are
+//! - [`mod@files`]: reading the service's own files with a size cap, and only when they are
 //!   regular files (a FIFO, `/dev/zero` or a directory is an error, never a hang);
-//! - [`serve`]: the HTTP/1 server loop, with a header-read timeout `axum::serve` lacks and
+//! - [`mod@serve`]: the HTTP/1 server loop, with a header-read timeout `axum::serve` lacks and
 //!   a bounded drain at shutdown;
-//! - [`every`]: background work on a fixed period.
+//! - [`mod@every`]: background work on a fixed period.
 //!
 //! It depends on no MCPG crate.
 
