@@ -155,6 +155,19 @@ mod tests {
         (address, stop, server)
     }
 
+    /// Stops the server and waits for it to return, at most `limit`.
+    async fn stop_within(
+        stop: tokio::sync::oneshot::Sender<()>,
+        server: tokio::task::JoinHandle<()>,
+        limit: Duration,
+    ) {
+        let _ = stop.send(());
+        tokio::time::timeout(limit, server)
+            .await
+            .expect("the server stops in time")
+            .expect("no panic");
+    }
+
     /// Reads until the server closes the connection (or resets it), at most `limit`.
     async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
         let mut answer = Vec::new();
@@ -185,11 +198,7 @@ mod tests {
         let answer = String::from_utf8_lossy(&answer);
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(answer.ends_with("hello"), "{answer}");
-        let _ = stop.send(());
-        tokio::time::timeout(Duration::from_secs(5), server)
-            .await
-            .expect("stops")
-            .expect("no panic");
+        stop_within(stop, server, Duration::from_secs(5)).await;
     }
 
     #[tokio::test]
@@ -214,11 +223,7 @@ mod tests {
             !String::from_utf8_lossy(&answer).contains("hello"),
             "no answer to an unfinished request"
         );
-        let _ = stop.send(());
-        tokio::time::timeout(Duration::from_secs(5), server)
-            .await
-            .expect("stops")
-            .expect("no panic");
+        stop_within(stop, server, Duration::from_secs(5)).await;
     }
 
     #[tokio::test]
@@ -228,11 +233,8 @@ mod tests {
         // Let the server accept it before stopping.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let stopping = Instant::now();
-        let _ = stop.send(());
-        tokio::time::timeout(Duration::from_secs(5), server)
-            .await
-            .expect("stops while the client still holds its connection")
-            .expect("no panic");
+        // The client still holds its connection.
+        stop_within(stop, server, Duration::from_secs(5)).await;
         assert!(stopping.elapsed() < Duration::from_secs(3));
     }
 }
