@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use mcpg_auth::config::ExternalKey;
+use mcpg_auth::ExternalKey;
 use mcpg_entitlements::config::GatewayConfig;
 use mcpg_entitlements::gateway::GatewayBuilder;
 use mcpg_entitlements::{Gateway, State};

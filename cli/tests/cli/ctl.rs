@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use assert_cmd::Command;
 use assert_cmd::assert::Assert;
 use mcpg_auth::Application;
-use mcpg_auth::config::Settings;
+use mcpg_auth::Settings;
 use serde_json::Value;
 use tempfile::TempDir;
 

@@ -1,7 +1,7 @@
 //! `mcpg-ctl keys certificate add|remove`: a root rollover from the operator's side, with
 //! certificates made by `mcpg-license certify`.
 
-use mcpg_auth::config::ExternalKey;
+use mcpg_auth::ExternalKey;
 use serde_json::Value;
 
 use crate::ctl::Server;

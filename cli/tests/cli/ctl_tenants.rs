@@ -1,7 +1,7 @@
 //! `mcpg-ctl tenants apply` against a real server: the plan as a table and as JSON,
 //! dry runs, and an invalid file's line.
 
-use mcpg_auth::credential::{Credential, CredentialKind};
+use mcpg_auth::{Credential, CredentialKind};
 
 use crate::ctl::Server;
 use crate::{assert_one_error, stdout};

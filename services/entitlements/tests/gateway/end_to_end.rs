@@ -26,7 +26,7 @@ struct Federation {
 impl Federation {
     async fn start() -> Self {
         let data_dir = tempfile::tempdir().expect("tempdir");
-        let mut settings = mcpg_auth::config::Settings::with_data_dir(data_dir.path());
+        let mut settings = mcpg_auth::Settings::with_data_dir(data_dir.path());
         settings.listen = "127.0.0.1:0".parse().expect("addr");
         settings.key_reload_interval = Duration::from_millis(100);
         settings.key_publish_delay = Duration::from_secs(1);
