@@ -53,14 +53,14 @@ pub(crate) async fn limit_requests(
     next: Next,
 ) -> Response {
     let (mut parts, body) = request.into_parts();
-    let limits = &state.limits;
+    let limiter = &state.limiter;
     let access = parts.extensions.get::<Access>();
     let decision = if access.is_some_and(|access| access.principal.is_global()) {
         None
     } else if let Some(access) = access {
         let (org_id, slug) = (access.org.id.clone(), access.org.slug.clone());
-        let rps = limits.licensed_rps(&state.store, &org_id).await;
-        let decision = limits.check_management(&org_id, &principal_key(&access.principal), rps);
+        let rps = limiter.licensed_rps(&state.store, &org_id).await;
+        let decision = limiter.check_management(&org_id, &principal_key(&access.principal), rps);
         let outcome = match decision {
             Some(refused) if !refused.allowed() => "rate_limited",
             _ => "allowed",
@@ -70,10 +70,10 @@ pub(crate) async fn limit_requests(
     } else if is_admin_route(parts.uri.path()) {
         match Principal::from_request_parts(&mut parts, &state).await {
             Ok(principal) => match &principal.org_id {
-                None => limits.check_admin(&principal.token_id),
+                None => limiter.check_admin(&principal.token_id),
                 Some(org_id) => {
-                    let rps = limits.licensed_rps(&state.store, org_id).await;
-                    limits.check_management(org_id, &principal_key(&principal), rps)
+                    let rps = limiter.licensed_rps(&state.store, org_id).await;
+                    limiter.check_management(org_id, &principal_key(&principal), rps)
                 }
             },
             Err(_) => None,

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::domain::credential::{Credential, CredentialKind};
 use crate::domain::settings::Settings;
 use crate::domain::settings::TenantsFile;
-use crate::http::api::{HttpLimits, service};
+use crate::http::api::{RequestGuards, service};
 use crate::http::serve::ServeOptions;
 use crate::http::state::{AppState, ServiceInfo, SharedState};
 use crate::http::tenants_watch::{self, TenantsStatus};
@@ -26,7 +26,7 @@ use crate::infra::certwatch::ExpiryWatch;
 use crate::infra::files::{MAX_KEY_FILE, read_text};
 use crate::infra::issuer::Issuer;
 use crate::infra::keyring::{ConfiguredKey, Keyring};
-use crate::infra::limiter::{RateLimits, spawn_pruner};
+use crate::infra::limiter::{Limiter, spawn_pruner};
 use crate::infra::oidc::OidcVerifier;
 use crate::infra::secrets::{self, DEV_ROOT_PUBLIC, Kek, write_secret_file};
 use crate::infra::store::{DatabaseOptions, Store};
@@ -46,7 +46,7 @@ pub struct Application {
     listener: TcpListener,
     port: u16,
     state: AppState,
-    limits: HttpLimits,
+    guards: RequestGuards,
     key_reload_interval: Duration,
     tenants: Option<(TenantsFile, Option<[u8; 32]>)>,
     checkpoint_interval: Duration,
@@ -130,21 +130,21 @@ impl Application {
             .await
             .context("cannot prepare the signing keys")?;
         issue_bootstrap_token(&store, settings.bootstrap_token_file.as_deref(), now).await?;
-        let limits = Arc::new(RateLimits::new(settings.rate_limits));
+        let limiter = Arc::new(Limiter::new(settings.rate_limits));
         let issuer = Arc::new(Issuer::new(
             store.clone(),
             keyring.clone(),
             settings.issuer.clone(),
             settings.grant_cache_ttl,
-            limits.clone(),
+            limiter.clone(),
         ));
         let state = AppState::new(SharedState {
             store,
             keyring,
             issuer,
-            limits,
+            limiter,
             info: Arc::new(ServiceInfo {
-                issuer: settings.issuer.clone(),
+                issuer_url: settings.issuer.clone(),
                 root_kids,
                 subdomain_suffix: settings.subdomain_suffix.clone(),
                 tenants_max_objects: settings.tenants_max_objects,
@@ -174,7 +174,7 @@ impl Application {
             listener,
             port,
             state,
-            limits: HttpLimits {
+            guards: RequestGuards {
                 timeout: settings.request_timeout,
                 max_in_flight: settings.max_in_flight,
                 header_read_timeout: settings.header_read_timeout,
@@ -203,7 +203,7 @@ impl Application {
         let mut tasks = vec![
             spawn_key_reloader(self.state.clone(), self.key_reload_interval),
             spawn_housekeeping(self.state.clone()),
-            spawn_pruner(self.state.limits.clone()),
+            spawn_pruner(self.state.limiter.clone()),
             spawn_issuance_flusher(self.state.clone()),
             spawn_checkpointer(self.state.clone(), self.checkpoint_interval),
             spawn_metrics_upkeep(self.state.metrics.clone()),
@@ -211,14 +211,14 @@ impl Application {
         if let Some((file, applied)) = self.tenants {
             tasks.push(tenants_watch::spawn(self.state.clone(), file, applied));
         }
-        tracing::info!(port = self.port, issuer = %self.state.info.issuer, "mcpg-auth listening");
-        let app = service(self.state.clone(), self.limits);
+        tracing::info!(port = self.port, issuer = %self.state.info.issuer_url, "mcpg-auth listening");
+        let app = service(self.state.clone(), self.guards);
         // Every request in flight ends within the request timeout (the guard cuts it off):
         // past that and a second more, what is still open is a client that stopped
         // sending, and shutdown does not wait for it.
         let options = ServeOptions {
-            header_read_timeout: self.limits.header_read_timeout,
-            drain: self.limits.timeout + Duration::from_secs(1),
+            header_read_timeout: self.guards.header_read_timeout,
+            drain: self.guards.timeout + Duration::from_secs(1),
         };
         crate::http::serve::serve(self.listener, app, stop, options).await;
         for task in tasks {

@@ -9,7 +9,7 @@ use crate::http::tenants_watch::TenantsStatus;
 use crate::infra::certwatch::ExpiryWatch;
 use crate::infra::issuer::Issuer;
 use crate::infra::keyring::Keyring;
-use crate::infra::limiter::RateLimits;
+use crate::infra::limiter::Limiter;
 use crate::infra::oidc::OidcVerifier;
 use crate::infra::store::Store;
 
@@ -17,7 +17,7 @@ use crate::infra::store::Store;
 #[derive(Debug, Clone)]
 pub(crate) struct ServiceInfo {
     /// Issuer URL.
-    pub(crate) issuer: String,
+    pub(crate) issuer_url: String,
     /// Key ids of the roots that certify this service's keys.
     pub(crate) root_kids: Vec<String>,
     /// Host suffix of subdomain routing, if enabled.
@@ -54,7 +54,7 @@ pub(crate) struct SharedState {
     /// The token hot path.
     pub(crate) issuer: Arc<Issuer>,
     /// Per-org and admin request rate limits.
-    pub(crate) limits: Arc<RateLimits>,
+    pub(crate) limiter: Arc<Limiter>,
     /// Deployment facts.
     pub(crate) info: Arc<ServiceInfo>,
     /// Renders `/metrics`.

@@ -30,7 +30,7 @@ use crate::domain::tenants_file::{
 };
 use crate::http::state::AppState;
 use crate::infra::store::Actor;
-use crate::infra::tenants_apply::{ApplyError, reconcile};
+use crate::infra::store::ApplyError;
 
 /// Applied generations of the tenants file (1 after the start).
 pub(crate) const TENANTS_GENERATION: &str = "mcpg_tenants_generation";
@@ -149,15 +149,10 @@ async fn apply(state: &AppState, file: &TenantsFile, bytes: &[u8]) -> Result<Pla
         id: format!("tenants-file:{source}"),
         request_id: String::new(),
     };
-    reconcile(
-        &state.store,
-        &state.issuer,
-        &doc,
-        options,
-        &actor,
-        state.now(),
-    )
-    .await
+    state
+        .store
+        .reconcile_tenants(&doc, options, &actor, state.now())
+        .await
 }
 
 fn log_applied(file: &TenantsFile, plan: &Plan, generation: u64) {

@@ -23,7 +23,7 @@ use crate::domain::credential::{Credential, CredentialHash};
 use crate::domain::{OrgStatus, org_standing};
 use crate::infra::audit_chain::IssuanceLog;
 use crate::infra::keyring::{KeySnapshot, Keyring, TOKEN_LIFETIME};
-use crate::infra::limiter::{Decision, RateLimits};
+use crate::infra::limiter::{Decision, Limiter};
 use crate::infra::store::{GatewayGrant, Store, StoreError};
 use crate::infra::telemetry::TOKENS_ISSUED;
 
@@ -114,7 +114,7 @@ pub(crate) struct Issuer {
     keyring: Arc<Keyring>,
     issuer: String,
     grants: Cache<CredentialHash, Option<Arc<Grant>>>,
-    limits: Arc<RateLimits>,
+    limiter: Arc<Limiter>,
     seen: Mutex<HashMap<String, i64>>,
     issued: IssuanceLog,
 }
@@ -127,27 +127,28 @@ impl Issuer {
         keyring: Arc<Keyring>,
         issuer: String,
         ttl: Duration,
-        limits: Arc<RateLimits>,
+        limiter: Arc<Limiter>,
     ) -> Self {
+        let grants: Cache<CredentialHash, Option<Arc<Grant>>> = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(ttl)
+            .build();
+        // Any committed change to an org, its license or its gateways drops the cached
+        // grants and licensed rates, before the write returns to its caller.
+        let (cached, rates) = (grants.clone(), limiter.clone());
+        store.changes().subscribe(move |_| {
+            cached.invalidate_all();
+            rates.invalidate();
+        });
         Self {
             store,
             keyring,
             issuer,
-            grants: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl)
-                .build(),
-            limits,
+            grants,
+            limiter,
             seen: Mutex::new(HashMap::new()),
             issued: IssuanceLog::default(),
         }
-    }
-
-    /// Drops every cached grant and licensed rate (after any change to orgs, licenses or
-    /// gateways).
-    pub(crate) fn invalidate(&self) {
-        self.grants.invalidate_all();
-        self.limits.invalidate();
     }
 
     /// Issues a token for the gateway holding `credential`, at `now`.
@@ -195,7 +196,7 @@ impl Issuer {
         if license.valid_from > now {
             return Err(refuse(Refusal::NoLicense));
         }
-        let rate = self.limits.check_org(&record.org_id, license.limits.rps);
+        let rate = self.limiter.check_org(&record.org_id, license.limits.rps);
         if let Some(decision) = rate.filter(|d| !d.allowed()) {
             return Err(IssueError::RateLimited {
                 decision,

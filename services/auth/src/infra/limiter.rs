@@ -4,9 +4,9 @@
 //!
 //! - An org's rate is its license's `rps` limit, else `--org-rps`. The org has two budgets
 //!   of that rate: one for its gateways' token requests (checked by the issuer once the
-//!   credential is known, [`RateLimits::check_org`]) and one for its management API
+//!   credential is known, [`Limiter::check_org`]) and one for its management API
 //!   requests (middleware, after tenant resolution and authentication, so an anonymous
-//!   flood cannot spend an org's budget, [`RateLimits::check_management`]). Operators
+//!   flood cannot spend an org's budget, [`Limiter::check_management`]). Operators
 //!   reading dashboards never make gateways miss their refresh.
 //! - Inside the management budget each principal (a user — all its personal tokens — an
 //!   API key, an OIDC subject) has a sub-limit of `--principal-rps-percent` of the rate
@@ -63,14 +63,14 @@ impl Decision {
 
 /// The limiters of one process.
 #[derive(Debug)]
-pub(crate) struct RateLimits {
+pub(crate) struct Limiter {
     settings: RateLimitSettings,
     by_rate: RwLock<HashMap<NonZeroU32, Arc<Keyed>>>,
     org_rates: moka::future::Cache<String, Option<u64>>,
     clock: DefaultClock,
 }
 
-impl RateLimits {
+impl Limiter {
     /// Limiters with these settings.
     pub(crate) fn new(settings: RateLimitSettings) -> Self {
         Self {
@@ -237,13 +237,13 @@ impl RateLimits {
 }
 
 /// Prunes idle keys every minute.
-pub(crate) fn spawn_pruner(limits: Arc<RateLimits>) -> JoinHandle<()> {
+pub(crate) fn spawn_pruner(limiter: Arc<Limiter>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(PRUNE_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            limits.prune();
+            limiter.prune();
         }
     })
 }
@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn an_org_past_its_burst_is_refused_with_a_wait() {
-        let limits = RateLimits::new(RateLimitSettings::default());
+        let limits = Limiter::new(RateLimitSettings::default());
         for expected in (0..3).rev() {
             let decision = limits.check_org("a", Some(3)).expect("limited");
             assert_eq!((decision.limit, decision.remaining), (3, expected));
@@ -267,7 +267,7 @@ mod tests {
 
     #[test]
     fn zero_means_unlimited() {
-        let limits = RateLimits::new(RateLimitSettings {
+        let limits = Limiter::new(RateLimitSettings {
             org_rps: 0,
             admin_rps: 0,
             principal_percent: 50,
@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn a_principal_spends_its_share_and_leaves_the_rest_to_the_org() {
-        let limits = RateLimits::new(RateLimitSettings::default());
+        let limits = Limiter::new(RateLimitSettings::default());
         let allowed = (0..10)
             .filter(|_| {
                 limits
@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn idle_keys_are_pruned() {
-        let limits = RateLimits::new(RateLimitSettings::default());
+        let limits = Limiter::new(RateLimitSettings::default());
         let _ = limits.check_org("a", Some(1000));
         assert_eq!(limits.len(), 1);
         std::thread::sleep(Duration::from_millis(20));

@@ -12,4 +12,3 @@ pub(crate) mod oidc;
 pub(crate) mod secrets;
 pub(crate) mod store;
 pub(crate) mod telemetry;
-pub(crate) mod tenants_apply;

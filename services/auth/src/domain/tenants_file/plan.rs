@@ -20,8 +20,8 @@ use mcpg_license_core::{EntitlementId, Limits, Tier};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::domain::LicenseRecord;
 use crate::domain::OrgStatus;
-use crate::infra::store::LicenseRecord;
 
 /// An org as the plan sees it.
 #[derive(Debug, Clone)]
@@ -151,11 +151,6 @@ impl Plan {
     /// How many changes of `action`.
     pub(crate) fn count(&self, action: ChangeAction) -> usize {
         self.changes.iter().filter(|c| c.action == action).count()
-    }
-
-    /// Whether applying it writes anything.
-    pub(crate) fn writes(&self) -> bool {
-        !self.ops.is_empty()
     }
 }
 

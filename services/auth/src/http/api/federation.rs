@@ -220,7 +220,7 @@ async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse> {
 }
 
 async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
-    let issuer = &state.info.issuer;
+    let issuer = &state.info.issuer_url;
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
         axum::Json(json!({

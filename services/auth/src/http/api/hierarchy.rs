@@ -176,7 +176,6 @@ async fn delete_workspace(
             state.now(),
         )
         .await?;
-    state.issuer.invalidate();
     tracing::info!(org = %access.org.slug, workspace = %ws, "workspace deleted");
     Ok(axum::Json(export))
 }
@@ -232,7 +231,6 @@ async fn delete_environment(
             state.now(),
         )
         .await?;
-    state.issuer.invalidate();
     tracing::info!(org = %access.org.slug, workspace = %ws, environment = %env, "environment deleted");
     Ok(axum::Json(export))
 }
@@ -258,7 +256,6 @@ async fn register_gateway(
         .tenant()
         .register_gateway(&gateway, state.now())
         .await?;
-    state.issuer.invalidate();
     tracing::info!(org = %access.org.slug, gateway = %record.id, "gateway registered");
     let mut view = GatewayView::from(record);
     view.credential = Some(credential.expose().to_owned());
@@ -294,7 +291,6 @@ async fn revoke_gateway(
         .tenant()
         .revoke_gateway(&ws, &env, &id, state.now())
         .await?;
-    state.issuer.invalidate();
     tracing::info!(org = %access.org.slug, gateway = %record.id, "gateway revoked");
     Ok(axum::Json(record.into()))
 }

@@ -180,7 +180,6 @@ async fn set(
     let now = state.now();
     let spec = body.into_spec(now)?;
     let license = access.tenant().set_license(&spec, now).await?;
-    state.issuer.invalidate();
     tracing::info!(org = %org.slug, license = %license.id, tier = %license.tier, "license set");
     Ok(axum::Json(LicenseView::new(&org.slug, license, now)))
 }
@@ -200,7 +199,6 @@ async fn revoke(State(state): State<AppState>, access: Access) -> Result<axum::J
     let org = &access.org;
     let now = state.now();
     let license = access.tenant().revoke_license(now).await?;
-    state.issuer.invalidate();
     tracing::info!(org = %org.slug, license = %license.id, "license revoked");
     Ok(axum::Json(LicenseView::new(&org.slug, license, now)))
 }

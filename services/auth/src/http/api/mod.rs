@@ -30,9 +30,9 @@ pub(crate) use crate::http::layers::{
 /// Largest accepted request body.
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Limits of the HTTP layer.
+/// The HTTP layer's guards: timeouts and load shedding.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct HttpLimits {
+pub(crate) struct RequestGuards {
     /// Per-request timeout.
     pub(crate) timeout: Duration,
     /// Requests in flight before shedding load with 503.
@@ -41,7 +41,7 @@ pub(crate) struct HttpLimits {
     pub(crate) header_read_timeout: Duration,
 }
 
-impl Default for HttpLimits {
+impl Default for RequestGuards {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(10),
@@ -54,10 +54,10 @@ impl Default for HttpLimits {
 /// The whole service: the routes inside the request context (id, span) and the guard
 /// (load shedding, timeout). hyper clones it for every request, which costs three `Arc`
 /// clones.
-pub(crate) fn service(state: AppState, limits: HttpLimits) -> RequestContext<Guard<Router>> {
+pub(crate) fn service(state: AppState, guards: RequestGuards) -> RequestContext<Guard<Router>> {
     ServiceBuilder::new()
         .layer(RequestContextLayer)
-        .layer(GuardLayer::new(limits.max_in_flight, limits.timeout))
+        .layer(GuardLayer::new(guards.max_in_flight, guards.timeout))
         .service(router(state))
 }
 

@@ -180,7 +180,6 @@ async fn update(
         ));
     }
     let updated = access.tenant().update_org(&patch, state.now()).await?;
-    state.issuer.invalidate();
     tracing::info!(org = %updated.slug, status = updated.status.as_str(), "organization updated");
     Ok(axum::Json(updated.into()))
 }
@@ -198,11 +197,9 @@ async fn remove(
     tenant
         .suspend_for_deletion(cascade(query)?, state.now())
         .await?;
-    state.issuer.invalidate();
     let export = tenant
         .delete_org_with_export(&access.org.slug, state.now())
         .await?;
-    state.issuer.invalidate();
     tracing::info!(org = %access.org.slug, by = %access.principal.token_id, "organization deleted");
     Ok(axum::Json(export))
 }

@@ -18,7 +18,7 @@ use crate::http::extract::Principal;
 use crate::http::state::AppState;
 use crate::http::tenants_watch::StatusView;
 use crate::infra::store::Actor;
-use crate::infra::tenants_apply::{ApplyError, reconcile};
+use crate::infra::store::ApplyError;
 
 /// Media types accepted for the document.
 const YAML_TYPES: [&str; 4] = [
@@ -103,15 +103,10 @@ async fn apply(
         dry_run: options.dry_run,
         max_objects,
     };
-    let plan = reconcile(
-        &state.store,
-        &state.issuer,
-        &doc,
-        options,
-        &actor,
-        state.now(),
-    )
-    .await?;
+    let plan = state
+        .store
+        .reconcile_tenants(&doc, options, &actor, state.now())
+        .await?;
     tracing::info!(
         by = %principal.token_id,
         dry_run = options.dry_run,

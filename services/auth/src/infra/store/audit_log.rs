@@ -253,7 +253,9 @@ macro_rules! insert_entry {
     }};
 }
 
-/// Appends to an org's chain inside the caller's write transaction.
+/// Appends to an org's chain inside the caller's write transaction. Store code calls it
+/// through `WriteTx::append_audit` (the `changes` module), which also records the change
+/// to publish on commit; a test keeps every other caller out.
 pub(crate) trait AuditTx {
     /// Appends `events`, in order, to `org_id`'s chain; returns the new head seq.
     async fn append_audit(

@@ -5,7 +5,7 @@
 use mcpg_license_core::audit::AuditRecord;
 use sqlx::FromRow;
 
-use super::audit_log::{AUDIT_COLUMNS, AuditRow, AuditTx, Event};
+use super::audit_log::{AUDIT_COLUMNS, AuditRow, Event};
 use super::{Store, StoreError, TenantStore, in_tx, on_pool};
 use crate::domain::new_id;
 
@@ -82,9 +82,7 @@ impl TenantStore<'_> {
     pub async fn append_audit(&self, events: &[Event], now: i64) -> Result<i64, StoreError> {
         let actor = self.actor();
         let org = self.org_id();
-        Ok(
-            in_tx!(self.store(), tx => AuditTx::append_audit(&mut *tx, org, &actor, events, now).await?),
-        )
+        Ok(in_tx!(self.store(), tx => tx.append_audit(org, &actor, events, now).await?))
     }
 
     /// Stores a signed checkpoint.

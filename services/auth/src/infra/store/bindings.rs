@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::FromRow;
 
-use super::audit_log::{AuditAction, AuditTx, Event};
+use super::audit_log::{AuditAction, Event};
 use super::{ApiTokenRecord, StoreError, TenantStore, in_tx, on_pool};
 use crate::domain::new_id;
 use crate::domain::rbac::{Binding, Role, Scope};
@@ -137,7 +137,7 @@ impl TenantStore<'_> {
                 .map_err(StoreError::unique("token collision; retry"))?;
             let event = Event::new(AuditAction::UserTokenCreate, format!("user:{user}"),
                 json!({"token_id": id, "name": name, "token_prefix": prefix}));
-            AuditTx::append_audit(&mut *tx, org, &actor, &[event], now).await?;
+            tx.append_audit(org, &actor, &[event], now).await?;
         });
         Ok(UserTokenRecord {
             id,
@@ -193,7 +193,7 @@ impl TenantStore<'_> {
             };
             let event = Event::new(AuditAction::UserTokenRevoke, format!("user:{user}"),
                 json!({"token_id": id}));
-            AuditTx::append_audit(&mut *tx, self.org_id(), &actor, &[event], now).await?;
+            tx.append_audit(self.org_id(), &actor, &[event], now).await?;
         });
         Ok(())
     }
@@ -240,7 +240,7 @@ impl TenantStore<'_> {
                 "binding_id": id, "role": spec.role.as_str(), "workspace": ws,
                 "environment": env,
             }));
-            AuditTx::append_audit(&mut *tx, org, &actor, &[event], now).await?;
+            tx.append_audit(org, &actor, &[event], now).await?;
         });
         Ok(BindingRecord {
             id,
@@ -302,7 +302,7 @@ impl TenantStore<'_> {
             let event = Event::new(AuditAction::RoleRevoke, format!("user:{user}"), json!({
                 "role": spec.role.as_str(), "workspace": ws, "environment": env,
             }));
-            AuditTx::append_audit(&mut *tx, self.org_id(), &actor, &[event], now).await?;
+            tx.append_audit(self.org_id(), &actor, &[event], now).await?;
         });
         Ok(())
     }
@@ -362,7 +362,7 @@ impl TenantStore<'_> {
                 "impersonator_id": new.impersonator_id, "reason": new.reason,
                 "expires_at": new.expires_at, "token_prefix": new.prefix,
             }));
-            AuditTx::append_audit(&mut *tx, org_id, &actor, &[event], now).await?;
+            tx.append_audit(org_id, &actor, &[event], now).await?;
         });
         Ok(ApiTokenRecord {
             id,

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use serde_json::json;
 use sqlx::FromRow;
 
-use super::audit_log::{Actor, AuditAction, AuditTx, Event};
+use super::audit_log::{Actor, AuditAction, Event};
 use super::grants::{LICENSE_COLUMNS, LicenseRow};
 use super::scope::Scoped;
 use super::{LicenseRecord, Store, StoreError, in_tx, on_pool, to_json_text};
@@ -180,7 +180,7 @@ impl<'a> TenantStore<'a> {
                 "remove": spec.remove, "limits": spec.limits,
                 "valid_from": spec.valid_from, "valid_until": spec.valid_until,
             }));
-            AuditTx::append_audit(&mut *tx, self.org_id, &actor, &[event], now).await?;
+            tx.append_audit(self.org_id, &actor, &[event], now).await?;
             row
         });
         row.try_into()
@@ -212,7 +212,7 @@ impl<'a> TenantStore<'a> {
             let row = row.ok_or(StoreError::NotFound("license"))?;
             let event = Event::new(AuditAction::LicenseRevoke, "license",
                 json!({"license_id": row.id}));
-            AuditTx::append_audit(&mut *tx, self.org_id, &actor, &[event], now).await?;
+            tx.append_audit(self.org_id, &actor, &[event], now).await?;
             row
         });
         row.try_into()
@@ -309,7 +309,7 @@ impl<'a> TenantStore<'a> {
             }
             let event = Event::new(AuditAction::GatewayRevoke,
                 format!("{workspace}/{environment}/{id}"), json!({"gateway_id": id}));
-            AuditTx::append_audit(&mut *tx, self.org_id, &actor, &[event], now).await?;
+            tx.append_audit(self.org_id, &actor, &[event], now).await?;
         });
         let sql = format!("{GATEWAY_SELECT} WHERE g.org_id = $1 AND g.id = $2");
         Ok(on_pool!(self.store, pool => sqlx::query_as(&sql)

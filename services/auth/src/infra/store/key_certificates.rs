@@ -6,7 +6,7 @@
 use mcpg_license_core::audit::SYSTEM_CHAIN;
 use serde_json::json;
 
-use super::audit_log::{Actor, AuditAction, AuditTx, Event};
+use super::audit_log::{Actor, AuditAction, Event};
 use super::{Store, StoreError, in_tx};
 
 /// A further certificate of a signing key, as stored.
@@ -62,7 +62,7 @@ impl Store {
             let event = Event::new(AuditAction::KeyCertificateAdd, cert.kid.as_str(),
                 json!({"cid": cert.cid, "root_kid": cert.root_kid,
                        "cert_expires_at": cert.expires_at}));
-            AuditTx::append_audit(&mut *tx, SYSTEM_CHAIN, actor, &[event], now).await?;
+            tx.append_audit(SYSTEM_CHAIN, actor, &[event], now).await?;
         });
         Ok(())
     }
@@ -88,7 +88,7 @@ impl Store {
             }
             let event = Event::new(AuditAction::KeyCertificateRemove, kid,
                 json!({"cid": cid}));
-            AuditTx::append_audit(&mut *tx, SYSTEM_CHAIN, actor, &[event], now).await?;
+            tx.append_audit(SYSTEM_CHAIN, actor, &[event], now).await?;
         });
         Ok(())
     }
@@ -128,7 +128,7 @@ impl Store {
                 .await?;
             let event = Event::new(AuditAction::KeyCertificateRemove, kid,
                 json!({"cid": primary_cid, "primary": promoted}));
-            AuditTx::append_audit(&mut *tx, SYSTEM_CHAIN, actor, &[event], now).await?;
+            tx.append_audit(SYSTEM_CHAIN, actor, &[event], now).await?;
         });
         Ok(())
     }

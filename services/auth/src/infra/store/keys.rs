@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use mcpg_license_core::audit::SYSTEM_CHAIN;
 use serde_json::json;
 
-use super::audit_log::{Actor, AuditAction, AuditTx, Event};
+use super::audit_log::{Actor, AuditAction, Event};
 use super::key_certificates::KeyCertificateRecord;
 use super::{Store, StoreError, in_tx, on_pool};
 use crate::domain::KeyState;
@@ -186,7 +186,7 @@ impl Store {
                 .rows_affected() == 1;
             if claimed {
                 bind_key!(sqlx::query(INSERT), key, now).execute(&mut *tx).await?;
-                AuditTx::append_audit(&mut *tx, SYSTEM_CHAIN, &actor, &[key_event(key)], now)
+                tx.append_audit(SYSTEM_CHAIN, &actor, &[key_event(key)], now)
                     .await?;
             }
             claimed
@@ -205,7 +205,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::unique("this key is already installed"))?;
-            AuditTx::append_audit(&mut *tx, SYSTEM_CHAIN, actor, &[key_event(key)], now).await?;
+            tx.append_audit(SYSTEM_CHAIN, actor, &[key_event(key)], now).await?;
         });
         Ok(())
     }
@@ -228,7 +228,7 @@ impl Store {
                 .await?;
             let event = Event::new(AuditAction::KeyCertificate, kid,
                 json!({"cert_expires_at": expires_at}));
-            AuditTx::append_audit(&mut *tx, SYSTEM_CHAIN, &actor, &[event], now)
+            tx.append_audit(SYSTEM_CHAIN, &actor, &[event], now)
                 .await?;
         });
         Ok(())
@@ -271,7 +271,7 @@ impl Store {
             if !due.is_empty() || !retired.is_empty() {
                 let event = Event::new(AuditAction::KeyAdvance, "signing_keys",
                     json!({"activated": due, "retired": retired}));
-                AuditTx::append_audit(&mut *tx, SYSTEM_CHAIN, &actor, &[event], now).await?;
+                tx.append_audit(SYSTEM_CHAIN, &actor, &[event], now).await?;
             }
         });
         Ok(())

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::FromRow;
 
-use super::audit_log::{AuditAction, AuditTx, Event};
+use super::audit_log::{AuditAction, Event};
 use super::hierarchy::GATEWAY_SELECT;
 use super::{
     BackendKind, EnvironmentRecord, GatewayRecord, NewGateway, StoreError, TenantStore,
@@ -115,7 +115,7 @@ impl TenantStore<'_> {
                 .map_err(StoreError::unique("a workspace with this slug already exists"))?;
             let event = Event::new(AuditAction::WorkspaceCreate, slug.as_str(),
                 json!({"workspace_id": created.id}));
-            AuditTx::append_audit(&mut *tx, org, &actor, &[event], now).await?;
+            tx.append_audit(org, &actor, &[event], now).await?;
             created
         }))
     }
@@ -148,7 +148,7 @@ impl TenantStore<'_> {
             if let Some(created) = &created {
                 let event = Event::new(AuditAction::EnvironmentCreate,
                     format!("{workspace}/{}", created.slug), json!({"environment_id": created.id}));
-                AuditTx::append_audit(&mut *tx, org, &actor, &[event], now).await?;
+                tx.append_audit(org, &actor, &[event], now).await?;
             }
             created
         });
@@ -190,7 +190,7 @@ impl TenantStore<'_> {
                     format!("{}/{}/{}", gateway.workspace, gateway.environment, created.id),
                     json!({"gateway_id": created.id, "name": created.name,
                            "credential_prefix": created.credential_prefix}));
-                AuditTx::append_audit(&mut *tx, org, &actor, &[event], now).await?;
+                tx.append_audit(org, &actor, &[event], now).await?;
             }
             created
         });
@@ -275,7 +275,7 @@ impl TenantStore<'_> {
                 "environments": environments_removed,
                 "gateways": gateways_removed,
             }));
-            AuditTx::append_audit(&mut *tx, org, &actor, &[event], now).await?;
+            tx.append_audit(org, &actor, &[event], now).await?;
             export
         }))
     }
@@ -302,7 +302,7 @@ impl TenantStore<'_> {
                 .bind(org_id).execute(&mut *tx).await?;
             let event = Event::new(AuditAction::OrgSuspend, org_id,
                 json!({"reason": "deletion", "cascade": cascade}));
-            AuditTx::append_audit(&mut *tx, org_id, &actor, &[event], now).await?;
+            tx.append_audit(org_id, &actor, &[event], now).await?;
         });
         Ok(())
     }
@@ -361,7 +361,7 @@ impl TenantStore<'_> {
                 "workspaces": workspaces.len(), "environments": environments.len(),
                 "gateways": gateways.len(),
             }));
-            AuditTx::append_audit(&mut *tx, org_id, &actor, &[event], now).await?;
+            tx.append_audit(org_id, &actor, &[event], now).await?;
             sqlx::query("DELETE FROM orgs WHERE id = $1").bind(org_id).execute(&mut *tx).await?;
             export
         }))

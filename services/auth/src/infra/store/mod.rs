@@ -12,6 +12,7 @@
 mod audit_log;
 mod audit_query;
 mod bindings;
+mod changes;
 mod grants;
 mod hierarchy;
 mod key_certificates;
@@ -39,6 +40,7 @@ use thiserror::Error;
 pub use audit_log::{Actor, AuditAction, Event};
 pub(crate) use audit_query::{AuditFilter, CheckpointRecord};
 pub(crate) use bindings::{BindingRecord, BindingSpec, NewImpersonation, UserTokenRecord};
+pub(crate) use changes::{Changes, WriteTx};
 pub(crate) use grants::{GatewayGrant, LicenseRecord};
 pub use hierarchy::TenantStore;
 pub(crate) use hierarchy::{
@@ -50,6 +52,7 @@ pub(crate) use lifecycle::DeleteTarget;
 pub(crate) use oidc::OidcConfigRecord;
 pub(crate) use orgs::OrgPatch;
 pub use orgs::{NewOrg, OrgRecord};
+pub(crate) use reconcile::ApplyError;
 pub(crate) use tokens::{AdminTokenRecord, ApiTokenRecord};
 pub(crate) use usage::OrgUsage;
 
@@ -77,23 +80,25 @@ macro_rules! on_pool {
 /// PostgreSQL), committed when the body completes.
 /// An early return through `?` drops the transaction, which rolls it back.
 macro_rules! in_tx {
-    ($store:expr, $tx:ident => $body:expr) => {
-        match $store.backend() {
+    ($store:expr, $tx:ident => $body:expr) => {{
+        let store = &$store;
+        match store.backend() {
             $crate::infra::store::Backend::Sqlite(pool) => {
-                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let mut $tx =
+                    $crate::infra::store::WriteTx::new(pool.begin_with("BEGIN IMMEDIATE").await?);
                 let out = $body;
-                $tx.commit().await?;
+                $tx.commit(store.changes()).await?;
                 out
             }
             $crate::infra::store::Backend::Postgres(pool) => {
-                let mut $tx = pool.begin().await?;
-                $crate::infra::store::scope::enter(&mut *$tx, $store.scope()).await?;
+                let mut $tx = $crate::infra::store::WriteTx::new(pool.begin().await?);
+                $crate::infra::store::scope::enter(&mut *$tx, store.scope()).await?;
                 let out = $body;
-                $tx.commit().await?;
+                $tx.commit(store.changes()).await?;
                 out
             }
         }
-    };
+    }};
 }
 pub(crate) use {in_tx, on_pool};
 
@@ -160,6 +165,8 @@ pub struct Store {
     /// PostgreSQL: the pool of the cross-tenant paths (a role listed in
     /// `mcpg_global_roles`); `None`: `backend` serves them too.
     global: Option<Backend>,
+    /// Where committed writes publish what they changed (see `changes`).
+    changes: std::sync::Arc<Changes>,
 }
 
 /// Which backend a store runs on.
@@ -201,7 +208,11 @@ impl Store {
                 None,
             ),
         };
-        Ok(Self { backend, global })
+        Ok(Self {
+            backend,
+            global,
+            changes: std::sync::Arc::default(),
+        })
     }
 
     pub(crate) fn backend(&self) -> &Backend {
@@ -219,6 +230,11 @@ impl Store {
             Backend::Sqlite(_) => BackendKind::Sqlite,
             Backend::Postgres(_) => BackendKind::Postgres,
         }
+    }
+
+    /// Where committed writes publish what they changed.
+    pub(crate) fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     /// A handle for one org's data.

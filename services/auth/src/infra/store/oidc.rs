@@ -5,7 +5,7 @@ use sqlx::FromRow;
 
 use serde_json::json;
 
-use super::audit_log::{AuditAction, AuditTx, Event};
+use super::audit_log::{AuditAction, Event};
 use super::{Store, StoreError, TenantStore, from_json_text, in_tx, on_pool, to_json_text};
 use crate::infra::oidc::OidcConfig;
 
@@ -108,7 +108,7 @@ impl TenantStore<'_> {
                 .bind(&config.jwks_uri).bind(&config.tenant_claim).bind(&config.tenant_value)
                 .bind(&config.role_claim).bind(&role_map).bind(&algorithms).bind(now)
                 .execute(&mut *tx).await?;
-            AuditTx::append_audit(&mut *tx, self.org_id(), &actor, &[event], now).await?;
+            tx.append_audit(self.org_id(), &actor, &[event], now).await?;
         });
         self.oidc_config()
             .await?
@@ -125,7 +125,7 @@ impl TenantStore<'_> {
                 return Err(StoreError::NotFound("OIDC configuration"));
             }
             let event = Event::new(AuditAction::OidcDelete, "oidc", json!({}));
-            AuditTx::append_audit(&mut *tx, self.org_id(), &actor, &[event], now).await?;
+            tx.append_audit(self.org_id(), &actor, &[event], now).await?;
         });
         Ok(())
     }

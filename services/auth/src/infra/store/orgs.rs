@@ -3,7 +3,7 @@
 use serde_json::json;
 use sqlx::FromRow;
 
-use super::audit_log::{Actor, AuditAction, AuditTx, Event};
+use super::audit_log::{Actor, AuditAction, Event};
 use super::scope::Scoped;
 use super::{Store, StoreError, TenantStore, in_tx, on_pool};
 use crate::domain::{OrgStatus, Slug, new_id};
@@ -113,7 +113,7 @@ impl Store {
                 "display_name": org.display_name, "status": org.status.as_str(),
                 "trial_expires_at": org.trial_expires_at,
             }));
-            AuditTx::append_audit(&mut *tx, &id, actor, &[event], now).await?;
+            tx.append_audit(&id, actor, &[event], now).await?;
             row
         });
         row.try_into()
@@ -195,7 +195,7 @@ impl TenantStore<'_> {
                 "display_name": patch.display_name, "status": patch.status.map(OrgStatus::as_str),
                 "trial_expires_at": patch.trial_expires_at,
             }));
-            AuditTx::append_audit(&mut *tx, org_id, &actor, &[event], now).await?;
+            tx.append_audit(org_id, &actor, &[event], now).await?;
             row
         });
         row.try_into()

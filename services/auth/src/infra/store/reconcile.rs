@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sqlx::FromRow;
 
-use super::audit_log::{Actor, AuditAction, AuditTx, Event};
+use super::audit_log::{Actor, AuditAction, Event};
 use super::grants::{LICENSE_COLUMNS, LicenseRow};
 use super::orgs::{COLUMNS as ORG_COLUMNS, OrgRow};
 use super::{BackendKind, LicenseRecord, OrgRecord, Store, StoreError, in_tx, to_json_text};
@@ -17,7 +17,18 @@ use crate::domain::tenants_file::{
     ApplyOptions, ChangeAction, Current, CurrentEnvironment, CurrentKey, CurrentOrg,
     CurrentWorkspace, MANAGED_BY, Op, Plan, TenantsDoc, TenantsError, diff,
 };
-use crate::infra::tenants_apply::ApplyError;
+
+/// Why a document was not applied: the document, or the database (nothing was changed
+/// either way).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApplyError {
+    /// The document is refused (invalid, too large, conflicting with the current state).
+    #[error(transparent)]
+    Refused(#[from] TenantsError),
+    /// The database failed.
+    #[error("cannot apply tenants: {0}")]
+    Store(#[from] StoreError),
+}
 
 /// A create that met a row made meanwhile through the API (nothing was applied).
 const CREATED_MEANWHILE: &str =
@@ -313,7 +324,7 @@ impl Store {
                     let Some(org_id) = org_ids.get(slug) else { continue };
                     let event = Event::new(AuditAction::TenantsApply, format!("org:{slug}"),
                         serde_json::json!({"prune": options.prune, "changes": changes}));
-                    AuditTx::append_audit(&mut *tx, org_id, actor, &[event], now).await?;
+                    tx.append_audit(org_id, actor, &[event], now).await?;
                 }
             }
             plan

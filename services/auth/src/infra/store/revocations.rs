@@ -5,7 +5,7 @@ use mcpg_license_core::RevocationList;
 use mcpg_license_core::audit::SYSTEM_CHAIN;
 use serde_json::json;
 
-use super::audit_log::{Actor, AuditAction, AuditTx, Event};
+use super::audit_log::{Actor, AuditAction, Event};
 use super::{Store, StoreError, in_tx, on_pool};
 
 /// A stored revocation list.
@@ -64,7 +64,7 @@ impl Store {
                 .map_err(StoreError::unique("a revocation list with this serial is stored"))?
                 .rows_affected() == 1;
             if stored {
-                AuditTx::append_audit(&mut *tx, SYSTEM_CHAIN, actor, &[event], now).await?;
+                tx.append_audit(SYSTEM_CHAIN, actor, &[event], now).await?;
             }
             stored
         }))

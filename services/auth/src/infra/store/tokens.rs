@@ -5,7 +5,7 @@ use mcpg_license_core::audit::SYSTEM_CHAIN;
 use serde_json::json;
 use sqlx::FromRow;
 
-use super::audit_log::{Actor, AuditAction, AuditTx, Event};
+use super::audit_log::{Actor, AuditAction, Event};
 use super::{Store, StoreError, in_tx, on_pool};
 use crate::domain::new_id;
 
@@ -72,7 +72,7 @@ impl Store {
                     .await?;
                 let event = Event::new(AuditAction::BootstrapToken, format!("token:{id}"),
                     json!({"token_prefix": prefix}));
-                AuditTx::append_audit(&mut *tx, SYSTEM_CHAIN, &Actor::system(), &[event], now)
+                tx.append_audit(SYSTEM_CHAIN, &Actor::system(), &[event], now)
                     .await?;
             }
             claimed
@@ -105,7 +105,7 @@ impl Store {
                 "name": name, "token_prefix": prefix, "global": org_id.is_none(),
             }));
             let chain = org_id.unwrap_or(SYSTEM_CHAIN);
-            AuditTx::append_audit(&mut *tx, chain, actor, &[event], now).await?;
+            tx.append_audit(chain, actor, &[event], now).await?;
         });
         Ok(ApiTokenRecord {
             id,
@@ -221,7 +221,7 @@ impl Store {
                 let event = Event::new(AuditAction::ApiTokenRevoke, format!("token:{id}"),
                     json!({"global": org_id.is_none()}));
                 let chain = org_id.as_deref().unwrap_or(SYSTEM_CHAIN);
-                AuditTx::append_audit(&mut *tx, chain, actor, &[event], now).await?;
+                tx.append_audit(chain, actor, &[event], now).await?;
             }
         });
         Ok(())
