@@ -70,51 +70,9 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         create_data_dir(&settings.data_dir)?;
-        let database = DatabaseOptions {
-            url: settings.database_url.as_ref(),
-            migrate_url: settings.migrate_database_url.as_ref(),
-            global_url: settings.global_database_url.as_ref(),
-            allow_owner_connection: settings.allow_owner_connection,
-        };
-        let sqlite_path = settings.data_dir.join("mcpg.db");
-        if settings.database_url.is_none() {
-            create_private_file(&sqlite_path)?;
-        }
-        let store = Store::connect(&database, &sqlite_path)
-            .await
-            .context("cannot open the database")?;
+        let store = open_store(&settings).await?;
         let kek = Kek::load(&settings.kek, &settings.data_dir)?;
-        let (root, external, root_kids) = match &settings.external_key {
-            Some(files) => {
-                let key = secrets::read_external_signing_key(
-                    &files.signing_key,
-                    files.passphrase_file.as_deref(),
-                )?;
-                let mut certificates = Vec::with_capacity(files.certificates.len());
-                let mut root_kids = Vec::new();
-                for file in &files.certificates {
-                    let certificate = read_text(file, MAX_KEY_FILE)
-                        .with_context(|| format!("cannot read certificate {}", file.display()))?
-                        .trim()
-                        .to_owned();
-                    let root_kid = match decode_unverified(&certificate) {
-                        Ok(Unverified::Certificate { root_kid, .. }) => root_kid,
-                        _ => anyhow::bail!("{} is not an issuer certificate", file.display()),
-                    };
-                    if !root_kids.contains(&root_kid) {
-                        root_kids.push(root_kid);
-                    }
-                    certificates.push((certificate, file.display().to_string()));
-                }
-                (None, Some(ConfiguredKey { key, certificates }), root_kids)
-            }
-            None => {
-                let (root, created) = secrets::load_or_create_dev_root(&settings.data_dir)?;
-                announce_dev_root(&root, created, &settings.data_dir.join(DEV_ROOT_PUBLIC));
-                let kid = root.kid().to_string();
-                (Some(root), None, vec![kid])
-            }
-        };
+        let (root, external, root_kids) = signing_identity(&settings)?;
         let publish_delay =
             i64::try_from(settings.key_publish_delay.as_secs()).unwrap_or(i64::MAX / 4);
         let keyring = Arc::new(Keyring::new(
@@ -130,34 +88,7 @@ impl Application {
             .await
             .context("cannot prepare the signing keys")?;
         issue_bootstrap_token(&store, settings.bootstrap_token_file.as_deref(), now).await?;
-        let limiter = Arc::new(Limiter::new(settings.rate_limits));
-        let issuer = Arc::new(Issuer::new(
-            store.clone(),
-            keyring.clone(),
-            settings.issuer.clone(),
-            settings.grant_cache_ttl,
-            limiter.clone(),
-        ));
-        let state = AppState::new(SharedState {
-            store,
-            keyring,
-            issuer,
-            limiter,
-            info: Arc::new(ServiceInfo {
-                issuer_url: settings.issuer.clone(),
-                root_kids,
-                subdomain_suffix: settings.subdomain_suffix.clone(),
-                tenants_max_objects: settings.tenants_max_objects,
-            }),
-            metrics: telemetry::metrics_handle(),
-            clock,
-            oidc: Arc::new(
-                OidcVerifier::new(settings.oidc)
-                    .context("cannot build the OIDC key fetcher's HTTP client")?,
-            ),
-            tenants: Arc::new(TenantsStatus::default()),
-            expiry_watch: Arc::new(ExpiryWatch::default()),
-        });
+        let state = shared_state(&settings, store, keyring, root_kids, clock)?;
         let tenants = match settings.tenants {
             Some(file) => {
                 let applied = tenants_watch::apply_at_start(&state, &file)
@@ -492,4 +423,94 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+/// Opens the database the settings name (SQLite in the data directory by default, its
+/// file created private first) and migrates it.
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let database = DatabaseOptions {
+        url: settings.database_url.as_ref(),
+        migrate_url: settings.migrate_database_url.as_ref(),
+        global_url: settings.global_database_url.as_ref(),
+        allow_owner_connection: settings.allow_owner_connection,
+    };
+    let sqlite_path = settings.data_dir.join("mcpg.db");
+    if settings.database_url.is_none() {
+        create_private_file(&sqlite_path)?;
+    }
+    Store::connect(&database, &sqlite_path)
+        .await
+        .context("cannot open the database")
+}
+
+/// Who signs: a key certified by offline roots (`--signing-key`, `--certificate`), or a
+/// development root in the data directory that certifies the service's own keys. Returns
+/// the development root (if any), the configured key (if any) and the kids of the roots
+/// that certify the service's keys.
+fn signing_identity(
+    settings: &Settings,
+) -> anyhow::Result<(Option<SigningKey>, Option<ConfiguredKey>, Vec<String>)> {
+    let Some(files) = &settings.external_key else {
+        let (root, created) = secrets::load_or_create_dev_root(&settings.data_dir)?;
+        announce_dev_root(&root, created, &settings.data_dir.join(DEV_ROOT_PUBLIC));
+        let kid = root.kid().to_string();
+        return Ok((Some(root), None, vec![kid]));
+    };
+    let key =
+        secrets::read_external_signing_key(&files.signing_key, files.passphrase_file.as_deref())?;
+    let mut certificates = Vec::with_capacity(files.certificates.len());
+    let mut root_kids = Vec::new();
+    for file in &files.certificates {
+        let certificate = read_text(file, MAX_KEY_FILE)
+            .with_context(|| format!("cannot read certificate {}", file.display()))?
+            .trim()
+            .to_owned();
+        let root_kid = match decode_unverified(&certificate) {
+            Ok(Unverified::Certificate { root_kid, .. }) => root_kid,
+            _ => anyhow::bail!("{} is not an issuer certificate", file.display()),
+        };
+        if !root_kids.contains(&root_kid) {
+            root_kids.push(root_kid);
+        }
+        certificates.push((certificate, file.display().to_string()));
+    }
+    Ok((None, Some(ConfiguredKey { key, certificates }), root_kids))
+}
+
+/// The state every handler shares, around the opened store and the initialised keyring.
+fn shared_state(
+    settings: &Settings,
+    store: Store,
+    keyring: Arc<Keyring>,
+    root_kids: Vec<String>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<AppState> {
+    let limiter = Arc::new(Limiter::new(settings.rate_limits));
+    let issuer = Arc::new(Issuer::new(
+        store.clone(),
+        keyring.clone(),
+        settings.issuer.clone(),
+        settings.grant_cache_ttl,
+        limiter.clone(),
+    ));
+    Ok(AppState::new(SharedState {
+        store,
+        keyring,
+        issuer,
+        limiter,
+        info: Arc::new(ServiceInfo {
+            issuer_url: settings.issuer.clone(),
+            root_kids,
+            subdomain_suffix: settings.subdomain_suffix.clone(),
+            tenants_max_objects: settings.tenants_max_objects,
+        }),
+        metrics: telemetry::metrics_handle(),
+        clock,
+        oidc: Arc::new(
+            OidcVerifier::new(settings.oidc)
+                .context("cannot build the OIDC key fetcher's HTTP client")?,
+        ),
+        tenants: Arc::new(TenantsStatus::default()),
+        expiry_watch: Arc::new(ExpiryWatch::default()),
+    }))
 }

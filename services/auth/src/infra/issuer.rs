@@ -18,6 +18,7 @@ use metrics::Counter;
 use moka::future::Cache;
 use thiserror::Error;
 
+use crate::domain::LicenseRecord;
 use crate::domain::Refusal;
 use crate::domain::credential::{Credential, CredentialHash};
 use crate::domain::{OrgStatus, org_standing};
@@ -151,12 +152,57 @@ impl Issuer {
         }
     }
 
-    /// Issues a token for the gateway holding `credential`, at `now`.
+    /// Issues a token for the gateway holding `credential`, at `now`: its grant, the org's
+    /// standing and license, the org's rate, the certificates' window, the claims, the
+    /// certificates they fit, the signature.
     pub(crate) async fn issue(
         &self,
         credential: &Credential,
         now: i64,
     ) -> Result<IssuedToken, IssueError> {
+        let grant = self.grant(credential).await?;
+        let record = &grant.record;
+        let refuse = |refusal| IssueError::Refused {
+            refusal,
+            org: record.org_slug.clone(),
+        };
+        org_standing(record.org_status, record.trial_expires_at, now).map_err(refuse)?;
+        let license = license_in_force(record, now).map_err(refuse)?;
+        let rate = self.limiter.check_org(&record.org_id, license.limits.rps);
+        if let Some(decision) = rate.filter(|d| !d.allowed()) {
+            return Err(IssueError::RateLimited {
+                decision,
+                org: record.org_slug.clone(),
+            });
+        }
+        let snapshot = self.keyring.snapshot().ok_or(IssueError::NoKey)?;
+        let window = CertificateWindow::of(&snapshot, now)?;
+        let jti = uuid::Uuid::new_v4();
+        let claims = self.claims(&grant, license, &window, now, jti);
+        let fits =
+            fitting_certificates(&snapshot, &claims, now).map_err(|violation| match violation {
+                Some(BoundsViolation::PredatesCertificate) | None => IssueError::NoKey,
+                Some(violation) => IssueError::OutsideBounds {
+                    violation,
+                    org: record.org_slug.clone(),
+                },
+            })?;
+        let (issuer_certificate, issuer_certificates) = served_certificates(&snapshot, fits);
+        let token = snapshot.signer.sign(&claims)?;
+        self.note_issued(&grant, now, jti);
+        Ok(IssuedToken {
+            token,
+            claims,
+            kid: snapshot.kid.clone(),
+            issuer_certificate,
+            issuer_certificates,
+            rate,
+        })
+    }
+
+    /// The grant of the gateway holding `credential` (cached per credential hash), if the
+    /// credential is known, unrevoked and matches in constant time.
+    async fn grant(&self, credential: &Credential) -> Result<Arc<Grant>, IssueError> {
         let hash = credential.hash();
         let store = &self.store;
         let grant = self
@@ -166,64 +212,32 @@ impl Issuer {
                 Ok::<_, StoreError>(record.map(|record| Arc::new(Grant::new(record))))
             })
             .await?;
-        let grant = match grant {
+        match grant {
             Some(grant)
                 if !grant.record.revoked
                     && grant
                         .credential_hash
                         .is_some_and(|stored| hash.matches(&stored)) =>
             {
-                grant
+                Ok(grant)
             }
-            _ => return Err(IssueError::InvalidCredential),
-        };
+            _ => Err(IssueError::InvalidCredential),
+        }
+    }
+
+    /// The claims of a token for `grant`, its times capped by the certificates' window,
+    /// the license and the trial.
+    fn claims(
+        &self,
+        grant: &Grant,
+        license: &LicenseRecord,
+        window: &CertificateWindow,
+        now: i64,
+        jti: uuid::Uuid,
+    ) -> LicenseClaims {
         let record = &grant.record;
-        let refuse = |refusal| IssueError::Refused {
-            refusal,
-            org: record.org_slug.clone(),
-        };
-        org_standing(record.org_status, record.trial_expires_at, now).map_err(refuse)?;
-        let license = record
-            .license
-            .as_ref()
-            .ok_or_else(|| refuse(Refusal::NoLicense))?;
-        if license.revoked_at.is_some() {
-            return Err(refuse(Refusal::LicenseRevoked));
-        }
-        if license.valid_until <= now {
-            return Err(refuse(Refusal::LicenseExpired));
-        }
-        if license.valid_from > now {
-            return Err(refuse(Refusal::NoLicense));
-        }
-        let rate = self.limiter.check_org(&record.org_id, license.limits.rps);
-        if let Some(decision) = rate.filter(|d| !d.allowed()) {
-            return Err(IssueError::RateLimited {
-                decision,
-                org: record.org_slug.clone(),
-            });
-        }
-        let snapshot = self.keyring.snapshot().ok_or(IssueError::NoKey)?;
-        // Only certificates that outlive this second are served; the token must be
-        // acceptable under each one served: its times are capped by the tightest of them.
-        let certs = &snapshot.certificates;
-        let live = |cert: &IssuerCertificate| cert.exp > now + 1;
-        let mut lifetime = TOKEN_LIFETIME;
-        let mut grace = GRACE;
-        let mut cert_exp = i64::MAX;
-        for cert in certs.iter().map(|c| &*c.cert).filter(|c| live(c)) {
-            lifetime = lifetime.min(cert.bounds.max_token_lifetime);
-            grace = grace.min(cert.bounds.max_grace);
-            cert_exp = cert_exp.min(cert.exp);
-        }
-        if cert_exp == i64::MAX {
-            return Err(IssueError::NoKey);
-        }
-        if snapshot.revoked {
-            return Err(IssueError::CertificateRevoked);
-        }
         // Times are capped to what the certificates allow (lifetime, grace and expiry);
-        // what the license itself grants beyond the bounds is refused below. Nothing
+        // what the license itself grants beyond the bounds is refused afterwards. Nothing
         // outlives the license or the trial: a token issued just before a trial ends must
         // not carry a day of validity and a week of grace past it.
         let trial_end = match record.org_status {
@@ -231,9 +245,8 @@ impl Issuer {
             _ => None,
         };
         let end = trial_end.map_or(license.valid_until, |t| t.min(license.valid_until));
-        let exp = (now + lifetime).min(end).min(cert_exp);
-        let jti = uuid::Uuid::new_v4();
-        let claims = LicenseClaims {
+        let exp = (now + window.lifetime).min(end).min(window.expires_at);
+        LicenseClaims {
             iss: self.issuer.clone(),
             sub: record.gateway_id.clone(),
             aud: AUDIENCE.to_owned(),
@@ -249,33 +262,15 @@ impl Issuer {
             lim: license.limits,
             lic: license.id.clone(),
             rfa: Some((now + REFRESH_AFTER).min(exp)),
-            grc: Some((exp + grace).min(end).max(exp)),
+            grc: Some((exp + window.grace).min(end).max(exp)),
             bind: None,
-        };
-        // The gateway runs the same check on every token it accepts: a certificate whose
-        // bounds the token does not fit is not served; when none fits, the first one's
-        // violation is the answer.
-        let mut fits = 0_u64;
-        let mut violation = None;
-        for (i, served) in certs.iter().enumerate().filter(|(_, c)| live(&c.cert)) {
-            match served.cert.check_bounds(&claims) {
-                Ok(()) => fits |= 1 << i,
-                Err(v) => {
-                    violation.get_or_insert(v);
-                }
-            }
         }
-        if fits == 0 {
-            return match violation {
-                Some(BoundsViolation::PredatesCertificate) | None => Err(IssueError::NoKey),
-                Some(violation) => Err(IssueError::OutsideBounds {
-                    violation,
-                    org: record.org_slug.clone(),
-                }),
-            };
-        }
-        let (issuer_certificate, issuer_certificates) = served_certificates(&snapshot, fits);
-        let token = snapshot.signer.sign(&claims)?;
+    }
+
+    /// Counts the token on the org's counter, notes the gateway as seen and the token for
+    /// the batched audit entry.
+    fn note_issued(&self, grant: &Grant, now: i64, jti: uuid::Uuid) {
+        let record = &grant.record;
         grant.issued.increment(1);
         if let Ok(mut seen) = self.seen.lock() {
             match seen.get_mut(&record.gateway_id) {
@@ -286,14 +281,6 @@ impl Issuer {
             }
         }
         self.issued.record(&record.org_id, &record.gateway_id, jti);
-        Ok(IssuedToken {
-            token,
-            claims,
-            kid: snapshot.kid.clone(),
-            issuer_certificate,
-            issuer_certificates,
-            rate,
-        })
     }
 
     /// Appends the batched `token.issued` audit entries (one per org with new tokens).
@@ -309,6 +296,80 @@ impl Issuer {
         };
         self.store.record_token_times(&batch).await
     }
+}
+
+/// The org's license, if one is in force at `now`.
+fn license_in_force(record: &GatewayGrant, now: i64) -> Result<&LicenseRecord, Refusal> {
+    let license = record.license.as_ref().ok_or(Refusal::NoLicense)?;
+    if license.revoked_at.is_some() {
+        return Err(Refusal::LicenseRevoked);
+    }
+    if license.valid_until <= now {
+        return Err(Refusal::LicenseExpired);
+    }
+    if license.valid_from > now {
+        return Err(Refusal::NoLicense);
+    }
+    Ok(license)
+}
+
+/// What the served certificates allow a token: the tightest of their lifetimes, graces
+/// and expiries. Only certificates that outlive this second are served.
+struct CertificateWindow {
+    lifetime: i64,
+    grace: i64,
+    expires_at: i64,
+}
+
+/// Whether a certificate is served at `now`.
+fn live(cert: &IssuerCertificate, now: i64) -> bool {
+    cert.exp > now + 1
+}
+
+impl CertificateWindow {
+    fn of(snapshot: &KeySnapshot, now: i64) -> Result<Self, IssueError> {
+        let mut window = Self {
+            lifetime: TOKEN_LIFETIME,
+            grace: GRACE,
+            expires_at: i64::MAX,
+        };
+        for cert in snapshot.certificates.iter().map(|c| &*c.cert) {
+            if live(cert, now) {
+                window.lifetime = window.lifetime.min(cert.bounds.max_token_lifetime);
+                window.grace = window.grace.min(cert.bounds.max_grace);
+                window.expires_at = window.expires_at.min(cert.exp);
+            }
+        }
+        if window.expires_at == i64::MAX {
+            return Err(IssueError::NoKey);
+        }
+        if snapshot.revoked {
+            return Err(IssueError::CertificateRevoked);
+        }
+        Ok(window)
+    }
+}
+
+/// The served certificates whose bounds the claims fit, as a bit set over
+/// `snapshot.certificates` — the gateway runs the same check on every token it accepts.
+/// When none fits, the first violation is the answer.
+fn fitting_certificates(
+    snapshot: &KeySnapshot,
+    claims: &LicenseClaims,
+    now: i64,
+) -> Result<u64, Option<BoundsViolation>> {
+    let mut fits = 0_u64;
+    let mut violation = None;
+    let served = snapshot.certificates.iter().enumerate();
+    for (i, served) in served.filter(|(_, c)| live(&c.cert, now)) {
+        match served.cert.check_bounds(claims) {
+            Ok(()) => fits |= 1 << i,
+            Err(v) => {
+                violation.get_or_insert(v);
+            }
+        }
+    }
+    if fits == 0 { Err(violation) } else { Ok(fits) }
 }
 
 /// The first served certificate and the JSON array of all served ones: the snapshot's

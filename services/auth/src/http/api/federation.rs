@@ -84,43 +84,22 @@ async fn token(
     let OptionalJson(request) = OptionalJson::<TokenRequest>::from_request(body, &state)
         .await
         .map_err(refused_early)?;
-    let outcome = state.issuer.issue(&credential, state.now()).await;
-    // Issued tokens are counted by the issuer (on a counter cached with the grant).
-    let refused = match &outcome {
+    let issued = match state.issuer.issue(&credential, state.now()).await {
+        // Issued tokens are counted by the issuer (on a counter cached with the grant).
         Ok(issued) => {
             record_org(&issued.claims.org);
-            None
+            issued
         }
-        Err(IssueError::Refused { refusal, org }) => Some((org.as_str(), refusal.code())),
-        Err(IssueError::RateLimited { org, .. }) => Some((org.as_str(), "rate_limited")),
-        Err(IssueError::OutsideBounds { org, .. }) => {
-            Some((org.as_str(), "outside_certificate_bounds"))
+        Err(error) => {
+            let (org, outcome, answer) = refusal(error);
+            if let Some(org) = &org {
+                record_org(org);
+            }
+            let org = org.unwrap_or_else(|| "-".to_owned());
+            metrics::counter!(TOKENS_ISSUED, "org" => org, "outcome" => outcome).increment(1);
+            return Err(answer);
         }
-        Err(IssueError::CertificateRevoked) => Some(("-", "certificate_revoked")),
-        Err(IssueError::InvalidCredential) => Some(("-", "invalid_credential")),
-        Err(_) => Some(("-", "error")),
     };
-    if let Some((org, label)) = refused {
-        let org = org.to_owned();
-        metrics::counter!(TOKENS_ISSUED, "org" => org.clone(), "outcome" => label).increment(1);
-        if org != "-" {
-            record_org(&org);
-        }
-    }
-    let issued = outcome.map_err(|error| match error {
-        IssueError::InvalidCredential => ApiError::InvalidCredential,
-        IssueError::Refused { refusal, .. } => ApiError::Refused(refusal),
-        IssueError::RateLimited { decision, .. } => ApiError::RateLimited(decision),
-        IssueError::NoKey => ApiError::Unavailable("no signing key is active yet"),
-        IssueError::OutsideBounds { violation, .. } => ApiError::OutsideCertificateBounds(format!(
-            "the license is outside the signing key's certificate: {violation} ({})",
-            violation.code()
-        )),
-        IssueError::CertificateRevoked => {
-            ApiError::Unavailable("the signing key's certificate is revoked")
-        }
-        other => ApiError::internal(other),
-    })?;
     if let Some(instance) = request.instance.as_deref() {
         tracing::debug!(instance = %instance.chars().take(128).collect::<String>(), "token issued");
     }
@@ -203,6 +182,41 @@ impl TokenResponse {
 fn plain(text: &str) -> bool {
     text.bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'+'))
+}
+
+/// How a token request the issuer refused is counted (the org, when known, and the
+/// outcome label) and answered.
+fn refusal(error: IssueError) -> (Option<String>, &'static str, ApiError) {
+    match error {
+        IssueError::Refused { refusal, org } => {
+            (Some(org), refusal.code(), ApiError::Refused(refusal))
+        }
+        IssueError::RateLimited { decision, org } => {
+            (Some(org), "rate_limited", ApiError::RateLimited(decision))
+        }
+        IssueError::OutsideBounds { violation, org } => (
+            Some(org),
+            "outside_certificate_bounds",
+            ApiError::OutsideCertificateBounds(format!(
+                "the license is outside the signing key's certificate: {violation} ({})",
+                violation.code()
+            )),
+        ),
+        IssueError::CertificateRevoked => (
+            None,
+            "certificate_revoked",
+            ApiError::Unavailable("the signing key's certificate is revoked"),
+        ),
+        IssueError::InvalidCredential => (None, "invalid_credential", ApiError::InvalidCredential),
+        IssueError::NoKey => (
+            None,
+            "error",
+            ApiError::Unavailable("no signing key is active yet"),
+        ),
+        other @ (IssueError::Store(_) | IssueError::Sign(_)) => {
+            (None, "error", ApiError::internal(other))
+        }
+    }
 }
 
 async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse> {
