@@ -90,7 +90,10 @@ fn a_bounded_byoc_issuer_federates_gateways_of_its_org_only_until_revoked() {
     let list = signer.path("revocations-0001.paseto").display().to_string();
     service.ctl_ok(&["revocations", "upload", &list]);
 
-    // The gateway fetches the list before anything else and drops the revoked chain.
+    // The gateway resumes from its state directory (its certificate is still good there)…
+    let resumed = acme.run(&["--no-refresh", "check", "observability.audit"]);
+    assert_eq!(resumed.status.code(), Some(0), "resumed");
+    // …and, once it asks, fetches the list before anything else and drops the revoked chain.
     let revoked = acme.check("observability.audit");
     assert!(!revoked.allowed(), "{}", revoked.json);
     assert_eq!(revoked.field("state"), "revoked");

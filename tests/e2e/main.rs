@@ -8,4 +8,5 @@ mod federate;
 mod offline;
 mod outage;
 mod revoke;
+mod rotation;
 mod support;
