@@ -2,7 +2,6 @@
 //! exits. Keys are generated per test in a temporary directory.
 
 mod bad_input;
-mod byoc;
 mod ceremony;
 mod certify;
 mod ctl;
@@ -13,7 +12,6 @@ mod ctl_oidc;
 mod ctl_revocations;
 mod ctl_tenants;
 mod custody;
-mod gateway_offline;
 mod inspect_jwks;
 mod issue_verify;
 mod keygen;
