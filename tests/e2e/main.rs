@@ -4,6 +4,7 @@
 //! issuer certificates. Everything listens on 127.0.0.1; every key is generated at test time.
 
 mod byoc;
+mod ctl;
 mod federate;
 mod offline;
 mod outage;

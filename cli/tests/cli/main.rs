@@ -4,13 +4,6 @@
 mod bad_input;
 mod ceremony;
 mod certify;
-mod ctl;
-mod ctl_access;
-mod ctl_audit;
-mod ctl_keys;
-mod ctl_oidc;
-mod ctl_revocations;
-mod ctl_tenants;
 mod custody;
 mod inspect_jwks;
 mod issue_verify;

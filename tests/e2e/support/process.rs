@@ -99,14 +99,23 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> O
     }
 }
 
-/// The status code of `GET path` on `addr`, or `None` when nothing answers.
-pub fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
-    let timeout = Duration::from_secs(2);
+/// The status code of `METHOD path` (no body, optionally with a Bearer token) on `addr`, or
+/// `None` when nothing answers.
+pub fn http_status(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+) -> Option<u16> {
+    let timeout = Duration::from_secs(5);
     let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
     stream.set_read_timeout(Some(timeout)).ok()?;
+    let authorization = bearer
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut head = [0_u8; 32];

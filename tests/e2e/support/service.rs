@@ -17,8 +17,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running `mcpg-auth`, killed when dropped.
 pub struct Service {
-    /// Its working directory: `mcpg-data/`, the log and the bootstrap token file.
+    /// Its working directory: the data directory (`mcpg-data/`, or the directory itself), the
+    /// log and the bootstrap token file.
     pub dir: TempDir,
+    data_dir: PathBuf,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     /// The bootstrap admin token.
@@ -27,8 +29,19 @@ pub struct Service {
 }
 
 impl Service {
-    /// `mcpg-auth serve` with the embedded defaults (development root) plus `extra` flags.
+    /// `mcpg-auth serve` with the embedded defaults (development root, data in
+    /// `./mcpg-data`) plus `extra` flags.
     pub fn start(extra: &[&str]) -> Self {
+        Self::launch(None, extra)
+    }
+
+    /// [`Service::start`] with the working directory as the data directory
+    /// (`--data-dir .`): the development root's files are next to the token file.
+    pub fn start_in_place(extra: &[&str]) -> Self {
+        Self::launch(Some("."), extra)
+    }
+
+    fn launch(data_dir: Option<&str>, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let token_file = dir.path().join("bootstrap.token");
         // A port picked just before the start can be taken in between by another test:
@@ -40,6 +53,7 @@ impl Service {
             command
                 .current_dir(dir.path())
                 .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+                .args(data_dir.iter().flat_map(|d| ["--data-dir", d]))
                 .arg("--bootstrap-token-file")
                 .arg(&token_file)
                 .args(extra);
@@ -51,7 +65,8 @@ impl Service {
                 }
                 // Our token file: it is not another test's service that answers.
                 let ours = token_file.is_file();
-                (ours && process::http_status(addr, "/readyz") == Some(200)).then_some(true)
+                (ours && process::http_status(addr, "GET", "/readyz", None) == Some(200))
+                    .then_some(true)
             });
             if !ready {
                 continue;
@@ -61,6 +76,7 @@ impl Service {
                 .trim()
                 .to_owned();
             return Self {
+                data_dir: dir.path().join(data_dir.unwrap_or("mcpg-data")),
                 dir,
                 url: format!("http://{addr}"),
                 token,
@@ -72,7 +88,7 @@ impl Service {
 
     /// The development root's public key, which gateways pin to trust this service.
     pub fn dev_root(&self) -> PathBuf {
-        self.dir.path().join("mcpg-data/dev-root.public.paserk")
+        self.data_dir.join("dev-root.public.paserk")
     }
 
     /// Kills the service (SIGKILL), as a crash or an outage would.
@@ -80,13 +96,17 @@ impl Service {
         self.process.kill();
     }
 
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.url
+            .strip_prefix("http://")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("not an address: {}", self.url))
+    }
+
     /// Whether `GET /readyz` answers 200.
     pub fn ready(&self) -> bool {
-        let addr: Option<SocketAddr> = self
-            .url
-            .strip_prefix("http://")
-            .and_then(|a| a.parse().ok());
-        addr.is_some_and(|addr| process::http_status(addr, "/readyz") == Some(200))
+        process::http_status(self.addr(), "GET", "/readyz", None) == Some(200)
     }
 
     /// `mcpg-ctl ARGS…` with the admin token, run in the service's directory.
