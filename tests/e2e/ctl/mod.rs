@@ -14,8 +14,8 @@ use assert_cmd::Command;
 use assert_cmd::assert::Assert;
 use serde_json::Value;
 
-use crate::support::Service;
-use crate::support::bins::{self, Bin};
+use crate::support::bins::Bin;
+use crate::support::{Service, process};
 
 /// A running `mcpg-auth` whose working directory is also its data directory (the
 /// development root's files, the bootstrap token and the files `mcpg-ctl` writes), killed on
@@ -74,7 +74,7 @@ impl Server {
 
     /// The status of `POST /v1/federation/token` with a gateway's credential.
     pub(crate) fn token_status(&self, credential: &str) -> u16 {
-        crate::support::process::http_status(
+        process::http_status(
             self.service.addr(),
             "POST",
             "/v1/federation/token",
@@ -86,24 +86,12 @@ impl Server {
 
 /// `mcpg-ctl` with no `MCPG_*` variable from the caller's environment.
 pub(crate) fn ctl() -> Command {
-    let mut command = Command::new(bins::path(Bin::Ctl));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("MCPG_") {
-            command.env_remove(name);
-        }
-    }
-    command
+    Command::from_std(process::command(Bin::Ctl))
 }
 
 /// `mcpg-license`, likewise.
 pub(crate) fn license() -> Command {
-    let mut command = Command::new(bins::path(Bin::License));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("MCPG_") {
-            command.env_remove(name);
-        }
-    }
-    command
+    Command::from_std(process::command(Bin::License))
 }
 
 /// The assertion's stdout as text.

@@ -46,11 +46,15 @@ impl Bin {
     /// What the binary is compiled from, relative to the workspace root (its own package's
     /// sources, the shared core, and the files compiled into them).
     fn sources(self) -> &'static [&'static str] {
-        const CORE: [&str; 2] = ["services/license-core", "keys"];
+        const CORE: [&str; 3] = [
+            "services/license-core/src",
+            "services/license-core/catalog",
+            "keys",
+        ];
         match self {
-            Bin::Auth => &["services/auth/src", "migrations", CORE[0], CORE[1]],
-            Bin::Entitlements => &["services/entitlements/src", CORE[0], CORE[1]],
-            Bin::License | Bin::Ctl => &["cli/src", CORE[0], CORE[1]],
+            Bin::Auth => &["services/auth/src", "migrations", CORE[0], CORE[1], CORE[2]],
+            Bin::Entitlements => &["services/entitlements/src", CORE[0], CORE[1], CORE[2]],
+            Bin::License | Bin::Ctl => &["cli/src", CORE[0], CORE[1], CORE[2]],
         }
     }
 }

@@ -2,7 +2,7 @@
 //! licenses and issuer certificates; and a service started with a key certified by such a
 //! root instead of its development root.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
@@ -98,12 +98,7 @@ impl Signer {
 /// A service signing with `key` under `certificate` from `root` (`--signing-key`,
 /// `--certificate`, `--trusted-root`, as docs/OPERATIONS.md's BYOC section runs it), with
 /// `extra` flags.
-pub fn certified_service(
-    root: &Keys,
-    key: &Keys,
-    certificate: &PathBuf,
-    extra: &[&str],
-) -> Service {
+pub fn certified_service(root: &Keys, key: &Keys, certificate: &Path, extra: &[&str]) -> Service {
     let (key, certificate, root) = (
         key.secret.display().to_string(),
         certificate.display().to_string(),
