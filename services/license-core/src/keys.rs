@@ -203,13 +203,6 @@ impl PublicKey {
         self.dalek.verify_strict(message, &signature).is_ok()
     }
 
-    /// Lenient RFC 8032 verification, used only by tests as a cross-check.
-    #[doc(hidden)]
-    pub fn verify_lenient(&self, message: &[u8], signature: &[u8; 64]) -> bool {
-        let signature = ed25519_dalek::Signature::from_bytes(signature);
-        self.dalek.verify(message, &signature).is_ok()
-    }
-
     #[cfg(test)]
     pub(crate) fn paseto(&self) -> &AsymmetricPublicKey<V4> {
         &self.paseto
