@@ -1,8 +1,8 @@
 //! `mcpg-ctl org oidc …` against a real `mcpg-auth`: set, show (table and JSON), refusals
 //! decided locally and by the server, delete.
 
-use crate::ctl::Server;
-use crate::{assert_one_error, stdout};
+use super::Server;
+use super::{assert_one_error, stdout};
 
 #[test]
 fn an_admin_sets_shows_and_deletes_an_orgs_oidc_provider() {

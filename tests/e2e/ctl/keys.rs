@@ -1,53 +1,44 @@
 //! `mcpg-ctl keys certificate add|remove`: a root rollover from the operator's side, with
 //! certificates made by `mcpg-license certify`.
 
-use mcpg_auth::ExternalKey;
-use serde_json::Value;
-
-use crate::ctl::Server;
-use crate::{Workdir, assert_one_error, stdout};
+use super::{Server, assert_one_error, stdout};
+use crate::support::Signer;
+use crate::support::license::{ISSUER, Keys};
 
 /// `certify` the issuer key with `root`, unbounded, into `out`; returns the certificate id.
-fn certify(work: &Workdir, root: &crate::Keys, subject: &crate::Keys, out: &str) -> String {
-    work.run([
-        "certify",
-        "--key",
-        &root.secret.display().to_string(),
-        "--subject-key",
-        &subject.public.display().to_string(),
-        "--issuer",
-        "http://127.0.0.1:8421",
-        "--valid-for",
-        "90d",
-        "--out",
-        out,
-    ])
-    .success();
-    let inspected = stdout(&work.run(["inspect", out, "--json"]).success());
-    let inspected: Value = serde_json::from_str(&inspected).expect("json");
-    inspected
-        .pointer("/claims/cid")
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("a certificate id in {inspected}"))
-        .to_owned()
+fn certify(work: &Signer, root: &Keys, subject: &Keys, out: &str) -> String {
+    work.certify(root, subject, out, &["--valid-for", "90d"]);
+    work.certificate_id(out)
 }
 
 #[test]
 fn a_new_roots_certificate_is_added_to_the_key_and_the_old_one_removed() {
-    let work = Workdir::new();
+    let work = Signer::new();
     let old_root = work.keygen("root-2026");
     let new_root = work.keygen("root-2027");
     let issuer = work.keygen("issuer");
     let old_cid = certify(&work, &old_root, &issuer, "old.cert");
     let new_cid = certify(&work, &new_root, &issuer, "new.cert");
-    let server = Server::start_with(|settings| {
-        settings.external_key = Some(ExternalKey {
-            signing_key: issuer.secret.clone(),
-            passphrase_file: None,
-            certificates: vec![work.path("old.cert")],
-        });
-        settings.trusted_roots = vec![old_root.public.clone(), new_root.public.clone()];
-    });
+    let (key, old_cert) = (
+        issuer.secret.display().to_string(),
+        work.path("old.cert").display().to_string(),
+    );
+    let (old_public, new_public) = (
+        old_root.public.display().to_string(),
+        new_root.public.display().to_string(),
+    );
+    let server = Server::start_with(&[
+        "--issuer",
+        ISSUER,
+        "--signing-key",
+        &key,
+        "--certificate",
+        &old_cert,
+        "--trusted-root",
+        &old_public,
+        "--trusted-root",
+        &new_public,
+    ]);
     let keys = server.json(["keys", "list"]);
     let kid = keys[0]["kid"].as_str().expect("kid").to_owned();
     let new_file = work.path("new.cert").display().to_string();

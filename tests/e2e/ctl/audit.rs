@@ -1,16 +1,15 @@
 //! `mcpg-ctl audit …` against a real server, and the offline verification of an export
 //! against a signed checkpoint with no server at all.
 
-use assert_cmd::Command;
 use mcpg_license_core::{Jwks, SigningKey};
 use serde_json::Value;
 
-use crate::ctl::Server;
-use crate::{assert_one_error, stdout};
+use super::Server;
+use super::{assert_one_error, stdout};
 
 /// `mcpg-ctl ARGS…` with no server to talk to.
 fn offline<const N: usize>(dir: &std::path::Path, args: [&str; N]) -> assert_cmd::assert::Assert {
-    Command::new(env!("CARGO_BIN_EXE_mcpg-ctl"))
+    super::ctl()
         .env("MCPG_SERVER", "http://127.0.0.1:9")
         .env_remove("MCPG_TOKEN")
         .current_dir(dir)
@@ -90,7 +89,7 @@ fn an_export_verifies_offline_against_a_signed_checkpoint_and_tampering_fails() 
 
     let dir = tempfile::tempdir().expect("tempdir");
     for name in ["acme.ndjson", "acme.note"] {
-        std::fs::copy(server.dir.path().join(name), dir.path().join(name)).expect("copy");
+        std::fs::copy(server.dir().join(name), dir.path().join(name)).expect("copy");
     }
     drop(server);
 

@@ -2,8 +2,8 @@
 
 use assert_cmd::assert::Assert;
 
-use crate::ctl::Server;
-use crate::{assert_one_error, stdout};
+use super::Server;
+use super::{assert_one_error, stdout};
 
 /// `mcpg-ctl ARGS…` with a user's token instead of the admin's.
 fn as_user<const N: usize>(server: &Server, token: &str, args: [&str; N]) -> Assert {

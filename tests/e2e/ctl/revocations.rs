@@ -1,16 +1,16 @@
 //! `mcpg-license revoke` → `mcpg-ctl revocations upload` → the list the server serves to
 //! gateways, against a real `mcpg-auth` (whose development root signs the lists here).
 
-use crate::ctl::Server;
-use crate::stdout;
+use super::Server;
+use super::stdout;
 
 #[test]
 fn a_signed_list_is_uploaded_served_shown_and_never_rolled_back() {
     let server = Server::start();
-    let root = server.dir.path().join("dev-root.secret.paserk");
+    let root = server.dir().join("dev-root.secret.paserk");
     let revoke = |serial: &str, out: &str| {
-        assert_cmd::Command::new(env!("CARGO_BIN_EXE_mcpg-license"))
-            .current_dir(server.dir.path())
+        super::license()
+            .current_dir(server.dir())
             .args(["revoke", "--key"])
             .arg(&root)
             .args(["--serial", serial, "--license", "lic_air_1", "--out", out])
@@ -33,8 +33,8 @@ fn a_signed_list_is_uploaded_served_shown_and_never_rolled_back() {
         .expect("served")
         .text()
         .expect("text");
-    let file = std::fs::read_to_string(server.dir.path().join("revocations-0002.paseto"))
-        .expect("list file");
+    let file =
+        std::fs::read_to_string(server.dir().join("revocations-0002.paseto")).expect("list file");
     assert_eq!(served, file.trim());
 
     let older = server

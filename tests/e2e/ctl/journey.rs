@@ -1,119 +1,12 @@
-//! `mcpg-ctl` against a real `mcpg-auth` started in this process on an ephemeral port:
-//! the operator's whole journey, and the failure exits.
+//! `mcpg-ctl` against a real `mcpg-auth` process on an ephemeral port: the operator's whole
+//! journey, and the failure exits.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::mpsc;
 
-use assert_cmd::Command;
-use assert_cmd::assert::Assert;
-use mcpg_auth::Application;
-use mcpg_auth::Settings;
 use serde_json::Value;
-use tempfile::TempDir;
 
-use crate::{assert_one_error, stdout};
-
-/// A running mcpg-auth on SQLite in a temporary directory, stopped on drop.
-pub(crate) struct Server {
-    pub(crate) url: String,
-    pub(crate) token: String,
-    pub(crate) dir: TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Server {
-    pub(crate) fn start() -> Self {
-        Self::start_with(|_| {})
-    }
-
-    /// [`Server::start`] with adjusted settings.
-    pub(crate) fn start_with(adjust: impl FnOnce(&mut Settings)) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut settings = Settings::with_data_dir(dir.path());
-        settings.listen = "127.0.0.1:0".parse().expect("address");
-        settings.bootstrap_token_file = Some(dir.path().join("bootstrap.token"));
-        adjust(&mut settings);
-        let (ready, port) = mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let app = Application::build(settings).await.expect("server builds");
-                ready.send(app.port()).expect("report port");
-                app.run_until(async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("server stops cleanly");
-            });
-        });
-        let port = port.recv().expect("server started");
-        let token = std::fs::read_to_string(dir.path().join("bootstrap.token"))
-            .expect("bootstrap token written")
-            .trim()
-            .to_owned();
-        Self {
-            url: format!("http://127.0.0.1:{port}"),
-            token,
-            dir,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    /// `mcpg-ctl` pointed at this server with `token`, run in the server's directory.
-    pub(crate) fn command(&self, token: &str) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mcpg-ctl"));
-        command
-            .env("MCPG_SERVER", &self.url)
-            .env("MCPG_TOKEN", token)
-            .current_dir(self.dir.path());
-        command
-    }
-
-    /// `mcpg-ctl ARGS…` with the admin token.
-    pub(crate) fn ctl<const N: usize>(&self, args: [&str; N]) -> Assert {
-        self.command(&self.token).args(args).assert()
-    }
-
-    /// `mcpg-ctl ARGS… --output json` with the admin token; must succeed.
-    pub(crate) fn json<const N: usize>(&self, args: [&str; N]) -> Value {
-        let out = self
-            .command(&self.token)
-            .args(args)
-            .args(["--output", "json"])
-            .assert()
-            .success();
-        serde_json::from_str(&stdout(&out)).expect("--output json prints JSON")
-    }
-
-    pub(crate) fn token_status(&self, credential: &str) -> u16 {
-        reqwest::blocking::Client::new()
-            .post(format!("{}/v1/federation/token", self.url))
-            .bearer_auth(credential)
-            .send()
-            .expect("token endpoint answers")
-            .status()
-            .as_u16()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
+use super::{Server, assert_one_error, stdout};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -179,7 +72,7 @@ fn an_operator_sets_up_a_tenant_and_its_gateway_federates() {
             "edge-1.credential",
         ])
         .success();
-    let file = server.dir.path().join("edge-1.credential");
+    let file = server.dir().join("edge-1.credential");
     assert_eq!(mode(&file), 0o600);
     let credential = std::fs::read_to_string(&file).expect("credential written");
     let credential = credential.trim();
@@ -240,7 +133,7 @@ fn refusals_and_outages_are_one_error_line_with_exit_1() {
         "401",
     );
     assert_one_error(
-        Command::new(env!("CARGO_BIN_EXE_mcpg-ctl"))
+        super::ctl()
             .env("MCPG_SERVER", "http://127.0.0.1:9")
             .env("MCPG_TOKEN", &server.token)
             .args(["org", "list"])
@@ -307,7 +200,7 @@ fn a_personal_token_can_be_written_to_a_file_without_clashing_with_the_global_to
             "alice.token",
         ])
         .success();
-    let file = server.dir.path().join("alice.token");
+    let file = server.dir().join("alice.token");
     assert_eq!(mode(&file), 0o600);
     let token = std::fs::read_to_string(&file).expect("token written");
     assert!(token.trim().starts_with("mcpg_pat_"));
@@ -322,7 +215,7 @@ fn admin_tokens_are_created_listed_and_revoked() {
     server
         .ctl(["token", "create", "ci", "--out", "ci.token"])
         .success();
-    let file = server.dir.path().join("ci.token");
+    let file = server.dir().join("ci.token");
     assert_eq!(mode(&file), 0o600);
     let ci = std::fs::read_to_string(&file).expect("token written");
     let key = server.json(["token", "create", "acme automation", "--org", "acme-corp"]);

@@ -1,10 +1,8 @@
 //! `mcpg-ctl tenants apply` against a real server: the plan as a table and as JSON,
 //! dry runs, and an invalid file's line.
 
-use mcpg_auth::{Credential, CredentialKind};
-
-use crate::ctl::Server;
-use crate::{assert_one_error, stdout};
+use super::Server;
+use super::{assert_one_error, stdout};
 
 fn document(key_hash: &str, workspaces: &str) -> String {
     format!(
@@ -21,12 +19,41 @@ fn document(key_hash: &str, workspaces: &str) -> String {
     )
 }
 
+/// A new org API key as the README's "Tenants as code" describes it (`mcpg_pat_`, then
+/// lowercase RFC 4648 base32 without padding of 32 random bytes and the first 4 bytes of
+/// their SHA-256) and its `key_hash` (`sha256:` + hex SHA-256 of the whole text).
+fn api_key() -> (String, String) {
+    use sha2::{Digest, Sha256};
+    let mut raw = [0_u8; 36];
+    getrandom::getrandom(&mut raw[..32]).expect("random bytes");
+    let check = Sha256::digest(&raw[..32]);
+    raw[32..].copy_from_slice(&check[..4]);
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut text = String::from("mcpg_pat_");
+    let (mut buffer, mut bits) = (0_u32, 0_u32);
+    for byte in raw {
+        buffer = (buffer << 8) | u32::from(byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            text.push(char::from(ALPHABET[((buffer >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        text.push(char::from(ALPHABET[((buffer << (5 - bits)) & 31) as usize]));
+    }
+    let hash: String = Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (text, format!("sha256:{hash}"))
+}
+
 #[test]
 fn tenants_apply_prints_the_plan_and_a_dry_run_changes_nothing() {
     let server = Server::start();
-    let key = Credential::generate(CredentialKind::ApiToken).expect("random");
-    let hash = format!("sha256:{}", key.hash().to_hex());
-    let file = server.dir.path().join("tenants.yaml");
+    let (key, hash) = api_key();
+    let file = server.dir().join("tenants.yaml");
     std::fs::write(
         &file,
         document(&hash, "\n  - name: platform\n    environments: [prod]\n"),
@@ -56,7 +83,7 @@ fn tenants_apply_prints_the_plan_and_a_dry_run_changes_nothing() {
     // The file's key is the org's admin.
     let listed = stdout(
         &server
-            .command(key.expose())
+            .command(&key)
             .args(["env", "list", "team-a/platform"])
             .assert()
             .success(),
@@ -83,7 +110,7 @@ fn tenants_apply_prints_the_plan_and_a_dry_run_changes_nothing() {
 #[test]
 fn an_invalid_tenants_file_is_refused_with_its_line() {
     let server = Server::start();
-    let file = server.dir.path().join("tenants.yaml");
+    let file = server.dir().join("tenants.yaml");
     std::fs::write(
         &file,
         "tenants:\n- id: team-a\n  display_name: A\n  tier: team\n  quotas:\n    max_servers: 5\n",
