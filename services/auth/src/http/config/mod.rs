@@ -5,18 +5,17 @@
 
 mod file;
 mod flags;
+mod resolve;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use mcpg_license_core::duration::parse_duration;
-use secrecy::SecretString;
 use thiserror::Error;
 
 pub use flags::{Cli, Command, ServeArgs};
 
-use crate::domain::settings::TenantsFile;
-use crate::domain::settings::{DEFAULT_DATA_DIR, ExternalKey, KekSource, Settings};
+use crate::domain::settings::{DEFAULT_DATA_DIR, Settings};
 use file::{FileConfig, read_file};
 
 /// A host suffix such as `mcpg.dev`: lowercase DNS labels, no leading or trailing dot.
@@ -70,195 +69,42 @@ pub enum ConfigError {
 
 impl Settings {
     /// Merges defaults, the TOML file named by `args.config`, and flags/env.
-    pub fn resolve(args: ServeArgs) -> Result<Self, ConfigError> {
-        let file = match &args.config {
+    pub fn resolve(mut args: ServeArgs) -> Result<Self, ConfigError> {
+        let mut file = match &args.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
         let mut settings = Self::with_data_dir(
             args.data_dir
-                .or(file.data_dir)
+                .take()
+                .or(file.data_dir.take())
                 .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
         );
-        if let Some(listen) = args.listen.or(file.listen) {
-            settings.listen = listen;
-        }
-        settings.database_url = args
-            .database_url
-            .or(file.database_url)
-            .map(SecretString::from);
-        settings.migrate_database_url = args
-            .migrate_database_url
-            .or(file.migrate_database_url)
-            .map(SecretString::from);
-        settings.global_database_url = args
-            .global_database_url
-            .or(file.global_database_url)
-            .map(SecretString::from);
-        settings.allow_owner_connection =
-            args.allow_owner_connection || file.allow_owner_connection.unwrap_or(false);
-        if let Some(rps) = args.org_rps.or(file.org_rps) {
-            settings.rate_limits.org_rps = rps;
-        }
-        if let Some(rps) = args.admin_rps.or(file.admin_rps) {
-            settings.rate_limits.admin_rps = rps;
-        }
-        if let Some(percent) = args.principal_rps_percent.or(file.principal_rps_percent) {
-            if !(1..=100).contains(&percent) {
-                return Err(ConfigError::Value {
-                    name: "principal_rps_percent",
-                    message: "must be 1 to 100".into(),
-                });
-            }
-            settings.rate_limits.principal_percent = percent;
-        }
-        let from_file = file
-            .tenancy
-            .and_then(|t| t.subdomain_routing)
-            .filter(|r| r.enabled.unwrap_or(true))
-            .map(|r| r.suffix);
-        settings.subdomain_suffix = args
-            .subdomain_suffix
-            .or(from_file)
-            .map(|suffix| parse_suffix(&suffix))
-            .transpose()?;
-        if let Some(issuer) = args.issuer.or(file.issuer) {
-            settings.issuer = parse_issuer(&issuer)?;
-        }
-        settings.bootstrap_token_file = args.bootstrap_token_file.or(file.bootstrap_token_file);
-        let passphrase_file = args
-            .signing_key_passphrase_file
-            .or(file.signing_key_passphrase_file);
-        let certificates = if args.certificate.is_empty() {
-            file.certificate
-                .map(file::OneOrMany::into_vec)
-                .unwrap_or_default()
-        } else {
-            args.certificate
-        };
-        settings.external_key = match (args.signing_key.or(file.signing_key), certificates) {
-            (Some(signing_key), certificates) if !certificates.is_empty() => Some(ExternalKey {
-                signing_key,
-                passphrase_file,
-                certificates,
-            }),
-            (None, certificates) if certificates.is_empty() && passphrase_file.is_some() => {
-                return Err(ConfigError::Value {
-                    name: "signing_key_passphrase_file",
-                    message: "signing_key_passphrase_file is the passphrase of a sealed signing_key, and no signing_key is given".into(),
-                });
-            }
-            (None, certificates) if certificates.is_empty() => None,
-            _ => {
-                return Err(ConfigError::Value {
-                    name: "signing_key",
-                    message: "signing_key and certificate must be given together".into(),
-                });
-            }
-        };
-        settings.trusted_roots = if args.trusted_roots.is_empty() {
-            file.trusted_roots.unwrap_or_default()
-        } else {
-            args.trusted_roots
-        };
-        settings.kek = match (
-            args.kek_file.or(file.kek_file),
-            std::env::var("MCPG_KEK").ok(),
-        ) {
-            (Some(path), _) => KekSource::File(path),
-            (None, Some(value)) => KekSource::Inline(SecretString::from(value)),
-            (None, None) => KekSource::DataDir,
-        };
-        let oidc = file.oidc.unwrap_or_default();
-        settings.oidc.allow_loopback =
-            args.oidc_allow_loopback || oidc.allow_loopback.unwrap_or(false);
-        let durations = [
-            (args.oidc_jwks_ttl.or(oidc.jwks_ttl), "oidc_jwks_ttl"),
-            (
-                args.oidc_jwks_refetch_interval
-                    .or(oidc.jwks_refetch_interval),
-                "oidc_jwks_refetch_interval",
-            ),
-            (
-                args.key_publish_delay.or(file.key_publish_delay),
-                "key_publish_delay",
-            ),
-            (
-                args.key_reload_interval.or(file.key_reload_interval),
-                "key_reload_interval",
-            ),
-            (
-                args.grant_cache_ttl.or(file.grant_cache_ttl),
-                "grant_cache_ttl",
-            ),
-            (
-                args.request_timeout.or(file.request_timeout),
-                "request_timeout",
-            ),
-            (
-                args.header_read_timeout.or(file.header_read_timeout),
-                "header_read_timeout",
-            ),
-            (
-                args.audit_checkpoint_interval
-                    .or(file.audit_checkpoint_interval),
-                "audit_checkpoint_interval",
-            ),
-        ];
-        for (value, name) in durations {
-            let Some(text) = value else { continue };
-            let seconds = parse_duration(&text).map_err(|e| ConfigError::Value {
-                name,
-                message: e.to_string(),
-            })?;
-            let duration = Duration::from_secs(seconds.unsigned_abs());
-            match name {
-                "key_publish_delay" => settings.key_publish_delay = duration,
-                "key_reload_interval" => settings.key_reload_interval = duration,
-                "grant_cache_ttl" => settings.grant_cache_ttl = duration,
-                "audit_checkpoint_interval" => settings.audit_checkpoint_interval = duration,
-                "oidc_jwks_ttl" => settings.oidc.ttl = duration,
-                "oidc_jwks_refetch_interval" => settings.oidc.refetch_interval = duration,
-                "header_read_timeout" => settings.header_read_timeout = duration,
-                _ => settings.request_timeout = duration,
-            }
-        }
-        if let Some(max) = args.max_in_flight.or(file.max_in_flight) {
-            if max == 0 {
-                return Err(ConfigError::Value {
-                    name: "max_in_flight",
-                    message: "must be at least 1".into(),
-                });
-            }
-            settings.max_in_flight = max;
-        }
-        settings.log_format = args.log_format.or(file.log_format).unwrap_or_default();
-        if let Some(max) = args.tenants_max_objects.or(file.tenants_max_objects) {
-            if max == 0 {
-                return Err(ConfigError::Value {
-                    name: "tenants_max_objects",
-                    message: "must be at least 1".into(),
-                });
-            }
-            settings.tenants_max_objects = max;
-        }
-        settings.tenants = match args.tenants.or(file.tenants) {
-            Some(path) => Some(TenantsFile {
-                path,
-                prune: args.tenants_prune || file.tenants_prune.unwrap_or(false),
-                interval: match args.tenants_poll_interval.or(file.tenants_poll_interval) {
-                    Some(text) => positive_duration("tenants_poll_interval", &text)?,
-                    None => DEFAULT_TENANTS_POLL,
-                },
-            }),
-            None => None,
-        };
+        // The steps run in this order, so the first invalid setting reported stays the same.
+        settings.resolve_network_and_database(&mut args, &mut file);
+        settings.resolve_rates(&args, &file)?;
+        settings.resolve_addressing(&mut args, &mut file)?;
+        settings.resolve_keys(&mut args, &mut file)?;
+        let mut oidc = file.oidc.take().unwrap_or_default();
+        settings.resolve_oidc(&args, &oidc);
+        settings.resolve_durations(&mut args, &mut file, &mut oidc)?;
+        settings.resolve_serving(&args, &file)?;
+        settings.resolve_tenants(&mut args, &mut file)?;
         Ok(settings)
     }
 }
 
 /// How often the tenants file is polled by default.
 const DEFAULT_TENANTS_POLL: Duration = Duration::from_secs(1);
+
+/// A duration setting such as `10s` or `5m` (the sign of a negative one is dropped).
+fn duration(name: &'static str, text: &str) -> Result<Duration, ConfigError> {
+    let seconds = parse_duration(text).map_err(|e| ConfigError::Value {
+        name,
+        message: e.to_string(),
+    })?;
+    Ok(Duration::from_secs(seconds.unsigned_abs()))
+}
 
 fn positive_duration(name: &'static str, text: &str) -> Result<Duration, ConfigError> {
     match parse_duration(text) {
