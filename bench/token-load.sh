@@ -16,6 +16,9 @@
 #
 # Usage: bench/token-load.sh [DURATION] [ROUNDS]   (default 10s per measurement, 3 rounds)
 # Env:   MCPG_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
+#        MCPG_BENCH_BASELINE: another mcpg-auth binary (say, the previous commit's, built with
+#        the dist profile) run beside on SQLite and measured interleaved with the others in
+#        every round, to compare two builds within the noise of one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10s}"
@@ -54,8 +57,8 @@ api() { # METHOD PATH BODY
     -H 'content-type: application/json' ${3:+-d "$3"}
 }
 
-start_auth() { # BACKEND PORT → sets AUTH_PID, CREDENTIAL
-  local backend="$1"; PORT="$2"
+start_auth() { # BACKEND PORT [BINARY] → sets AUTH_PID, CREDENTIAL
+  local backend="$1" bin="${3:-target/dist/mcpg-auth}"; PORT="$2"
   local dir; dir=$(mktemp -d)
   # --org-rps 0: the benchmark measures issuance, not the per-org rate limiter.
   local args=(serve --listen "127.0.0.1:$PORT" --data-dir "$dir" --issuer "http://127.0.0.1:$PORT"
@@ -69,7 +72,7 @@ start_auth() { # BACKEND PORT → sets AUTH_PID, CREDENTIAL
     local server="${PG_URL#postgres://}"; server="${server#*@}"; server="${server%%/*}"
     args+=(--database-url "postgres://$role:bench@$server/$db" --migrate-database-url "${PG_URL%/*}/$db")
   fi
-  target/dist/mcpg-auth "${args[@]}" >"$OUT/auth-$backend.log" 2>&1 &
+  "$bin" "${args[@]}" >"$OUT/auth-$backend-$PORT.log" 2>&1 &
   AUTH_PID=$!; PIDS+=("$AUTH_PID")
   wait_http "http://127.0.0.1:$PORT/readyz"
   ADMIN=$(cat "$dir/bootstrap.token")
@@ -104,6 +107,11 @@ start_auth sqlite 8451
 SQLITE_PID=$AUTH_PID SQLITE_CRED=$CREDENTIAL PID_OF[mcpg-auth-sqlite]=$AUTH_PID
 start_auth postgres 8452
 POSTGRES_PID=$AUTH_PID POSTGRES_CRED=$CREDENTIAL PID_OF[mcpg-auth-postgres]=$AUTH_PID
+BASELINE="${MCPG_BENCH_BASELINE:-}"
+if [ -n "$BASELINE" ]; then
+  start_auth sqlite 8455 "$BASELINE"
+  BASELINE_PID=$AUTH_PID BASELINE_CRED=$CREDENTIAL PID_OF[baseline-sqlite]=$AUTH_PID
+fi
 
 node bench/peer/oidc-peer.mjs 8453 >"$OUT/peer.log" 2>&1 & PIDS+=($!) PID_OF[peer]=$!
 wait_http "http://127.0.0.1:8453/.well-known/openid-configuration"
@@ -119,6 +127,10 @@ measure() { # MODE ROUND
     -H "authorization: Bearer $POSTGRES_CRED"
   run_oha peer http://127.0.0.1:8453/token "$1" "$2" "${peer[@]}"
   run_oha ceiling http://127.0.0.1:8454/v1/federation/token "$1" "$2"
+  if [ -n "$BASELINE" ]; then
+    run_oha baseline-sqlite http://127.0.0.1:8455/v1/federation/token "$1" "$2" \
+      -H "authorization: Bearer $BASELINE_CRED"
+  fi
 }
 measure warm 0
 for round in $(seq 1 "$ROUNDS"); do
@@ -128,6 +140,9 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 grep VmHWM "/proc/$SQLITE_PID/status" | awk '{print $2}' >"$OUT/mcpg-auth-sqlite-rss-kb.txt"
 grep VmHWM "/proc/$POSTGRES_PID/status" | awk '{print $2}' >"$OUT/mcpg-auth-postgres-rss-kb.txt"
+if [ -n "$BASELINE" ]; then
+  grep VmHWM "/proc/$BASELINE_PID/status" | awk '{print $2}' >"$OUT/baseline-sqlite-rss-kb.txt"
+fi
 
 python3 - "$OUT" "$ROUNDS" "$(getconf CLK_TCK)" <<'PY'
 import json, sys, pathlib, statistics
@@ -150,6 +165,8 @@ def median(name, mode):
     m["all_p99"] = [run["p99"] for run in runs]
     return m
 rows = ["mcpg-auth-sqlite", "mcpg-auth-postgres", "peer", "ceiling"]
+if (out / "baseline-sqlite-sat-1.json").exists():
+    rows.append("baseline-sqlite")
 sat = {r: median(r, "sat") for r in rows}
 rate = {r: median(r, "rate") for r in rows}
 print(f"results in {out} (medians of {rounds} rounds)\n")
@@ -166,7 +183,7 @@ for r in rows:
     rps = ", ".join(f"{x:,.0f}" for x in sat[r]["all_rps"])
     p99 = ", ".join(f"{x:.2f}" for x in rate[r]["all_p99"])
     print(f"  {r}: {rps} | {p99} ms")
-for r in rows[:2]:
+for r in [r for r in rows if r.startswith("mcpg-auth") or r == "baseline-sqlite"]:
     ratios = [a / c for a, c in zip(sat[r]["all_rps"], sat["ceiling"]["all_rps"])]
     peers = [a / p for a, p in zip(sat[r]["all_rps"], sat["peer"]["all_rps"])]
     print(f"\n{r}: tokens per CPU second {sat['ceiling']['cpu'] / sat[r]['cpu']:.0%} of the ceiling's; "

@@ -60,15 +60,25 @@ pub(super) fn read_text(path: &std::path::Path, what: &str) -> anyhow::Result<St
         .to_owned())
 }
 
-/// A slug path segment: checked locally so nothing odd reaches a URL.
+/// An id as a path segment (a token id, gateway id, key id): checked locally so nothing
+/// odd reaches a URL.
 pub(super) fn segment(part: &str, what: &str, whole: &str) -> anyhow::Result<String> {
     let ok = !part.is_empty()
         && part
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if !ok {
-        bail!("{whole:?}: the {what} must be a slug (letters, digits, dashes)");
+        bail!("{whole:?}: the {what} may hold only letters, digits, '-', '_' and '.'");
     }
+    Ok(part.to_owned())
+}
+
+/// The slug of an existing org, workspace or environment as a path segment: the one slug
+/// rule's syntax ([`mcpg_license_core::check_slug`]). Reserved org names are not refused
+/// here: an org created before its name was reserved stays addressable.
+fn slug_segment(part: &str, what: &str, whole: &str) -> anyhow::Result<String> {
+    mcpg_license_core::check_slug(part, SlugKind::Scope)
+        .map_err(|error| anyhow::anyhow!("{whole:?}: the {what}: {error}"))?;
     Ok(part.to_owned())
 }
 
@@ -87,13 +97,13 @@ fn split<const N: usize>(path: &str, shape: &str) -> anyhow::Result<[String; N]>
     let names = ["org", "workspace", "environment"];
     let mut out: [String; N] = std::array::from_fn(|_| String::new());
     for (i, part) in parts.iter().enumerate() {
-        out[i] = segment(part, names[i], path)?;
+        out[i] = slug_segment(part, names[i], path)?;
     }
     Ok(out)
 }
 
 pub(super) fn org_path(org: &str) -> anyhow::Result<String> {
-    Ok(format!("/v1/orgs/{}", segment(org, "org", org)?))
+    Ok(format!("/v1/orgs/{}", slug_segment(org, "org", org)?))
 }
 
 fn ws_path(path: &str) -> anyhow::Result<String> {
@@ -271,7 +281,7 @@ fn admin_token(client: &Client, out: &Printer, cmd: AdminTokenCommand) -> anyhow
         } => {
             let mut body = json!({ "name": name });
             if let Some(org) = org {
-                body["org"] = Value::from(segment(&org, "org", &org)?);
+                body["org"] = Value::from(slug_segment(&org, "org", &org)?);
             }
             let columns: &[Column] = &[("id", "id"), ("org", "org"), ("token", "token")];
             deliver_secret(out, out_file.as_deref(), "token", columns, || {
@@ -469,5 +479,19 @@ mod tests {
             ..args
         };
         assert!(license_body(&bad).is_err());
+    }
+
+    #[test]
+    fn slugs_in_paths_follow_the_one_slug_rule_and_ids_their_own() {
+        assert_eq!(org_path("acme-corp").expect("a slug"), "/v1/orgs/acme-corp");
+        for bad in ["Acme", "acme_corp", "acme.corp", "-acme", ""] {
+            let error = org_path(bad).expect_err(bad).to_string();
+            assert!(error.contains("invalid slug"), "{bad}: {error}");
+        }
+        // An org created before its name was reserved stays addressable.
+        assert!(org_path("admin").is_ok());
+        assert!(split::<2>("acme/Team", "ORG/WORKSPACE").is_err());
+        assert!(segment("k4.pid.Ab_c-d", "key id", "x").is_ok());
+        assert!(segment("a/b", "key id", "x").is_err());
     }
 }

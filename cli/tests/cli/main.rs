@@ -2,18 +2,9 @@
 //! exits. Keys are generated per test in a temporary directory.
 
 mod bad_input;
-mod byoc;
 mod ceremony;
 mod certify;
-mod ctl;
-mod ctl_access;
-mod ctl_audit;
-mod ctl_keys;
-mod ctl_oidc;
-mod ctl_revocations;
-mod ctl_tenants;
 mod custody;
-mod gateway_offline;
 mod inspect_jwks;
 mod issue_verify;
 mod keygen;

@@ -8,8 +8,8 @@
 
 use std::time::Instant;
 
-use mcpg_auth::domain::{OrgStatus, Slug};
-use mcpg_auth::store::{Actor, AuditAction, DatabaseOptions, Event, NewOrg, Store};
+use mcpg_auth::bench::{Actor, AuditAction, DatabaseOptions, Event, NewOrg, Store};
+use mcpg_auth::bench::{OrgStatus, Slug};
 use secrecy::SecretString;
 use serde_json::json;
 use sqlx::Connection;
@@ -155,7 +155,7 @@ async fn run(label: &str, store: Store, appends: usize) {
     );
 
     for id in [&single, &shared, &batched] {
-        let verified = mcpg_auth::audit::verify(&store.tenant(id))
+        let verified = mcpg_auth::bench::verify(&store.tenant(id))
             .await
             .expect("verify");
         assert!(verified.ok, "{label}: the chain verifies");

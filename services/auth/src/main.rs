@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mcpg_auth::config::{Cli, Command};
-use mcpg_auth::{Application, Settings, telemetry};
+use mcpg_auth::{Application, Settings, init_tracing};
+use mcpg_auth::{Cli, Command};
 
 /// mimalloc instead of the system allocator: the token endpoint allocates and frees many
 /// small buffers per request, and glibc's malloc/free were ~7 % of its profile.
@@ -25,7 +25,7 @@ fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let Command::Serve(args) = cli.command;
     let settings = Settings::resolve(args)?;
-    telemetry::init_tracing(settings.log_format);
+    init_tracing(settings.log_format);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let app = Application::build(settings).await?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use mcpg_auth::Application;
-use mcpg_auth::config::{ExternalKey, Settings};
+use mcpg_auth::{ExternalKey, Settings};
 use mcpg_license_core::{
     Bounds, Catalog, EntitlementId, IssuerCertificate, LicenseClaims, ManualClock, RevocationList,
     SigningKey, Tier, TrustStore, Validity,

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mcpg_auth::Application;
-use mcpg_auth::config::ExternalKey;
+use mcpg_auth::ExternalKey;
 use mcpg_license_core::{Bounds, IssuerCertificate, SigningKey, TrustStore, Validity};
 use reqwest::{Method, StatusCode};
 use serde_json::json;

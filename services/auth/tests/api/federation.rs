@@ -218,11 +218,10 @@ async fn revoked_gateway_credential_is_refused_with_401(backend: Backend) {
 async fn unknown_and_malformed_credentials_are_refused_with_401() {
     let app = spawn_app(Backend::Sqlite).await;
     let known = app.gateway("acme").await;
-    let unknown =
-        mcpg_auth::credential::Credential::generate(mcpg_auth::credential::CredentialKind::Gateway)
-            .expect("random")
-            .expose()
-            .to_owned();
+    let unknown = mcpg_auth::Credential::generate(mcpg_auth::CredentialKind::Gateway)
+        .expect("random")
+        .expose()
+        .to_owned();
     let mut typo = known.clone();
     typo.pop();
     typo.push(if known.ends_with('a') { 'b' } else { 'a' });

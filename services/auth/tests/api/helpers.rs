@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcpg_auth::Application;
-use mcpg_auth::config::Settings;
-use mcpg_auth::ratelimit::RateLimitSettings;
+use mcpg_auth::RateLimitSettings;
+use mcpg_auth::Settings;
 use mcpg_license_core::{Jwks, KeySet, ManualClock, PublicKey, TrustStore};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mcpg_auth::ratelimit::RateLimitSettings;
+use mcpg_auth::RateLimitSettings;
 use reqwest::{Response, StatusCode};
 
 use crate::helpers::{Backend, TestApp, assert_error, spawn_app_with};

@@ -15,6 +15,7 @@ mod helpers;
 mod idp;
 mod input_rules;
 mod key_certificates;
+mod layering;
 mod lifecycle;
 mod limits;
 mod management;

@@ -36,7 +36,7 @@ async fn hammer(app: &TestApp, token: &str, count: usize) -> usize {
     refused
 }
 
-fn limited(app_rps: u32) -> impl FnOnce(&mut mcpg_auth::config::Settings) {
+fn limited(app_rps: u32) -> impl FnOnce(&mut mcpg_auth::Settings) {
     move |settings| {
         settings.rate_limits.org_rps = app_rps;
         settings.rate_limits.admin_rps = 0;

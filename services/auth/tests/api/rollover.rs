@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcpg_auth::config::{ExternalKey, Settings};
+use mcpg_auth::{ExternalKey, Settings};
 use mcpg_entitlements::{Gateway, GatewayBuilder, ModeSettings, RefreshError, State};
 use mcpg_license_core::{Bounds, SigningKey, TrustStore};
 use reqwest::{Method, StatusCode};

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mcpg_auth::Application;
-use mcpg_auth::config::ExternalKey;
+use mcpg_auth::ExternalKey;
 use mcpg_license_core::sealed::{Argon2Cost, seal_secret};
 use mcpg_license_core::{Bounds, SigningKey};
 

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use mcpg_auth::Application;
-use mcpg_auth::config::{ExternalKey, KekSource, ServeArgs, Settings};
+use mcpg_auth::{ExternalKey, KekSource, ServeArgs, Settings};
 use mcpg_license_core::{Bounds, IssuerCertificate, SigningKey};
 
 use crate::helpers::{now, test_settings};

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mcpg_auth::tenants::watch::TenantsFile;
+use mcpg_auth::TenantsFile;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use mcpg_auth::Application;
-use mcpg_auth::credential::{Credential, CredentialKind};
-use mcpg_auth::tenants::watch::TenantsFile;
+use mcpg_auth::TenantsFile;
+use mcpg_auth::{Credential, CredentialKind};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

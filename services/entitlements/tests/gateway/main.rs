@@ -5,7 +5,6 @@
 mod binary;
 mod byoc;
 mod chain;
-mod end_to_end;
 mod http_client;
 mod offline;
 mod persistence;

@@ -1,0 +1,282 @@
+//! The federation API, the contract with gateways: token endpoint, JWKS, metadata.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use mcpg_license_core::clock::to_rfc3339;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::http::error::{ApiError, Result};
+use crate::http::extract::{GatewayCredential, OptionalJson};
+use crate::http::ratelimit::write_headers;
+use crate::http::state::AppState;
+use crate::infra::issuer::{GRACE, IssueError, REFRESH_AFTER};
+use crate::infra::keyring::TOKEN_LIFETIME;
+use crate::infra::telemetry::{TOKENS_ISSUED, record_org};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/federation/token", post(token))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/mcpg-federation", get(metadata))
+}
+
+/// Optional body of the token request: exactly the documented members (each optional), so
+/// that a misspelt or unexpected member is an error rather than silently ignored. Further
+/// optional members (such as a usage report) are added here as fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    /// Host name or pod id, for logs only.
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    instance: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct TokenResponse {
+    token: String,
+    token_type: &'static str,
+    expires_at: String,
+    refresh_after: String,
+    grace_until: String,
+    kid: Arc<str>,
+    issuer_certificate: Arc<str>,
+    issuer_certificates: CertificateArray,
+}
+
+/// A JSON array of certificates, already rendered (once per key snapshot).
+#[derive(Debug)]
+struct CertificateArray(Arc<str>);
+
+impl Serialize for CertificateArray {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        let texts: Vec<&str> = serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        texts.serialize(serializer)
+    }
+}
+
+async fn token(
+    State(state): State<AppState>,
+    credential: std::result::Result<GatewayCredential, ApiError>,
+    body: Request,
+) -> Result<(HeaderMap, String)> {
+    // Requests refused before the issuer (no, malformed or mistyped credential; a bad
+    // body) are counted too: the metric covers every token request. The credential is
+    // checked before the body is read.
+    let refused_early = |error: ApiError| {
+        let outcome = match error {
+            ApiError::InvalidCredential => "invalid_credential",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            _ => "bad_request",
+        };
+        metrics::counter!(TOKENS_ISSUED, "org" => "-", "outcome" => outcome).increment(1);
+        error
+    };
+    let GatewayCredential(credential) = credential.map_err(refused_early)?;
+    let OptionalJson(request) = OptionalJson::<TokenRequest>::from_request(body, &state)
+        .await
+        .map_err(refused_early)?;
+    let issued = match state.issuer.issue(&credential, state.now()).await {
+        // Issued tokens are counted by the issuer (on a counter cached with the grant).
+        Ok(issued) => {
+            record_org(&issued.claims.org);
+            issued
+        }
+        Err(error) => {
+            let (org, outcome, answer) = refusal(error);
+            if let Some(org) = &org {
+                record_org(org);
+            }
+            let org = org.unwrap_or_else(|| "-".to_owned());
+            metrics::counter!(TOKENS_ISSUED, "org" => org, "outcome" => outcome).increment(1);
+            return Err(answer);
+        }
+    };
+    if let Some(instance) = request.instance.as_deref() {
+        tracing::debug!(instance = %instance.chars().take(128).collect::<String>(), "token issued");
+    }
+    let mut headers = HeaderMap::new();
+    if let Some(rate) = &issued.rate {
+        write_headers(rate, &mut headers);
+    }
+    let claims = &issued.claims;
+    let response = TokenResponse {
+        token_type: mcpg_license_core::jwt::JWT_TYPE,
+        expires_at: to_rfc3339(claims.exp),
+        refresh_after: to_rfc3339(claims.rfa.unwrap_or(claims.exp)),
+        grace_until: to_rfc3339(claims.grc.unwrap_or(claims.exp)),
+        kid: issued.kid,
+        issuer_certificate: issued.issuer_certificate,
+        issuer_certificates: CertificateArray(issued.issuer_certificates),
+        token: issued.token,
+    };
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    Ok((headers, response.to_json()))
+}
+
+impl TokenResponse {
+    /// The JSON body. Every member is a compact JWS (base64url segments, made by our
+    /// signer), a PASETO (the certificate, checked to decode when the key was loaded), a
+    /// PASERK id, an RFC 3339 time or fixed text: none needs JSON escaping, so the body is
+    /// written directly (serde_json's escaping scan over the ~2 KB of token and certificate
+    /// showed in the token endpoint's profile). The certificate array is JSON already,
+    /// rendered by serde_json once per key snapshot. Anything else would go through
+    /// serde_json.
+    fn to_json(&self) -> String {
+        let fields: [(&str, &str); 7] = [
+            ("token", &self.token),
+            ("token_type", self.token_type),
+            ("expires_at", &self.expires_at),
+            ("refresh_after", &self.refresh_after),
+            ("grace_until", &self.grace_until),
+            ("kid", &self.kid),
+            ("issuer_certificate", &self.issuer_certificate),
+        ];
+        let certificates = &self.issuer_certificates.0;
+        // The short members are checked on every call; the token and the certificate are
+        // plain by construction (asserted in debug builds and by the tests).
+        let short_plain = fields[1..6].iter().all(|(_, value)| plain(value));
+        debug_assert!(plain(&self.token) && plain(&self.issuer_certificate));
+        if !short_plain {
+            return serde_json::to_string(self).unwrap_or_default();
+        }
+        const ARRAY_MEMBER: &str = ",\"issuer_certificates\":";
+        let size = fields
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 6)
+            .sum::<usize>()
+            + ARRAY_MEMBER.len()
+            + certificates.len()
+            + 2;
+        let mut out = String::with_capacity(size);
+        out.push('{');
+        for (i, (name, value)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(name);
+            out.push_str("\":\"");
+            out.push_str(value);
+            out.push('"');
+        }
+        out.push_str(ARRAY_MEMBER);
+        out.push_str(certificates);
+        out.push('}');
+        out
+    }
+}
+
+/// Text that is the same inside a JSON string: base64url, dots, colons, plus.
+fn plain(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'+'))
+}
+
+/// How a token request the issuer refused is counted (the org, when known, and the
+/// outcome label) and answered.
+fn refusal(error: IssueError) -> (Option<String>, &'static str, ApiError) {
+    match error {
+        IssueError::Refused { refusal, org } => {
+            (Some(org), refusal.code(), ApiError::Refused(refusal))
+        }
+        IssueError::RateLimited { decision, org } => {
+            (Some(org), "rate_limited", ApiError::RateLimited(decision))
+        }
+        IssueError::OutsideBounds { violation, org } => (
+            Some(org),
+            "outside_certificate_bounds",
+            ApiError::OutsideCertificateBounds(format!(
+                "the license is outside the signing key's certificate: {violation} ({})",
+                violation.code()
+            )),
+        ),
+        IssueError::CertificateRevoked => (
+            None,
+            "certificate_revoked",
+            ApiError::Unavailable("the signing key's certificate is revoked"),
+        ),
+        IssueError::InvalidCredential => (None, "invalid_credential", ApiError::InvalidCredential),
+        IssueError::NoKey => (
+            None,
+            "error",
+            ApiError::Unavailable("no signing key is active yet"),
+        ),
+        other @ (IssueError::Store(_) | IssueError::Sign(_)) => {
+            (None, "error", ApiError::internal(other))
+        }
+    }
+}
+
+async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse> {
+    let snapshot = state
+        .keyring
+        .snapshot()
+        .ok_or(ApiError::Unavailable("no signing key is active yet"))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        snapshot.jwks_json.clone(),
+    ))
+}
+
+async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
+    let issuer = &state.info.issuer_url;
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        axum::Json(json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+            "token_endpoint": format!("{issuer}/v1/federation/token"),
+            "token_lifetime_seconds": TOKEN_LIFETIME,
+            "refresh_interval_seconds": REFRESH_AFTER,
+            "grace_seconds": GRACE,
+            "token_type": mcpg_license_core::jwt::JWT_TYPE,
+            "root_kids": state.info.root_kids,
+        })),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenResponse;
+
+    fn response(token: &str) -> TokenResponse {
+        TokenResponse {
+            token: token.into(),
+            token_type: "mcpg-ent+jwt",
+            expires_at: "2026-11-24T10:00:00Z".into(),
+            refresh_after: "2026-11-23T18:00:00Z".into(),
+            grace_until: "2026-12-01T10:00:00Z".into(),
+            kid: "k4.pid.abc_DEF-1".into(),
+            issuer_certificate: "v4.public.eyJ.abc-_".into(),
+            issuer_certificates: super::CertificateArray(
+                r#"["v4.public.eyJ.abc-_","v4.public.eyK.def"]"#.into(),
+            ),
+        }
+    }
+
+    #[test]
+    fn the_direct_json_equals_serde_json_and_odd_text_is_escaped() {
+        let plain = response("eyJh.eyJz.c2ln-_");
+        let direct: serde_json::Value = serde_json::from_str(&plain.to_json()).expect("json");
+        assert_eq!(direct, serde_json::to_value(&plain).expect("value"));
+        let mut odd = response("eyJh.eyJz.c2ln");
+        odd.kid = "a\"b\\c\u{1}".into();
+        let parsed: serde_json::Value = serde_json::from_str(&odd.to_json()).expect("json");
+        assert_eq!(parsed["kid"], "a\"b\\c\u{1}");
+    }
+}

@@ -1,0 +1,204 @@
+//! An org's license: set, show, revoke.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use mcpg_license_core::clock::to_rfc3339;
+use mcpg_license_core::{Catalog, EntitlementId, EntitlementSet, LimitKey, Limits, Tier};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use super::orgs::time;
+use crate::domain::rbac::Action;
+use crate::http::authorize::Access;
+use crate::http::error::{ApiError, Result};
+use crate::http::extract::{ApiJson, Integer};
+use crate::http::state::AppState;
+use crate::infra::store::{LicenseRecord, LicenseSpec};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/orgs/{org}/license", get(show).put(set))
+        .route("/v1/orgs/{org}/license/revoke", post(revoke))
+}
+
+/// Default license length when neither `valid_until` nor `valid_for_days` is given.
+const DEFAULT_DAYS: i64 = 365;
+/// Longest license accepted, in days: `valid_for_days` at most this, and a license (however
+/// its end is given) ends at most this many days from now.
+const MAX_DAYS: i64 = 100 * 365;
+
+/// The one bound on a license's end, whether given as `valid_until` or as
+/// `valid_from` + `valid_for_days`.
+fn check_end(valid_until: i64, now: i64) -> Result<()> {
+    if valid_until > now.saturating_add(MAX_DAYS * 86_400) {
+        return Err(ApiError::BadRequest(format!(
+            "the license must end within {MAX_DAYS} days from now (valid_until, or valid_from + valid_for_days)"
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetLicense {
+    tier: Tier,
+    #[serde(default)]
+    entitlements_add: Vec<EntitlementId>,
+    #[serde(default)]
+    entitlements_remove: Vec<EntitlementId>,
+    #[serde(default)]
+    limits: BTreeMap<String, Integer<u64>>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    valid_from: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    valid_until: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    valid_for_days: Option<Integer<i64>>,
+}
+
+#[derive(Debug, Serialize)]
+struct LicenseView {
+    id: String,
+    org: String,
+    tier: Tier,
+    entitlements_add: Vec<EntitlementId>,
+    entitlements_remove: Vec<EntitlementId>,
+    entitlements: EntitlementSet,
+    limits: Limits,
+    valid_from: String,
+    valid_until: String,
+    revoked_at: Option<String>,
+    status: &'static str,
+    revision: i64,
+    created_at: String,
+    updated_at: String,
+}
+
+impl LicenseView {
+    fn new(org: &str, license: LicenseRecord, now: i64) -> Self {
+        let status = if license.revoked_at.is_some() {
+            "revoked"
+        } else if license.valid_until <= now {
+            "expired"
+        } else if license.valid_from > now {
+            "not_yet_valid"
+        } else {
+            "active"
+        };
+        Self {
+            entitlements: Catalog::builtin().license_entitlements(
+                license.tier,
+                &license.add,
+                &license.remove,
+            ),
+            id: license.id,
+            org: org.to_owned(),
+            tier: license.tier,
+            entitlements_add: license.add,
+            entitlements_remove: license.remove,
+            limits: license.limits,
+            valid_from: to_rfc3339(license.valid_from),
+            valid_until: to_rfc3339(license.valid_until),
+            revoked_at: license.revoked_at.map(to_rfc3339),
+            status,
+            revision: license.revision,
+            created_at: to_rfc3339(license.created_at),
+            updated_at: to_rfc3339(license.updated_at),
+        }
+    }
+}
+
+impl SetLicense {
+    fn into_spec(self, now: i64) -> Result<LicenseSpec> {
+        let mut limits = Limits::default();
+        for (name, value) in &self.limits {
+            let key: LimitKey =
+                name.parse()
+                    .map_err(|e: mcpg_license_core::limits::LimitError| {
+                        ApiError::BadRequest(e.to_string())
+                    })?;
+            limits.set(key, Some(value.0));
+        }
+        let valid_from = self
+            .valid_from
+            .as_deref()
+            .map(|t| time("valid_from", t))
+            .transpose()?
+            .unwrap_or(now);
+        let valid_until = match (
+            self.valid_until.as_deref(),
+            self.valid_for_days.map(|d| d.0),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::BadRequest(
+                    "give valid_until or valid_for_days, not both".into(),
+                ));
+            }
+            (Some(text), None) => time("valid_until", text)?,
+            (None, Some(days)) if (1..=MAX_DAYS).contains(&days) => valid_from + days * 86_400,
+            (None, Some(_)) => {
+                return Err(ApiError::BadRequest(format!(
+                    "valid_for_days must be 1-{MAX_DAYS}"
+                )));
+            }
+            (None, None) => valid_from + DEFAULT_DAYS * 86_400,
+        };
+        check_end(valid_until, now)?;
+        if valid_until <= valid_from {
+            return Err(ApiError::BadRequest(
+                "valid_until must be after valid_from".into(),
+            ));
+        }
+        if let Some(both) = self
+            .entitlements_add
+            .iter()
+            .find(|e| self.entitlements_remove.contains(e))
+        {
+            return Err(ApiError::BadRequest(format!(
+                "{both} is both added and removed"
+            )));
+        }
+        Ok(LicenseSpec {
+            tier: self.tier,
+            add: self.entitlements_add,
+            remove: self.entitlements_remove,
+            limits,
+            valid_from,
+            valid_until,
+        })
+    }
+}
+
+async fn set(
+    State(state): State<AppState>,
+    access: Access,
+    ApiJson(body): ApiJson<SetLicense>,
+) -> Result<axum::Json<LicenseView>> {
+    access.require_global()?;
+    let org = &access.org;
+    let now = state.now();
+    let spec = body.into_spec(now)?;
+    let license = access.tenant().set_license(&spec, now).await?;
+    tracing::info!(org = %org.slug, license = %license.id, tier = %license.tier, "license set");
+    Ok(axum::Json(LicenseView::new(&org.slug, license, now)))
+}
+
+async fn show(State(state): State<AppState>, access: Access) -> Result<axum::Json<LicenseView>> {
+    access.require(Action::ReadOrg)?;
+    let license = access.tenant().license().await?;
+    Ok(axum::Json(LicenseView::new(
+        &access.org.slug,
+        license,
+        state.now(),
+    )))
+}
+
+async fn revoke(State(state): State<AppState>, access: Access) -> Result<axum::Json<LicenseView>> {
+    access.require_global()?;
+    let org = &access.org;
+    let now = state.now();
+    let license = access.tenant().revoke_license(now).await?;
+    tracing::info!(org = %org.slug, license = %license.id, "license revoked");
+    Ok(axum::Json(LicenseView::new(&org.slug, license, now)))
+}

@@ -1,0 +1,203 @@
+//! Tenant resolution, run as middleware before any handler of an org-scoped route
+//! (`/v1/orgs/{org}…`): it authenticates the caller, checks that the tenant named by the
+//! path, by an `X-Tenant-ID` header and (with subdomain routing) by the host agree (else 403 `tenant_mismatch`), looks the org up
+//! and decides whether the caller may see it — an org that does not exist and one the
+//! caller may not see leave through the same line with the same 404 — refuses suspended
+//! orgs and ended trials to non-global callers, and hands the handler an [`Access`]: the
+//! org, the caller, what the caller may do there, and a store handle bound to the org.
+
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::domain::org_standing;
+use crate::domain::rbac::{Action, Binding, Grants, Scope};
+use crate::http::error::ApiError;
+use crate::http::extract::{OidcRole, Principal, request_id};
+use crate::http::state::AppState;
+use crate::infra::store::{Actor, OrgRecord, Store, StoreError, TenantStore};
+use crate::infra::telemetry::record_org;
+
+/// The header a client may name its tenant with.
+pub(crate) const TENANT_HEADER: &str = "x-tenant-id";
+
+/// What an org-scoped handler knows about the request, resolved before it runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Access {
+    /// The org of the request.
+    pub(crate) org: OrgRecord,
+    /// The caller.
+    pub(crate) principal: Principal,
+    /// What the caller may do in the org.
+    pub(crate) grants: Grants,
+    /// Who the audit chain names for the request's changes.
+    pub(crate) actor: Actor,
+    store: Store,
+}
+
+impl Access {
+    /// The store handle bound to this org: the only way handlers reach tenant data.
+    pub(crate) fn tenant(&self) -> TenantStore<'_> {
+        self.store.tenant(&self.org.id).acting(&self.actor)
+    }
+
+    /// Refuses `action` unless the caller's role allows it.
+    pub(crate) fn require(&self, action: Action<'_>) -> Result<(), ApiError> {
+        if self.grants.allows(action) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("your role does not allow this here"))
+        }
+    }
+
+    /// Refuses anyone but the global (vendor) admin.
+    pub(crate) fn require_global(&self) -> Result<(), ApiError> {
+        self.principal.require_global()
+    }
+}
+
+impl FromRequestParts<AppState> for Access {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        parts.extensions.get::<Access>().cloned().ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("route has no tenant resolution layer"))
+        })
+    }
+}
+
+/// The middleware: resolves the tenant of routes with an `{org}` segment; other routes pass.
+pub(crate) async fn resolve_tenant(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let slug = match RawPathParams::from_request_parts(&mut parts, &state).await {
+        Ok(params) => params
+            .iter()
+            .find(|(name, _)| *name == "org")
+            .map(|(_, value)| value.to_owned()),
+        Err(_) => None,
+    };
+    let Some(slug) = slug else {
+        return next.run(Request::from_parts(parts, body)).await;
+    };
+    match resolve(&state, &mut parts, &slug).await {
+        Ok(access) => {
+            parts.extensions.insert(access);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn resolve(state: &AppState, parts: &mut Parts, slug: &str) -> Result<Access, ApiError> {
+    let principal = Principal::authenticate(parts, state, Some(slug)).await?;
+    if let Some(named) = parts.headers.get(TENANT_HEADER) {
+        let named = named
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("X-Tenant-ID must be an org slug".into()))?;
+        if named.trim() != slug {
+            return Err(ApiError::TenantMismatch);
+        }
+    }
+    if let Some(suffix) = &state.info.subdomain_suffix
+        && host_tenant(parts, suffix).is_some_and(|named| named != slug)
+    {
+        return Err(ApiError::TenantMismatch);
+    }
+    let (org, grants) = visible_org(state, &principal, slug)
+        .await?
+        .ok_or(ApiError::NotFound("organization"))?;
+    if !principal.is_global() {
+        org_standing(org.status, org.trial_expires_at, state.now()).map_err(ApiError::Refused)?;
+    }
+    if let Some(admin) = &principal.impersonator_id {
+        tracing::info!(
+            impersonator = %admin,
+            token = %principal.token_id,
+            org = %org.slug,
+            method = %parts.method,
+            path = %parts.uri.path(),
+            "request under impersonation"
+        );
+    }
+    record_org(&org.slug);
+    Ok(Access {
+        org,
+        actor: Actor {
+            id: principal.audit_id(),
+            request_id: request_id(parts),
+        },
+        principal,
+        grants,
+        store: state.store.clone(),
+    })
+}
+
+/// The org named by the request's host under `suffix` (`acme.mcpg.dev` → `acme`), if any.
+fn host_tenant(parts: &Parts, suffix: &str) -> Option<String> {
+    let host = parts.headers.get(axum::http::header::HOST)?.to_str().ok()?;
+    let host = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    let label = host
+        .to_ascii_lowercase()
+        .strip_suffix(suffix)?
+        .strip_suffix('.')?
+        .to_owned();
+    (!label.is_empty() && !label.contains('.')).then_some(label)
+}
+
+/// The grants of an OIDC login in its own org: its mapped role, org-wide; a login whose
+/// role claim maps to nothing is refused (403) — the IdP vouched for the org, so this
+/// reveals nothing the caller did not know.
+fn oidc_grants(principal: &Principal) -> Result<Grants, ApiError> {
+    match principal.oidc {
+        Some(OidcRole(Some(role))) => Ok(Grants::Bindings(vec![Binding {
+            role,
+            scope: Scope::Org,
+        }])),
+        _ => Err(ApiError::Forbidden(
+            "your identity provider's role claim maps to no role in this organization",
+        )),
+    }
+}
+
+/// The org and the caller's grants there, or `None` when it does not exist or the caller
+/// may not see it — one answer for both, so nobody learns which orgs exist.
+async fn visible_org(
+    state: &AppState,
+    principal: &Principal,
+    slug: &str,
+) -> Result<Option<(OrgRecord, Grants)>, ApiError> {
+    let org = match state.store.org_by_slug(slug).await {
+        Ok(org) => org,
+        Err(StoreError::NotFound(_)) => return Ok(None),
+        Err(other) => return Err(other.into()),
+    };
+    Ok(grants_in(state, principal, &org)
+        .await?
+        .map(|grants| (org, grants)))
+}
+
+/// The caller's grants in `org`, or `None` when the caller may not see it: a global admin
+/// sees every org, an org API key its own org, a user their own org when they hold any
+/// binding in it (at the org, a workspace or an environment). `GET /v1/orgs` lists with the
+/// same rule, so a listed org can be read and an unlisted one is 404.
+pub(crate) async fn grants_in(
+    state: &AppState,
+    principal: &Principal,
+    org: &OrgRecord,
+) -> Result<Option<Grants>, ApiError> {
+    let grants = match (&principal.org_id, &principal.user_id) {
+        (None, _) => Grants::OrgAdmin,
+        (Some(own), _) if *own != org.id => return Ok(None),
+        (Some(_), _) if principal.oidc.is_some() => oidc_grants(principal)?,
+        (Some(_), Some(user)) => {
+            Grants::Bindings(state.store.tenant(&org.id).user_bindings(user).await?)
+        }
+        (Some(_), None) => Grants::OrgAdmin,
+    };
+    Ok(grants.sees_org().then_some(grants))
+}

@@ -1,0 +1,163 @@
+//! The command line of `mcpg-auth`: clap definitions of the subcommands and of every
+//! `serve` flag (each also read from its `MCPG_*` variable).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::domain::settings::LogFormat;
+
+/// `mcpg-auth`: the MCPG license federation service.
+#[derive(Debug, Parser)]
+#[command(name = "mcpg-auth", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (creates the data directory, database, keys and bootstrap token on first start).
+    Serve(ServeArgs),
+}
+
+/// Flags of `serve`. Every flag also reads the `MCPG_*` variable named in its help.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8421].
+    #[arg(long, env = "MCPG_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the SQLite database, development root, KEK [default: ./mcpg-data].
+    #[arg(long, env = "MCPG_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: `sqlite://PATH` or `postgres://…` [default: sqlite in the data dir].
+    /// On PostgreSQL, a role that owns nothing and has neither SUPERUSER nor BYPASSRLS.
+    #[arg(long, env = "MCPG_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// PostgreSQL URL of the schema owner: runs migrations and grants the service's role.
+    #[arg(long, env = "MCPG_MIGRATE_DATABASE_URL", hide_env_values = true)]
+    pub migrate_database_url: Option<String>,
+    /// PostgreSQL URL of the role the cross-tenant paths (credential lookups, tenants
+    /// apply, gauges) run as: registered by the owner (mcpg_grant_global_role, done at a
+    /// start with --migrate-database-url) [default: the --migrate-database-url role].
+    #[arg(long, env = "MCPG_GLOBAL_DATABASE_URL", hide_env_values = true)]
+    pub global_database_url: Option<String>,
+    /// Development only: let --database-url be an owner or superuser (and migrate with it).
+    #[arg(long, env = "MCPG_ALLOW_OWNER_CONNECTION")]
+    pub allow_owner_connection: bool,
+    /// Requests per second per org when its license sets no `rps`; 0: unlimited [default: 100].
+    #[arg(long, env = "MCPG_ORG_RPS")]
+    pub org_rps: Option<u32>,
+    /// Requests per second per global admin token on /v1/admin/… and /v1/orgs; 0: unlimited
+    /// [default: 20].
+    #[arg(long, env = "MCPG_ADMIN_RPS")]
+    pub admin_rps: Option<u32>,
+    /// Share (1-100 %) of its org's management budget one principal (API key, user,
+    /// OIDC subject) may use; 100: no sub-limit [default: 50].
+    #[arg(long, env = "MCPG_PRINCIPAL_RPS_PERCENT")]
+    pub principal_rps_percent: Option<u32>,
+    /// Subdomain routing: with `mcpg.dev`, a request to `acme.mcpg.dev` is for the org
+    /// `acme`, and a path naming another org is 403 tenant_mismatch (TOML:
+    /// `[tenancy.subdomain_routing] suffix = "mcpg.dev"`) [default: off].
+    #[arg(long, env = "MCPG_SUBDOMAIN_SUFFIX")]
+    pub subdomain_suffix: Option<String>,
+    /// TOML configuration file (keys as the long flags, with `_` for `-`).
+    #[arg(long, env = "MCPG_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Public base URL of this service: `iss` of every token [default: http://127.0.0.1:8421].
+    #[arg(long, env = "MCPG_ISSUER")]
+    pub issuer: Option<String>,
+    /// At first start, write the bootstrap admin token to this file (0600) instead of stdout.
+    #[arg(long, env = "MCPG_BOOTSTRAP_TOKEN_FILE")]
+    pub bootstrap_token_file: Option<PathBuf>,
+    /// Signing key certified by an offline root (PASERK k4.secret, sealed k4.secret-pw, or
+    /// PEM); needs --certificate.
+    #[arg(long, env = "MCPG_SIGNING_KEY", requires = "certificate")]
+    pub signing_key: Option<PathBuf>,
+    /// File holding the passphrase of a sealed --signing-key (PASERK k4.secret-pw). Default:
+    /// the systemd credential `signing-key-passphrase` when $CREDENTIALS_DIRECTORY is set.
+    #[arg(long, env = "MCPG_SIGNING_KEY_PASSPHRASE_FILE")]
+    pub signing_key_passphrase_file: Option<PathBuf>,
+    /// Issuer certificate (PASETO v4.public) of --signing-key; repeatable, one per root that
+    /// certifies the key (the first is the primary; the variable takes a comma-separated
+    /// list). Certificates not stored yet are added at start.
+    #[arg(
+        long,
+        env = "MCPG_CERTIFICATE",
+        requires = "signing_key",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub certificate: Vec<PathBuf>,
+    /// Root public key (PASERK k4.public) that certificates and revocation lists may chain to,
+    /// besides the compiled-in vendor roots (repeatable; the variable takes a comma-separated
+    /// list).
+    #[arg(
+        long = "trusted-root",
+        env = "MCPG_TRUSTED_ROOTS",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub trusted_roots: Vec<PathBuf>,
+    /// File holding the 32-byte key-encryption key (64 hex chars) that seals signing keys at
+    /// rest. The variable MCPG_KEK may hold the key itself. Default: `<data-dir>/kek`,
+    /// generated on first start.
+    #[arg(long, env = "MCPG_KEK_FILE")]
+    pub kek_file: Option<PathBuf>,
+    /// How long a new key is published before it signs, e.g. 10m [default: 10m].
+    #[arg(long, env = "MCPG_KEY_PUBLISH_DELAY")]
+    pub key_publish_delay: Option<String>,
+    /// How often each replica reloads keys from the database, e.g. 30s [default: 30s].
+    #[arg(long, env = "MCPG_KEY_RELOAD_INTERVAL")]
+    pub key_reload_interval: Option<String>,
+    /// How long a gateway's credential → org/license lookup is cached, e.g. 5s [default: 5s].
+    #[arg(long, env = "MCPG_GRANT_CACHE_TTL")]
+    pub grant_cache_ttl: Option<String>,
+    /// How often each org's audit chain head is signed as a checkpoint when it moved,
+    /// e.g. 1h [default: 1h].
+    #[arg(long, env = "MCPG_AUDIT_CHECKPOINT_INTERVAL")]
+    pub audit_checkpoint_interval: Option<String>,
+    /// Per-request timeout, e.g. 10s [default: 10s].
+    #[arg(long, env = "MCPG_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<String>,
+    /// How long a client may take to send a request's headers (and how long an idle
+    /// keep-alive connection stays open), e.g. 10s [default: 10s]; slower ones are cut off.
+    #[arg(long, env = "MCPG_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<String>,
+    /// Requests in progress, across all routes, before new ones get 503 (health and
+    /// metrics endpoints are never refused) [default: 1024].
+    #[arg(long, env = "MCPG_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<usize>,
+    /// Log format: `text` or `json` [default: text]. Filter with MCPG_LOG (e.g. `info`).
+    #[arg(long, env = "MCPG_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Development and tests only: accept plain-http OIDC issuers and key sets on loopback
+    /// addresses (e.g. http://127.0.0.1:8080) [default: off, https only].
+    #[arg(long, env = "MCPG_OIDC_ALLOW_LOOPBACK")]
+    pub oidc_allow_loopback: bool,
+    /// How long an identity provider's fetched keys are used, e.g. 10m [default: 10m].
+    #[arg(long, env = "MCPG_OIDC_JWKS_TTL")]
+    pub oidc_jwks_ttl: Option<String>,
+    /// Shortest time between two key fetches from one identity provider caused by unknown
+    /// key ids, e.g. 60s [default: 60s].
+    #[arg(long, env = "MCPG_OIDC_JWKS_REFETCH_INTERVAL")]
+    pub oidc_jwks_refetch_interval: Option<String>,
+    /// tenants.yaml to reconcile at start and whenever it changes (an invalid file stops
+    /// a first start; once the database has orgs, it is logged and their state kept)
+    /// [default: none].
+    #[arg(long, env = "MCPG_TENANTS")]
+    pub tenants: Option<PathBuf>,
+    /// Delete managed orgs, workspaces and environments the tenants file no longer names.
+    #[arg(long, env = "MCPG_TENANTS_PRUNE")]
+    pub tenants_prune: bool,
+    /// How often the tenants file is checked for changes, e.g. 2s [default: 1s].
+    #[arg(long, env = "MCPG_TENANTS_POLL_INTERVAL")]
+    pub tenants_poll_interval: Option<String>,
+    /// Most orgs, workspaces, environments and API keys one tenants document (file or
+    /// API) may declare; a plan may list twice as many changes [default: 10000].
+    #[arg(long, env = "MCPG_TENANTS_MAX_OBJECTS")]
+    pub tenants_max_objects: Option<usize>,
+}

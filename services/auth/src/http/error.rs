@@ -1,0 +1,167 @@
+//! The one error type of the HTTP layer. Every failure leaves as
+//! `{"error":{"code","message"}}` with a stable code; server-side causes are logged with
+//! their chain and never sent to the client.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::domain::Refusal;
+use crate::http::ratelimit::write_headers;
+use crate::infra::store::StoreError;
+
+/// `Result` with [`ApiError`] as the default error.
+pub(crate) type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// Every error a handler can return.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    /// The request is malformed (body, header, parameter).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A tenants document with a YAML anchor or alias.
+    #[error("{0}")]
+    YamlAlias(String),
+    /// A tenants document (or its plan) over a bound.
+    #[error("{0}")]
+    TenantsTooLarge(String),
+    /// A body that is not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body is larger than allowed.
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    /// Missing or bad management credentials.
+    #[error("missing or invalid API token")]
+    Unauthenticated,
+    /// Missing, malformed, unknown or revoked gateway credential.
+    #[error("unknown, malformed or revoked gateway credential")]
+    InvalidCredential,
+    /// Authenticated but not allowed.
+    #[error("not allowed: {0}")]
+    Forbidden(&'static str),
+    /// The tenant named by the path, the `X-Tenant-ID` header or the host disagree.
+    #[error("the tenant named by the path, header and host disagree")]
+    TenantMismatch,
+    /// The org's license lacks the entitlement a feature needs (the message names it).
+    #[error("{0}")]
+    EntitlementRequired(String),
+    /// A create would pass a license limit (the message gives limit and usage).
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// A delete of something with children, without `cascade=true`.
+    #[error("{0}")]
+    HasChildren(String),
+    /// An explicit no from the token endpoint.
+    #[error("{}", .0.message())]
+    Refused(Refusal),
+    /// The token would lie outside the signing key's issuer certificate (the message names
+    /// the bound).
+    #[error("{0}")]
+    OutsideCertificateBounds(String),
+    /// The route exists but not with this method.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    /// Nothing by that name (uniform for unknown and hidden resources).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The resource exists already or the change conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many requests; the decision gives the wait and the `RateLimit-*` headers.
+    #[error("rate limit exceeded")]
+    RateLimited(crate::infra::limiter::Decision),
+    /// Overloaded, timed out or not ready; retry later.
+    #[error("{0}")]
+    Unavailable(&'static str),
+    /// A bug or an infrastructure failure; the cause is logged, not returned.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ApiError::YamlAlias(_) => (StatusCode::BAD_REQUEST, "yaml_alias"),
+            ApiError::TenantsTooLarge(_) => (StatusCode::BAD_REQUEST, "tenants_too_large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ApiError::InvalidCredential => (StatusCode::UNAUTHORIZED, "invalid_credential"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Refused(refusal) => (StatusCode::FORBIDDEN, refusal.code()),
+            ApiError::OutsideCertificateBounds(_) => {
+                (StatusCode::FORBIDDEN, "outside_certificate_bounds")
+            }
+            ApiError::TenantMismatch => (StatusCode::FORBIDDEN, "tenant_mismatch"),
+            ApiError::EntitlementRequired(_) => (StatusCode::FORBIDDEN, "entitlement_required"),
+            ApiError::QuotaExceeded(_) => (StatusCode::FORBIDDEN, "quota_exceeded"),
+            ApiError::HasChildren(_) => (StatusCode::CONFLICT, "has_children"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// Wraps any server-side failure.
+    pub(crate) fn internal(error: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(error.into())
+    }
+}
+
+impl From<crate::domain::TextError> for ApiError {
+    fn from(error: crate::domain::TextError) -> Self {
+        ApiError::BadRequest(error.to_string())
+    }
+}
+
+impl From<crate::domain::SlugError> for ApiError {
+    fn from(error: crate::domain::SlugError) -> Self {
+        ApiError::BadRequest(format!("slug: {error}"))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::Conflict(what) => ApiError::Conflict(what.to_owned()),
+            StoreError::Quota { .. } => ApiError::QuotaExceeded(error.to_string()),
+            StoreError::HasChildren(what) => ApiError::HasChildren(what),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+        }
+        let body = Json(json!({"error": {"code": code, "message": self.to_string()}}));
+        let mut response = (status, body).into_response();
+        match &self {
+            ApiError::RateLimited(decision) => write_headers(decision, response.headers_mut()),
+            ApiError::Unavailable(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1));
+            }
+            _ => {}
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,516 @@
+//! Building and running the service: `Application::build(settings)` prepares everything
+//! (data dir, database, keys, bootstrap token) and binds; `run_until_stopped` serves until
+//! SIGTERM/SIGINT, letting in-flight requests finish.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use mcpg_license_core::{
+    Clock, PublicKey, SigningKey, SystemClock, Unverified, decode_unverified, keys::vendor_roots,
+};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::domain::credential::{Credential, CredentialKind};
+use crate::domain::settings::Settings;
+use crate::domain::settings::TenantsFile;
+use crate::http::api::{RequestGuards, service};
+use crate::http::serve::ServeOptions;
+use crate::http::state::{AppState, ServiceInfo, SharedState};
+use crate::http::tenants_watch::{self, TenantsStatus};
+use crate::infra::audit_chain;
+use crate::infra::certwatch::ExpiryWatch;
+use crate::infra::files::{MAX_KEY_FILE, read_text};
+use crate::infra::issuer::Issuer;
+use crate::infra::keyring::{ConfiguredKey, Keyring};
+use crate::infra::limiter::{Limiter, spawn_pruner};
+use crate::infra::oidc::OidcVerifier;
+use crate::infra::secrets::{self, DEV_ROOT_PUBLIC, Kek, write_secret_file};
+use crate::infra::store::{DatabaseOptions, Store};
+use crate::infra::telemetry::{self, CERTIFICATE_DAYS_LEFT, GATEWAYS_SEEN, LICENSE_DAYS_LEFT};
+
+/// How often buffered `last_token_at` times are flushed and per-org gauges refreshed.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
+/// How often issued tokens are appended to their orgs' audit chains (one entry per org).
+const ISSUANCE_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// How often recorded histogram samples are folded into their buckets (the exporter's own
+/// default). The recorder keeps every sample until then: without this, a service that
+/// nobody scrapes would grow by about 20 bytes per request.
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A built, bound service.
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    state: AppState,
+    guards: RequestGuards,
+    key_reload_interval: Duration,
+    tenants: Option<(TenantsFile, Option<[u8; 32]>)>,
+    checkpoint_interval: Duration,
+}
+
+impl Application {
+    /// Prepares the data directory, database, keys and bootstrap token, and binds.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`Application::build`] with an injected clock (tests jump days ahead with it).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let now = clock.now();
+        // Bind first: a start that cannot listen (port taken, no permission) must fail
+        // before it spends the one-time bootstrap token or generates any key.
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        create_data_dir(&settings.data_dir)?;
+        let store = open_store(&settings).await?;
+        let kek = Kek::load(&settings.kek, &settings.data_dir)?;
+        let (root, external, root_kids) = signing_identity(&settings)?;
+        let publish_delay =
+            i64::try_from(settings.key_publish_delay.as_secs()).unwrap_or(i64::MAX / 4);
+        let keyring = Arc::new(Keyring::new(
+            store.clone(),
+            kek,
+            settings.issuer.clone(),
+            root,
+            trusted_roots(&settings.trusted_roots)?,
+            publish_delay,
+        ));
+        keyring
+            .initialize(external, now)
+            .await
+            .context("cannot prepare the signing keys")?;
+        issue_bootstrap_token(&store, settings.bootstrap_token_file.as_deref(), now).await?;
+        let state = shared_state(&settings, store, keyring, root_kids, clock)?;
+        let tenants = match settings.tenants {
+            Some(file) => {
+                let applied = tenants_watch::apply_at_start(&state, &file)
+                    .await
+                    .with_context(|| {
+                        format!("cannot apply the tenants file {}", file.path.display())
+                    })?;
+                Some((file, applied))
+            }
+            None => None,
+        };
+        let port = listener.local_addr()?.port();
+        Ok(Self {
+            listener,
+            port,
+            state,
+            guards: RequestGuards {
+                timeout: settings.request_timeout,
+                max_in_flight: settings.max_in_flight,
+                header_read_timeout: settings.header_read_timeout,
+            },
+            key_reload_interval: settings.key_reload_interval,
+            tenants,
+            checkpoint_interval: settings.audit_checkpoint_interval,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains in-flight requests and flushes buffers.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then drains in-flight requests and flushes buffers.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let mut tasks = vec![
+            spawn_key_reloader(self.state.clone(), self.key_reload_interval),
+            spawn_housekeeping(self.state.clone()),
+            spawn_pruner(self.state.limiter.clone()),
+            spawn_issuance_flusher(self.state.clone()),
+            spawn_checkpointer(self.state.clone(), self.checkpoint_interval),
+            spawn_metrics_upkeep(self.state.metrics.clone()),
+        ];
+        if let Some((file, applied)) = self.tenants {
+            tasks.push(tenants_watch::spawn(self.state.clone(), file, applied));
+        }
+        tracing::info!(port = self.port, issuer = %self.state.info.issuer_url, "mcpg-auth listening");
+        let app = service(self.state.clone(), self.guards);
+        // Every request in flight ends within the request timeout (the guard cuts it off):
+        // past that and a second more, what is still open is a client that stopped
+        // sending, and shutdown does not wait for it.
+        let options = ServeOptions {
+            header_read_timeout: self.guards.header_read_timeout,
+            drain: self.guards.timeout + Duration::from_secs(1),
+        };
+        crate::http::serve::serve(self.listener, app, stop, options).await;
+        for task in tasks {
+            task.abort();
+        }
+        if let Err(error) = self.state.issuer.flush_issued(self.state.now()).await {
+            tracing::warn!(error = %error, "could not record issued tokens in the audit chain at shutdown");
+        }
+        if let Err(error) = self.state.issuer.flush_seen().await {
+            tracing::warn!(error = %error, "could not flush gateway activity at shutdown");
+        }
+        self.state.store.close().await;
+        tracing::info!("mcpg-auth stopped");
+        Ok(())
+    }
+}
+
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Creates the default SQLite database file empty with mode 0600 when it does not exist yet
+/// (SQLite gives its `-wal` and `-shm` files the database file's mode). The directory is
+/// 0700 already; the file holds credential hashes and the encrypted signing keys.
+fn create_private_file(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => {
+            Err(error).with_context(|| format!("cannot create the database {}", path.display()))
+        }
+    }
+}
+
+/// The compiled-in vendor roots plus the `--trusted-root` files.
+fn trusted_roots(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
+    let mut roots = vendor_roots().context("the compiled-in vendor root does not parse")?;
+    for path in files {
+        let text = read_text(path, MAX_KEY_FILE)
+            .with_context(|| format!("cannot read trusted root {}", path.display()))?;
+        let root = PublicKey::parse_any(text.trim())
+            .with_context(|| format!("trusted root {} is not a public key", path.display()))?;
+        roots.push(root);
+    }
+    Ok(roots)
+}
+
+fn announce_dev_root(root: &SigningKey, created: bool, public_path: &Path) {
+    let what = if created {
+        "GENERATED A DEVELOPMENT ROOT"
+    } else {
+        "USING THE DEVELOPMENT ROOT"
+    };
+    tracing::warn!(
+        root_kid = %root.kid(),
+        public_key_file = %public_path.display(),
+        "!!! {what} — FOR DEVELOPMENT ONLY: tokens from this service are trusted only by gateways that list {} in trusted_roots; production uses --signing-key/--certificate from an offline root !!!",
+        public_path.display()
+    );
+}
+
+async fn issue_bootstrap_token(store: &Store, file: Option<&Path>, now: i64) -> anyhow::Result<()> {
+    if store.bootstrap_token_issued().await? {
+        return Ok(());
+    }
+    let credential = Credential::generate(CredentialKind::ApiToken)?;
+    // With a file, the token is on disk (0600, synced) before its row commits, so a full
+    // disk or a bad path fails the start without burning the one-time bootstrap token.
+    let staged = match file {
+        Some(path) => Some(stage_bootstrap_file(path, &credential)?),
+        None => None,
+    };
+    let stored = store
+        .insert_bootstrap_token(
+            &credential.hash().to_hex(),
+            credential.display_prefix(),
+            now,
+        )
+        .await;
+    let stored = match stored {
+        Ok(stored) => stored,
+        Err(error) => {
+            if let Some(staged) = &staged {
+                let _ = std::fs::remove_file(staged);
+            }
+            return Err(error.into());
+        }
+    };
+    match (file, staged) {
+        (Some(_), Some(staged)) if !stored => {
+            let _ = std::fs::remove_file(&staged);
+        }
+        (Some(path), Some(staged)) => {
+            publish_bootstrap_file(&staged, path)?;
+            tracing::warn!(path = %path.display(), "bootstrap admin token written (mode 0600)");
+        }
+        _ if stored => {
+            tracing::warn!("bootstrap admin token printed once on standard output; store it now");
+            println!(
+                "mcpg-auth bootstrap admin token (shown once): {}",
+                credential.expose()
+            );
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Writes the token next to `path` under a temporary name (refusing to go on if `path`
+/// already exists: it may hold a token someone relies on).
+fn stage_bootstrap_file(path: &Path, credential: &Credential) -> anyhow::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?;
+    let mut staged_name = std::ffi::OsString::from(".");
+    staged_name.push(name);
+    staged_name.push(format!(".{}.tmp", std::process::id()));
+    let staged = path.with_file_name(staged_name);
+    let _ = std::fs::remove_file(&staged);
+    write_secret_file(&staged, format!("{}\n", credential.expose()).as_bytes())
+        .context("cannot write the bootstrap token file")?;
+    Ok(staged)
+}
+
+/// Moves the staged token file to `path`. If that fails the token is still in the staged
+/// file, and the error says where.
+fn publish_bootstrap_file(staged: &Path, path: &Path) -> anyhow::Result<()> {
+    let kept = || {
+        format!(
+            "the bootstrap admin token was issued but could not be moved to {}; it is in {} (mode 0600)",
+            path.display(),
+            staged.display()
+        )
+    };
+    if path.exists() {
+        anyhow::bail!("{}: {} already exists", kept(), path.display());
+    }
+    std::fs::rename(staged, path).with_context(kept)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
+}
+
+fn spawn_key_reloader(state: AppState, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every.max(Duration::from_millis(100)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(error) = state.keyring.reload(state.now()).await {
+                tracing::error!(error = format!("{error:#}"), "key reload failed");
+            }
+        }
+    })
+}
+
+fn spawn_issuance_flusher(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(ISSUANCE_FLUSH_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(error) = state.issuer.flush_issued(state.now()).await {
+                tracing::warn!(error = %error, "could not record issued tokens in the audit chain");
+            }
+        }
+    })
+}
+
+fn spawn_checkpointer(state: AppState, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = every.max(Duration::from_secs(1));
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match audit_chain::checkpoint_moved_heads(&state.store, &state.keyring, state.now())
+                .await
+            {
+                Ok(0) => {}
+                Ok(signed) => tracing::info!(signed, "audit checkpoints signed"),
+                Err(error) => tracing::warn!(error = %error, "audit checkpoints failed"),
+            }
+        }
+    })
+}
+
+/// Drains the histograms' pending samples into their buckets. `/metrics` does the same on
+/// every scrape; this bounds the memory when scrapes are rare or absent (the recorder is
+/// built, not installed with the exporter's own upkeep thread, so that tests can share it).
+fn spawn_metrics_upkeep(metrics: PrometheusHandle) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            metrics.run_upkeep();
+        }
+    })
+}
+
+fn spawn_housekeeping(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(error) = housekeeping(&state).await {
+                tracing::warn!(error = format!("{error:#}"), "housekeeping failed");
+            }
+        }
+    })
+}
+
+async fn housekeeping(state: &AppState) -> anyhow::Result<()> {
+    state.issuer.flush_seen().await?;
+    let now = state.now();
+    for (org, count) in state.store.gateways_seen_since(now - 86_400).await? {
+        metrics::gauge!(GATEWAYS_SEEN, "org" => org).set(count as f64);
+    }
+    for (org, end) in state.store.license_ends().await? {
+        metrics::gauge!(LICENSE_DAYS_LEFT, "org" => org).set((end - now) as f64 / 86_400.0);
+    }
+    if let Some(snapshot) = state.keyring.snapshot() {
+        let exp = snapshot.certificate_expires_at;
+        metrics::gauge!(CERTIFICATE_DAYS_LEFT).set((exp - now) as f64 / 86_400.0);
+        if let Some(days) = state.expiry_watch.due(now, exp) {
+            tracing::warn!(
+                kid = %snapshot.signer.key().kid(),
+                cid = %snapshot.bounds.cid,
+                expires_at = %mcpg_license_core::clock::to_rfc3339(exp),
+                days_left = days,
+                "the signing key's issuer certificate expires in {days} day(s): import a new key and certificate (POST /v1/admin/keys/import) before it does"
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+/// Opens the database the settings name (SQLite in the data directory by default, its
+/// file created private first) and migrates it.
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let database = DatabaseOptions {
+        url: settings.database_url.as_ref(),
+        migrate_url: settings.migrate_database_url.as_ref(),
+        global_url: settings.global_database_url.as_ref(),
+        allow_owner_connection: settings.allow_owner_connection,
+    };
+    let sqlite_path = settings.data_dir.join("mcpg.db");
+    if settings.database_url.is_none() {
+        create_private_file(&sqlite_path)?;
+    }
+    Store::connect(&database, &sqlite_path)
+        .await
+        .context("cannot open the database")
+}
+
+/// Who signs: a key certified by offline roots (`--signing-key`, `--certificate`), or a
+/// development root in the data directory that certifies the service's own keys. Returns
+/// the development root (if any), the configured key (if any) and the kids of the roots
+/// that certify the service's keys.
+fn signing_identity(
+    settings: &Settings,
+) -> anyhow::Result<(Option<SigningKey>, Option<ConfiguredKey>, Vec<String>)> {
+    let Some(files) = &settings.external_key else {
+        let (root, created) = secrets::load_or_create_dev_root(&settings.data_dir)?;
+        announce_dev_root(&root, created, &settings.data_dir.join(DEV_ROOT_PUBLIC));
+        let kid = root.kid().to_string();
+        return Ok((Some(root), None, vec![kid]));
+    };
+    let key =
+        secrets::read_external_signing_key(&files.signing_key, files.passphrase_file.as_deref())?;
+    let mut certificates = Vec::with_capacity(files.certificates.len());
+    let mut root_kids = Vec::new();
+    for file in &files.certificates {
+        let certificate = read_text(file, MAX_KEY_FILE)
+            .with_context(|| format!("cannot read certificate {}", file.display()))?
+            .trim()
+            .to_owned();
+        let root_kid = match decode_unverified(&certificate) {
+            Ok(Unverified::Certificate { root_kid, .. }) => root_kid,
+            _ => anyhow::bail!("{} is not an issuer certificate", file.display()),
+        };
+        if !root_kids.contains(&root_kid) {
+            root_kids.push(root_kid);
+        }
+        certificates.push((certificate, file.display().to_string()));
+    }
+    Ok((None, Some(ConfiguredKey { key, certificates }), root_kids))
+}
+
+/// The state every handler shares, around the opened store and the initialised keyring.
+fn shared_state(
+    settings: &Settings,
+    store: Store,
+    keyring: Arc<Keyring>,
+    root_kids: Vec<String>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<AppState> {
+    let limiter = Arc::new(Limiter::new(settings.rate_limits));
+    let issuer = Arc::new(Issuer::new(
+        store.clone(),
+        keyring.clone(),
+        settings.issuer.clone(),
+        settings.grant_cache_ttl,
+        limiter.clone(),
+    ));
+    Ok(AppState::new(SharedState {
+        store,
+        keyring,
+        issuer,
+        limiter,
+        info: Arc::new(ServiceInfo {
+            issuer_url: settings.issuer.clone(),
+            root_kids,
+            subdomain_suffix: settings.subdomain_suffix.clone(),
+            tenants_max_objects: settings.tenants_max_objects,
+        }),
+        metrics: telemetry::metrics_handle(),
+        clock,
+        oidc: Arc::new(
+            OidcVerifier::new(settings.oidc)
+                .context("cannot build the OIDC key fetcher's HTTP client")?,
+        ),
+        tenants: Arc::new(TenantsStatus::default()),
+        expiry_watch: Arc::new(ExpiryWatch::default()),
+    }))
+}

@@ -1,0 +1,77 @@
+//! The state every handler shares.
+
+use std::sync::Arc;
+
+use mcpg_license_core::Clock;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::http::tenants_watch::TenantsStatus;
+use crate::infra::certwatch::ExpiryWatch;
+use crate::infra::issuer::Issuer;
+use crate::infra::keyring::Keyring;
+use crate::infra::limiter::Limiter;
+use crate::infra::oidc::OidcVerifier;
+use crate::infra::store::Store;
+
+/// Facts about this deployment that the metadata document publishes.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceInfo {
+    /// Issuer URL.
+    pub(crate) issuer_url: String,
+    /// Key ids of the roots that certify this service's keys.
+    pub(crate) root_kids: Vec<String>,
+    /// Host suffix of subdomain routing, if enabled.
+    pub(crate) subdomain_suffix: Option<String>,
+    /// Most objects a tenants document may declare.
+    pub(crate) tenants_max_objects: usize,
+}
+
+/// Shared state: one reference count to clone (axum clones it into every request).
+#[derive(Clone)]
+pub(crate) struct AppState(Arc<SharedState>);
+
+impl AppState {
+    /// Wraps the shared parts.
+    pub(crate) fn new(shared: SharedState) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// What every handler shares.
+pub(crate) struct SharedState {
+    /// Storage.
+    pub(crate) store: Store,
+    /// Signing keys.
+    pub(crate) keyring: Arc<Keyring>,
+    /// The token hot path.
+    pub(crate) issuer: Arc<Issuer>,
+    /// Per-org and admin request rate limits.
+    pub(crate) limiter: Arc<Limiter>,
+    /// Deployment facts.
+    pub(crate) info: Arc<ServiceInfo>,
+    /// Renders `/metrics`.
+    pub(crate) metrics: PrometheusHandle,
+    /// Time source.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Verifies operators' identity tokens from the orgs' OIDC providers.
+    pub(crate) oidc: Arc<OidcVerifier>,
+    /// What the tenants file reloader did last.
+    pub(crate) tenants: Arc<TenantsStatus>,
+    /// When the certificate expiry warning was last logged.
+    pub(crate) expiry_watch: Arc<ExpiryWatch>,
+}
+
+impl SharedState {
+    /// The current Unix time.
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now()
+    }
+}

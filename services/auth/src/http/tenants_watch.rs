@@ -1,0 +1,287 @@
+//! Hot reload of `mcpg-auth serve --tenants FILE`.
+//!
+//! The file is polled (modification by content: SHA-256 of the bytes) rather than watched
+//! with inotify: polling survives editors that save by writing a new file and renaming it
+//! over the old one, ConfigMap symlink swaps and network file systems. A change is applied
+//! once the same content is seen on two consecutive polls, so a file caught half-written
+//! is not applied. An invalid document is logged with its line and the previous state is
+//! kept; a valid one is reconciled and becomes the new generation.
+//!
+//! At start, a file that cannot be applied stops the start only while the database has
+//! no org (a first start: there is no state to serve). Once it has one, that state is the
+//! last good state: the replica logs the error, reports it in the status and the failure
+//! metric, serves what the database holds, and applies the file when it changes — so a
+//! bad file rolled out to every replica does not take them all down on their next
+//! restart.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use mcpg_license_core::clock::to_rfc3339;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+
+use crate::domain::settings::TenantsFile;
+use crate::domain::tenants_file::{
+    ApplyOptions, ChangeAction, MAX_DOCUMENT_BYTES, Plan, TenantsDoc, TenantsError,
+};
+use crate::http::state::AppState;
+use crate::infra::store::Actor;
+use crate::infra::store::ApplyError;
+
+/// Applied generations of the tenants file (1 after the start).
+pub(crate) const TENANTS_GENERATION: &str = "mcpg_tenants_generation";
+/// When the tenants file was last applied (Unix seconds).
+pub(crate) const TENANTS_APPLIED_AT: &str = "mcpg_tenants_last_applied_timestamp_seconds";
+/// Changed tenants files that were not applied (invalid or not applicable).
+pub(crate) const TENANTS_FAILURES: &str = "mcpg_tenants_reload_failures_total";
+
+/// How long a document that could not be applied for a reason other than its content (a
+/// conflict, the database) waits before it is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// What the reloader did last, for `GET /v1/admin/tenants/status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct StatusView {
+    /// The watched file, if any.
+    pub(crate) file: Option<String>,
+    /// Whether managed objects absent from the file are deleted.
+    pub(crate) prune: bool,
+    /// Applied generations (0: none).
+    pub(crate) generation: u64,
+    /// SHA-256 of the applied content.
+    pub(crate) applied_sha256: Option<String>,
+    /// When it was applied.
+    pub(crate) applied_at: Option<String>,
+    /// Counts of the last applied plan by action.
+    pub(crate) last_changes: Option<serde_json::Value>,
+    /// Why the last changed content was not applied (cleared by the next success).
+    pub(crate) last_error: Option<String>,
+    /// When that happened.
+    pub(crate) last_error_at: Option<String>,
+}
+
+/// Shared reloader status.
+#[derive(Debug, Default)]
+pub(crate) struct TenantsStatus(Mutex<StatusView>);
+
+impl TenantsStatus {
+    /// A snapshot.
+    pub(crate) fn view(&self) -> StatusView {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut StatusView)) {
+        if let Ok(mut view) = self.0.lock() {
+            change(&mut view);
+        }
+    }
+
+    fn applied(&self, hash: &[u8; 32], plan: &Plan, now: i64) -> u64 {
+        let mut generation = 0;
+        self.update(|view| {
+            view.generation += 1;
+            generation = view.generation;
+            view.applied_sha256 = Some(hex::encode(hash));
+            view.applied_at = Some(to_rfc3339(now));
+            view.last_changes = Some(serde_json::json!({
+                "create": plan.count(ChangeAction::Create),
+                "update": plan.count(ChangeAction::Update),
+                "delete": plan.count(ChangeAction::Delete),
+                "keep": plan.count(ChangeAction::Keep),
+            }));
+            view.last_error = None;
+            view.last_error_at = None;
+        });
+        metrics::gauge!(TENANTS_GENERATION).set(generation as f64);
+        metrics::gauge!(TENANTS_APPLIED_AT).set(now as f64);
+        generation
+    }
+
+    fn failed(&self, error: &str, now: i64) {
+        metrics::counter!(TENANTS_FAILURES).increment(1);
+        self.update(|view| {
+            view.last_error = Some(error.to_owned());
+            view.last_error_at = Some(to_rfc3339(now));
+        });
+    }
+}
+
+/// Reads at most one byte more than a document may have, so an oversized file is
+/// refused without being read whole.
+fn read(path: &Path) -> Result<(Vec<u8>, [u8; 32]), TenantsError> {
+    let source = path.display().to_string();
+    let cannot_read = |error: std::io::Error| {
+        TenantsError::invalid(&source, None, format!("cannot read: {error}"))
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(MAX_DOCUMENT_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(cannot_read)?;
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(TenantsError::TooLarge(format!(
+            "{source}: the file is larger than {MAX_DOCUMENT_BYTES} bytes"
+        )));
+    }
+    let hash = Sha256::digest(&bytes).into();
+    Ok((bytes, hash))
+}
+
+async fn apply(state: &AppState, file: &TenantsFile, bytes: &[u8]) -> Result<Plan, ApplyError> {
+    let source = file.path.display().to_string();
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| TenantsError::invalid(&source, None, "the file is not UTF-8 text"))?;
+    let max_objects = state.info.tenants_max_objects;
+    let doc = TenantsDoc::parse_bounded(&source, text, max_objects)?;
+    let options = ApplyOptions {
+        prune: file.prune,
+        dry_run: false,
+        max_objects,
+    };
+    // The audit chain names the file as the actor of what it changes.
+    let actor = Actor {
+        id: format!("tenants-file:{source}"),
+        request_id: String::new(),
+    };
+    state
+        .store
+        .reconcile_tenants(&doc, options, &actor, state.now())
+        .await
+}
+
+fn log_applied(file: &TenantsFile, plan: &Plan, generation: u64) {
+    tracing::info!(
+        file = %file.path.display(),
+        generation,
+        create = plan.count(ChangeAction::Create),
+        update = plan.count(ChangeAction::Update),
+        delete = plan.count(ChangeAction::Delete),
+        keep = plan.count(ChangeAction::Keep),
+        "tenants file applied"
+    );
+    for change in &plan.changes {
+        tracing::info!(
+            action = change.action.as_str(),
+            path = %change.path,
+            detail = %change.detail,
+            "tenants change"
+        );
+    }
+}
+
+/// Applies the file once at start. Returns the hash of the applied content, or `None`
+/// when the file was refused and the database's state is served instead (see the module
+/// docs); an error stops the start (a first start, or a database that does not answer).
+pub(crate) async fn apply_at_start(
+    state: &AppState,
+    file: &TenantsFile,
+) -> anyhow::Result<Option<[u8; 32]>> {
+    state.tenants.update(|view| {
+        view.file = Some(file.path.display().to_string());
+        view.prune = file.prune;
+    });
+    let refused = match read(&file.path) {
+        Ok((bytes, hash)) => match apply(state, file, &bytes).await {
+            Ok(plan) => {
+                let generation = state.tenants.applied(&hash, &plan, state.now());
+                log_applied(file, &plan, generation);
+                return Ok(Some(hash));
+            }
+            Err(error) => error,
+        },
+        Err(error) => error.into(),
+    };
+    if matches!(refused, ApplyError::Store(_)) || state.store.list_orgs().await?.is_empty() {
+        return Err(refused.into());
+    }
+    tracing::error!(
+        error = %refused,
+        "tenants file not applied at start; serving the state the database holds"
+    );
+    state.tenants.failed(&refused.to_string(), state.now());
+    Ok(None)
+}
+
+/// Polls the file and applies each settled change.
+/// `applied` is the hash applied at start (`None`: the file was refused at start, so its
+/// current content is retried only once it changes).
+pub(crate) fn spawn(
+    state: AppState,
+    file: TenantsFile,
+    applied: Option<[u8; 32]>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(file.interval.max(Duration::from_millis(50)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut applied = applied.unwrap_or([0; 32]);
+        let mut pending: Option<[u8; 32]> = None;
+        let mut failed: Option<([u8; 32], Option<Instant>)> = None;
+        if applied == [0; 32]
+            && let Ok((_, hash)) = read(&file.path)
+        {
+            // Refused at start: wait for a change rather than refusing it again.
+            failed = Some((hash, None));
+        }
+        loop {
+            ticker.tick().await;
+            let (bytes, hash) = match read(&file.path) {
+                Ok(read) => read,
+                Err(error) => {
+                    // A save in progress can remove the file for a moment: report once.
+                    if failed.is_none_or(|(h, _)| h != [0; 32]) {
+                        tracing::warn!(error = %error, "tenants file unreadable; keeping the current state");
+                        state.tenants.failed(&error.to_string(), state.now());
+                        failed = Some(([0; 32], None));
+                    }
+                    continue;
+                }
+            };
+            if hash == applied {
+                pending = None;
+                continue;
+            }
+            if pending != Some(hash) {
+                pending = Some(hash);
+                continue;
+            }
+            if let Some((h, retry)) = failed
+                && h == hash
+                && retry.is_none_or(|at| at.elapsed() < RETRY_AFTER)
+            {
+                continue;
+            }
+            match apply(&state, &file, &bytes).await {
+                Ok(plan) => {
+                    applied = hash;
+                    failed = None;
+                    let generation = state.tenants.applied(&hash, &plan, state.now());
+                    log_applied(&file, &plan, generation);
+                }
+                Err(error) => {
+                    tracing::error!(
+                        error = %error,
+                        "tenants file not applied; keeping the previous state"
+                    );
+                    state.tenants.failed(&error.to_string(), state.now());
+                    // A document that is invalid stays so until it changes; a conflict or a
+                    // database failure is retried.
+                    let retry = match error {
+                        ApplyError::Refused(
+                            TenantsError::Invalid { .. }
+                            | TenantsError::Alias { .. }
+                            | TenantsError::TooLarge(_),
+                        ) => None,
+                        _ => Some(Instant::now()),
+                    };
+                    failed = Some((hash, retry));
+                }
+            }
+        }
+    })
+}

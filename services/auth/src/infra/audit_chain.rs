@@ -1,0 +1,230 @@
+//! The audit chain as the service runs it: verifying an org's chain page by page, signing
+//! checkpoints of its head, and recording token issuance in batches.
+//!
+//! Every mutating store path appends its own entry inside its transaction (see
+//! `store::audit`). Token issuance is the exception: the hot path must not serialise on
+//! an org's chain, so [`IssuanceLog`] only counts tokens in memory and a background task
+//! appends one `token.issued` entry per org per flush (every second and at shutdown).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use mcpg_license_core::audit::{ChainVerifier, Checkpoint, VerifyReport, hex_lower, parse_hash};
+use mcpg_license_core::clock::to_rfc3339;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::infra::keyring::Keyring;
+use crate::infra::store::{AuditAction, CheckpointRecord, Event, Store, StoreError, TenantStore};
+
+/// Rows fetched per page when verifying or exporting.
+pub(crate) const PAGE: i64 = 1_000;
+
+/// Why a checkpoint was not signed.
+#[derive(Debug, Error)]
+pub(crate) enum CheckpointFailure {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No active signing key.
+    #[error("no active signing key")]
+    NoKey,
+    /// The chain does not verify: signing its head would vouch for tampered history.
+    #[error("the audit chain does not verify at seq {0}; no checkpoint signed")]
+    Broken(i64),
+}
+
+/// Verifies the whole chain of the handle's org.
+pub async fn verify(tenant: &TenantStore<'_>) -> Result<VerifyReport, StoreError> {
+    let mut verifier = ChainVerifier::new(tenant.org_id());
+    verify_from(tenant, &mut verifier, 0).await?;
+    Ok(verifier.finish())
+}
+
+async fn verify_from(
+    tenant: &TenantStore<'_>,
+    verifier: &mut ChainVerifier,
+    mut after: i64,
+) -> Result<(), StoreError> {
+    loop {
+        let page = tenant.audit_page(after, PAGE).await?;
+        for record in &page {
+            if !verifier.push(record) {
+                return Ok(());
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() as i64 == PAGE => after = last.entry.seq,
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// Signs the org's current head with the active signing key and stores the checkpoint.
+/// The entries since the newest checkpoint are verified first.
+pub(crate) async fn sign_checkpoint(
+    tenant: &TenantStore<'_>,
+    keyring: &Keyring,
+    now: i64,
+) -> Result<CheckpointRecord, CheckpointFailure> {
+    let snapshot = keyring.snapshot().ok_or(CheckpointFailure::NoKey)?;
+    let org_id = tenant.org_id();
+    let mut verifier = match tenant.latest_checkpoint().await? {
+        Some(last) => match parse_hash(&last.hash) {
+            Some(hash) => ChainVerifier::resume(org_id, last.seq, hash),
+            None => ChainVerifier::new(org_id),
+        },
+        None => ChainVerifier::new(org_id),
+    };
+    let start = verifier.head().0;
+    verify_from(tenant, &mut verifier, start).await?;
+    let (seq, head_hash) = verifier.head();
+    let report = verifier.finish();
+    if let Some(bad) = report.first_bad_seq {
+        return Err(CheckpointFailure::Broken(bad));
+    }
+    let checkpoint = Checkpoint {
+        origin: Checkpoint::origin_for(org_id),
+        seq,
+        head_hash,
+        time: to_rfc3339(now),
+    };
+    let note = checkpoint.sign(snapshot.signer.key());
+    let hash = hex_lower(&head_hash);
+    tenant.insert_checkpoint(seq, &hash, &note, now).await?;
+    Ok(CheckpointRecord {
+        seq,
+        hash,
+        note,
+        created_at: now,
+    })
+}
+
+/// Signs a checkpoint for every chain whose head moved since its newest checkpoint.
+pub(crate) async fn checkpoint_moved_heads(
+    store: &Store,
+    keyring: &Keyring,
+    now: i64,
+) -> Result<usize, CheckpointFailure> {
+    let mut signed = 0;
+    for (org_id, _) in store.audit_heads_unsigned().await? {
+        match sign_checkpoint(&store.tenant(&org_id), keyring, now).await {
+            Ok(_) => signed += 1,
+            Err(CheckpointFailure::Broken(seq)) => {
+                tracing::error!(org_id = %org_id, seq, "audit chain does not verify");
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(signed)
+}
+
+/// Tokens issued since the last flush, per org.
+#[derive(Debug, Default)]
+pub(crate) struct IssuanceLog {
+    pending: Mutex<HashMap<String, Batch>>,
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    count: u64,
+    gateways: BTreeSet<String>,
+    /// Token ids in issue order, as 16-byte UUIDs (no allocation per token).
+    jtis: Vec<uuid::Uuid>,
+}
+
+impl IssuanceLog {
+    /// Records one issued token (cheap: one short lock, no I/O).
+    pub(crate) fn record(&self, org_id: &str, gateway_id: &str, jti: uuid::Uuid) {
+        if let Ok(mut pending) = self.pending.lock() {
+            let batch = match pending.get_mut(org_id) {
+                Some(batch) => batch,
+                None => pending.entry(org_id.to_owned()).or_default(),
+            };
+            batch.count += 1;
+            if !batch.gateways.contains(gateway_id) {
+                batch.gateways.insert(gateway_id.to_owned());
+            }
+            batch.jtis.push(jti);
+        }
+    }
+
+    /// Appends one `token.issued` entry per org with tokens since the last flush: the
+    /// count, the gateway ids and the SHA-256 of the token ids (each followed by a newline,
+    /// in issue order). Batches that fail to append are kept for the next flush.
+    pub(crate) async fn flush(&self, store: &Store, now: i64) -> Result<usize, StoreError> {
+        let drained: Vec<(String, Batch)> = match self.pending.lock() {
+            Ok(mut pending) => pending.drain().collect(),
+            Err(_) => return Ok(0),
+        };
+        let mut appended = 0;
+        let mut failure = None;
+        for (org_id, batch) in drained {
+            let event = Event::new(
+                AuditAction::TokenIssued,
+                "federation/token",
+                json!({
+                    "count": batch.count,
+                    "gateways": batch.gateways,
+                    "jti_sha256": uuid_digest(&batch.jtis),
+                }),
+            );
+            match store.tenant(&org_id).append_audit(&[event], now).await {
+                Ok(_) => appended += 1,
+                Err(error) => {
+                    self.restore(org_id, batch);
+                    failure = Some(error);
+                }
+            }
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(appended),
+        }
+    }
+
+    fn restore(&self, org_id: String, mut batch: Batch) {
+        if let Ok(mut pending) = self.pending.lock() {
+            let into = pending.entry(org_id).or_default();
+            into.count += batch.count;
+            into.gateways.append(&mut batch.gateways);
+            batch.jtis.append(&mut into.jtis);
+            into.jtis = batch.jtis;
+        }
+    }
+}
+
+/// SHA-256 (hex) of token ids, each followed by a newline, in issue order.
+pub fn jti_digest(jtis: &[String]) -> String {
+    let mut hasher = Sha256::new();
+    for jti in jtis {
+        hasher.update(jti.as_bytes());
+        hasher.update(b"\n");
+    }
+    hex_lower(&hasher.finalize())
+}
+
+/// [`jti_digest`] of UUID token ids in their hyphenated lowercase form.
+fn uuid_digest(jtis: &[uuid::Uuid]) -> String {
+    let mut hasher = Sha256::new();
+    let mut buffer = uuid::Uuid::encode_buffer();
+    for jti in jtis {
+        hasher.update(jti.hyphenated().encode_lower(&mut buffer).as_bytes());
+        hasher.update(b"\n");
+    }
+    hex_lower(&hasher.finalize())
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use super::{jti_digest, uuid_digest};
+
+    #[test]
+    fn the_uuid_digest_is_the_digest_of_the_token_ids_as_issued() {
+        let ids: Vec<uuid::Uuid> = (0..3).map(|_| uuid::Uuid::new_v4()).collect();
+        let texts: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        assert_eq!(uuid_digest(&ids), jti_digest(&texts));
+        assert_ne!(uuid_digest(&ids[..2]), jti_digest(&texts));
+    }
+}

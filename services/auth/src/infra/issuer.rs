@@ -1,0 +1,421 @@
+//! The token hot path: credential → cached grant → checks → claims → signature.
+//!
+//! A request touches the database at most once, on a cache miss: the grant (gateway, org,
+//! license and the computed entitlement set) is cached per credential hash for a short TTL
+//! and the whole cache is dropped whenever this process changes an org, license or
+//! gateway (other replicas see the change within the TTL). `last_token_at` is kept in
+//! memory and flushed in batches by a background task.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mcpg_license_core::{
+    AUDIENCE, BoundsViolation, Catalog, ClaimsError, EntitlementSet, IssuerCertificate,
+    LicenseClaims,
+};
+use metrics::Counter;
+use moka::future::Cache;
+use thiserror::Error;
+
+use crate::domain::LicenseRecord;
+use crate::domain::Refusal;
+use crate::domain::credential::{Credential, CredentialHash};
+use crate::domain::{OrgStatus, org_standing};
+use crate::infra::audit_chain::IssuanceLog;
+use crate::infra::keyring::{KeySnapshot, Keyring, TOKEN_LIFETIME};
+use crate::infra::limiter::{Decision, Limiter};
+use crate::infra::store::{GatewayGrant, Store, StoreError};
+use crate::infra::telemetry::TOKENS_ISSUED;
+
+/// `rfa - iat`: when gateways should refresh.
+pub(crate) const REFRESH_AFTER: i64 = 8 * 3_600;
+/// `grc - exp`: how long a gateway may ride out an outage.
+pub(crate) const GRACE: i64 = 7 * 86_400;
+/// `iat - nbf`: tolerance for gateways whose clocks run slightly behind.
+pub(crate) const NBF_BACKDATE: i64 = 5;
+
+/// Why no token was issued.
+#[derive(Debug, Error)]
+pub(crate) enum IssueError {
+    /// Unknown or revoked credential.
+    #[error("invalid credential")]
+    InvalidCredential,
+    /// An explicit no for the org.
+    #[error("refused: {}", .refusal.code())]
+    Refused {
+        /// Why.
+        refusal: Refusal,
+        /// The org, for metrics and logs.
+        org: String,
+    },
+    /// The org's request rate is exceeded.
+    #[error("rate limited")]
+    RateLimited {
+        /// The refusal, with the wait.
+        decision: Decision,
+        /// The org.
+        org: String,
+    },
+    /// The org's license grants more than the active key's certificate allows (another
+    /// org, a higher tier, an entitlement it does not list): nothing is signed.
+    #[error("outside the signing key's certificate bounds: {violation}")]
+    OutsideBounds {
+        /// The bound the token would have violated.
+        violation: BoundsViolation,
+        /// The org.
+        org: String,
+    },
+    /// The revocation list in force names the active key's certificate.
+    #[error("the signing key's certificate is revoked")]
+    CertificateRevoked,
+    /// No active signing key is loaded.
+    #[error("no active signing key")]
+    NoKey,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] Arc<StoreError>),
+    /// The claims could not be signed (a bug).
+    #[error("cannot sign: {0}")]
+    Sign(#[from] ClaimsError),
+}
+
+/// A signed token and what the response says about it.
+#[derive(Debug, Clone)]
+pub(crate) struct IssuedToken {
+    /// The JWT.
+    pub(crate) token: String,
+    /// Its claims.
+    pub(crate) claims: LicenseClaims,
+    /// The signing key's id.
+    pub(crate) kid: Arc<str>,
+    /// The first certificate served with it (for gateways that read only this one).
+    pub(crate) issuer_certificate: Arc<str>,
+    /// Every certificate served with it, primary first, as a JSON array of strings.
+    pub(crate) issuer_certificates: Arc<str>,
+    /// The org's rate-limit state after this request (`None`: unlimited).
+    pub(crate) rate: Option<Decision>,
+}
+
+#[derive(Debug)]
+struct Grant {
+    record: GatewayGrant,
+    /// `record.credential_hash`, decoded once for the constant-time comparison.
+    credential_hash: Option<CredentialHash>,
+    entitlements: EntitlementSet,
+    /// The org's `issued` counter, registered once per cached grant rather than looked up
+    /// (labels hashed, strings allocated) on every token.
+    issued: Counter,
+}
+
+/// Issues tokens; shared by all requests.
+#[derive(Debug)]
+pub(crate) struct Issuer {
+    store: Store,
+    keyring: Arc<Keyring>,
+    issuer: String,
+    grants: Cache<CredentialHash, Option<Arc<Grant>>>,
+    limiter: Arc<Limiter>,
+    seen: Mutex<HashMap<String, i64>>,
+    issued: IssuanceLog,
+}
+
+impl Issuer {
+    /// An issuer for `issuer` (the `iss` of every token), caching grants for `ttl`, holding
+    /// each org to its rate in `limits`.
+    pub(crate) fn new(
+        store: Store,
+        keyring: Arc<Keyring>,
+        issuer: String,
+        ttl: Duration,
+        limiter: Arc<Limiter>,
+    ) -> Self {
+        let grants: Cache<CredentialHash, Option<Arc<Grant>>> = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(ttl)
+            .build();
+        // Any committed change to an org, its license or its gateways drops the cached
+        // grants and licensed rates, before the write returns to its caller.
+        let (cached, rates) = (grants.clone(), limiter.clone());
+        store.changes().subscribe(move |_| {
+            cached.invalidate_all();
+            rates.invalidate();
+        });
+        Self {
+            store,
+            keyring,
+            issuer,
+            grants,
+            limiter,
+            seen: Mutex::new(HashMap::new()),
+            issued: IssuanceLog::default(),
+        }
+    }
+
+    /// Issues a token for the gateway holding `credential`, at `now`: its grant, the org's
+    /// standing and license, the org's rate, the certificates' window, the claims, the
+    /// certificates they fit, the signature.
+    pub(crate) async fn issue(
+        &self,
+        credential: &Credential,
+        now: i64,
+    ) -> Result<IssuedToken, IssueError> {
+        let grant = self.grant(credential).await?;
+        let record = &grant.record;
+        let refuse = |refusal| IssueError::Refused {
+            refusal,
+            org: record.org_slug.clone(),
+        };
+        org_standing(record.org_status, record.trial_expires_at, now).map_err(refuse)?;
+        let license = license_in_force(record, now).map_err(refuse)?;
+        let rate = self.limiter.check_org(&record.org_id, license.limits.rps);
+        if let Some(decision) = rate.filter(|d| !d.allowed()) {
+            return Err(IssueError::RateLimited {
+                decision,
+                org: record.org_slug.clone(),
+            });
+        }
+        let snapshot = self.keyring.snapshot().ok_or(IssueError::NoKey)?;
+        let window = CertificateWindow::of(&snapshot, now)?;
+        let jti = uuid::Uuid::new_v4();
+        let claims = self.claims(&grant, license, &window, now, jti);
+        let fits =
+            fitting_certificates(&snapshot, &claims, now).map_err(|violation| match violation {
+                Some(BoundsViolation::PredatesCertificate) | None => IssueError::NoKey,
+                Some(violation) => IssueError::OutsideBounds {
+                    violation,
+                    org: record.org_slug.clone(),
+                },
+            })?;
+        let (issuer_certificate, issuer_certificates) = served_certificates(&snapshot, fits);
+        let token = snapshot.signer.sign(&claims)?;
+        self.note_issued(&grant, now, jti);
+        Ok(IssuedToken {
+            token,
+            claims,
+            kid: snapshot.kid.clone(),
+            issuer_certificate,
+            issuer_certificates,
+            rate,
+        })
+    }
+
+    /// The grant of the gateway holding `credential` (cached per credential hash), if the
+    /// credential is known, unrevoked and matches in constant time.
+    async fn grant(&self, credential: &Credential) -> Result<Arc<Grant>, IssueError> {
+        let hash = credential.hash();
+        let store = &self.store;
+        let grant = self
+            .grants
+            .try_get_with(hash, async move {
+                let record = store.gateway_grant(&hash.to_hex()).await?;
+                Ok::<_, StoreError>(record.map(|record| Arc::new(Grant::new(record))))
+            })
+            .await?;
+        match grant {
+            Some(grant)
+                if !grant.record.revoked
+                    && grant
+                        .credential_hash
+                        .is_some_and(|stored| hash.matches(&stored)) =>
+            {
+                Ok(grant)
+            }
+            _ => Err(IssueError::InvalidCredential),
+        }
+    }
+
+    /// The claims of a token for `grant`, its times capped by the certificates' window,
+    /// the license and the trial.
+    fn claims(
+        &self,
+        grant: &Grant,
+        license: &LicenseRecord,
+        window: &CertificateWindow,
+        now: i64,
+        jti: uuid::Uuid,
+    ) -> LicenseClaims {
+        let record = &grant.record;
+        // Times are capped to what the certificates allow (lifetime, grace and expiry);
+        // what the license itself grants beyond the bounds is refused afterwards. Nothing
+        // outlives the license or the trial: a token issued just before a trial ends must
+        // not carry a day of validity and a week of grace past it.
+        let trial_end = match record.org_status {
+            OrgStatus::Trial => record.trial_expires_at,
+            _ => None,
+        };
+        let end = trial_end.map_or(license.valid_until, |t| t.min(license.valid_until));
+        let exp = (now + window.lifetime).min(end).min(window.expires_at);
+        LicenseClaims {
+            iss: self.issuer.clone(),
+            sub: record.gateway_id.clone(),
+            aud: AUDIENCE.to_owned(),
+            iat: now,
+            nbf: now - NBF_BACKDATE,
+            exp,
+            jti: jti.to_string(),
+            org: record.org_slug.clone(),
+            ws: Some(record.workspace.clone()),
+            env: Some(record.environment.clone()),
+            tier: license.tier,
+            ent: grant.entitlements.clone(),
+            lim: license.limits,
+            lic: license.id.clone(),
+            rfa: Some((now + REFRESH_AFTER).min(exp)),
+            grc: Some((exp + window.grace).min(end).max(exp)),
+            bind: None,
+        }
+    }
+
+    /// Counts the token on the org's counter, notes the gateway as seen and the token for
+    /// the batched audit entry.
+    fn note_issued(&self, grant: &Grant, now: i64, jti: uuid::Uuid) {
+        let record = &grant.record;
+        grant.issued.increment(1);
+        if let Ok(mut seen) = self.seen.lock() {
+            match seen.get_mut(&record.gateway_id) {
+                Some(at) => *at = now,
+                None => {
+                    seen.insert(record.gateway_id.clone(), now);
+                }
+            }
+        }
+        self.issued.record(&record.org_id, &record.gateway_id, jti);
+    }
+
+    /// Appends the batched `token.issued` audit entries (one per org with new tokens).
+    pub(crate) async fn flush_issued(&self, now: i64) -> Result<usize, StoreError> {
+        self.issued.flush(&self.store, now).await
+    }
+
+    /// Writes the buffered `last_token_at` times to the database.
+    pub(crate) async fn flush_seen(&self) -> Result<(), StoreError> {
+        let batch: Vec<(String, i64)> = match self.seen.lock() {
+            Ok(mut seen) => seen.drain().collect(),
+            Err(_) => return Ok(()),
+        };
+        self.store.record_token_times(&batch).await
+    }
+}
+
+/// The org's license, if one is in force at `now`.
+fn license_in_force(record: &GatewayGrant, now: i64) -> Result<&LicenseRecord, Refusal> {
+    let license = record.license.as_ref().ok_or(Refusal::NoLicense)?;
+    if license.revoked_at.is_some() {
+        return Err(Refusal::LicenseRevoked);
+    }
+    if license.valid_until <= now {
+        return Err(Refusal::LicenseExpired);
+    }
+    if license.valid_from > now {
+        return Err(Refusal::NoLicense);
+    }
+    Ok(license)
+}
+
+/// What the served certificates allow a token: the tightest of their lifetimes, graces
+/// and expiries. Only certificates that outlive this second are served.
+struct CertificateWindow {
+    lifetime: i64,
+    grace: i64,
+    expires_at: i64,
+}
+
+/// Whether a certificate is served at `now`.
+fn live(cert: &IssuerCertificate, now: i64) -> bool {
+    cert.exp > now + 1
+}
+
+impl CertificateWindow {
+    fn of(snapshot: &KeySnapshot, now: i64) -> Result<Self, IssueError> {
+        let mut window = Self {
+            lifetime: TOKEN_LIFETIME,
+            grace: GRACE,
+            expires_at: i64::MAX,
+        };
+        for cert in snapshot.certificates.iter().map(|c| &*c.cert) {
+            if live(cert, now) {
+                window.lifetime = window.lifetime.min(cert.bounds.max_token_lifetime);
+                window.grace = window.grace.min(cert.bounds.max_grace);
+                window.expires_at = window.expires_at.min(cert.exp);
+            }
+        }
+        if window.expires_at == i64::MAX {
+            return Err(IssueError::NoKey);
+        }
+        if snapshot.revoked {
+            return Err(IssueError::CertificateRevoked);
+        }
+        Ok(window)
+    }
+}
+
+/// The served certificates whose bounds the claims fit, as a bit set over
+/// `snapshot.certificates` — the gateway runs the same check on every token it accepts.
+/// When none fits, the first violation is the answer.
+fn fitting_certificates(
+    snapshot: &KeySnapshot,
+    claims: &LicenseClaims,
+    now: i64,
+) -> Result<u64, Option<BoundsViolation>> {
+    let mut fits = 0_u64;
+    let mut violation = None;
+    let served = snapshot.certificates.iter().enumerate();
+    for (i, served) in served.filter(|(_, c)| live(&c.cert, now)) {
+        match served.cert.check_bounds(claims) {
+            Ok(()) => fits |= 1 << i,
+            Err(v) => {
+                violation.get_or_insert(v);
+            }
+        }
+    }
+    if fits == 0 { Err(violation) } else { Ok(fits) }
+}
+
+/// The first served certificate and the JSON array of all served ones: the snapshot's
+/// pre-rendered array when every certificate fits (the usual case), else rendered here.
+fn served_certificates(snapshot: &KeySnapshot, fits: u64) -> (Arc<str>, Arc<str>) {
+    let certs = &snapshot.certificates;
+    let served = || {
+        certs
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| fits & (1 << i) != 0)
+            .map(|(_, c)| c)
+    };
+    let first = served()
+        .next()
+        .map_or_else(|| snapshot.certificate.clone(), |c| c.text.clone());
+    let all = if certs.len() < 64 {
+        (1_u64 << certs.len()) - 1
+    } else {
+        u64::MAX
+    };
+    if fits == all {
+        return (first, snapshot.certificates_json.clone());
+    }
+    let texts: Vec<&str> = served().map(|c| &*c.text).collect();
+    let json = serde_json::to_string(&texts).unwrap_or_else(|_| "[]".into());
+    (first, Arc::from(json))
+}
+
+impl Grant {
+    fn new(record: GatewayGrant) -> Self {
+        let entitlements = record
+            .license
+            .as_ref()
+            .map(|l| Catalog::builtin().license_entitlements(l.tier, &l.add, &l.remove))
+            .unwrap_or_default();
+        let issued = metrics::counter!(
+            TOKENS_ISSUED,
+            "org" => record.org_slug.clone(),
+            "outcome" => "issued"
+        );
+        Self {
+            credential_hash: CredentialHash::from_hex(&record.credential_hash),
+            record,
+            entitlements,
+            issued,
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Per-org request rate limits: one governor keyed limiter per distinct rate, keyed by
+//! budget (an org's tokens, an org's management requests, one principal inside an org,
+//! or, on cross-tenant admin routes, the global admin's token).
+//!
+//! - An org's rate is its license's `rps` limit, else `--org-rps`. The org has two budgets
+//!   of that rate: one for its gateways' token requests (checked by the issuer once the
+//!   credential is known, [`Limiter::check_org`]) and one for its management API
+//!   requests (middleware, after tenant resolution and authentication, so an anonymous
+//!   flood cannot spend an org's budget, [`Limiter::check_management`]). Operators
+//!   reading dashboards never make gateways miss their refresh.
+//! - Inside the management budget each principal (a user — all its personal tokens — an
+//!   API key, an OIDC subject) has a sub-limit of `--principal-rps-percent` of the rate
+//!   (default 50 %, at least 1/s): a request is checked against the principal's bucket
+//!   first and is charged to the org's only if the principal's allows it, so one
+//!   principal hammering the API spends at most its share and the others of the org still
+//!   get through.
+//! - Cross-tenant admin routes (`/v1/admin/…`, `GET`/`POST /v1/orgs`) get the stricter
+//!   `--admin-rps` per global admin token.
+//! - Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining` and
+//!   `RateLimit-Reset`; a refusal is 429 `rate_limited` with `Retry-After`.
+//! - Keys idle long enough to be back at a full bucket are pruned every minute
+//!   (`retain_recent`), so memory follows active orgs, not every org ever seen.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::task::JoinHandle;
+
+use crate::domain::settings::RateLimitSettings;
+use crate::infra::store::{Store, StoreError};
+
+type Keyed = DefaultKeyedRateLimiter<String, StateInformationMiddleware>;
+
+/// How often idle keys are pruned.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+/// How long an org's licensed rate is cached.
+const RATE_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// The outcome of one check, as the response headers tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Decision {
+    /// Requests per second (also the burst).
+    pub(crate) limit: u32,
+    /// Requests left in the current burst.
+    pub(crate) remaining: u32,
+    /// Seconds until the burst is full again.
+    pub(crate) reset: u64,
+    /// Seconds to wait when the request was refused; `None` when it was allowed.
+    pub(crate) retry_after: Option<u64>,
+}
+
+impl Decision {
+    /// Whether the request may proceed.
+    pub(crate) fn allowed(&self) -> bool {
+        self.retry_after.is_none()
+    }
+}
+
+/// The limiters of one process.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    settings: RateLimitSettings,
+    by_rate: RwLock<HashMap<NonZeroU32, Arc<Keyed>>>,
+    org_rates: moka::future::Cache<String, Option<u64>>,
+    clock: DefaultClock,
+}
+
+impl Limiter {
+    /// Limiters with these settings.
+    pub(crate) fn new(settings: RateLimitSettings) -> Self {
+        Self {
+            settings,
+            by_rate: RwLock::new(HashMap::new()),
+            org_rates: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(RATE_CACHE_TTL)
+                .build(),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// The org's rate: its license's `rps`, else the default. `None`: unlimited.
+    fn org_rate(&self, licensed_rps: Option<u64>) -> Option<NonZeroU32> {
+        let rps = licensed_rps.map_or(self.settings.org_rps, |rps| {
+            u32::try_from(rps).unwrap_or(u32::MAX)
+        });
+        NonZeroU32::new(rps)
+    }
+
+    /// Checks one token request of a gateway of `org_id` whose license allows
+    /// `licensed_rps` (`None`: the default applies), against the org's token budget.
+    /// `None` when the org is unlimited.
+    pub(crate) fn check_org(&self, org_id: &str, licensed_rps: Option<u64>) -> Option<Decision> {
+        self.check(format!("tokens:{org_id}"), self.org_rate(licensed_rps)?)
+    }
+
+    /// Checks one management request of `principal` in `org_id`: first against the
+    /// principal's share, then (only if that allows it) against the org's management
+    /// budget. The decision reports the org's rate as the limit and the smaller of the
+    /// two remainders. `None` when the org is unlimited.
+    pub(crate) fn check_management(
+        &self,
+        org_id: &str,
+        principal: &str,
+        licensed_rps: Option<u64>,
+    ) -> Option<Decision> {
+        let rate = self.org_rate(licensed_rps)?;
+        let percent = self.settings.principal_percent.clamp(1, 100);
+        let own = if percent < 100 {
+            let share = (u64::from(rate.get()) * u64::from(percent)).div_ceil(100);
+            let share = NonZeroU32::new(u32::try_from(share).unwrap_or(u32::MAX))
+                .unwrap_or(NonZeroU32::MIN);
+            self.check(format!("principal:{org_id}:{principal}"), share)
+        } else {
+            None
+        };
+        if let Some(refused) = own.filter(|d| !d.allowed()) {
+            return Some(Decision {
+                limit: rate.get(),
+                ..refused
+            });
+        }
+        let org = self.check(format!("org:{org_id}"), rate)?;
+        Some(match own {
+            Some(own) => Decision {
+                remaining: org.remaining.min(own.remaining),
+                reset: org.reset.max(own.reset),
+                ..org
+            },
+            None => org,
+        })
+    }
+
+    /// Checks one cross-tenant admin request by the global admin token `token_id`.
+    pub(crate) fn check_admin(&self, token_id: &str) -> Option<Decision> {
+        self.check(
+            format!("admin:{token_id}"),
+            NonZeroU32::new(self.settings.admin_rps)?,
+        )
+    }
+
+    fn check(&self, key: String, rate: NonZeroU32) -> Option<Decision> {
+        let limiter = self.limiter(rate);
+        let limit = rate.get();
+        Some(match limiter.check_key(&key) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                Decision {
+                    limit,
+                    remaining,
+                    reset: u64::from(limit.saturating_sub(remaining)).div_ceil(u64::from(limit)),
+                    retry_after: None,
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                Decision {
+                    limit,
+                    remaining: 0,
+                    reset: seconds.max(1),
+                    retry_after: Some(seconds.max(1)),
+                }
+            }
+        })
+    }
+
+    fn limiter(&self, rate: NonZeroU32) -> Arc<Keyed> {
+        if let Some(found) = self.by_rate.read().ok().and_then(|m| m.get(&rate).cloned()) {
+            return found;
+        }
+        let fresh = || {
+            Arc::new(
+                RateLimiter::keyed(Quota::per_second(rate))
+                    .with_middleware::<StateInformationMiddleware>(),
+            )
+        };
+        match self.by_rate.write() {
+            Ok(mut map) => map.entry(rate).or_insert_with(fresh).clone(),
+            Err(_) => fresh(),
+        }
+    }
+
+    /// Forgets keys whose bucket is full again (they behave exactly like new keys).
+    pub(crate) fn prune(&self) {
+        let limiters: Vec<Arc<Keyed>> = match self.by_rate.read() {
+            Ok(map) => map.values().cloned().collect(),
+            Err(_) => return,
+        };
+        for limiter in limiters {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// Live keys across all limiters.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.by_rate
+            .read()
+            .map(|map| map.values().map(|l| l.len()).sum())
+            .unwrap_or(0)
+    }
+
+    /// Whether no key is tracked.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets the cached licensed rates (after a license change).
+    pub(crate) fn invalidate(&self) {
+        self.org_rates.invalidate_all();
+    }
+
+    /// The org's licensed `rps` (cached for a few seconds); `None` when it sets none.
+    pub(crate) async fn licensed_rps(&self, store: &Store, org_id: &str) -> Option<u64> {
+        let store = store.clone();
+        let id = org_id.to_owned();
+        self.org_rates
+            .try_get_with(id.clone(), async move {
+                match store.tenant(&id).license().await {
+                    Ok(license) => Ok(license.limits.rps),
+                    Err(StoreError::NotFound(_)) => Ok(None),
+                    Err(error) => Err(error),
+                }
+            })
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+/// Prunes idle keys every minute.
+pub(crate) fn spawn_pruner(limiter: Arc<Limiter>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(PRUNE_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            limiter.prune();
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_org_past_its_burst_is_refused_with_a_wait() {
+        let limits = Limiter::new(RateLimitSettings::default());
+        for expected in (0..3).rev() {
+            let decision = limits.check_org("a", Some(3)).expect("limited");
+            assert_eq!((decision.limit, decision.remaining), (3, expected));
+            assert!(decision.allowed());
+        }
+        let refused = limits.check_org("a", Some(3)).expect("limited");
+        assert_eq!(refused.retry_after, Some(1));
+        assert!(limits.check_org("b", Some(3)).expect("limited").allowed());
+    }
+
+    #[test]
+    fn zero_means_unlimited() {
+        let limits = Limiter::new(RateLimitSettings {
+            org_rps: 0,
+            admin_rps: 0,
+            principal_percent: 50,
+        });
+        assert_eq!(limits.check_management("a", "p", None), None);
+        assert_eq!(limits.check_org("a", None), None);
+        assert_eq!(limits.check_admin("t"), None);
+        assert!(limits.check_org("a", Some(1)).is_some());
+    }
+
+    #[test]
+    fn a_principal_spends_its_share_and_leaves_the_rest_to_the_org() {
+        let limits = Limiter::new(RateLimitSettings::default());
+        let allowed = (0..10)
+            .filter(|_| {
+                limits
+                    .check_management("a", "p", Some(10))
+                    .expect("limited")
+                    .allowed()
+            })
+            .count();
+        assert_eq!(allowed, 5, "half of a burst of 10");
+        let refused = limits
+            .check_management("a", "p", Some(10))
+            .expect("limited");
+        assert_eq!((refused.limit, refused.remaining), (10, 0));
+        for expected in (0..5).rev() {
+            let other = limits
+                .check_management("a", "q", Some(10))
+                .expect("limited");
+            assert_eq!((other.limit, other.remaining), (10, expected.min(4)));
+        }
+        // The org's management budget is spent; its token budget is not.
+        assert!(
+            !limits
+                .check_management("a", "r", Some(10))
+                .expect("limited")
+                .allowed()
+        );
+        assert!(limits.check_org("a", Some(10)).expect("limited").allowed());
+    }
+
+    #[test]
+    fn idle_keys_are_pruned() {
+        let limits = Limiter::new(RateLimitSettings::default());
+        let _ = limits.check_org("a", Some(1000));
+        assert_eq!(limits.len(), 1);
+        std::thread::sleep(Duration::from_millis(20));
+        limits.prune();
+        assert!(limits.is_empty());
+    }
+}

@@ -1,0 +1,203 @@
+//! Organizations: the tenants. Cross-tenant operations for the global admin.
+
+use serde_json::json;
+use sqlx::FromRow;
+
+use super::audit_log::{Actor, AuditAction, Event};
+use super::scope::Scoped;
+use super::{Store, StoreError, TenantStore, in_tx, on_pool};
+use crate::domain::{OrgStatus, Slug, new_id};
+
+/// An org as stored.
+#[derive(Debug, Clone)]
+pub struct OrgRecord {
+    /// Internal id.
+    pub id: String,
+    /// Slug used in paths and tokens.
+    pub slug: String,
+    /// Human name.
+    pub display_name: String,
+    /// Status.
+    pub status: OrgStatus,
+    /// End of the trial, for status `trial`.
+    pub trial_expires_at: Option<i64>,
+    /// Created (Unix seconds).
+    pub created_at: i64,
+    /// Last changed (Unix seconds).
+    pub updated_at: i64,
+}
+
+/// An `orgs` row (also read by the `reconcile` module).
+#[derive(FromRow)]
+pub(super) struct OrgRow {
+    id: String,
+    slug: String,
+    display_name: String,
+    status: String,
+    trial_expires_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<OrgRow> for OrgRecord {
+    type Error = StoreError;
+    fn try_from(row: OrgRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            status: row
+                .status
+                .parse()
+                .map_err(|e: crate::domain::UnknownValue| StoreError::Corrupt(e.to_string()))?,
+            id: row.id,
+            slug: row.slug,
+            display_name: row.display_name,
+            trial_expires_at: row.trial_expires_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// A new org.
+#[derive(Debug, Clone)]
+pub struct NewOrg {
+    /// Slug.
+    pub slug: Slug,
+    /// Human name.
+    pub display_name: String,
+    /// Initial status.
+    pub status: OrgStatus,
+    /// End of the trial.
+    pub trial_expires_at: Option<i64>,
+}
+
+/// Changes to an org; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OrgPatch {
+    /// New name.
+    pub(crate) display_name: Option<String>,
+    /// New status.
+    pub(crate) status: Option<OrgStatus>,
+    /// New trial end (`Some(None)` clears it).
+    pub(crate) trial_expires_at: Option<Option<i64>>,
+}
+
+pub(super) const COLUMNS: &str =
+    "id, slug, display_name, status, trial_expires_at, created_at, updated_at";
+
+impl Store {
+    /// Creates an org (the first entry of its audit chain records it); a taken slug is a
+    /// conflict.
+    pub async fn create_org(
+        &self,
+        org: &NewOrg,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<OrgRecord, StoreError> {
+        let sql = format!(
+            "INSERT INTO orgs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
+        );
+        let id = new_id();
+        let scoped = Scoped::org(self, &id);
+        let row: OrgRow = in_tx!(scoped, tx => {
+            let row: OrgRow = sqlx::query_as(&sql)
+                .bind(&id)
+                .bind(org.slug.as_str())
+                .bind(&org.display_name)
+                .bind(org.status.as_str())
+                .bind(org.trial_expires_at)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::unique("an organization with this slug already exists"))?;
+            let event = Event::new(AuditAction::OrgCreate, org.slug.as_str(), json!({
+                "display_name": org.display_name, "status": org.status.as_str(),
+                "trial_expires_at": org.trial_expires_at,
+            }));
+            tx.append_audit(&id, actor, &[event], now).await?;
+            row
+        });
+        row.try_into()
+    }
+
+    /// All orgs, by slug (for the API, page with [`Store::orgs_page`]).
+    pub(crate) async fn list_orgs(&self) -> Result<Vec<OrgRecord>, StoreError> {
+        self.orgs_page(None, "", i64::MAX).await
+    }
+
+    /// Up to `limit` orgs with a slug after `after` (`""`: from the first), by slug; only
+    /// the org with id `only` when given.
+    pub(crate) async fn orgs_page(
+        &self,
+        only: Option<&str>,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<OrgRecord>, StoreError> {
+        let rows: Vec<OrgRow> = match only {
+            None => {
+                let sql =
+                    format!("SELECT {COLUMNS} FROM orgs WHERE slug > $1 ORDER BY slug LIMIT $2");
+                on_pool!(self, pool => sqlx::query_as(&sql)
+                    .bind(after).bind(limit).fetch_all(pool).await?)
+            }
+            Some(id) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM orgs WHERE id = $1 AND slug > $2 ORDER BY slug LIMIT $3"
+                );
+                on_pool!(self, pool => sqlx::query_as(&sql)
+                    .bind(id).bind(after).bind(limit).fetch_all(pool).await?)
+            }
+        };
+        rows.into_iter().map(OrgRecord::try_from).collect()
+    }
+
+    /// The org with this slug.
+    pub(crate) async fn org_by_slug(&self, slug: &str) -> Result<OrgRecord, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM orgs WHERE slug = $1");
+        let row: Option<OrgRow> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(slug)
+            .fetch_optional(pool)
+            .await?);
+        row.ok_or(StoreError::NotFound("organization"))?.try_into()
+    }
+}
+
+impl TenantStore<'_> {
+    /// Applies `patch` to this org.
+    pub(crate) async fn update_org(
+        &self,
+        patch: &OrgPatch,
+        now: i64,
+    ) -> Result<OrgRecord, StoreError> {
+        let sql = format!(
+            "UPDATE orgs SET display_name = COALESCE($2, display_name), \
+             status = COALESCE($3, status), \
+             trial_expires_at = CASE WHEN $4 = 1 THEN $5 ELSE trial_expires_at END, \
+             updated_at = $6 WHERE id = $1 RETURNING {COLUMNS}"
+        );
+        let (set_trial, trial) = match patch.trial_expires_at {
+            Some(value) => (1_i64, value),
+            None => (0, None),
+        };
+        let actor = self.actor();
+        let org_id = self.org_id();
+        let row: OrgRow = in_tx!(self.store(), tx => {
+            let row: Option<OrgRow> = sqlx::query_as(&sql)
+                .bind(org_id)
+                .bind(patch.display_name.as_deref())
+                .bind(patch.status.map(OrgStatus::as_str))
+                .bind(set_trial)
+                .bind(trial)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let row = row.ok_or(StoreError::NotFound("organization"))?;
+            let event = Event::new(AuditAction::OrgUpdate, row.slug.as_str(), json!({
+                "display_name": patch.display_name, "status": patch.status.map(OrgStatus::as_str),
+                "trial_expires_at": patch.trial_expires_at,
+            }));
+            tx.append_audit(org_id, &actor, &[event], now).await?;
+            row
+        });
+        row.try_into()
+    }
+}

@@ -1,0 +1,68 @@
+//! Scenario 1: an operator sets a tenant up with `mcpg-ctl` against `mcpg-auth` running on
+//! its embedded defaults (development root), and gateways federate with the credentials
+//! `mcpg-ctl` wrote: per tier, entitled plugins are allowed and the others denied.
+
+use crate::support::{Gateway, Service};
+
+#[test]
+fn gateways_federate_with_ctl_made_credentials_and_check_plugins_per_tier() {
+    let service = Service::start(&[]);
+    let root = service.dev_root();
+    for (tier, team_plugin, enterprise_plugin) in [
+        ("free", false, false),
+        ("team", true, false),
+        ("enterprise", true, true),
+    ] {
+        let org = format!("org-{tier}");
+        let credential = service.tenant(&org, tier, &[], "gw-1");
+        let gateway = Gateway::federated(&service.url, &credential, &[&root]);
+
+        let apikey = gateway.check("identity.apikey");
+        assert!(apikey.allowed(), "{tier}: {}", apikey.json);
+        assert_eq!(apikey.field("state"), "active", "{tier}");
+        assert_eq!(
+            gateway.check("workspace.rbac").allowed(),
+            team_plugin,
+            "{tier}"
+        );
+        let enterprise = gateway.check("environment.rbac");
+        assert_eq!(enterprise.allowed(), enterprise_plugin, "{tier}");
+        if !enterprise_plugin {
+            assert_eq!(enterprise.field("reason"), "not_entitled", "{tier}");
+        }
+        let unknown = gateway.check("no.such-plugin");
+        assert!(!unknown.allowed());
+        assert_eq!(unknown.field("reason"), "unknown_plugin");
+
+        let status = gateway.status();
+        assert_eq!(status["mode"], "federated");
+        assert_eq!(status["default"]["tenant"], format!("{org}/main/prod"));
+        assert_eq!(status["default"]["state"], "active");
+        assert_eq!(status["default"]["tier"], tier);
+        assert!(gateway.state_dir().is_dir(), "the token is persisted");
+    }
+}
+
+/// The README's quick start: a license with an extra entitlement.
+#[test]
+fn a_license_entitlement_added_by_the_operator_reaches_the_gateway() {
+    let service = Service::start(&[]);
+    let credential = service.tenant(
+        "acme-corp",
+        "team",
+        &["--entitlement", "plugin:policy.cedar"],
+        "edge-1",
+    );
+    let gateway = Gateway::federated(&service.url, &credential, &[&service.dev_root()]);
+    assert!(gateway.check("policy.cedar").allowed());
+    let saml = gateway.check("identity.saml");
+    assert!(!saml.allowed());
+    assert_eq!(saml.field("reason"), "not_entitled");
+    let plugins = gateway.status()["default"]["allowed_plugins"].clone();
+    assert!(
+        plugins
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p == "policy.cedar")),
+        "{plugins}"
+    );
+}
