@@ -57,8 +57,9 @@ impl Slot {
 ///   clock: an entry expiring there must not change an answer (a tenant past its grace
 ///   bound answers `lapsed` with its license, not `not_federated`), so the map behind it
 ///   had to stay and moka only ever cost time;
-/// - the cost: the moka lookup was most of `check(tenant, plugin)`; the map costs a
-///   fraction of it (`benches/check.rs`; the numbers are in `docs/BENCHMARKS.md`).
+/// - the cost: measured in turn with `benches/check.rs`, `check(tenant, plugin)` through
+///   the map takes about half the time it took through moka with one tenant, and a fifth
+///   to a quarter with 10,000 (numbers in `docs/BENCHMARKS.md`).
 pub(crate) struct Registry {
     time: Arc<TimeGuard>,
     plugins: Arc<PluginTable>,
