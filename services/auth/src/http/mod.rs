@@ -10,7 +10,6 @@ pub(crate) mod extract;
 pub(crate) mod layers;
 pub(crate) mod page;
 pub(crate) mod ratelimit;
-pub(crate) mod serve;
 pub(crate) mod startup;
 pub(crate) mod state;
 pub(crate) mod tenants_watch;

@@ -18,7 +18,6 @@ use crate::domain::credential::{Credential, CredentialKind};
 use crate::domain::settings::Settings;
 use crate::domain::settings::TenantsFile;
 use crate::http::api::{RequestGuards, service};
-use crate::http::serve::ServeOptions;
 use crate::http::state::{AppState, ServiceInfo, SharedState};
 use crate::http::tenants_watch::{self, TenantsStatus};
 use crate::infra::audit_chain;
@@ -31,6 +30,8 @@ use crate::infra::oidc::OidcVerifier;
 use crate::infra::secrets::{self, DEV_ROOT_PUBLIC, Kek, write_secret_file};
 use crate::infra::store::{DatabaseOptions, Store};
 use crate::infra::telemetry::{self, CERTIFICATE_DAYS_LEFT, GATEWAYS_SEEN, LICENSE_DAYS_LEFT};
+use mcpg_runtime::every::{FirstTick, every};
+use mcpg_runtime::serve::{ServeOptions, serve};
 
 /// How often buffered `last_token_at` times are flushed and per-org gauges refreshed.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
@@ -151,7 +152,7 @@ impl Application {
             header_read_timeout: self.guards.header_read_timeout,
             drain: self.guards.timeout + Duration::from_secs(1),
         };
-        crate::http::serve::serve(self.listener, app, stop, options).await;
+        serve(self.listener, app, stop, options).await;
         for task in tasks {
             task.abort();
         }
@@ -308,12 +309,11 @@ fn publish_bootstrap_file(staged: &Path, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn spawn_key_reloader(state: AppState, every: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(every.max(Duration::from_millis(100)));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
+fn spawn_key_reloader(state: AppState, period: Duration) -> JoinHandle<()> {
+    let period = period.max(Duration::from_millis(100));
+    every(period, "key-reload", FirstTick::Now, move || {
+        let state = state.clone();
+        async move {
             if let Err(error) = state.keyring.reload(state.now()).await {
                 tracing::error!(error = format!("{error:#}"), "key reload failed");
             }
@@ -322,61 +322,71 @@ fn spawn_key_reloader(state: AppState, every: Duration) -> JoinHandle<()> {
 }
 
 fn spawn_issuance_flusher(state: AppState) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(ISSUANCE_FLUSH_INTERVAL);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            if let Err(error) = state.issuer.flush_issued(state.now()).await {
-                tracing::warn!(error = %error, "could not record issued tokens in the audit chain");
+    every(
+        ISSUANCE_FLUSH_INTERVAL,
+        "issuance-flush",
+        FirstTick::Now,
+        move || {
+            let state = state.clone();
+            async move {
+                if let Err(error) = state.issuer.flush_issued(state.now()).await {
+                    tracing::warn!(error = %error, "could not record issued tokens in the audit chain");
+                }
             }
-        }
-    })
+        },
+    )
 }
 
-fn spawn_checkpointer(state: AppState, every: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let every = every.max(Duration::from_secs(1));
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            match audit_chain::checkpoint_moved_heads(&state.store, &state.keyring, state.now())
-                .await
-            {
-                Ok(0) => {}
-                Ok(signed) => tracing::info!(signed, "audit checkpoints signed"),
-                Err(error) => tracing::warn!(error = %error, "audit checkpoints failed"),
+fn spawn_checkpointer(state: AppState, period: Duration) -> JoinHandle<()> {
+    let period = period.max(Duration::from_secs(1));
+    every(
+        period,
+        "audit-checkpoints",
+        FirstTick::AfterPeriod,
+        move || {
+            let state = state.clone();
+            async move {
+                match audit_chain::checkpoint_moved_heads(&state.store, &state.keyring, state.now())
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(signed) => tracing::info!(signed, "audit checkpoints signed"),
+                    Err(error) => tracing::warn!(error = %error, "audit checkpoints failed"),
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// Drains the histograms' pending samples into their buckets. `/metrics` does the same on
 /// every scrape; this bounds the memory when scrapes are rare or absent (the recorder is
 /// built, not installed with the exporter's own upkeep thread, so that tests can share it).
 fn spawn_metrics_upkeep(metrics: PrometheusHandle) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
+    every(
+        METRICS_UPKEEP_INTERVAL,
+        "metrics-upkeep",
+        FirstTick::Now,
+        move || {
             metrics.run_upkeep();
-        }
-    })
+            std::future::ready(())
+        },
+    )
 }
 
 fn spawn_housekeeping(state: AppState) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            if let Err(error) = housekeeping(&state).await {
-                tracing::warn!(error = format!("{error:#}"), "housekeeping failed");
+    every(
+        HOUSEKEEPING_INTERVAL,
+        "housekeeping",
+        FirstTick::Now,
+        move || {
+            let state = state.clone();
+            async move {
+                if let Err(error) = housekeeping(&state).await {
+                    tracing::warn!(error = format!("{error:#}"), "housekeeping failed");
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 async fn housekeeping(state: &AppState) -> anyhow::Result<()> {

@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use mcpg_license_core::clock::to_rfc3339;
+use mcpg_runtime::every::{FirstTick, every_with};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
@@ -216,72 +217,96 @@ pub(crate) fn spawn(
     file: TenantsFile,
     applied: Option<[u8; 32]>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(file.interval.max(Duration::from_millis(50)));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut applied = applied.unwrap_or([0; 32]);
-        let mut pending: Option<[u8; 32]> = None;
-        let mut failed: Option<([u8; 32], Option<Instant>)> = None;
-        if applied == [0; 32]
-            && let Ok((_, hash)) = read(&file.path)
-        {
-            // Refused at start: wait for a change rather than refusing it again.
-            failed = Some((hash, None));
-        }
-        loop {
-            ticker.tick().await;
-            let (bytes, hash) = match read(&file.path) {
-                Ok(read) => read,
-                Err(error) => {
-                    // A save in progress can remove the file for a moment: report once.
-                    if failed.is_none_or(|(h, _)| h != [0; 32]) {
-                        tracing::warn!(error = %error, "tenants file unreadable; keeping the current state");
-                        state.tenants.failed(&error.to_string(), state.now());
-                        failed = Some(([0; 32], None));
-                    }
-                    continue;
-                }
-            };
-            if hash == applied {
-                pending = None;
-                continue;
-            }
-            if pending != Some(hash) {
-                pending = Some(hash);
-                continue;
-            }
-            if let Some((h, retry)) = failed
-                && h == hash
-                && retry.is_none_or(|at| at.elapsed() < RETRY_AFTER)
-            {
-                continue;
-            }
-            match apply(&state, &file, &bytes).await {
-                Ok(plan) => {
-                    applied = hash;
-                    failed = None;
-                    let generation = state.tenants.applied(&hash, &plan, state.now());
-                    log_applied(&file, &plan, generation);
-                }
-                Err(error) => {
-                    tracing::error!(
-                        error = %error,
-                        "tenants file not applied; keeping the previous state"
-                    );
+    let mut watch = Watch {
+        applied: applied.unwrap_or([0; 32]),
+        pending: None,
+        failed: None,
+    };
+    if watch.applied == [0; 32]
+        && let Ok((_, hash)) = read(&file.path)
+    {
+        // Refused at start: wait for a change rather than refusing it again.
+        watch.failed = Some((hash, None));
+    }
+    let period = file.interval.max(Duration::from_millis(50));
+    every_with(
+        period,
+        "tenants-file",
+        FirstTick::Now,
+        watch,
+        move |watch| {
+            let (state, file) = (state.clone(), file.clone());
+            async move { watch.poll(&state, &file).await }
+        },
+    )
+}
+
+/// What the reloader remembers between two polls of the file.
+struct Watch {
+    /// The hash of the content applied last (zero: none).
+    applied: [u8; 32],
+    /// A changed content seen once: applied when the next poll sees it unchanged.
+    pending: Option<[u8; 32]>,
+    /// A content that failed, and when a retry is due (`None`: only once it changes).
+    failed: Option<([u8; 32], Option<Instant>)>,
+}
+
+impl Watch {
+    /// One poll: applies the file's content once it has settled and differs from what is
+    /// applied, unless it failed and is not due for a retry.
+    async fn poll(mut self, state: &AppState, file: &TenantsFile) -> Self {
+        let (bytes, hash) = match read(&file.path) {
+            Ok(read) => read,
+            Err(error) => {
+                // A save in progress can remove the file for a moment: report once.
+                if self.failed.is_none_or(|(h, _)| h != [0; 32]) {
+                    tracing::warn!(error = %error, "tenants file unreadable; keeping the current state");
                     state.tenants.failed(&error.to_string(), state.now());
-                    // A document that is invalid stays so until it changes; a conflict or a
-                    // database failure is retried.
-                    let retry = match error {
-                        ApplyError::Refused(
-                            TenantsError::Invalid { .. }
-                            | TenantsError::Alias { .. }
-                            | TenantsError::TooLarge(_),
-                        ) => None,
-                        _ => Some(Instant::now()),
-                    };
-                    failed = Some((hash, retry));
+                    self.failed = Some(([0; 32], None));
                 }
+                return self;
+            }
+        };
+        if hash == self.applied {
+            self.pending = None;
+            return self;
+        }
+        if self.pending != Some(hash) {
+            self.pending = Some(hash);
+            return self;
+        }
+        if let Some((h, retry)) = self.failed
+            && h == hash
+            && retry.is_none_or(|at| at.elapsed() < RETRY_AFTER)
+        {
+            return self;
+        }
+        match apply(state, file, &bytes).await {
+            Ok(plan) => {
+                self.applied = hash;
+                self.failed = None;
+                let generation = state.tenants.applied(&hash, &plan, state.now());
+                log_applied(file, &plan, generation);
+            }
+            Err(error) => {
+                tracing::error!(
+                    error = %error,
+                    "tenants file not applied; keeping the previous state"
+                );
+                state.tenants.failed(&error.to_string(), state.now());
+                // A document that is invalid stays so until it changes; a conflict or a
+                // database failure is retried.
+                let retry = match error {
+                    ApplyError::Refused(
+                        TenantsError::Invalid { .. }
+                        | TenantsError::Alias { .. }
+                        | TenantsError::TooLarge(_),
+                    ) => None,
+                    _ => Some(Instant::now()),
+                };
+                self.failed = Some((hash, retry));
             }
         }
-    })
+        self
+    }
 }

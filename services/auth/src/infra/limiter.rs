@@ -29,6 +29,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use mcpg_runtime::every::{FirstTick, every};
 use tokio::task::JoinHandle;
 
 use crate::domain::settings::RateLimitSettings;
@@ -238,14 +239,15 @@ impl Limiter {
 
 /// Prunes idle keys every minute.
 pub(crate) fn spawn_pruner(limiter: Arc<Limiter>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(PRUNE_INTERVAL);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
+    every(
+        PRUNE_INTERVAL,
+        "rate-limit-prune",
+        FirstTick::Now,
+        move || {
             limiter.prune();
-        }
-    })
+            std::future::ready(())
+        },
+    )
 }
 
 #[cfg(test)]
