@@ -13,27 +13,5 @@ pub(crate) const MAX_REVOCATION_LIST: u64 = 1024 * 1024;
 /// The cap of a state file (a token and its certificates).
 pub(crate) const MAX_STATE_FILE: u64 = 256 * 1024;
 
-#[cfg(test)]
-mod tests {
-    use std::fs;
-    use std::io;
-    use std::path::Path;
-
-    use super::*;
-
-    #[test]
-    fn only_small_regular_files_are_read() {
-        let temp = tempfile::tempdir().expect("temp dir");
-        let dir = temp.path();
-        let small = dir.join("small");
-        fs::write(&small, b"hello").expect("write");
-        assert_eq!(read_text(&small, 5).expect("read"), "hello");
-        let error = read_text(&small, 4).expect_err("too large");
-        assert!(error.to_string().contains("larger than 4 bytes"), "{error}");
-        assert!(read_bounded(dir, 5).is_err(), "a directory");
-        let missing = read_bounded(&dir.join("missing"), 5).expect_err("missing");
-        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
-        let zero = read_bounded(Path::new("/dev/zero"), 5).expect_err("a device");
-        assert!(zero.to_string().contains("not a regular file"), "{zero}");
-    }
-}
+// The reader's own tests (size cap, directory, missing file, /dev/zero, FIFO, UTF-8) are
+// in mcpg-runtime.
