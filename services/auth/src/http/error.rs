@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::domain::Refusal;
-use crate::http::ratelimit::write_headers;
+use crate::http::rate_headers::write_headers;
 use crate::infra::store::StoreError;
 
 /// `Result` with [`ApiError`] as the default error.

@@ -389,7 +389,7 @@ impl Principal {
 pub(crate) fn request_id(parts: &Parts) -> String {
     parts
         .headers
-        .get(&crate::http::api::REQUEST_ID)
+        .get(&crate::http::layers::REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned()

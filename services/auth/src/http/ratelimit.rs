@@ -3,30 +3,15 @@
 //! limiter of `infra::limiter`, and writes the `RateLimit-*` headers.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::http::authorize::Access;
 use crate::http::error::ApiError;
 use crate::http::extract::Principal;
+use crate::http::rate_headers::write_headers;
 use crate::http::state::AppState;
-use crate::infra::limiter::Decision;
 use crate::infra::telemetry::ORG_REQUESTS;
-
-const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
-const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-
-/// Writes the `RateLimit-*` headers (and `Retry-After` on a refusal).
-pub(crate) fn write_headers(decision: &Decision, headers: &mut HeaderMap) {
-    headers.insert(LIMIT, HeaderValue::from(decision.limit));
-    headers.insert(REMAINING, HeaderValue::from(decision.remaining));
-    headers.insert(RESET, HeaderValue::from(decision.reset));
-    if let Some(seconds) = decision.retry_after {
-        headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-}
 
 /// Who is charged inside an org: a user for all of its personal tokens, else the token
 /// (an API key; an OIDC login's id is its issuer and subject).

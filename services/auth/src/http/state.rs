@@ -5,7 +5,7 @@ use std::sync::Arc;
 use mcpg_license_core::Clock;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::http::tenants_watch::TenantsStatus;
+use crate::http::tenants_status::TenantsStatus;
 use crate::infra::certwatch::ExpiryWatch;
 use crate::infra::issuer::Issuer;
 use crate::infra::keyring::Keyring;

@@ -16,12 +16,9 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use mcpg_license_core::clock::to_rfc3339;
 use mcpg_runtime::every::{FirstTick, every_with};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
@@ -33,83 +30,9 @@ use crate::http::state::AppState;
 use crate::infra::store::Actor;
 use crate::infra::store::ApplyError;
 
-/// Applied generations of the tenants file (1 after the start).
-pub(crate) const TENANTS_GENERATION: &str = "mcpg_tenants_generation";
-/// When the tenants file was last applied (Unix seconds).
-pub(crate) const TENANTS_APPLIED_AT: &str = "mcpg_tenants_last_applied_timestamp_seconds";
-/// Changed tenants files that were not applied (invalid or not applicable).
-pub(crate) const TENANTS_FAILURES: &str = "mcpg_tenants_reload_failures_total";
-
 /// How long a document that could not be applied for a reason other than its content (a
 /// conflict, the database) waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
-
-/// What the reloader did last, for `GET /v1/admin/tenants/status`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub(crate) struct StatusView {
-    /// The watched file, if any.
-    pub(crate) file: Option<String>,
-    /// Whether managed objects absent from the file are deleted.
-    pub(crate) prune: bool,
-    /// Applied generations (0: none).
-    pub(crate) generation: u64,
-    /// SHA-256 of the applied content.
-    pub(crate) applied_sha256: Option<String>,
-    /// When it was applied.
-    pub(crate) applied_at: Option<String>,
-    /// Counts of the last applied plan by action.
-    pub(crate) last_changes: Option<serde_json::Value>,
-    /// Why the last changed content was not applied (cleared by the next success).
-    pub(crate) last_error: Option<String>,
-    /// When that happened.
-    pub(crate) last_error_at: Option<String>,
-}
-
-/// Shared reloader status.
-#[derive(Debug, Default)]
-pub(crate) struct TenantsStatus(Mutex<StatusView>);
-
-impl TenantsStatus {
-    /// A snapshot.
-    pub(crate) fn view(&self) -> StatusView {
-        self.0.lock().map(|v| v.clone()).unwrap_or_default()
-    }
-
-    fn update(&self, change: impl FnOnce(&mut StatusView)) {
-        if let Ok(mut view) = self.0.lock() {
-            change(&mut view);
-        }
-    }
-
-    fn applied(&self, hash: &[u8; 32], plan: &Plan, now: i64) -> u64 {
-        let mut generation = 0;
-        self.update(|view| {
-            view.generation += 1;
-            generation = view.generation;
-            view.applied_sha256 = Some(hex::encode(hash));
-            view.applied_at = Some(to_rfc3339(now));
-            view.last_changes = Some(serde_json::json!({
-                "create": plan.count(ChangeAction::Create),
-                "update": plan.count(ChangeAction::Update),
-                "delete": plan.count(ChangeAction::Delete),
-                "keep": plan.count(ChangeAction::Keep),
-            }));
-            view.last_error = None;
-            view.last_error_at = None;
-        });
-        metrics::gauge!(TENANTS_GENERATION).set(generation as f64);
-        metrics::gauge!(TENANTS_APPLIED_AT).set(now as f64);
-        generation
-    }
-
-    fn failed(&self, error: &str, now: i64) {
-        metrics::counter!(TENANTS_FAILURES).increment(1);
-        self.update(|view| {
-            view.last_error = Some(error.to_owned());
-            view.last_error_at = Some(to_rfc3339(now));
-        });
-    }
-}
 
 /// Reads at most one byte more than a document may have, so an oversized file is
 /// refused without being read whole.

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::http::error::{ApiError, Result};
 use crate::http::extract::{GatewayCredential, OptionalJson};
-use crate::http::ratelimit::write_headers;
+use crate::http::rate_headers::write_headers;
 use crate::http::state::AppState;
 use crate::infra::issuer::{GRACE, IssueError, REFRESH_AFTER};
 use crate::infra::keyring::TOKEN_LIFETIME;

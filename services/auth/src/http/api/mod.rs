@@ -23,9 +23,7 @@ use tower::ServiceBuilder;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
-pub(crate) use crate::http::layers::{
-    Guard, GuardLayer, REQUEST_ID, RequestContext, RequestContextLayer,
-};
+pub(crate) use crate::http::layers::{Guard, GuardLayer, RequestContext, RequestContextLayer};
 
 /// Largest accepted request body.
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;

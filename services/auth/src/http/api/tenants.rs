@@ -16,7 +16,7 @@ use crate::domain::tenants_file::{
 use crate::http::error::{ApiError, Result};
 use crate::http::extract::Principal;
 use crate::http::state::AppState;
-use crate::http::tenants_watch::StatusView;
+use crate::http::tenants_status::StatusView;
 use crate::infra::store::Actor;
 use crate::infra::store::ApplyError;
 

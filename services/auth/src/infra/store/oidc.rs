@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::audit_log::{AuditAction, Event};
 use super::{Store, StoreError, TenantStore, from_json_text, in_tx, on_pool, to_json_text};
-use crate::infra::oidc::OidcConfig;
+use crate::domain::oidc_config::OidcConfig;
 
 /// An org's OIDC configuration as stored.
 #[derive(Debug, Clone)]

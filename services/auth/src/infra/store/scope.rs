@@ -21,7 +21,7 @@
 //!   paths: the credential-hash lookups (gateway grant, API token — the secret hash is the
 //!   selector, the org is what the lookup finds out), the OIDC login's lookup of the orgs
 //!   configured with a token's issuer (the token's verified claims then pick the org,
-//!   see `crate::infra::oidc`), the batched `last_token_at` flush,
+//!   see `infra::oidc`), the batched `last_token_at` flush,
 //!   the per-org gauges, and inserting global admin tokens.
 //!
 //! On SQLite there is no row-level security: the scope is not recorded and isolation is
