@@ -35,7 +35,7 @@ cargo build --release -q -p mcpg-auth --bin mcpg-auth
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 BASE="http://127.0.0.1:$PORT"
 # Generous rate limits: the run measures behaviour, not the limiter.
-target/release/mcpg-auth serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" --issuer "$BASE" \
+MCPG_OPS_LISTEN=127.0.0.1:0 target/release/mcpg-auth serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" --issuer "$BASE" \
   --bootstrap-token-file "$DATA/bootstrap.token" --admin-rps 100000 --org-rps 100000 \
   >"$OUT/auth.log" 2>&1 &
 AUTH_PID=$!

@@ -26,7 +26,7 @@ api() { curl -fsS -X "$1" "http://127.0.0.1:$PORT$2" -H "authorization: Bearer $
 start() { # PORT EXTRA-ARGS…
   PORT="$1"; shift
   local dir; dir=$(mktemp -d)
-  target/release/mcpg-auth serve --listen "127.0.0.1:$PORT" --data-dir "$dir" --issuer "http://127.0.0.1:$PORT" \
+  MCPG_OPS_LISTEN=127.0.0.1:0 target/release/mcpg-auth serve --listen "127.0.0.1:$PORT" --data-dir "$dir" --issuer "http://127.0.0.1:$PORT" \
     --bootstrap-token-file "$dir/bootstrap.token" "$@" >"$OUT/auth-$PORT.log" 2>&1 &
   AUTH_PID=$!; PIDS+=("$AUTH_PID")
   wait_http "http://127.0.0.1:$PORT/readyz"

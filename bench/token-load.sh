@@ -72,7 +72,8 @@ start_auth() { # BACKEND PORT [BINARY] → sets AUTH_PID, CREDENTIAL
     local server="${PG_URL#postgres://}"; server="${server#*@}"; server="${server%%/*}"
     args+=(--database-url "postgres://$role:bench@$server/$db" --migrate-database-url "${PG_URL%/*}/$db")
   fi
-  "$bin" "${args[@]}" >"$OUT/auth-$backend-$PORT.log" 2>&1 &
+  # The operations listener on a free port (a variable: binaries from before it ignore it).
+  MCPG_OPS_LISTEN=127.0.0.1:0 "$bin" "${args[@]}" >"$OUT/auth-$backend-$PORT.log" 2>&1 &
   AUTH_PID=$!; PIDS+=("$AUTH_PID")
   wait_http "http://127.0.0.1:$PORT/readyz"
   ADMIN=$(cat "$dir/bootstrap.token")

@@ -53,6 +53,8 @@ impl Service {
             command
                 .current_dir(dir.path())
                 .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+                // The operations listener's default port would be shared by every test.
+                .args(["--ops-listen", "127.0.0.1:0"])
                 .args(data_dir.iter().flat_map(|d| ["--data-dir", d]))
                 .arg("--bootstrap-token-file")
                 .arg(&token_file)

@@ -1,6 +1,7 @@
 //! Domain types of the service: slugs, org status, key state. Parsed at the edge so that
 //! handlers and the store only see valid values.
 
+pub(crate) mod build_info;
 pub(crate) mod credential;
 mod license;
 pub(crate) mod oidc_config;

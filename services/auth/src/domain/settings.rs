@@ -12,6 +12,9 @@ use crate::domain::tenants_file::DEFAULT_MAX_OBJECTS;
 
 /// Default listen address.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8421";
+/// Default address of the operations listener (metrics, probes, version): loopback, since
+/// its metrics name every org.
+pub(crate) const DEFAULT_OPS_LISTEN: &str = "127.0.0.1:8422";
 /// Default data directory.
 pub(crate) const DEFAULT_DATA_DIR: &str = "./mcpg-data";
 
@@ -51,8 +54,11 @@ pub struct ExternalKey {
 /// The resolved settings the service runs with.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Listen address (port 0 picks a free port).
+    /// Listen address of the API (port 0 picks a free port).
     pub listen: SocketAddr,
+    /// Listen address of the operations endpoints: `/metrics`, `/healthz`, `/readyz`,
+    /// `/version` (port 0 picks a free port).
+    pub ops_listen: SocketAddr,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Database URL; `None` means SQLite at `<data-dir>/mcpg.db`.
@@ -67,8 +73,9 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     /// Host suffix of subdomain routing (`mcpg.dev`: `acme.mcpg.dev` → org `acme`).
     pub subdomain_suffix: Option<String>,
-    /// Issuer URL, without a trailing slash.
-    pub issuer: String,
+    /// Issuer URL, without a trailing slash; `None`: `http://` and the bound API address
+    /// (see [`Settings::issuer_for`]).
+    pub issuer: Option<String>,
     /// Where to write the bootstrap token at first start; `None` prints it to stdout.
     pub bootstrap_token_file: Option<PathBuf>,
     /// An externally certified signing key; `None` runs on a development root.
@@ -164,6 +171,9 @@ impl Settings {
             listen: DEFAULT_LISTEN
                 .parse()
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8421))),
+            ops_listen: DEFAULT_OPS_LISTEN
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8422))),
             data_dir: data_dir.into(),
             database_url: None,
             migrate_database_url: None,
@@ -171,7 +181,7 @@ impl Settings {
             allow_owner_connection: false,
             rate_limits: RateLimitSettings::default(),
             subdomain_suffix: None,
-            issuer: "http://127.0.0.1:8421".to_owned(),
+            issuer: None,
             bootstrap_token_file: None,
             external_key: None,
             trusted_roots: Vec::new(),
@@ -188,5 +198,32 @@ impl Settings {
             tenants_max_objects: DEFAULT_MAX_OBJECTS,
             oidc: JwksSettings::default(),
         }
+    }
+
+    /// The issuer URL the service runs as once its API listener is bound to `bound`: the
+    /// configured one, else `http://` and the address actually bound, so that a token's
+    /// `iss` and the metadata document never name a port the service is not on (port 0
+    /// gives the port the system picked).
+    pub fn issuer_for(&self, bound: SocketAddr) -> String {
+        match &self.issuer {
+            Some(issuer) => issuer.clone(),
+            None => format!("http://{bound}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_issuer_defaults_to_the_bound_address() {
+        let mut settings = Settings::with_data_dir("/tmp/unused");
+        let bound = SocketAddr::from(([127, 0, 0, 1], 40_123));
+        assert_eq!(settings.issuer_for(bound), "http://127.0.0.1:40123");
+        let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 8421));
+        assert_eq!(settings.issuer_for(v6), "http://[::1]:8421");
+        settings.issuer = Some("https://auth.example".into());
+        assert_eq!(settings.issuer_for(bound), "https://auth.example");
     }
 }

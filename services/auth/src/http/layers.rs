@@ -199,7 +199,8 @@ where
     }
 }
 
-/// `/healthz`, `/readyz` and `/metrics`, which the guard never sheds.
+/// `/healthz`, `/readyz` and (on the operations listener) `/metrics`, which the guard
+/// never sheds.
 fn is_operations_path(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
 }

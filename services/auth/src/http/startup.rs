@@ -1,6 +1,7 @@
-//! Building and running the service: `Application::build(settings)` prepares everything
-//! (data dir, database, keys, bootstrap token) and binds; `run_until_stopped` serves until
-//! SIGTERM/SIGINT, letting in-flight requests finish.
+//! Building and running the service: `Application::build(settings)` binds the API and
+//! operations listeners and prepares everything (data dir, database, keys, bootstrap
+//! token); `run_until_stopped` serves both until SIGTERM/SIGINT, letting in-flight
+//! requests finish.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,12 +13,13 @@ use mcpg_license_core::{
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::domain::credential::{Credential, CredentialKind};
 use crate::domain::settings::Settings;
 use crate::domain::settings::TenantsFile;
-use crate::http::api::{RequestGuards, service};
+use crate::http::api::{RequestGuards, ops_service, service};
 use crate::http::state::{AppState, ServiceInfo, SharedState};
 use crate::http::tenants_status::TenantsStatus;
 use crate::http::tenants_watch;
@@ -30,7 +32,9 @@ use crate::infra::limiter::{Limiter, spawn_pruner};
 use crate::infra::oidc::OidcVerifier;
 use crate::infra::secrets::{self, DEV_ROOT_PUBLIC, Kek, write_secret_file};
 use crate::infra::store::{DatabaseOptions, Store};
-use crate::infra::telemetry::{self, CERTIFICATE_DAYS_LEFT, GATEWAYS_SEEN, LICENSE_DAYS_LEFT};
+use crate::infra::telemetry::{
+    self, CERTIFICATE_EXPIRY, GATEWAYS_SEEN, LICENSE_EXPIRY, record_process_metrics,
+};
 use mcpg_runtime::every::{FirstTick, every};
 use mcpg_runtime::serve::{ServeOptions, serve};
 
@@ -47,6 +51,8 @@ const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 pub struct Application {
     listener: TcpListener,
     port: u16,
+    ops_listener: TcpListener,
+    ops_port: u16,
     state: AppState,
     guards: RequestGuards,
     key_reload_interval: Duration,
@@ -66,11 +72,28 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let now = clock.now();
-        // Bind first: a start that cannot listen (port taken, no permission) must fail
-        // before it spends the one-time bootstrap token or generates any key.
+        // Bind both listeners first: a start that cannot listen (port taken, no
+        // permission) must fail before it spends the one-time bootstrap token or generates
+        // any key.
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let ops_listener = TcpListener::bind(settings.ops_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (the operations listener, --ops-listen)",
+                    settings.ops_listen
+                )
+            })?;
+        let bound = listener.local_addr()?;
+        let issuer = settings.issuer_for(bound);
+        if settings.issuer.is_none() && bound.ip().is_unspecified() {
+            tracing::warn!(
+                issuer = %issuer,
+                "no --issuer: tokens name {issuer}, which gateways elsewhere cannot reach; set --issuer to the service's public URL"
+            );
+        }
         create_data_dir(&settings.data_dir)?;
         let store = open_store(&settings).await?;
         let kek = Kek::load(&settings.kek, &settings.data_dir)?;
@@ -80,7 +103,7 @@ impl Application {
         let keyring = Arc::new(Keyring::new(
             store.clone(),
             kek,
-            settings.issuer.clone(),
+            issuer.clone(),
             root,
             trusted_roots(&settings.trusted_roots)?,
             publish_delay,
@@ -90,7 +113,7 @@ impl Application {
             .await
             .context("cannot prepare the signing keys")?;
         issue_bootstrap_token(&store, settings.bootstrap_token_file.as_deref(), now).await?;
-        let state = shared_state(&settings, store, keyring, root_kids, clock)?;
+        let state = shared_state(&settings, issuer, store, keyring, root_kids, clock)?;
         let tenants = match settings.tenants {
             Some(file) => {
                 let applied = tenants_watch::apply_at_start(&state, &file)
@@ -102,10 +125,12 @@ impl Application {
             }
             None => None,
         };
-        let port = listener.local_addr()?.port();
+        let ops_port = ops_listener.local_addr()?.port();
         Ok(Self {
             listener,
-            port,
+            port: bound.port(),
+            ops_listener,
+            ops_port,
             state,
             guards: RequestGuards {
                 timeout: settings.request_timeout,
@@ -118,9 +143,20 @@ impl Application {
         })
     }
 
-    /// The bound port.
+    /// The bound port of the API.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The bound port of the operations listener (`/metrics`, probes, version).
+    pub fn ops_port(&self) -> u16 {
+        self.ops_port
+    }
+
+    /// The issuer URL the service runs as: `--issuer`, else `http://` and the bound API
+    /// address.
+    pub fn issuer(&self) -> &str {
+        &self.state.info.issuer_url
     }
 
     /// Serves until SIGTERM or SIGINT, then drains in-flight requests and flushes buffers.
@@ -144,8 +180,14 @@ impl Application {
         if let Some((file, applied)) = self.tenants {
             tasks.push(tenants_watch::spawn(self.state.clone(), file, applied));
         }
-        tracing::info!(port = self.port, issuer = %self.state.info.issuer_url, "mcpg-auth listening");
+        tracing::info!(
+            port = self.port,
+            ops_port = self.ops_port,
+            issuer = %self.state.info.issuer_url,
+            "mcpg-auth listening"
+        );
         let app = service(self.state.clone(), self.guards);
+        let ops = ops_service(self.state.clone(), self.guards);
         // Every request in flight ends within the request timeout (the guard cuts it off):
         // past that and a second more, what is still open is a client that stopped
         // sending, and shutdown does not wait for it.
@@ -153,7 +195,17 @@ impl Application {
             header_read_timeout: self.guards.header_read_timeout,
             drain: self.guards.timeout + Duration::from_secs(1),
         };
-        serve(self.listener, app, stop, options).await;
+        // One stop for both listeners: `stop` flips the flag, each server loop waits for it.
+        let (stopping, stopped) = watch::channel(false);
+        let signal = async move {
+            stop.await;
+            let _ = stopping.send(true);
+        };
+        tokio::join!(
+            signal,
+            serve(self.listener, app, stop_requested(stopped.clone()), options),
+            serve(self.ops_listener, ops, stop_requested(stopped), options),
+        );
         for task in tasks {
             task.abort();
         }
@@ -391,17 +443,21 @@ fn spawn_housekeeping(state: AppState) -> JoinHandle<()> {
 }
 
 async fn housekeeping(state: &AppState) -> anyhow::Result<()> {
+    // Apart from the rest: a system without /proc still flushes and sets the org gauges.
+    if let Err(error) = record_process_metrics() {
+        tracing::debug!(error = %error, "cannot read the process metrics");
+    }
     state.issuer.flush_seen().await?;
     let now = state.now();
     for (org, count) in state.store.gateways_seen_since(now - 86_400).await? {
         metrics::gauge!(GATEWAYS_SEEN, "org" => org).set(count as f64);
     }
     for (org, end) in state.store.license_ends().await? {
-        metrics::gauge!(LICENSE_DAYS_LEFT, "org" => org).set((end - now) as f64 / 86_400.0);
+        metrics::gauge!(LICENSE_EXPIRY, "org" => org).set((end - now) as f64);
     }
     if let Some(snapshot) = state.keyring.snapshot() {
         let exp = snapshot.certificate_expires_at;
-        metrics::gauge!(CERTIFICATE_DAYS_LEFT).set((exp - now) as f64 / 86_400.0);
+        metrics::gauge!(CERTIFICATE_EXPIRY).set((exp - now) as f64);
         if let Some(days) = state.expiry_watch.due(now, exp) {
             tracing::warn!(
                 kid = %snapshot.signer.key().kid(),
@@ -413,6 +469,11 @@ async fn housekeeping(state: &AppState) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Completes once the flag is set (or its sender is gone).
+async fn stop_requested(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
 async fn shutdown_signal() {
@@ -491,6 +552,7 @@ fn signing_identity(
 /// The state every handler shares, around the opened store and the initialised keyring.
 fn shared_state(
     settings: &Settings,
+    issuer_url: String,
     store: Store,
     keyring: Arc<Keyring>,
     root_kids: Vec<String>,
@@ -500,7 +562,7 @@ fn shared_state(
     let issuer = Arc::new(Issuer::new(
         store.clone(),
         keyring.clone(),
-        settings.issuer.clone(),
+        issuer_url.clone(),
         settings.grant_cache_ttl,
         limiter.clone(),
     ));
@@ -510,7 +572,7 @@ fn shared_state(
         issuer,
         limiter,
         info: Arc::new(ServiceInfo {
-            issuer_url: settings.issuer.clone(),
+            issuer_url,
             root_kids,
             subdomain_suffix: settings.subdomain_suffix.clone(),
             tenants_max_objects: settings.tenants_max_objects,

@@ -8,13 +8,7 @@ use mcpg_license_core::clock::to_rfc3339;
 use serde::Serialize;
 
 use crate::domain::tenants_file::{ChangeAction, Plan};
-
-/// Applied generations of the tenants file (1 after the start).
-pub(crate) const TENANTS_GENERATION: &str = "mcpg_tenants_generation";
-/// When the tenants file was last applied (Unix seconds).
-pub(crate) const TENANTS_APPLIED_AT: &str = "mcpg_tenants_last_applied_timestamp_seconds";
-/// Changed tenants files that were not applied (invalid or not applicable).
-pub(crate) const TENANTS_FAILURES: &str = "mcpg_tenants_reload_failures_total";
+use crate::infra::telemetry::{TENANTS_APPLIED_AT, TENANTS_FAILURES, TENANTS_GENERATION};
 
 /// What the reloader did last, for `GET /v1/admin/tenants/status`.
 #[derive(Debug, Clone, Default, Serialize)]

@@ -1,17 +1,22 @@
 //! Logs, request spans and metrics.
 //!
 //! The `metrics` facade has one process-wide recorder; it is installed once here (tests
-//! start many servers in one process and share it).
+//! start many servers in one process and share it), and every metric family is described
+//! (`# HELP`) right after, in [`describe`]: a new metric needs a constant here and a row
+//! there. Values are in base units (seconds, bytes).
+
+mod process;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use axum::http::Method;
-use metrics::Histogram;
+use metrics::{Histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
+use crate::domain::build_info;
 use crate::domain::settings::LogFormat;
 use crate::infra::store::OrgUsage;
 
@@ -25,10 +30,10 @@ pub(crate) const REQUESTS_REFUSED: &str = "mcpg_http_requests_refused_total";
 pub(crate) const TOKENS_ISSUED: &str = "mcpg_tokens_issued_total";
 /// Gateways that obtained a token in the last 24 h, by org.
 pub(crate) const GATEWAYS_SEEN: &str = "mcpg_gateways_seen_24h";
-/// Days until the org's license ends (negative once ended), by org.
-pub(crate) const LICENSE_DAYS_LEFT: &str = "mcpg_license_days_to_expiry";
-/// Gauge: days until the active signing key's issuer certificate expires.
-pub(crate) const CERTIFICATE_DAYS_LEFT: &str = "mcpg_certificate_days_to_expiry";
+/// Seconds until the org's license ends (negative once ended), by org.
+pub(crate) const LICENSE_EXPIRY: &str = "mcpg_license_expiry_seconds";
+/// Seconds until the active signing key's issuer certificate expires.
+pub(crate) const CERTIFICATE_EXPIRY: &str = "mcpg_certificate_expiry_seconds";
 /// What an org uses of a quota, by org and quota (`workspaces`, `environments`, `gateways`).
 pub(crate) const QUOTA_USAGE: &str = "mcpg_quota_usage";
 /// The license's limit of a quota, by org and quota (absent when the license sets none).
@@ -36,6 +41,169 @@ pub(crate) const QUOTA_LIMIT: &str = "mcpg_quota_limit";
 /// Management API requests that reached an org's rate limit check, by org and outcome
 /// (`allowed`, `rate_limited`).
 pub(crate) const ORG_REQUESTS: &str = "mcpg_org_requests_total";
+/// Applied generations of the tenants file (1 after the start).
+pub(crate) const TENANTS_GENERATION: &str = "mcpg_tenants_generation";
+/// When the tenants file was last applied (Unix seconds).
+pub(crate) const TENANTS_APPLIED_AT: &str = "mcpg_tenants_last_applied_timestamp_seconds";
+/// Changed tenants files that were not applied (invalid or not applicable).
+pub(crate) const TENANTS_FAILURES: &str = "mcpg_tenants_reload_failures_total";
+/// Always 1, labelled with the version and commit of the running binary.
+pub(crate) const BUILD_INFO: &str = "mcpg_build_info";
+
+pub(crate) use process::record_process_metrics;
+
+/// Every family this service exports, with its unit and `# HELP` text.
+const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 20] = [
+    (
+        REQUEST_DURATION,
+        Kind::Histogram,
+        Some(Unit::Seconds),
+        "Time to answer a request, by method, route template and status.",
+    ),
+    (
+        REQUESTS_REFUSED,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Requests answered 503 by the guard, by reason (overloaded, timeout).",
+    ),
+    (
+        TOKENS_ISSUED,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Token requests, by org and outcome.",
+    ),
+    (
+        GATEWAYS_SEEN,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "Gateways that obtained a token in the last 24 hours, by org.",
+    ),
+    (
+        LICENSE_EXPIRY,
+        Kind::Gauge,
+        Some(Unit::Seconds),
+        "Seconds until the org's license ends (negative once ended), by org.",
+    ),
+    (
+        CERTIFICATE_EXPIRY,
+        Kind::Gauge,
+        Some(Unit::Seconds),
+        "Seconds until the active signing key's issuer certificate expires.",
+    ),
+    (
+        QUOTA_USAGE,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "What an org uses of a quota, by org and quota.",
+    ),
+    (
+        QUOTA_LIMIT,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "The license's limit of a quota, by org and quota.",
+    ),
+    (
+        ORG_REQUESTS,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Management requests checked against an org's rate limit, by org and outcome.",
+    ),
+    (
+        TENANTS_GENERATION,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "Applied generations of the tenants file.",
+    ),
+    (
+        TENANTS_APPLIED_AT,
+        Kind::Gauge,
+        Some(Unit::Seconds),
+        "When the tenants file was last applied, in Unix seconds.",
+    ),
+    (
+        TENANTS_FAILURES,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Changed tenants files that were not applied.",
+    ),
+    (
+        BUILD_INFO,
+        Kind::Gauge,
+        None,
+        "Always 1: the version and commit of the running binary.",
+    ),
+    (
+        process::RESIDENT_MEMORY,
+        Kind::Gauge,
+        Some(Unit::Bytes),
+        "Resident memory size in bytes.",
+    ),
+    (
+        process::VIRTUAL_MEMORY,
+        Kind::Gauge,
+        Some(Unit::Bytes),
+        "Virtual memory size in bytes.",
+    ),
+    (
+        process::CPU_SECONDS,
+        Kind::Counter,
+        Some(Unit::Seconds),
+        "Total user and system CPU time spent, in seconds.",
+    ),
+    (
+        process::OPEN_FDS,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "Open file descriptors.",
+    ),
+    (
+        process::MAX_FDS,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "The limit on open file descriptors.",
+    ),
+    (
+        process::START_TIME,
+        Kind::Gauge,
+        Some(Unit::Seconds),
+        "Start time of the process since the Unix epoch, in seconds.",
+    ),
+    (
+        process::THREADS,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "Threads of the process.",
+    ),
+];
+
+/// The type of a metric family, which picks the `describe_*` call.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Gives every family its `# HELP` text and sets `mcpg_build_info` (the exporter writes a
+/// description only for families that have a value, so describing all up front is free).
+fn describe() {
+    for (name, kind, unit, help) in DESCRIPTIONS {
+        match (kind, unit) {
+            (Kind::Counter, Some(unit)) => metrics::describe_counter!(name, unit, help),
+            (Kind::Counter, None) => metrics::describe_counter!(name, help),
+            (Kind::Gauge, Some(unit)) => metrics::describe_gauge!(name, unit, help),
+            (Kind::Gauge, None) => metrics::describe_gauge!(name, help),
+            (Kind::Histogram, Some(unit)) => metrics::describe_histogram!(name, unit, help),
+            (Kind::Histogram, None) => metrics::describe_histogram!(name, help),
+        }
+    }
+    metrics::gauge!(
+        BUILD_INFO,
+        "version" => build_info::VERSION,
+        "commit" => build_info::COMMIT
+    )
+    .set(1.0);
+}
 
 /// Installs the tracing subscriber (filter from `MCPG_LOG`, default `info`). Safe to call
 /// more than once.
@@ -65,7 +233,9 @@ pub(crate) fn metrics_handle() -> PrometheusHandle {
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                describe();
+            }
             handle
         })
         .clone()

@@ -197,7 +197,7 @@ async fn issued_tokens_are_recorded_in_batches_per_org(backend: Backend) {
             .await
             .verify_jwt(
                 token["token"].as_str().expect("token"),
-                &app.settings.issuer,
+                &app.issuer,
                 crate::helpers::now(),
             )
             .ok();

@@ -230,17 +230,9 @@ async fn a_byoc_issuer_stops_at_its_certificates_expiry(backend: Backend) {
     assert!(claims.grc.expect("grace") <= exp + DAY);
     let ready = app.client.get(format!("{}/readyz", app.address)).send();
     assert_eq!(ready.await.expect("readyz").status(), StatusCode::OK);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.scrape().await;
     assert!(
-        metrics.contains("mcpg_certificate_days_to_expiry"),
+        metrics.contains("mcpg_certificate_expiry_seconds"),
         "{metrics}"
     );
 
@@ -312,7 +304,7 @@ async fn the_start_refuses_certificates_that_do_not_fit(backend: Backend) {
     let wrong_issuer = Byoc::new(acme_bounds(), t0 - 60, t0 + 90 * DAY);
     let error = start_error(&backend, |s| {
         wrong_issuer.apply(s);
-        s.issuer = "https://elsewhere.example".into();
+        s.issuer = Some("https://elsewhere.example".into());
     })
     .await;
     assert!(error.contains("is for issuer"), "{error}");

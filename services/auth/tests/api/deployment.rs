@@ -171,6 +171,7 @@ async fn sigterm_stops_the_binary_cleanly() {
         .expect("free port");
     let mut child = Command::new(env!("CARGO_BIN_EXE_mcpg-auth"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--ops-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data_dir.path())
         .env("MCPG_LOG", "warn")

@@ -5,7 +5,9 @@ use mcpg_license_core::{AUDIENCE, LicenseClaims, Tier, Validity};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, assert_error, now, on_both_backends, spawn_app};
+use crate::helpers::{
+    Backend, TestApp, assert_error, now, on_both_backends, spawn_app, spawn_app_with,
+};
 
 on_both_backends!(
     token_verifies_against_the_served_jwks_and_chains_to_the_dev_root,
@@ -283,6 +285,56 @@ async fn orgs_without_license_or_past_their_trial_are_refused_explicitly() {
     assert_error(&body, "no_license");
 }
 
+/// The federation metadata document.
+async fn metadata(app: &TestApp) -> Value {
+    app.client
+        .get(format!("{}/.well-known/mcpg-federation", app.address))
+        .send()
+        .await
+        .expect("metadata")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test]
+async fn without_an_issuer_the_bound_address_is_the_issuer() {
+    let app = spawn_app_with(Backend::Sqlite, |settings| settings.issuer = None).await;
+    assert_eq!(
+        app.issuer, app.address,
+        "http:// and the port 0 actually bound"
+    );
+    let meta = metadata(&app).await;
+    assert_eq!(meta["issuer"], app.address.as_str());
+    // The URLs it names are the service's own: following them works.
+    let jwks_uri = meta["jwks_uri"].as_str().expect("jwks_uri");
+    assert_eq!(jwks_uri, format!("{}/.well-known/jwks.json", app.address));
+    let jwks = app.client.get(jwks_uri).send().await.expect("jwks");
+    assert_eq!(jwks.status(), StatusCode::OK);
+    let token_endpoint = meta["token_endpoint"].as_str().expect("token_endpoint");
+    assert_eq!(
+        token_endpoint,
+        format!("{}/v1/federation/token", app.address)
+    );
+    let credential = app.gateway("acme").await;
+    let body = app.token_ok(&credential).await;
+    let claims = app
+        .key_set()
+        .await
+        .verify_jwt(body["token"].as_str().expect("token"), &app.address, now())
+        .expect("the token's iss is the bound address");
+    assert_eq!(claims.iss, app.address);
+    let certificate = app
+        .trust_store()
+        .verify_certificate(
+            body["issuer_certificate"].as_str().expect("certificate"),
+            now(),
+            Validity::Strict,
+        )
+        .expect("chains to the dev root");
+    assert_eq!(certificate.certificate().issuer, app.address);
+}
+
 #[tokio::test]
 async fn metadata_and_jwks_follow_the_contract() {
     let app = spawn_app(Backend::Sqlite).await;
@@ -309,15 +361,7 @@ async fn metadata_and_jwks_follow_the_contract() {
             .expect("cert")
             .starts_with("v4.public.")
     );
-    let meta: Value = app
-        .client
-        .get(format!("{}/.well-known/mcpg-federation", app.address))
-        .send()
-        .await
-        .expect("metadata")
-        .json()
-        .await
-        .expect("json");
+    let meta = metadata(&app).await;
     assert_eq!(meta["issuer"], "http://127.0.0.1:8421");
     assert_eq!(
         meta["jwks_uri"],

@@ -154,6 +154,8 @@ async fn a_role_of_its_own_serves_the_cross_tenant_paths_and_replicas_need_one()
         .expect("a replica with the service's role and the global role starts");
     let mut app = TestApp {
         address: format!("http://127.0.0.1:{}", replica.port()),
+        ops_address: format!("http://127.0.0.1:{}", replica.ops_port()),
+        issuer: replica.issuer().to_owned(),
         client: reqwest::Client::new(),
         admin_token: std::fs::read_to_string(data_dir.path().join("bootstrap.token"))
             .expect("bootstrap token")

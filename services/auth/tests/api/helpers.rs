@@ -140,8 +140,12 @@ impl Drop for TestDatabase {
 
 /// A running server and what the tests need to talk to it.
 pub struct TestApp {
-    /// Base URL.
+    /// Base URL of the API.
     pub address: String,
+    /// Base URL of the operations listener (`/metrics`, probes, version).
+    pub ops_address: String,
+    /// The issuer URL the server runs as.
+    pub issuer: String,
     /// HTTP client.
     pub client: reqwest::Client,
     /// The bootstrap admin token.
@@ -158,10 +162,17 @@ pub struct TestApp {
     pub database: Option<TestDatabase>,
 }
 
-/// The settings tests start with: port 0, fast key reloads, bootstrap token in a file.
+/// The issuer the tests' settings name: the certificates tests make for external keys are
+/// for it (`federation::without_an_issuer_the_bound_address_is_the_issuer` unsets it).
+pub const TEST_ISSUER: &str = "http://127.0.0.1:8421";
+
+/// The settings tests start with: port 0 for both listeners, a fixed issuer, fast key
+/// reloads, bootstrap token in a file.
 pub fn test_settings(data_dir: &std::path::Path) -> Settings {
     let mut settings = Settings::with_data_dir(data_dir);
     settings.listen = "127.0.0.1:0".parse().expect("addr");
+    settings.ops_listen = "127.0.0.1:0".parse().expect("addr");
+    settings.issuer = Some(TEST_ISSUER.to_owned());
     settings.key_reload_interval = Duration::from_millis(100);
     settings.key_publish_delay = Duration::from_secs(1);
     settings.bootstrap_token_file = Some(data_dir.join("bootstrap.token"));
@@ -208,6 +219,8 @@ pub async fn spawn_app_full(
     adjust(&mut settings);
     let mut app = TestApp {
         address: String::new(),
+        ops_address: String::new(),
+        issuer: String::new(),
         client: reqwest::Client::new(),
         admin_token: String::new(),
         data_dir,
@@ -236,6 +249,8 @@ impl TestApp {
         }
         .expect("server builds");
         self.address = format!("http://127.0.0.1:{}", application.port());
+        self.ops_address = format!("http://127.0.0.1:{}", application.ops_port());
+        self.issuer = application.issuer().to_owned();
         let (stop, stopped) = oneshot::channel();
         self.stop = Some(stop);
         self.server = Some(tokio::spawn(application.run_until(async move {
@@ -254,6 +269,18 @@ impl TestApp {
                 .expect("server task")
                 .expect("server stops cleanly");
         }
+    }
+
+    /// The Prometheus page of the operations listener.
+    pub async fn scrape(&self) -> String {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.ops_address))
+            .send()
+            .await
+            .expect("metrics scraped");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.expect("metrics text")
     }
 
     /// The development root's public key file.

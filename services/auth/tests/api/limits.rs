@@ -174,15 +174,7 @@ async fn quota_usage_and_limits_are_gauges_labelled_by_org() {
         .await
         .expect("sent");
     assert_eq!(created.status(), StatusCode::CREATED);
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = app.scrape().await;
     for line in [
         format!("mcpg_quota_usage{{org=\"{org}\",quota=\"workspaces\"}} 1"),
         format!("mcpg_quota_limit{{org=\"{org}\",quota=\"workspaces\"}} 3"),

@@ -20,6 +20,7 @@ mod lifecycle;
 mod limits;
 mod management;
 mod oidc;
+mod ops;
 mod org_list;
 mod pagination;
 mod persistence;

@@ -193,16 +193,7 @@ fn series(page: &str, name: &str) -> f64 {
 async fn token_requests_refused_before_the_issuer_are_counted() {
     let app = spawn_app(Backend::Sqlite).await;
     let credential = app.gateway("acme").await;
-    let scrape = || async {
-        app.client
-            .get(format!("{}/metrics", app.address))
-            .send()
-            .await
-            .expect("sent")
-            .text()
-            .await
-            .expect("text")
-    };
+    let scrape = || app.scrape();
     let invalid = "mcpg_tokens_issued_total{org=\"-\",outcome=\"invalid_credential\"}";
     let bad_body = "mcpg_tokens_issued_total{org=\"-\",outcome=\"bad_request\"}";
     let before = scrape().await;
@@ -273,12 +264,7 @@ async fn health_readiness_metrics_and_openapi_are_served() {
         ready,
         json!({"status": "ready", "database": true, "active_key": true, "certificate_valid": true})
     );
-    let metrics = get("/metrics")
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.scrape().await;
     assert!(
         metrics.contains("mcpg_tokens_issued_total{org=\"acme\",outcome=\"issued\"}"),
         "{metrics}"

@@ -59,6 +59,7 @@ fn spawn_binary(data_dir: &std::path::Path, port: u16, database: Option<&TestDat
     let mut command = Command::new(env!("CARGO_BIN_EXE_mcpg-auth"));
     command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--ops-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data_dir)
         .arg("--bootstrap-token-file")
@@ -178,7 +179,7 @@ async fn a_changed_issuer_gets_fresh_certificates_at_restart() {
     let credential = app.gateway("acme").await;
     let before = app.token_ok(&credential).await;
     app.stop().await;
-    app.settings.issuer = "https://auth.example.test".into();
+    app.settings.issuer = Some("https://auth.example.test".into());
     app.start().await;
     let after = app.token_ok(&credential).await;
     assert_eq!(after["kid"], before["kid"], "same key, new certificate");

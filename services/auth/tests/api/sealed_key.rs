@@ -116,6 +116,7 @@ async fn the_binary_reads_the_passphrase_from_the_systemd_credentials_directory(
         .expect("free port");
     let mut child = Command::new(env!("CARGO_BIN_EXE_mcpg-auth"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--ops-listen", "127.0.0.1:0"])
         .args(["--issuer", ISSUER])
         .arg("--data-dir")
         .arg(data_dir.path())

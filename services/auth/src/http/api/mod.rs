@@ -49,14 +49,25 @@ impl Default for RequestGuards {
     }
 }
 
-/// The whole service: the routes inside the request context (id, span) and the guard
+/// The whole API service: the routes inside the request context (id, span) and the guard
 /// (load shedding, timeout). hyper clones it for every request, which costs three `Arc`
 /// clones.
 pub(crate) fn service(state: AppState, guards: RequestGuards) -> RequestContext<Guard<Router>> {
+    wrap(router(state), guards)
+}
+
+/// The operations listener's service (`/metrics`, probes, version) with the same request
+/// context and guard as the API: a scrape or probe that hangs on the database is cut off at
+/// the request timeout.
+pub(crate) fn ops_service(state: AppState, guards: RequestGuards) -> RequestContext<Guard<Router>> {
+    wrap(ops::ops_router(state), guards)
+}
+
+fn wrap(router: Router, guards: RequestGuards) -> RequestContext<Guard<Router>> {
     ServiceBuilder::new()
         .layer(RequestContextLayer)
         .layer(GuardLayer::new(guards.max_in_flight, guards.timeout))
-        .service(router(state))
+        .service(router)
 }
 
 /// The routes with their route layers (tests may drive it with `oneshot`).

@@ -1,4 +1,9 @@
-//! Operations: health, readiness, Prometheus metrics and the OpenAPI document.
+//! Operations: health, readiness, version, Prometheus metrics and the OpenAPI document.
+//!
+//! Two routers: [`router`] is merged into the API (probes for load balancers, the version,
+//! the OpenAPI document) and [`ops_router`] is served on the operations listener
+//! (`--ops-listen`), the only place `/metrics` is: its series name every org by slug, which
+//! the API keeps from anyone who is not a member (a hidden org is a plain 404 there).
 
 use axum::Router;
 use axum::extract::State;
@@ -7,17 +12,37 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
 
+use crate::domain::build_info;
+use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
 /// The OpenAPI document of this service (kept in `docs/openapi.yaml`).
 pub(crate) const OPENAPI_YAML: &str = include_str!("../../../../../docs/openapi.yaml");
 
 pub(super) fn router() -> Router<AppState> {
+    probes().route("/openapi.yaml", get(openapi))
+}
+
+/// What the operations listener serves: the probes, the version and `/metrics`.
+pub(crate) fn ops_router(state: AppState) -> Router {
+    probes()
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .route_layer(crate::http::layers::LatencyLayer)
+        .with_state(state)
+}
+
+/// The routes both listeners serve.
+fn probes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.yaml", get(openapi))
+        .route("/version", get(version))
+}
+
+async fn version() -> impl IntoResponse {
+    axum::Json(json!({"version": build_info::VERSION, "commit": build_info::COMMIT}))
 }
 
 async fn healthz() -> impl IntoResponse {

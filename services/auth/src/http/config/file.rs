@@ -42,6 +42,7 @@ pub(super) struct FileConfig {
     pub(super) tenancy: Option<TenancyFile>,
     pub(super) oidc: Option<OidcFile>,
     pub(super) listen: Option<SocketAddr>,
+    pub(super) ops_listen: Option<SocketAddr>,
     pub(super) data_dir: Option<PathBuf>,
     pub(super) database_url: Option<String>,
     pub(super) migrate_database_url: Option<String>,

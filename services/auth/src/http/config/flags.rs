@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::domain::build_info::LONG_VERSION;
 use crate::domain::settings::LogFormat;
 
 /// `mcpg-auth`: the MCPG license federation service.
 #[derive(Debug, Parser)]
-#[command(name = "mcpg-auth", version, about)]
+#[command(name = "mcpg-auth", version = LONG_VERSION, about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -27,9 +28,13 @@ pub enum Command {
 /// Flags of `serve`. Every flag also reads the `MCPG_*` variable named in its help.
 #[derive(Debug, Default, Args)]
 pub struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:8421].
+    /// Address the API listens on [default: 127.0.0.1:8421].
     #[arg(long, env = "MCPG_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Address of the operations listener: /metrics (which names every org), /healthz,
+    /// /readyz and /version; keep it reachable by Prometheus only [default: 127.0.0.1:8422].
+    #[arg(long, env = "MCPG_OPS_LISTEN")]
+    pub ops_listen: Option<SocketAddr>,
     /// Directory for the SQLite database, development root, KEK [default: ./mcpg-data].
     #[arg(long, env = "MCPG_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -67,7 +72,8 @@ pub struct ServeArgs {
     /// TOML configuration file (keys as the long flags, with `_` for `-`).
     #[arg(long, env = "MCPG_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Public base URL of this service: `iss` of every token [default: http://127.0.0.1:8421].
+    /// Public base URL of this service: `iss` of every token [default: `http://` and the
+    /// address --listen bound, e.g. http://127.0.0.1:8421].
     #[arg(long, env = "MCPG_ISSUER")]
     pub issuer: Option<String>,
     /// At first start, write the bootstrap admin token to this file (0600) instead of stdout.

@@ -163,9 +163,32 @@ mod tests {
             ..ServeArgs::default()
         };
         let settings = Settings::resolve(args).expect("valid");
-        assert_eq!(settings.issuer, "https://auth.example");
+        assert_eq!(settings.issuer.as_deref(), Some("https://auth.example"));
         assert_eq!(settings.key_publish_delay, Duration::from_secs(2));
         assert_eq!(settings.listen.port(), 9000);
+    }
+
+    #[test]
+    fn the_ops_listener_comes_from_the_flags_else_the_file_else_loopback() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let defaults = Settings::resolve(ServeArgs::default()).expect("valid");
+        assert_eq!(defaults.ops_listen.to_string(), "127.0.0.1:8422");
+        assert_eq!(defaults.issuer, None, "derived from the bound address");
+        let path = dir.path().join("auth.toml");
+        std::fs::write(&path, "ops_listen = \"0.0.0.0:9100\"\n").expect("write");
+        let from_file = Settings::resolve(ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        })
+        .expect("valid");
+        assert_eq!(from_file.ops_listen.to_string(), "0.0.0.0:9100");
+        let from_flag = Settings::resolve(ServeArgs {
+            config: Some(path),
+            ops_listen: Some("127.0.0.1:0".parse().expect("addr")),
+            ..ServeArgs::default()
+        })
+        .expect("valid");
+        assert_eq!(from_flag.ops_listen.port(), 0);
     }
 
     #[test]

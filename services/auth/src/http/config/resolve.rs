@@ -14,7 +14,7 @@ use super::{
 use crate::domain::settings::{ExternalKey, KekSource, Settings, TenantsFile};
 
 impl Settings {
-    /// Listen address and database connections.
+    /// Listen addresses and database connections.
     pub(super) fn resolve_network_and_database(
         &mut self,
         args: &mut ServeArgs,
@@ -22,6 +22,9 @@ impl Settings {
     ) {
         if let Some(listen) = args.listen.or(file.listen) {
             self.listen = listen;
+        }
+        if let Some(ops_listen) = args.ops_listen.or(file.ops_listen) {
+            self.ops_listen = ops_listen;
         }
         self.database_url = args
             .database_url
@@ -86,7 +89,7 @@ impl Settings {
             .map(|suffix| parse_suffix(&suffix))
             .transpose()?;
         if let Some(issuer) = args.issuer.take().or(file.issuer.take()) {
-            self.issuer = parse_issuer(&issuer)?;
+            self.issuer = Some(parse_issuer(&issuer)?);
         }
         Ok(())
     }
