@@ -13,5 +13,6 @@ pub(crate) mod rate_headers;
 pub(crate) mod ratelimit;
 pub(crate) mod startup;
 pub(crate) mod state;
+mod tasks;
 pub(crate) mod tenants_status;
 pub(crate) mod tenants_watch;

@@ -1,0 +1,134 @@
+//! The service's periodic background tasks, started by `Application::run_until` and
+//! aborted at shutdown: key reloads, the issued-token audit flush, audit checkpoints,
+//! histogram upkeep and housekeeping (gateway activity, per-org and process gauges, the
+//! certificate expiry warning).
+
+use std::time::Duration;
+
+use mcpg_runtime::every::{FirstTick, every};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::task::JoinHandle;
+
+use crate::http::state::AppState;
+use crate::infra::audit_chain;
+use crate::infra::telemetry::{
+    CERTIFICATE_EXPIRY, GATEWAYS_SEEN, LICENSE_EXPIRY, record_process_metrics,
+};
+
+/// How often buffered `last_token_at` times are flushed and per-org gauges refreshed.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
+/// How often issued tokens are appended to their orgs' audit chains (one entry per org).
+const ISSUANCE_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// How often recorded histogram samples are folded into their buckets (the exporter's own
+/// default). The recorder keeps every sample until then: without this, a service that
+/// nobody scrapes would grow by about 20 bytes per request.
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+pub(super) fn spawn_key_reloader(state: AppState, period: Duration) -> JoinHandle<()> {
+    let period = period.max(Duration::from_millis(100));
+    every(period, "key-reload", FirstTick::Now, move || {
+        let state = state.clone();
+        async move {
+            if let Err(error) = state.keyring.reload(state.now()).await {
+                tracing::error!(error = format!("{error:#}"), "key reload failed");
+            }
+        }
+    })
+}
+
+pub(super) fn spawn_issuance_flusher(state: AppState) -> JoinHandle<()> {
+    every(
+        ISSUANCE_FLUSH_INTERVAL,
+        "issuance-flush",
+        FirstTick::Now,
+        move || {
+            let state = state.clone();
+            async move {
+                if let Err(error) = state.issuer.flush_issued(state.now()).await {
+                    tracing::warn!(error = %error, "could not record issued tokens in the audit chain");
+                }
+            }
+        },
+    )
+}
+
+pub(super) fn spawn_checkpointer(state: AppState, period: Duration) -> JoinHandle<()> {
+    let period = period.max(Duration::from_secs(1));
+    every(
+        period,
+        "audit-checkpoints",
+        FirstTick::AfterPeriod,
+        move || {
+            let state = state.clone();
+            async move {
+                match audit_chain::checkpoint_moved_heads(&state.store, &state.keyring, state.now())
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(signed) => tracing::info!(signed, "audit checkpoints signed"),
+                    Err(error) => tracing::warn!(error = %error, "audit checkpoints failed"),
+                }
+            }
+        },
+    )
+}
+
+/// Drains the histograms' pending samples into their buckets. `/metrics` does the same on
+/// every scrape; this bounds the memory when scrapes are rare or absent (the recorder is
+/// built, not installed with the exporter's own upkeep thread, so that tests can share it).
+pub(super) fn spawn_metrics_upkeep(metrics: PrometheusHandle) -> JoinHandle<()> {
+    every(
+        METRICS_UPKEEP_INTERVAL,
+        "metrics-upkeep",
+        FirstTick::Now,
+        move || {
+            metrics.run_upkeep();
+            std::future::ready(())
+        },
+    )
+}
+
+pub(super) fn spawn_housekeeping(state: AppState) -> JoinHandle<()> {
+    every(
+        HOUSEKEEPING_INTERVAL,
+        "housekeeping",
+        FirstTick::Now,
+        move || {
+            let state = state.clone();
+            async move {
+                if let Err(error) = housekeeping(&state).await {
+                    tracing::warn!(error = format!("{error:#}"), "housekeeping failed");
+                }
+            }
+        },
+    )
+}
+
+async fn housekeeping(state: &AppState) -> anyhow::Result<()> {
+    // Apart from the rest: a system without /proc still flushes and sets the org gauges.
+    if let Err(error) = record_process_metrics() {
+        tracing::debug!(error = %error, "cannot read the process metrics");
+    }
+    state.issuer.flush_seen().await?;
+    let now = state.now();
+    for (org, count) in state.store.gateways_seen_since(now - 86_400).await? {
+        metrics::gauge!(GATEWAYS_SEEN, "org" => org).set(count as f64);
+    }
+    for (org, end) in state.store.license_ends().await? {
+        metrics::gauge!(LICENSE_EXPIRY, "org" => org).set((end - now) as f64);
+    }
+    if let Some(snapshot) = state.keyring.snapshot() {
+        let exp = snapshot.certificate_expires_at;
+        metrics::gauge!(CERTIFICATE_EXPIRY).set((exp - now) as f64);
+        if let Some(days) = state.expiry_watch.due(now, exp) {
+            tracing::warn!(
+                kid = %snapshot.signer.key().kid(),
+                cid = %snapshot.bounds.cid,
+                expires_at = %mcpg_license_core::clock::to_rfc3339(exp),
+                days_left = days,
+                "the signing key's issuer certificate expires in {days} day(s): import a new key and certificate (POST /v1/admin/keys/import) before it does"
+            );
+        }
+    }
+    Ok(())
+}
