@@ -28,7 +28,7 @@ use crate::http::tenants_watch;
 use crate::infra::certwatch::ExpiryWatch;
 use crate::infra::files::{MAX_KEY_FILE, read_text};
 use crate::infra::issuer::Issuer;
-use crate::infra::keyring::{ConfiguredKey, Keyring};
+use crate::infra::keyring::{ConfiguredKey, Keyring, RootOrigin, cluster_dev_root};
 use crate::infra::limiter::{Limiter, spawn_pruner};
 use crate::infra::oidc::OidcVerifier;
 use crate::infra::secrets::{self, DEV_ROOT_PUBLIC, Kek, write_secret_file};
@@ -86,7 +86,7 @@ impl Application {
         create_data_dir(&settings.data_dir)?;
         let store = open_store(&settings).await?;
         let kek = Kek::load(&settings.kek, &settings.data_dir)?;
-        let (root, external, root_kids) = signing_identity(&settings)?;
+        let (root, external, root_kids) = signing_identity(&settings, &store, &kek, now).await?;
         let publish_delay =
             i64::try_from(settings.key_publish_delay.as_secs()).unwrap_or(i64::MAX / 4);
         let keyring = Arc::new(Keyring::new(
@@ -254,11 +254,13 @@ fn trusted_roots(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<PublicKey>>
     Ok(roots)
 }
 
-fn announce_dev_root(root: &SigningKey, created: bool, public_path: &Path) {
-    let what = if created {
-        "GENERATED A DEVELOPMENT ROOT"
-    } else {
-        "USING THE DEVELOPMENT ROOT"
+fn announce_dev_root(root: &SigningKey, origin: RootOrigin, public_path: &Path) {
+    let what = match origin {
+        RootOrigin::Generated => "GENERATED A DEVELOPMENT ROOT (stored in the database)",
+        RootOrigin::Adopted => {
+            "STORED THIS DATA DIRECTORY'S DEVELOPMENT ROOT IN THE DATABASE FOR EVERY REPLICA"
+        }
+        RootOrigin::Stored => "USING THE DATABASE'S DEVELOPMENT ROOT",
     };
     tracing::warn!(
         root_kid = %root.kid(),
@@ -395,16 +397,21 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
         .context("cannot open the database")
 }
 
-/// Who signs: a key certified by offline roots (`--signing-key`, `--certificate`), or a
-/// development root in the data directory that certifies the service's own keys. Returns
-/// the development root (if any), the configured key (if any) and the kids of the roots
-/// that certify the service's keys.
-fn signing_identity(
+/// Who signs: a key certified by offline roots (`--signing-key`, `--certificate`), or the
+/// database's development root (shared by every replica on it) that certifies the
+/// service's own keys. Returns the development root (if any), the configured key (if any)
+/// and the kids of the roots that certify the service's keys.
+async fn signing_identity(
     settings: &Settings,
+    store: &Store,
+    kek: &Kek,
+    now: i64,
 ) -> anyhow::Result<(Option<SigningKey>, Option<ConfiguredKey>, Vec<String>)> {
     let Some(files) = &settings.external_key else {
-        let (root, created) = secrets::load_or_create_dev_root(&settings.data_dir)?;
-        announce_dev_root(&root, created, &settings.data_dir.join(DEV_ROOT_PUBLIC));
+        let (root, origin) = cluster_dev_root(store, kek, &settings.data_dir, now)
+            .await
+            .context("cannot prepare the development root")?;
+        announce_dev_root(&root, origin, &settings.data_dir.join(DEV_ROOT_PUBLIC));
         let kid = root.kid().to_string();
         return Ok((Some(root), None, vec![kid]));
     };

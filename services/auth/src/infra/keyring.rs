@@ -22,9 +22,11 @@ use crate::infra::store::{Actor, KeyRecord, NewKey, Store, StoreError};
 
 mod certificates;
 mod certified;
+mod dev_root;
 mod snapshot;
 
 pub(crate) use certificates::{CertificateInfo, ConfiguredKey, certificates_of};
+pub(crate) use dev_root::{RootOrigin, cluster_dev_root};
 pub(crate) use snapshot::KeySnapshot;
 
 /// Lifetime of online tokens (seconds).
@@ -181,6 +183,7 @@ impl Keyring {
         let mut keys = self.store.keys().await?;
         if let Some(root) = &self.root {
             let trust = TrustStore::new([root.public_key().clone()]);
+            let mut lost_race = false;
             for key in keys.iter_mut().filter(|k| k.state.is_published()) {
                 // Renew when close to expiry, and also when the certificate no longer fits
                 // this deployment (the root or the issuer URL changed since it was made).
@@ -191,13 +194,22 @@ impl Keyring {
                     let public = PublicKey::from_paserk(&key.public_key)
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     let (certificate, exp) = certify_public(root, &self.issuer, &public, now)?;
-                    self.store
-                        .update_certificate(&key.kid, &certificate, exp, now)
+                    // Only if no other replica renewed it since this one read it.
+                    let renewed = self
+                        .store
+                        .update_certificate(&key.kid, &key.certificate, &certificate, exp, now)
                         .await?;
-                    tracing::info!(kid = %key.kid, "renewed the signing key's certificate");
-                    key.certificate = certificate;
-                    key.cert_expires_at = exp;
+                    if renewed {
+                        tracing::info!(kid = %key.kid, "renewed the signing key's certificate");
+                        key.certificate = certificate;
+                        key.cert_expires_at = exp;
+                    } else {
+                        lost_race = true;
+                    }
                 }
+            }
+            if lost_race {
+                keys = self.store.keys().await?;
             }
         }
         let revocations = self.revocations().await?;

@@ -56,9 +56,16 @@ pub(crate) enum SecretError {
         /// Why.
         message: String,
     },
-    /// A sealed secret did not open: wrong KEK or tampered row.
-    #[error("cannot decrypt signing key {0}: wrong key-encryption key or corrupted data")]
-    Unseal(String),
+    /// A sealed secret did not open: another KEK sealed it, or the row was tampered with.
+    #[error(
+        "cannot decrypt the {what} {kid} stored in the database: this replica's key-encryption key (--kek-file or MCPG_KEK, else <data-dir>/kek) is not the one of the replica that stored it (replicas sharing a database need the same key), or the row is corrupted"
+    )]
+    Unseal {
+        /// What the secret is ("signing key", "development root").
+        what: &'static str,
+        /// Its key id.
+        kid: String,
+    },
     /// The system random source failed.
     #[error("random source failed")]
     Random,
@@ -121,7 +128,10 @@ impl Kek {
                     aad: kid.as_bytes(),
                 },
             )
-            .map_err(|_| SecretError::Unseal(kid.to_owned()))?;
+            .map_err(|_| SecretError::Unseal {
+                what: "secret",
+                kid: kid.to_owned(),
+            })?;
         let mut raw = nonce.to_vec();
         raw.extend_from_slice(&ciphertext);
         Ok(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw)))
@@ -129,7 +139,10 @@ impl Kek {
 
     /// Opens a sealed secret of the key `kid`.
     pub(crate) fn open(&self, kid: &str, sealed: &str) -> Result<Zeroizing<Vec<u8>>, SecretError> {
-        let fail = || SecretError::Unseal(kid.to_owned());
+        let fail = || SecretError::Unseal {
+            what: "secret",
+            kid: kid.to_owned(),
+        };
         let raw = sealed
             .strip_prefix(SEALED_PREFIX)
             .and_then(|b64| URL_SAFE_NO_PAD.decode(b64).ok())
@@ -158,11 +171,29 @@ impl Kek {
 
     /// Opens a sealed signing key and checks it is the key `kid` names.
     pub(crate) fn open_key(&self, kid: &str, sealed: &str) -> Result<SigningKey, SecretError> {
-        let plain = self.open(kid, sealed)?;
-        let text = std::str::from_utf8(&plain).map_err(|_| SecretError::Unseal(kid.to_owned()))?;
-        let key = SigningKey::from_paserk(text).map_err(|_| SecretError::Unseal(kid.to_owned()))?;
+        self.open_labelled("signing key", kid, sealed)
+    }
+
+    /// Opens the sealed development root and checks it is the key `kid` names.
+    pub(crate) fn open_root(&self, kid: &str, sealed: &str) -> Result<SigningKey, SecretError> {
+        self.open_labelled("development root", kid, sealed)
+    }
+
+    fn open_labelled(
+        &self,
+        what: &'static str,
+        kid: &str,
+        sealed: &str,
+    ) -> Result<SigningKey, SecretError> {
+        let fail = || SecretError::Unseal {
+            what,
+            kid: kid.to_owned(),
+        };
+        let plain = self.open(kid, sealed).map_err(|_| fail())?;
+        let text = std::str::from_utf8(&plain).map_err(|_| fail())?;
+        let key = SigningKey::from_paserk(text).map_err(|_| fail())?;
         if key.kid().as_str() != kid {
-            return Err(SecretError::Unseal(kid.to_owned()));
+            return Err(fail());
         }
         Ok(key)
     }
@@ -250,20 +281,34 @@ pub(crate) fn read_external_signing_key(
     })
 }
 
-/// The development root in `data_dir`, generated (secret 0600, public 0644) when missing.
-/// Returns the key and whether it was generated now.
-pub(crate) fn load_or_create_dev_root(data_dir: &Path) -> Result<(SigningKey, bool), SecretError> {
+/// The development root a data directory holds from before roots lived in the database
+/// (`dev-root.secret.paserk`), if any.
+pub(crate) fn read_dev_root_file(data_dir: &Path) -> Result<Option<SigningKey>, SecretError> {
+    let path = data_dir.join(DEV_ROOT_SECRET);
+    if !path.exists() {
+        return Ok(None);
+    }
+    read_signing_key(&path).map(Some)
+}
+
+/// Writes the development root's files into `data_dir`: the public key (what gateways
+/// pin, rewritten when it differs) and, when the data dir holds none, the secret (0600:
+/// the operator signs revocation lists with it). A secret file of another root is left
+/// alone (the caller says so); returns whether the secret file holds `root`.
+pub(crate) fn write_dev_root_files(
+    data_dir: &Path,
+    root: &SigningKey,
+) -> Result<bool, SecretError> {
     let secret_path = data_dir.join(DEV_ROOT_SECRET);
     let public_path = data_dir.join(DEV_ROOT_PUBLIC);
-    let created = if secret_path.exists() {
-        false
-    } else {
-        let key = SigningKey::generate().map_err(|_| SecretError::Random)?;
-        write_secret_file(&secret_path, key.to_paserk().as_bytes())?;
-        true
+    let secret_matches = match read_dev_root_file(data_dir)? {
+        Some(existing) => existing.kid() == root.kid(),
+        None => {
+            write_secret_file(&secret_path, root.to_paserk().as_bytes())?;
+            true
+        }
     };
-    let key = read_signing_key(&secret_path)?;
-    let public = key.public_key().to_paserk();
+    let public = root.public_key().to_paserk();
     let current = read_text(&public_path, MAX_KEY_FILE).unwrap_or_default();
     if current.trim() != public {
         std::fs::write(&public_path, format!("{public}\n")).map_err(|source| SecretError::Io {
@@ -272,7 +317,7 @@ pub(crate) fn load_or_create_dev_root(data_dir: &Path) -> Result<(SigningKey, bo
             source,
         })?;
     }
-    Ok((key, created))
+    Ok(secret_matches)
 }
 
 #[cfg(test)]
@@ -300,17 +345,36 @@ mod tests {
     }
 
     #[test]
-    fn the_dev_root_is_created_once_with_a_private_secret_file() {
+    fn the_dev_root_files_are_written_once_with_a_private_secret_file() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (first, created) = load_or_create_dev_root(dir.path()).expect("created");
-        assert!(created);
-        let (second, created_again) = load_or_create_dev_root(dir.path()).expect("loaded");
-        assert!(!created_again);
-        assert_eq!(first.public_key(), second.public_key());
+        assert!(read_dev_root_file(dir.path()).expect("none").is_none());
+        let root = SigningKey::generate().expect("rng");
+        assert!(write_dev_root_files(dir.path(), &root).expect("written"));
+        let read = read_dev_root_file(dir.path()).expect("read").expect("some");
+        assert_eq!(read.public_key(), root.public_key());
         let mode = std::fs::metadata(dir.path().join(DEV_ROOT_SECRET))
             .expect("secret")
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        let other = SigningKey::generate().expect("rng");
+        assert!(!write_dev_root_files(dir.path(), &other).expect("public rewritten"));
+        let public = std::fs::read_to_string(dir.path().join(DEV_ROOT_PUBLIC)).expect("public");
+        assert_eq!(public.trim(), other.public_key().to_paserk());
+    }
+
+    #[test]
+    fn a_sealed_root_opens_only_under_its_kek_and_names_itself_when_it_does_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kek = Kek::load(&KekSource::DataDir, dir.path()).expect("generated");
+        let root = SigningKey::generate().expect("rng");
+        let sealed = kek.seal_key(&root).expect("seal");
+        assert!(kek.open_root(root.kid().as_str(), &sealed).is_ok());
+        let other = tempfile::tempdir().expect("tempdir");
+        let other_kek = Kek::load(&KekSource::DataDir, other.path()).expect("generated");
+        let error = other_kek
+            .open_root(root.kid().as_str(), &sealed)
+            .expect_err("another KEK");
+        assert!(error.to_string().contains("development root"), "{error}");
     }
 }

@@ -85,6 +85,8 @@ pub enum AuditAction {
     KeyCertificateRemove,
     /// Signing keys moved along their life cycle.
     KeyAdvance,
+    /// The database's development root was stored (generated, or adopted from a data dir).
+    KeyRoot,
     /// A batch of issued federation tokens.
     TokenIssued,
     /// An API token (org key or global admin token) was revoked.
@@ -127,6 +129,7 @@ impl AuditAction {
             Self::KeyCertificateAdd => "key.certificate.add",
             Self::KeyCertificateRemove => "key.certificate.remove",
             Self::KeyAdvance => "key.advance",
+            Self::KeyRoot => "key.root",
             Self::TokenIssued => "token.issued",
             Self::ApiTokenRevoke => "api_token.revoke",
             Self::OidcSet => "oidc.set",

@@ -66,6 +66,7 @@ impl AuditAction {
             | Self::KeyCertificateAdd
             | Self::KeyCertificateRemove
             | Self::KeyAdvance
+            | Self::KeyRoot
             | Self::RevocationsUpload => None,
             Self::TokenIssued => None,
         }

@@ -8,8 +8,9 @@ use mcpg_license_core::audit::SYSTEM_CHAIN;
 use serde_json::json;
 
 use super::audit_log::{Actor, AuditAction, Event};
+use super::dev_root::KEYS_LOCK;
 use super::key_certificates::KeyCertificateRecord;
-use super::{Store, StoreError, in_tx, on_pool};
+use super::{BackendKind, Store, StoreError, in_tx, on_pool};
 use crate::domain::KeyState;
 
 /// Binds a [`NewKey`] to [`INSERT`]'s parameters (a macro: the query type differs per backend).
@@ -210,28 +211,41 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces a key's certificate (renewal).
+    /// Replaces a key's certificate (renewal) if it is still `previous`: replicas that
+    /// found the same certificate due queue on the keys lock, and only the first renews;
+    /// the others find it changed and return `false` (they reload the new one).
     pub(crate) async fn update_certificate(
         &self,
         kid: &str,
+        previous: &str,
         certificate: &str,
         expires_at: i64,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        let kind = self.kind();
         let actor = Actor::system();
-        in_tx!(self.global(), tx => {
-            sqlx::query("UPDATE signing_keys SET certificate = $2, cert_expires_at = $3 WHERE kid = $1")
+        Ok(in_tx!(self.global(), tx => {
+            if kind == BackendKind::Postgres {
+                sqlx::query(KEYS_LOCK).execute(&mut *tx).await?;
+            }
+            let renewed = sqlx::query(
+                "UPDATE signing_keys SET certificate = $3, cert_expires_at = $4 \
+                 WHERE kid = $1 AND certificate = $2")
                 .bind(kid)
+                .bind(previous)
                 .bind(certificate)
                 .bind(expires_at)
                 .execute(&mut *tx)
-                .await?;
-            let event = Event::new(AuditAction::KeyCertificate, kid,
-                json!({"cert_expires_at": expires_at}));
-            tx.append_audit(SYSTEM_CHAIN, &actor, &[event], now)
-                .await?;
-        });
-        Ok(())
+                .await?
+                .rows_affected() == 1;
+            if renewed {
+                let event = Event::new(AuditAction::KeyCertificate, kid,
+                    json!({"cert_expires_at": expires_at}));
+                tx.append_audit(SYSTEM_CHAIN, &actor, &[event], now)
+                    .await?;
+            }
+            renewed
+        }))
     }
 
     /// Moves keys along their life cycle at `now`: matured pending keys become active (the

@@ -13,6 +13,7 @@ mod audit_log;
 mod audit_query;
 mod bindings;
 mod changes;
+mod dev_root;
 mod grants;
 mod hierarchy;
 mod key_certificates;
@@ -41,6 +42,7 @@ pub use audit_log::{Actor, AuditAction, Event};
 pub(crate) use audit_query::{AuditFilter, CheckpointRecord};
 pub(crate) use bindings::{BindingRecord, BindingSpec, NewImpersonation, UserTokenRecord};
 pub(crate) use changes::{Changes, WriteTx};
+pub(crate) use dev_root::StoredRoot;
 pub(crate) use grants::{GatewayGrant, LicenseRecord};
 pub use hierarchy::TenantStore;
 pub(crate) use hierarchy::{
