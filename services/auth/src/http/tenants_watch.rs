@@ -223,6 +223,7 @@ impl Watch {
                     ApplyError::Refused(
                         TenantsError::Invalid { .. }
                         | TenantsError::Alias { .. }
+                        | TenantsError::UnknownEntitlement(_)
                         | TenantsError::TooLarge(_),
                     ) => None,
                     _ => Some(Instant::now()),

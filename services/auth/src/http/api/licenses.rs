@@ -55,6 +55,10 @@ struct SetLicense {
     valid_until: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
     valid_for_days: Option<Integer<i64>>,
+    /// Accept entitlement ids the plugin catalog does not know yet (a plugin that ships
+    /// later); without it they are refused with `unknown_entitlement`.
+    #[serde(default)]
+    allow_future_entitlements: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -149,6 +153,18 @@ impl SetLicense {
             return Err(ApiError::BadRequest(
                 "valid_until must be after valid_from".into(),
             ));
+        }
+        if !self.allow_future_entitlements {
+            let written = self
+                .entitlements_add
+                .iter()
+                .chain(&self.entitlements_remove);
+            Catalog::builtin().check_known(written).map_err(|e| {
+                ApiError::UnknownEntitlement(format!(
+                    "{e}; fix the id, or set allow_future_entitlements: true for a plugin that \
+                     ships later"
+                ))
+            })?;
         }
         if let Some(both) = self
             .entitlements_add

@@ -52,6 +52,7 @@ impl From<TenantsError> for ApiError {
         match error {
             TenantsError::Invalid { .. } => ApiError::BadRequest(error.to_string()),
             TenantsError::Alias { .. } => ApiError::YamlAlias(error.to_string()),
+            TenantsError::UnknownEntitlement(message) => ApiError::UnknownEntitlement(message),
             TenantsError::TooLarge(message) => ApiError::TenantsTooLarge(message),
             TenantsError::Conflict(message) => ApiError::Conflict(message),
         }
