@@ -5,12 +5,16 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, assert_error, on_both_backends, spawn_app};
+use crate::byoc::{Byoc, acme_bounds};
+use crate::helpers::{
+    Backend, TestApp, assert_error, now, on_both_backends, spawn_app, spawn_app_full,
+};
 
 on_both_backends!(
     a_license_naming_an_unknown_entitlement_is_refused_with_a_suggestion,
     a_license_may_name_future_entitlements_when_it_says_so,
     a_tenants_file_naming_an_unknown_entitlement_is_refused_unless_the_tenant_opts_in,
+    a_tenants_file_outside_the_signing_certificate_is_refused_when_applied,
 );
 
 const LICENSE: &str = "/v1/orgs/acme/license";
@@ -148,4 +152,25 @@ async fn a_tenants_file_naming_an_unknown_entitlement_is_refused_unless_the_tena
     let (status, license) = app.send(Method::GET, "/v1/orgs/team-a/license", None).await;
     assert_eq!(status, StatusCode::OK, "{license}");
     assert_eq!(license["entitlements_add"], json!(["plugin:policy.cedr"]));
+}
+
+async fn a_tenants_file_outside_the_signing_certificate_is_refused_when_applied(backend: Backend) {
+    let t0 = now();
+    let byoc = Byoc::new(acme_bounds(), t0 - 60, t0 + 90 * 86_400);
+    let app = spawn_app_full(backend, |settings| byoc.apply(settings), None).await;
+    let tenant =
+        |id: &str, tier: &str| format!("tenants:\n- id: {id}\n  display_name: X\n  tier: {tier}\n");
+    for (doc, bound) in [
+        (tenant("globex", "team"), "org_not_allowed"),
+        (tenant("acme", "enterprise"), "tier_above_max"),
+    ] {
+        let (status, body) = apply(&app, doc).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_error(&body, "outside_certificate_bounds");
+        assert!(message(&body).contains(bound), "{bound} in {body}");
+    }
+    let (status, _) = app.send(Method::GET, "/v1/orgs/globex", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was applied");
+    let (status, body) = apply(&app, tenant("acme", "team")).await;
+    assert_eq!(status, StatusCode::OK, "inside the bounds: {body}");
 }

@@ -59,6 +59,10 @@ pub(crate) enum TenantsError {
     /// `allow_future_entitlements: true` (nothing was changed).
     #[error("{0}")]
     UnknownEntitlement(String),
+    /// A tenant, or its license, lies outside every live certificate of the active signing
+    /// key (nothing was changed).
+    #[error("{0}")]
+    OutsideCertificateBounds(String),
     /// The document or its plan is over a bound (size, objects, changes; nothing was
     /// changed).
     #[error("{0}")]

@@ -14,6 +14,7 @@ use crate::http::authorize::Access;
 use crate::http::error::{ApiError, Result};
 use crate::http::extract::{ApiJson, Integer};
 use crate::http::state::AppState;
+use crate::infra::issuer::check_grant_fits;
 use crate::infra::store::{LicenseRecord, LicenseSpec};
 
 pub(super) fn router() -> Router<AppState> {
@@ -195,6 +196,16 @@ async fn set(
     let org = &access.org;
     let now = state.now();
     let spec = body.into_spec(now)?;
+    let entitlements = Catalog::builtin().license_entitlements(spec.tier, &spec.add, &spec.remove);
+    let snapshot = state.keyring.snapshot();
+    check_grant_fits(
+        snapshot.as_deref(),
+        &org.slug,
+        spec.tier,
+        &entitlements,
+        now,
+    )
+    .map_err(outside_bounds)?;
     let license = access.tenant().set_license(&spec, now).await?;
     tracing::info!(org = %org.slug, license = %license.id, tier = %license.tier, "license set");
     Ok(axum::Json(LicenseView::new(&org.slug, license, now)))
@@ -217,4 +228,13 @@ async fn revoke(State(state): State<AppState>, access: Access) -> Result<axum::J
     let license = access.tenant().revoke_license(now).await?;
     tracing::info!(org = %org.slug, license = %license.id, "license revoked");
     Ok(axum::Json(LicenseView::new(&org.slug, license, now)))
+}
+
+/// A write refused because no live certificate of the active signing key allows it: said
+/// now rather than on every token request.
+pub(super) fn outside_bounds(violation: mcpg_license_core::BoundsViolation) -> ApiError {
+    ApiError::OutsideCertificateBounds(format!(
+        "the signing key's certificate does not allow this: {violation} ({})",
+        violation.code()
+    ))
 }
