@@ -24,7 +24,6 @@ fn a_bounded_byoc_issuer_federates_gateways_of_its_org_only_until_revoked() {
 
     let service = certified_service(&root, &issuer, &certificate, &[]);
     let acme = service.tenant("acme-corp", "team", &[], "edge-1");
-    let globex = service.tenant("globex", "team", &[], "edge-2");
 
     let acme = Gateway::federated(&service.url, &acme, &[&root.public]);
     let allowed = acme.check("observability.audit");
@@ -41,15 +40,15 @@ fn a_bounded_byoc_issuer_federates_gateways_of_its_org_only_until_revoked() {
         crate::support::license::ISSUER
     );
 
-    // The issuer is bounded to acme-corp: globex's gateway gets nothing.
-    let globex = Gateway::federated(&service.url, &globex, &[&root.public]);
-    let refused = globex.check("observability.audit");
-    assert!(!refused.allowed(), "{}", refused.json);
-    let status = globex.status();
-    let error = status["federation"][0]["last_error"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(error.contains("outside_certificate_bounds"), "{status}");
+    // The issuer is bounded to acme-corp: globex is refused when it is created, so no
+    // gateway of it can ever ask for a token.
+    let globex = service.ctl(&["org", "create", "globex", "--display-name", "globex"]);
+    assert_eq!(globex.status.code(), Some(1), "{globex:?}");
+    let error = String::from_utf8_lossy(&globex.stderr);
+    assert!(
+        error.contains("outside_certificate_bounds") && error.contains("org_not_allowed"),
+        "{error}"
+    );
 
     // The customer rolls to a new key the vendor certified: published as pending first.
     let next = signer.keygen("acme-issuer-next");

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 use mcpg_license_core::duration::parse_duration;
-use mcpg_license_core::{Limits, SlugKind};
+use mcpg_license_core::{Catalog, Limits, SlugKind};
 use serde_json::{Map, Value, json};
 
 use super::output::{Column, record, table};
@@ -144,6 +144,17 @@ fn deleted(what: &str, path: &str, export: &Value) -> String {
 }
 
 fn license_body(args: &LicenseSet) -> anyhow::Result<Value> {
+    // Checked here as the service checks it, so a typo is reported before any request.
+    if !args.allow_future_entitlements {
+        Catalog::builtin()
+            .check_known(args.add.iter().chain(&args.remove))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{e} [unknown_entitlement]; fix the id, or pass --allow-future-entitlement \
+                     for a plugin that ships later"
+                )
+            })?;
+    }
     let mut limits = Limits::default();
     for assignment in &args.limits {
         limits.apply_assignment(assignment)?;
@@ -159,6 +170,9 @@ fn license_body(args: &LicenseSet) -> anyhow::Result<Value> {
         "limits": limits,
         "valid_for_days": seconds / 86_400,
     });
+    if args.allow_future_entitlements {
+        body["allow_future_entitlements"] = Value::Bool(true);
+    }
     if let Some(from) = &args.valid_from {
         body["valid_from"] = Value::from(from.clone());
     }
@@ -469,6 +483,7 @@ mod tests {
             limits: vec!["max_gateways=20".into()],
             valid_for: "30d".into(),
             valid_from: None,
+            allow_future_entitlements: false,
         };
         let body = license_body(&args).expect("valid");
         assert_eq!(body["valid_for_days"], 30);
@@ -479,6 +494,33 @@ mod tests {
             ..args
         };
         assert!(license_body(&bad).is_err());
+    }
+
+    #[test]
+    fn license_body_refuses_unknown_entitlements_unless_future_ones_are_allowed() {
+        let args = LicenseSet {
+            org: "acme".into(),
+            tier: Tier::Team,
+            add: vec![EntitlementId::parse("plugin:policy.cedr").expect("valid")],
+            remove: vec![],
+            limits: vec![],
+            valid_for: "30d".into(),
+            valid_from: None,
+            allow_future_entitlements: false,
+        };
+        let error = format!("{:#}", license_body(&args).expect_err("unknown"));
+        assert!(
+            error.contains("plugin:policy.cedr (did you mean plugin:policy.cedar?)")
+                && error.contains("--allow-future-entitlement"),
+            "{error}"
+        );
+        let allowed = LicenseSet {
+            allow_future_entitlements: true,
+            ..args
+        };
+        let body = license_body(&allowed).expect("opted in");
+        assert_eq!(body["allow_future_entitlements"], true);
+        assert_eq!(body["entitlements_add"][0], "plugin:policy.cedr");
     }
 
     #[test]

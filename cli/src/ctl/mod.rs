@@ -246,6 +246,10 @@ struct LicenseSet {
     /// A limit KEY=VALUE: max_gateways, max_workspaces, max_environments, rps (repeatable).
     #[arg(long = "limit", value_name = "KEY=VALUE")]
     limits: Vec<String>,
+    /// Accept entitlement ids the plugin catalog does not know (a plugin that ships later);
+    /// without it they are refused before the request.
+    #[arg(long = "allow-future-entitlement")]
+    allow_future_entitlements: bool,
     /// How long the license runs from its start, in whole days (e.g. 365d).
     #[arg(long, default_value = "365d")]
     valid_for: String,

@@ -73,6 +73,10 @@ pub struct IssueArgs {
     /// Set a limit: max_gateways, max_workspaces, max_environments or rps (repeatable)
     #[arg(long = "limit", value_name = "KEY=VALUE")]
     pub limits: Vec<String>,
+    /// Accept entitlement ids the built-in plugin catalog does not know (a plugin that
+    /// ships later); without it they are refused
+    #[arg(long = "allow-future-entitlement")]
+    pub allow_future_entitlements: bool,
     /// How long the license is valid, from --not-before or from now
     #[arg(long, value_name = "DURATION", default_value = "365d", value_parser = parse_span)]
     pub valid_for: i64,
@@ -311,6 +315,16 @@ pub fn read_certificate(path: &Path) -> anyhow::Result<Certificate> {
 impl IssueArgs {
     /// Reads the key and certificate and checks limits: the request to sign.
     pub fn resolve(&self) -> anyhow::Result<LicenseRequest> {
+        if !self.allow_future_entitlements {
+            Catalog::builtin()
+                .check_known(self.add.iter().chain(&self.remove))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "{e} [unknown_entitlement]; fix the id, or pass \
+                         --allow-future-entitlement for a plugin that ships later"
+                    )
+                })?;
+        }
         let certificate = self
             .certificate
             .as_deref()

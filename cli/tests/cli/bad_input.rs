@@ -92,6 +92,35 @@ fn a_malformed_entitlement_is_a_usage_error() {
 }
 
 #[test]
+fn an_entitlement_outside_the_catalog_is_refused_unless_future_ones_are_allowed() {
+    let work = Workdir::new();
+    let root = work.keygen("root");
+    assert_one_error(
+        work.issue(
+            &root.secret,
+            "a.license",
+            &["--entitlement", "plugin:policy.cedr"],
+        ),
+        2,
+        "plugin:policy.cedr (did you mean plugin:policy.cedar?)",
+    );
+    assert!(!work.path("a.license").exists(), "nothing was written");
+    work.issue(
+        &root.secret,
+        "a.license",
+        &[
+            "--entitlement",
+            "plugin:billing.stripe",
+            "--allow-future-entitlement",
+        ],
+    )
+    .success()
+    .stderr(predicates::str::contains(
+        "plugin:billing.stripe is not in the built-in plugin catalog",
+    ));
+}
+
+#[test]
 fn an_unknown_limit_key_is_refused() {
     let work = Workdir::new();
     let root = work.keygen("root");

@@ -5,6 +5,7 @@
 //! keep per-plugin answers in a bitset.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::OnceLock;
 
 use serde::Deserialize;
@@ -41,6 +42,39 @@ pub struct Catalog {
     version: u32,
     plugins: Vec<PluginSpec>,
     by_id: HashMap<String, usize>,
+}
+
+/// An entitlement id the catalog does not know, with the catalog id it most likely meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownEntitlement {
+    /// The id as written.
+    pub id: EntitlementId,
+    /// The one catalog id close to it, if there is one.
+    pub suggestion: Option<EntitlementId>,
+}
+
+impl fmt::Display for UnknownEntitlement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.suggestion {
+            Some(meant) => write!(f, "{} (did you mean {meant}?)", self.id),
+            None => write!(f, "{}", self.id),
+        }
+    }
+}
+
+/// The entitlement ids of a license that the catalog does not know (at least one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown entitlement{}: {}; the plugin catalog (version {catalog_version}) does not list {}",
+    if unknown.len() == 1 { "" } else { "s" },
+    unknown.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+    if unknown.len() == 1 { "it" } else { "them" }
+)]
+pub struct UnknownEntitlements {
+    /// Each unknown id once, in the order written.
+    pub unknown: Vec<UnknownEntitlement>,
+    /// The version of the catalog that was asked.
+    pub catalog_version: u32,
 }
 
 /// Why the catalog denies a plugin.
@@ -97,6 +131,39 @@ impl Catalog {
     /// The plugin's entry.
     pub fn get(&self, plugin: &str) -> Option<&PluginSpec> {
         self.index_of(plugin).map(|i| &self.plugins[i])
+    }
+
+    /// Whether some plugin of the catalog is unlocked by `id`.
+    pub fn knows(&self, id: &EntitlementId) -> bool {
+        self.plugins.iter().any(|p| p.entitlement == *id)
+    }
+
+    /// Refuses entitlement ids no plugin of the catalog names (a typo, or a plugin that
+    /// ships later), each with a did-you-mean suggestion when one catalog id is close.
+    pub fn check_known<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a EntitlementId>,
+    ) -> Result<(), UnknownEntitlements> {
+        let mut unknown: Vec<UnknownEntitlement> = Vec::new();
+        for id in ids {
+            if self.knows(id) || unknown.iter().any(|u| u.id == *id) {
+                continue;
+            }
+            let known = self.plugins.iter().map(|p| p.entitlement.as_str());
+            let suggestion = crate::suggest::closest(id.as_str(), known)
+                .and_then(|meant| EntitlementId::parse(meant).ok());
+            unknown.push(UnknownEntitlement {
+                id: id.clone(),
+                suggestion,
+            });
+        }
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(UnknownEntitlements {
+            unknown,
+            catalog_version: self.version,
+        })
     }
 
     /// The entitlements a tier includes by default.
@@ -204,6 +271,31 @@ mod tests {
         let set = catalog.license_entitlements(Tier::Team, [&cedar], [&audit]);
         assert!(set.contains("plugin:policy.cedar"));
         assert!(!set.contains("plugin:observability.audit"));
+    }
+
+    #[test]
+    fn unknown_entitlements_are_named_once_with_a_suggestion_when_one_is_close() {
+        let catalog = Catalog::builtin();
+        let id = |s: &str| EntitlementId::parse(s).expect("valid");
+        let known = [id("plugin:policy.cedar"), id("feature:workspace.rbac")];
+        assert_eq!(catalog.check_known(&known), Ok(()));
+        let typo = id("plugin:policy.cedr");
+        let future = id("plugin:billing.stripe");
+        let error = catalog
+            .check_known([&known[0], &typo, &future, &typo])
+            .expect_err("unknown ids");
+        assert_eq!(error.unknown.len(), 2);
+        assert_eq!(error.unknown[0].id, typo);
+        assert_eq!(error.unknown[0].suggestion, Some(id("plugin:policy.cedar")));
+        assert_eq!(error.unknown[1].suggestion, None);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "unknown entitlements: plugin:policy.cedr (did you mean plugin:policy.cedar?), \
+                 plugin:billing.stripe; the plugin catalog (version {}) does not list them",
+                catalog.version()
+            )
+        );
     }
 
     #[test]

@@ -40,6 +40,34 @@ pub struct Bounds {
 }
 
 impl Bounds {
+    /// Checks what a license decides — org, tier and entitlements — against the bounds:
+    /// the part of [`IssuerCertificate::check_bounds`] that only changing the license can
+    /// fix, so a service can refuse such a license when it is written.
+    pub fn check_grant(
+        &self,
+        org: &str,
+        tier: Tier,
+        entitlements: &EntitlementSet,
+    ) -> Result<(), BoundsViolation> {
+        if let Some(orgs) = &self.orgs
+            && !orgs.iter().any(|o| o == org)
+        {
+            return Err(BoundsViolation::Org(org.to_owned()));
+        }
+        if tier > self.max_tier {
+            return Err(BoundsViolation::Tier {
+                tier,
+                max: self.max_tier,
+            });
+        }
+        if let Some(allowed) = &self.entitlements
+            && let Some(extra) = entitlements.first_not_in(allowed)
+        {
+            return Err(BoundsViolation::Entitlement(extra.to_string()));
+        }
+        Ok(())
+    }
+
     /// No limits but the default lifetime and grace: for the vendor's own federation keys.
     pub fn unbounded() -> Self {
         Self {
@@ -156,22 +184,7 @@ impl IssuerCertificate {
                 certificate: self.issuer.clone(),
             });
         }
-        if let Some(orgs) = &bounds.orgs
-            && !orgs.contains(&claims.org)
-        {
-            return Err(BoundsViolation::Org(claims.org.clone()));
-        }
-        if claims.tier > bounds.max_tier {
-            return Err(BoundsViolation::Tier {
-                tier: claims.tier,
-                max: bounds.max_tier,
-            });
-        }
-        if let Some(allowed) = &bounds.entitlements
-            && let Some(extra) = claims.ent.first_not_in(allowed)
-        {
-            return Err(BoundsViolation::Entitlement(extra.to_string()));
-        }
+        bounds.check_grant(&claims.org, claims.tier, &claims.ent)?;
         if claims.lifetime() > bounds.max_token_lifetime {
             return Err(BoundsViolation::Lifetime {
                 lifetime: claims.lifetime(),

@@ -21,9 +21,10 @@ pub mod paseto;
 pub mod revocation;
 pub mod sealed;
 pub mod slug;
+pub mod suggest;
 pub mod tier;
 
-pub use catalog::{Catalog, CatalogDenial, PluginSpec};
+pub use catalog::{Catalog, CatalogDenial, PluginSpec, UnknownEntitlement, UnknownEntitlements};
 pub use cert::{Bounds, IssuerCertificate};
 pub use chain::{
     LicenseSigner, TrustStore, Unverified, VerifiedIssuer, VerifiedLicense, decode_unverified,

@@ -4,6 +4,7 @@
 
 mod access;
 mod audit;
+mod entitlements;
 mod journey;
 mod keys;
 mod oidc;

@@ -26,6 +26,10 @@ pub(crate) enum ApiError {
     /// A tenants document (or its plan) over a bound.
     #[error("{0}")]
     TenantsTooLarge(String),
+    /// A license names entitlement ids the plugin catalog does not know (the message names
+    /// each, with a suggestion when one catalog id is close).
+    #[error("{0}")]
+    UnknownEntitlement(String),
     /// A body that is not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -86,6 +90,7 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             ApiError::YamlAlias(_) => (StatusCode::BAD_REQUEST, "yaml_alias"),
             ApiError::TenantsTooLarge(_) => (StatusCode::BAD_REQUEST, "tenants_too_large"),
+            ApiError::UnknownEntitlement(_) => (StatusCode::BAD_REQUEST, "unknown_entitlement"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }

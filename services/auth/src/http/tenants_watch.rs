@@ -27,6 +27,7 @@ use crate::domain::tenants_file::{
     ApplyOptions, ChangeAction, MAX_DOCUMENT_BYTES, Plan, TenantsDoc, TenantsError,
 };
 use crate::http::state::AppState;
+use crate::infra::issuer::check_tenants_fit;
 use crate::infra::store::Actor;
 use crate::infra::store::ApplyError;
 
@@ -63,6 +64,7 @@ async fn apply(state: &AppState, file: &TenantsFile, bytes: &[u8]) -> Result<Pla
         .map_err(|_| TenantsError::invalid(&source, None, "the file is not UTF-8 text"))?;
     let max_objects = state.info.tenants_max_objects;
     let doc = TenantsDoc::parse_bounded(&source, text, max_objects)?;
+    check_tenants_fit(state.keyring.snapshot().as_deref(), &doc, state.now())?;
     let options = ApplyOptions {
         prune: file.prune,
         dry_run: false,
@@ -223,6 +225,8 @@ impl Watch {
                     ApplyError::Refused(
                         TenantsError::Invalid { .. }
                         | TenantsError::Alias { .. }
+                        | TenantsError::UnknownEntitlement(_)
+                        | TenantsError::OutsideCertificateBounds(_)
                         | TenantsError::TooLarge(_),
                     ) => None,
                     _ => Some(Instant::now()),

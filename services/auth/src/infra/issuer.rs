@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mcpg_license_core::{
     AUDIENCE, BoundsViolation, Catalog, ClaimsError, EntitlementSet, IssuerCertificate,
-    LicenseClaims,
+    LicenseClaims, Tier,
 };
 use metrics::Counter;
 use moka::future::Cache;
@@ -21,6 +21,7 @@ use thiserror::Error;
 use crate::domain::LicenseRecord;
 use crate::domain::Refusal;
 use crate::domain::credential::{Credential, CredentialHash};
+use crate::domain::tenants_file::{TenantsDoc, TenantsError};
 use crate::domain::{OrgStatus, org_standing};
 use crate::infra::audit_chain::IssuanceLog;
 use crate::infra::keyring::{KeySnapshot, Keyring, TOKEN_LIFETIME};
@@ -348,6 +349,62 @@ impl CertificateWindow {
         }
         Ok(window)
     }
+}
+
+/// Whether a license for `org` granting `tier` and `entitlements` fits at least one served
+/// live certificate of the active key: the rule of [`fitting_certificates`] on the part
+/// only the license decides, so a license that could never be served is refused when it
+/// is written. With no active key, or no live certificate, there is nothing to fit and the
+/// write passes (the token endpoint answers for the key). When none fits, the first
+/// violation is the answer.
+pub(crate) fn check_grant_fits(
+    snapshot: Option<&KeySnapshot>,
+    org: &str,
+    tier: Tier,
+    entitlements: &EntitlementSet,
+    now: i64,
+) -> Result<(), BoundsViolation> {
+    let Some(snapshot) = snapshot else {
+        return Ok(());
+    };
+    let mut violation = None;
+    let served = snapshot.certificates.iter().filter(|c| live(&c.cert, now));
+    for served in served {
+        match served.cert.bounds.check_grant(org, tier, entitlements) {
+            Ok(()) => return Ok(()),
+            Err(v) => {
+                violation.get_or_insert(v);
+            }
+        }
+    }
+    violation.map_or(Ok(()), Err)
+}
+
+/// [`check_grant_fits`] for every tenant of a `tenants.yaml`: its org, tier and entitlements.
+pub(crate) fn check_tenants_fit(
+    snapshot: Option<&KeySnapshot>,
+    doc: &TenantsDoc,
+    now: i64,
+) -> Result<(), TenantsError> {
+    for tenant in &doc.tenants.0 {
+        let entitlements =
+            Catalog::builtin().license_entitlements(tenant.tier, &tenant.add, &tenant.remove);
+        check_grant_fits(
+            snapshot,
+            tenant.id.as_str(),
+            tenant.tier,
+            &entitlements,
+            now,
+        )
+        .map_err(|violation| {
+            TenantsError::OutsideCertificateBounds(format!(
+                "tenant {}: the signing key's certificate does not allow it: {violation} ({})",
+                tenant.id,
+                violation.code()
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// The served certificates whose bounds the claims fit, as a bit set over

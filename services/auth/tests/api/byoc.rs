@@ -179,31 +179,32 @@ async fn a_byoc_issuer_signs_only_inside_its_certificate(backend: Backend) {
         "capped to the certificate's grace"
     );
 
-    // Each bound broken alone by the license: refused with its own reason.
-    let refused = |body: Value, code: &str| {
+    // Each bound broken alone by a write: refused when written, with its own reason, so
+    // no license is accepted that every token request would then refuse.
+    let refused = |status: StatusCode, body: Value, code: &str| {
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
         assert_error(&body, "outside_certificate_bounds");
         let message = body["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(code), "{code} in {message}");
     };
-    app.set_license("acme", json!({"tier": "enterprise", "valid_for_days": 30}))
-        .await;
-    let (status, body) = app.token(&credential).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    refused(body, "tier_above_max");
+    let license = "/v1/orgs/acme/license";
+    let enterprise = json!({"tier": "enterprise", "valid_for_days": 30});
+    let (status, body) = app.send(Method::PUT, license, Some(enterprise)).await;
+    refused(status, body, "tier_above_max");
 
-    app.set_license(
-        "acme",
-        json!({"tier": "team", "entitlements_add": ["plugin:identity.saml"], "valid_for_days": 30}),
-    )
-    .await;
-    let (status, body) = app.token(&credential).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    refused(body, "entitlement_not_allowed");
+    let saml =
+        json!({"tier": "team", "entitlements_add": ["plugin:identity.saml"], "valid_for_days": 30});
+    let (status, body) = app.send(Method::PUT, license, Some(saml)).await;
+    refused(status, body, "entitlement_not_allowed");
 
-    let other = app.gateway("globex").await;
-    let (status, body) = app.token(&other).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    refused(body, "org_not_allowed");
+    let globex = json!({"slug": "globex", "display_name": "Globex"});
+    let (status, body) = app.send(Method::POST, "/v1/orgs", Some(globex)).await;
+    refused(status, body, "org_not_allowed");
+    let (status, _) = app.send(Method::GET, "/v1/orgs/globex", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the org was not created");
+
+    // The license in force was not replaced: tokens are still signed under it.
+    app.token_ok(&credential).await;
 
     // Back inside the bounds: signed again.
     app.set_license(

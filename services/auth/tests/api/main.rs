@@ -37,3 +37,4 @@ mod tenancy;
 mod tenants_bounds;
 mod tenants_file;
 mod token_body;
+mod write_validation;

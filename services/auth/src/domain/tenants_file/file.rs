@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use mcpg_license_core::clock::parse_rfc3339;
-use mcpg_license_core::{EntitlementId, Limits, Tier};
+use mcpg_license_core::{Catalog, EntitlementId, Limits, Tier};
 use serde::Deserialize;
 
 use super::TenantsError;
@@ -45,6 +45,9 @@ pub(crate) struct TenantSpec {
     pub(crate) add: Vec<EntitlementId>,
     /// Entitlements removed from the tier's defaults, sorted.
     pub(crate) remove: Vec<EntitlementId>,
+    /// Whether `add` and `remove` may name entitlements the plugin catalog does not know
+    /// (a plugin that ships later).
+    pub(crate) allow_future_entitlements: bool,
     /// The license's limits.
     pub(crate) limits: Limits,
     /// License start; `None` keeps the current one (now for a new license).
@@ -104,6 +107,8 @@ struct RawTenant {
     tier: Tier,
     #[serde(default)]
     entitlements: RawEntitlements,
+    #[serde(default)]
+    allow_future_entitlements: bool,
     #[serde(default)]
     quotas: Quotas,
     #[serde(default)]
@@ -290,6 +295,7 @@ impl TryFrom<RawTenant> for TenantSpec {
             tier: raw.tier,
             add: raw.entitlements.add.into_iter().collect(),
             remove: raw.entitlements.remove.into_iter().collect(),
+            allow_future_entitlements: raw.allow_future_entitlements,
             limits: Limits {
                 max_gateways: quotas.max_gateways,
                 max_workspaces: quotas.max_workspaces,
@@ -355,7 +361,7 @@ impl TenantsDoc {
             ));
         }
         super::bounds::check(source, text, max_objects)?;
-        serde_norway::from_str(text).map_err(|error| {
+        let doc: Self = serde_norway::from_str(text).map_err(|error| {
             let location = error.location().map(|l| (l.line(), l.column()));
             let mut message = error.to_string();
             if let Some((line, column)) = location {
@@ -365,7 +371,30 @@ impl TenantsDoc {
                 }
             }
             TenantsError::invalid(source, location, message)
-        })
+        })?;
+        doc.check_known_entitlements(source)?;
+        Ok(doc)
+    }
+
+    /// Refuses entitlement ids the plugin catalog does not know, unless the tenant sets
+    /// `allow_future_entitlements: true` — the same rule as the license API.
+    fn check_known_entitlements(&self, source: &str) -> Result<(), TenantsError> {
+        let catalog = Catalog::builtin();
+        for tenant in self
+            .tenants
+            .0
+            .iter()
+            .filter(|t| !t.allow_future_entitlements)
+        {
+            if let Err(error) = catalog.check_known(tenant.add.iter().chain(&tenant.remove)) {
+                return Err(TenantsError::UnknownEntitlement(format!(
+                    "{source}: tenant {}: {error}; fix the id, or set \
+                     allow_future_entitlements: true on the tenant for a plugin that ships later",
+                    tenant.id
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -476,6 +505,35 @@ mod tests {
             assert!(error.to_string().contains(needle), "{error}");
             assert_eq!(line_of(error), Some(line), "{text}");
         }
+    }
+
+    #[test]
+    fn unknown_entitlements_are_refused_unless_the_tenant_allows_future_ones() {
+        let doc = |allow: &str| {
+            format!(
+                "tenants:\n- id: a\n  display_name: A\n  tier: team\n{allow}  \
+                 entitlements:\n    add: [\"plugin:policy.cedr\", \"plugin:billing.stripe\"]\n"
+            )
+        };
+        let error = parse(&doc("")).expect_err("unknown entitlements");
+        assert!(
+            matches!(error, TenantsError::UnknownEntitlement(_)),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("tenant a: unknown entitlements: "),
+            "{message}"
+        );
+        assert!(
+            message.contains("plugin:policy.cedr (did you mean plugin:policy.cedar?)"),
+            "{message}"
+        );
+        assert!(message.contains("plugin:billing.stripe"), "{message}");
+        assert!(message.contains("allow_future_entitlements"), "{message}");
+        let allowed = parse(&doc("  allow_future_entitlements: true\n")).expect("opted in");
+        assert!(allowed.tenants.0[0].allow_future_entitlements);
+        assert_eq!(allowed.tenants.0[0].add.len(), 2);
     }
 
     #[test]

@@ -55,6 +55,14 @@ pub(crate) enum TenantsError {
         /// 1-based column, when known.
         column: Option<usize>,
     },
+    /// A tenant's license names entitlement ids the plugin catalog does not know, without
+    /// `allow_future_entitlements: true` (nothing was changed).
+    #[error("{0}")]
+    UnknownEntitlement(String),
+    /// A tenant, or its license, lies outside every live certificate of the active signing
+    /// key (nothing was changed).
+    #[error("{0}")]
+    OutsideCertificateBounds(String),
     /// The document or its plan is over a bound (size, objects, changes; nothing was
     /// changed).
     #[error("{0}")]

@@ -14,6 +14,7 @@ use crate::http::authorize::Access;
 use crate::http::error::{ApiError, Result};
 use crate::http::extract::{ApiJson, Integer};
 use crate::http::state::AppState;
+use crate::infra::issuer::check_grant_fits;
 use crate::infra::store::{LicenseRecord, LicenseSpec};
 
 pub(super) fn router() -> Router<AppState> {
@@ -55,6 +56,10 @@ struct SetLicense {
     valid_until: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
     valid_for_days: Option<Integer<i64>>,
+    /// Accept entitlement ids the plugin catalog does not know yet (a plugin that ships
+    /// later); without it they are refused with `unknown_entitlement`.
+    #[serde(default)]
+    allow_future_entitlements: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -150,6 +155,18 @@ impl SetLicense {
                 "valid_until must be after valid_from".into(),
             ));
         }
+        if !self.allow_future_entitlements {
+            let written = self
+                .entitlements_add
+                .iter()
+                .chain(&self.entitlements_remove);
+            Catalog::builtin().check_known(written).map_err(|e| {
+                ApiError::UnknownEntitlement(format!(
+                    "{e}; fix the id, or set allow_future_entitlements: true for a plugin that \
+                     ships later"
+                ))
+            })?;
+        }
         if let Some(both) = self
             .entitlements_add
             .iter()
@@ -179,6 +196,16 @@ async fn set(
     let org = &access.org;
     let now = state.now();
     let spec = body.into_spec(now)?;
+    let entitlements = Catalog::builtin().license_entitlements(spec.tier, &spec.add, &spec.remove);
+    let snapshot = state.keyring.snapshot();
+    check_grant_fits(
+        snapshot.as_deref(),
+        &org.slug,
+        spec.tier,
+        &entitlements,
+        now,
+    )
+    .map_err(outside_bounds)?;
     let license = access.tenant().set_license(&spec, now).await?;
     tracing::info!(org = %org.slug, license = %license.id, tier = %license.tier, "license set");
     Ok(axum::Json(LicenseView::new(&org.slug, license, now)))
@@ -201,4 +228,13 @@ async fn revoke(State(state): State<AppState>, access: Access) -> Result<axum::J
     let license = access.tenant().revoke_license(now).await?;
     tracing::info!(org = %org.slug, license = %license.id, "license revoked");
     Ok(axum::Json(LicenseView::new(&org.slug, license, now)))
+}
+
+/// A write refused because no live certificate of the active signing key allows it: said
+/// now rather than on every token request.
+pub(super) fn outside_bounds(violation: mcpg_license_core::BoundsViolation) -> ApiError {
+    ApiError::OutsideCertificateBounds(format!(
+        "the signing key's certificate does not allow this: {violation} ({})",
+        violation.code()
+    ))
 }

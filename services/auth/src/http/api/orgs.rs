@@ -7,6 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use mcpg_license_core::clock::{parse_rfc3339, to_rfc3339};
+use mcpg_license_core::{EntitlementSet, Tier};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -18,6 +19,7 @@ use crate::http::error::{ApiError, Result};
 use crate::http::extract::{ApiJson, Principal};
 use crate::http::page::{ListRoute, PageRequest, Paged};
 use crate::http::state::AppState;
+use crate::infra::issuer::check_grant_fits;
 use crate::infra::store::{Actor, NewOrg, OrgPatch, OrgRecord};
 
 pub(super) fn router() -> Router<AppState> {
@@ -99,6 +101,16 @@ async fn create(
 ) -> Result<(StatusCode, axum::Json<OrgView>)> {
     principal.require_global()?;
     let slug = Slug::parse_org(&body.slug)?;
+    let snapshot = state.keyring.snapshot();
+    let nothing_granted = EntitlementSet::default();
+    check_grant_fits(
+        snapshot.as_deref(),
+        slug.as_str(),
+        Tier::Free,
+        &nothing_granted,
+        state.now(),
+    )
+    .map_err(super::licenses::outside_bounds)?;
     let trial_expires_at = body
         .trial_expires_at
         .as_deref()

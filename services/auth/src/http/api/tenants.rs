@@ -17,6 +17,7 @@ use crate::http::error::{ApiError, Result};
 use crate::http::extract::Principal;
 use crate::http::state::AppState;
 use crate::http::tenants_status::StatusView;
+use crate::infra::issuer::check_tenants_fit;
 use crate::infra::store::Actor;
 use crate::infra::store::ApplyError;
 
@@ -52,6 +53,10 @@ impl From<TenantsError> for ApiError {
         match error {
             TenantsError::Invalid { .. } => ApiError::BadRequest(error.to_string()),
             TenantsError::Alias { .. } => ApiError::YamlAlias(error.to_string()),
+            TenantsError::UnknownEntitlement(message) => ApiError::UnknownEntitlement(message),
+            TenantsError::OutsideCertificateBounds(message) => {
+                ApiError::OutsideCertificateBounds(message)
+            }
             TenantsError::TooLarge(message) => ApiError::TenantsTooLarge(message),
             TenantsError::Conflict(message) => ApiError::Conflict(message),
         }
@@ -98,6 +103,7 @@ async fn apply(
         .map_err(|_| ApiError::BadRequest("the document is not UTF-8 text".into()))?;
     let max_objects = state.info.tenants_max_objects;
     let doc = TenantsDoc::parse_bounded("tenants.yaml", text, max_objects)?;
+    check_tenants_fit(state.keyring.snapshot().as_deref(), &doc, state.now())?;
     let options = ApplyOptions {
         prune: options.prune,
         dry_run: options.dry_run,
