@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use mcpg_cli::license::{self, EXIT_ERROR};
 
 fn main() -> ExitCode {
-    mcpg_cli::exit_quietly_on_broken_pipe();
+    mcpg_runtime::exit_quietly_on_broken_pipe();
     match license::run() {
         Ok(code) => code,
         Err(err) => {

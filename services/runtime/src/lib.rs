@@ -5,14 +5,17 @@
 //!   regular files (a FIFO, `/dev/zero` or a directory is an error, never a hang);
 //! - [`mod@serve`]: the HTTP/1 server loop, with a header-read timeout `axum::serve` lacks and
 //!   a bounded drain at shutdown;
-//! - [`mod@every`]: background work on a fixed period.
+//! - [`mod@every`]: background work on a fixed period;
+//! - [`mod@process`]: a closed stdout ends a CLI quietly instead of with a panic.
 //!
 //! It depends on no MCPG crate.
 
 pub mod every;
 pub mod files;
+pub mod process;
 pub mod serve;
 
 pub use every::{FirstTick, every, every_with};
 pub use files::{read_bounded, read_text};
+pub use process::exit_quietly_on_broken_pipe;
 pub use serve::{ServeOptions, serve};

@@ -53,27 +53,8 @@ enum Command {
     },
 }
 
-/// A reader that closed stdout early (`mcpg-entitlements status | head`) ends the process
-/// quietly with status 0 instead of a panic with a backtrace (the same hook as the other
-/// CLIs', `mcpg_cli::exit_quietly_on_broken_pipe`, which this crate cannot depend on).
-fn exit_quietly_on_broken_pipe() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or_default();
-        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
-            std::process::exit(0);
-        }
-        default(info);
-    }));
-}
-
 fn main() -> ExitCode {
-    exit_quietly_on_broken_pipe();
+    mcpg_runtime::exit_quietly_on_broken_pipe();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MCPG_LOG")
