@@ -31,8 +31,9 @@ use crate::infra::issuer::Issuer;
 use crate::infra::keyring::{ConfiguredKey, Keyring, RootOrigin, cluster_dev_root};
 use crate::infra::limiter::{Limiter, spawn_pruner};
 use crate::infra::oidc::OidcVerifier;
+use crate::infra::peers::{PeerListener, PeerStatus};
 use crate::infra::secrets::{self, DEV_ROOT_PUBLIC, Kek, write_secret_file};
-use crate::infra::store::{DatabaseOptions, Store};
+use crate::infra::store::{Change, DatabaseOptions, Store};
 use crate::infra::telemetry;
 use mcpg_runtime::serve::{ServeOptions, serve};
 
@@ -166,6 +167,7 @@ impl Application {
             spawn_checkpointer(self.state.clone(), self.checkpoint_interval),
             spawn_metrics_upkeep(self.state.metrics.clone()),
         ];
+        let peers = PeerListener::spawn(self.state.store.clone(), self.state.peers.clone());
         if let Some((file, applied)) = self.tenants {
             tasks.push(tenants_watch::spawn(self.state.clone(), file, applied));
         }
@@ -197,6 +199,9 @@ impl Application {
         );
         for task in tasks {
             task.abort();
+        }
+        if let Some(peers) = peers {
+            peers.stop().await;
         }
         if let Err(error) = self.state.issuer.flush_issued(self.state.now()).await {
             tracing::warn!(error = %error, "could not record issued tokens in the audit chain at shutdown");
@@ -453,7 +458,22 @@ fn shared_state(
         settings.grant_cache_ttl,
         limiter.clone(),
     ));
+    let oidc = Arc::new(
+        OidcVerifier::new(settings.oidc)
+            .context("cannot build the OIDC key fetcher's HTTP client")?,
+    );
+    // A changed OIDC setting may name another key set; whoever verifies next fetches it.
+    let verifier = Arc::downgrade(&oidc);
+    store.changes().subscribe(move |changes| {
+        let oidc_changed = changes
+            .iter()
+            .any(|c| matches!(c, Change::Oidc { .. } | Change::All));
+        if let Some(verifier) = verifier.upgrade().filter(|_| oidc_changed) {
+            verifier.jwks().forget_all();
+        }
+    });
     Ok(AppState::new(SharedState {
+        peers: Arc::new(PeerStatus::for_store(&store)),
         store,
         keyring,
         issuer,
@@ -463,13 +483,11 @@ fn shared_state(
             root_kids,
             subdomain_suffix: settings.subdomain_suffix.clone(),
             tenants_max_objects: settings.tenants_max_objects,
+            grant_cache_ttl: settings.grant_cache_ttl,
         }),
         metrics: telemetry::metrics_handle(),
         clock,
-        oidc: Arc::new(
-            OidcVerifier::new(settings.oidc)
-                .context("cannot build the OIDC key fetcher's HTTP client")?,
-        ),
+        oidc,
         tenants: Arc::new(TenantsStatus::default()),
         expiry_watch: Arc::new(ExpiryWatch::default()),
     }))

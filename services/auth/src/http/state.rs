@@ -11,6 +11,7 @@ use crate::infra::issuer::Issuer;
 use crate::infra::keyring::Keyring;
 use crate::infra::limiter::Limiter;
 use crate::infra::oidc::OidcVerifier;
+use crate::infra::peers::PeerStatus;
 use crate::infra::store::Store;
 
 /// Facts about this deployment that the metadata document publishes.
@@ -24,6 +25,9 @@ pub(crate) struct ServiceInfo {
     pub(crate) subdomain_suffix: Option<String>,
     /// Most objects a tenants document may declare.
     pub(crate) tenants_max_objects: usize,
+    /// How long a grant is cached: how late another replica's change takes effect here
+    /// while the change listener is down.
+    pub(crate) grant_cache_ttl: std::time::Duration,
 }
 
 /// Shared state: one reference count to clone (axum clones it into every request).
@@ -55,6 +59,8 @@ pub(crate) struct SharedState {
     pub(crate) issuer: Arc<Issuer>,
     /// Per-org and admin request rate limits.
     pub(crate) limiter: Arc<Limiter>,
+    /// Whether this replica hears the other replicas' changes (PostgreSQL).
+    pub(crate) peers: Arc<PeerStatus>,
     /// Deployment facts.
     pub(crate) info: Arc<ServiceInfo>,
     /// Renders `/metrics`.

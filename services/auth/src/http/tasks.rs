@@ -3,14 +3,17 @@
 //! histogram upkeep and housekeeping (gateway activity, per-org and process gauges, the
 //! certificate expiry warning).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mcpg_runtime::every::{FirstTick, every};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::http::state::AppState;
 use crate::infra::audit_chain;
+use crate::infra::store::Change;
 use crate::infra::telemetry::{
     CERTIFICATE_EXPIRY, GATEWAYS_SEEN, LICENSE_EXPIRY, record_process_metrics,
 };
@@ -24,13 +27,29 @@ const ISSUANCE_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// nobody scrapes would grow by about 20 bytes per request.
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Reloads the keyring every `period`, and as soon as a committed change touches the keys,
+/// their certificates or the revocation list (here or, through the change listener, on
+/// another replica).
 pub(super) fn spawn_key_reloader(state: AppState, period: Duration) -> JoinHandle<()> {
     let period = period.max(Duration::from_millis(100));
-    every(period, "key-reload", FirstTick::Now, move || {
-        let state = state.clone();
-        async move {
+    let wake = Arc::new(Notify::new());
+    let waker = Arc::downgrade(&wake);
+    state.store.changes().subscribe(move |changes| {
+        let keys = changes
+            .iter()
+            .any(|c| matches!(c, Change::Keys | Change::All));
+        if let Some(wake) = waker.upgrade().filter(|_| keys) {
+            wake.notify_one();
+        }
+    });
+    tokio::spawn(async move {
+        loop {
             if let Err(error) = state.keyring.reload(state.now()).await {
                 tracing::error!(error = format!("{error:#}"), "key reload failed");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(period) => {}
+                () = wake.notified() => {}
             }
         }
     })

@@ -26,7 +26,7 @@ use crate::domain::{OrgStatus, org_standing};
 use crate::infra::audit_chain::IssuanceLog;
 use crate::infra::keyring::{KeySnapshot, Keyring, TOKEN_LIFETIME};
 use crate::infra::limiter::{Decision, Limiter};
-use crate::infra::store::{GatewayGrant, Store, StoreError};
+use crate::infra::store::{Change, GatewayGrant, Store, StoreError};
 use crate::infra::telemetry::TOKENS_ISSUED;
 
 /// `rfa - iat`: when gateways should refresh.
@@ -134,12 +134,38 @@ impl Issuer {
         let grants: Cache<CredentialHash, Option<Arc<Grant>>> = Cache::builder()
             .max_capacity(100_000)
             .time_to_live(ttl)
+            .support_invalidation_closures()
             .build();
-        // Any committed change to an org, its license or its gateways drops the cached
-        // grants and licensed rates, before the write returns to its caller.
+        // A committed change to an org, its license or its gateways (here, before the write
+        // returns to its caller; on another replica, when its notification arrives) drops
+        // that org's cached grants, the cached refusals of unknown credentials (one may
+        // just have been registered) and the licensed rates.
         let (cached, rates) = (grants.clone(), limiter.clone());
-        store.changes().subscribe(move |_| {
-            cached.invalidate_all();
+        store.changes().subscribe(move |changes| {
+            if changes.iter().any(|c| matches!(c, Change::All)) {
+                cached.invalidate_all();
+                rates.invalidate();
+                return;
+            }
+            let orgs: Vec<String> = changes
+                .iter()
+                .filter_map(|change| match change {
+                    Change::Grants { org_id } => Some(org_id.clone()),
+                    _ => None,
+                })
+                .collect();
+            if orgs.is_empty() {
+                return;
+            }
+            let dropped = cached.invalidate_entries_if(move |_, grant| {
+                grant
+                    .as_ref()
+                    .is_none_or(|g| orgs.contains(&g.record.org_id))
+            });
+            if dropped.is_err() {
+                // Unreachable (closures are enabled above); never keep a stale grant.
+                cached.invalidate_all();
+            }
             rates.invalidate();
         });
         Self {

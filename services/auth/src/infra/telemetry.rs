@@ -49,11 +49,16 @@ pub(crate) const TENANTS_APPLIED_AT: &str = "mcpg_tenants_last_applied_timestamp
 pub(crate) const TENANTS_FAILURES: &str = "mcpg_tenants_reload_failures_total";
 /// Always 1, labelled with the version and commit of the running binary.
 pub(crate) const BUILD_INFO: &str = "mcpg_build_info";
+/// PostgreSQL: 1 while this replica listens for the other replicas' changes, 0 while it
+/// cannot (their changes then reach it when its caches expire).
+pub(crate) const CHANGE_LISTENER_UP: &str = "mcpg_change_listener_up";
+/// Changes announced by other replicas that this one applied.
+pub(crate) const PEER_CHANGES: &str = "mcpg_peer_changes_received_total";
 
 pub(crate) use process::record_process_metrics;
 
 /// Every family this service exports, with its unit and `# HELP` text.
-const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 20] = [
+const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 22] = [
     (
         REQUEST_DURATION,
         Kind::Histogram,
@@ -173,6 +178,18 @@ const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 20] = [
         Kind::Gauge,
         Some(Unit::Count),
         "Threads of the process.",
+    ),
+    (
+        CHANGE_LISTENER_UP,
+        Kind::Gauge,
+        None,
+        "1 while this replica listens for the other replicas' changes (PostgreSQL NOTIFY), 0 while it cannot and relies on cache expiry.",
+    ),
+    (
+        PEER_CHANGES,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Changes announced by other replicas that this replica applied.",
     ),
 ];
 

@@ -57,7 +57,7 @@ fn replica_settings(first: &TestApp, data_dir: &Path) -> Settings {
 }
 
 /// Starts another replica of `first` in `data_dir`, sharing `first`'s admin token.
-async fn spawn_replica(first: &TestApp, data_dir: tempfile::TempDir) -> TestApp {
+pub(crate) async fn spawn_replica(first: &TestApp, data_dir: tempfile::TempDir) -> TestApp {
     let settings = replica_settings(first, data_dir.path());
     let mut replica = TestApp {
         address: String::new(),

@@ -24,6 +24,7 @@ mod oidc;
 mod ops;
 mod org_list;
 mod pagination;
+mod peers;
 mod persistence;
 mod rate_budgets;
 mod rbac;

@@ -262,7 +262,14 @@ async fn health_readiness_metrics_and_openapi_are_served() {
         .expect("json");
     assert_eq!(
         ready,
-        json!({"status": "ready", "database": true, "active_key": true, "certificate_valid": true})
+        json!({
+            "status": "ready",
+            "database": true,
+            "active_key": true,
+            "certificate_valid": true,
+            "change_listener": "not_applicable",
+            "changes_from_other_replicas": "none: SQLite serves one replica",
+        })
     );
     let metrics = app.scrape().await;
     assert!(

@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::domain::build_info;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
+use crate::infra::peers::ListenerState;
 
 /// The OpenAPI document of this service (kept in `docs/openapi.yaml`).
 pub(crate) const OPENAPI_YAML: &str = include_str!("../../../../../docs/openapi.yaml");
@@ -62,13 +63,30 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // Not a reason to leave the balancer: while the listener is down, the other replicas'
+    // changes still arrive, only later (when this replica's caches expire).
+    let listener = state.peers.get();
     let body = json!({
         "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
         "database": database,
         "active_key": key,
         "certificate_valid": certificate,
+        "change_listener": listener.as_str(),
+        "changes_from_other_replicas": changes_detail(listener, state.info.grant_cache_ttl),
     });
     (status, axum::Json(body))
+}
+
+/// How soon a change made on another replica takes effect here.
+fn changes_detail(listener: ListenerState, cache_ttl: std::time::Duration) -> String {
+    match listener {
+        ListenerState::NotApplicable => "none: SQLite serves one replica".to_owned(),
+        ListenerState::Listening => "applied as announced (PostgreSQL NOTIFY)".to_owned(),
+        ListenerState::Starting | ListenerState::Down => format!(
+            "not heard: applied when cached grants expire (within {} s) and at the next key reload",
+            cache_ttl.as_secs()
+        ),
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

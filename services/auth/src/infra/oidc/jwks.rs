@@ -129,6 +129,12 @@ impl JwksCache {
         })
     }
 
+    /// Drops every fetched key set (an org's OIDC settings changed): the next ID token
+    /// fetches its issuer's keys again.
+    pub(crate) fn forget_all(&self) {
+        self.sets.invalidate_all();
+    }
+
     /// The settings.
     pub(crate) fn settings(&self) -> &JwksSettings {
         &self.settings

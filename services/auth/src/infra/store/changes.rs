@@ -5,8 +5,14 @@
 //! implies ([`AuditAction::change`], an exhaustive match, so a new action cannot be added
 //! without deciding what it invalidates) and publishes them once it has committed. A
 //! rolled-back transaction publishes nothing. Listeners (the issuer's grant cache, the
-//! limiter's licensed rates) therefore never miss a write and never act on one that did
-//! not happen; there is no invalidation call to forget in a handler.
+//! limiter's licensed rates, the key reloader, the JWKS cache) therefore never miss a
+//! write and never act on one that did not happen; there is no invalidation call to forget
+//! in a handler.
+//!
+//! On PostgreSQL the same changes reach the other replicas: the transaction also queues
+//! one `NOTIFY` per change ([`WriteTx::notify_peers`]), which PostgreSQL delivers only if
+//! it commits, and each replica's listener (`infra::peers`) publishes what it receives
+//! from the others through [`Changes::publish`] as if it had been written locally.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, RwLock};
@@ -25,6 +31,52 @@ pub(crate) enum Change {
         /// The org.
         org_id: String,
     },
+    /// The signing keys, their certificates or the revocation list in force changed:
+    /// the keyring reloads.
+    Keys,
+    /// An org's OIDC settings changed: fetched key sets are dropped.
+    Oidc {
+        /// The org.
+        org_id: String,
+    },
+    /// Anything may have changed (a replica's listener was down and may have missed
+    /// notifications): every cache built on the store starts over.
+    All,
+}
+
+/// The PostgreSQL channel replicas announce their committed changes on.
+pub(crate) const CHANNEL: &str = "mcpg_changes";
+
+impl Change {
+    /// The notification payload: `<sender> <kind>[ <org id>]`.
+    pub(crate) fn to_payload(&self, sender: &str) -> String {
+        match self {
+            Self::Grants { org_id } => format!("{sender} grants {org_id}"),
+            Self::Keys => format!("{sender} keys"),
+            Self::Oidc { org_id } => format!("{sender} oidc {org_id}"),
+            Self::All => format!("{sender} all"),
+        }
+    }
+
+    /// Parses a notification payload into its sender and change; `None` when it is not
+    /// one this version understands (a newer replica's: treated as [`Change::All`] by the
+    /// listener).
+    pub(crate) fn from_payload(payload: &str) -> Option<(&str, Self)> {
+        let mut words = payload.split(' ');
+        let sender = words.next().filter(|s| !s.is_empty())?;
+        let change = match (words.next()?, words.next()) {
+            ("grants", Some(org)) if !org.is_empty() => Self::Grants {
+                org_id: org.to_owned(),
+            },
+            ("oidc", Some(org)) if !org.is_empty() => Self::Oidc {
+                org_id: org.to_owned(),
+            },
+            ("keys", None) => Self::Keys,
+            ("all", None) => Self::All,
+            _ => return None,
+        };
+        words.next().is_none().then_some((sender, change))
+    }
 }
 
 impl AuditAction {
@@ -57,17 +109,18 @@ impl AuditAction {
             | Self::ApiTokenCreate
             | Self::ApiTokenRevoke
             | Self::BootstrapToken
-            | Self::Impersonate
-            | Self::OidcSet
-            | Self::OidcDelete => None,
-            // The keyring and the revocation list are reloaded on their own schedule.
+            | Self::Impersonate => None,
+            Self::OidcSet | Self::OidcDelete => Some(Change::Oidc {
+                org_id: org_id.to_owned(),
+            }),
+            // The keyring verifies its certificates against the revocation list in force.
             Self::KeyInsert
             | Self::KeyCertificate
             | Self::KeyCertificateAdd
             | Self::KeyCertificateRemove
             | Self::KeyAdvance
             | Self::KeyRoot
-            | Self::RevocationsUpload => None,
+            | Self::RevocationsUpload => Some(Change::Keys),
             Self::TokenIssued => None,
         }
     }
@@ -76,9 +129,20 @@ impl AuditAction {
 type Listener = Arc<dyn Fn(&[Change]) + Send + Sync>;
 
 /// Where committed changes are published; shared by every clone of a store.
-#[derive(Default)]
 pub(crate) struct Changes {
     listeners: RwLock<Vec<Listener>>,
+    /// This process's name on [`CHANNEL`]: random per start, so that a replica ignores
+    /// the notifications it sent itself.
+    sender: String,
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        Self {
+            listeners: RwLock::default(),
+            sender: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Changes {
@@ -97,7 +161,13 @@ impl Changes {
             .push(Arc::new(listener));
     }
 
-    fn publish(&self, changes: &[Change]) {
+    /// This process's name in the notifications it sends.
+    pub(crate) fn sender(&self) -> &str {
+        &self.sender
+    }
+
+    /// Calls every listener with `changes` (committed here, or received from a replica).
+    pub(crate) fn publish(&self, changes: &[Change]) {
         if changes.is_empty() {
             return;
         }
@@ -117,6 +187,22 @@ impl Changes {
 pub(crate) struct WriteTx<'c, DB: Database> {
     tx: Transaction<'c, DB>,
     changed: Vec<Change>,
+}
+
+impl WriteTx<'_, sqlx::Postgres> {
+    /// Queues one notification per change on [`CHANNEL`], signed by `sender` (this
+    /// replica) so that it can ignore its own. PostgreSQL delivers them when, and only if,
+    /// the transaction commits.
+    pub(crate) async fn notify_peers(&mut self, sender: &str) -> Result<(), sqlx::Error> {
+        for change in &self.changed {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(change.to_payload(sender))
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 impl<'c, DB: Database> WriteTx<'c, DB> {
@@ -195,5 +281,53 @@ mod tests {
         changes.publish(&[change.expect("a change")]);
         changes.publish(&[]);
         assert_eq!(seen.lock().expect("lock").len(), 1);
+    }
+
+    #[test]
+    fn payloads_round_trip_and_garbage_is_refused() {
+        let all = [
+            Change::Grants {
+                org_id: "org-1".into(),
+            },
+            Change::Keys,
+            Change::Oidc {
+                org_id: "org-2".into(),
+            },
+            Change::All,
+        ];
+        for change in all {
+            let payload = change.to_payload("replica-a");
+            assert_eq!(
+                Change::from_payload(&payload),
+                Some(("replica-a", change.clone()))
+            );
+        }
+        for garbage in [
+            "",
+            "r",
+            "r grants",
+            "r grants ",
+            "r keys extra",
+            "r dance",
+            " keys",
+            "r all x",
+        ] {
+            assert_eq!(Change::from_payload(garbage), None, "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn keys_and_revocations_reload_the_keyring_and_oidc_names_its_org() {
+        assert_eq!(AuditAction::KeyAdvance.change("x"), Some(Change::Keys));
+        assert_eq!(
+            AuditAction::RevocationsUpload.change("x"),
+            Some(Change::Keys)
+        );
+        assert_eq!(
+            AuditAction::OidcSet.change("org-9"),
+            Some(Change::Oidc {
+                org_id: "org-9".into()
+            })
+        );
     }
 }

@@ -41,7 +41,7 @@ use thiserror::Error;
 pub use audit_log::{Actor, AuditAction, Event};
 pub(crate) use audit_query::{AuditFilter, CheckpointRecord};
 pub(crate) use bindings::{BindingRecord, BindingSpec, NewImpersonation, UserTokenRecord};
-pub(crate) use changes::{Changes, WriteTx};
+pub(crate) use changes::{CHANNEL, Change, Changes, WriteTx};
 pub(crate) use dev_root::StoredRoot;
 pub(crate) use grants::{GatewayGrant, LicenseRecord};
 pub use hierarchy::TenantStore;
@@ -79,7 +79,8 @@ macro_rules! on_pool {
 
 /// Runs `$body` in a write transaction (`BEGIN IMMEDIATE` on SQLite, so writers queue
 /// instead of failing with `SQLITE_BUSY` on upgrade; bound to `$store`'s scope on
-/// PostgreSQL), committed when the body completes.
+/// PostgreSQL, where the changes it records are also announced to the other replicas),
+/// committed when the body completes.
 /// An early return through `?` drops the transaction, which rolls it back.
 macro_rules! in_tx {
     ($store:expr, $tx:ident => $body:expr) => {{
@@ -96,6 +97,7 @@ macro_rules! in_tx {
                 let mut $tx = $crate::infra::store::WriteTx::new(pool.begin().await?);
                 $crate::infra::store::scope::enter(&mut *$tx, store.scope()).await?;
                 let out = $body;
+                $tx.notify_peers(store.changes().sender()).await?;
                 $tx.commit(store.changes()).await?;
                 out
             }
@@ -242,6 +244,14 @@ impl Store {
     /// A handle for one org's data.
     pub fn tenant<'a>(&'a self, org_id: &'a str) -> TenantStore<'a> {
         TenantStore::new(self, org_id)
+    }
+
+    /// The PostgreSQL pool the service's own role connects through; `None` on SQLite.
+    pub(crate) fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.backend {
+            Backend::Postgres(pool) => Some(pool),
+            Backend::Sqlite(_) => None,
+        }
     }
 
     /// Whether the database answers.

@@ -1,0 +1,203 @@
+//! Changes made by the other replicas, heard through PostgreSQL's LISTEN/NOTIFY.
+//!
+//! Every write transaction on PostgreSQL queues a notification per change it records
+//! (`store::WriteTx::notify_peers`); PostgreSQL delivers them to every listening session
+//! when, and only if, the transaction commits. Each replica keeps one session listening on
+//! [`CHANNEL`] and publishes what the others announce through the store's own change
+//! events, so a suspension, revocation, license or key change made on one replica reaches
+//! the caches of all of them within the notification's round trip.
+//!
+//! While the listening session is down, nothing is heard: the replica falls back on its
+//! caches' time-to-live (the grant cache's `--grant-cache-ttl`, the key reload interval),
+//! says so in `/readyz` and in [`CHANGE_LISTENER_UP`], and reconnects with a capped
+//! exponential backoff. Once listening again it drops every cache ([`Change::All`]), since
+//! what was announced in between is lost.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use tokio::task::JoinHandle;
+
+use crate::infra::store::{CHANNEL, Change, Store};
+use crate::infra::telemetry::{CHANGE_LISTENER_UP, PEER_CHANGES};
+
+/// The first wait before reconnecting; doubled after each failure up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between two attempts to listen again.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How the listening session names itself in `pg_stat_activity`.
+pub(crate) const APPLICATION_NAME: &str = "mcpg-auth change listener";
+
+/// Where this replica's listener stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListenerState {
+    /// SQLite: one process, nobody else to hear from.
+    NotApplicable,
+    /// Connecting for the first time.
+    Starting,
+    /// Listening: other replicas' changes arrive within the notification's round trip.
+    Listening,
+    /// Cannot listen: other replicas' changes arrive when caches expire.
+    Down,
+}
+
+impl ListenerState {
+    /// The word `/readyz` shows.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::NotApplicable => "not_applicable",
+            Self::Starting => "starting",
+            Self::Listening => "listening",
+            Self::Down => "down",
+        }
+    }
+
+    fn from_u8(value: u8) -> Self {
+        match value {
+            1 => Self::Starting,
+            2 => Self::Listening,
+            3 => Self::Down,
+            _ => Self::NotApplicable,
+        }
+    }
+}
+
+/// The listener's state, shared with `/readyz`.
+#[derive(Debug)]
+pub(crate) struct PeerStatus(AtomicU8);
+
+impl PeerStatus {
+    /// The initial state for a store: [`ListenerState::NotApplicable`] on SQLite.
+    pub(crate) fn for_store(store: &Store) -> Self {
+        let state = match store.postgres_pool() {
+            Some(_) => ListenerState::Starting,
+            None => ListenerState::NotApplicable,
+        };
+        Self(AtomicU8::new(state as u8))
+    }
+
+    /// The current state.
+    pub(crate) fn get(&self) -> ListenerState {
+        ListenerState::from_u8(self.0.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, state: ListenerState) {
+        self.0.store(state as u8, Ordering::Relaxed);
+        let up = if state == ListenerState::Listening {
+            1.0
+        } else {
+            0.0
+        };
+        metrics::gauge!(CHANGE_LISTENER_UP).set(up);
+    }
+}
+
+/// The running listener.
+#[derive(Debug)]
+pub(crate) struct PeerListener {
+    task: JoinHandle<()>,
+    pool: PgPool,
+}
+
+impl PeerListener {
+    /// Starts listening for the other replicas' changes; `None` on SQLite.
+    pub(crate) fn spawn(store: Store, status: Arc<PeerStatus>) -> Option<Self> {
+        let pool = listener_pool(store.postgres_pool()?);
+        let task = tokio::spawn(listen_forever(store, pool.clone(), status));
+        Some(Self { task, pool })
+    }
+
+    /// Stops listening and closes the listening session.
+    pub(crate) async fn stop(self) {
+        self.task.abort();
+        // Cancelled: the listener, and with it the session, is dropped back to the pool.
+        let _ = self.task.await;
+        self.pool.close().await;
+    }
+}
+
+/// A pool of one session for the listener, named for `pg_stat_activity`, so that it never
+/// takes a connection from the request path.
+fn listener_pool(pool: &PgPool) -> PgPool {
+    let options = pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .application_name(APPLICATION_NAME);
+    PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options)
+}
+
+async fn listen_forever(store: Store, pool: PgPool, status: Arc<PeerStatus>) {
+    let mut backoff = MIN_BACKOFF;
+    let mut was_down = false;
+    loop {
+        match subscribe(&pool).await {
+            Ok(mut listener) => {
+                status.set(ListenerState::Listening);
+                if was_down {
+                    tracing::info!("listening for other replicas' changes again");
+                }
+                backoff = MIN_BACKOFF;
+                // Whatever was announced while this replica was not listening is lost.
+                store.changes().publish(&[Change::All]);
+                let reason = receive(&store, &mut listener).await;
+                tracing::warn!(
+                    reason = %reason,
+                    "stopped hearing other replicas' changes; relying on cache expiry until listening again"
+                );
+            }
+            Err(error) if !was_down => tracing::warn!(
+                error = %error,
+                "cannot listen for other replicas' changes; relying on cache expiry until it can"
+            ),
+            Err(error) => tracing::debug!(error = %error, "still cannot listen"),
+        }
+        status.set(ListenerState::Down);
+        was_down = true;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    // A lost session is reported (`Ok(None)`), not silently replaced: this module
+    // reconnects itself, so that it knows when notifications may have been missed.
+    listener.eager_reconnect(false);
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Applies notifications until the session is lost; returns why it ended.
+async fn receive(store: &Store, listener: &mut PgListener) -> String {
+    let own = store.changes().sender().to_owned();
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                let payload = notification.payload();
+                let change = match Change::from_payload(payload) {
+                    Some((sender, _)) if sender == own => continue,
+                    Some((_, change)) => change,
+                    // A newer replica's announcement: assume the worst.
+                    None => {
+                        tracing::debug!(
+                            payload,
+                            "unknown change announcement; dropping every cache"
+                        );
+                        Change::All
+                    }
+                };
+                metrics::counter!(PEER_CHANGES).increment(1);
+                store.changes().publish(&[change]);
+            }
+            Ok(None) => return "the database closed the listening session".to_owned(),
+            Err(error) => return error.to_string(),
+        }
+    }
+}
