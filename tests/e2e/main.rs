@@ -5,6 +5,7 @@
 //! `ctl/` holds `mcpg-ctl`'s command tests, which need the service running.
 
 mod byoc;
+mod cluster;
 mod ctl;
 mod federate;
 mod offline;

@@ -5,6 +5,7 @@
 pub mod bins;
 pub mod gateway;
 pub mod license;
+pub mod postgres;
 pub mod process;
 pub mod service;
 

@@ -32,16 +32,23 @@ impl Service {
     /// `mcpg-auth serve` with the embedded defaults (development root, data in
     /// `./mcpg-data`) plus `extra` flags.
     pub fn start(extra: &[&str]) -> Self {
-        Self::launch(None, extra)
+        Self::launch(None, extra, None)
+    }
+
+    /// Another replica of `first` (`extra` names the shared database): it writes no
+    /// bootstrap token (the database has one), so it is ready when `/readyz` answers 200,
+    /// and `mcpg-ctl` uses `first`'s admin token.
+    pub fn start_replica(first: &Service, extra: &[&str]) -> Self {
+        Self::launch(None, extra, Some(&first.token))
     }
 
     /// [`Service::start`] with the working directory as the data directory
     /// (`--data-dir .`): the development root's files are next to the token file.
     pub fn start_in_place(extra: &[&str]) -> Self {
-        Self::launch(Some("."), extra)
+        Self::launch(Some("."), extra, None)
     }
 
-    fn launch(data_dir: Option<&str>, extra: &[&str]) -> Self {
+    fn launch(data_dir: Option<&str>, extra: &[&str], token: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let token_file = dir.path().join("bootstrap.token");
         // A port picked just before the start can be taken in between by another test:
@@ -65,18 +72,25 @@ impl Service {
                 if running.exited() {
                     return Some(false);
                 }
-                // Our token file: it is not another test's service that answers.
-                let ours = token_file.is_file();
+                // Our token file: it is not another test's service that answers (a replica
+                // writes none; its log says it listens).
+                let ours = match token {
+                    None => token_file.is_file(),
+                    Some(_) => log(dir.path()).contains("mcpg-auth listening"),
+                };
                 (ours && process::http_status(addr, "GET", "/readyz", None) == Some(200))
                     .then_some(true)
             });
             if !ready {
                 continue;
             }
-            let token = std::fs::read_to_string(&token_file)
-                .expect("bootstrap token written")
-                .trim()
-                .to_owned();
+            let token = match token {
+                Some(token) => token.to_owned(),
+                None => std::fs::read_to_string(&token_file)
+                    .expect("bootstrap token written")
+                    .trim()
+                    .to_owned(),
+            };
             return Self {
                 data_dir: dir.path().join(data_dir.unwrap_or("mcpg-data")),
                 dir,

@@ -11,9 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use mcpg_license_core::cert::DEFAULT_MAX_GRACE;
-use mcpg_license_core::{
-    Bounds, IssuerCertificate, JwtSigner, PublicKey, SigningKey, TrustStore, Validity,
-};
+use mcpg_license_core::{Bounds, IssuerCertificate, JwtSigner, PublicKey, SigningKey, TrustStore};
 use thiserror::Error;
 
 use crate::domain::{KeyState, new_id};
@@ -23,6 +21,7 @@ use crate::infra::store::{Actor, KeyRecord, NewKey, Store, StoreError};
 mod certificates;
 mod certified;
 mod dev_root;
+mod renewal;
 mod snapshot;
 
 pub(crate) use certificates::{CertificateInfo, ConfiguredKey, certificates_of};
@@ -182,35 +181,7 @@ impl Keyring {
         self.store.advance_keys(now, RETIRE_AFTER).await?;
         let mut keys = self.store.keys().await?;
         if let Some(root) = &self.root {
-            let trust = TrustStore::new([root.public_key().clone()]);
-            let mut lost_race = false;
-            for key in keys.iter_mut().filter(|k| k.state.is_published()) {
-                // Renew when close to expiry, and also when the certificate no longer fits
-                // this deployment (the root or the issuer URL changed since it was made).
-                let fits = trust
-                    .verify_certificate(&key.certificate, now, Validity::Strict)
-                    .is_ok_and(|c| c.certificate().issuer == self.issuer);
-                if !fits || key.cert_expires_at - now < DEV_CERT_RENEW_BEFORE {
-                    let public = PublicKey::from_paserk(&key.public_key)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    let (certificate, exp) = certify_public(root, &self.issuer, &public, now)?;
-                    // Only if no other replica renewed it since this one read it.
-                    let renewed = self
-                        .store
-                        .update_certificate(&key.kid, &key.certificate, &certificate, exp, now)
-                        .await?;
-                    if renewed {
-                        tracing::info!(kid = %key.kid, "renewed the signing key's certificate");
-                        key.certificate = certificate;
-                        key.cert_expires_at = exp;
-                    } else {
-                        lost_race = true;
-                    }
-                }
-            }
-            if lost_race {
-                keys = self.store.keys().await?;
-            }
+            keys = self.renew_dev_certificates(root, keys, now).await?;
         }
         let revocations = self.revocations().await?;
         let snapshot = self.build_snapshot(&keys, revocations.as_ref(), now)?;

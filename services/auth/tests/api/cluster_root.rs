@@ -18,6 +18,7 @@ on_both_backends!(
     a_replica_with_another_kek_refuses_to_start_with_one_line,
     a_data_dir_root_is_adopted_and_then_wins_over_other_data_dirs,
     a_kek_that_cannot_open_the_stored_keys_stores_no_root,
+    replicas_with_different_issuers_each_get_a_certificate_and_stop_there,
 );
 
 /// Writes a KEK file (64 hex characters) into `dir`.
@@ -58,8 +59,15 @@ fn replica_settings(first: &TestApp, data_dir: &Path) -> Settings {
 
 /// Starts another replica of `first` in `data_dir`, sharing `first`'s admin token.
 pub(crate) async fn spawn_replica(first: &TestApp, data_dir: tempfile::TempDir) -> TestApp {
+    let mut replica = empty_replica(first, data_dir);
+    replica.start().await;
+    replica
+}
+
+/// A replica of `first` in `data_dir`, not started yet.
+fn empty_replica(first: &TestApp, data_dir: tempfile::TempDir) -> TestApp {
     let settings = replica_settings(first, data_dir.path());
-    let mut replica = TestApp {
+    TestApp {
         address: String::new(),
         ops_address: String::new(),
         issuer: String::new(),
@@ -71,9 +79,7 @@ pub(crate) async fn spawn_replica(first: &TestApp, data_dir: tempfile::TempDir) 
         stop: None,
         server: None,
         database: None,
-    };
-    replica.start().await;
-    replica
+    }
 }
 
 async fn root_kids(app: &TestApp) -> Value {
@@ -245,4 +251,45 @@ async fn a_kek_that_cannot_open_the_stored_keys_stores_no_root(backend: Backend)
         0,
         "no root sealed under the wrong KEK"
     );
+}
+
+/// Replicas sharing a database should run with one `--issuer`; while they do not (an
+/// operator changing it replica by replica), each gets a certificate of the shared key for
+/// its own issuer, beside the other's, instead of taking the primary back at every reload.
+async fn replicas_with_different_issuers_each_get_a_certificate_and_stop_there(backend: Backend) {
+    let keks = tempfile::tempdir().expect("tempdir");
+    let kek = kek_file(keks.path(), 0x33);
+    let mut first = spawn_app_with(backend, |s| s.kek = KekSource::File(kek.clone())).await;
+    let credential = first.gateway("acme").await;
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = replica_settings(&first, data_dir.path());
+    settings.issuer = Some("http://replica-b.test".to_owned());
+    let mut second = TestApp {
+        settings,
+        ..empty_replica(&first, data_dir)
+    };
+    second.start().await;
+    let trust = first.trust_store();
+    let from_first = assert_token_chains(&first, &credential, &trust).await;
+    let from_second = assert_token_chains(&second, &credential, &trust).await;
+    assert_ne!(
+        from_first["issuer_certificate"],
+        from_second["issuer_certificate"]
+    );
+    let kid = from_first["kid"].as_str().expect("kid").to_owned();
+    let count = || async { crate::rollover::listed(&first, &kid).await.len() };
+    assert_eq!(count().await, 2, "the primary and the second issuer's");
+    // Both reload every 100 ms: neither certifies again.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(count().await, 2);
+    assert_eq!(
+        first.token_ok(&credential).await["issuer_certificate"],
+        from_first["issuer_certificate"]
+    );
+    assert_eq!(
+        second.token_ok(&credential).await["issuer_certificate"],
+        from_second["issuer_certificate"]
+    );
+    second.stop().await;
+    first.stop().await;
 }
