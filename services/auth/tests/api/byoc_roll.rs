@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 use crate::byoc::{Byoc, acme_bounds, certify, verify_at_gateway};
 use crate::helpers::{Backend, assert_error, now, on_both_backends, spawn_app_full};
 
-on_both_backends!(a_byoc_issuer_rolls_to_a_new_certified_key_without_a_failed_request);
+on_both_backends!(
+    a_byoc_issuer_rolls_to_a_new_certified_key_without_a_failed_request,
+    a_license_written_before_a_narrower_certificate_is_refused_at_token_time,
+);
 
 async fn a_byoc_issuer_rolls_to_a_new_certified_key_without_a_failed_request(backend: Backend) {
     let t0 = now();
@@ -112,4 +115,56 @@ async fn a_byoc_issuer_rolls_to_a_new_certified_key_without_a_failed_request(bac
     };
     assert_eq!(state_of(next.kid().as_str()), Some(json!("active")));
     assert_eq!(state_of(byoc.key.kid().as_str()), Some(json!("retiring")));
+}
+
+/// Writes outside the certificate are refused when written; a license written under a
+/// broader certificate is still checked when a token is made under a narrower one (the
+/// vendor re-certified the customer's key with less), and refused with the bound it breaks
+/// rather than signed.
+async fn a_license_written_before_a_narrower_certificate_is_refused_at_token_time(
+    backend: Backend,
+) {
+    let t0 = now();
+    let byoc = Byoc::new(acme_bounds(), t0 - 60, t0 + 20 * 86_400);
+    let app = spawn_app_full(backend, |s| byoc.apply(s), None).await;
+    // Team with policy.cedar: inside the first certificate's bounds.
+    let credential = app.gateway("acme").await;
+    app.token_ok(&credential).await;
+
+    // The next certificate allows the Team defaults only: no policy.cedar.
+    let mut narrower = acme_bounds();
+    narrower.entitlements =
+        Some(mcpg_license_core::Catalog::builtin().tier_defaults(mcpg_license_core::Tier::Team));
+    let next = SigningKey::generate().expect("rng");
+    let (certificate, _) = certify(&byoc.root, &next, narrower, t0 - 60, t0 + 400 * 86_400);
+    app.expect(
+        Method::POST,
+        "/v1/admin/keys/import",
+        Some(json!({"signing_key": next.to_paserk().as_str(), "certificate": certificate})),
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    // Once the new key signs (publish delay 1 s, reloads every 100 ms), the license in force
+    // no longer fits any served certificate.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let (status, body) = app.token(&credential).await;
+        if status == StatusCode::FORBIDDEN {
+            break body;
+        }
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the narrower certificate never took over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_error(&body, "outside_certificate_bounds");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("entitlement_not_allowed"), "{message}");
+    // Back inside: a license without the plugin is signed under the new key.
+    app.set_license("acme", json!({"tier": "team", "valid_for_days": 30}))
+        .await;
+    let body = app.token_ok(&credential).await;
+    assert_eq!(body["kid"], next.kid().as_str());
 }
