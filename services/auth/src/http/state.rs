@@ -11,6 +11,7 @@ use crate::infra::issuer::Issuer;
 use crate::infra::keyring::Keyring;
 use crate::infra::limiter::Limiter;
 use crate::infra::oidc::OidcVerifier;
+use crate::infra::replicas::Heartbeat;
 use crate::infra::store::Store;
 
 /// Facts about this deployment that the metadata document publishes.
@@ -55,6 +56,8 @@ pub(crate) struct SharedState {
     pub(crate) issuer: Arc<Issuer>,
     /// Per-org and admin request rate limits.
     pub(crate) limiter: Arc<Limiter>,
+    /// This replica's membership (heartbeat row, replicas alive).
+    pub(crate) heartbeat: Arc<Heartbeat>,
     /// Deployment facts.
     pub(crate) info: Arc<ServiceInfo>,
     /// Renders `/metrics`.

@@ -9,6 +9,7 @@ pub(crate) mod issuer;
 pub(crate) mod keyring;
 pub(crate) mod limiter;
 pub(crate) mod oidc;
+pub(crate) mod replicas;
 pub(crate) mod secrets;
 pub(crate) mod store;
 pub(crate) mod telemetry;

@@ -21,7 +21,7 @@ on_both_backends!(
 );
 
 /// Writes a KEK file (64 hex characters) into `dir`.
-fn kek_file(dir: &Path, byte: u8) -> PathBuf {
+pub(crate) fn kek_file(dir: &Path, byte: u8) -> PathBuf {
     let path = dir.join("cluster.kek");
     std::fs::write(&path, hex_of(byte)).expect("kek file");
     path
@@ -57,7 +57,7 @@ fn replica_settings(first: &TestApp, data_dir: &Path) -> Settings {
 }
 
 /// Starts another replica of `first` in `data_dir`, sharing `first`'s admin token.
-async fn spawn_replica(first: &TestApp, data_dir: tempfile::TempDir) -> TestApp {
+pub(crate) async fn spawn_replica(first: &TestApp, data_dir: tempfile::TempDir) -> TestApp {
     let settings = replica_settings(first, data_dir.path());
     let mut replica = TestApp {
         address: String::new(),
@@ -193,7 +193,7 @@ async fn a_data_dir_root_is_adopted_and_then_wins_over_other_data_dirs(backend: 
 }
 
 /// Runs `sql` on `app`'s database as its owner (SQLite: the file); returns rows affected.
-async fn run_sql(app: &TestApp, sql: &str) -> u64 {
+pub(crate) async fn run_sql(app: &TestApp, sql: &str) -> u64 {
     use sqlx::Connection;
     match &app.database {
         Some(db) => {

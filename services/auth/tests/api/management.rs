@@ -262,7 +262,7 @@ async fn health_readiness_metrics_and_openapi_are_served() {
         .expect("json");
     assert_eq!(
         ready,
-        json!({"status": "ready", "database": true, "active_key": true, "certificate_valid": true})
+        json!({"status": "ready", "database": true, "active_key": true, "certificate_valid": true, "replicas_alive": 1})
     );
     let metrics = app.scrape().await;
     assert!(

@@ -67,6 +67,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "database": database,
         "active_key": key,
         "certificate_valid": certificate,
+        "replicas_alive": state.heartbeat.alive(),
     });
     (status, axum::Json(body))
 }

@@ -169,7 +169,7 @@ impl Settings {
         file: &mut FileConfig,
         oidc: &mut OidcFile,
     ) -> Result<(), ConfigError> {
-        let durations: [(&'static str, Option<String>, &mut Duration); 8] = [
+        let durations: [(&'static str, Option<String>, &mut Duration); 9] = [
             (
                 "oidc_jwks_ttl",
                 args.oidc_jwks_ttl.take().or(oidc.jwks_ttl.take()),
@@ -195,6 +195,13 @@ impl Settings {
                     .take()
                     .or(file.key_reload_interval.take()),
                 &mut self.key_reload_interval,
+            ),
+            (
+                "heartbeat_interval",
+                args.heartbeat_interval
+                    .take()
+                    .or(file.heartbeat_interval.take()),
+                &mut self.heartbeat_interval,
             ),
             (
                 "grant_cache_ttl",
