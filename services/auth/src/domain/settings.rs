@@ -88,6 +88,10 @@ pub struct Settings {
     pub key_publish_delay: Duration,
     /// How often keys are reloaded from the database.
     pub key_reload_interval: Duration,
+    /// How often this replica refreshes its heartbeat row and reads how many replicas are
+    /// alive (a row expires after three missed beats); the cluster-wide rate limits are
+    /// divided by that count.
+    pub heartbeat_interval: Duration,
     /// TTL of the credential → grant cache.
     pub grant_cache_ttl: Duration,
     /// How often moved audit heads are signed as checkpoints.
@@ -188,6 +192,7 @@ impl Settings {
             kek: KekSource::DataDir,
             key_publish_delay: Duration::from_secs(600),
             key_reload_interval: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(2),
             grant_cache_ttl: Duration::from_secs(5),
             audit_checkpoint_interval: Duration::from_secs(3_600),
             request_timeout: Duration::from_secs(10),

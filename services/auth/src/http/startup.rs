@@ -32,6 +32,7 @@ use crate::infra::keyring::{ConfiguredKey, Keyring, RootOrigin, cluster_dev_root
 use crate::infra::limiter::{Limiter, spawn_pruner};
 use crate::infra::oidc::OidcVerifier;
 use crate::infra::peers::{PeerListener, PeerStatus};
+use crate::infra::replicas::{AliveCount, Heartbeat, spawn_heartbeat};
 use crate::infra::secrets::{self, DEV_ROOT_PUBLIC, Kek, write_secret_file};
 use crate::infra::store::{Change, DatabaseOptions, Store};
 use crate::infra::telemetry;
@@ -103,7 +104,7 @@ impl Application {
             .await
             .context("cannot prepare the signing keys")?;
         issue_bootstrap_token(&store, settings.bootstrap_token_file.as_deref(), now).await?;
-        let state = shared_state(&settings, issuer, store, keyring, root_kids, clock)?;
+        let state = shared_state(&settings, issuer, store, keyring, root_kids, clock, bound)?;
         let tenants = match settings.tenants {
             Some(file) => {
                 let applied = tenants_watch::apply_at_start(&state, &file)
@@ -159,7 +160,10 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // The first beat before serving, so the limits are divided from the first request.
+        self.state.heartbeat.beat(&self.state.store).await;
         let mut tasks = vec![
+            spawn_heartbeat(self.state.heartbeat.clone(), self.state.store.clone()),
             spawn_key_reloader(self.state.clone(), self.key_reload_interval),
             spawn_housekeeping(self.state.clone()),
             spawn_pruner(self.state.limiter.clone()),
@@ -203,6 +207,7 @@ impl Application {
         if let Some(peers) = peers {
             peers.stop().await;
         }
+        self.state.heartbeat.leave(&self.state.store).await;
         if let Err(error) = self.state.issuer.flush_issued(self.state.now()).await {
             tracing::warn!(error = %error, "could not record issued tokens in the audit chain at shutdown");
         }
@@ -449,8 +454,15 @@ fn shared_state(
     keyring: Arc<Keyring>,
     root_kids: Vec<String>,
     clock: Arc<dyn Clock>,
+    listen: std::net::SocketAddr,
 ) -> anyhow::Result<AppState> {
-    let limiter = Arc::new(Limiter::new(settings.rate_limits));
+    let alive = Arc::new(AliveCount::new());
+    let heartbeat = Arc::new(Heartbeat::new(
+        listen,
+        settings.heartbeat_interval,
+        alive.clone(),
+    ));
+    let limiter = Arc::new(Limiter::new(settings.rate_limits, alive));
     let issuer = Arc::new(Issuer::new(
         store.clone(),
         keyring.clone(),
@@ -478,6 +490,7 @@ fn shared_state(
         keyring,
         issuer,
         limiter,
+        heartbeat,
         info: Arc::new(ServiceInfo {
             issuer_url,
             root_kids,

@@ -12,6 +12,7 @@ use crate::infra::keyring::Keyring;
 use crate::infra::limiter::Limiter;
 use crate::infra::oidc::OidcVerifier;
 use crate::infra::peers::PeerStatus;
+use crate::infra::replicas::Heartbeat;
 use crate::infra::store::Store;
 
 /// Facts about this deployment that the metadata document publishes.
@@ -61,6 +62,8 @@ pub(crate) struct SharedState {
     pub(crate) limiter: Arc<Limiter>,
     /// Whether this replica hears the other replicas' changes (PostgreSQL).
     pub(crate) peers: Arc<PeerStatus>,
+    /// This replica's membership (heartbeat row, replicas alive).
+    pub(crate) heartbeat: Arc<Heartbeat>,
     /// Deployment facts.
     pub(crate) info: Arc<ServiceInfo>,
     /// Renders `/metrics`.

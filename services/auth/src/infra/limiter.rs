@@ -18,8 +18,15 @@
 //!   `--admin-rps` per global admin token.
 //! - Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining` and
 //!   `RateLimit-Reset`; a refusal is 429 `rate_limited` with `Retry-After`.
+//! - Every rate is cluster-wide: with `n` replicas alive (the heartbeat's count, see
+//!   `infra::replicas`) each replica enforces its share `ceil(rate / n)` (at least 1/s),
+//!   burst likewise, and reports that share as `RateLimit-Limit`. The count is read on
+//!   every check, so a change applies at once: the limiters are keyed by the per-replica
+//!   rate, a new share uses (or creates) the limiter of that rate with full buckets, and
+//!   the old limiter empties and is dropped by the pruner.
 //! - Keys idle long enough to be back at a full bucket are pruned every minute
-//!   (`retain_recent`), so memory follows active orgs, not every org ever seen.
+//!   (`retain_recent`), so memory follows active orgs, not every org ever seen; a limiter
+//!   left without keys (a rate no longer in use) is dropped too.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -33,6 +40,7 @@ use mcpg_runtime::every::{FirstTick, every};
 use tokio::task::JoinHandle;
 
 use crate::domain::settings::RateLimitSettings;
+use crate::infra::replicas::AliveCount;
 use crate::infra::store::{Store, StoreError};
 
 type Keyed = DefaultKeyedRateLimiter<String, StateInformationMiddleware>;
@@ -45,7 +53,7 @@ const RATE_CACHE_TTL: Duration = Duration::from_secs(5);
 /// The outcome of one check, as the response headers tell it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Decision {
-    /// Requests per second (also the burst).
+    /// Requests per second (also the burst) this replica allows: its share of the rate.
     pub(crate) limit: u32,
     /// Requests left in the current burst.
     pub(crate) remaining: u32,
@@ -69,11 +77,20 @@ pub(crate) struct Limiter {
     by_rate: RwLock<HashMap<NonZeroU32, Arc<Keyed>>>,
     org_rates: moka::future::Cache<String, Option<u64>>,
     clock: DefaultClock,
+    alive: Arc<AliveCount>,
+}
+
+/// One replica's share of a cluster-wide `rate` when `alive` replicas share it:
+/// `ceil(rate / alive)`, at least 1 (an `alive` of 0 counts as 1). Rounding up keeps a
+/// small rate usable on many replicas; it adds at most `alive - 1` per second cluster-wide.
+fn share(rate: NonZeroU32, alive: u32) -> NonZeroU32 {
+    let part = rate.get().div_ceil(alive.max(1));
+    NonZeroU32::new(part).unwrap_or(NonZeroU32::MIN)
 }
 
 impl Limiter {
-    /// Limiters with these settings.
-    pub(crate) fn new(settings: RateLimitSettings) -> Self {
+    /// Limiters with these settings, dividing every rate by the replicas `alive`.
+    pub(crate) fn new(settings: RateLimitSettings, alive: Arc<AliveCount>) -> Self {
         Self {
             settings,
             by_rate: RwLock::new(HashMap::new()),
@@ -82,15 +99,22 @@ impl Limiter {
                 .time_to_live(RATE_CACHE_TTL)
                 .build(),
             clock: DefaultClock::default(),
+            alive,
         }
     }
 
-    /// The org's rate: its license's `rps`, else the default. `None`: unlimited.
+    /// This replica's share of the cluster-wide `rate`.
+    fn local(&self, rate: NonZeroU32) -> NonZeroU32 {
+        share(rate, self.alive.get())
+    }
+
+    /// This replica's share of the org's rate (its license's `rps`, else the default).
+    /// `None`: unlimited.
     fn org_rate(&self, licensed_rps: Option<u64>) -> Option<NonZeroU32> {
         let rps = licensed_rps.map_or(self.settings.org_rps, |rps| {
             u32::try_from(rps).unwrap_or(u32::MAX)
         });
-        NonZeroU32::new(rps)
+        NonZeroU32::new(rps).map(|rate| self.local(rate))
     }
 
     /// Checks one token request of a gateway of `org_id` whose license allows
@@ -141,7 +165,7 @@ impl Limiter {
     pub(crate) fn check_admin(&self, token_id: &str) -> Option<Decision> {
         self.check(
             format!("admin:{token_id}"),
-            NonZeroU32::new(self.settings.admin_rps)?,
+            self.local(NonZeroU32::new(self.settings.admin_rps)?),
         )
     }
 
@@ -197,6 +221,17 @@ impl Limiter {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        // A limiter nobody holds and without keys (its rate is no longer anyone's share)
+        // goes: under the write lock no check can be between taking it and using it.
+        if let Ok(mut map) = self.by_rate.write() {
+            map.retain(|_, limiter| Arc::strong_count(limiter) > 1 || !limiter.is_empty());
+        }
+    }
+
+    /// Limiters kept (one per rate in use).
+    #[cfg(test)]
+    pub(crate) fn rates(&self) -> usize {
+        self.by_rate.read().map(|map| map.len()).unwrap_or(0)
     }
 
     /// Live keys across all limiters.
@@ -256,7 +291,7 @@ mod tests {
 
     #[test]
     fn an_org_past_its_burst_is_refused_with_a_wait() {
-        let limits = Limiter::new(RateLimitSettings::default());
+        let limits = Limiter::new(RateLimitSettings::default(), Arc::default());
         for expected in (0..3).rev() {
             let decision = limits.check_org("a", Some(3)).expect("limited");
             assert_eq!((decision.limit, decision.remaining), (3, expected));
@@ -269,11 +304,14 @@ mod tests {
 
     #[test]
     fn zero_means_unlimited() {
-        let limits = Limiter::new(RateLimitSettings {
-            org_rps: 0,
-            admin_rps: 0,
-            principal_percent: 50,
-        });
+        let limits = Limiter::new(
+            RateLimitSettings {
+                org_rps: 0,
+                admin_rps: 0,
+                principal_percent: 50,
+            },
+            Arc::new(AliveCount::new()),
+        );
         assert_eq!(limits.check_management("a", "p", None), None);
         assert_eq!(limits.check_org("a", None), None);
         assert_eq!(limits.check_admin("t"), None);
@@ -282,7 +320,7 @@ mod tests {
 
     #[test]
     fn a_principal_spends_its_share_and_leaves_the_rest_to_the_org() {
-        let limits = Limiter::new(RateLimitSettings::default());
+        let limits = Limiter::new(RateLimitSettings::default(), Arc::default());
         let allowed = (0..10)
             .filter(|_| {
                 limits
@@ -314,11 +352,100 @@ mod tests {
 
     #[test]
     fn idle_keys_are_pruned() {
-        let limits = Limiter::new(RateLimitSettings::default());
+        let limits = Limiter::new(RateLimitSettings::default(), Arc::default());
         let _ = limits.check_org("a", Some(1000));
         assert_eq!(limits.len(), 1);
         std::thread::sleep(Duration::from_millis(20));
         limits.prune();
         assert!(limits.is_empty());
+    }
+
+    fn nz(rate: u32) -> NonZeroU32 {
+        NonZeroU32::new(rate).expect("non-zero")
+    }
+
+    #[test]
+    fn a_share_is_the_rate_divided_by_the_replicas_rounded_up() {
+        assert_eq!(share(nz(20), 1), nz(20));
+        assert_eq!(share(nz(20), 3), nz(7));
+        assert_eq!(share(nz(21), 3), nz(7));
+        assert_eq!(share(nz(100), 4), nz(25));
+        // At least 1/s, however many replicas share it; no replica count is taken as one.
+        assert_eq!(share(nz(2), 5), nz(1));
+        assert_eq!(share(nz(20), 0), nz(20));
+        assert_eq!(share(nz(u32::MAX), 1), nz(u32::MAX));
+    }
+
+    #[test]
+    fn every_budget_is_divided_by_the_replicas_alive() {
+        let alive = Arc::new(AliveCount::new());
+        let limits = Limiter::new(
+            RateLimitSettings {
+                org_rps: 100,
+                admin_rps: 20,
+                principal_percent: 50,
+            },
+            alive.clone(),
+        );
+        alive.set(3);
+        assert_eq!(limits.check_org("a", Some(20)).expect("limited").limit, 7);
+        assert_eq!(limits.check_org("b", None).expect("limited").limit, 34);
+        assert_eq!(limits.check_admin("t").expect("limited").limit, 7);
+        // The principal's share is 50 % of the replica's 7: 4 of the org's burst of 7.
+        let allowed = (0..10)
+            .filter(|_| {
+                limits
+                    .check_management("a", "p", Some(20))
+                    .expect("limited")
+                    .allowed()
+            })
+            .count();
+        assert_eq!(allowed, 4);
+    }
+
+    #[test]
+    fn zero_stays_unlimited_on_any_number_of_replicas() {
+        let alive = Arc::new(AliveCount::new());
+        alive.set(7);
+        let limits = Limiter::new(
+            RateLimitSettings {
+                org_rps: 0,
+                admin_rps: 0,
+                principal_percent: 50,
+            },
+            alive,
+        );
+        assert_eq!(limits.check_org("a", None), None);
+        assert_eq!(limits.check_org("a", Some(0)), None);
+        assert_eq!(limits.check_management("a", "p", None), None);
+        assert_eq!(limits.check_admin("t"), None);
+    }
+
+    #[test]
+    fn a_new_count_applies_at_the_next_check_and_the_old_rate_is_pruned() {
+        let alive = Arc::new(AliveCount::new());
+        let limits = Limiter::new(RateLimitSettings::default(), alive.clone());
+        assert_eq!(
+            limits.check_org("a", Some(1000)).expect("limited").limit,
+            1000
+        );
+        alive.set(2);
+        assert_eq!(
+            limits.check_org("a", Some(1000)).expect("limited").limit,
+            500
+        );
+        assert_eq!(limits.rates(), 2);
+        std::thread::sleep(Duration::from_millis(20));
+        limits.prune();
+        assert_eq!(
+            limits.rates(),
+            0,
+            "both buckets are full again: nothing is kept"
+        );
+        assert_eq!(
+            limits.check_org("a", Some(1000)).expect("limited").limit,
+            500
+        );
+        assert_eq!(limits.rates(), 1);
     }
 }

@@ -10,6 +10,7 @@ pub(crate) mod keyring;
 pub(crate) mod limiter;
 pub(crate) mod oidc;
 pub(crate) mod peers;
+pub(crate) mod replicas;
 pub(crate) mod secrets;
 pub(crate) mod store;
 pub(crate) mod telemetry;

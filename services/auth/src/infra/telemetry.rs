@@ -47,6 +47,9 @@ pub(crate) const TENANTS_GENERATION: &str = "mcpg_tenants_generation";
 pub(crate) const TENANTS_APPLIED_AT: &str = "mcpg_tenants_last_applied_timestamp_seconds";
 /// Changed tenants files that were not applied (invalid or not applicable).
 pub(crate) const TENANTS_FAILURES: &str = "mcpg_tenants_reload_failures_total";
+/// Replicas on this database whose heartbeat is recent (this one included), as this
+/// replica last read it: what the cluster-wide rate limits are divided by.
+pub(crate) const REPLICAS_ALIVE: &str = "mcpg_replicas_alive";
 /// Always 1, labelled with the version and commit of the running binary.
 pub(crate) const BUILD_INFO: &str = "mcpg_build_info";
 /// PostgreSQL: 1 while this replica listens for the other replicas' changes, 0 while it
@@ -58,7 +61,7 @@ pub(crate) const PEER_CHANGES: &str = "mcpg_peer_changes_received_total";
 pub(crate) use process::record_process_metrics;
 
 /// Every family this service exports, with its unit and `# HELP` text.
-const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 22] = [
+const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 23] = [
     (
         REQUEST_DURATION,
         Kind::Histogram,
@@ -130,6 +133,12 @@ const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 22] = [
         Kind::Counter,
         Some(Unit::Count),
         "Changed tenants files that were not applied.",
+    ),
+    (
+        REPLICAS_ALIVE,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "Replicas on this database with a recent heartbeat, as this replica last read it.",
     ),
     (
         BUILD_INFO,

@@ -22,7 +22,7 @@ on_both_backends!(
 );
 
 /// Writes a KEK file (64 hex characters) into `dir`.
-fn kek_file(dir: &Path, byte: u8) -> PathBuf {
+pub(crate) fn kek_file(dir: &Path, byte: u8) -> PathBuf {
     let path = dir.join("cluster.kek");
     std::fs::write(&path, hex_of(byte)).expect("kek file");
     path
@@ -199,7 +199,7 @@ async fn a_data_dir_root_is_adopted_and_then_wins_over_other_data_dirs(backend: 
 }
 
 /// Runs `sql` on `app`'s database as its owner (SQLite: the file); returns rows affected.
-async fn run_sql(app: &TestApp, sql: &str) -> u64 {
+pub(crate) async fn run_sql(app: &TestApp, sql: &str) -> u64 {
     use sqlx::Connection;
     match &app.database {
         Some(db) => {

@@ -6,6 +6,7 @@ mod audit;
 mod audit_tamper;
 mod byoc;
 mod byoc_roll;
+mod cluster_limits;
 mod cluster_root;
 mod connections;
 mod contract;

@@ -269,6 +269,7 @@ async fn health_readiness_metrics_and_openapi_are_served() {
             "certificate_valid": true,
             "change_listener": "not_applicable",
             "changes_from_other_replicas": "none: SQLite serves one replica",
+            "replicas_alive": 1,
         })
     );
     let metrics = app.scrape().await;

@@ -20,7 +20,7 @@ fn postgres_url() -> Option<String> {
 
 /// Tables of the schema that are not under row-level security, each with why it holds no
 /// one org's data. The catalog test asserts this list is complete and exact.
-const GLOBAL_TABLES: [(&str, &str); 8] = [
+const GLOBAL_TABLES: [(&str, &str); 9] = [
     (
         "mcpg_global_roles",
         "which login roles see every org (role names only; the service role may only read it)",
@@ -52,6 +52,10 @@ const GLOBAL_TABLES: [(&str, &str); 8] = [
     (
         "development_root",
         "the deployment's development root (sealed), one for every org and replica",
+    ),
+    (
+        "replicas",
+        "the replicas' heartbeats, which divide every org's rate limit among them",
     ),
 ];
 

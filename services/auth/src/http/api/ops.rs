@@ -73,6 +73,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "certificate_valid": certificate,
         "change_listener": listener.as_str(),
         "changes_from_other_replicas": changes_detail(listener, state.info.grant_cache_ttl),
+        "replicas_alive": state.heartbeat.alive(),
     });
     (status, axum::Json(body))
 }

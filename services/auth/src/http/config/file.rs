@@ -60,6 +60,7 @@ pub(super) struct FileConfig {
     pub(super) kek_file: Option<PathBuf>,
     pub(super) key_publish_delay: Option<String>,
     pub(super) key_reload_interval: Option<String>,
+    pub(super) heartbeat_interval: Option<String>,
     pub(super) grant_cache_ttl: Option<String>,
     pub(super) audit_checkpoint_interval: Option<String>,
     pub(super) request_timeout: Option<String>,

@@ -119,6 +119,11 @@ pub struct ServeArgs {
     /// How often each replica reloads keys from the database, e.g. 30s [default: 30s].
     #[arg(long, env = "MCPG_KEY_RELOAD_INTERVAL")]
     pub key_reload_interval: Option<String>,
+    /// How often each replica refreshes its heartbeat row and counts the replicas alive
+    /// (a replica missing three beats is no longer counted); cluster-wide rate limits are
+    /// divided by that count. The same on every replica, e.g. 2s [default: 2s].
+    #[arg(long, env = "MCPG_HEARTBEAT_INTERVAL")]
+    pub heartbeat_interval: Option<String>,
     /// How long a gateway's credential → org/license lookup is cached, e.g. 5s [default: 5s].
     #[arg(long, env = "MCPG_GRANT_CACHE_TTL")]
     pub grant_cache_ttl: Option<String>,

@@ -270,6 +270,27 @@ mod tests {
     }
 
     #[test]
+    fn the_heartbeat_interval_comes_from_toml_or_flags_and_is_positive() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("auth.toml");
+        std::fs::write(&path, "heartbeat_interval = \"5s\"\n").expect("write");
+        let from_file = Settings::resolve(ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        })
+        .expect("valid");
+        assert_eq!(from_file.heartbeat_interval, Duration::from_secs(5));
+        let defaults = Settings::resolve(ServeArgs::default()).expect("valid");
+        assert_eq!(defaults.heartbeat_interval, Duration::from_secs(2));
+        let zero = ServeArgs {
+            config: Some(path),
+            heartbeat_interval: Some("0s".into()),
+            ..ServeArgs::default()
+        };
+        assert!(Settings::resolve(zero).is_err());
+    }
+
+    #[test]
     fn issuers_must_be_http_urls() {
         assert!(parse_issuer("ftp://x").is_err());
         assert!(parse_issuer("https://a.example/?q").is_err());

@@ -160,7 +160,8 @@ impl Settings {
         self.oidc.allow_loopback = args.oidc_allow_loopback || oidc.allow_loopback.unwrap_or(false);
     }
 
-    /// Every duration setting but the tenants poll interval (which must be positive). Each
+    /// Every duration setting but the tenants poll interval (which must be positive; so
+    /// must the heartbeat interval, resolved at the end). Each
     /// row pairs a setting's name (for errors) and value with the field it sets, so a new
     /// duration needs a row of its own: there is no default arm for it to fall into.
     pub(super) fn resolve_durations(
@@ -225,6 +226,10 @@ impl Settings {
             if let Some(text) = value {
                 *field = duration(name, &text)?;
             }
+        }
+        let heartbeat = args.heartbeat_interval.take();
+        if let Some(text) = heartbeat.or(file.heartbeat_interval.take()) {
+            self.heartbeat_interval = positive_duration("heartbeat_interval", &text)?;
         }
         Ok(())
     }

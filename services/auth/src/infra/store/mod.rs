@@ -23,6 +23,7 @@ mod oidc;
 mod orgs;
 mod postgres;
 mod reconcile;
+mod replicas;
 mod revocations;
 pub(crate) mod scope;
 mod tokens;
@@ -55,6 +56,7 @@ pub(crate) use oidc::OidcConfigRecord;
 pub(crate) use orgs::OrgPatch;
 pub use orgs::{NewOrg, OrgRecord};
 pub(crate) use reconcile::ApplyError;
+pub(crate) use replicas::ReplicaRow;
 pub(crate) use tokens::{AdminTokenRecord, ApiTokenRecord};
 pub(crate) use usage::OrgUsage;
 
