@@ -4,6 +4,7 @@
 
 mod audit;
 mod audit_tamper;
+mod backup;
 mod byoc;
 mod byoc_roll;
 mod cluster_root;

@@ -20,10 +20,14 @@ fn postgres_url() -> Option<String> {
 
 /// Tables of the schema that are not under row-level security, each with why it holds no
 /// one org's data. The catalog test asserts this list is complete and exact.
-const GLOBAL_TABLES: [(&str, &str); 8] = [
+const GLOBAL_TABLES: [(&str, &str); 9] = [
     (
         "mcpg_global_roles",
         "which login roles see every org (role names only; the service role may only read it)",
+    ),
+    (
+        "mcpg_backup_roles",
+        "which login roles may read every org for backups (role names only; read-only to the service)",
     ),
     (
         "_sqlx_migrations",
