@@ -5,6 +5,7 @@
 mod audit;
 mod audit_tamper;
 mod backup;
+mod backup_refusals;
 mod byoc;
 mod byoc_roll;
 mod cluster_root;

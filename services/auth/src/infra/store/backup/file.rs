@@ -112,7 +112,12 @@ impl Staged {
 impl Drop for Staged {
     fn drop(&mut self) {
         if !self.committed {
-            let _ = std::fs::remove_file(&self.temp);
+            // SQLite may have opened it (to check it) and left a journal beside it.
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut path = self.temp.as_os_str().to_owned();
+                path.push(suffix);
+                let _ = std::fs::remove_file(PathBuf::from(path));
+            }
         }
     }
 }
