@@ -32,6 +32,8 @@ pub(crate) fn mcpg_auth(args: &[&str]) -> (bool, String) {
         .output()
         .expect("mcpg-auth runs");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    // Shown when a test fails (the harness captures it otherwise).
+    eprintln!("mcpg-auth {}:\n{stderr}", args.first().unwrap_or(&""));
     assert!(
         !stderr.contains("panicked") && !stderr.contains("backtrace"),
         "{stderr}"
@@ -221,9 +223,10 @@ async fn a_restored_backup_serves_the_same_data_and_old_credentials(backend: Bac
         .mode();
     assert_eq!(mode & 0o777, 0o600, "the backup is private");
 
+    // As documented: the owner's URL alone names a PostgreSQL target.
     let flags = database_flags(
         restored_dir.path(),
-        target.as_ref().map(|db| db.url.as_str()),
+        None,
         target.as_ref().map(|db| db.owner_url.as_str()),
     );
     let (ok, stderr) = mcpg_auth(&[&["restore", "--from", &file_arg], &strs(&flags)[..]].concat());

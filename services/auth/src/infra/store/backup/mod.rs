@@ -116,8 +116,13 @@ enum Resolved<'a> {
 }
 
 impl<'a> BackupTarget<'a> {
+    /// The backend: PostgreSQL when either URL is one (a restore may name only the owner).
     fn resolve(&self) -> Result<Resolved<'a>, BackupError> {
-        match self.url.map(ExposeSecret::expose_secret) {
+        match self
+            .url
+            .or(self.migrate_url)
+            .map(ExposeSecret::expose_secret)
+        {
             Some(url) if is_postgres(url) => Ok(Resolved::Postgres {
                 url,
                 owner_url: self.migrate_url.map(ExposeSecret::expose_secret),
@@ -133,7 +138,7 @@ impl<'a> BackupTarget<'a> {
 pub struct BackupSummary {
     /// The backend.
     pub backend: &'static str,
-    /// Tables copied (PostgreSQL) or pages' worth of tables (SQLite: the schema's tables).
+    /// Tables in the backup.
     pub tables: usize,
     /// Rows copied.
     pub rows: u64,

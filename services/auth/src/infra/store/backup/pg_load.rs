@@ -245,12 +245,11 @@ impl Chunk {
 }
 
 /// Checks every table but the role lists holds what the trailer counted; returns the rows
-/// loaded.
+/// of the backup.
 async fn check_counts(
     tx: &mut PgConnection,
     counts: &BTreeMap<String, u64>,
 ) -> Result<u64, BackupError> {
-    let mut total = 0;
     for (table, expected) in counts {
         if ROLE_TABLES.contains(&table.as_str()) {
             continue;
@@ -263,9 +262,8 @@ async fn check_counts(
                  was restored"
             )));
         }
-        total += expected;
     }
-    Ok(total)
+    Ok(counts.values().sum())
 }
 
 /// Moves every sequence behind a column (serial or identity) past the column's highest
