@@ -242,3 +242,72 @@ pub(super) fn verify(path: &Path) -> Result<(Header, BTreeMap<String, u64>), Bac
     }
     Ok((header, counts))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Header {
+        Header {
+            format: FORMAT.into(),
+            version: VERSION,
+            backend: "postgres".into(),
+            schema_version: 2,
+            migrations: vec![1, 2],
+            created_at: 0,
+            tables: vec!["orgs".into(), "gateways".into()],
+        }
+    }
+
+    fn write(path: &Path, rows: &[(&str, &str)]) {
+        let file = std::fs::File::create(path).expect("create");
+        let mut writer = BackupWriter::new(file, &header()).expect("header");
+        for (table, row) in rows {
+            let line = format!("{{\"t\":\"{table}\",\"r\":{row}}}");
+            writer.row(table, &line).expect("row");
+        }
+        writer.finish().expect("trailer");
+    }
+
+    #[test]
+    fn a_written_file_verifies_and_any_change_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("b.jsonl");
+        write(
+            &path,
+            &[("orgs", "{\"id\":\"o1\"}"), ("gateways", "{\"id\":\"g1\"}")],
+        );
+        let (_, counts) = verify(&path).expect("verifies");
+        assert_eq!(counts["orgs"], 1);
+        assert_eq!(counts["gateways"], 1);
+        let text = std::fs::read_to_string(&path).expect("read");
+        let edited = dir.path().join("edited");
+        for changed in [
+            text.replacen("o1", "o2", 1),
+            text[..text.len() - 10].to_owned(),
+            text.lines().take(2).collect::<Vec<_>>().join("\n"),
+            format!("{text}{{\"t\":\"orgs\",\"r\":{{}}}}\n"),
+        ] {
+            std::fs::write(&edited, changed).expect("write");
+            assert!(matches!(
+                verify(&edited),
+                Err(BackupError::NotABackup { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn rows_out_of_the_headers_order_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("b.jsonl");
+        write(
+            &path,
+            &[("gateways", "{\"id\":\"g1\"}"), ("orgs", "{\"id\":\"o1\"}")],
+        );
+        let error = verify(&path).expect_err("out of order");
+        assert!(
+            error.to_string().contains("out of the header's order"),
+            "{error}"
+        );
+    }
+}
