@@ -371,6 +371,11 @@ async fn plain_pg_dump_fails_as_the_owner_and_dumps_no_tenant_row_as_the_service
     };
     let as_owner = dump(&db.owner_url, &[]);
     let stderr = String::from_utf8_lossy(&as_owner.stderr);
+    if stderr.contains("server version mismatch") {
+        eprintln!("skipped: pg_dump is older than the server: {stderr}");
+        backed.cleanup().await;
+        return;
+    }
     assert!(!as_owner.status.success(), "pg_dump as the owner succeeded");
     assert!(stderr.contains("row-level security"), "{stderr}");
     // With --enable-row-security a role that is not listed dumps without an error, and
