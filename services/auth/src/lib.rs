@@ -22,7 +22,10 @@ pub use domain::credential::{Credential, CredentialKind};
 pub use domain::settings::{
     ExternalKey, JwksSettings, KekSource, LogFormat, RateLimitSettings, Settings, TenantsFile,
 };
-pub use http::config::{Cli, Command, ConfigError, ServeArgs};
+pub use http::config::{
+    BackupArgs, Cli, Command, ConfigError, DatabaseArgs, RestoreArgs, ServeArgs,
+};
+pub use http::maintenance::{run_backup, run_restore};
 pub use http::startup::Application;
 pub use infra::audit_chain::jti_digest;
 pub use infra::telemetry::init_tracing;

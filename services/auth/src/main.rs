@@ -1,10 +1,11 @@
-//! `mcpg-auth serve`: runs the federation service.
+//! `mcpg-auth serve`: runs the federation service; `backup` and `restore` copy its
+//! database to a file and back.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use mcpg_auth::{Application, Settings, init_tracing};
-use mcpg_auth::{Cli, Command};
+use mcpg_auth::{Cli, Command, run_backup, run_restore};
 
 /// mimalloc instead of the system allocator: the token endpoint allocates and frees many
 /// small buffers per request, and glibc's malloc/free were ~7 % of its profile.
@@ -23,7 +24,11 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => *args,
+        Command::Backup(args) => return maintenance(run_backup(args)),
+        Command::Restore(args) => return maintenance(run_restore(args)),
+    };
     let settings = Settings::resolve(args)?;
     init_tracing(settings.log_format);
     let runtime = tokio::runtime::Runtime::new()?;
@@ -31,5 +36,16 @@ fn run() -> anyhow::Result<ExitCode> {
         let app = Application::build(settings).await?;
         app.run_until_stopped().await
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `backup` or `restore` on a runtime of its own.
+fn maintenance(
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(work)?;
     Ok(ExitCode::SUCCESS)
 }

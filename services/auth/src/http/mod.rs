@@ -8,6 +8,7 @@ pub(crate) mod config;
 pub(crate) mod error;
 pub(crate) mod extract;
 pub(crate) mod layers;
+pub(crate) mod maintenance;
 pub(crate) mod page;
 pub(crate) mod rate_headers;
 pub(crate) mod ratelimit;

@@ -4,6 +4,8 @@
 
 mod audit;
 mod audit_tamper;
+mod backup;
+mod backup_refusals;
 mod byoc;
 mod byoc_roll;
 mod cluster_limits;

@@ -26,6 +26,10 @@ const GLOBAL_TABLES: [(&str, &str); 9] = [
         "which login roles see every org (role names only; the service role may only read it)",
     ),
     (
+        "mcpg_backup_roles",
+        "which login roles may read every org for backups (role names only; read-only to the service)",
+    ),
+    (
         "_sqlx_migrations",
         "the schema's migration history (read-only for the service)",
     ),

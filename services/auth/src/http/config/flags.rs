@@ -1,5 +1,5 @@
 //! The command line of `mcpg-auth`: clap definitions of the subcommands and of every
-//! `serve` flag (each also read from its `MCPG_*` variable).
+//! flag (each also read from its `MCPG_*` variable, except a backup's file names).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,7 +22,59 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service (creates the data directory, database, keys and bootstrap token on first start).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Write a consistent backup of the database to a file (0600), online.
+    Backup(BackupArgs),
+    /// Restore a backup into an empty database (SQLite: a missing file, or --force).
+    Restore(RestoreArgs),
+}
+
+/// Where the database is: the flags `serve`, `backup` and `restore` share.
+#[derive(Debug, Default, Args)]
+pub struct DatabaseArgs {
+    /// Directory for the SQLite database, development root, KEK [default: ./mcpg-data].
+    #[arg(long, env = "MCPG_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: `sqlite://PATH` or `postgres://…` [default: sqlite in the data dir].
+    /// On PostgreSQL, a role that owns nothing and has neither SUPERUSER nor BYPASSRLS.
+    #[arg(long, env = "MCPG_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// PostgreSQL URL of the schema owner: runs migrations and grants the service's role.
+    #[arg(long, env = "MCPG_MIGRATE_DATABASE_URL", hide_env_values = true)]
+    pub migrate_database_url: Option<String>,
+}
+
+/// Flags of `backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The database to back up. On PostgreSQL, --database-url logs in as a role that reads
+    /// every row: a backup role (mcpg_grant_backup_role), a global role or the owner.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// TOML configuration file (only its database keys are used).
+    #[arg(long, env = "MCPG_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The backup file to write (replaced atomically; mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// Flags of `restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The database to restore into. On PostgreSQL the owner restores it:
+    /// --migrate-database-url, else --database-url.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// TOML configuration file (only its database keys are used).
+    #[arg(long, env = "MCPG_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The backup file to restore.
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+    /// SQLite: replace an existing database (kept as `<file>.before-restore-<unix time>`).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Flags of `serve`. Every flag also reads the `MCPG_*` variable named in its help.
@@ -35,16 +87,9 @@ pub struct ServeArgs {
     /// /readyz and /version; keep it reachable by Prometheus only [default: 127.0.0.1:8422].
     #[arg(long, env = "MCPG_OPS_LISTEN")]
     pub ops_listen: Option<SocketAddr>,
-    /// Directory for the SQLite database, development root, KEK [default: ./mcpg-data].
-    #[arg(long, env = "MCPG_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Database URL: `sqlite://PATH` or `postgres://…` [default: sqlite in the data dir].
-    /// On PostgreSQL, a role that owns nothing and has neither SUPERUSER nor BYPASSRLS.
-    #[arg(long, env = "MCPG_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// PostgreSQL URL of the schema owner: runs migrations and grants the service's role.
-    #[arg(long, env = "MCPG_MIGRATE_DATABASE_URL", hide_env_values = true)]
-    pub migrate_database_url: Option<String>,
+    /// Data directory and database URLs.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// PostgreSQL URL of the role the cross-tenant paths (credential lookups, tenants
     /// apply, gauges) run as: registered by the owner (mcpg_grant_global_role, done at a
     /// start with --migrate-database-url) [default: the --migrate-database-url role].

@@ -13,7 +13,7 @@ use std::time::Duration;
 use mcpg_license_core::duration::parse_duration;
 use thiserror::Error;
 
-pub use flags::{Cli, Command, ServeArgs};
+pub use flags::{BackupArgs, Cli, Command, DatabaseArgs, RestoreArgs, ServeArgs};
 
 use crate::domain::settings::{DEFAULT_DATA_DIR, Settings};
 use file::{FileConfig, read_file};
@@ -75,7 +75,8 @@ impl Settings {
             None => FileConfig::default(),
         };
         let mut settings = Self::with_data_dir(
-            args.data_dir
+            args.database
+                .data_dir
                 .take()
                 .or(file.data_dir.take())
                 .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
@@ -91,6 +92,22 @@ impl Settings {
         settings.resolve_serving(&args, &file)?;
         settings.resolve_tenants(&mut args, &mut file)?;
         Ok(settings)
+    }
+}
+
+impl Settings {
+    /// The settings of `backup` and `restore`: the database flags over the TOML file's
+    /// database keys, resolved as `serve` resolves them (the other settings keep their
+    /// defaults, and an invalid file is an error here too).
+    pub fn resolve_database(
+        database: DatabaseArgs,
+        config: Option<PathBuf>,
+    ) -> Result<Self, ConfigError> {
+        Self::resolve(ServeArgs {
+            database,
+            config,
+            ..ServeArgs::default()
+        })
     }
 }
 

@@ -27,11 +27,13 @@ impl Settings {
             self.ops_listen = ops_listen;
         }
         self.database_url = args
+            .database
             .database_url
             .take()
             .or(file.database_url.take())
             .map(SecretString::from);
         self.migrate_database_url = args
+            .database
             .migrate_database_url
             .take()
             .or(file.migrate_database_url.take())

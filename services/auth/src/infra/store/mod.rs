@@ -11,6 +11,7 @@
 
 mod audit_log;
 mod audit_query;
+pub(crate) mod backup;
 mod bindings;
 mod changes;
 mod dev_root;
@@ -295,6 +296,10 @@ fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// This binary's SQLite migrations.
+pub(crate) static SQLITE_MIGRATOR: sqlx::migrate::Migrator =
+    sqlx::migrate!("../../migrations/sqlite");
+
 async fn open_sqlite(options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
     // FULL: an acknowledged write survives a power cut or kill -9, at the price of an
     // fsync per commit; licence changes are rare and must not be lost.
@@ -308,7 +313,7 @@ async fn open_sqlite(options: SqliteConnectOptions) -> Result<SqlitePool, StoreE
         .max_connections(8)
         .connect_with(options)
         .await?;
-    sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+    SQLITE_MIGRATOR.run(&pool).await?;
     Ok(pool)
 }
 

@@ -29,7 +29,8 @@ use super::{DatabaseOptions, StoreError};
 /// Advisory lock key serializing the grants of concurrently starting replicas.
 const GRANT_LOCK: i64 = 0x6d63_7067_0003;
 
-static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+/// This binary's PostgreSQL migrations.
+pub(super) static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
 /// What the catalog says about the connected role.
 #[derive(Debug, sqlx::FromRow)]
