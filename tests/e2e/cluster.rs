@@ -227,3 +227,83 @@ fn three_replicas_share_one_root_hear_each_other_and_rotate_keys_under_load() {
     assert!(kids.contains(&old_kid.to_string()), "{kids:?}");
     assert_eq!(kids.len(), 2, "the old key, then the new one: {kids:?}");
 }
+
+/// `GET /readyz` of `replica`: how many replicas it counts alive.
+fn replicas_alive(client: &Client, replica: &Service) -> u64 {
+    client
+        .get(format!("{}/readyz", replica.url))
+        .send()
+        .ok()
+        .and_then(|r| r.json::<Value>().ok())
+        .and_then(|body| body["replicas_alive"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_org_asking_ten_times_its_rate_over_three_replicas_is_held_to_its_cluster_wide_rate() {
+    const RATE: u64 = 20;
+    let Some(cluster) = Cluster::start(&["--issuer", "https://auth.cluster.test"]) else {
+        return;
+    };
+    let one = &cluster.replicas[0];
+    let file = one.tenant("acme", "team", &["--limit", &format!("rps={RATE}")], "gw-1");
+    let credential = credential(&file);
+    let client = Client::new();
+    wait_until(
+        "every replica to count three",
+        Duration::from_secs(20),
+        || {
+            let all = cluster
+                .replicas
+                .iter()
+                .all(|r| replicas_alive(&client, r) == 3);
+            all.then_some(())
+        },
+    );
+    // Four clients, each a request every 20 ms, spread over the replicas in turn: about
+    // 200 requests a second, ten times the org's rate.
+    let started = Instant::now();
+    let (granted, asked) = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..4)
+            .map(|n| {
+                let (credential, replicas) = (&credential, &cluster.replicas);
+                scope.spawn(move || {
+                    let client = Client::new();
+                    let (mut granted, mut asked, mut turn) = (0_u64, 0_u64, n);
+                    while started.elapsed() < Duration::from_secs(4) {
+                        let replica = &replicas[turn % replicas.len()];
+                        turn += 1;
+                        asked += 1;
+                        match token(&client, replica, credential).0 {
+                            200 => granted += 1,
+                            429 => {}
+                            other => panic!("token request answered {other}"),
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    (granted, asked)
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .map(|c| c.join().expect("client"))
+            .fold((0, 0), |(g, a), (g1, a1)| (g + g1, a + a1))
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    // docs/OPERATIONS.md, "Cluster-wide limits", case 1: at most (R + n - 1)·(T + 1).
+    let bound = (RATE + 2) as f64 * (seconds + 1.0);
+    assert!(
+        asked as f64 >= 5.0 * RATE as f64 * seconds,
+        "the clients asked {asked} in {seconds:.1} s: not enough pressure"
+    );
+    assert!(
+        (granted as f64) <= bound,
+        "granted {granted} of {asked} in {seconds:.1} s: above the cluster-wide bound {bound:.0}"
+    );
+    // Held to the rate, not starved: at least half of it was granted.
+    assert!(
+        granted as f64 >= RATE as f64 * seconds / 2.0,
+        "granted only {granted} in {seconds:.1} s"
+    );
+}

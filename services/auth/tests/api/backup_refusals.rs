@@ -193,11 +193,25 @@ async fn a_backup_of_another_schema_version_is_refused_naming_both_versions(back
     };
     let (ok, stderr) = restore(&older, dir.path(), database.as_ref(), &[]);
     assert!(!ok, "an older backup restored");
-    let (found, expected) = if database.is_some() {
-        (11, 12)
+    // This binary's newest migration, and the one before it (the backup's), per backend.
+    let dir_name = if database.is_some() {
+        "postgres"
     } else {
-        (9, 11)
+        "sqlite"
     };
+    let mut versions: Vec<u32> = std::fs::read_dir(format!(
+        "{}/../../migrations/{dir_name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("migrations directory")
+    .filter_map(|entry| {
+        let name = entry.ok()?.file_name().into_string().ok()?;
+        name.split('_').next()?.parse().ok()
+    })
+    .collect();
+    versions.sort_unstable();
+    let expected = versions.pop().expect("a migration");
+    let found = versions.pop().expect("an older migration");
     assert!(
         stderr.contains(&format!(
             "is at schema version {found}, this mcpg-auth at {expected}"

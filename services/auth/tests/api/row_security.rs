@@ -20,7 +20,7 @@ fn postgres_url() -> Option<String> {
 
 /// Tables of the schema that are not under row-level security, each with why it holds no
 /// one org's data. The catalog test asserts this list is complete and exact.
-const GLOBAL_TABLES: [(&str, &str); 9] = [
+const GLOBAL_TABLES: [(&str, &str); 10] = [
     (
         "mcpg_global_roles",
         "which login roles see every org (role names only; the service role may only read it)",
