@@ -291,8 +291,11 @@ fn an_org_asking_ten_times_its_rate_over_three_replicas_is_held_to_its_cluster_w
             .fold((0, 0), |(g, a), (g1, a1)| (g + g1, a + a1))
     });
     let seconds = started.elapsed().as_secs_f64();
-    // docs/OPERATIONS.md, "Cluster-wide limits", case 1: at most (R + n - 1)·(T + 1).
-    let bound = (RATE + 2) as f64 * (seconds + 1.0);
+    // docs/OPERATIONS.md, "Cluster-wide limits": at most (R + n - 1)·(T + 1) (case 1), plus
+    // one burst per replica should a late beat change a count on this loaded machine (case
+    // 3). Each replica enforcing the whole rate would grant about three times as much.
+    let bound = (RATE + 2) as f64 * (seconds + 2.0);
+    eprintln!("granted {granted} of {asked} in {seconds:.1} s; the bound is {bound:.0}");
     assert!(
         asked as f64 >= 5.0 * RATE as f64 * seconds,
         "the clients asked {asked} in {seconds:.1} s: not enough pressure"
