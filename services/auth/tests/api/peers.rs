@@ -51,6 +51,18 @@ fn tier_of(body: &Value) -> String {
     claims["tier"].as_str().expect("tier").to_owned()
 }
 
+/// Terminates the replicas' listening sessions (as a database restart would); how many.
+async fn terminate_listeners(admin: &sqlx::PgPool) -> usize {
+    let terminated: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'mcpg-auth change listener'",
+    )
+    .fetch_all(admin)
+    .await
+    .expect("terminate");
+    terminated.len()
+}
+
 async fn readyz(app: &TestApp) -> Value {
     app.client
         .get(format!("{}/readyz", app.ops_address))
@@ -93,6 +105,24 @@ where
     None
 }
 
+/// Sets org `acme`'s status through `app`.
+async fn set_status(app: &TestApp, status: &str) {
+    app.expect(
+        Method::PATCH,
+        "/v1/orgs/acme",
+        Some(json!({ "status": status })),
+        StatusCode::OK,
+    )
+    .await;
+}
+
+/// Whether `app` answers `credential`'s token request with `status` within [`WITHIN`].
+async fn answers_within(app: &TestApp, credential: &str, status: StatusCode) -> bool {
+    within(WITHIN, || async { app.token(credential).await.0 == status })
+        .await
+        .is_some()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspension_on_one_replica_is_refused_on_another_within_a_second() {
     let Some((mut first, mut second)) = two_replicas().await else {
@@ -101,40 +131,18 @@ async fn a_suspension_on_one_replica_is_refused_on_another_within_a_second() {
     let credential = first.gateway("acme").await;
     // The second replica caches the grant (for ten minutes).
     second.token_ok(&credential).await;
-    first
-        .expect(
-            Method::PATCH,
-            "/v1/orgs/acme",
-            Some(json!({"status": "suspended"})),
-            StatusCode::OK,
-        )
-        .await;
-    let took = within(WITHIN, || async {
-        second.token(&credential).await.0 == StatusCode::FORBIDDEN
-    })
-    .await;
+    set_status(&first, "suspended").await;
     assert!(
-        took.is_some(),
+        answers_within(&second, &credential, StatusCode::FORBIDDEN).await,
         "the suspension did not reach the second replica within 1 s"
     );
     let (_, body) = second.token(&credential).await;
     assert_error(&body, "org_suspended");
     // And back: resuming on the second replica reaches the first.
     first.token(&credential).await;
-    second
-        .expect(
-            Method::PATCH,
-            "/v1/orgs/acme",
-            Some(json!({"status": "active"})),
-            StatusCode::OK,
-        )
-        .await;
-    let took = within(WITHIN, || async {
-        first.token(&credential).await.0 == StatusCode::OK
-    })
-    .await;
+    set_status(&second, "active").await;
     assert!(
-        took.is_some(),
+        answers_within(&first, &credential, StatusCode::OK).await,
         "the resumption did not reach the first replica within 1 s"
     );
     second.stop().await;
@@ -158,12 +166,8 @@ async fn a_revoked_gateway_and_a_changed_license_reach_the_other_replica() {
             StatusCode::OK,
         )
         .await;
-    let took = within(WITHIN, || async {
-        second.token(&revoked).await.0 == StatusCode::UNAUTHORIZED
-    })
-    .await;
     assert!(
-        took.is_some(),
+        answers_within(&second, &revoked, StatusCode::UNAUTHORIZED).await,
         "the revocation did not reach the second replica within 1 s"
     );
     first
@@ -226,14 +230,11 @@ async fn a_lost_listening_session_is_reported_and_listening_resumes() {
         .expect("owner connection");
     // Cut the second replica off: terminate its listening session. The first replica's is
     // terminated too (same application name); both report it and reconnect.
-    let terminated: Vec<(bool,)> = sqlx::query_as(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND application_name = 'mcpg-auth change listener'",
-    )
-    .fetch_all(&admin)
-    .await
-    .expect("terminate");
-    assert_eq!(terminated.len(), 2, "one listening session per replica");
+    assert_eq!(
+        terminate_listeners(&admin).await,
+        2,
+        "one listening session per replica"
+    );
     let scrape = second.scrape().await;
     let down_or_back = scrape.contains("mcpg_change_listener_up 0")
         || scrape.contains("mcpg_change_listener_up 1");
@@ -244,20 +245,9 @@ async fn a_lost_listening_session_is_reported_and_listening_resumes() {
     wait_for_listener(&first, "listening").await;
     // The grant is cached again on the second replica; only a notification can drop it.
     second.token_ok(&credential).await;
-    first
-        .expect(
-            Method::PATCH,
-            "/v1/orgs/acme",
-            Some(json!({"status": "suspended"})),
-            StatusCode::OK,
-        )
-        .await;
-    let took = within(WITHIN, || async {
-        second.token(&credential).await.0 == StatusCode::FORBIDDEN
-    })
-    .await;
+    set_status(&first, "suspended").await;
     assert!(
-        took.is_some(),
+        answers_within(&second, &credential, StatusCode::FORBIDDEN).await,
         "changes are heard again after the reconnect"
     );
     admin.close().await;
@@ -278,13 +268,7 @@ async fn a_replica_that_cannot_listen_says_so_in_readyz_and_stays_ready() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut saw_down = None;
     while Instant::now() < deadline && saw_down.is_none() {
-        sqlx::query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND application_name = 'mcpg-auth change listener'",
-        )
-        .execute(&admin)
-        .await
-        .expect("terminate");
+        terminate_listeners(&admin).await;
         let response = second
             .client
             .get(format!("{}/readyz", second.ops_address))
