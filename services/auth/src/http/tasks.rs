@@ -27,9 +27,13 @@ const ISSUANCE_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// nobody scrapes would grow by about 20 bytes per request.
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Reloads the keyring every `period`, and as soon as a committed change touches the keys,
-/// their certificates or the revocation list (here or, through the change listener, on
-/// another replica).
+/// The shortest wait for a pending key that is due (should it stay pending, the reloader
+/// does not spin).
+const MIN_WAIT: Duration = Duration::from_secs(1);
+
+/// Reloads the keyring every `period`, when a pending key is due to become active, and as
+/// soon as a committed change touches the keys, their certificates or the revocation list
+/// (here or, through the change listener, on another replica).
 pub(super) fn spawn_key_reloader(state: AppState, period: Duration) -> JoinHandle<()> {
     let period = period.max(Duration::from_millis(100));
     let wake = Arc::new(Notify::new());
@@ -47,8 +51,14 @@ pub(super) fn spawn_key_reloader(state: AppState, period: Duration) -> JoinHandl
             if let Err(error) = state.keyring.reload(state.now()).await {
                 tracing::error!(error = format!("{error:#}"), "key reload failed");
             }
+            // A pending key becomes active at a reload after its time: wake then too.
+            let until_activation = state
+                .keyring
+                .next_activation()
+                .map(|at| Duration::from_secs(u64::try_from(at - state.now()).unwrap_or(0)));
+            let wait = until_activation.map_or(period, |until| period.min(until.max(MIN_WAIT)));
             tokio::select! {
-                () = tokio::time::sleep(period) => {}
+                () = tokio::time::sleep(wait) => {}
                 () = wake.notified() => {}
             }
         }

@@ -6,7 +6,8 @@
 //! gateway (other replicas see the change within the TTL). `last_token_at` is kept in
 //! memory and flushed in batches by a background task.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -116,6 +117,8 @@ pub(crate) struct Issuer {
     keyring: Arc<Keyring>,
     issuer: String,
     grants: Cache<CredentialHash, Option<Arc<Grant>>>,
+    /// Bumped by every change that drops grants (see [`Issuer::grant`]).
+    generation: Arc<AtomicU64>,
     limiter: Arc<Limiter>,
     seen: Mutex<HashMap<String, i64>>,
     issued: IssuanceLog,
@@ -141,22 +144,29 @@ impl Issuer {
         // that org's cached grants, the cached refusals of unknown credentials (one may
         // just have been registered) and the licensed rates.
         let (cached, rates) = (grants.clone(), limiter.clone());
+        let generation = Arc::new(AtomicU64::new(0));
+        let moved = generation.clone();
         store.changes().subscribe(move |changes| {
+            let grants_changed = changes
+                .iter()
+                .any(|c| matches!(c, Change::All | Change::Grants { .. }));
+            if !grants_changed {
+                return;
+            }
+            // Before the invalidation: a lookup that overlaps it sees the bump.
+            moved.fetch_add(1, Ordering::AcqRel);
             if changes.iter().any(|c| matches!(c, Change::All)) {
                 cached.invalidate_all();
                 rates.invalidate();
                 return;
             }
-            let orgs: Vec<String> = changes
+            let orgs: HashSet<String> = changes
                 .iter()
                 .filter_map(|change| match change {
                     Change::Grants { org_id } => Some(org_id.clone()),
                     _ => None,
                 })
                 .collect();
-            if orgs.is_empty() {
-                return;
-            }
             let dropped = cached.invalidate_entries_if(move |_, grant| {
                 grant
                     .as_ref()
@@ -173,6 +183,7 @@ impl Issuer {
             keyring,
             issuer,
             grants,
+            generation,
             limiter,
             seen: Mutex::new(HashMap::new()),
             issued: IssuanceLog::default(),
@@ -232,13 +243,28 @@ impl Issuer {
     async fn grant(&self, credential: &Credential) -> Result<Arc<Grant>, IssueError> {
         let hash = credential.hash();
         let store = &self.store;
-        let grant = self
-            .grants
-            .try_get_with(hash, async move {
-                let record = store.gateway_grant(&hash.to_hex()).await?;
-                Ok::<_, StoreError>(record.map(|record| Arc::new(Grant::new(record))))
-            })
-            .await?;
+        let load = || async move {
+            let record = store.gateway_grant(&hash.to_hex()).await?;
+            Ok::<_, StoreError>(record.map(|record| Arc::new(Grant::new(record))))
+        };
+        // A grant read just before a change committed, and cached just after the change
+        // invalidated the cache, would outlive the change until its TTL. So a lookup during
+        // which a change arrived is not trusted: it is dropped and made again, and under
+        // constant churn read from the database without caching.
+        let mut grant = None;
+        for _ in 0..2 {
+            let seen = self.generation.load(Ordering::Acquire);
+            let found = self.grants.try_get_with(hash, load()).await?;
+            if self.generation.load(Ordering::Acquire) == seen {
+                grant = Some(found);
+                break;
+            }
+            self.grants.invalidate(&hash).await;
+        }
+        let grant = match grant {
+            Some(grant) => grant,
+            None => load().await.map_err(Arc::new)?,
+        };
         match grant {
             Some(grant)
                 if !grant.record.revoked

@@ -8,6 +8,7 @@
 //! first; a retiring key stays published until every token it signed is past its grace.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use mcpg_license_core::cert::DEFAULT_MAX_GRACE;
@@ -93,6 +94,9 @@ pub(crate) struct Keyring {
     /// until the next reload.
     reloading: tokio::sync::Mutex<()>,
     opened: Mutex<HashMap<String, Arc<JwtSigner>>>,
+    /// When the earliest pending key becomes active (Unix seconds; `i64::MAX`: none), as
+    /// of the last reload: the reloader wakes then rather than at its next period.
+    next_activation: AtomicI64,
 }
 
 impl Keyring {
@@ -121,6 +125,7 @@ impl Keyring {
             current: RwLock::new(None),
             reloading: tokio::sync::Mutex::new(()),
             opened: Mutex::new(HashMap::new()),
+            next_activation: AtomicI64::new(i64::MAX),
         }
     }
 
@@ -183,12 +188,24 @@ impl Keyring {
         if let Some(root) = &self.root {
             keys = self.renew_dev_certificates(root, keys, now).await?;
         }
+        let next = keys
+            .iter()
+            .filter(|k| k.state == KeyState::Pending)
+            .map(|k| k.activate_at)
+            .min()
+            .unwrap_or(i64::MAX);
+        self.next_activation.store(next, AtomicOrdering::Relaxed);
         let revocations = self.revocations().await?;
         let snapshot = self.build_snapshot(&keys, revocations.as_ref(), now)?;
         if let Ok(mut guard) = self.current.write() {
             *guard = snapshot.map(Arc::new);
         }
         Ok(())
+    }
+
+    /// When the earliest pending key becomes active (Unix seconds), if any.
+    pub(crate) fn next_activation(&self) -> Option<i64> {
+        Some(self.next_activation.load(AtomicOrdering::Relaxed)).filter(|&t| t != i64::MAX)
     }
 
     /// Starts a rotation: a new key, certified by the root, published as pending now and

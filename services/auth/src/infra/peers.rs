@@ -27,6 +27,17 @@ use crate::infra::telemetry::{CHANGE_LISTENER_UP, PEER_CHANGES};
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two attempts to listen again.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A session must stay up this long before the backoff starts over: one that the network
+/// or a pooler cuts right after it connects must not reconnect (and drop every cache) ten
+/// times a second.
+const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// How often an idle listening session is checked with a query: a connection a NAT or a
+/// failover dropped without a reset would otherwise look alive forever.
+const PING_EVERY: Duration = Duration::from_secs(30);
+/// How long that check may take before the session is given up.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the listening session to close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How the listening session names itself in `pg_stat_activity`.
 pub(crate) const APPLICATION_NAME: &str = "mcpg-auth change listener";
 
@@ -109,16 +120,22 @@ impl PeerListener {
         Some(Self { task, pool })
     }
 
-    /// Stops listening and closes the listening session.
+    /// Stops listening and closes the listening session (giving up after a moment when
+    /// the database does not answer: shutdown must go on to flush its buffers).
     pub(crate) async fn stop(self) {
         self.task.abort();
         // Cancelled: the listener, and with it the session, is dropped back to the pool.
         let _ = self.task.await;
-        self.pool.close().await;
+        if tokio::time::timeout(CLOSE_TIMEOUT, self.pool.close())
+            .await
+            .is_err()
+        {
+            tracing::debug!("the change listener's session did not close in time");
+        }
     }
 }
 
-/// A pool of one session for the listener, named for `pg_stat_activity`, so that it never
+/// A small pool for the listener's session, named for `pg_stat_activity`, so that it never
 /// takes a connection from the request path.
 fn listener_pool(pool: &PgPool) -> PgPool {
     let options = pool
@@ -126,8 +143,10 @@ fn listener_pool(pool: &PgPool) -> PgPool {
         .as_ref()
         .clone()
         .application_name(APPLICATION_NAME);
+    // Two: dropping a listener sends UNLISTEN on its session in the background, which must
+    // not hold the only slot the next attempt needs.
     PgPoolOptions::new()
-        .max_connections(1)
+        .max_connections(2)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(options)
@@ -143,7 +162,7 @@ async fn listen_forever(store: Store, pool: PgPool, status: Arc<PeerStatus>) {
                 if was_down {
                     tracing::info!("listening for other replicas' changes again");
                 }
-                backoff = MIN_BACKOFF;
+                let since = tokio::time::Instant::now();
                 // Whatever was announced while this replica was not listening is lost.
                 store.changes().publish(&[Change::All]);
                 let reason = receive(&store, &mut listener).await;
@@ -151,6 +170,9 @@ async fn listen_forever(store: Store, pool: PgPool, status: Arc<PeerStatus>) {
                     reason = %reason,
                     "stopped hearing other replicas' changes; relying on cache expiry until listening again"
                 );
+                if since.elapsed() >= STABLE_AFTER {
+                    backoff = MIN_BACKOFF;
+                }
             }
             Err(error) if !was_down => tracing::warn!(
                 error = %error,
@@ -174,11 +196,26 @@ async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-/// Applies notifications until the session is lost; returns why it ended.
+/// Applies notifications until the session is lost; returns why it ended. An idle session
+/// is checked every [`PING_EVERY`] (notifications arriving meanwhile are buffered).
 async fn receive(store: &Store, listener: &mut PgListener) -> String {
     let own = store.changes().sender().to_owned();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
     loop {
-        match listener.try_recv().await {
+        let received = tokio::select! {
+            received = listener.try_recv() => received,
+            _ = ping.tick() => {
+                let check = sqlx::query("SELECT 1").execute(&mut *listener);
+                match tokio::time::timeout(PING_TIMEOUT, check).await {
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(error)) => return format!("the session failed a check: {error}"),
+                    Err(_) => return "the session did not answer a check in time".to_owned(),
+                }
+            }
+        };
+        match received {
             Ok(Some(notification)) => {
                 let payload = notification.payload();
                 let change = match Change::from_payload(payload) {

@@ -15,7 +15,7 @@
 use mcpg_license_core::{PublicKey, SigningKey, TrustStore, Validity};
 
 use super::{DEV_CERT_RENEW_BEFORE, Keyring, KeyringError, certify_public};
-use crate::infra::store::{Actor, KeyRecord, NewKeyCertificate, StoreError};
+use crate::infra::store::{Actor, KeyCertificateRecord, KeyRecord, NewKeyCertificate, StoreError};
 
 /// What the development root does for one published key at a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +40,22 @@ impl Keyring {
     ) -> Result<Vec<KeyRecord>, KeyringError> {
         let trust = TrustStore::new([root.public_key().clone()]);
         let mut changed = false;
+        let root_kid = root.kid().to_string();
         for key in keys.iter().filter(|k| k.state.is_published()) {
             let renewal = self.renewal(&trust, key, now);
+            // This root's further certificates that are of no use any more: expired ones,
+            // and this issuer's own when a fresh one replaces it.
+            let stale: Vec<&str> = key
+                .more_certificates
+                .iter()
+                .filter(|c| c.root_kid == root_kid)
+                .filter(|c| {
+                    c.expires_at <= now || (renewal == Renewal::Add && self.is_ours(&trust, c, now))
+                })
+                .map(|c| c.cid.as_str())
+                .collect();
             if renewal == Renewal::None {
+                changed |= self.remove_stale(&key.kid, &stale, now).await?;
                 continue;
             }
             let public = PublicKey::from_paserk(&key.public_key)
@@ -79,11 +92,35 @@ impl Keyring {
                 issuer = %self.issuer,
                 "certified the signing key for this replica's issuer URL beside another replica's: replicas sharing a database should run with the same --issuer (the public URL gateways use)"
             );
+            self.remove_stale(&key.kid, &stale, now).await?;
         }
         if changed {
             keys = self.store.keys().await?;
         }
         Ok(keys)
+    }
+
+    /// Removes the further certificates `cids` of key `kid`; whether there were any.
+    async fn remove_stale(&self, kid: &str, cids: &[&str], now: i64) -> Result<bool, KeyringError> {
+        for cid in cids {
+            match self
+                .store
+                .delete_key_certificate(kid, cid, &Actor::system(), now)
+                .await
+            {
+                // Another replica removed it first.
+                Ok(()) | Err(StoreError::NotFound(_)) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(!cids.is_empty())
+    }
+
+    /// Whether `certificate` is one the development root made for this issuer, valid now.
+    fn is_ours(&self, trust: &TrustStore, certificate: &KeyCertificateRecord, now: i64) -> bool {
+        trust
+            .verify_certificate(&certificate.certificate, now, Validity::Strict)
+            .is_ok_and(|c| c.certificate().issuer == self.issuer)
     }
 
     fn renewal(&self, trust: &TrustStore, key: &KeyRecord, now: i64) -> Renewal {

@@ -190,17 +190,23 @@ pub(crate) struct WriteTx<'c, DB: Database> {
 }
 
 impl WriteTx<'_, sqlx::Postgres> {
-    /// Queues one notification per change on [`CHANNEL`], signed by `sender` (this
-    /// replica) so that it can ignore its own. PostgreSQL delivers them when, and only if,
-    /// the transaction commits.
+    /// Queues one notification per change on [`CHANNEL`] (one statement for all), signed
+    /// by `sender` (this replica) so that it can ignore its own. PostgreSQL delivers them
+    /// when, and only if, the transaction commits.
     pub(crate) async fn notify_peers(&mut self, sender: &str) -> Result<(), sqlx::Error> {
-        for change in &self.changed {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(change.to_payload(sender))
-                .execute(&mut *self.tx)
-                .await?;
+        if self.changed.is_empty() {
+            return Ok(());
         }
+        let payloads: Vec<String> = self
+            .changed
+            .iter()
+            .map(|change| change.to_payload(sender))
+            .collect();
+        sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
+            .bind(CHANNEL)
+            .bind(payloads)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 }
@@ -236,11 +242,14 @@ impl<'c, DB: Database> WriteTx<'c, DB> {
         Ok(seq)
     }
 
-    /// Commits, then publishes what the transaction changed.
+    /// Commits, then publishes what the transaction changed — also when the commit
+    /// reports an error, since the database may have committed before the connection
+    /// failed (the other replicas then heard of it): dropping a cache for nothing is
+    /// harmless, keeping a stale one is not.
     pub(crate) async fn commit(self, changes: &Changes) -> Result<(), sqlx::Error> {
-        self.tx.commit().await?;
+        let committed = self.tx.commit().await;
         changes.publish(&self.changed);
-        Ok(())
+        committed
     }
 }
 

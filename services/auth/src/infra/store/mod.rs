@@ -50,7 +50,7 @@ pub use hierarchy::TenantStore;
 pub(crate) use hierarchy::{
     EnvironmentRecord, GatewayRecord, LicenseSpec, NewGateway, WorkspaceRecord,
 };
-pub(crate) use key_certificates::NewKeyCertificate;
+pub(crate) use key_certificates::{KeyCertificateRecord, NewKeyCertificate};
 pub(crate) use keys::{KeyRecord, NewKey};
 pub(crate) use lifecycle::DeleteTarget;
 pub(crate) use oidc::OidcConfigRecord;
