@@ -5,11 +5,16 @@
 //! list, and `rbac/bindings` reports each binding active or `entitlement_required` — across
 //! downgrades, upgrades, a revocation and a reinstatement, without any re-grant.
 
+use std::sync::Arc;
+
 use jsonwebtoken::Algorithm;
+use mcpg_license_core::ManualClock;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, assert_error, on_both_backends, spawn_app};
+use crate::helpers::{
+    Backend, TestApp, assert_error, now, on_both_backends, spawn_app, spawn_app_on_clock,
+};
 use crate::idp::{Idp, IdpKey};
 use crate::oidc;
 use crate::rbac::{call, grant, user_token};
@@ -17,6 +22,7 @@ use crate::rbac::{call, grant, user_token};
 on_both_backends!(
     stored_bindings_follow_the_license_at_every_request,
     idp_mapped_roles_follow_the_same_rule,
+    an_inert_binding_names_its_feature_and_an_ended_license_entitles_nothing,
 );
 
 const GATEWAYS: &str = "/v1/orgs/acme/workspaces/ws/environments/prod/gateways";
@@ -93,15 +99,18 @@ async fn apply(app: &TestApp, change: &Change) {
     }
 }
 
-/// Workspace `ws` and its environment `prod` in org `acme`.
-async fn structure(app: &TestApp) {
+/// Workspace `ws` of org `acme` and its environment `prod`.
+async fn structure(app: &TestApp, ws: &str) {
     for (path, slug) in [
-        ("/v1/orgs/acme/workspaces", "ws"),
-        ("/v1/orgs/acme/workspaces/ws/environments", "prod"),
+        ("/v1/orgs/acme/workspaces".to_owned(), ws),
+        (
+            format!("/v1/orgs/acme/workspaces/{ws}/environments"),
+            "prod",
+        ),
     ] {
         app.expect(
             Method::POST,
-            path,
+            &path,
             Some(json!({"slug": slug})),
             StatusCode::CREATED,
         )
@@ -172,7 +181,7 @@ async fn stored_bindings_follow_the_license_at_every_request(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_org("acme").await;
     apply(&app, &steps()[0].change).await;
-    structure(&app).await;
+    structure(&app, "ws").await;
     // (email, role, scope, the entitlement it needs or "")
     let table = [
         ("admin@acme.com", "admin", json!({}), ""),
@@ -249,7 +258,7 @@ async fn idp_mapped_roles_follow_the_same_rule(backend: Backend) {
     let key = IdpKey::generate(Algorithm::EdDSA);
     let idp = Idp::start(&[&key]).await;
     oidc::configure(&app, "acme", &idp, "tenant-a", &["EdDSA"]).await;
-    structure(&app).await;
+    structure(&app, "ws").await;
     let admin = key.sign(&idp.claims("tenant-a", &["admins"]));
     let operator = key.sign(&idp.claims("tenant-a", &["ops"]));
     let viewer = key.sign(&idp.claims("tenant-a", &["readers"]));
@@ -258,4 +267,69 @@ async fn idp_mapped_roles_follow_the_same_rule(backend: Backend) {
         apply(&app, &step.change).await;
         each_role_acts(&app, n, step, [&admin, &operator, &viewer]).await;
     }
+}
+
+async fn an_inert_binding_names_its_feature_and_an_ended_license_entitles_nothing(
+    backend: Backend,
+) {
+    let clock = Arc::new(ManualClock::new(now()));
+    let app = spawn_app_on_clock(backend, clock.clone()).await;
+    app.create_org("acme").await;
+    apply(&app, &steps()[0].change).await;
+    structure(&app, "ws").await;
+    structure(&app, "other").await;
+    // One user, an operator on `ws` and a viewer on `other/prod`.
+    grant(
+        &app,
+        "acme",
+        "mixed@acme.com",
+        "operator",
+        json!({"workspace": "ws"}),
+    )
+    .await;
+    let viewer_scope = json!({"workspace": "other", "environment": "prod"});
+    grant(&app, "acme", "mixed@acme.com", "viewer", viewer_scope).await;
+    let token = user_token(&app, "acme", "mixed@acme.com").await;
+    let other = "/v1/orgs/acme/workspaces/other/environments/prod/gateways";
+
+    // On Team the operator binding acts; what only the viewer binding allowed is refused
+    // naming its feature, and an action no binding allows stays a plain 403.
+    apply(&app, &steps()[1].change).await;
+    let (status, body) = call(&app, &token, Method::GET, GATEWAYS, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = call(&app, &token, Method::GET, other, None).await;
+    assert_gated(
+        "team: the viewer part",
+        status,
+        &body,
+        false,
+        StatusCode::OK,
+        ENV_RBAC,
+    );
+    let (status, body) = call(&app, &token, Method::GET, BINDINGS, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_error(&body, "forbidden");
+
+    // Once the license has ended nothing below the org is entitled: every request is
+    // refused naming both features, while the org still lists (its user knows it).
+    clock.advance(31 * 86_400);
+    let (status, body) = call(&app, &token, Method::GET, GATEWAYS, None).await;
+    assert_gated("ended", status, &body, false, StatusCode::OK, WS_RBAC);
+    assert_gated("ended", status, &body, false, StatusCode::OK, ENV_RBAC);
+    let (status, orgs) = call(&app, &token, Method::GET, "/v1/orgs", None).await;
+    assert_eq!(status, StatusCode::OK, "{orgs}");
+    assert_eq!(orgs[0]["slug"], "acme", "{orgs}");
+    let (_, listed) = app.send(Method::GET, BINDINGS, None).await;
+    let states: Vec<&Value> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| &r["inactive"])
+        .collect();
+    assert_eq!(states, [&json!("entitlement_required"); 2], "{listed}");
+
+    // A new license brings both back without a re-grant.
+    apply(&app, &steps()[0].change).await;
+    let (status, body) = call(&app, &token, Method::GET, other, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
