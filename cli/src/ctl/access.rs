@@ -10,10 +10,15 @@ use super::Client;
 use super::commands::{Printer, deliver_secret, org_path, segment};
 use super::output::Column;
 
+/// `active` is false for a binding the org's license no longer entitles (tier gating at
+/// use); `inactive` then says why and `needs` which entitlement would bring it back.
 const BINDING_COLUMNS: &[Column] = &[
     ("email", "email"),
     ("role", "role"),
     ("scope", "scope"),
+    ("active", "active"),
+    ("inactive", "inactive"),
+    ("needs", "required_entitlement"),
     ("created", "created_at"),
 ];
 const TOKEN_COLUMNS: &[Column] = &[
@@ -224,5 +229,30 @@ mod tests {
             assert!(scope(bad).is_err(), "{bad:?} should be refused");
         }
         assert_eq!(encode("a+b@c.d"), "a%2Bb%40c.d");
+    }
+
+    #[test]
+    fn the_binding_list_shows_which_bindings_the_license_leaves_inert() {
+        let rows = [
+            json!({"email": "a@x.com", "role": "admin", "scope": "org/acme", "active": true,
+                   "created_at": "2026-01-01T00:00:00Z"}),
+            json!({"email": "o@x.com", "role": "operator", "scope": "workspace/acme/ws",
+                   "active": false, "inactive": "entitlement_required",
+                   "required_entitlement": "feature:workspace.rbac",
+                   "created_at": "2026-01-01T00:00:00Z"}),
+        ];
+        let text = super::super::output::table(&rows, BINDING_COLUMNS);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].contains("INACTIVE") && lines[0].contains("NEEDS"),
+            "{text}"
+        );
+        assert!(lines[1].contains("true") && lines[1].ends_with("2026-01-01T00:00:00Z"));
+        assert!(
+            lines[2].contains("false")
+                && lines[2].contains("entitlement_required")
+                && lines[2].contains("feature:workspace.rbac"),
+            "{text}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! A license as the service keeps it.
 
-use mcpg_license_core::{EntitlementId, Limits, Tier};
+use mcpg_license_core::{Catalog, EntitlementId, EntitlementSet, Limits, Tier};
 
 /// An org's license as stored.
 #[derive(Debug, Clone)]
@@ -27,4 +27,22 @@ pub(crate) struct LicenseRecord {
     pub(crate) created_at: i64,
     /// Last changed.
     pub(crate) updated_at: i64,
+}
+
+impl LicenseRecord {
+    /// Whether the license is in force at `now`: started, not ended, not revoked.
+    pub(crate) fn in_force_at(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.valid_from <= now && now < self.valid_until
+    }
+}
+
+/// What an org is entitled to at `now`: its license's set while the license is in force,
+/// else nothing — no license, an ended one and a revoked one entitle to nothing.
+pub(crate) fn entitlements_at(license: Option<&LicenseRecord>, now: i64) -> EntitlementSet {
+    match license {
+        Some(l) if l.in_force_at(now) => {
+            Catalog::builtin().license_entitlements(l.tier, &l.add, &l.remove)
+        }
+        _ => EntitlementSet::new(),
+    }
 }

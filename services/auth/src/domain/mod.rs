@@ -16,7 +16,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub(crate) use license::LicenseRecord;
+pub(crate) use license::{LicenseRecord, entitlements_at};
 pub(crate) use mcpg_license_core::slug::{SlugError, SlugKind};
 pub(crate) use refusal::Refusal;
 pub(crate) use refusal::org_standing;

@@ -10,6 +10,8 @@
 //!
 //! The effective role at a place is the highest binding on the environment, its workspace
 //! or the org. License writes and org create/update/delete are for the global admin only.
+//! A binding below the org takes effect only while the org's license includes its level's
+//! feature ([`gating`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,6 +19,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::UnknownValue;
+
+mod gating;
+pub(crate) use gating::{Gated, Inactive, needs_license};
 
 /// The longest email accepted (RFC 5321 path limit).
 pub(crate) const MAX_EMAIL_LEN: usize = 254;

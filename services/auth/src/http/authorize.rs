@@ -5,14 +5,17 @@
 //! caller may not see leave through the same line with the same 404 — refuses suspended
 //! orgs and ended trials to non-global callers, and hands the handler an [`Access`]: the
 //! org, the caller, what the caller may do there, and a store handle bound to the org.
+//! What the caller may do is tier-gated here, at every request ([`Gated`]): a binding the
+//! org's license no longer entitles grants nothing, and a caller whose every binding is
+//! inert is refused with 403 `entitlement_required`.
 
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::domain::org_standing;
-use crate::domain::rbac::{Action, Binding, Grants, Scope};
+use crate::domain::rbac::{Action, Binding, Gated, Grants, Scope, needs_license};
+use crate::domain::{entitlements_at, org_standing};
 use crate::http::error::ApiError;
 use crate::http::extract::{OidcRole, Principal, request_id};
 use crate::http::state::AppState;
@@ -29,8 +32,9 @@ pub(crate) struct Access {
     pub(crate) org: OrgRecord,
     /// The caller.
     pub(crate) principal: Principal,
-    /// What the caller may do in the org.
-    pub(crate) grants: Grants,
+    /// What the caller may do in the org, tier-gated (inert bindings are kept only to say
+    /// why a refused action was refused).
+    gated: Gated,
     /// Who the audit chain names for the request's changes.
     pub(crate) actor: Actor,
     store: Store,
@@ -42,13 +46,21 @@ impl Access {
         self.store.tenant(&self.org.id).acting(&self.actor)
     }
 
-    /// Refuses `action` unless the caller's role allows it.
+    /// Refuses `action` unless the caller's role allows it; when only an inert binding
+    /// would have allowed it, the refusal is `entitlement_required` naming the feature.
     pub(crate) fn require(&self, action: Action<'_>) -> Result<(), ApiError> {
-        if self.grants.allows(action) {
+        if self.allows(action) {
             Ok(())
+        } else if self.gated.inert_would_allow(action) {
+            Err(inert_refusal(&self.gated))
         } else {
             Err(ApiError::Forbidden("your role does not allow this here"))
         }
+    }
+
+    /// Whether the caller's bindings in effect allow `action`.
+    pub(crate) fn allows(&self, action: Action<'_>) -> bool {
+        self.gated.grants.allows(action)
     }
 
     /// Refuses anyone but the global (vendor) admin.
@@ -108,11 +120,14 @@ async fn resolve(state: &AppState, parts: &mut Parts, slug: &str) -> Result<Acce
     {
         return Err(ApiError::TenantMismatch);
     }
-    let (org, grants) = visible_org(state, &principal, slug)
+    let (org, gated) = visible_org(state, &principal, slug)
         .await?
         .ok_or(ApiError::NotFound("organization"))?;
     if !principal.is_global() {
         org_standing(org.status, org.trial_expires_at, state.now()).map_err(ApiError::Refused)?;
+    }
+    if !gated.grants.sees_org() {
+        return Err(inert_refusal(&gated));
     }
     if let Some(admin) = &principal.impersonator_id {
         tracing::info!(
@@ -132,7 +147,7 @@ async fn resolve(state: &AppState, parts: &mut Parts, slug: &str) -> Result<Acce
             request_id: request_id(parts),
         },
         principal,
-        grants,
+        gated,
         store: state.store.clone(),
     })
 }
@@ -149,15 +164,23 @@ fn host_tenant(parts: &Parts, suffix: &str) -> Option<String> {
     (!label.is_empty() && !label.contains('.')).then_some(label)
 }
 
-/// The grants of an OIDC login in its own org: its mapped role, org-wide; a login whose
-/// role claim maps to nothing is refused (403) — the IdP vouched for the org, so this
-/// reveals nothing the caller did not know.
-fn oidc_grants(principal: &Principal) -> Result<Grants, ApiError> {
+/// The 403 of a caller whose bindings that would allow the request are inert.
+fn inert_refusal(gated: &Gated) -> ApiError {
+    ApiError::EntitlementRequired(format!(
+        "your role binding here is inactive: the organization's license does not include {}",
+        gated.missing().join(", ")
+    ))
+}
+
+/// The binding of an OIDC login in its own org: its mapped role, org-wide (tier-gated like
+/// a stored binding of that role); a login whose role claim maps to nothing is refused
+/// (403) — the IdP vouched for the org, so this reveals nothing the caller did not know.
+fn oidc_binding(principal: &Principal) -> Result<Binding, ApiError> {
     match principal.oidc {
-        Some(OidcRole(Some(role))) => Ok(Grants::Bindings(vec![Binding {
+        Some(OidcRole(Some(role))) => Ok(Binding {
             role,
             scope: Scope::Org,
-        }])),
+        }),
         _ => Err(ApiError::Forbidden(
             "your identity provider's role claim maps to no role in this organization",
         )),
@@ -170,7 +193,7 @@ async fn visible_org(
     state: &AppState,
     principal: &Principal,
     slug: &str,
-) -> Result<Option<(OrgRecord, Grants)>, ApiError> {
+) -> Result<Option<(OrgRecord, Gated)>, ApiError> {
     let org = match state.store.org_by_slug(slug).await {
         Ok(org) => org,
         Err(StoreError::NotFound(_)) => return Ok(None),
@@ -181,23 +204,30 @@ async fn visible_org(
         .map(|grants| (org, grants)))
 }
 
-/// The caller's grants in `org`, or `None` when the caller may not see it: a global admin
-/// sees every org, an org API key its own org, a user their own org when they hold any
-/// binding in it (at the org, a workspace or an environment). `GET /v1/orgs` lists with the
-/// same rule, so a listed org can be read and an unlisted one is 404.
+/// The caller's grants in `org`, tier-gated, or `None` when the caller may not see it: a
+/// global admin sees every org, an org API key its own org, a user their own org when they
+/// hold any binding in it (at the org, a workspace or an environment; in effect or inert).
+/// `GET /v1/orgs` lists with the same rule, so a listed org can be read (or is refused with
+/// `entitlement_required`) and an unlisted one is 404.
 pub(crate) async fn grants_in(
     state: &AppState,
     principal: &Principal,
     org: &OrgRecord,
-) -> Result<Option<Grants>, ApiError> {
-    let grants = match (&principal.org_id, &principal.user_id) {
-        (None, _) => Grants::OrgAdmin,
+) -> Result<Option<Gated>, ApiError> {
+    let bindings = match (&principal.org_id, &principal.user_id) {
+        (None, _) => return Ok(Some(Gated::ungated(Grants::OrgAdmin))),
         (Some(own), _) if *own != org.id => return Ok(None),
-        (Some(_), _) if principal.oidc.is_some() => oidc_grants(principal)?,
-        (Some(_), Some(user)) => {
-            Grants::Bindings(state.store.tenant(&org.id).user_bindings(user).await?)
-        }
-        (Some(_), None) => Grants::OrgAdmin,
+        (Some(_), _) if principal.oidc.is_some() => vec![oidc_binding(principal)?],
+        (Some(_), Some(user)) => state.store.tenant(&org.id).user_bindings(user).await?,
+        (Some(_), None) => return Ok(Some(Gated::ungated(Grants::OrgAdmin))),
     };
-    Ok(grants.sees_org().then_some(grants))
+    // Org admins (the common case) need no feature, so only a binding below the org costs
+    // the one extra read of the org's license.
+    let license = if needs_license(&bindings) {
+        state.store.tenant(&org.id).license_if_any().await?
+    } else {
+        None
+    };
+    let gated = Gated::split(bindings, &entitlements_at(license.as_ref(), state.now()));
+    Ok(gated.belongs().then_some(gated))
 }

@@ -40,5 +40,6 @@ mod special_files;
 mod tenancy;
 mod tenants_bounds;
 mod tenants_file;
+mod tier_gating;
 mod token_body;
 mod write_validation;

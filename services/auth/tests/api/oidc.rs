@@ -25,7 +25,7 @@ on_both_backends!(
 /// How long the tests let the service wait between two refetches of one key set.
 const REFETCH: Duration = Duration::from_millis(700);
 
-async fn spawn(backend: Backend) -> TestApp {
+pub async fn spawn(backend: Backend) -> TestApp {
     spawn_app_with(backend, |settings| {
         settings.oidc.allow_loopback = true;
         settings.oidc.refetch_interval = REFETCH;
@@ -33,10 +33,13 @@ async fn spawn(backend: Backend) -> TestApp {
     .await
 }
 
-/// Creates `org` and points it at `idp` for IdP tenant `tenant` (groups: admins → admin,
-/// ops → operator, readers → viewer), pinning `algorithms`.
-async fn configure(app: &TestApp, org: &str, idp: &Idp, tenant: &str, algorithms: &[&str]) {
+/// Creates `org` (Enterprise, so its workspace and environment roles are in effect) and
+/// points it at `idp` for IdP tenant `tenant` (groups: admins → admin, ops → operator,
+/// readers → viewer), pinning `algorithms`.
+pub async fn configure(app: &TestApp, org: &str, idp: &Idp, tenant: &str, algorithms: &[&str]) {
     app.create_org(org).await;
+    app.set_license(org, json!({"tier": "enterprise", "valid_for_days": 30}))
+        .await;
     let body = json!({
         "issuer": idp.issuer,
         "audience": AUDIENCE,

@@ -154,7 +154,6 @@ async fn list_workspaces(access: Access, page: PageRequest) -> Result<Paged<Work
         .answer(ListRoute::Workspaces, rows, |ws| ws.slug.clone())
         .filter_map(|ws| {
             access
-                .grants
                 .allows(Action::SeeWorkspace(&ws.slug))
                 .then(|| WorkspaceView::from(ws))
         }))
@@ -209,7 +208,6 @@ async fn list_environments(
         .answer(ListRoute::Environments, rows, |env| env.slug.clone())
         .filter_map(|env| {
             access
-                .grants
                 .allows(Action::ReadEnvironment(&ws, &env.slug))
                 .then(|| EnvironmentView::from(env))
         }))

@@ -6,21 +6,19 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
+use mcpg_license_core::EntitlementSet;
 use mcpg_license_core::clock::to_rfc3339;
-use mcpg_license_core::{Catalog, EntitlementSet};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Slug;
 use crate::domain::credential::{Credential, CredentialKind};
-use crate::domain::rbac::{Action, Email, Role, Scope};
+use crate::domain::rbac::{Action, Binding, Email, Inactive, Role, Scope};
+use crate::domain::{Slug, entitlements_at};
 use crate::http::authorize::Access;
 use crate::http::error::{ApiError, Result};
 use crate::http::extract::{ApiJson, Integer, Principal};
 use crate::http::page::{ListRoute, PageRequest, Paged};
 use crate::http::state::AppState;
-use crate::infra::store::{
-    Actor, BindingRecord, BindingSpec, LicenseRecord, NewImpersonation, UserTokenRecord,
-};
+use crate::infra::store::{Actor, BindingRecord, BindingSpec, NewImpersonation, UserTokenRecord};
 
 const TOKENS: &str = "/v1/orgs/{org}/users/{email}/tokens";
 const BINDINGS: &str = "/v1/orgs/{org}/rbac/bindings";
@@ -193,11 +191,25 @@ struct BindingView {
     workspace: Option<String>,
     environment: Option<String>,
     created_at: String,
+    /// Whether the binding takes effect now (tier gating at use).
+    active: bool,
+    /// Why it does not (only when inactive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inactive: Option<Inactive>,
+    /// The entitlement it waits for (only when inactive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    required_entitlement: Option<&'static str>,
 }
 
 impl BindingView {
-    fn new(org: &str, b: BindingRecord) -> Self {
-        let scope = match b.scope() {
+    /// The view of `b` in `org` whose license entitles `entitlements` now.
+    fn new(org: &str, b: BindingRecord, entitlements: &EntitlementSet) -> Self {
+        let binding = Binding {
+            role: b.role,
+            scope: b.scope(),
+        };
+        let inactive = binding.inactive(entitlements);
+        let scope = match &binding.scope {
             Scope::Org => format!("org/{org}"),
             Scope::Workspace(ws) => format!("workspace/{org}/{ws}"),
             Scope::Environment(ws, env) => format!("env/{org}/{ws}/{env}"),
@@ -210,17 +222,10 @@ impl BindingView {
             workspace: b.workspace,
             environment: b.environment,
             created_at: to_rfc3339(b.created_at),
+            active: inactive.is_none(),
+            inactive,
+            required_entitlement: inactive.and(binding.required_entitlement()),
         }
-    }
-}
-
-/// The org's entitlements now: those of a license in force, else none.
-fn entitlements(license: Option<LicenseRecord>, now: i64) -> EntitlementSet {
-    match license {
-        Some(l) if l.revoked_at.is_none() && l.valid_from <= now && now < l.valid_until => {
-            Catalog::builtin().license_entitlements(l.tier, &l.add, &l.remove)
-        }
-        _ => EntitlementSet::new(),
     }
 }
 
@@ -232,13 +237,15 @@ async fn grant(
     access.require(Action::ManageAccess)?;
     let scope = body.scope()?;
     let tenant = access.tenant();
-    if let Some(needed) = scope.level().required_entitlement() {
-        let license = match tenant.license().await {
-            Ok(license) => Some(license),
-            Err(crate::infra::store::StoreError::NotFound(_)) => None,
-            Err(other) => return Err(other.into()),
-        };
-        if !entitlements(license, state.now()).contains(needed) {
+    // The same rule as at use (`Binding::inactive`), refused early: a binding that would be
+    // inert from the start is almost certainly a mistake.
+    let binding = Binding {
+        role: body.role,
+        scope: scope.clone(),
+    };
+    if let Some(needed) = binding.required_entitlement() {
+        let entitlements = entitlements_at(tenant.license_if_any().await?.as_ref(), state.now());
+        if binding.inactive(&entitlements).is_some() {
             return Err(ApiError::EntitlementRequired(format!(
                 "a {} binding needs the entitlement {needed}, which the organization's license \
                  does not include",
@@ -253,14 +260,22 @@ async fn grant(
     };
     let record = tenant.create_binding(&spec, state.now()).await?;
     tracing::info!(org = %access.org.slug, role = %record.role, by = %access.principal.token_id, "role granted");
+    let entitlements = entitlements_at(tenant.license_if_any().await?.as_ref(), state.now());
     Ok((
         StatusCode::CREATED,
-        axum::Json(BindingView::new(&access.org.slug, record)),
+        axum::Json(BindingView::new(&access.org.slug, record, &entitlements)),
     ))
 }
 
-async fn list_bindings(access: Access, page: PageRequest) -> Result<Paged<BindingView>> {
+/// Lists the org's bindings, each with whether the org's license entitles it now.
+async fn list_bindings(
+    State(state): State<AppState>,
+    access: Access,
+    page: PageRequest,
+) -> Result<Paged<BindingView>> {
     access.require(Action::ManageAccess)?;
+    let license = access.tenant().license_if_any().await?;
+    let entitlements = entitlements_at(license.as_ref(), state.now());
     let after: Option<(String, i64, String)> = page.after(ListRoute::Bindings)?;
     let after = after
         .as_ref()
@@ -270,7 +285,7 @@ async fn list_bindings(access: Access, page: PageRequest) -> Result<Paged<Bindin
         .answer(ListRoute::Bindings, rows, |b| {
             (b.email.clone(), b.created_at, b.id.clone())
         })
-        .filter_map(|b| Some(BindingView::new(&access.org.slug, b))))
+        .filter_map(|b| Some(BindingView::new(&access.org.slug, b, &entitlements))))
 }
 
 async fn revoke_binding(

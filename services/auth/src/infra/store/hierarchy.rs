@@ -188,12 +188,20 @@ impl<'a> TenantStore<'a> {
 
     /// The org's license.
     pub(crate) async fn license(&self) -> Result<LicenseRecord, StoreError> {
+        self.license_if_any()
+            .await?
+            .ok_or(StoreError::NotFound("license"))
+    }
+
+    /// The org's license, or `None` when it has none (one primary-key read: the access
+    /// decision makes it for callers with a binding below the org).
+    pub(crate) async fn license_if_any(&self) -> Result<Option<LicenseRecord>, StoreError> {
         let sql = format!("SELECT {LICENSE_COLUMNS} FROM licenses WHERE org_id = $1");
         let row: Option<LicenseRow> = on_pool!(self.store, pool => sqlx::query_as(&sql)
             .bind(self.org_id)
             .fetch_optional(pool)
             .await?);
-        row.ok_or(StoreError::NotFound("license"))?.try_into()
+        row.map(LicenseRecord::try_from).transpose()
     }
 
     /// Revokes the org's license (idempotent: a second revoke keeps the first time).
