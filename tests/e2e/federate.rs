@@ -66,3 +66,38 @@ fn a_license_entitlement_added_by_the_operator_reaches_the_gateway() {
         "{plugins}"
     );
 }
+
+/// One gateway serving two orgs from `[[tenant]]` entries: each tenant answers with its own
+/// org's license.
+#[test]
+fn one_gateway_federates_two_orgs_from_tenant_entries_and_answers_per_tenant() {
+    let service = Service::start(&[]);
+    let acme = service.tenant("acme-corp", "team", &[], "edge-1");
+    let globex = service.tenant("globex", "free", &[], "edge-1");
+    let gateway = Gateway::federated_tenants(
+        &[
+            ("acme", service.url.as_str(), acme.as_path()),
+            ("globex", service.url.as_str(), globex.as_path()),
+        ],
+        &[&service.dev_root()],
+    );
+
+    let team = gateway.check_tenant("workspace.rbac", "acme-corp/main/prod");
+    assert!(team.allowed(), "{}", team.json);
+    let free = gateway.check_tenant("workspace.rbac", "globex/main/prod");
+    assert!(!free.allowed(), "{}", free.json);
+    assert_eq!(free.field("reason"), "not_entitled");
+    assert!(
+        gateway
+            .check_tenant("identity.apikey", "globex/main/prod")
+            .allowed()
+    );
+
+    let status = gateway.status();
+    assert_eq!(
+        status["default"]["tenant"], "acme-corp/main/prod",
+        "the first entry is the default"
+    );
+    let text = status.to_string();
+    assert!(text.contains("globex/main/prod"), "{text}");
+}

@@ -76,7 +76,7 @@ pub(super) fn segment(part: &str, what: &str, whole: &str) -> anyhow::Result<Str
 /// The slug of an existing org, workspace or environment as a path segment: the one slug
 /// rule's syntax ([`mcpg_license_core::check_slug`]). Reserved org names are not refused
 /// here: an org created before its name was reserved stays addressable.
-fn slug_segment(part: &str, what: &str, whole: &str) -> anyhow::Result<String> {
+pub(super) fn slug_segment(part: &str, what: &str, whole: &str) -> anyhow::Result<String> {
     mcpg_license_core::check_slug(part, SlugKind::Scope)
         .map_err(|error| anyhow::anyhow!("{whole:?}: the {what}: {error}"))?;
     Ok(part.to_owned())
@@ -262,6 +262,7 @@ pub(super) fn execute(client: &Client, out: &Printer, command: Command) -> anyho
         Command::User(cmd) => super::access::user(client, out, cmd),
         Command::Tenants(cmd) => super::tenants::tenants(client, out, cmd),
         Command::Audit(cmd) => super::audit::audit(client, out, cmd),
+        Command::Impersonate(args) => super::impersonate::impersonate(client, out, args),
         Command::Keys(cmd) => super::keys::keys(client, out, cmd),
         Command::Revocations(RevocationsCommand::Upload { file }) => {
             let list = read_text(&file, "revocation list")?;

@@ -7,6 +7,7 @@ mod access;
 mod audit;
 mod client;
 mod commands;
+mod impersonate;
 mod keys;
 mod oidc;
 mod output;
@@ -46,6 +47,7 @@ Examples:
   mcpg-ctl keys certificate remove k4.pid.… cert_…
   mcpg-ctl revocations upload revocations-0002.paseto
   mcpg-ctl org list --output json
+  mcpg-ctl impersonate acme-corp --reason \"ticket 4711\" --for 30m --out acme.token
   mcpg-ctl audit export acme-corp --out acme.audit.ndjson
   mcpg-ctl audit checkpoint acme-corp --sign --out acme.checkpoint
   mcpg-ctl audit verify --file acme.audit.ndjson --checkpoint acme.checkpoint --trust k4.public.…
@@ -124,6 +126,9 @@ enum Command {
     /// The tamper-evident audit chain of an org: list, verify, export, checkpoint.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Act inside an org as its admin for at most an hour (global admin only): prints a
+    /// token once; its creation and every request made with it are logged.
+    Impersonate(impersonate::Impersonate),
 }
 
 #[derive(Debug, Subcommand)]

@@ -107,6 +107,7 @@ fn gateway(
         state_dir: dir.path().to_owned(),
         trust,
         revocation_list: None,
+        more_tenants: Vec::new(),
     })
     .client(minter);
     for i in 1..tenants {

@@ -1,5 +1,9 @@
 //! `gateway.toml`: the mode, the state directory, trust roots, federation and offline
 //! settings. Unknown keys are rejected; the credential is wrapped so it cannot be logged.
+//!
+//! A federated gateway names its tenant in one `[federation]` section, or serves several
+//! tenants (of one org or of several) with a `[[tenant]]` entry each: a name, the
+//! federation's URL and the tenant's credential file. One form or the other, not both.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -46,8 +50,11 @@ pub struct GatewayConfig {
     /// licenses it names are refused, in grace too. Kept in the state directory; a list
     /// older than one already seen is ignored.
     pub revocation_list: Option<PathBuf>,
-    /// Federation settings (mode `federated`).
+    /// Federation settings (mode `federated`, one tenant).
     pub federation: Option<FederationConfig>,
+    /// Several federated tenants (mode `federated`), instead of `[federation]`.
+    #[serde(default, rename = "tenant")]
+    pub tenants: Vec<TenantConfig>,
     /// Offline settings (mode `offline`).
     pub offline: Option<OfflineConfig>,
 }
@@ -64,6 +71,33 @@ pub struct FederationConfig {
     pub credential: Option<SecretString>,
     /// Timeout of one request (`10s`, `1m`); default 10 s.
     pub timeout: Option<String>,
+}
+
+/// `[[tenant]]`: one of the tenants a federated gateway serves.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// A name for messages and logs, unique in the file.
+    pub name: String,
+    /// The federation's base URL (its issuer).
+    pub url: String,
+    /// A file holding this tenant's gateway credential (`mcpg_gw_…`); should be mode 0600.
+    pub credential_file: PathBuf,
+    /// Timeout of one request (`10s`, `1m`); default 10 s.
+    pub timeout: Option<String>,
+}
+
+/// A federated tenant, resolved: where to federate and with which credential.
+#[derive(Debug)]
+pub struct FederatedTenant {
+    /// The `[[tenant]]` name (`federation` for the `[federation]` form).
+    pub name: String,
+    /// Base URL.
+    pub url: String,
+    /// The gateway credential.
+    pub credential: SecretString,
+    /// Request timeout.
+    pub timeout: Duration,
 }
 
 /// `[offline]`.
@@ -136,6 +170,9 @@ pub struct Settings {
     pub trust: TrustStore,
     /// The configured revocation list (PASETO text), applied at start.
     pub revocation_list: Option<String>,
+    /// Federated tenants besides the one of [`ModeSettings::Federated`] (the second and
+    /// later `[[tenant]]` entries), each with its own URL and credential.
+    pub more_tenants: Vec<FederatedTenant>,
 }
 
 impl GatewayConfig {
@@ -156,23 +193,20 @@ impl GatewayConfig {
     /// file's directory). In tier0 mode no other file is read.
     pub fn resolve(&self, base: &Path) -> Result<Settings, ConfigError> {
         let at = |p: &Path| base.join(p);
+        let mut more_tenants = Vec::new();
         let mode = match self.mode {
             Mode::Tier0 => ModeSettings::Tier0,
             Mode::Federated => {
-                let fed = self.federation.as_ref().ok_or_else(|| {
-                    ConfigError::Invalid("mode = \"federated\" needs a [federation] section".into())
+                let mut tenants = self.federated_tenants(base)?.into_iter();
+                // `federated_tenants` returns at least one.
+                let first = tenants.next().ok_or_else(|| {
+                    ConfigError::Invalid("mode = \"federated\" needs a tenant".into())
                 })?;
+                more_tenants = tenants.collect();
                 ModeSettings::Federated {
-                    url: federation_url(&fed.url)?,
-                    credential: credential(fed, base)?,
-                    timeout: match &fed.timeout {
-                        Some(t) => parse_duration(t)
-                            .map(|s| Duration::from_secs(s.unsigned_abs()))
-                            .map_err(|e| {
-                                ConfigError::Invalid(format!("federation.timeout: {e}"))
-                            })?,
-                        None => DEFAULT_TIMEOUT,
-                    },
+                    url: first.url,
+                    credential: first.credential,
+                    timeout: first.timeout,
                 }
             }
             Mode::Offline => {
@@ -208,7 +242,78 @@ impl GatewayConfig {
             state_dir: at(&self.state_dir),
             trust,
             revocation_list,
+            more_tenants,
         })
+    }
+
+    /// The federated tenants of either form, in file order: never empty, names unique.
+    pub fn federated_tenants(&self, base: &Path) -> Result<Vec<FederatedTenant>, ConfigError> {
+        match (&self.federation, self.tenants.as_slice()) {
+            (Some(_), [_, ..]) => Err(ConfigError::Invalid(
+                "use either a [federation] section (one tenant) or [[tenant]] entries \
+                 (several), not both"
+                    .into(),
+            )),
+            (Some(fed), []) => Ok(vec![FederatedTenant {
+                name: "federation".into(),
+                url: federation_url(&fed.url)?,
+                credential: credential(fed, base)?,
+                timeout: timeout("federation.timeout", fed.timeout.as_deref())?,
+            }]),
+            (None, []) => Err(ConfigError::Invalid(
+                "mode = \"federated\" needs a [federation] section or [[tenant]] entries".into(),
+            )),
+            (None, tenants) => {
+                check_names(tenants)?;
+                tenants.iter().map(|t| t.resolve(base)).collect()
+            }
+        }
+    }
+}
+
+impl TenantConfig {
+    fn resolve(&self, base: &Path) -> Result<FederatedTenant, ConfigError> {
+        let context = |e: ConfigError| match e {
+            ConfigError::Invalid(message) => {
+                ConfigError::Invalid(format!("[[tenant]] {:?}: {message}", self.name))
+            }
+            other => other,
+        };
+        Ok(FederatedTenant {
+            name: self.name.clone(),
+            url: federation_url(&self.url).map_err(context)?,
+            credential: credential_file(&base.join(&self.credential_file)).map_err(context)?,
+            timeout: timeout("timeout", self.timeout.as_deref()).map_err(context)?,
+        })
+    }
+}
+
+/// Refuses `[[tenant]]` entries with an empty name or a name used twice.
+fn check_names(tenants: &[TenantConfig]) -> Result<(), ConfigError> {
+    let mut seen = std::collections::HashSet::new();
+    for tenant in tenants {
+        let name = tenant.name.trim();
+        if name.is_empty() {
+            return Err(ConfigError::Invalid(
+                "a [[tenant]] entry has an empty name".into(),
+            ));
+        }
+        if !seen.insert(name) {
+            return Err(ConfigError::Invalid(format!(
+                "[[tenant]] name {name:?} appears more than once; names must be unique"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A request timeout setting (`10s`, `1m`), or the default.
+fn timeout(field: &str, value: Option<&str>) -> Result<Duration, ConfigError> {
+    match value {
+        Some(text) => parse_duration(text)
+            .map(|s| Duration::from_secs(s.unsigned_abs()))
+            .map_err(|e| ConfigError::Invalid(format!("{field}: {e}"))),
+        None => Ok(DEFAULT_TIMEOUT),
     }
 }
 
@@ -246,23 +351,26 @@ pub fn vendor_trust_store() -> Result<TrustStore, ConfigError> {
 }
 
 fn credential(fed: &FederationConfig, base: &Path) -> Result<SecretString, ConfigError> {
-    let secret = match (&fed.credential, &fed.credential_file) {
-        (Some(inline), None) => inline.expose_secret().trim().to_owned(),
-        (None, Some(file)) => {
-            let path = base.join(file);
-            if let Ok(meta) = fs::metadata(&path)
-                && meta.permissions().mode() & 0o077 != 0
-            {
-                tracing::warn!(path = %path.display(), "credential file is readable by group or others; chmod 600 it");
-            }
-            read(&path)?.trim().to_owned()
-        }
-        _ => {
-            return Err(ConfigError::Invalid(
-                "[federation] needs exactly one of credential_file and credential".into(),
-            ));
-        }
-    };
+    match (&fed.credential, &fed.credential_file) {
+        (Some(inline), None) => nonempty(inline.expose_secret().trim().to_owned()),
+        (None, Some(file)) => credential_file(&base.join(file)),
+        _ => Err(ConfigError::Invalid(
+            "[federation] needs exactly one of credential_file and credential".into(),
+        )),
+    }
+}
+
+/// The credential in the file at `path`, warning when others may read the file.
+fn credential_file(path: &Path) -> Result<SecretString, ConfigError> {
+    if let Ok(meta) = fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), "credential file is readable by group or others; chmod 600 it");
+    }
+    nonempty(read(path)?.trim().to_owned())
+}
+
+fn nonempty(secret: String) -> Result<SecretString, ConfigError> {
     if secret.is_empty() {
         return Err(ConfigError::Invalid(
             "the gateway credential is empty".into(),
@@ -283,63 +391,4 @@ fn read_capped(path: &Path, max: u64) -> Result<String, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn federation_urls_need_https_except_on_loopback() {
-        for ok in [
-            "https://auth.mcpg.dev",
-            "https://auth.mcpg.dev/",
-            "http://127.0.0.1:8421",
-            "http://localhost:8421",
-            "http://[::1]:8421",
-        ] {
-            assert!(federation_url(ok).is_ok(), "{ok} refused");
-        }
-        for bad in [
-            "http://auth.mcpg.dev",
-            "http://10.0.0.5:8421",
-            "ftp://x",
-            "not a url",
-        ] {
-            assert!(federation_url(bad).is_err(), "{bad} accepted");
-        }
-    }
-
-    #[test]
-    fn the_issue_example_parses() {
-        let text = r#"
-mode = "offline"
-state_dir = "/var/lib/mcpg-gateway"
-trusted_roots = ["/etc/mcpg/vendor.public.paserk"]
-[federation]
-url = "https://auth.mcpg.dev"
-credential_file = "/etc/mcpg/gateway.credential"
-[offline]
-license = "/etc/mcpg/acme.license"
-deployment_id = "dc1-cluster-7"
-"#;
-        let config = GatewayConfig::parse(text, Path::new("gateway.toml")).expect("valid");
-        assert_eq!(config.mode, Mode::Offline);
-        assert_eq!(
-            config.offline.and_then(|o| o.deployment_id).as_deref(),
-            Some("dc1-cluster-7")
-        );
-    }
-
-    #[test]
-    fn unknown_keys_and_modes_are_refused() {
-        let path = Path::new("gateway.toml");
-        assert!(
-            GatewayConfig::parse("mode = \"tier0\"\nstate_dir = \"x\"\ncolour = 1", path).is_err()
-        );
-        assert!(GatewayConfig::parse("mode = \"gold\"\nstate_dir = \"x\"", path).is_err());
-    }
-
-    #[test]
-    fn the_vendor_root_is_compiled_in() {
-        let trust = vendor_trust_store().expect("vendor root parses");
-        assert_eq!(trust.roots().count(), VENDOR_ROOTS.len());
-    }
-}
+mod tests;

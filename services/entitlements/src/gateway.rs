@@ -135,6 +135,7 @@ impl GatewayBuilder {
             state_dir,
             mut trust,
             revocation_list,
+            more_tenants,
         } = self.settings;
         let store = match mode {
             ModeSettings::Tier0 => None,
@@ -159,16 +160,27 @@ impl GatewayBuilder {
                 credential,
                 timeout,
             } => {
-                let client: Arc<dyn FederationClient> = match self.client {
-                    Some(client) => client,
+                let client: Arc<dyn FederationClient> = match &self.client {
+                    Some(client) => client.clone(),
                     None => Arc::new(HttpFederationClient::new(&url, timeout)?),
                 };
-                for credential in std::iter::once(credential).chain(self.extra_credentials) {
+                let mut federate = |credential, client| {
                     let slot = registry.slot(TenantEntitlements::unlicensed(
                         catalog,
                         Reason::NotFederated,
                     ));
-                    sources.push(Arc::new(Source::new(credential, client.clone(), slot)));
+                    sources.push(Arc::new(Source::new(credential, client, slot)));
+                };
+                for credential in std::iter::once(credential).chain(self.extra_credentials) {
+                    federate(credential, client.clone());
+                }
+                // `[[tenant]]` entries after the first: each talks to its own URL.
+                for tenant in more_tenants {
+                    let client: Arc<dyn FederationClient> = match &self.client {
+                        Some(client) => client.clone(),
+                        None => Arc::new(HttpFederationClient::new(&tenant.url, tenant.timeout)?),
+                    };
+                    federate(tenant.credential, client);
                 }
                 (Mode::Federated, sources[0].slot.clone())
             }

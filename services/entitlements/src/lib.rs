@@ -43,7 +43,7 @@ pub use client::{
     Denial, FederationClient, FetchError, FetchFuture, HttpFederationClient, RevocationsFuture,
     TokenResponse,
 };
-pub use config::{GatewayConfig, Mode, ModeSettings, Settings};
+pub use config::{FederatedTenant, GatewayConfig, Mode, ModeSettings, Settings, TenantConfig};
 pub use decision::{Decision, Reason, State};
 pub use entitlements::{Basis, LicenseDetails, PluginIndex, TenantEntitlements, TenantHandle};
 pub use federation::RefreshError;

@@ -5,6 +5,7 @@
 mod access;
 mod audit;
 mod entitlements;
+mod impersonate;
 mod journey;
 mod keys;
 mod oidc;

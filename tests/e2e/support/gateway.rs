@@ -69,6 +69,24 @@ impl Gateway {
         ))
     }
 
+    /// `mode = "federated"` with one `[[tenant]]` entry per `(name, url, credential file)`.
+    pub fn federated_tenants(tenants: &[(&str, &str, &Path)], trusted_roots: &[&Path]) -> Self {
+        let entries: String = tenants
+            .iter()
+            .map(|(name, url, credential_file)| {
+                format!(
+                    "[[tenant]]\nname = \"{name}\"\nurl = \"{url}\"\ncredential_file = {}\n\
+                     timeout = \"5s\"\n",
+                    quoted(credential_file)
+                )
+            })
+            .collect();
+        Self::with_config(format!(
+            "mode = \"federated\"\nstate_dir = \"state\"\ntrusted_roots = [{}]\n{entries}",
+            roots(trusted_roots),
+        ))
+    }
+
     /// `mode = "offline"` with the license file `license`, optionally bound to `deployment`.
     pub fn offline(license: &Path, trusted_roots: &[&Path], deployment: Option<&str>) -> Self {
         let deployment = deployment
@@ -100,7 +118,16 @@ impl Gateway {
 
     /// `check PLUGIN --json` (federated gateways refresh first when a refresh is due).
     pub fn check(&self, plugin: &str) -> Check {
-        let output = self.run(&["check", plugin, "--json"]);
+        self.check_args(&["check", plugin, "--json"])
+    }
+
+    /// `check PLUGIN --tenant ORG/WS/ENV --json`.
+    pub fn check_tenant(&self, plugin: &str, tenant: &str) -> Check {
+        self.check_args(&["check", plugin, "--tenant", tenant, "--json"])
+    }
+
+    fn check_args(&self, args: &[&str]) -> Check {
+        let output = self.run(args);
         let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
         Check {
             code: output.status.code(),

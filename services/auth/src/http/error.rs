@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::domain::Refusal;
+use crate::http::denials::{DenialReason, Denied};
 use crate::http::rate_headers::write_headers;
 use crate::infra::store::StoreError;
 
@@ -115,6 +116,19 @@ impl ApiError {
         }
     }
 
+    /// Why this error refuses access, if it does: what `record_denials` counts and logs.
+    /// Other 403s (an entitlement, a quota, a certificate bound) refuse a change, not access.
+    fn denial(&self) -> Option<DenialReason> {
+        match self {
+            ApiError::Unauthenticated => Some(DenialReason::Unauthenticated),
+            ApiError::Forbidden(_) => Some(DenialReason::Forbidden),
+            ApiError::TenantMismatch => Some(DenialReason::TenantMismatch),
+            ApiError::NotFound("organization") => Some(DenialReason::OrgNotFound),
+            ApiError::Refused(refusal) => Some(DenialReason::OrgStanding(*refusal)),
+            _ => None,
+        }
+    }
+
     /// Wraps any server-side failure.
     pub(crate) fn internal(error: impl Into<anyhow::Error>) -> Self {
         ApiError::Internal(error.into())
@@ -161,6 +175,9 @@ impl IntoResponse for ApiError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(1));
             }
             _ => {}
+        }
+        if let Some(reason) = self.denial() {
+            response.extensions_mut().insert(Denied(reason));
         }
         if status == StatusCode::UNAUTHORIZED {
             response

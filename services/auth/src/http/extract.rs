@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::credential::{Credential, CredentialKind};
 use crate::domain::rbac::Role;
+use crate::http::denials::CallerSlot;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::infra::oidc::{self, OidcError};
@@ -313,6 +314,7 @@ impl Principal {
         } else {
             return Err(ApiError::Unauthenticated);
         };
+        CallerSlot::fill(&parts.extensions, &principal);
         parts.extensions.insert(principal.clone());
         Ok(principal)
     }

@@ -18,6 +18,7 @@ use crate::domain::credential::{Credential, CredentialKind};
 use crate::domain::settings::Settings;
 use crate::domain::settings::TenantsFile;
 use crate::http::api::{RequestGuards, ops_service, service};
+use crate::http::denials::DenialLog;
 use crate::http::state::{AppState, ServiceInfo, SharedState};
 use crate::http::tasks::{
     spawn_checkpointer, spawn_housekeeping, spawn_issuance_flusher, spawn_key_reloader,
@@ -503,5 +504,6 @@ fn shared_state(
         oidc,
         tenants: Arc::new(TenantsStatus::default()),
         expiry_watch: Arc::new(ExpiryWatch::default()),
+        denials: Arc::new(DenialLog::default()),
     }))
 }

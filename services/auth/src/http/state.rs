@@ -5,6 +5,7 @@ use std::sync::Arc;
 use mcpg_license_core::Clock;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::http::denials::DenialLog;
 use crate::http::tenants_status::TenantsStatus;
 use crate::infra::certwatch::ExpiryWatch;
 use crate::infra::issuer::Issuer;
@@ -76,6 +77,8 @@ pub(crate) struct SharedState {
     pub(crate) tenants: Arc<TenantsStatus>,
     /// When the certificate expiry warning was last logged.
     pub(crate) expiry_watch: Arc<ExpiryWatch>,
+    /// The log budgets of refused requests and cross-tenant probes.
+    pub(crate) denials: Arc<DenialLog>,
 }
 
 impl SharedState {

@@ -134,6 +134,7 @@ pub(super) fn spawn_housekeeping(state: AppState) -> JoinHandle<()> {
 }
 
 async fn housekeeping(state: &AppState) -> anyhow::Result<()> {
+    state.denials.report_suppressed();
     // Apart from the rest: a system without /proc still flushes and sets the org gauges.
     if let Err(error) = record_process_metrics() {
         tracing::debug!(error = %error, "cannot read the process metrics");

@@ -8,6 +8,7 @@ pub(crate) mod files;
 pub(crate) mod issuer;
 pub(crate) mod keyring;
 pub(crate) mod limiter;
+pub(crate) mod log_budget;
 pub(crate) mod oidc;
 pub(crate) mod peers;
 pub(crate) mod replicas;

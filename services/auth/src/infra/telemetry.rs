@@ -26,6 +26,11 @@ pub(crate) const REQUEST_DURATION: &str = "mcpg_http_request_duration_seconds";
 /// `--max-in-flight`) or `timeout` (cut off at the request timeout; the handler may have
 /// partly run). Neither is in [`REQUEST_DURATION`].
 pub(crate) const REQUESTS_REFUSED: &str = "mcpg_http_requests_refused_total";
+/// Refused management requests (401, 403, the uniform 404 of a hidden org), by reason;
+/// no org label, so `/metrics` names no org a caller tried to reach.
+pub(crate) const DENIED_REQUESTS: &str = "mcpg_denied_requests_total";
+/// Management requests of a caller of one org refused on another org's routes.
+pub(crate) const CROSS_TENANT_PROBES: &str = "mcpg_cross_tenant_probes_total";
 /// Token requests, labelled by org and outcome.
 pub(crate) const TOKENS_ISSUED: &str = "mcpg_tokens_issued_total";
 /// Gateways that obtained a token in the last 24 h, by org.
@@ -61,7 +66,7 @@ pub(crate) const PEER_CHANGES: &str = "mcpg_peer_changes_received_total";
 pub(crate) use process::record_process_metrics;
 
 /// Every family this service exports, with its unit and `# HELP` text.
-const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 23] = [
+const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 25] = [
     (
         REQUEST_DURATION,
         Kind::Histogram,
@@ -73,6 +78,18 @@ const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 23] = [
         Kind::Counter,
         Some(Unit::Count),
         "Requests answered 503 by the guard, by reason (overloaded, timeout).",
+    ),
+    (
+        DENIED_REQUESTS,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Management requests refused access (401, 403, the 404 of a missing or hidden org), by reason.",
+    ),
+    (
+        CROSS_TENANT_PROBES,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Management requests of a caller of one org refused on another org's routes.",
     ),
     (
         TOKENS_ISSUED,

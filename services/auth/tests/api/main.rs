@@ -12,6 +12,7 @@ mod cluster_limits;
 mod cluster_root;
 mod connections;
 mod contract;
+mod denials;
 mod deployment;
 mod federation;
 mod global_scope;

@@ -114,6 +114,7 @@ fn gateway(
         state_dir: state_dir.to_owned(),
         trust,
         revocation_list: None,
+        more_tenants: Vec::new(),
     })
     .build()
     .expect("gateway starts")

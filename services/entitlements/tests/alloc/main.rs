@@ -47,6 +47,7 @@ fn check_allocates_nothing_through_the_cache_or_a_kept_handle() {
         state_dir: dir.path().to_owned(),
         trust: TrustStore::new([root.public_key().clone()]),
         revocation_list: None,
+        more_tenants: Vec::new(),
     })
     .clock(Arc::new(ManualClock::new(NOW)))
     .build()

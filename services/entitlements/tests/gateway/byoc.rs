@@ -284,6 +284,7 @@ fn a_revoked_offline_license_stops_working_on_the_next_list_load() {
         state_dir: dir.path().to_owned(),
         trust: byoc.trust(),
         revocation_list: Some(byoc.revocations(1, &[], &[])),
+        more_tenants: Vec::new(),
     })
     .clock(Arc::new(ManualClock::new(START)))
     .revocation_file(file.clone())

@@ -15,4 +15,5 @@ mod special_files;
 mod standin;
 mod state_machine;
 mod support;
+mod tenants_config;
 mod tier0;

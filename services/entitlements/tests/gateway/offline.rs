@@ -38,6 +38,7 @@ fn offline(
         state_dir: dir.to_owned(),
         trust: TrustStore::new([root.public_key().clone()]),
         revocation_list: None,
+        more_tenants: Vec::new(),
     })
     .clock(Arc::new(clock.clone()))
     .build()

@@ -39,6 +39,7 @@ fn offline_with(
         state_dir: dir.to_owned(),
         trust: TrustStore::new([root.public_key().clone()]),
         revocation_list: revocations,
+        more_tenants: Vec::new(),
     })
     .clock(Arc::new(ManualClock::new(START)))
     .build()

@@ -225,6 +225,7 @@ pub fn federated_settings(dir: &Path, trust: TrustStore) -> Settings {
         state_dir: dir.to_owned(),
         trust,
         revocation_list: None,
+        more_tenants: Vec::new(),
     }
 }
 

@@ -40,6 +40,7 @@ async fn tier0_allows_only_free_plugins_and_never_calls_the_federation() {
         state_dir: state_dir.clone(),
         trust: TrustStore::default(),
         revocation_list: None,
+        more_tenants: Vec::new(),
     })
     .clock(Arc::new(clock.clone()))
     .client(tripwire.clone())

@@ -94,6 +94,12 @@ pub(crate) fn router(state: AppState) -> Router {
             state.clone(),
             crate::http::authorize::resolve_tenant,
         ))
+        // Outermost of the management routes: sees every refusal above with its caller and
+        // route template (see `crate::http::denials`).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::denials::record_denials,
+        ))
         // The federation and operations routes have no org in their path and do their own
         // rate limiting (the issuer checks the org's rate), so they skip the two layers above:
         // the token endpoint is the hot path.
