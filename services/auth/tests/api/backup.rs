@@ -77,6 +77,50 @@ pub(crate) async fn populate(app: &TestApp) -> Vec<(String, String)> {
     credentials
 }
 
+/// Signs a revocation list (serial 1, revoking a license id that is not in use) with the
+/// development root whose secret is in `app`'s data dir, uploads it, and returns its text.
+async fn upload_revocation_list(app: &TestApp) -> String {
+    let secret = std::fs::read_to_string(app.data_dir.path().join("dev-root.secret.paserk"))
+        .expect("development root secret");
+    let root = mcpg_license_core::SigningKey::from_paserk(secret.trim()).expect("root");
+    let list = mcpg_license_core::RevocationList {
+        serial: 1,
+        iat: crate::helpers::now(),
+        certificates: Default::default(),
+        licenses: ["lic_revoked_before_the_backup".to_owned()]
+            .into_iter()
+            .collect(),
+    }
+    .sign(&root)
+    .expect("list signs");
+    let response = app
+        .admin(Method::PUT, "/v1/admin/revocations")
+        .body(list.clone())
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        response.text().await
+    );
+    assert_eq!(published_revocations(app).await, list);
+    list
+}
+
+/// The revocation list `app` publishes to gateways.
+async fn published_revocations(app: &TestApp) -> String {
+    let response = app
+        .client
+        .get(format!("{}/.well-known/mcpg-revocations", app.address))
+        .send()
+        .await
+        .expect("revocations");
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.expect("text")
+}
+
 /// What the API shows of every org: the org, its license, gateways, bindings, audit chain
 /// verification and latest checkpoint.
 pub(crate) async fn snapshot(app: &TestApp) -> Value {
@@ -189,6 +233,7 @@ async fn a_restored_backup_serves_the_same_data_and_old_credentials(backend: Bac
     source.stop().await;
     source.start().await;
     let before = snapshot(&source).await;
+    let revocations = upload_revocation_list(&source).await;
     source.stop().await;
 
     let files = tempfile::tempdir().expect("tempdir");
@@ -235,6 +280,11 @@ async fn a_restored_backup_serves_the_same_data_and_old_credentials(backend: Bac
 
     let mut restored = serve_restored(&source, restored_dir, target).await;
     assert_eq!(snapshot(&restored).await, before);
+    assert_eq!(
+        published_revocations(&restored).await,
+        revocations,
+        "the revocation list in force is restored"
+    );
     for (org, (credential, token)) in ORGS.iter().zip(&credentials) {
         restored.token_ok(credential).await;
         let (status, body) = call(
