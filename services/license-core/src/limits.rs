@@ -57,7 +57,9 @@ pub enum LimitError {
     #[error("limit {0:?} must look like KEY=VALUE, e.g. max_gateways=50")]
     Syntax(String),
     /// The key is not a known limit.
-    #[error("unknown limit {0:?} (known: max_gateways, max_workspaces, max_environments, rps, max_servers, max_concurrent_requests)")]
+    #[error(
+        "unknown limit {0:?} (known: max_gateways, max_workspaces, max_environments, rps, max_servers, max_concurrent_requests)"
+    )]
     UnknownKey(String),
     /// The value is not a non-negative whole number.
     #[error("limit {0} needs a whole number, got {1:?}")]

@@ -62,6 +62,8 @@ pub(super) struct OrgView {
     display_name: String,
     status: OrgStatus,
     trial_expires_at: Option<String>,
+    namespace: Option<String>,
+    catalog_file: Option<String>,
     created_at: String,
     updated_at: String,
 }
@@ -74,6 +76,8 @@ impl From<OrgRecord> for OrgView {
             display_name: org.display_name,
             status: org.status,
             trial_expires_at: org.trial_expires_at.map(to_rfc3339),
+            namespace: org.namespace,
+            catalog_file: org.catalog_file,
             created_at: to_rfc3339(org.created_at),
             updated_at: to_rfc3339(org.updated_at),
         }

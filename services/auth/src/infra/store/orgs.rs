@@ -21,6 +21,10 @@ pub struct OrgRecord {
     pub status: OrgStatus,
     /// End of the trial, for status `trial`.
     pub trial_expires_at: Option<i64>,
+    /// Gateway-side setting: the Kubernetes namespace the org's MCP servers run in.
+    pub namespace: Option<String>,
+    /// Gateway-side setting: the server catalog file the org's gateways load.
+    pub catalog_file: Option<String>,
     /// Created (Unix seconds).
     pub created_at: i64,
     /// Last changed (Unix seconds).
@@ -35,6 +39,8 @@ pub(super) struct OrgRow {
     display_name: String,
     status: String,
     trial_expires_at: Option<i64>,
+    namespace: Option<String>,
+    catalog_file: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -51,6 +57,8 @@ impl TryFrom<OrgRow> for OrgRecord {
             slug: row.slug,
             display_name: row.display_name,
             trial_expires_at: row.trial_expires_at,
+            namespace: row.namespace,
+            catalog_file: row.catalog_file,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -81,8 +89,8 @@ pub(crate) struct OrgPatch {
     pub(crate) trial_expires_at: Option<Option<i64>>,
 }
 
-pub(super) const COLUMNS: &str =
-    "id, slug, display_name, status, trial_expires_at, created_at, updated_at";
+pub(super) const COLUMNS: &str = "id, slug, display_name, status, trial_expires_at, \
+     namespace, catalog_file, created_at, updated_at";
 
 impl Store {
     /// Creates an org (the first entry of its audit chain records it); a taken slug is a
@@ -94,7 +102,8 @@ impl Store {
         now: i64,
     ) -> Result<OrgRecord, StoreError> {
         let sql = format!(
-            "INSERT INTO orgs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
+            "INSERT INTO orgs (id, slug, display_name, status, trial_expires_at, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
         );
         let id = new_id();
         let scoped = Scoped::org(self, &id);
