@@ -148,6 +148,28 @@ async fn seed_001s_example_applies_and_reaches_the_org_and_its_tokens(backend: B
         .expect(Method::GET, "/v1/orgs/team-a", None, StatusCode::OK)
         .await;
     assert_eq!(org["namespace"], "mcp-team-a2");
+
+    // The API sets them too: text sets, `null` clears, a non-namespace is refused.
+    let org = app
+        .expect(
+            Method::PATCH,
+            "/v1/orgs/team-b",
+            Some(json!({"namespace": "tenant-b", "catalog_file": null})),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(org["namespace"], "tenant-b");
+    assert_eq!(org["catalog_file"], Value::Null);
+    assert_eq!(org["display_name"], "Team Beta");
+    let (status, body) = app
+        .send(
+            Method::PATCH,
+            "/v1/orgs/team-b",
+            Some(json!({"namespace": "Tenant_B"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "invalid_request");
 }
 
 async fn a_trial_declared_in_the_file_caps_tokens_at_its_end(backend: Backend) {

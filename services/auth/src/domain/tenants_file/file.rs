@@ -15,10 +15,6 @@ use crate::domain::{OrgStatus, Slug};
 
 /// The longest display or key name accepted.
 const MAX_NAME: usize = 200;
-/// The longest `catalog_file` accepted.
-const MAX_PATH: usize = 1024;
-/// The longest `namespace` accepted (a Kubernetes namespace: an RFC 1123 label).
-const MAX_NAMESPACE: usize = 63;
 
 /// A validated `tenants.yaml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -227,36 +223,10 @@ impl<'de> Deserialize<'de> for TimeOrDate {
     }
 }
 
-/// A Kubernetes namespace: an RFC 1123 label (1-63 lowercase letters, digits and `-`,
-/// starting and ending with a letter or digit).
-fn check_namespace(id: &Slug, namespace: &str) -> Result<String, String> {
-    let bytes = namespace.as_bytes();
-    let valid = !bytes.is_empty()
-        && bytes.len() <= MAX_NAMESPACE
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes.first() != Some(&b'-')
-        && bytes.last() != Some(&b'-');
-    if valid {
-        Ok(namespace.to_owned())
-    } else {
-        Err(format!(
-            "tenant {id}: namespace {namespace:?} is not a Kubernetes namespace name \
-             (1-{MAX_NAMESPACE} lowercase letters, digits and '-', starting and ending \
-             with a letter or digit)"
-        ))
-    }
-}
-
 fn check_name(what: &str, name: &str) -> Result<String, String> {
-    check_text(what, name, MAX_NAME)
-}
-
-fn check_text(what: &str, name: &str, max: usize) -> Result<String, String> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > max {
-        return Err(format!("{what} must be 1-{max} printable characters"));
+    if name.is_empty() || name.chars().count() > MAX_NAME {
+        return Err(format!("{what} must be 1-{MAX_NAME} printable characters"));
     }
     // The API's display-text rule: no control, bidirectional or invisible characters.
     if let Some(c) = name
@@ -324,13 +294,15 @@ impl TryFrom<RawTenant> for TenantSpec {
             namespace: raw
                 .namespace
                 .as_deref()
-                .map(|n| check_namespace(&id, n))
-                .transpose()?,
+                .map(crate::domain::gateway_namespace)
+                .transpose()
+                .map_err(|e| format!("tenant {id}: {e}"))?,
             catalog_file: raw
                 .catalog_file
                 .as_deref()
-                .map(|f| check_text("catalog_file", f, MAX_PATH))
-                .transpose()?,
+                .map(crate::domain::catalog_file)
+                .transpose()
+                .map_err(|e| format!("tenant {id}: {e}"))?,
         };
         if let Some(both) = raw
             .entitlements
@@ -658,7 +630,7 @@ mod tests {
                 "neither an RFC 3339 time nor a date",
             ),
             ("  namespace: Team_A\n", "not a Kubernetes namespace name"),
-            ("  catalog_file: \"\"\n", "catalog_file must be 1-1024"),
+            ("  catalog_file: \"\"\n", "catalog_file"),
         ];
         for (extra, needle) in cases {
             let error = parse(&tenant(extra)).expect_err(extra);

@@ -52,6 +52,10 @@ struct UpdateOrg {
     status: Option<OrgStatus>,
     #[serde(default, with = "double_option")]
     trial_expires_at: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    namespace: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    catalog_file: Option<Option<String>>,
 }
 
 /// An org in API responses.
@@ -188,6 +192,8 @@ async fn update(
             Some(None) => Some(None),
             Some(Some(text)) => Some(Some(time("trial_expires_at", &text)?)),
         },
+        namespace: setting(body.namespace, domain::gateway_namespace)?,
+        catalog_file: setting(body.catalog_file, domain::catalog_file)?,
     };
     let trial_end = patch.trial_expires_at.unwrap_or(current.trial_expires_at);
     if patch.status.unwrap_or(current.status) == OrgStatus::Trial && trial_end.is_none() {
@@ -198,6 +204,17 @@ async fn update(
     let updated = access.tenant().update_org(&patch, state.now()).await?;
     tracing::info!(org = %updated.slug, status = updated.status.as_str(), "organization updated");
     Ok(axum::Json(updated.into()))
+}
+
+/// A gateway-side setting of a PATCH: absent leaves it, `null` clears it, text is checked.
+fn setting(
+    value: Option<Option<String>>,
+    check: fn(&str) -> std::result::Result<String, String>,
+) -> Result<Option<Option<String>>> {
+    value
+        .map(|v| v.as_deref().map(check).transpose())
+        .transpose()
+        .map_err(ApiError::BadRequest)
 }
 
 /// Deleting an org: refused with workspaces unless `?cascade=true`; otherwise the org is
