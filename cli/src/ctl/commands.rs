@@ -481,7 +481,11 @@ mod tests {
             tier: Tier::Team,
             add: vec![EntitlementId::parse("plugin:policy.cedar").expect("valid")],
             remove: vec![],
-            limits: vec!["max_gateways=20".into()],
+            limits: vec![
+                "max_gateways=20".into(),
+                "max_servers=5".into(),
+                "max_concurrent_requests=100".into(),
+            ],
             valid_for: "30d".into(),
             valid_from: None,
             allow_future_entitlements: false,
@@ -489,6 +493,8 @@ mod tests {
         let body = license_body(&args).expect("valid");
         assert_eq!(body["valid_for_days"], 30);
         assert_eq!(body["limits"]["max_gateways"], 20);
+        assert_eq!(body["limits"]["max_servers"], 5);
+        assert_eq!(body["limits"]["max_concurrent_requests"], 100);
         assert_eq!(body["entitlements_add"][0], "plugin:policy.cedar");
         let bad = LicenseSet {
             valid_for: "36h".into(),

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use mcpg_license_core::{Catalog, EntitlementSet, LicenseClaims, Tier, UnixTime};
+use mcpg_license_core::{Catalog, EntitlementSet, LicenseClaims, Limits, Tier, UnixTime};
 use serde::Serialize;
 
 use crate::decision::{Decision, Reason, State};
@@ -115,6 +115,9 @@ pub struct LicenseDetails {
     pub certificate_expires_at: Option<UnixTime>,
     /// The granted entitlements.
     pub entitlements: Vec<String>,
+    /// The license's limits (`lim`): only those set; absent means unlimited. The gateway
+    /// enforces `max_servers` and `max_concurrent_requests`.
+    pub limits: Limits,
 }
 
 /// One tenant's entitlements, immutable once built.
@@ -182,6 +185,7 @@ impl TenantEntitlements {
                 grace_until: claims.grc,
                 certificate_expires_at,
                 entitlements: claims.ent.iter().map(|e| e.to_string()).collect(),
+                limits: claims.lim,
             })),
         }
     }

@@ -30,6 +30,7 @@ fn claims() -> LicenseClaims {
             max_workspaces: Some(10),
             max_environments: Some(30),
             rps: Some(100),
+            ..Limits::default()
         },
         lic: "lic_01HZX3K4M5N6P7Q8R9S0T1V2W3".into(),
         rfa: Some(NOW + 28_800),

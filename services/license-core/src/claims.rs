@@ -271,8 +271,10 @@ impl LicenseClaims {
             jti: &self.jti,
             lic: &self.lic,
             lim: WireLimits {
+                max_concurrent_requests: lim.max_concurrent_requests,
                 max_environments: lim.max_environments,
                 max_gateways: lim.max_gateways,
+                max_servers: lim.max_servers,
                 max_workspaces: lim.max_workspaces,
                 rps: lim.rps,
             },
@@ -324,9 +326,13 @@ struct WireOut<'a> {
 #[derive(Serialize)]
 struct WireLimits {
     #[serde(skip_serializing_if = "Option::is_none")]
+    max_concurrent_requests: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_environments: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_gateways: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_servers: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_workspaces: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -419,6 +425,8 @@ mod tests {
             max_workspaces: Some(2),
             max_environments: Some(1),
             rps: Some(50),
+            max_servers: Some(5),
+            max_concurrent_requests: Some(100),
         };
         let mut expected = expected;
         let map = expected.as_object_mut().expect("object");
@@ -428,7 +436,8 @@ mod tests {
         map.insert("bind".into(), "host:abc".into());
         map.insert(
             "lim".into(),
-            serde_json::json!({"max_environments": 1, "max_gateways": 3, "max_workspaces": 2, "rps": 50}),
+            serde_json::json!({"max_concurrent_requests": 100, "max_environments": 1,
+                "max_gateways": 3, "max_servers": 5, "max_workspaces": 2, "rps": 50}),
         );
         for time in ["exp", "iat", "nbf"] {
             let seconds = map[time].as_i64().expect("seconds");

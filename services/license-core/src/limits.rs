@@ -24,6 +24,13 @@ pub struct Limits {
     /// Requests per second the org may make to the management and token APIs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rps: Option<u64>,
+    /// MCP servers a gateway of the org may run (carried to gateways; enforced there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_servers: Option<u64>,
+    /// Requests a gateway of the org may serve at once (carried to gateways; enforced
+    /// there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_requests: Option<u64>,
 }
 
 /// The name of one limit.
@@ -37,6 +44,10 @@ pub enum LimitKey {
     MaxEnvironments,
     /// `rps`
     Rps,
+    /// `max_servers`
+    MaxServers,
+    /// `max_concurrent_requests`
+    MaxConcurrentRequests,
 }
 
 /// A `KEY=VALUE` limit that could not be read.
@@ -46,7 +57,9 @@ pub enum LimitError {
     #[error("limit {0:?} must look like KEY=VALUE, e.g. max_gateways=50")]
     Syntax(String),
     /// The key is not a known limit.
-    #[error("unknown limit {0:?} (known: max_gateways, max_workspaces, max_environments, rps)")]
+    #[error(
+        "unknown limit {0:?} (known: max_gateways, max_workspaces, max_environments, rps, max_servers, max_concurrent_requests)"
+    )]
     UnknownKey(String),
     /// The value is not a non-negative whole number.
     #[error("limit {0} needs a whole number, got {1:?}")]
@@ -55,11 +68,13 @@ pub enum LimitError {
 
 impl LimitKey {
     /// Every limit key.
-    pub const ALL: [LimitKey; 4] = [
+    pub const ALL: [LimitKey; 6] = [
         LimitKey::MaxGateways,
         LimitKey::MaxWorkspaces,
         LimitKey::MaxEnvironments,
         LimitKey::Rps,
+        LimitKey::MaxServers,
+        LimitKey::MaxConcurrentRequests,
     ];
 
     /// The wire name.
@@ -69,6 +84,8 @@ impl LimitKey {
             LimitKey::MaxWorkspaces => "max_workspaces",
             LimitKey::MaxEnvironments => "max_environments",
             LimitKey::Rps => "rps",
+            LimitKey::MaxServers => "max_servers",
+            LimitKey::MaxConcurrentRequests => "max_concurrent_requests",
         }
     }
 }
@@ -97,6 +114,8 @@ impl Limits {
             LimitKey::MaxWorkspaces => self.max_workspaces,
             LimitKey::MaxEnvironments => self.max_environments,
             LimitKey::Rps => self.rps,
+            LimitKey::MaxServers => self.max_servers,
+            LimitKey::MaxConcurrentRequests => self.max_concurrent_requests,
         }
     }
 
@@ -107,6 +126,8 @@ impl Limits {
             LimitKey::MaxWorkspaces => &mut self.max_workspaces,
             LimitKey::MaxEnvironments => &mut self.max_environments,
             LimitKey::Rps => &mut self.rps,
+            LimitKey::MaxServers => &mut self.max_servers,
+            LimitKey::MaxConcurrentRequests => &mut self.max_concurrent_requests,
         };
         *slot = value;
     }
@@ -166,6 +187,32 @@ mod tests {
             Err(LimitError::Value(..))
         ));
         assert_eq!(limits, Limits::default());
+    }
+
+    #[test]
+    fn gateway_side_limits_round_trip_and_are_absent_when_unset() {
+        let mut limits = Limits::default();
+        limits.apply_assignment("max_servers=5").expect("valid");
+        limits
+            .apply_assignment("max_concurrent_requests=100")
+            .expect("valid");
+        let text = serde_json::to_string(&limits).expect("serialises");
+        assert_eq!(text, r#"{"max_servers":5,"max_concurrent_requests":100}"#);
+        let back: Limits = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, limits);
+        assert_eq!(back.get(LimitKey::MaxServers), Some(5));
+        // Absent means unlimited, and an unset limit is not written.
+        let none: Limits = serde_json::from_str(r#"{"rps":1}"#).expect("parses");
+        assert_eq!(none.max_servers, None);
+        assert_eq!(none.max_concurrent_requests, None);
+        assert_eq!(
+            serde_json::to_string(&none).expect("serialises"),
+            r#"{"rps":1}"#
+        );
+        assert_eq!(
+            "max_concurrent_requests".parse::<LimitKey>(),
+            Ok(LimitKey::MaxConcurrentRequests)
+        );
     }
 
     #[test]

@@ -206,6 +206,38 @@ pub(crate) fn display_text(
     Ok(text.to_owned())
 }
 
+/// The longest `namespace` of an org (a Kubernetes namespace: an RFC 1123 label).
+const MAX_NAMESPACE: usize = 63;
+/// The longest `catalog_file` of an org.
+const MAX_CATALOG_FILE: usize = 1024;
+
+/// An org's gateway-side `namespace`: a Kubernetes namespace name (an RFC 1123 label:
+/// 1-63 lowercase letters, digits and `-`, starting and ending with a letter or digit).
+pub(crate) fn gateway_namespace(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let valid = !bytes.is_empty()
+        && bytes.len() <= MAX_NAMESPACE
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first() != Some(&b'-')
+        && bytes.last() != Some(&b'-');
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "namespace {text:?} is not a Kubernetes namespace name (1-{MAX_NAMESPACE} \
+             lowercase letters, digits and '-', starting and ending with a letter or digit)"
+        ))
+    }
+}
+
+/// An org's gateway-side `catalog_file`: a path as the gateway names it, under the
+/// display-text rule (1-1024 characters, no control or invisible character).
+pub(crate) fn catalog_file(text: &str) -> Result<String, String> {
+    display_text("catalog_file", text, MAX_CATALOG_FILE).map_err(|e| e.to_string())
+}
+
 /// A fresh random id (UUID v7: time-ordered, so inserts stay index-friendly).
 pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()

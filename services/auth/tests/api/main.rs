@@ -41,6 +41,7 @@ mod special_files;
 mod tenancy;
 mod tenants_bounds;
 mod tenants_file;
+mod tenants_seed;
 mod tier_gating;
 mod token_body;
 mod write_validation;

@@ -137,6 +137,14 @@ fn status(gateway: &Gateway, json: bool) -> anyhow::Result<ExitCode> {
             "expires:  {}",
             mcpg_license_core::clock::to_rfc3339(license.expires_at)
         );
+        let limits: Vec<String> = license
+            .limits
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect();
+        if !limits.is_empty() {
+            println!("limits:   {}", limits.join(", "));
+        }
         if let Some(grc) = license.grace_until {
             println!(
                 "grace:    until {}",

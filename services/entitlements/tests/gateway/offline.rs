@@ -7,7 +7,7 @@ use mcpg_entitlements::{
     Gateway, GatewayBuilder, ModeSettings, Reason, Settings, StartError, State,
 };
 use mcpg_license_core::{
-    LicenseClaims, ManualClock, SigningKey, Tier, TrustStore, issue_offline_license,
+    LicenseClaims, Limits, ManualClock, SigningKey, Tier, TrustStore, issue_offline_license,
 };
 
 use crate::support::*;
@@ -69,6 +69,34 @@ fn an_offline_license_gates_plugins_by_its_entitlements() {
     let cedar = gateway.check_default("policy.cedar");
     assert_eq!((cedar.allowed, cedar.reason), (false, Reason::NotEntitled));
     assert_eq!(gateway.default_tenant(), Some(airgap()));
+}
+
+#[test]
+fn the_licenses_limits_are_shown_in_the_status_for_the_gateway_to_enforce() {
+    let dir = temp_dir();
+    let root = SigningKey::generate().expect("root");
+    let clock = ManualClock::new(START);
+    let mut c: LicenseClaims = claims("airgap", Tier::Team, START - DAY);
+    c.exp = START + 365 * DAY;
+    c.rfa = None;
+    c.grc = None;
+    c.sub = "lic-airgap".into();
+    c.lim = Limits {
+        max_servers: Some(5),
+        max_concurrent_requests: Some(100),
+        ..Limits::default()
+    };
+    let token = issue_offline_license(&c, &root, None).expect("license signs");
+    let gateway = offline(&root, token, None, &clock, dir.path()).expect("starts");
+    let license = gateway.snapshot().default.license.expect("a license");
+    assert_eq!(license.limits.max_servers, Some(5));
+    assert_eq!(license.limits.max_concurrent_requests, Some(100));
+    assert_eq!(license.limits.max_gateways, None, "absent: unlimited");
+    let json = serde_json::to_value(&license).expect("serialises");
+    assert_eq!(
+        json["limits"],
+        serde_json::json!({"max_servers": 5, "max_concurrent_requests": 100})
+    );
 }
 
 #[test]

@@ -8,8 +8,16 @@ use mcpg_license_core::{Limits, Tier};
 
 use super::TenantsError;
 use super::file::{TenantSpec, TenantsDoc};
-use super::plan::{Change, ChangeAction, Current, ObjectKind, Op, Plan};
+use super::plan::{Change, ChangeAction, Current, GatewaySettings, ObjectKind, Op, Plan};
 use crate::domain::{OrgStatus, new_id};
+
+/// The gateway-side settings under their file names.
+fn gateway_settings(settings: &GatewaySettings) -> [(&'static str, Option<&str>); 2] {
+    [
+        ("namespace", settings.namespace.as_deref()),
+        ("catalog_file", settings.catalog_file.as_deref()),
+    ]
+}
 
 /// A new license's length when the file gives no `valid_until`.
 const DEFAULT_LICENSE_DAYS: i64 = 365;
@@ -88,17 +96,23 @@ impl Builder<'_> {
             None => {
                 let id = new_id();
                 let status = tenant.status.unwrap_or(OrgStatus::Active);
-                self.change(
-                    ChangeAction::Create,
-                    ObjectKind::Org,
-                    slug.clone(),
-                    format!("{:?}, {}", tenant.display_name, status.as_str()),
-                );
+                let mut what = format!("{:?}, {}", tenant.display_name, status.as_str());
+                if let Some(end) = tenant.trial_ends {
+                    what.push_str(&format!(" until {}", to_rfc3339(end)));
+                }
+                for (name, value) in gateway_settings(&tenant.gateway) {
+                    if let Some(value) = value {
+                        what.push_str(&format!(", {name} {value:?}"));
+                    }
+                }
+                self.change(ChangeAction::Create, ObjectKind::Org, slug.clone(), what);
                 self.ops.push(Op::CreateOrg {
                     id: id.clone(),
                     slug: slug.clone(),
                     display_name: tenant.display_name.clone(),
                     status,
+                    trial_expires_at: tenant.trial_ends,
+                    gateway: tenant.gateway.clone(),
                 });
                 id
             }
@@ -121,6 +135,41 @@ impl Builder<'_> {
                         status.as_str()
                     ));
                 }
+                // A declared status brings its trial end (none but for a trial); an
+                // undeclared one keeps the org's.
+                let trial_expires_at = match tenant.status {
+                    Some(_) => tenant.trial_ends,
+                    None => org.trial_expires_at,
+                };
+                if trial_expires_at != org.trial_expires_at {
+                    let show = |t: Option<i64>| t.map_or_else(|| "none".to_owned(), to_rfc3339);
+                    what.push(format!(
+                        "trial_expires_at {} -> {}",
+                        show(org.trial_expires_at),
+                        show(trial_expires_at)
+                    ));
+                }
+                // Settings the file leaves out keep their value.
+                let gateway = GatewaySettings {
+                    namespace: tenant
+                        .gateway
+                        .namespace
+                        .clone()
+                        .or_else(|| org.gateway.namespace.clone()),
+                    catalog_file: tenant
+                        .gateway
+                        .catalog_file
+                        .clone()
+                        .or_else(|| org.gateway.catalog_file.clone()),
+                };
+                for ((name, old), (_, new)) in gateway_settings(&org.gateway)
+                    .into_iter()
+                    .zip(gateway_settings(&gateway))
+                {
+                    if old != new {
+                        what.push(format!("{name} {old:?} -> {new:?}"));
+                    }
+                }
                 if what.is_empty() {
                     self.unchanged += 1;
                 } else {
@@ -134,6 +183,8 @@ impl Builder<'_> {
                         id: org.id.clone(),
                         display_name: tenant.display_name.clone(),
                         status,
+                        trial_expires_at,
+                        gateway,
                     });
                 }
                 org.id.clone()
@@ -356,6 +407,8 @@ mod tests {
             slug: slug.into(),
             display_name: slug.into(),
             status: OrgStatus::Active,
+            trial_expires_at: None,
+            gateway: GatewaySettings::default(),
             managed,
             users: 0,
         }

@@ -39,6 +39,10 @@ pub(crate) struct TenantSpec {
     pub(crate) display_name: String,
     /// Status to enforce; `None` leaves the org's status as it is (new orgs are active).
     pub(crate) status: Option<OrgStatus>,
+    /// The trial's end (Unix seconds): set exactly when `status` is `Some(Trial)`.
+    pub(crate) trial_ends: Option<i64>,
+    /// The gateway-side settings to enforce; `None` keeps the org's current value.
+    pub(crate) gateway: GatewaySettings,
     /// License tier.
     pub(crate) tier: Tier,
     /// Entitlements added to the tier's defaults, sorted.
@@ -58,6 +62,16 @@ pub(crate) struct TenantSpec {
     pub(crate) workspaces: Vec<WorkspaceSpec>,
     /// API keys (org admins).
     pub(crate) api_keys: Vec<ApiKeySpec>,
+}
+
+/// The org's gateway-side settings (seed 001's tenant fields): stored on the org, returned
+/// by `GET /v1/orgs/{org}`. `None` keeps the org's current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct GatewaySettings {
+    /// The Kubernetes namespace the org's MCP servers run in.
+    pub(crate) namespace: Option<String>,
+    /// The org's server catalog file, as the gateway names it.
+    pub(crate) catalog_file: Option<String>,
 }
 
 /// A workspace and its environments.
@@ -89,12 +103,13 @@ enum KeyRole {
     Admin,
 }
 
-/// Statuses the file may set (trials carry an end date and are managed through the API).
+/// Statuses the file may set (a trial needs `trial_ends`).
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum FileStatus {
     Active,
     Suspended,
+    Trial,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +119,13 @@ struct RawTenant {
     display_name: String,
     #[serde(default)]
     status: Option<FileStatus>,
+    #[serde(default)]
+    trial_ends: Option<TimeOrDate>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    catalog_file: Option<String>,
+    #[serde(default = "free_tier")]
     tier: Tier,
     #[serde(default)]
     entitlements: RawEntitlements,
@@ -142,6 +164,15 @@ struct Quotas {
     max_gateways: Option<u64>,
     #[serde(default)]
     rps: Option<u64>,
+    #[serde(default)]
+    max_servers: Option<u64>,
+    #[serde(default)]
+    max_concurrent_requests: Option<u64>,
+}
+
+/// A tenant without `tier` gets the free tier (seed 001's tenants name none).
+fn free_tier() -> Tier {
+    Tier::Free
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,6 +195,29 @@ impl<'de> Deserialize<'de> for Rfc3339 {
         parse_rfc3339(&text).map(Rfc3339).ok_or_else(|| {
             serde::de::Error::custom(format!(
                 "{text:?} is not an RFC 3339 time, e.g. 2027-01-31T00:00:00Z"
+            ))
+        })
+    }
+}
+
+/// An RFC 3339 time or a date (`2027-01-31`, meaning its start, 00:00 UTC), as Unix
+/// seconds.
+#[derive(Debug, Clone, Copy)]
+struct TimeOrDate(i64);
+
+impl<'de> Deserialize<'de> for TimeOrDate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let is_date = text.len() == 10 && !text.contains('T');
+        let time = if is_date {
+            parse_rfc3339(&format!("{text}T00:00:00Z"))
+        } else {
+            parse_rfc3339(&text)
+        };
+        time.map(TimeOrDate).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{text:?} is neither an RFC 3339 time nor a date, e.g. 2027-01-31 or \
+                 2027-01-31T00:00:00Z"
             ))
         })
     }
@@ -218,6 +272,38 @@ impl TryFrom<RawTenant> for TenantSpec {
         // Org slugs follow the org rule (reserved names refused), as in the API.
         let id = Slug::parse_org(raw.id.as_str()).map_err(|e| e.to_string())?;
         let display_name = check_name("display_name", &raw.display_name)?;
+        let status = raw.status.map(|s| match s {
+            FileStatus::Active => OrgStatus::Active,
+            FileStatus::Suspended => OrgStatus::Suspended,
+            FileStatus::Trial => OrgStatus::Trial,
+        });
+        let trial_ends = match (status, raw.trial_ends) {
+            (Some(OrgStatus::Trial), Some(end)) => Some(end.0),
+            (Some(OrgStatus::Trial), None) => {
+                return Err(format!(
+                    "tenant {id}: status: trial needs trial_ends (when the trial ends: an \
+                     RFC 3339 time or a date, e.g. 2027-01-31)"
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(format!("tenant {id}: trial_ends is only for status: trial"));
+            }
+            (_, None) => None,
+        };
+        let gateway = GatewaySettings {
+            namespace: raw
+                .namespace
+                .as_deref()
+                .map(crate::domain::gateway_namespace)
+                .transpose()
+                .map_err(|e| format!("tenant {id}: {e}"))?,
+            catalog_file: raw
+                .catalog_file
+                .as_deref()
+                .map(crate::domain::catalog_file)
+                .transpose()
+                .map_err(|e| format!("tenant {id}: {e}"))?,
+        };
         if let Some(both) = raw
             .entitlements
             .add
@@ -288,10 +374,9 @@ impl TryFrom<RawTenant> for TenantSpec {
         Ok(Self {
             id,
             display_name,
-            status: raw.status.map(|s| match s {
-                FileStatus::Active => OrgStatus::Active,
-                FileStatus::Suspended => OrgStatus::Suspended,
-            }),
+            status,
+            trial_ends,
+            gateway,
             tier: raw.tier,
             add: raw.entitlements.add.into_iter().collect(),
             remove: raw.entitlements.remove.into_iter().collect(),
@@ -301,6 +386,8 @@ impl TryFrom<RawTenant> for TenantSpec {
                 max_workspaces: quotas.max_workspaces,
                 max_environments: quotas.max_environments,
                 rps: quotas.rps,
+                max_servers: quotas.max_servers,
+                max_concurrent_requests: quotas.max_concurrent_requests,
             },
             valid_from: raw.valid_from.map(|t| t.0),
             valid_until: raw.valid_until.map(|t| t.0),
@@ -455,12 +542,108 @@ mod tests {
         assert_eq!(doc.tenants.0[0].workspaces[0].environments.len(), 2);
     }
 
+    /// Seed 001's example, with real hashes in place of its `sha256:abc123...`
+    /// placeholders: the only adaptation the format needs.
+    pub(crate) fn seed_001_example(hashes: [&str; 3]) -> String {
+        format!(
+            "tenants:\n\
+             - id: team-a\n\
+             \x20 display_name: Team Alpha\n\
+             \x20 namespace: mcp-team-a\n\
+             \x20 catalog_file: catalogs/team-a.yaml\n\
+             \x20 api_keys:\n\
+             \x20   - key_hash: \"{}\"\n\
+             \x20     name: \"production\"\n\
+             \x20   - key_hash: \"{}\"\n\
+             \x20     name: \"development\"\n\
+             \x20 quotas:\n\
+             \x20   max_servers: 5\n\
+             \x20   max_concurrent_requests: 100\n\
+             - id: team-b\n\
+             \x20 display_name: Team Beta\n\
+             \x20 namespace: mcp-team-b\n\
+             \x20 catalog_file: catalogs/team-b.yaml\n\
+             \x20 api_keys:\n\
+             \x20   - key_hash: \"{}\"\n\
+             \x20 quotas:\n\
+             \x20   max_servers: 10\n",
+            hashes[0], hashes[1], hashes[2]
+        )
+    }
+
+    #[test]
+    fn seed_001s_example_parses_into_the_model() {
+        let hash = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let doc = parse(&seed_001_example([&hash('a'), &hash('b'), &hash('c')]))
+            .expect("seed 001's example parses");
+        let [a, b] = &doc.tenants.0[..] else {
+            panic!("two tenants")
+        };
+        assert_eq!(a.id.as_str(), "team-a");
+        assert_eq!(a.tier, Tier::Free);
+        assert_eq!(a.gateway.namespace.as_deref(), Some("mcp-team-a"));
+        assert_eq!(
+            a.gateway.catalog_file.as_deref(),
+            Some("catalogs/team-a.yaml")
+        );
+        assert_eq!(a.limits.max_servers, Some(5));
+        assert_eq!(a.limits.max_concurrent_requests, Some(100));
+        assert_eq!(a.api_keys.len(), 2);
+        assert_eq!(b.limits.max_servers, Some(10));
+        assert_eq!(b.limits.max_concurrent_requests, None);
+        assert_eq!(
+            b.api_keys[0].name,
+            format!("tenants.yaml key {}", "c".repeat(8))
+        );
+        assert_eq!(a.status, None);
+    }
+
+    #[test]
+    fn trials_need_an_end_and_only_trials_have_one() {
+        let tenant = |extra: &str| format!("tenants:\n- id: a\n  display_name: A\n{extra}");
+        let date = parse(&tenant("  status: trial\n  trial_ends: 2027-01-31\n")).expect("date");
+        assert_eq!(date.tenants.0[0].status, Some(OrgStatus::Trial));
+        assert_eq!(
+            date.tenants.0[0].trial_ends,
+            parse_rfc3339("2027-01-31T00:00:00Z")
+        );
+        let time = parse(&tenant(
+            "  status: trial\n  trial_ends: 2027-01-31T12:00:00Z\n",
+        ))
+        .expect("time");
+        assert_eq!(
+            time.tenants.0[0].trial_ends,
+            parse_rfc3339("2027-01-31T12:00:00Z")
+        );
+        let cases = [
+            ("  status: trial\n", "status: trial needs trial_ends"),
+            (
+                "  status: active\n  trial_ends: 2027-01-31\n",
+                "trial_ends is only for status: trial",
+            ),
+            (
+                "  trial_ends: 2027-01-31\n",
+                "trial_ends is only for status: trial",
+            ),
+            (
+                "  status: trial\n  trial_ends: next week\n",
+                "neither an RFC 3339 time nor a date",
+            ),
+            ("  namespace: Team_A\n", "not a Kubernetes namespace name"),
+            ("  catalog_file: \"\"\n", "catalog_file"),
+        ];
+        for (extra, needle) in cases {
+            let error = parse(&tenant(extra)).expect_err(extra);
+            assert!(error.to_string().contains(needle), "{extra}: {error}");
+        }
+    }
+
     #[test]
     fn unknown_keys_are_refused_with_their_line() {
-        let error = parse("tenants:\n- id: a\n  display_name: A\n  tier: free\n  namespace: x\n")
+        let error = parse("tenants:\n- id: a\n  display_name: A\n  tier: free\n  namespsace: x\n")
             .expect_err("unknown key");
         assert!(
-            error.to_string().contains("unknown field `namespace`"),
+            error.to_string().contains("unknown field `namespsace`"),
             "{error}"
         );
         assert_eq!(line_of(error), Some(5));
@@ -485,9 +668,9 @@ mod tests {
                 "-1",
             ),
             (
-                "tenants:\n- id: a\n  display_name: A\n  tier: free\n  quotas:\n    max_servers: 5\n",
+                "tenants:\n- id: a\n  display_name: A\n  tier: free\n  quotas:\n    max_server: 5\n",
                 6,
-                "max_servers",
+                "max_server",
             ),
             (
                 "tenants:\n- id: a\n  display_name: A\n  tier: free\n  api_keys:\n  - key_hash: \"md5:00\"\n",

@@ -17,7 +17,8 @@ pub(crate) use diff::diff;
 pub(crate) use file::TenantsDoc;
 pub(crate) use plan::{ChangeAction, Plan};
 pub(crate) use plan::{
-    Current, CurrentEnvironment, CurrentKey, CurrentOrg, CurrentWorkspace, DeleteTable, Op,
+    Current, CurrentEnvironment, CurrentKey, CurrentOrg, CurrentWorkspace, DeleteTable,
+    GatewaySettings, Op,
 };
 
 pub(crate) use bounds::{DEFAULT_MAX_OBJECTS, MAX_DOCUMENT_BYTES};

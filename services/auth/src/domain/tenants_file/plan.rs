@@ -20,6 +20,7 @@ use mcpg_license_core::{EntitlementId, Limits, Tier};
 use serde::Serialize;
 use serde_json::Value;
 
+pub(crate) use super::file::GatewaySettings;
 use crate::domain::LicenseRecord;
 use crate::domain::OrgStatus;
 
@@ -30,6 +31,8 @@ pub(crate) struct CurrentOrg {
     pub(crate) slug: String,
     pub(crate) display_name: String,
     pub(crate) status: OrgStatus,
+    pub(crate) trial_expires_at: Option<i64>,
+    pub(crate) gateway: GatewaySettings,
     pub(crate) managed: bool,
     pub(crate) users: i64,
 }
@@ -162,11 +165,15 @@ pub(crate) enum Op {
         slug: String,
         display_name: String,
         status: OrgStatus,
+        trial_expires_at: Option<i64>,
+        gateway: GatewaySettings,
     },
     UpdateOrg {
         id: String,
         display_name: String,
         status: OrgStatus,
+        trial_expires_at: Option<i64>,
+        gateway: GatewaySettings,
     },
     SetLicense {
         org_id: String,

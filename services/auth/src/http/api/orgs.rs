@@ -52,6 +52,10 @@ struct UpdateOrg {
     status: Option<OrgStatus>,
     #[serde(default, with = "double_option")]
     trial_expires_at: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    namespace: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    catalog_file: Option<Option<String>>,
 }
 
 /// An org in API responses.
@@ -62,6 +66,8 @@ pub(super) struct OrgView {
     display_name: String,
     status: OrgStatus,
     trial_expires_at: Option<String>,
+    namespace: Option<String>,
+    catalog_file: Option<String>,
     created_at: String,
     updated_at: String,
 }
@@ -74,6 +80,8 @@ impl From<OrgRecord> for OrgView {
             display_name: org.display_name,
             status: org.status,
             trial_expires_at: org.trial_expires_at.map(to_rfc3339),
+            namespace: org.namespace,
+            catalog_file: org.catalog_file,
             created_at: to_rfc3339(org.created_at),
             updated_at: to_rfc3339(org.updated_at),
         }
@@ -184,6 +192,8 @@ async fn update(
             Some(None) => Some(None),
             Some(Some(text)) => Some(Some(time("trial_expires_at", &text)?)),
         },
+        namespace: setting(body.namespace, domain::gateway_namespace)?,
+        catalog_file: setting(body.catalog_file, domain::catalog_file)?,
     };
     let trial_end = patch.trial_expires_at.unwrap_or(current.trial_expires_at);
     if patch.status.unwrap_or(current.status) == OrgStatus::Trial && trial_end.is_none() {
@@ -194,6 +204,17 @@ async fn update(
     let updated = access.tenant().update_org(&patch, state.now()).await?;
     tracing::info!(org = %updated.slug, status = updated.status.as_str(), "organization updated");
     Ok(axum::Json(updated.into()))
+}
+
+/// A gateway-side setting of a PATCH: absent leaves it, `null` clears it, text is checked.
+fn setting(
+    value: Option<Option<String>>,
+    check: fn(&str) -> std::result::Result<String, String>,
+) -> Result<Option<Option<String>>> {
+    value
+        .map(|v| v.as_deref().map(check).transpose())
+        .transpose()
+        .map_err(ApiError::BadRequest)
 }
 
 /// Deleting an org: refused with workspaces unless `?cascade=true`; otherwise the org is

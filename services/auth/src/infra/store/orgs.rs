@@ -21,6 +21,10 @@ pub struct OrgRecord {
     pub status: OrgStatus,
     /// End of the trial, for status `trial`.
     pub trial_expires_at: Option<i64>,
+    /// Gateway-side setting: the Kubernetes namespace the org's MCP servers run in.
+    pub namespace: Option<String>,
+    /// Gateway-side setting: the server catalog file the org's gateways load.
+    pub catalog_file: Option<String>,
     /// Created (Unix seconds).
     pub created_at: i64,
     /// Last changed (Unix seconds).
@@ -35,6 +39,8 @@ pub(super) struct OrgRow {
     display_name: String,
     status: String,
     trial_expires_at: Option<i64>,
+    namespace: Option<String>,
+    catalog_file: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -51,6 +57,8 @@ impl TryFrom<OrgRow> for OrgRecord {
             slug: row.slug,
             display_name: row.display_name,
             trial_expires_at: row.trial_expires_at,
+            namespace: row.namespace,
+            catalog_file: row.catalog_file,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -79,10 +87,14 @@ pub(crate) struct OrgPatch {
     pub(crate) status: Option<OrgStatus>,
     /// New trial end (`Some(None)` clears it).
     pub(crate) trial_expires_at: Option<Option<i64>>,
+    /// New gateway-side namespace (`Some(None)` clears it).
+    pub(crate) namespace: Option<Option<String>>,
+    /// New gateway-side catalog file (`Some(None)` clears it).
+    pub(crate) catalog_file: Option<Option<String>>,
 }
 
-pub(super) const COLUMNS: &str =
-    "id, slug, display_name, status, trial_expires_at, created_at, updated_at";
+pub(super) const COLUMNS: &str = "id, slug, display_name, status, trial_expires_at, \
+     namespace, catalog_file, created_at, updated_at";
 
 impl Store {
     /// Creates an org (the first entry of its audit chain records it); a taken slug is a
@@ -94,7 +106,8 @@ impl Store {
         now: i64,
     ) -> Result<OrgRecord, StoreError> {
         let sql = format!(
-            "INSERT INTO orgs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
+            "INSERT INTO orgs (id, slug, display_name, status, trial_expires_at, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
         );
         let id = new_id();
         let scoped = Scoped::org(self, &id);
@@ -172,12 +185,20 @@ impl TenantStore<'_> {
             "UPDATE orgs SET display_name = COALESCE($2, display_name), \
              status = COALESCE($3, status), \
              trial_expires_at = CASE WHEN $4 = 1 THEN $5 ELSE trial_expires_at END, \
+             namespace = CASE WHEN $7 = 1 THEN $8 ELSE namespace END, \
+             catalog_file = CASE WHEN $9 = 1 THEN $10 ELSE catalog_file END, \
              updated_at = $6 WHERE id = $1 RETURNING {COLUMNS}"
         );
         let (set_trial, trial) = match patch.trial_expires_at {
             Some(value) => (1_i64, value),
             None => (0, None),
         };
+        let text = |value: &Option<Option<String>>| match value {
+            Some(value) => (1_i64, value.clone()),
+            None => (0, None),
+        };
+        let (set_namespace, namespace) = text(&patch.namespace);
+        let (set_catalog, catalog_file) = text(&patch.catalog_file);
         let actor = self.actor();
         let org_id = self.org_id();
         let row: OrgRow = in_tx!(self.store(), tx => {
@@ -188,12 +209,17 @@ impl TenantStore<'_> {
                 .bind(set_trial)
                 .bind(trial)
                 .bind(now)
+                .bind(set_namespace)
+                .bind(&namespace)
+                .bind(set_catalog)
+                .bind(&catalog_file)
                 .fetch_optional(&mut *tx)
                 .await?;
             let row = row.ok_or(StoreError::NotFound("organization"))?;
             let event = Event::new(AuditAction::OrgUpdate, row.slug.as_str(), json!({
                 "display_name": patch.display_name, "status": patch.status.map(OrgStatus::as_str),
                 "trial_expires_at": patch.trial_expires_at,
+                "namespace": patch.namespace, "catalog_file": patch.catalog_file,
             }));
             tx.append_audit(org_id, &actor, &[event], now).await?;
             row

@@ -15,7 +15,8 @@ use super::{BackendKind, LicenseRecord, OrgRecord, Store, StoreError, in_tx, to_
 use crate::domain::new_id;
 use crate::domain::tenants_file::{
     ApplyOptions, ChangeAction, Current, CurrentEnvironment, CurrentKey, CurrentOrg,
-    CurrentWorkspace, DeleteTable, MANAGED_BY, Op, Plan, TenantsDoc, TenantsError, diff,
+    CurrentWorkspace, DeleteTable, GatewaySettings, MANAGED_BY, Op, Plan, TenantsDoc, TenantsError,
+    diff,
 };
 
 /// Why a document was not applied: the document, or the database (nothing was changed
@@ -112,6 +113,11 @@ fn current(
             users: users.get(&org.id).copied().unwrap_or(0),
             managed: managed(&row.managed_by),
             status: org.status,
+            trial_expires_at: org.trial_expires_at,
+            gateway: GatewaySettings {
+                namespace: org.namespace,
+                catalog_file: org.catalog_file,
+            },
             id: org.id,
             slug: org.slug,
             display_name: org.display_name,
@@ -212,10 +218,11 @@ fn audit_events(plan: &Plan, prune: bool) -> BTreeMap<&str, Event> {
 }
 
 const INSERT_ORG: &str = "INSERT INTO orgs (id, slug, display_name, status, \
-     trial_expires_at, created_at, updated_at, managed_by) \
-     VALUES ($1, $2, $3, $4, NULL, $5, $5, $6)";
+     trial_expires_at, namespace, catalog_file, created_at, updated_at, managed_by) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)";
 const UPDATE_ORG: &str = "UPDATE orgs SET display_name = $2, status = $3, \
-     managed_by = $4, updated_at = $5 WHERE id = $1";
+     trial_expires_at = $4, namespace = $5, catalog_file = $6, \
+     managed_by = $7, updated_at = $8 WHERE id = $1";
 /// Like PUT …/license (a new license id, revision + 1), except that a revocation made
 /// through the API stays in force.
 const SET_LICENSE: &str = "INSERT INTO licenses (id, org_id, tier, entitlements_add, \
@@ -325,13 +332,15 @@ macro_rules! reconcile_conn {
             ) -> Result<(), ApplyError> {
                 let created = StoreError::unique(CREATED_MEANWHILE);
                 match op {
-                    Op::CreateOrg { id, slug, display_name, status } => {
-                        execute!(self, INSERT_ORG; id, slug, display_name, status.as_str(), now,
+                    Op::CreateOrg { id, slug, display_name, status, trial_expires_at, gateway } => {
+                        execute!(self, INSERT_ORG; id, slug, display_name, status.as_str(),
+                            trial_expires_at, &gateway.namespace, &gateway.catalog_file, now,
                             MANAGED_BY).map_err(created)?;
                     }
-                    Op::UpdateOrg { id, display_name, status } => {
-                        execute!(self, UPDATE_ORG; id, display_name, status.as_str(), MANAGED_BY,
-                            now)?;
+                    Op::UpdateOrg { id, display_name, status, trial_expires_at, gateway } => {
+                        execute!(self, UPDATE_ORG; id, display_name, status.as_str(),
+                            trial_expires_at, &gateway.namespace, &gateway.catalog_file,
+                            MANAGED_BY, now)?;
                     }
                     Op::SetLicense {
                         org_id, tier, add, remove, limits, valid_from, valid_until,
