@@ -124,20 +124,26 @@ impl Store {
                 &format!("{SUMMARY_SELECT} AND deleted_at <= $1 ORDER BY deleted_at, id"))
                 .bind(deleted_before).fetch_all(&mut *tx).await?;
             let mut events = Vec::with_capacity(due.len());
-            for archive in &due {
-                sqlx::query("DELETE FROM deleted_exports WHERE id = $1")
-                    .bind(&archive.id).execute(&mut *tx).await?;
+            let mut purged = Vec::with_capacity(due.len());
+            for archive in due {
+                // Another replica's purge may have taken it meanwhile: one entry per purge.
+                let gone = sqlx::query("DELETE FROM deleted_exports WHERE id = $1")
+                    .bind(&archive.id).execute(&mut *tx).await?.rows_affected();
+                if gone == 0 {
+                    continue;
+                }
                 events.push(Event::new(AuditAction::ArchivePurge, archive.org_slug.as_str(), json!({
                     "archive_id": archive.id,
                     "org_id": archive.org_id,
                     "deleted_at": to_rfc3339(archive.deleted_at),
                     "size": archive.size,
                 })));
+                purged.push(archive);
             }
             if !events.is_empty() {
                 tx.append_audit(SYSTEM_CHAIN, &actor, &events, now).await?;
             }
-            due
+            purged
         }))
     }
 }
