@@ -268,3 +268,68 @@ mod digest_tests {
         assert_ne!(uuid_digest(&ids[..2]), jti_digest(&texts));
     }
 }
+
+#[cfg(test)]
+mod archive_tests {
+    use mcpg_license_core::audit::{AuditEntry, AuditRecord, GENESIS, details_digest, parse_hash};
+
+    use super::verify_archived;
+    use crate::infra::store::{ArchivedChain, ArchivedCheckpoint};
+
+    fn chain(org_id: &str, len: i64) -> Vec<AuditRecord> {
+        let mut records: Vec<AuditRecord> = Vec::new();
+        for seq in 1..=len {
+            let prev = records
+                .last()
+                .and_then(|r| parse_hash(&r.hash))
+                .unwrap_or(GENESIS);
+            let entry = AuditEntry {
+                org_id: org_id.into(),
+                seq,
+                time: "2026-01-01T00:00:00Z".into(),
+                actor: "system".into(),
+                action: "org.update".into(),
+                target: "acme".into(),
+                request_id: String::new(),
+                details_sha256: details_digest("{}"),
+            };
+            records.push(AuditRecord::link(entry, "{}".into(), &prev));
+        }
+        records
+    }
+
+    fn checkpoint(seq: i64, hash: &str) -> ArchivedCheckpoint {
+        ArchivedCheckpoint {
+            seq,
+            hash: hash.into(),
+            note: String::new(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn an_archived_checkpoint_must_match_the_entry_at_its_seq() {
+        let entries = chain("org-1", 3);
+        let good = ArchivedChain {
+            checkpoints: vec![checkpoint(2, &entries[1].hash)],
+            entries: entries.clone(),
+        };
+        let report = verify_archived("org-1", &good);
+        assert!(report.ok);
+        assert_eq!(report.chain.head_seq, 3);
+        let wrong_hash = ArchivedChain {
+            checkpoints: vec![checkpoint(2, &entries[0].hash)],
+            entries: entries.clone(),
+        };
+        assert_eq!(
+            verify_archived("org-1", &wrong_hash).first_bad_checkpoint,
+            Some(2)
+        );
+        let past_the_head = ArchivedChain {
+            checkpoints: vec![checkpoint(4, &entries[2].hash)],
+            entries: entries.clone(),
+        };
+        assert!(!verify_archived("org-1", &past_the_head).ok);
+        assert!(!verify_archived("org-2", &good).ok, "another org's chain");
+    }
+}

@@ -21,6 +21,7 @@ on_both_backends!(
     a_deleted_org_leaves_an_archive_with_its_verifiable_chain,
     only_global_admins_see_archives,
     archives_past_their_retention_are_purged_with_a_system_entry,
+    a_restore_after_the_retention_is_refused_even_before_the_purge,
     a_restore_within_the_window_brings_the_org_back_with_its_chain,
 );
 
@@ -71,6 +72,13 @@ async fn a_deleted_org_leaves_an_archive_with_its_verifiable_chain(backend: Back
         "{bound}"
     );
     let acme = org_id(&app, "acme").await;
+    app.expect(
+        Method::POST,
+        "/v1/orgs/acme/audit/checkpoints",
+        None,
+        StatusCode::CREATED,
+    )
+    .await;
     let chain = entries(&app, "acme", "").await;
     let export = delete_org(&app, "acme").await;
     assert!(
@@ -120,9 +128,16 @@ async fn a_deleted_org_leaves_an_archive_with_its_verifiable_chain(backend: Back
     assert_eq!(archived[0]["hash"], chain[0].hash.as_str());
     assert_eq!(archived.last().expect("last")["action"], "org.delete");
 
+    let checkpoints = archive["audit"]["checkpoints"]
+        .as_array()
+        .expect("checkpoints");
+    assert_eq!(checkpoints.len(), 1, "{archive}");
+    assert_eq!(checkpoints[0]["seq"], chain.len() as i64);
+
     let report = archive_verify(&app, &id).await;
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["chain"]["head_seq"], archived.len() as i64);
+    assert_eq!(report["checkpoints"], 1);
 
     // Edited behind the service's back: a detail of an archived entry changes.
     let mut raw = Raw::open(&app).await;
@@ -299,4 +314,28 @@ async fn a_restore_within_the_window_brings_the_org_back_with_its_chain(backend:
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(list(&app).await.len(), 1, "the refused archive is kept");
+}
+
+async fn a_restore_after_the_retention_is_refused_even_before_the_purge(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(now()));
+    let app = spawn_app_full(
+        backend,
+        |settings| settings.archive_purge_interval = Duration::from_secs(3_600),
+        Some(clock.clone()),
+    )
+    .await;
+    app.gateway("acme").await;
+    delete_org(&app, "acme").await;
+    let id = list(&app).await[0]["id"].as_str().expect("id").to_owned();
+    clock.advance(30 * DAY + 1);
+    let (status, body) = app
+        .send(
+            Method::POST,
+            &format!("/v1/admin/archives/{id}/restore"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.to_string().contains("retention"), "{body}");
+    assert_eq!(list(&app).await.len(), 1, "still readable until the purge");
 }

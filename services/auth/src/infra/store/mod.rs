@@ -41,6 +41,8 @@ use sqlx::sqlite::{
 };
 use thiserror::Error;
 
+#[cfg(test)]
+pub(crate) use archives::ArchivedCheckpoint;
 pub(crate) use archives::{ArchiveSummary, ArchivedChain, RestoreRefusal};
 pub use audit_log::{Actor, AuditAction, Event};
 pub(crate) use audit_query::{AuditFilter, CheckpointRecord};
