@@ -346,6 +346,7 @@ fn org(client: &Client, out: &Printer, cmd: OrgCommand) -> anyhow::Result<()> {
             out.done(&deleted("org", &org, &answer), &answer);
         }
         OrgCommand::Oidc(cmd) => super::oidc::oidc(client, out, cmd)?,
+        OrgCommand::Archive(cmd) => super::archives::archive(client, out, cmd)?,
     }
     Ok(())
 }

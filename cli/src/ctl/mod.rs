@@ -4,6 +4,7 @@
 //! printed as a table or, with `--output json`, as the server's JSON.
 
 mod access;
+mod archives;
 mod audit;
 mod client;
 mod commands;
@@ -162,7 +163,8 @@ enum OrgCommand {
         org: String,
     },
     /// Delete an org: refused while it has workspaces unless --cascade; the org is
-    /// suspended first and the server keeps a JSON export of what was deleted.
+    /// suspended first and the server keeps an archive (a JSON export of what was
+    /// deleted, with its audit chain) for its retention: see `org archive`.
     Delete {
         /// Org slug.
         org: String,
@@ -173,6 +175,10 @@ enum OrgCommand {
     /// The org's own OIDC provider for operator login (org admins).
     #[command(subcommand)]
     Oidc(oidc::OidcCommand),
+    /// Archives of deleted orgs: list, show (with the audit chain verified), restore
+    /// within the server's retention (global admins).
+    #[command(subcommand)]
+    Archive(archives::ArchiveCommand),
 }
 
 #[derive(Debug, Subcommand)]

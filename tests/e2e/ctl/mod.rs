@@ -3,6 +3,7 @@
 //! exits (0 done, 1 refused or unreachable, 2 usage error).
 
 mod access;
+mod archives;
 mod audit;
 mod entitlements;
 mod impersonate;

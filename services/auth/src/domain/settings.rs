@@ -96,6 +96,12 @@ pub struct Settings {
     pub grant_cache_ttl: Duration,
     /// How often moved audit heads are signed as checkpoints.
     pub audit_checkpoint_interval: Duration,
+    /// How long a deleted org's archive is kept (readable and restorable) before the
+    /// purge job removes it.
+    pub retention: Duration,
+    /// How often the purge job looks for archives past their retention (not a flag:
+    /// tests shorten it).
+    pub archive_purge_interval: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
     /// Time a client has to send a request's headers.
@@ -195,6 +201,8 @@ impl Settings {
             heartbeat_interval: Duration::from_secs(2),
             grant_cache_ttl: Duration::from_secs(5),
             audit_checkpoint_interval: Duration::from_secs(3_600),
+            retention: Duration::from_secs(30 * 86_400),
+            archive_purge_interval: Duration::from_secs(3_600),
             request_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             max_in_flight: 1024,

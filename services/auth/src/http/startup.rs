@@ -21,8 +21,8 @@ use crate::http::api::{RequestGuards, ops_service, service};
 use crate::http::denials::DenialLog;
 use crate::http::state::{AppState, ServiceInfo, SharedState};
 use crate::http::tasks::{
-    spawn_checkpointer, spawn_housekeeping, spawn_issuance_flusher, spawn_key_reloader,
-    spawn_metrics_upkeep,
+    spawn_archive_purger, spawn_checkpointer, spawn_housekeeping, spawn_issuance_flusher,
+    spawn_key_reloader, spawn_metrics_upkeep,
 };
 use crate::http::tenants_status::TenantsStatus;
 use crate::http::tenants_watch;
@@ -50,6 +50,7 @@ pub struct Application {
     key_reload_interval: Duration,
     tenants: Option<(TenantsFile, Option<[u8; 32]>)>,
     checkpoint_interval: Duration,
+    archive_purge_interval: Duration,
 }
 
 impl Application {
@@ -132,6 +133,7 @@ impl Application {
             key_reload_interval: settings.key_reload_interval,
             tenants,
             checkpoint_interval: settings.audit_checkpoint_interval,
+            archive_purge_interval: settings.archive_purge_interval,
         })
     }
 
@@ -170,6 +172,7 @@ impl Application {
             spawn_pruner(self.state.limiter.clone()),
             spawn_issuance_flusher(self.state.clone()),
             spawn_checkpointer(self.state.clone(), self.checkpoint_interval),
+            spawn_archive_purger(self.state.clone(), self.archive_purge_interval),
             spawn_metrics_upkeep(self.state.metrics.clone()),
         ];
         let peers = PeerListener::spawn(self.state.store.clone(), self.state.peers.clone());
@@ -498,6 +501,7 @@ fn shared_state(
             subdomain_suffix: settings.subdomain_suffix.clone(),
             tenants_max_objects: settings.tenants_max_objects,
             grant_cache_ttl: settings.grant_cache_ttl,
+            retention: settings.retention,
         }),
         metrics: telemetry::metrics_handle(),
         clock,

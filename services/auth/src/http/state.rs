@@ -30,6 +30,8 @@ pub(crate) struct ServiceInfo {
     /// How long a grant is cached: how late another replica's change takes effect here
     /// while the change listener is down.
     pub(crate) grant_cache_ttl: std::time::Duration,
+    /// How long a deleted org's archive is kept before it is purged.
+    pub(crate) retention: std::time::Duration,
 }
 
 /// Shared state: one reference count to clone (axum clones it into every request).

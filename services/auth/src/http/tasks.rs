@@ -102,6 +102,32 @@ pub(super) fn spawn_checkpointer(state: AppState, period: Duration) -> JoinHandl
     )
 }
 
+/// Purges the archives of deleted orgs once their retention has passed; each purge leaves
+/// an `archive.purge` entry in the `_system` chain.
+pub(super) fn spawn_archive_purger(state: AppState, period: Duration) -> JoinHandle<()> {
+    let period = period.max(Duration::from_secs(1));
+    every(period, "archive-purge", FirstTick::Now, move || {
+        let state = state.clone();
+        async move {
+            let now = state.now();
+            let retention = i64::try_from(state.info.retention.as_secs()).unwrap_or(i64::MAX);
+            match state
+                .store
+                .purge_archives(now.saturating_sub(retention), now)
+                .await
+            {
+                Ok(purged) => {
+                    for archive in purged {
+                        tracing::info!(org = %archive.org_slug, archive_id = %archive.id,
+                            "deleted org's archive purged after its retention");
+                    }
+                }
+                Err(error) => tracing::warn!(error = %error, "archive purge failed"),
+            }
+        }
+    })
+}
+
 /// Drains the histograms' pending samples into their buckets. `/metrics` does the same on
 /// every scrape; this bounds the memory when scrapes are rare or absent (the recorder is
 /// built, not installed with the exporter's own upkeep thread, so that tests can share it).

@@ -9,14 +9,18 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use mcpg_license_core::audit::{ChainVerifier, Checkpoint, VerifyReport, hex_lower, parse_hash};
+use mcpg_license_core::audit::{
+    ChainVerifier, Checkpoint, VerifyReport, hex_lower, parse_hash, verify_chain,
+};
 use mcpg_license_core::clock::to_rfc3339;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::infra::keyring::Keyring;
-use crate::infra::store::{AuditAction, CheckpointRecord, Event, Store, StoreError, TenantStore};
+use crate::infra::store::{
+    ArchivedChain, AuditAction, CheckpointRecord, Event, Store, StoreError, TenantStore,
+};
 
 /// Rows fetched per page when verifying or exporting.
 pub(crate) const PAGE: i64 = 1_000;
@@ -58,6 +62,42 @@ async fn verify_from(
             Some(last) if page.len() as i64 == PAGE => after = last.entry.seq,
             _ => return Ok(()),
         }
+    }
+}
+
+/// What verifying a deleted org's archived chain found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct ArchiveVerification {
+    /// Whether the entries verify and every checkpoint matches them.
+    pub(crate) ok: bool,
+    /// The entries, verified as the org's chain from its start (the same verifier as the
+    /// live chain's).
+    pub(crate) chain: VerifyReport,
+    /// How many checkpoints were checked.
+    pub(crate) checkpoints: usize,
+    /// The seq of the first checkpoint whose hash is not the archived entry's at its seq.
+    pub(crate) first_bad_checkpoint: Option<i64>,
+}
+
+/// Verifies an archived chain of `org_id`: its entries with [`verify_chain`], and that
+/// each archived checkpoint signs the hash the entries have at its seq.
+pub(crate) fn verify_archived(org_id: &str, chain: &ArchivedChain) -> ArchiveVerification {
+    let report = verify_chain(org_id, &chain.entries);
+    let first_bad_checkpoint = chain
+        .checkpoints
+        .iter()
+        .find(|checkpoint| {
+            let at = usize::try_from(checkpoint.seq - 1).ok();
+            let entry = at.and_then(|index| chain.entries.get(index));
+            let verified = checkpoint.seq <= report.head_seq;
+            !verified || entry.is_none_or(|entry| entry.hash != checkpoint.hash)
+        })
+        .map(|checkpoint| checkpoint.seq);
+    ArchiveVerification {
+        ok: report.ok && first_bad_checkpoint.is_none(),
+        chain: report,
+        checkpoints: chain.checkpoints.len(),
+        first_bad_checkpoint,
     }
 }
 
@@ -226,5 +266,70 @@ mod digest_tests {
         let texts: Vec<String> = ids.iter().map(ToString::to_string).collect();
         assert_eq!(uuid_digest(&ids), jti_digest(&texts));
         assert_ne!(uuid_digest(&ids[..2]), jti_digest(&texts));
+    }
+}
+
+#[cfg(test)]
+mod archive_tests {
+    use mcpg_license_core::audit::{AuditEntry, AuditRecord, GENESIS, details_digest, parse_hash};
+
+    use super::verify_archived;
+    use crate::infra::store::{ArchivedChain, ArchivedCheckpoint};
+
+    fn chain(org_id: &str, len: i64) -> Vec<AuditRecord> {
+        let mut records: Vec<AuditRecord> = Vec::new();
+        for seq in 1..=len {
+            let prev = records
+                .last()
+                .and_then(|r| parse_hash(&r.hash))
+                .unwrap_or(GENESIS);
+            let entry = AuditEntry {
+                org_id: org_id.into(),
+                seq,
+                time: "2026-01-01T00:00:00Z".into(),
+                actor: "system".into(),
+                action: "org.update".into(),
+                target: "acme".into(),
+                request_id: String::new(),
+                details_sha256: details_digest("{}"),
+            };
+            records.push(AuditRecord::link(entry, "{}".into(), &prev));
+        }
+        records
+    }
+
+    fn checkpoint(seq: i64, hash: &str) -> ArchivedCheckpoint {
+        ArchivedCheckpoint {
+            seq,
+            hash: hash.into(),
+            note: String::new(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn an_archived_checkpoint_must_match_the_entry_at_its_seq() {
+        let entries = chain("org-1", 3);
+        let good = ArchivedChain {
+            checkpoints: vec![checkpoint(2, &entries[1].hash)],
+            entries: entries.clone(),
+        };
+        let report = verify_archived("org-1", &good);
+        assert!(report.ok);
+        assert_eq!(report.chain.head_seq, 3);
+        let wrong_hash = ArchivedChain {
+            checkpoints: vec![checkpoint(2, &entries[0].hash)],
+            entries: entries.clone(),
+        };
+        assert_eq!(
+            verify_archived("org-1", &wrong_hash).first_bad_checkpoint,
+            Some(2)
+        );
+        let past_the_head = ArchivedChain {
+            checkpoints: vec![checkpoint(4, &entries[2].hash)],
+            entries: entries.clone(),
+        };
+        assert!(!verify_archived("org-1", &past_the_head).ok);
+        assert!(!verify_archived("org-2", &good).ok, "another org's chain");
     }
 }

@@ -17,13 +17,13 @@ on_both_backends!(
 
 /// Raw access to the database behind the service's back, with the append-only triggers
 /// out of the way: what an attacker with database access could do.
-enum Raw {
+pub(crate) enum Raw {
     Sqlite(sqlx::SqliteConnection),
     Postgres(sqlx::PgConnection),
 }
 
 impl Raw {
-    async fn open(app: &TestApp) -> Self {
+    pub(crate) async fn open(app: &TestApp) -> Self {
         match &app.database {
             Some(db) => {
                 let mut conn = sqlx::PgConnection::connect(&db.superuser_url)
@@ -50,20 +50,20 @@ impl Raw {
         }
     }
 
-    async fn exec(&mut self, sql: &str) -> Result<u64, sqlx::Error> {
+    pub(crate) async fn exec(&mut self, sql: &str) -> Result<u64, sqlx::Error> {
         match self {
             Raw::Sqlite(conn) => Ok(sqlx::query(sql).execute(conn).await?.rows_affected()),
             Raw::Postgres(conn) => Ok(sqlx::query(sql).execute(conn).await?.rows_affected()),
         }
     }
 
-    async fn ok(&mut self, sql: &str) {
+    pub(crate) async fn ok(&mut self, sql: &str) {
         self.exec(sql)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
-    async fn count(&mut self, sql: &str) -> i64 {
+    pub(crate) async fn count(&mut self, sql: &str) -> i64 {
         match self {
             Raw::Sqlite(conn) => sqlx::query_scalar(sql).fetch_one(conn).await,
             Raw::Postgres(conn) => sqlx::query_scalar(sql).fetch_one(conn).await,
@@ -72,7 +72,7 @@ impl Raw {
     }
 }
 
-fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 

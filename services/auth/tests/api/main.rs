@@ -2,6 +2,7 @@
 //! Tests marked for both backends run on SQLite and, when `MCPG_TEST_POSTGRES_URL` is set,
 //! on PostgreSQL with a fresh database each.
 
+mod archives;
 mod audit;
 mod audit_tamper;
 mod backup;

@@ -2,6 +2,7 @@
 //! (request ids, spans, latency metrics, load shedding, timeouts, body limit).
 
 mod admin;
+mod archives;
 mod audit;
 mod federation;
 mod hierarchy;
@@ -77,6 +78,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(licenses::router())
         .merge(hierarchy::router())
         .merge(admin::router())
+        .merge(archives::router())
         .merge(key_certificates::router())
         .merge(rbac::router())
         .merge(oidc::router())

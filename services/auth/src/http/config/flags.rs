@@ -176,6 +176,10 @@ pub struct ServeArgs {
     /// e.g. 1h [default: 1h].
     #[arg(long, env = "MCPG_AUDIT_CHECKPOINT_INTERVAL")]
     pub audit_checkpoint_interval: Option<String>,
+    /// How long a deleted org's archive (its export and audit chain) is kept, readable and
+    /// restorable by global admins, before it is purged, e.g. 30d [default: 30d].
+    #[arg(long, env = "MCPG_RETENTION")]
+    pub retention: Option<String>,
     /// Per-request timeout, e.g. 10s [default: 10s].
     #[arg(long, env = "MCPG_REQUEST_TIMEOUT")]
     pub request_timeout: Option<String>,

@@ -308,6 +308,33 @@ mod tests {
     }
 
     #[test]
+    fn the_retention_defaults_to_30_days_and_comes_from_toml_or_flags() {
+        let defaults = Settings::resolve(ServeArgs::default()).expect("valid");
+        assert_eq!(defaults.retention, Duration::from_secs(30 * 86_400));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("auth.toml");
+        std::fs::write(&path, "retention = \"90d\"\n").expect("write");
+        let from_file = Settings::resolve(ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        })
+        .expect("valid");
+        assert_eq!(from_file.retention, Duration::from_secs(90 * 86_400));
+        let flag = Settings::resolve(ServeArgs {
+            config: Some(path),
+            retention: Some("7d".into()),
+            ..ServeArgs::default()
+        })
+        .expect("valid");
+        assert_eq!(flag.retention, Duration::from_secs(7 * 86_400));
+        let bad = ServeArgs {
+            retention: Some("soon".into()),
+            ..ServeArgs::default()
+        };
+        assert!(Settings::resolve(bad).is_err());
+    }
+
+    #[test]
     fn issuers_must_be_http_urls() {
         assert!(parse_issuer("ftp://x").is_err());
         assert!(parse_issuer("https://a.example/?q").is_err());

@@ -172,7 +172,7 @@ impl Settings {
         file: &mut FileConfig,
         oidc: &mut OidcFile,
     ) -> Result<(), ConfigError> {
-        let durations: [(&'static str, Option<String>, &mut Duration); 8] = [
+        let durations: [(&'static str, Option<String>, &mut Duration); 9] = [
             (
                 "oidc_jwks_ttl",
                 args.oidc_jwks_ttl.take().or(oidc.jwks_ttl.take()),
@@ -222,6 +222,11 @@ impl Settings {
                     .take()
                     .or(file.audit_checkpoint_interval.take()),
                 &mut self.audit_checkpoint_interval,
+            ),
+            (
+                "retention",
+                args.retention.take().or(file.retention.take()),
+                &mut self.retention,
             ),
         ];
         for (name, value, field) in durations {

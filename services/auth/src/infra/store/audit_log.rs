@@ -99,6 +99,10 @@ pub enum AuditAction {
     RevocationsUpload,
     /// A tenants.yaml reconciliation changed the org.
     TenantsApply,
+    /// A deleted org's archive was purged after its retention (`_system` chain).
+    ArchivePurge,
+    /// A deleted org was restored from its archive.
+    ArchiveRestore,
 }
 
 impl AuditAction {
@@ -136,6 +140,8 @@ impl AuditAction {
             Self::OidcDelete => "oidc.delete",
             Self::RevocationsUpload => "revocations.upload",
             Self::TenantsApply => "tenants.apply",
+            Self::ArchivePurge => "archive.purge",
+            Self::ArchiveRestore => "archive.restore",
         }
     }
 }

@@ -98,7 +98,8 @@ impl AuditAction {
             | Self::GatewayRevoke
             | Self::LicenseSet
             | Self::LicenseRevoke
-            | Self::TenantsApply => grants(),
+            | Self::TenantsApply
+            | Self::ArchiveRestore => grants(),
             // Creating an empty workspace or environment grants nothing yet.
             Self::WorkspaceCreate | Self::EnvironmentCreate => None,
             // Operators' access is resolved from the database on every request.
@@ -122,6 +123,8 @@ impl AuditAction {
             | Self::KeyRoot
             | Self::RevocationsUpload => Some(Change::Keys),
             Self::TokenIssued => None,
+            // The archive of an org that no longer exists: no grant can depend on it.
+            Self::ArchivePurge => None,
         }
     }
 }

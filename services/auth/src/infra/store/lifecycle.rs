@@ -307,7 +307,10 @@ impl TenantStore<'_> {
         Ok(())
     }
 
-    /// Second step: exports everything the org owns, keeps the export, deletes the org.
+    /// Second step: exports everything the org owns, keeps the export as the org's
+    /// archive (with its audit chain, up to and including the `org.delete` entry, and the
+    /// rows a restore writes back), deletes the org. Returns the export without the chain
+    /// and the restore rows.
     pub(crate) async fn delete_org_with_export(
         &self,
         org_slug: &str,
@@ -353,15 +356,22 @@ impl TenantStore<'_> {
                 "gateways": gateways,
                 "role_bindings": bindings,
             });
-            sqlx::query("INSERT INTO deleted_exports (id, org_slug, kind, path, export, \
-                         deleted_at, org_id) VALUES ($1, $2, 'org', $2, $3, $4, $5)")
-                .bind(new_id()).bind(org_slug).bind(to_json_text(&export)?).bind(now)
-                .bind(org_id).execute(&mut *tx).await?;
             let event = Event::new(AuditAction::OrgDelete, org_slug, json!({
                 "workspaces": workspaces.len(), "environments": environments.len(),
                 "gateways": gateways.len(),
             }));
             tx.append_audit(org_id, &actor, &[event], now).await?;
+            let restore = super::archives::read_restore_rows!(tx, org_id);
+            let chain = super::archives::read_chain!(tx, org_id);
+            let mut archive = export.clone();
+            archive["audit"] = serde_json::to_value(&chain)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            archive["restore"] = serde_json::to_value(&restore)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query("INSERT INTO deleted_exports (id, org_slug, kind, path, export, \
+                         deleted_at, org_id) VALUES ($1, $2, 'org', $2, $3, $4, $5)")
+                .bind(new_id()).bind(org_slug).bind(to_json_text(&archive)?).bind(now)
+                .bind(org_id).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM orgs WHERE id = $1").bind(org_id).execute(&mut *tx).await?;
             export
         }))

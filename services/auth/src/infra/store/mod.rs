@@ -9,6 +9,7 @@
 //! every query of it filters on `org_id` and, on PostgreSQL, runs in a transaction that
 //! row-level security binds to that org (see the `scope` module).
 
+mod archives;
 mod audit_log;
 mod audit_query;
 pub(crate) mod backup;
@@ -40,6 +41,9 @@ use sqlx::sqlite::{
 };
 use thiserror::Error;
 
+#[cfg(test)]
+pub(crate) use archives::ArchivedCheckpoint;
+pub(crate) use archives::{ArchiveSummary, ArchivedChain, RestoreRefusal};
 pub use audit_log::{Actor, AuditAction, Event};
 pub(crate) use audit_query::{AuditFilter, CheckpointRecord};
 pub(crate) use bindings::{BindingRecord, BindingSpec, NewImpersonation, UserTokenRecord};
