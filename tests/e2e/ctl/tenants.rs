@@ -113,13 +113,13 @@ fn an_invalid_tenants_file_is_refused_with_its_line() {
     let file = server.dir().join("tenants.yaml");
     std::fs::write(
         &file,
-        "tenants:\n- id: team-a\n  display_name: A\n  tier: team\n  quotas:\n    max_servers: 5\n",
+        "tenants:\n- id: team-a\n  display_name: A\n  tier: team\n  quotas:\n    max_server: 5\n",
     )
     .expect("write");
     assert_one_error(
         server.ctl(["tenants", "apply", "-f", "tenants.yaml"]),
         1,
-        "line 6, column 5: tenants[0].quotas: unknown field `max_servers`",
+        "line 6, column 5: tenants[0].quotas: unknown field `max_server`",
     );
     assert_one_error(
         server.ctl(["tenants", "apply", "-f", "missing.yaml"]),
