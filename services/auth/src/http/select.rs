@@ -18,10 +18,17 @@
 //!
 //! [`resolve_tenant`]: crate::http::authorize::resolve_tenant
 
-use axum::extract::{Request, State};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::extract::Request;
 use axum::http::Uri;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::future::RouteFuture;
+use tower::Service;
 
 use crate::http::authorize::{TENANT_HEADER, host_tenant};
 use crate::http::error::ApiError;
@@ -42,15 +49,65 @@ pub(crate) const SUBDOMAIN_ROUTING: &str = "feature:tenancy.subdomain-routing";
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SelectedByHost;
 
-/// The middleware, around the whole router (it rewrites the path before routing).
-pub(crate) async fn select_tenant(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if !selectable(request.uri().path()) {
-        return next.run(request).await;
+/// The service around the routed router: other paths go straight to it (one prefix
+/// comparison, no allocation: the federation token endpoint is the hot path); selectable
+/// ones are rewritten first.
+#[derive(Clone)]
+pub(crate) struct Selecting {
+    state: AppState,
+    inner: Router,
+}
+
+impl Selecting {
+    pub(crate) fn new(state: AppState, inner: Router) -> Self {
+        Self { state, inner }
     }
+}
+
+impl Service<Request> for Selecting {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = SelectingFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Service::<Request>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, request: Request) -> SelectingFuture {
+        if !selectable(request.uri().path()) {
+            return SelectingFuture::Direct {
+                inner: self.inner.call(request),
+            };
+        }
+        let state = self.state.clone();
+        let inner = self.inner.clone();
+        SelectingFuture::Selected {
+            inner: Box::pin(async move { Ok(select_tenant(state, inner, request).await) }),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of [`Selecting`]: the router's own future, or the boxed selection.
+    #[project = SelectingProjection]
+    pub(crate) enum SelectingFuture {
+        Direct { #[pin] inner: RouteFuture<Infallible> },
+        Selected { inner: Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>> },
+    }
+}
+
+impl Future for SelectingFuture {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            SelectingProjection::Direct { inner } => inner.poll(cx),
+            SelectingProjection::Selected { inner } => inner.as_mut().poll(cx),
+        }
+    }
+}
+
+async fn select_tenant(state: AppState, mut inner: Router, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
     match select(&state, &mut parts).await {
         Ok((slug, by_host)) => {
@@ -61,7 +118,10 @@ pub(crate) async fn select_tenant(
             if by_host {
                 parts.extensions.insert(SelectedByHost);
             }
-            next.run(Request::from_parts(parts, body)).await
+            match inner.call(Request::from_parts(parts, body)).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
         }
         Err(error) => error.into_response(),
     }

@@ -77,12 +77,7 @@ pub(crate) fn router(state: AppState) -> Router {
     // Tenant selection rewrites `/v1/workspaces…` to `/v1/orgs/{org}/workspaces…` (see
     // `crate::http::select`), so it must run before routing: around the routed router, not
     // as one of its layers. Other paths pass after one prefix comparison.
-    let selecting = ServiceBuilder::new()
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::http::select::select_tenant,
-        ))
-        .service(routes(state));
+    let selecting = crate::http::select::Selecting::new(state.clone(), routes(state));
     Router::new().fallback_service(selecting)
 }
 
