@@ -16,9 +16,10 @@ use axum::response::{IntoResponse, Response};
 
 use crate::domain::rbac::{Action, Binding, Gated, Grants, Scope, needs_license};
 use crate::domain::{entitlements_at, org_standing};
+use crate::http::denials::CallerSlot;
 use crate::http::error::ApiError;
 use crate::http::extract::{OidcRole, Principal, request_id};
-use crate::http::select::{SUBDOMAIN_ROUTING, SelectedByHost};
+use crate::http::select::{SUBDOMAIN_ROUTING, SelectedByHost, SelectionRefused};
 use crate::http::state::AppState;
 use crate::infra::store::{Actor, OrgRecord, Store, StoreError, TenantStore};
 use crate::infra::telemetry::record_org;
@@ -107,6 +108,12 @@ pub(crate) async fn resolve_tenant(
 }
 
 async fn resolve(state: &AppState, parts: &mut Parts, slug: &str) -> Result<Access, ApiError> {
+    if let Some(refused) = parts.extensions.get::<SelectionRefused>() {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            CallerSlot::fill(&parts.extensions, principal);
+        }
+        return Err(refused.take());
+    }
     let principal = Principal::authenticate(parts, state, Some(slug)).await?;
     if let Some(named) = parts.headers.get(TENANT_HEADER) {
         let named = named

@@ -21,6 +21,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -109,21 +110,56 @@ impl Future for SelectingFuture {
 
 async fn select_tenant(state: AppState, mut inner: Router, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
-    match select(&state, &mut parts).await {
+    let slug = match select(&state, &mut parts).await {
         Ok((slug, by_host)) => {
-            match rewritten(&parts.uri, &slug) {
-                Some(uri) => parts.uri = uri,
-                None => return ApiError::BadRequest("invalid request path".into()).into_response(),
-            }
             if by_host {
                 parts.extensions.insert(SelectedByHost);
             }
-            match inner.call(Request::from_parts(parts, body)).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            }
+            slug
         }
-        Err(error) => error.into_response(),
+        // A refusal still goes through the router, to the org the request named (the one
+        // it may be probing), so the denials recorder counts it with its route and caller;
+        // tenant resolution answers with it before anything else.
+        Err(error) => {
+            let named = parts
+                .headers
+                .get(TENANT_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .map(str::trim)
+                .filter(|named| slug_like(named))
+                .map(str::to_owned)
+                .or_else(|| {
+                    let suffix = state.info.subdomain_suffix.as_deref()?;
+                    host_tenant(&parts, suffix).filter(|named| slug_like(named))
+                });
+            parts
+                .extensions
+                .insert(SelectionRefused(Arc::new(Mutex::new(Some(error)))));
+            named.unwrap_or_else(|| "-".to_owned())
+        }
+    };
+    match rewritten(&parts.uri, &slug) {
+        Some(uri) => parts.uri = uri,
+        None => return ApiError::BadRequest("invalid request path".into()).into_response(),
+    }
+    match inner.call(Request::from_parts(parts, body)).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+/// The refusal of the selection step, answered by tenant resolution.
+#[derive(Debug, Clone)]
+pub(crate) struct SelectionRefused(Arc<Mutex<Option<ApiError>>>);
+
+impl SelectionRefused {
+    /// The refusal (taken once).
+    pub(crate) fn take(&self) -> ApiError {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut error| error.take())
+            .unwrap_or(ApiError::TenantRequired)
     }
 }
 

@@ -12,7 +12,37 @@ on_both_backends!(
     the_header_or_an_org_token_selects_the_tenant,
     conflicting_or_missing_tenants_are_refused,
     the_host_selects_only_with_subdomain_routing_in_the_license,
+    a_foreign_tenant_named_by_header_counts_as_a_probe,
 );
+
+fn series(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|number| number.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn a_foreign_tenant_named_by_header_counts_as_a_probe(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    app.gateway("acme").await;
+    app.create_org("globex").await;
+    let token = org_token(&app, "acme").await;
+    let before = app.scrape().await;
+    for other in ["globex", "no-such-org"] {
+        let (status, body) = get(&app, &token, "/v1/workspaces", &[("x-tenant-id", other)]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_error(&body, "tenant_mismatch");
+    }
+    let after = app.scrape().await;
+    let probes = "mcpg_cross_tenant_probes_total";
+    let mismatches = "mcpg_denied_requests_total{reason=\"tenant_mismatch\"}";
+    assert!(
+        series(&after, probes) - series(&before, probes) >= 2.0,
+        "{after}"
+    );
+    let counted = series(&after, mismatches) - series(&before, mismatches);
+    assert!(counted >= 2.0, "{counted}");
+}
 
 async fn org_token(app: &TestApp, org: &str) -> String {
     let body = app
