@@ -16,8 +16,10 @@ use axum::response::{IntoResponse, Response};
 
 use crate::domain::rbac::{Action, Binding, Gated, Grants, Scope, needs_license};
 use crate::domain::{entitlements_at, org_standing};
+use crate::http::denials::CallerSlot;
 use crate::http::error::ApiError;
 use crate::http::extract::{OidcRole, Principal, request_id};
+use crate::http::select::{SUBDOMAIN_ROUTING, SelectedByHost, SelectionRefused};
 use crate::http::state::AppState;
 use crate::infra::store::{Actor, OrgRecord, Store, StoreError, TenantStore};
 use crate::infra::telemetry::record_org;
@@ -106,6 +108,12 @@ pub(crate) async fn resolve_tenant(
 }
 
 async fn resolve(state: &AppState, parts: &mut Parts, slug: &str) -> Result<Access, ApiError> {
+    if let Some(refused) = parts.extensions.get::<SelectionRefused>() {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            CallerSlot::fill(&parts.extensions, principal);
+        }
+        return Err(refused.take());
+    }
     let principal = Principal::authenticate(parts, state, Some(slug)).await?;
     if let Some(named) = parts.headers.get(TENANT_HEADER) {
         let named = named
@@ -128,6 +136,15 @@ async fn resolve(state: &AppState, parts: &mut Parts, slug: &str) -> Result<Acce
     }
     if !gated.grants.sees_org() {
         return Err(inert_refusal(&gated));
+    }
+    if parts.extensions.get::<SelectedByHost>().is_some() {
+        let license = state.store.tenant(&org.id).license_if_any().await?;
+        if !entitlements_at(license.as_ref(), state.now()).contains(SUBDOMAIN_ROUTING) {
+            return Err(ApiError::EntitlementRequired(format!(
+                "subdomain routing needs {SUBDOMAIN_ROUTING} in the organization's license; \
+                 name the tenant with X-Tenant-ID or /v1/orgs/{{org}}/… instead"
+            )));
+        }
     }
     if let Some(admin) = &principal.impersonator_id {
         tracing::info!(
@@ -153,7 +170,7 @@ async fn resolve(state: &AppState, parts: &mut Parts, slug: &str) -> Result<Acce
 }
 
 /// The org named by the request's host under `suffix` (`acme.mcpg.dev` → `acme`), if any.
-fn host_tenant(parts: &Parts, suffix: &str) -> Option<String> {
+pub(crate) fn host_tenant(parts: &Parts, suffix: &str) -> Option<String> {
     let host = parts.headers.get(axum::http::header::HOST)?.to_str().ok()?;
     let host = host.rsplit_once(':').map_or(host, |(name, _)| name);
     let label = host

@@ -49,6 +49,12 @@ pub(crate) enum ApiError {
     /// The tenant named by the path, the `X-Tenant-ID` header or the host disagree.
     #[error("the tenant named by the path, header and host disagree")]
     TenantMismatch,
+    /// An org-scoped route without `/orgs/{org}` and nothing else naming the tenant.
+    #[error(
+        "no tenant named: use /v1/orgs/{{org}}/…, an X-Tenant-ID header, a host ORG.SUFFIX \
+         (subdomain routing) or a token bound to one org"
+    )]
+    TenantRequired,
     /// The org's license lacks the entitlement a feature needs (the message names it).
     #[error("{0}")]
     EntitlementRequired(String),
@@ -104,6 +110,7 @@ impl ApiError {
                 (StatusCode::FORBIDDEN, "outside_certificate_bounds")
             }
             ApiError::TenantMismatch => (StatusCode::FORBIDDEN, "tenant_mismatch"),
+            ApiError::TenantRequired => (StatusCode::BAD_REQUEST, "tenant_required"),
             ApiError::EntitlementRequired(_) => (StatusCode::FORBIDDEN, "entitlement_required"),
             ApiError::QuotaExceeded(_) => (StatusCode::FORBIDDEN, "quota_exceeded"),
             ApiError::HasChildren(_) => (StatusCode::CONFLICT, "has_children"),

@@ -304,6 +304,8 @@ impl Principal {
         target: Option<&str>,
     ) -> Result<Self, ApiError> {
         if let Some(known) = parts.extensions.get::<Principal>() {
+            // Authenticated before routing (tenant selection): the denials slot exists only now.
+            CallerSlot::fill(&parts.extensions, known);
             return Ok(known.clone());
         }
         let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;

@@ -13,6 +13,7 @@ pub(crate) mod maintenance;
 pub(crate) mod page;
 pub(crate) mod rate_headers;
 pub(crate) mod ratelimit;
+pub(crate) mod select;
 pub(crate) mod startup;
 pub(crate) mod state;
 mod tasks;

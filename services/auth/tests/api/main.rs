@@ -40,6 +40,7 @@ mod row_security;
 mod sealed_key;
 mod special_files;
 mod tenancy;
+mod tenant_selection;
 mod tenants_bounds;
 mod tenants_file;
 mod tenants_seed;

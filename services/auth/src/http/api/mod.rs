@@ -71,8 +71,17 @@ fn wrap(router: Router, guards: RequestGuards) -> RequestContext<Guard<Router>> 
         .service(router)
 }
 
-/// The routes with their route layers (tests may drive it with `oneshot`).
+/// The routes with their route layers, behind tenant selection (tests may drive it with
+/// `oneshot`).
 pub(crate) fn router(state: AppState) -> Router {
+    // Tenant selection rewrites `/v1/workspaces…` to `/v1/orgs/{org}/workspaces…` (see
+    // `crate::http::select`), so it must run before routing: around the routed router, not
+    // as one of its layers. Other paths pass after one prefix comparison.
+    let selecting = crate::http::select::Selecting::new(state.clone(), routes(state));
+    Router::new().fallback_service(selecting)
+}
+
+fn routes(state: AppState) -> Router {
     Router::new()
         .merge(orgs::router())
         .merge(licenses::router())

@@ -172,6 +172,16 @@ impl Store {
             .await?);
         row.ok_or(StoreError::NotFound("organization"))?.try_into()
     }
+
+    /// The slug of the org with this id (tenant selection by a token bound to one org).
+    pub(crate) async fn org_slug_by_id(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT slug FROM orgs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?);
+        Ok(row.map(|(slug,)| slug))
+    }
 }
 
 impl TenantStore<'_> {
