@@ -159,21 +159,6 @@ pub(crate) struct ArchivedOrg {
 }
 
 #[derive(Debug, Clone, FromRow, Serialize, Deserialize)]
-pub(crate) struct ArchivedLicense {
-    id: String,
-    tier: String,
-    entitlements_add: String,
-    entitlements_remove: String,
-    limits: String,
-    valid_from: i64,
-    valid_until: i64,
-    revoked_at: Option<i64>,
-    revision: i64,
-    created_at: i64,
-    updated_at: i64,
-}
-
-#[derive(Debug, Clone, FromRow, Serialize, Deserialize)]
 pub(crate) struct ArchivedWorkspace {
     id: String,
     slug: String,
@@ -226,7 +211,7 @@ pub(crate) struct ArchivedBinding {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RestoreRows {
     pub(super) org: ArchivedOrg,
-    pub(super) license: Option<ArchivedLicense>,
+    pub(super) license: Option<super::grants::LicenseRow>,
     pub(super) workspaces: Vec<ArchivedWorkspace>,
     pub(super) environments: Vec<ArchivedEnvironment>,
     pub(super) gateways: Vec<ArchivedGateway>,
@@ -244,7 +229,7 @@ macro_rules! read_restore_rows {
         .bind($org)
         .fetch_one(&mut *$conn)
         .await?;
-        let license: Option<ArchivedLicense> = sqlx::query_as(
+        let license: Option<$crate::infra::store::grants::LicenseRow> = sqlx::query_as(
             "SELECT id, tier, entitlements_add, entitlements_remove, limits, valid_from, \
              valid_until, revoked_at, revision, created_at, updated_at FROM licenses \
              WHERE org_id = $1",

@@ -11,19 +11,20 @@ pub(crate) use crate::domain::LicenseRecord;
 pub(super) const LICENSE_COLUMNS: &str = "id, org_id, tier, entitlements_add, entitlements_remove, \
      limits, valid_from, valid_until, revoked_at, revision, created_at, updated_at";
 
-#[derive(FromRow)]
+/// A `licenses` row as stored (also what an org's archive keeps of its license).
+#[derive(Debug, Clone, FromRow, serde::Serialize, serde::Deserialize)]
 pub(super) struct LicenseRow {
     pub(super) id: String,
-    tier: String,
-    entitlements_add: String,
-    entitlements_remove: String,
-    limits: String,
-    valid_from: i64,
-    valid_until: i64,
-    revoked_at: Option<i64>,
-    revision: i64,
-    created_at: i64,
-    updated_at: i64,
+    pub(super) tier: String,
+    pub(super) entitlements_add: String,
+    pub(super) entitlements_remove: String,
+    pub(super) limits: String,
+    pub(super) valid_from: i64,
+    pub(super) valid_until: i64,
+    pub(super) revoked_at: Option<i64>,
+    pub(super) revision: i64,
+    pub(super) created_at: i64,
+    pub(super) updated_at: i64,
 }
 
 impl TryFrom<LicenseRow> for LicenseRecord {
