@@ -253,6 +253,7 @@ pub fn issue_license(request: &LicenseRequest, now: UnixTime) -> Result<IssuedLi
         rfa: None,
         grc: None,
         bind: request.bind.clone(),
+        ps: None,
     };
     claims.validate()?;
     let certificate = request.certificate.as_ref();

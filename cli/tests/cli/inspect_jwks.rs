@@ -102,6 +102,7 @@ fn inspect_decodes_an_online_token_and_verify_refuses_it_as_the_wrong_type() {
         rfa: Some(now + 8 * 3_600),
         grc: Some(now + 8 * 86_400),
         bind: None,
+        ps: None,
     };
     let token = JwtSigner::new(key.clone()).sign(&claims).expect("signs");
     fs::write(work.path("token.jwt"), token).expect("write");

@@ -68,5 +68,6 @@ fn fixed_claims(now: i64) -> LicenseClaims {
         rfa: Some(now + 28_800),
         grc: Some(now + 86_400 + 604_800),
         bind: None,
+        ps: None,
     }
 }

@@ -47,6 +47,7 @@ impl Minter {
             rfa: Some(now + 28_800),
             grc: Some(now + 86_400 + 7 * 86_400),
             bind: None,
+            ps: None,
         };
         TokenResponse {
             token: self.signer.sign(&claims).expect("sign"),

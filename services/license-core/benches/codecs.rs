@@ -36,6 +36,7 @@ fn claims() -> LicenseClaims {
         rfa: Some(NOW + 28_800),
         grc: Some(NOW + 86_400 + 604_800),
         bind: None,
+        ps: None,
     }
 }
 

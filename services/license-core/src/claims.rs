@@ -10,6 +10,7 @@ use thiserror::Error;
 use crate::clock::{UnixTime, parse_rfc3339, to_rfc3339};
 use crate::entitlement::{EntitlementId, EntitlementIdError, EntitlementSet};
 use crate::limits::Limits;
+use crate::plugin_set::{PluginSetClaim, PluginSetError};
 use crate::tier::{Tier, UnknownTier};
 
 /// The audience of every token and license.
@@ -69,6 +70,9 @@ pub struct LicenseClaims {
     pub grc: Option<UnixTime>,
     /// Deployment id an offline license is bound to.
     pub bind: Option<String>,
+    /// The effective plugin set of the gateway's workspace or environment, when one is
+    /// configured: the gateway allows only these plugins (and only if entitled).
+    pub ps: Option<PluginSetClaim>,
 }
 
 /// Why a claims document is invalid.
@@ -98,6 +102,9 @@ pub enum ClaimsError {
     /// `exp <= iat`, `nbf > exp`, `rfa` outside `[iat, exp]` or `grc < exp`.
     #[error("inconsistent times: {0}")]
     Times(&'static str),
+    /// A `ps` claim with bad ids or a bad digest.
+    #[error("claim ps: {0}")]
+    PluginSet(#[from] PluginSetError),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -126,6 +133,8 @@ struct Wire {
     grc: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     bind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ps: Option<PluginSetClaim>,
 }
 
 fn read_time(
@@ -197,6 +206,7 @@ impl LicenseClaims {
             rfa: read_time(wire.rfa, "rfa", format)?,
             grc: read_time(wire.grc, "grc", format)?,
             bind: checked_opt(wire.bind, "bind")?,
+            ps: wire.ps,
         };
         claims.validate()?;
         Ok(claims)
@@ -247,6 +257,9 @@ impl LicenseClaims {
         {
             return Err(ClaimsError::Times("grc must not be before exp"));
         }
+        if let Some(ps) = &self.ps {
+            ps.validate()?;
+        }
         Ok(())
     }
 
@@ -280,6 +293,7 @@ impl LicenseClaims {
             },
             nbf: time(self.nbf),
             org: &self.org,
+            ps: self.ps.as_ref(),
             rfa: self.rfa.map(time),
             sub: &self.sub,
             tier: self.tier.as_str(),
@@ -314,6 +328,8 @@ struct WireOut<'a> {
     lim: WireLimits,
     nbf: WireTime,
     org: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ps: Option<&'a PluginSetClaim>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rfa: Option<WireTime>,
     sub: &'a str,
@@ -387,6 +403,7 @@ mod tests {
             rfa: Some(1_800_028_800),
             grc: Some(1_800_086_400 + 7 * 86_400),
             bind: None,
+            ps: None,
         }
     }
 

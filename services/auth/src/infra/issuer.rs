@@ -317,6 +317,7 @@ impl Issuer {
             rfa: Some((now + REFRESH_AFTER).min(exp)),
             grc: Some((exp + window.grace).min(end).max(exp)),
             bind: None,
+            ps: None,
         }
     }
 

@@ -36,6 +36,7 @@ fn check_allocates_nothing_through_the_cache_or_a_kept_handle() {
         rfa: None,
         grc: None,
         bind: None,
+        ps: None,
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let gateway = GatewayBuilder::new(Settings {

@@ -123,6 +123,7 @@ pub fn claims(org: &str, tier: Tier, iat: UnixTime) -> LicenseClaims {
         rfa: Some(iat + 8 * HOUR),
         grc: Some(exp + 7 * DAY),
         bind: None,
+        ps: None,
     }
 }
 

@@ -74,6 +74,7 @@ pub fn online_claims(tier: Tier) -> LicenseClaims {
         rfa: Some(NOW + 8 * 3_600),
         grc: Some(NOW + DAY + 7 * DAY),
         bind: None,
+        ps: None,
     }
 }
 

@@ -50,6 +50,7 @@ fn claims() -> LicenseClaims {
         rfa: Some(1_798_790_400),
         grc: Some(1_799_452_800),
         bind: None,
+        ps: None,
     }
 }
 
