@@ -246,11 +246,11 @@ mod tests {
             entry("policy.cedar", json!({"b": 1, "a": [1, 2]})),
             entry("identity.oidc", Value::Null),
         ])
-        .unwrap();
+        .expect("valid set");
         let b: PluginSet = serde_json::from_str(
             r#"[{"id":"identity.oidc"},{"config":{"a":[1,2],"b":1},"id":"policy.cedar"}]"#,
         )
-        .unwrap();
+        .expect("valid set");
         assert_eq!(a.digest(), b.digest());
         assert_eq!(
             a.ids().collect::<Vec<_>>(),
@@ -260,11 +260,11 @@ mod tests {
             entry("policy.cedar", json!({"b": 2, "a": [1, 2]})),
             entry("identity.oidc", Value::Null),
         ])
-        .unwrap();
+        .expect("valid set");
         assert_ne!(a.digest(), c.digest());
         assert!(a.claim().matches(&a));
         assert!(!a.claim().matches(&c));
-        a.claim().validate().unwrap();
+        a.claim().validate().expect("valid claim");
         assert_eq!(
             a.config("policy.cedar"),
             Some(&json!({"a": [1, 2], "b": 1}))
@@ -292,7 +292,7 @@ mod tests {
     #[test]
     fn claims_with_a_bad_shape_are_refused() {
         let good = PluginSet::new(vec![entry("a", Value::Null)])
-            .unwrap()
+            .expect("valid set")
             .claim();
         let unsorted = PluginSetClaim {
             ids: vec!["b".into(), "a".into()],
