@@ -16,6 +16,7 @@ const ORG_COLUMNS: &[Column] = &[
     ("display name", "display_name"),
     ("status", "status"),
     ("trial ends", "trial_expires_at"),
+    ("routing name", "routing_name"),
     ("created", "created_at"),
 ];
 const WS_COLUMNS: &[Column] = &[("slug", "slug"), ("id", "id"), ("created", "created_at")];
@@ -322,6 +323,7 @@ fn org(client: &Client, out: &Printer, cmd: OrgCommand) -> anyhow::Result<()> {
             slug,
             display_name,
             trial_until,
+            routing_name,
         } => {
             let mut body = Map::new();
             body.insert("slug".into(), new_slug(&slug, SlugKind::Org)?.into());
@@ -329,7 +331,46 @@ fn org(client: &Client, out: &Printer, cmd: OrgCommand) -> anyhow::Result<()> {
             if let Some(until) = trial_until {
                 body.insert("trial_expires_at".into(), until.into());
             }
+            if let Some(name) = routing_name {
+                body.insert("routing_name".into(), name.into());
+            }
             out.one(&client.post("/v1/orgs", &Value::Object(body))?, ORG_COLUMNS);
+        }
+        OrgCommand::Set {
+            org,
+            display_name,
+            routing_name,
+            namespace,
+            catalog_file,
+            unset,
+        } => {
+            let mut body = Map::new();
+            for (field, value) in [
+                ("display_name", display_name),
+                ("routing_name", routing_name),
+                ("namespace", namespace),
+                ("catalog_file", catalog_file),
+            ] {
+                if let Some(value) = value {
+                    body.insert(field.into(), value.into());
+                }
+            }
+            for setting in unset {
+                if body.insert(setting.field().into(), Value::Null).is_some() {
+                    anyhow::bail!(
+                        "--unset {} contradicts --{}",
+                        setting.field(),
+                        setting.field().replace('_', "-")
+                    );
+                }
+            }
+            if body.is_empty() {
+                anyhow::bail!("nothing to change: name a setting (see `mcpg-ctl org set --help`)");
+            }
+            out.one(
+                &client.patch(&org_path(&org)?, &Value::Object(body))?,
+                ORG_COLUMNS,
+            );
         }
         OrgCommand::List => out.list(&client.get_all("/v1/orgs")?, ORG_COLUMNS),
         OrgCommand::Get { org } => out.one(&client.get(&org_path(&org)?)?, ORG_COLUMNS),

@@ -144,6 +144,31 @@ enum OrgCommand {
         /// Make it a trial that ends at this RFC 3339 time.
         #[arg(long)]
         trial_until: Option<String>,
+        /// The host label that also selects it under subdomain routing
+        /// (`acme` for `acme.mcpg.dev`), when it should differ from the slug.
+        #[arg(long)]
+        routing_name: Option<String>,
+    },
+    /// Change an org's settings: `org set acme-corp --routing-name acme --namespace
+    /// mcpg-acme`; `--unset namespace` clears one (global admins).
+    Set {
+        /// Org slug.
+        org: String,
+        /// Human name.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Host label that selects the org under subdomain routing, besides its slug.
+        #[arg(long)]
+        routing_name: Option<String>,
+        /// Gateway-side setting: the Kubernetes namespace its MCP servers run in.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Gateway-side setting: the server catalog file its gateways load.
+        #[arg(long)]
+        catalog_file: Option<String>,
+        /// Clear a setting (repeatable).
+        #[arg(long, value_enum)]
+        unset: Vec<OrgSetting>,
     },
     /// List orgs.
     List,
@@ -179,6 +204,28 @@ enum OrgCommand {
     /// within the server's retention (global admins).
     #[command(subcommand)]
     Archive(archives::ArchiveCommand),
+}
+
+/// An org setting `org set --unset` clears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OrgSetting {
+    /// The routing name.
+    RoutingName,
+    /// The gateway-side namespace.
+    Namespace,
+    /// The gateway-side catalog file.
+    CatalogFile,
+}
+
+impl OrgSetting {
+    /// The API field it clears.
+    fn field(self) -> &'static str {
+        match self {
+            OrgSetting::RoutingName => "routing_name",
+            OrgSetting::Namespace => "namespace",
+            OrgSetting::CatalogFile => "catalog_file",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -30,6 +30,7 @@ async fn org(store: &Store, slug: &str) -> String {
         display_name: slug.into(),
         status: OrgStatus::Active,
         trial_expires_at: None,
+        routing_name: None,
     };
     store
         .create_org(&new, &Actor::system(), 0)

@@ -214,15 +214,7 @@ const MAX_CATALOG_FILE: usize = 1024;
 /// An org's gateway-side `namespace`: a Kubernetes namespace name (an RFC 1123 label:
 /// 1-63 lowercase letters, digits and `-`, starting and ending with a letter or digit).
 pub(crate) fn gateway_namespace(text: &str) -> Result<String, String> {
-    let bytes = text.as_bytes();
-    let valid = !bytes.is_empty()
-        && bytes.len() <= MAX_NAMESPACE
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes.first() != Some(&b'-')
-        && bytes.last() != Some(&b'-');
-    if valid {
+    if is_dns_label(text) {
         Ok(text.to_owned())
     } else {
         Err(format!(
@@ -230,6 +222,32 @@ pub(crate) fn gateway_namespace(text: &str) -> Result<String, String> {
              lowercase letters, digits and '-', starting and ending with a letter or digit)"
         ))
     }
+}
+
+/// An org's routing name: the host label that selects it under subdomain routing
+/// (`acme` in `acme.mcpg.dev`), an RFC 1123 label like a namespace.
+pub(crate) fn routing_name(text: &str) -> Result<String, String> {
+    if is_dns_label(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "routing_name {text:?} is not a DNS label (1-{MAX_NAMESPACE} lowercase letters, \
+             digits and '-', starting and ending with a letter or digit)"
+        ))
+    }
+}
+
+/// An RFC 1123 label: 1-63 lowercase letters, digits and `-`, not starting or ending
+/// with `-`.
+fn is_dns_label(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_NAMESPACE
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first() != Some(&b'-')
+        && bytes.last() != Some(&b'-')
 }
 
 /// An org's gateway-side `catalog_file`: a path as the gateway names it, under the

@@ -19,7 +19,7 @@ use crate::domain::{entitlements_at, org_standing};
 use crate::http::denials::CallerSlot;
 use crate::http::error::ApiError;
 use crate::http::extract::{OidcRole, Principal, request_id};
-use crate::http::select::{SUBDOMAIN_ROUTING, SelectedByHost, SelectionRefused};
+use crate::http::select::{SUBDOMAIN_ROUTING, SelectedByHost, SelectionRefused, host_org_slug};
 use crate::http::state::AppState;
 use crate::infra::store::{Actor, OrgRecord, Store, StoreError, TenantStore};
 use crate::infra::telemetry::record_org;
@@ -124,7 +124,9 @@ async fn resolve(state: &AppState, parts: &mut Parts, slug: &str) -> Result<Acce
         }
     }
     if let Some(suffix) = &state.info.subdomain_suffix
-        && host_tenant(parts, suffix).is_some_and(|named| named != slug)
+        && let Some(label) = host_tenant(parts, suffix)
+        && label != slug
+        && host_org_slug(state, label).await? != slug
     {
         return Err(ApiError::TenantMismatch);
     }

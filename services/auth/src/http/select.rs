@@ -8,7 +8,8 @@
 //! 1. the `X-Tenant-ID` header;
 //! 2. the caller's token when it is bound to one org (org API tokens, personal and
 //!    impersonation tokens, OIDC logins);
-//! 3. the host `ORG.SUFFIX` when `--subdomain-suffix` is set. When the host is the only
+//! 3. the host `LABEL.SUFFIX` when `--subdomain-suffix` is set, where the label is the
+//!    org's routing name or its slug. When the host is the only
 //!    source, the org's license must include `feature:tenancy.subdomain-routing` (checked
 //!    in [`resolve_tenant`] after the visibility check, so a hidden org is still 404).
 //!
@@ -198,6 +199,16 @@ fn slug_like(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// The slug of the org a host label names (its routing name or its slug); a label no
+/// org answers to is returned as it is.
+pub(crate) async fn host_org_slug(state: &AppState, label: String) -> Result<String, ApiError> {
+    Ok(state
+        .store
+        .org_slug_by_host_label(&label)
+        .await?
+        .unwrap_or(label))
+}
+
 /// The selected tenant, and whether only the host named it.
 async fn select(
     state: &AppState,
@@ -215,12 +226,17 @@ async fn select(
         }
         None => None,
     };
-    let host = state
+    let host = match state
         .info
         .subdomain_suffix
         .as_deref()
         .and_then(|suffix| host_tenant(parts, suffix))
-        .filter(|named| slug_like(named));
+        .filter(|named| slug_like(named))
+    {
+        // A label no org answers to stays as it is: the uniform 404 answers it.
+        Some(label) => Some(host_org_slug(state, label).await?),
+        None => None,
+    };
     if let (Some(header), Some(host)) = (&header, &host)
         && header != host
     {

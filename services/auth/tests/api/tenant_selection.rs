@@ -13,6 +13,7 @@ on_both_backends!(
     conflicting_or_missing_tenants_are_refused,
     the_host_selects_only_with_subdomain_routing_in_the_license,
     a_foreign_tenant_named_by_header_counts_as_a_probe,
+    a_routing_name_selects_its_org_by_host,
 );
 
 fn series(page: &str, name: &str) -> f64 {
@@ -308,4 +309,166 @@ async fn the_host_selects_only_with_subdomain_routing_in_the_license(backend: Ba
     let (status, body) = get(&app, &admin, "/v1/workspaces", &[("host", "localhost")]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&body, "tenant_required");
+}
+
+async fn a_routing_name_selects_its_org_by_host(backend: Backend) {
+    let app = spawn_app_with(backend, |settings| {
+        settings.subdomain_suffix = Some("mcpg.test".into());
+    })
+    .await;
+    let body = app
+        .expect(
+            Method::POST,
+            "/v1/orgs",
+            Some(json!({"slug": "acme-corp", "display_name": "Acme", "routing_name": "acme"})),
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!(body["routing_name"], "acme");
+    app.create_org("globex").await;
+    for org in ["acme-corp", "globex"] {
+        app.set_license(org, json!({"tier": "enterprise", "valid_for_days": 30}))
+            .await;
+        app.expect(
+            Method::POST,
+            &format!("/v1/orgs/{org}/workspaces"),
+            Some(json!({"slug": format!("{org}-team")})),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    let admin = app.admin_token.clone();
+    let slugs = |body: &Value| -> Vec<String> {
+        body.as_array()
+            .expect("a list")
+            .iter()
+            .map(|w| w["slug"].as_str().expect("slug").to_owned())
+            .collect()
+    };
+
+    // The routing name and the slug both select acme-corp; the prefixed route agrees.
+    for host in ["acme.mcpg.test", "acme-corp.mcpg.test:443"] {
+        let (status, body) = get(&app, &admin, "/v1/workspaces", &[("host", host)]).await;
+        assert_eq!(status, StatusCode::OK, "{host}: {body}");
+        assert_eq!(slugs(&body), ["acme-corp-team"], "{host}");
+        let (status, body) = get(
+            &app,
+            &admin,
+            "/v1/orgs/acme-corp/workspaces",
+            &[("host", host)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{host}: {body}");
+    }
+    let (status, body) = get(
+        &app,
+        &admin,
+        "/v1/orgs/globex/workspaces",
+        &[("host", "acme.mcpg.test")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_error(&body, "tenant_mismatch");
+    let (status, body) = get(
+        &app,
+        &admin,
+        "/v1/workspaces",
+        &[("host", "acme.mcpg.test"), ("x-tenant-id", "acme-corp")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // One label names one org: a routing name that is another org's slug or routing
+    // name, and a slug that is another org's routing name, are conflicts.
+    app.expect(
+        Method::PATCH,
+        "/v1/orgs/globex",
+        Some(json!({"routing_name": "acme"})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    app.expect(
+        Method::PATCH,
+        "/v1/orgs/globex",
+        Some(json!({"routing_name": "acme-corp"})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    app.expect(
+        Method::POST,
+        "/v1/orgs",
+        Some(json!({"slug": "acme", "display_name": "Another Acme"})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    app.expect(
+        Method::PATCH,
+        "/v1/orgs/globex",
+        Some(json!({"routing_name": "Not A Label"})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    // Renamed: the old label selects nothing (the uniform 404), the new one works; cleared:
+    // only the slug is left.
+    let body = app
+        .expect(
+            Method::PATCH,
+            "/v1/orgs/acme-corp",
+            Some(json!({"routing_name": "acme-eu"})),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(body["routing_name"], "acme-eu");
+    let (status, body) = get(
+        &app,
+        &admin,
+        "/v1/workspaces",
+        &[("host", "acme.mcpg.test")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = get(
+        &app,
+        &admin,
+        "/v1/workspaces",
+        &[("host", "acme-eu.mcpg.test")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(slugs(&body), ["acme-corp-team"]);
+    let body = app
+        .expect(
+            Method::PATCH,
+            "/v1/orgs/acme-corp",
+            Some(json!({"routing_name": null})),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(body["routing_name"], Value::Null);
+    let (status, _) = get(
+        &app,
+        &admin,
+        "/v1/workspaces",
+        &[("host", "acme-eu.mcpg.test")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The freed label can now be another org's.
+    app.expect(
+        Method::PATCH,
+        "/v1/orgs/globex",
+        Some(json!({"routing_name": "acme"})),
+        StatusCode::OK,
+    )
+    .await;
+    let (status, body) = get(
+        &app,
+        &admin,
+        "/v1/workspaces",
+        &[("host", "acme.mcpg.test")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(slugs(&body), ["globex-team"]);
 }

@@ -41,6 +41,8 @@ struct CreateOrg {
     status: Option<OrgStatus>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
     trial_expires_at: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    routing_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,6 +58,8 @@ struct UpdateOrg {
     namespace: Option<Option<String>>,
     #[serde(default, with = "double_option")]
     catalog_file: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    routing_name: Option<Option<String>>,
 }
 
 /// An org in API responses.
@@ -68,6 +72,7 @@ pub(super) struct OrgView {
     trial_expires_at: Option<String>,
     namespace: Option<String>,
     catalog_file: Option<String>,
+    routing_name: Option<String>,
     created_at: String,
     updated_at: String,
 }
@@ -82,6 +87,7 @@ impl From<OrgRecord> for OrgView {
             trial_expires_at: org.trial_expires_at.map(to_rfc3339),
             namespace: org.namespace,
             catalog_file: org.catalog_file,
+            routing_name: org.routing_name,
             created_at: to_rfc3339(org.created_at),
             updated_at: to_rfc3339(org.updated_at),
         }
@@ -139,6 +145,12 @@ async fn create(
         display_name: display_name(&body.display_name)?,
         status,
         trial_expires_at,
+        routing_name: body
+            .routing_name
+            .as_deref()
+            .map(domain::routing_name)
+            .transpose()
+            .map_err(ApiError::BadRequest)?,
     };
     let created = state.store.create_org(&org, &actor, state.now()).await?;
     tracing::info!(org = %created.slug, "organization created");
@@ -194,6 +206,7 @@ async fn update(
         },
         namespace: setting(body.namespace, domain::gateway_namespace)?,
         catalog_file: setting(body.catalog_file, domain::catalog_file)?,
+        routing_name: setting(body.routing_name, domain::routing_name)?,
     };
     let trial_end = patch.trial_expires_at.unwrap_or(current.trial_expires_at);
     if patch.status.unwrap_or(current.status) == OrgStatus::Trial && trial_end.is_none() {

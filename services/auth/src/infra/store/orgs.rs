@@ -25,6 +25,8 @@ pub struct OrgRecord {
     pub namespace: Option<String>,
     /// Gateway-side setting: the server catalog file the org's gateways load.
     pub catalog_file: Option<String>,
+    /// The host label that selects the org under subdomain routing, besides its slug.
+    pub routing_name: Option<String>,
     /// Created (Unix seconds).
     pub created_at: i64,
     /// Last changed (Unix seconds).
@@ -41,6 +43,7 @@ pub(super) struct OrgRow {
     trial_expires_at: Option<i64>,
     namespace: Option<String>,
     catalog_file: Option<String>,
+    routing_name: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -59,6 +62,7 @@ impl TryFrom<OrgRow> for OrgRecord {
             trial_expires_at: row.trial_expires_at,
             namespace: row.namespace,
             catalog_file: row.catalog_file,
+            routing_name: row.routing_name,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -76,6 +80,8 @@ pub struct NewOrg {
     pub status: OrgStatus,
     /// End of the trial.
     pub trial_expires_at: Option<i64>,
+    /// Routing name (a checked DNS label).
+    pub routing_name: Option<String>,
 }
 
 /// Changes to an org; `None` leaves a field as it is.
@@ -91,10 +97,33 @@ pub(crate) struct OrgPatch {
     pub(crate) namespace: Option<Option<String>>,
     /// New gateway-side catalog file (`Some(None)` clears it).
     pub(crate) catalog_file: Option<Option<String>>,
+    /// New routing name (`Some(None)` clears it).
+    pub(crate) routing_name: Option<Option<String>>,
 }
 
 pub(super) const COLUMNS: &str = "id, slug, display_name, status, trial_expires_at, \
-     namespace, catalog_file, created_at, updated_at";
+     namespace, catalog_file, routing_name, created_at, updated_at";
+
+/// The refusal of a label that would name two orgs.
+const LABEL_TAKEN: &str = "this name is already another organization's slug or routing name (one host label names one organization)";
+
+/// Whether `label` is already another org's slug or routing name (`own_id`: the org
+/// being changed, excluded). Checked inside the writing transaction; the unique index on
+/// routing names closes the race between two routing names, and a slug/routing-name race
+/// between two creates can only make both hosts name the routing-name org (see
+/// [`Store::org_slug_by_host_label`]).
+macro_rules! label_taken {
+    ($tx:expr, $label:expr, $own_id:expr) => {{
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT id FROM orgs WHERE (slug = $1 OR routing_name = $1) AND id <> $2 LIMIT 1",
+        )
+        .bind($label)
+        .bind($own_id)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        row.is_some()
+    }};
+}
 
 impl Store {
     /// Creates an org (the first entry of its audit chain records it); a taken slug is a
@@ -106,12 +135,21 @@ impl Store {
         now: i64,
     ) -> Result<OrgRecord, StoreError> {
         let sql = format!(
-            "INSERT INTO orgs (id, slug, display_name, status, trial_expires_at, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
+            "INSERT INTO orgs (id, slug, display_name, status, trial_expires_at, routing_name, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $7, $6, $6) RETURNING {COLUMNS}"
         );
         let id = new_id();
         let scoped = Scoped::org(self, &id);
         let row: OrgRow = in_tx!(scoped, tx => {
+            if label_taken!(tx, org.slug.as_str(), &id) {
+                return Err(StoreError::Conflict(LABEL_TAKEN));
+            }
+            if let Some(name) = &org.routing_name
+                && name != org.slug.as_str()
+                && label_taken!(tx, name, &id)
+            {
+                return Err(StoreError::Conflict(LABEL_TAKEN));
+            }
             let row: OrgRow = sqlx::query_as(&sql)
                 .bind(&id)
                 .bind(org.slug.as_str())
@@ -119,12 +157,13 @@ impl Store {
                 .bind(org.status.as_str())
                 .bind(org.trial_expires_at)
                 .bind(now)
+                .bind(org.routing_name.as_deref())
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(StoreError::unique("an organization with this slug already exists"))?;
             let event = Event::new(AuditAction::OrgCreate, org.slug.as_str(), json!({
                 "display_name": org.display_name, "status": org.status.as_str(),
-                "trial_expires_at": org.trial_expires_at,
+                "trial_expires_at": org.trial_expires_at, "routing_name": org.routing_name,
             }));
             tx.append_audit(&id, actor, &[event], now).await?;
             row
@@ -173,6 +212,21 @@ impl Store {
         row.ok_or(StoreError::NotFound("organization"))?.try_into()
     }
 
+    /// The slug of the org a host label names under subdomain routing: the org whose
+    /// routing name it is, else the org whose slug it is.
+    pub(crate) async fn org_slug_by_host_label(
+        &self,
+        label: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT slug FROM orgs WHERE routing_name = $1 OR slug = $1 \
+             ORDER BY CASE WHEN routing_name = $1 THEN 0 ELSE 1 END LIMIT 1")
+            .bind(label)
+            .fetch_optional(pool)
+            .await?);
+        Ok(row.map(|(slug,)| slug))
+    }
+
     /// The slug of the org with this id (tenant selection by a token bound to one org).
     pub(crate) async fn org_slug_by_id(&self, id: &str) -> Result<Option<String>, StoreError> {
         let row: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(
@@ -197,6 +251,7 @@ impl TenantStore<'_> {
              trial_expires_at = CASE WHEN $4 = 1 THEN $5 ELSE trial_expires_at END, \
              namespace = CASE WHEN $7 = 1 THEN $8 ELSE namespace END, \
              catalog_file = CASE WHEN $9 = 1 THEN $10 ELSE catalog_file END, \
+             routing_name = CASE WHEN $11 = 1 THEN $12 ELSE routing_name END, \
              updated_at = $6 WHERE id = $1 RETURNING {COLUMNS}"
         );
         let (set_trial, trial) = match patch.trial_expires_at {
@@ -209,9 +264,15 @@ impl TenantStore<'_> {
         };
         let (set_namespace, namespace) = text(&patch.namespace);
         let (set_catalog, catalog_file) = text(&patch.catalog_file);
+        let (set_routing, routing_name) = text(&patch.routing_name);
         let actor = self.actor();
         let org_id = self.org_id();
         let row: OrgRow = in_tx!(self.store(), tx => {
+            if let Some(name) = &routing_name
+                && label_taken!(tx, name, org_id)
+            {
+                return Err(StoreError::Conflict(LABEL_TAKEN));
+            }
             let row: Option<OrgRow> = sqlx::query_as(&sql)
                 .bind(org_id)
                 .bind(patch.display_name.as_deref())
@@ -223,13 +284,17 @@ impl TenantStore<'_> {
                 .bind(&namespace)
                 .bind(set_catalog)
                 .bind(&catalog_file)
+                .bind(set_routing)
+                .bind(&routing_name)
                 .fetch_optional(&mut *tx)
-                .await?;
+                .await
+                .map_err(StoreError::unique(LABEL_TAKEN))?;
             let row = row.ok_or(StoreError::NotFound("organization"))?;
             let event = Event::new(AuditAction::OrgUpdate, row.slug.as_str(), json!({
                 "display_name": patch.display_name, "status": patch.status.map(OrgStatus::as_str),
                 "trial_expires_at": patch.trial_expires_at,
                 "namespace": patch.namespace, "catalog_file": patch.catalog_file,
+                "routing_name": patch.routing_name,
             }));
             tx.append_audit(org_id, &actor, &[event], now).await?;
             row
