@@ -457,8 +457,13 @@ fn gateway(client: &Client, out: &Printer, cmd: GatewayCommand) -> anyhow::Resul
             path,
             name,
             credential_file,
+            count,
+            credentials_file,
         } => {
             let url = format!("{}/gateways", env_path(&path)?);
+            if let (Some(count), Some(file)) = (count, credentials_file) {
+                return super::fleet::register_many(client, out, &url, &name, count, &file);
+            }
             let columns: &[Column] =
                 &[("id", "id"), ("name", "name"), ("credential", "credential")];
             deliver_secret(

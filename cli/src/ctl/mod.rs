@@ -8,6 +8,7 @@ mod archives;
 mod audit;
 mod client;
 mod commands;
+mod fleet;
 mod impersonate;
 mod keys;
 mod oidc;
@@ -318,15 +319,25 @@ struct LicenseSet {
 
 #[derive(Debug, Subcommand)]
 enum GatewayCommand {
-    /// Register a gateway in ORG/WS/ENV; prints its credential once.
+    /// Register a gateway in ORG/WS/ENV; prints its credential once. With `--count N`,
+    /// registers a fleet `NAME-00001`… in batches of 1,000 and writes the credentials to
+    /// `--credentials-file` as JSON lines: `gateway register acme/main/prod edge --count
+    /// 5000 --credentials-file fleet.jsonl`.
     Register {
         /// ORG/WS/ENV
         path: String,
-        /// Gateway name.
+        /// Gateway name (with `--count`: the names' prefix).
         name: String,
         /// Write the credential to this new file (mode 0600) instead of printing it.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["count", "credentials_file"])]
         credential_file: Option<PathBuf>,
+        /// Register this many gateways (1 to 1,000,000).
+        #[arg(long, requires = "credentials_file")]
+        count: Option<u32>,
+        /// With `--count`: the new file (mode 0600) for the credentials, one JSON object
+        /// (`id`, `name`, `credential`) per line.
+        #[arg(long, requires = "count")]
+        credentials_file: Option<PathBuf>,
     },
     /// List the gateways of ORG/WS/ENV.
     List {

@@ -6,6 +6,7 @@ mod access;
 mod archives;
 mod audit;
 mod entitlements;
+mod fleet;
 mod impersonate;
 mod journey;
 mod keys;

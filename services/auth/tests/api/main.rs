@@ -16,6 +16,7 @@ mod contract;
 mod denials;
 mod deployment;
 mod federation;
+mod gateway_batch;
 mod global_scope;
 mod helpers;
 mod idp;

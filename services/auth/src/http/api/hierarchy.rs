@@ -3,9 +3,9 @@
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use mcpg_license_core::clock::to_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,7 +19,8 @@ use crate::http::extract::ApiJson;
 use crate::http::page::{ListRoute, PageRequest, Paged};
 use crate::http::state::AppState;
 use crate::infra::store::{
-    DeleteTarget, EnvironmentRecord, GatewayRecord, NewGateway, WorkspaceRecord,
+    BatchGateway, DeleteTarget, EnvironmentRecord, GatewayRecord, MAX_BATCH, NewGateway,
+    WorkspaceRecord,
 };
 
 const WS: &str = "/v1/orgs/{org}/workspaces";
@@ -34,7 +35,14 @@ pub(super) fn router() -> Router<AppState> {
         .route(&format!("{ENV}/{{env}}"), delete(delete_environment))
         .route(GW, get(list_gateways).post(register_gateway))
         .route(&format!("{GW}/{{id}}"), delete(revoke_gateway))
+        .route(
+            &format!("{GW}/batch"),
+            post(register_gateways).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+        )
 }
+
+/// A batch body: up to [`MAX_BATCH`] names of at most [`MAX_GATEWAY_NAME`] bytes.
+const MAX_BATCH_BODY_BYTES: usize = 512 * 1024;
 
 const MAX_GATEWAY_NAME: usize = 200;
 
@@ -48,6 +56,17 @@ struct CreateSlug {
 #[serde(deny_unknown_fields)]
 struct RegisterGateway {
     name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterGateways {
+    gateways: Vec<RegisterGateway>,
+}
+
+#[derive(Debug, Serialize)]
+struct RegisteredGateways {
+    gateways: Vec<GatewayView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -258,6 +277,55 @@ async fn register_gateway(
     let mut view = GatewayView::from(record);
     view.credential = Some(credential.expose().to_owned());
     Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+/// Registers up to [`MAX_BATCH`] gateways of one environment at once, all or none (a
+/// fleet's bulk path): each gets its own credential, shown once in the answer.
+async fn register_gateways(
+    State(state): State<AppState>,
+    access: Access,
+    Path((_, ws, env)): Path<(String, String, String)>,
+    ApiJson(body): ApiJson<RegisterGateways>,
+) -> Result<(StatusCode, axum::Json<RegisteredGateways>)> {
+    access.require(Action::ManageGateways(&ws, &env))?;
+    if body.gateways.is_empty() || body.gateways.len() > MAX_BATCH {
+        return Err(ApiError::BadRequest(format!(
+            "a batch registers 1 to {MAX_BATCH} gateways; this one has {}",
+            body.gateways.len()
+        )));
+    }
+    let mut batch = Vec::with_capacity(body.gateways.len());
+    let mut credentials = Vec::with_capacity(body.gateways.len());
+    for (i, gateway) in body.gateways.iter().enumerate() {
+        let name = crate::domain::display_text("name", &gateway.name, MAX_GATEWAY_NAME)
+            .map_err(|e| ApiError::BadRequest(format!("gateways[{i}]: {e}")))?;
+        let credential =
+            Credential::generate(CredentialKind::Gateway).map_err(ApiError::internal)?;
+        batch.push(BatchGateway {
+            name,
+            credential_hash: credential.hash().to_hex(),
+            credential_prefix: credential.display_prefix().to_owned(),
+        });
+        credentials.push(credential);
+    }
+    let records = access
+        .tenant()
+        .register_gateways(&ws, &env, &batch, state.now())
+        .await?;
+    tracing::info!(org = %access.org.slug, workspace = %ws, environment = %env, count = records.len(), "gateways registered");
+    let gateways = records
+        .into_iter()
+        .zip(credentials)
+        .map(|(record, credential)| {
+            let mut view = GatewayView::from(record);
+            view.credential = Some(credential.expose().to_owned());
+            view
+        })
+        .collect();
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(RegisteredGateways { gateways }),
+    ))
 }
 
 async fn list_gateways(

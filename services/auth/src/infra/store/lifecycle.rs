@@ -19,17 +19,21 @@ use crate::domain::{Slug, new_id};
 
 /// Locks the org row for the rest of the transaction. SQLite has no row locks and needs
 /// none: `BEGIN IMMEDIATE` already serialises writers.
-fn lock_org_sql(kind: BackendKind) -> &'static str {
+pub(super) fn lock_org_sql(kind: BackendKind) -> &'static str {
     match kind {
         BackendKind::Postgres => "SELECT id FROM orgs WHERE id = $1 FOR UPDATE",
         BackendKind::Sqlite => "SELECT id FROM orgs WHERE id = $1",
     }
 }
 
-const LIMITS_SQL: &str = "SELECT limits FROM licenses WHERE org_id = $1";
+pub(super) const LIMITS_SQL: &str = "SELECT limits FROM licenses WHERE org_id = $1";
 
 /// Refuses a create that would take `used` past the license's limit `key`.
-fn check_quota(limits: Option<&str>, key: LimitKey, used: i64) -> Result<(), StoreError> {
+pub(super) fn check_quota(
+    limits: Option<&str>,
+    key: LimitKey,
+    used: i64,
+) -> Result<(), StoreError> {
     let Some(text) = limits else {
         return Ok(());
     };

@@ -16,6 +16,7 @@ pub(crate) mod backup;
 mod bindings;
 mod changes;
 mod dev_root;
+mod gateway_batch;
 mod grants;
 mod hierarchy;
 mod key_certificates;
@@ -49,6 +50,7 @@ pub(crate) use audit_query::{AuditFilter, CheckpointRecord};
 pub(crate) use bindings::{BindingRecord, BindingSpec, NewImpersonation, UserTokenRecord};
 pub(crate) use changes::{CHANNEL, Change, Changes, WriteTx};
 pub(crate) use dev_root::StoredRoot;
+pub(crate) use gateway_batch::{BatchGateway, MAX_BATCH};
 pub(crate) use grants::{GatewayGrant, LicenseRecord};
 pub use hierarchy::TenantStore;
 pub(crate) use hierarchy::{
