@@ -70,7 +70,10 @@ fn target(url: &str) -> anyhow::Result<Target> {
 }
 
 fn duration(text: &str) -> anyhow::Result<Duration> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
     let number: u64 = number.parse().context("a duration like 10s or 2m")?;
     Ok(match unit {
         "" | "s" => Duration::from_secs(number),
@@ -81,8 +84,8 @@ fn duration(text: &str) -> anyhow::Result<Duration> {
 }
 
 fn load_credentials(path: &std::path::Path, limit: Option<usize>) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let credential = match line.trim_start().starts_with('{') {
@@ -184,7 +187,9 @@ async fn worker(
         match send(s, &target, credential).await {
             Ok(status) => {
                 let micros = scheduled.elapsed().as_micros();
-                tally.latencies_us.push(u32::try_from(micros).unwrap_or(u32::MAX));
+                tally
+                    .latencies_us
+                    .push(u32::try_from(micros).unwrap_or(u32::MAX));
                 *tally.statuses.entry(status).or_default() += 1;
             }
             Err(_) => {

@@ -5,11 +5,13 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, assert_error, on_both_backends, spawn_app};
+use crate::helpers::{Backend, assert_error, on_both_backends, spawn_app, split};
+use crate::rbac::{grant, user_token};
 
 on_both_backends!(
     a_batch_registers_every_gateway_with_its_own_credential,
     a_batch_is_all_or_nothing,
+    who_may_register_a_batch_follows_the_role_table,
 );
 
 const BATCH: &str = "/v1/orgs/acme/workspaces/main/environments/prod/gateways/batch";
@@ -110,4 +112,75 @@ async fn a_batch_is_all_or_nothing(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn who_may_register_a_batch_follows_the_role_table(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.gateway("acme").await;
+    app.gateway("globex").await;
+    app.set_license(
+        "acme",
+        json!({"tier": "enterprise", "limits": {"max_gateways": 100}, "valid_for_days": 30}),
+    )
+    .await;
+    app.expect(
+        Method::POST,
+        "/v1/orgs/acme/workspaces",
+        Some(json!({"slug": "data"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    grant(&app, "acme", "admin@acme.com", "admin", json!({})).await;
+    grant(
+        &app,
+        "acme",
+        "op@acme.com",
+        "operator",
+        json!({"workspace": "main"}),
+    )
+    .await;
+    grant(
+        &app,
+        "acme",
+        "other-op@acme.com",
+        "operator",
+        json!({"workspace": "data"}),
+    )
+    .await;
+    grant(
+        &app,
+        "acme",
+        "viewer@acme.com",
+        "viewer",
+        json!({"workspace": "main", "environment": "prod"}),
+    )
+    .await;
+    grant(&app, "globex", "admin@globex.com", "admin", json!({})).await;
+    let mut callers = vec![(
+        "global admin",
+        Some(app.admin_token.clone()),
+        StatusCode::CREATED,
+    )];
+    for (email, org, expected) in [
+        ("admin@acme.com", "acme", StatusCode::CREATED),
+        ("op@acme.com", "acme", StatusCode::CREATED),
+        ("other-op@acme.com", "acme", StatusCode::FORBIDDEN),
+        ("viewer@acme.com", "acme", StatusCode::FORBIDDEN),
+        // Another org's admin learns nothing: the uniform 404.
+        ("admin@globex.com", "globex", StatusCode::NOT_FOUND),
+    ] {
+        callers.push((email, Some(user_token(&app, org, email).await), expected));
+    }
+    callers.push(("anonymous", None, StatusCode::UNAUTHORIZED));
+    for (who, token, expected) in callers {
+        let mut request = app
+            .client
+            .post(format!("{}{BATCH}", app.address))
+            .json(&names(0..2));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let (status, body) = split(request.send().await.expect("sent")).await;
+        assert_eq!(status, expected, "{who}: {body}");
+    }
 }
