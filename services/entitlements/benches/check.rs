@@ -53,6 +53,7 @@ impl Minter {
             token: self.signer.sign(&claims).expect("sign"),
             issuer_certificate: self.certificate.clone(),
             issuer_certificates: Vec::new(),
+            plugin_set: None,
         }
     }
 }

@@ -6,12 +6,14 @@
 //! alone, without a writer.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use arc_swap::ArcSwap;
 use mcpg_license_core::{Catalog, EntitlementSet, LicenseClaims, Limits, Tier, UnixTime};
 use serde::Serialize;
 
 use crate::decision::{Decision, Reason, State};
+use crate::plugin_sets::TenantPluginSet;
 use crate::plugins::PluginTable;
 use crate::time::TimeGuard;
 
@@ -127,6 +129,9 @@ pub struct TenantEntitlements {
     tier: Tier,
     entitled: Bits,
     free: Bits,
+    /// The plugin set's members (catalog indexes), when the token names a set.
+    in_set: Option<Bits>,
+    plugin_set: Option<Arc<TenantPluginSet>>,
     details: Option<Arc<LicenseDetails>>,
 }
 
@@ -157,6 +162,8 @@ impl TenantEntitlements {
             tier: Tier::Free,
             entitled: free.clone(),
             free,
+            in_set: None,
+            plugin_set: None,
             details,
         }
     }
@@ -174,6 +181,8 @@ impl TenantEntitlements {
             tier: claims.tier,
             entitled: entitled_bits(catalog, &claims.ent),
             free: free_bits(catalog),
+            in_set: None,
+            plugin_set: None,
             details: Some(Arc::new(LicenseDetails {
                 license: claims.lic.clone(),
                 issuer: claims.iss.clone(),
@@ -187,6 +196,34 @@ impl TenantEntitlements {
                 entitlements: claims.ent.iter().map(|e| e.to_string()).collect(),
                 limits: claims.lim,
             })),
+        }
+    }
+
+    /// Narrows the entitlements to the plugin set of a federated token: from then on a
+    /// plugin is allowed only if it also is in the set. Only tokens carry sets (offline
+    /// licenses have no `ps`), and the Tier-0 bases (unlicensed, revoked, offline expired)
+    /// are built without one, so the set is in force exactly while the token it came with
+    /// is the basis: Active, Grace and Lapsed. Set members this catalog does not know are
+    /// ignored by checks (they stay in [`TenantPluginSet::ids`] for status pages).
+    pub fn with_plugin_set(mut self, catalog: &Catalog, set: Arc<TenantPluginSet>) -> Self {
+        let plugins = catalog.plugins();
+        self.in_set = Some(Bits::of(catalog, |i| set.contains(&plugins[i].id)));
+        self.plugin_set = Some(set);
+        self
+    }
+
+    /// The plugin set in force with these entitlements, if the token named one.
+    pub fn plugin_set(&self) -> Option<&Arc<TenantPluginSet>> {
+        self.plugin_set.as_ref()
+    }
+
+    /// The limits in force at `now`: the license's while it is licensed (Active, Grace,
+    /// Offline), else the Tier-0 limits ([`crate::limits::TIER0_LIMITS`]).
+    #[inline]
+    pub fn limits_at(&self, now: UnixTime) -> Limits {
+        match (self.state_at(now).is_licensed(), &self.details) {
+            (true, Some(details)) => details.limits,
+            _ => crate::limits::TIER0_LIMITS,
         }
     }
 
@@ -234,22 +271,27 @@ impl TenantEntitlements {
         let Some(PluginIndex(index)) = index else {
             return decision(false, Reason::UnknownPlugin);
         };
-        if licensed {
-            return match self.entitled.contains(index) {
-                true => decision(true, Reason::Allowed),
-                false => decision(false, Reason::NotEntitled),
-            };
-        }
-        if self.free.contains(index) {
-            return decision(true, Reason::Allowed);
-        }
-        let reason = match self.basis {
-            Basis::Unlicensed { reason } => reason,
-            Basis::Revoked { .. } => Reason::Revoked,
-            Basis::Offline { .. } => Reason::OfflineExpired,
-            Basis::Federated { .. } => Reason::Lapsed,
+        let reason = if licensed {
+            match self.entitled.contains(index) {
+                true => Reason::Allowed,
+                false => Reason::NotEntitled,
+            }
+        } else if self.free.contains(index) {
+            Reason::Allowed
+        } else {
+            match self.basis {
+                Basis::Unlicensed { reason } => reason,
+                Basis::Revoked { .. } => Reason::Revoked,
+                Basis::Offline { .. } => Reason::OfflineExpired,
+                Basis::Federated { .. } => Reason::Lapsed,
+            }
         };
-        decision(false, reason)
+        // The plugin set narrows what the license allows; it never widens it, and a denial
+        // by the license keeps its own reason.
+        if reason == Reason::Allowed && self.in_set.as_ref().is_some_and(|s| !s.contains(index)) {
+            return decision(false, Reason::NotInPluginSet);
+        }
+        decision(reason == Reason::Allowed, reason)
     }
 }
 
@@ -267,14 +309,16 @@ fn entitled_bits(catalog: &Catalog, ent: &EntitlementSet) -> Bits {
 /// tenant and skip every map lookup; refreshes swap the contents underneath it.
 #[derive(Debug, Clone)]
 pub struct TenantHandle {
-    inner: Arc<HandleInner>,
+    pub(crate) inner: Arc<HandleInner>,
 }
 
 #[derive(Debug)]
-struct HandleInner {
-    current: ArcSwap<TenantEntitlements>,
-    time: Arc<TimeGuard>,
+pub(crate) struct HandleInner {
+    pub(crate) current: ArcSwap<TenantEntitlements>,
+    pub(crate) time: Arc<TimeGuard>,
     plugins: Arc<PluginTable>,
+    /// Requests in flight (see [`TenantHandle::try_begin_request`]); kept across refreshes.
+    pub(crate) in_flight: AtomicU64,
 }
 
 impl TenantHandle {
@@ -289,6 +333,7 @@ impl TenantHandle {
                 current: ArcSwap::from_pointee(entitlements),
                 time,
                 plugins,
+                in_flight: AtomicU64::new(0),
             }),
         }
     }

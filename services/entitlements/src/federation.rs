@@ -16,6 +16,7 @@ use crate::decision::State;
 use crate::entitlements::{Basis, TenantEntitlements};
 use crate::gateway::Gateway;
 use crate::observe::REFRESH_FAILURES;
+use crate::plugin_sets::{PluginSetRejection, TenantPluginSet};
 use crate::registry::Slot;
 use crate::schedule;
 use crate::store::{StateKey, StateStore, credential_fingerprint};
@@ -46,6 +47,10 @@ pub enum RefreshError {
         /// The token's `sub`.
         got: String,
     },
+    /// The token names a plugin set the response does not carry or carries otherwise; the
+    /// response was not used.
+    #[error("token response rejected: {0}")]
+    PluginSet(PluginSetRejection),
 }
 
 impl RefreshError {
@@ -59,6 +64,7 @@ impl RefreshError {
             RefreshError::Fetch(FetchError::Unexpected { .. }) => "unexpected_answer",
             RefreshError::Rejected(e) => rejection_code(e),
             RefreshError::OtherGateway { .. } => "other_gateway",
+            RefreshError::PluginSet(_) => "plugin_set_mismatch",
         }
     }
 }
@@ -233,15 +239,24 @@ impl Gateway {
                     now,
                     Validity::Strict,
                 );
-                let verified = verified
-                    .map_err(RefreshError::Rejected)
-                    .and_then(|verified| {
-                        source.claim_gateway_id(&verified.0.claims.sub)?;
-                        Ok(verified)
-                    });
+                let verified =
+                    verified
+                        .map_err(RefreshError::Rejected)
+                        .and_then(|(token, certificate)| {
+                            // Configs only with the signed claim's word for them: a token whose
+                            // set is missing or differs makes the whole response invalid.
+                            let set = crate::plugin_sets::accept(
+                                &token.claims,
+                                response.plugin_set.as_ref(),
+                            )
+                            .map_err(RefreshError::PluginSet)?;
+                            source.claim_gateway_id(&token.claims.sub)?;
+                            Ok((token, certificate, set))
+                        });
                 match verified {
-                    Ok((token, certificate)) => {
-                        self.apply_token(source, &token);
+                    Ok((token, certificate, set)) => {
+                        self.persist_plugin_set(source, set.as_deref());
+                        self.apply_token(source, &token, set);
                         self.persist(source, Some((&response.token, certificate)), None);
                         let mut status = source.status();
                         let mut rng = self.inner.rng.lock_or_recover();
@@ -268,8 +283,14 @@ impl Gateway {
         }
     }
 
-    /// Installs a verified token as the source's entitlements.
-    fn apply_token(&self, source: &Source, token: &VerifiedToken) {
+    /// Installs a verified token as the source's entitlements, narrowed to its plugin set
+    /// when it names one.
+    fn apply_token(
+        &self,
+        source: &Source,
+        token: &VerifiedToken,
+        set: Option<Arc<TenantPluginSet>>,
+    ) {
         let claims = &token.claims;
         // A genuine token proves the time was at least its issue time (less the skew allowed).
         self.inner.time.observe(claims.iat.saturating_sub(LEEWAY));
@@ -277,13 +298,16 @@ impl Gateway {
             exp: claims.exp,
             grc: claims.grc.unwrap_or(claims.exp).max(claims.exp),
         };
-        let entitlements = TenantEntitlements::from_claims(
+        let mut entitlements = TenantEntitlements::from_claims(
             self.inner.catalog,
             claims,
             basis,
             Some(token.kid.clone()),
             Some(token.certificate_exp),
         );
+        if let Some(set) = set {
+            entitlements = entitlements.with_plugin_set(self.inner.catalog, set);
+        }
         source.status().certificate_id = Some(token.certificate_id.clone());
         let key = TenantKey::of_claims(claims);
         self.inner.registry.set(&source.slot, &key, entitlements);
@@ -353,6 +377,24 @@ impl Gateway {
         {
             tracing::error!(error = %e, "could not persist entitlement state");
         }
+        if token.is_none() {
+            self.persist_plugin_set(source, None);
+        }
+    }
+
+    /// Keeps the configs of the token about to be persisted (written first: a crash in
+    /// between leaves a set that does not match the kept token, which a restart discards).
+    fn persist_plugin_set(&self, source: &Source, set: Option<&TenantPluginSet>) {
+        let Some(store) = &self.inner.store else {
+            return;
+        };
+        let saved = match set {
+            Some(set) => store.save_plugin_set(&source.fingerprint, set),
+            None => store.remove_plugin_set(&source.fingerprint),
+        };
+        if let Err(e) = saved {
+            tracing::error!(error = %e, "could not persist the plugin set");
+        }
     }
 
     /// Loads the last state of `source` from disk, re-verifying the token; anything that
@@ -392,12 +434,21 @@ impl Gateway {
                 );
             }
             Ok(verified) => {
-                self.apply_token(source, &verified);
-                // Due now when the token is in grace or lapsed; else at its refresh time.
+                // A set kept beside the token counts only if the token's claim vouches for
+                // it; otherwise the claim's ids still decide and the configs are fetched
+                // again at once.
+                let restored = crate::plugin_sets::restore(
+                    &verified.claims,
+                    store.load_plugin_set(&source.fingerprint),
+                );
+                let configs_missing = restored.as_ref().is_some_and(|(_, ok)| !ok);
+                self.apply_token(source, &verified, restored.map(|(set, _)| set));
+                // Due now when the token is in grace or lapsed (or its configs are
+                // missing); else at its refresh time.
                 let now = self.inner.time.now();
                 let c = &verified.claims;
                 let mut rng = self.inner.rng.lock_or_recover();
-                source.status().next_due = match now < c.exp {
+                source.status().next_due = match now < c.exp && !configs_missing {
                     true => schedule::next_refresh(c.iat, c.rfa, c.exp, now, &mut rng),
                     false => now,
                 };
