@@ -34,6 +34,7 @@ pub mod plugin_sets;
 pub mod plugins;
 mod registry;
 pub mod report;
+mod resume;
 pub mod revocations;
 pub mod schedule;
 pub mod sidecar;

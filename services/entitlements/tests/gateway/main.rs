@@ -3,6 +3,7 @@
 //! stand-in server, and the binary run as a process.
 
 mod binary;
+mod binary_plugin_sets;
 mod byoc;
 mod chain;
 mod http_client;
