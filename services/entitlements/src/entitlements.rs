@@ -205,7 +205,7 @@ impl TenantEntitlements {
     /// are built without one, so the set is in force exactly while the token it came with
     /// is the basis: Active, Grace and Lapsed. Set members this catalog does not know are
     /// ignored by checks (they stay in [`TenantPluginSet::ids`] for status pages).
-    pub fn with_plugin_set(mut self, catalog: &Catalog, set: Arc<TenantPluginSet>) -> Self {
+    pub(crate) fn with_plugin_set(mut self, catalog: &Catalog, set: Arc<TenantPluginSet>) -> Self {
         let plugins = catalog.plugins();
         self.in_set = Some(Bits::of(catalog, |i| set.contains(&plugins[i].id)));
         self.plugin_set = Some(set);
