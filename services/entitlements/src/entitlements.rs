@@ -54,6 +54,19 @@ impl Bits {
         }
     }
 
+    /// The indices in both `self` and `other` (of the same catalog).
+    fn and(&self, other: &Bits) -> Self {
+        Bits {
+            low: self.low & other.low,
+            rest: self
+                .rest
+                .iter()
+                .zip(other.rest.iter())
+                .map(|(a, b)| a & b)
+                .collect(),
+        }
+    }
+
     #[inline]
     fn contains(&self, index: usize) -> bool {
         match index.checked_sub(128) {
@@ -129,10 +142,20 @@ pub struct TenantEntitlements {
     tier: Tier,
     entitled: Bits,
     free: Bits,
-    /// The plugin set's members (catalog indexes), when the token names a set.
-    in_set: Option<Bits>,
-    plugin_set: Option<Arc<TenantPluginSet>>,
+    /// The token's plugin set, when it names one; `entitled` and `free` are then already
+    /// narrowed to it, so the allowed path reads nothing more than without a set.
+    plugin_set: Option<Arc<SetInForce>>,
     details: Option<Arc<LicenseDetails>>,
+}
+
+/// A plugin set in force and what the entitlements allowed before it narrowed them: read
+/// only to tell `not_in_plugin_set` from the license's own denials. Kept behind a pointer
+/// so the per-tenant struct stays two cache lines, as without sets.
+#[derive(Debug)]
+struct SetInForce {
+    set: Arc<TenantPluginSet>,
+    entitled: Bits,
+    free: Bits,
 }
 
 impl TenantEntitlements {
@@ -162,7 +185,6 @@ impl TenantEntitlements {
             tier: Tier::Free,
             entitled: free.clone(),
             free,
-            in_set: None,
             plugin_set: None,
             details,
         }
@@ -181,7 +203,6 @@ impl TenantEntitlements {
             tier: claims.tier,
             entitled: entitled_bits(catalog, &claims.ent),
             free: free_bits(catalog),
-            in_set: None,
             plugin_set: None,
             details: Some(Arc::new(LicenseDetails {
                 license: claims.lic.clone(),
@@ -207,14 +228,20 @@ impl TenantEntitlements {
     /// ignored by checks (they stay in [`TenantPluginSet::ids`] for status pages).
     pub(crate) fn with_plugin_set(mut self, catalog: &Catalog, set: Arc<TenantPluginSet>) -> Self {
         let plugins = catalog.plugins();
-        self.in_set = Some(Bits::of(catalog, |i| set.contains(&plugins[i].id)));
-        self.plugin_set = Some(set);
+        let members = Bits::of(catalog, |i| set.contains(&plugins[i].id));
+        let narrowed_entitled = self.entitled.and(&members);
+        let narrowed_free = self.free.and(&members);
+        self.plugin_set = Some(Arc::new(SetInForce {
+            set,
+            entitled: std::mem::replace(&mut self.entitled, narrowed_entitled),
+            free: std::mem::replace(&mut self.free, narrowed_free),
+        }));
         self
     }
 
     /// The plugin set in force with these entitlements, if the token named one.
     pub fn plugin_set(&self) -> Option<&Arc<TenantPluginSet>> {
-        self.plugin_set.as_ref()
+        self.plugin_set.as_ref().map(|s| &s.set)
     }
 
     /// The limits in force at `now`: the license's while it is licensed (Active, Grace,
@@ -271,27 +298,29 @@ impl TenantEntitlements {
         let Some(PluginIndex(index)) = index else {
             return decision(false, Reason::UnknownPlugin);
         };
-        let reason = if licensed {
-            match self.entitled.contains(index) {
-                true => Reason::Allowed,
-                false => Reason::NotEntitled,
-            }
-        } else if self.free.contains(index) {
-            Reason::Allowed
-        } else {
-            match self.basis {
-                Basis::Unlicensed { reason } => reason,
-                Basis::Revoked { .. } => Reason::Revoked,
-                Basis::Offline { .. } => Reason::OfflineExpired,
-                Basis::Federated { .. } => Reason::Lapsed,
-            }
-        };
-        // The plugin set narrows what the license allows; it never widens it, and a denial
-        // by the license keeps its own reason.
-        if reason == Reason::Allowed && self.in_set.as_ref().is_some_and(|s| !s.contains(index)) {
-            return decision(false, Reason::NotInPluginSet);
+        // With a plugin set both bitsets are already narrowed to it: allowed means
+        // allowed by the license and in the set.
+        let bits = if licensed { &self.entitled } else { &self.free };
+        if bits.contains(index) {
+            return decision(true, Reason::Allowed);
         }
-        decision(reason == Reason::Allowed, reason)
+        // Denied. The set never widens what the license allows, and a denial by the
+        // license keeps its own reason: `not_in_plugin_set` only for what the license alone
+        // would have allowed.
+        if let Some(set) = &self.plugin_set {
+            let unnarrowed = if licensed { &set.entitled } else { &set.free };
+            if unnarrowed.contains(index) {
+                return decision(false, Reason::NotInPluginSet);
+            }
+        }
+        let reason = match self.basis {
+            _ if licensed => Reason::NotEntitled,
+            Basis::Unlicensed { reason } => reason,
+            Basis::Revoked { .. } => Reason::Revoked,
+            Basis::Offline { .. } => Reason::OfflineExpired,
+            Basis::Federated { .. } => Reason::Lapsed,
+        };
+        decision(false, reason)
     }
 }
 
