@@ -291,7 +291,7 @@ impl Gateway {
                 "{label} has no entitlements from the federation (yet); only Tier-0 plugins are allowed, and it needs {needs}"
             ),
             Reason::NotInPluginSet => format!(
-                "{plugin} is {entitled} but not in the plugin set of {label} ({digest}); ask an operator to add it",
+                "it is {entitled} but not in the plugin set of {label} ({digest}); ask an operator to add it",
                 entitled = match decision.state.is_licensed() {
                     true => "entitled",
                     false => "a Tier-0 plugin",
