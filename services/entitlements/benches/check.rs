@@ -1,5 +1,6 @@
 //! `check()` with 1 and 10,000 tenants, through the gateway's tenant index and through a
-//! kept `TenantHandle`, next to verifying the JWT on every call.
+//! kept `TenantHandle`, next to verifying the JWT on every call; and with 1 tenant whose
+//! token names a plugin set (`*_plugin_set`).
 //!
 //! `cargo bench -p mcpg-entitlements --bench check -- --warm-up-time 1 --measurement-time 3`
 
@@ -14,7 +15,7 @@ use mcpg_entitlements::{
 };
 use mcpg_license_core::{
     AUDIENCE, Bounds, Catalog, Clock, IssuerCertificate, JwtSigner, LicenseClaims, Limits,
-    SigningKey, SystemClock, Tier, TrustStore, Validity,
+    PluginSet, PluginSetEntry, SigningKey, SystemClock, Tier, TrustStore, Validity,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -24,6 +25,8 @@ const ISSUER: &str = "https://auth.bench";
 struct Minter {
     signer: JwtSigner,
     certificate: String,
+    /// The plugin set its tokens name, if any.
+    plugin_set: Option<PluginSet>,
 }
 
 impl Minter {
@@ -47,12 +50,16 @@ impl Minter {
             rfa: Some(now + 28_800),
             grc: Some(now + 86_400 + 7 * 86_400),
             bind: None,
-            ps: None,
+            ps: self.plugin_set.as_ref().map(PluginSet::claim),
         };
         TokenResponse {
             token: self.signer.sign(&claims).expect("sign"),
             issuer_certificate: self.certificate.clone(),
             issuer_certificates: Vec::new(),
+            plugin_set: self
+                .plugin_set
+                .as_ref()
+                .map(|set| serde_json::json!({"digest": set.digest(), "plugins": set})),
         }
     }
 }
@@ -64,7 +71,7 @@ impl FederationClient for Minter {
     }
 }
 
-fn authority() -> (TrustStore, Arc<Minter>) {
+fn authority(plugin_set: Option<PluginSet>) -> (TrustStore, Arc<Minter>) {
     let root = SigningKey::generate().expect("root");
     let key = SigningKey::generate().expect("issuer");
     let now = SystemClock.now();
@@ -85,6 +92,7 @@ fn authority() -> (TrustStore, Arc<Minter>) {
         Arc::new(Minter {
             signer: JwtSigner::new(key),
             certificate,
+            plugin_set,
         }),
     )
 }
@@ -127,7 +135,7 @@ fn gateway(
 }
 
 fn bench(c: &mut Criterion) {
-    let (trust, minter) = authority();
+    let (trust, minter) = authority(None);
     let mut group = c.benchmark_group("check");
     for tenants in [1usize, 10_000] {
         let (gateway, keys, _dir) = gateway(tenants, trust.clone(), minter.clone());
@@ -157,6 +165,24 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // One tenant whose token names a plugin set that includes the plugin checked.
+    let (set_trust, with_set) = authority(Some(plugin_set()));
+    let (gateway, keys, _dir) = gateway(1, set_trust, with_set);
+    assert_eq!(
+        gateway.check(&keys[0], "observability.audit").reason,
+        mcpg_entitlements::Reason::NotInPluginSet
+    );
+    let handle = gateway.handle(&keys[0]).expect("handle");
+    let index = PluginIndex::resolve(gateway.catalog(), "workspace.rbac");
+    group.bench_function("index_plugin_set/1_tenants", |b| {
+        b.iter(|| black_box(gateway.check(black_box(&keys[0]), black_box("workspace.rbac"))))
+    });
+    group.bench_function("handle_plugin_set/1_tenants", |b| {
+        b.iter(|| black_box(handle.check(black_box("workspace.rbac"))))
+    });
+    group.bench_function("handle_index_plugin_set/1_tenants", |b| {
+        b.iter(|| black_box(handle.check_index(black_box(index))))
+    });
     let response = minter.token("org-0");
     let verifier = Verifier::new(trust);
     group.bench_function("verify_jwt_every_call", |b| {
@@ -186,6 +212,21 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(Catalog::builtin().index_of(black_box("workspace.rbac"))))
     });
     parts.finish();
+}
+
+/// A set of four plugins with small configs, `workspace.rbac` among them.
+fn plugin_set() -> PluginSet {
+    let entry = |id: &str| PluginSetEntry {
+        id: id.into(),
+        config: serde_json::json!({"enabled": true}),
+    };
+    PluginSet::new(vec![
+        entry("workspace.rbac"),
+        entry("identity.oidc"),
+        entry("identity.apikey"),
+        entry("reliability.retry"),
+    ])
+    .expect("valid set")
 }
 
 criterion_group!(benches, bench);

@@ -22,6 +22,11 @@ pub struct TokenResponse {
     /// rollover one per root. Empty from a federation that predates it.
     #[serde(default)]
     pub issuer_certificates: Vec<String>,
+    /// The plugin set the token's `ps` claim names (`{"digest", "plugins": [{"id",
+    /// "config"}]}`), kept as JSON until the verified claim says whether it is wanted:
+    /// present exactly when the token has `ps`, and ignored when it has none.
+    #[serde(default)]
+    pub plugin_set: Option<serde_json::Value>,
 }
 
 /// At most this many served certificates are tried.
@@ -156,8 +161,9 @@ struct ErrorDetail {
     message: String,
 }
 
-/// The largest token response read, in bytes.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// The largest token response read, in bytes: a token, its certificates and a plugin set
+/// (whose configs take up to 64 KiB as canonical JSON).
+const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 /// The largest revocation list read, in bytes.
 const MAX_REVOCATIONS_BYTES: usize = 1024 * 1024;
 

@@ -87,6 +87,9 @@ pub enum Reason {
     OfflineExpired,
     /// The tenant has no entitlements from the federation (yet); only Tier-0 plugins.
     NotFederated,
+    /// Entitled (or free), but the token names a plugin set for the tenant's workspace or
+    /// environment and the plugin is not in it.
+    NotInPluginSet,
 }
 
 impl Reason {
@@ -101,6 +104,7 @@ impl Reason {
             Reason::Tier0Only => "tier0_only",
             Reason::OfflineExpired => "offline_expired",
             Reason::NotFederated => "not_federated",
+            Reason::NotInPluginSet => "not_in_plugin_set",
         }
     }
 }

@@ -6,12 +6,14 @@
 //! alone, without a writer.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use arc_swap::ArcSwap;
 use mcpg_license_core::{Catalog, EntitlementSet, LicenseClaims, Limits, Tier, UnixTime};
 use serde::Serialize;
 
 use crate::decision::{Decision, Reason, State};
+use crate::plugin_sets::TenantPluginSet;
 use crate::plugins::PluginTable;
 use crate::time::TimeGuard;
 
@@ -49,6 +51,19 @@ impl Bits {
         Bits {
             low,
             rest: rest.into_boxed_slice(),
+        }
+    }
+
+    /// The indices in both `self` and `other` (of the same catalog).
+    fn and(&self, other: &Bits) -> Self {
+        Bits {
+            low: self.low & other.low,
+            rest: self
+                .rest
+                .iter()
+                .zip(other.rest.iter())
+                .map(|(a, b)| a & b)
+                .collect(),
         }
     }
 
@@ -127,7 +142,20 @@ pub struct TenantEntitlements {
     tier: Tier,
     entitled: Bits,
     free: Bits,
+    /// The token's plugin set, when it names one; `entitled` and `free` are then already
+    /// narrowed to it, so the allowed path reads nothing more than without a set.
+    plugin_set: Option<Arc<SetInForce>>,
     details: Option<Arc<LicenseDetails>>,
+}
+
+/// A plugin set in force and what the entitlements allowed before it narrowed them: read
+/// only to tell `not_in_plugin_set` from the license's own denials. Kept behind a pointer
+/// so the per-tenant struct stays two cache lines, as without sets.
+#[derive(Debug)]
+struct SetInForce {
+    set: Arc<TenantPluginSet>,
+    entitled: Bits,
+    free: Bits,
 }
 
 impl TenantEntitlements {
@@ -157,6 +185,7 @@ impl TenantEntitlements {
             tier: Tier::Free,
             entitled: free.clone(),
             free,
+            plugin_set: None,
             details,
         }
     }
@@ -174,6 +203,7 @@ impl TenantEntitlements {
             tier: claims.tier,
             entitled: entitled_bits(catalog, &claims.ent),
             free: free_bits(catalog),
+            plugin_set: None,
             details: Some(Arc::new(LicenseDetails {
                 license: claims.lic.clone(),
                 issuer: claims.iss.clone(),
@@ -187,6 +217,40 @@ impl TenantEntitlements {
                 entitlements: claims.ent.iter().map(|e| e.to_string()).collect(),
                 limits: claims.lim,
             })),
+        }
+    }
+
+    /// Narrows the entitlements to the plugin set of a federated token: from then on a
+    /// plugin is allowed only if it also is in the set. Only tokens carry sets (offline
+    /// licenses have no `ps`), and the Tier-0 bases (unlicensed, revoked, offline expired)
+    /// are built without one, so the set is in force exactly while the token it came with
+    /// is the basis: Active, Grace and Lapsed. Set members this catalog does not know are
+    /// ignored by checks (they stay in [`TenantPluginSet::ids`] for status pages).
+    pub(crate) fn with_plugin_set(mut self, catalog: &Catalog, set: Arc<TenantPluginSet>) -> Self {
+        let plugins = catalog.plugins();
+        let members = Bits::of(catalog, |i| set.contains(&plugins[i].id));
+        let narrowed_entitled = self.entitled.and(&members);
+        let narrowed_free = self.free.and(&members);
+        self.plugin_set = Some(Arc::new(SetInForce {
+            set,
+            entitled: std::mem::replace(&mut self.entitled, narrowed_entitled),
+            free: std::mem::replace(&mut self.free, narrowed_free),
+        }));
+        self
+    }
+
+    /// The plugin set in force with these entitlements, if the token named one.
+    pub fn plugin_set(&self) -> Option<&Arc<TenantPluginSet>> {
+        self.plugin_set.as_ref().map(|s| &s.set)
+    }
+
+    /// The limits in force at `now`: the license's while it is licensed (Active, Grace,
+    /// Offline), else the Tier-0 limits ([`crate::limits::TIER0_LIMITS`]).
+    #[inline]
+    pub fn limits_at(&self, now: UnixTime) -> Limits {
+        match (self.state_at(now).is_licensed(), &self.details) {
+            (true, Some(details)) => details.limits,
+            _ => crate::limits::TIER0_LIMITS,
         }
     }
 
@@ -234,16 +298,23 @@ impl TenantEntitlements {
         let Some(PluginIndex(index)) = index else {
             return decision(false, Reason::UnknownPlugin);
         };
-        if licensed {
-            return match self.entitled.contains(index) {
-                true => decision(true, Reason::Allowed),
-                false => decision(false, Reason::NotEntitled),
-            };
-        }
-        if self.free.contains(index) {
+        // With a plugin set both bitsets are already narrowed to it: allowed means
+        // allowed by the license and in the set.
+        let bits = if licensed { &self.entitled } else { &self.free };
+        if bits.contains(index) {
             return decision(true, Reason::Allowed);
         }
+        // Denied. The set never widens what the license allows, and a denial by the
+        // license keeps its own reason: `not_in_plugin_set` only for what the license alone
+        // would have allowed.
+        if let Some(set) = &self.plugin_set {
+            let unnarrowed = if licensed { &set.entitled } else { &set.free };
+            if unnarrowed.contains(index) {
+                return decision(false, Reason::NotInPluginSet);
+            }
+        }
         let reason = match self.basis {
+            _ if licensed => Reason::NotEntitled,
             Basis::Unlicensed { reason } => reason,
             Basis::Revoked { .. } => Reason::Revoked,
             Basis::Offline { .. } => Reason::OfflineExpired,
@@ -267,14 +338,16 @@ fn entitled_bits(catalog: &Catalog, ent: &EntitlementSet) -> Bits {
 /// tenant and skip every map lookup; refreshes swap the contents underneath it.
 #[derive(Debug, Clone)]
 pub struct TenantHandle {
-    inner: Arc<HandleInner>,
+    pub(crate) inner: Arc<HandleInner>,
 }
 
 #[derive(Debug)]
-struct HandleInner {
-    current: ArcSwap<TenantEntitlements>,
-    time: Arc<TimeGuard>,
+pub(crate) struct HandleInner {
+    pub(crate) current: ArcSwap<TenantEntitlements>,
+    pub(crate) time: Arc<TimeGuard>,
     plugins: Arc<PluginTable>,
+    /// Requests in flight (see [`TenantHandle::try_begin_request`]); kept across refreshes.
+    pub(crate) in_flight: AtomicU64,
 }
 
 impl TenantHandle {
@@ -289,6 +362,7 @@ impl TenantHandle {
                 current: ArcSwap::from_pointee(entitlements),
                 time,
                 plugins,
+                in_flight: AtomicU64::new(0),
             }),
         }
     }

@@ -1,12 +1,12 @@
 //! Federated tenants: one source per gateway credential. Refreshing (single-flight per
-//! source), applying verified tokens, explicit denials, outages and backoff, and restoring
-//! the last good token from disk at start.
+//! source), applying verified tokens (with their plugin sets), explicit denials, outages
+//! and backoff. Persisting and restoring the state is in `resume.rs`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use mcpg_license_core::{LEEWAY, UnixTime, Unverified, Validity, VerifyError, decode_unverified};
+use mcpg_license_core::{LEEWAY, UnixTime, Validity, VerifyError};
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 
@@ -16,9 +16,10 @@ use crate::decision::State;
 use crate::entitlements::{Basis, TenantEntitlements};
 use crate::gateway::Gateway;
 use crate::observe::REFRESH_FAILURES;
+use crate::plugin_sets::{PluginSetRejection, TenantPluginSet};
 use crate::registry::Slot;
 use crate::schedule;
-use crate::store::{StateKey, StateStore, credential_fingerprint};
+use crate::store::{StateKey, credential_fingerprint};
 use crate::sync::MutexExt;
 use crate::tenant::TenantKey;
 use crate::verify::{VerifiedToken, rejection_code};
@@ -46,6 +47,10 @@ pub enum RefreshError {
         /// The token's `sub`.
         got: String,
     },
+    /// The token names a plugin set the response does not carry or carries otherwise; the
+    /// response was not used.
+    #[error("token response rejected: {0}")]
+    PluginSet(PluginSetRejection),
 }
 
 impl RefreshError {
@@ -59,6 +64,7 @@ impl RefreshError {
             RefreshError::Fetch(FetchError::Unexpected { .. }) => "unexpected_answer",
             RefreshError::Rejected(e) => rejection_code(e),
             RefreshError::OtherGateway { .. } => "other_gateway",
+            RefreshError::PluginSet(_) => "plugin_set_mismatch",
         }
     }
 }
@@ -66,8 +72,8 @@ impl RefreshError {
 /// One gateway credential and the slot its tokens fill.
 pub(crate) struct Source {
     credential: SecretString,
-    fingerprint: String,
-    state_key: StateKey,
+    pub(crate) fingerprint: String,
+    pub(crate) state_key: StateKey,
     pub(crate) client: Arc<dyn FederationClient>,
     pub(crate) slot: Arc<Slot>,
     flight: tokio::sync::Mutex<()>,
@@ -135,17 +141,6 @@ impl Source {
                 status.gateway_id = Some(sub.to_owned());
                 Ok(())
             }
-        }
-    }
-}
-
-/// The persisted highest time, or 0 (with a warning when the file is unreadable).
-pub(crate) fn load_max_seen(store: &StateStore) -> UnixTime {
-    match store.load_max_seen() {
-        Ok(t) => t.unwrap_or(0),
-        Err(e) => {
-            tracing::warn!(error = %e, "ignoring the persisted highest time seen");
-            0
         }
     }
 }
@@ -233,15 +228,24 @@ impl Gateway {
                     now,
                     Validity::Strict,
                 );
-                let verified = verified
-                    .map_err(RefreshError::Rejected)
-                    .and_then(|verified| {
-                        source.claim_gateway_id(&verified.0.claims.sub)?;
-                        Ok(verified)
-                    });
+                let verified =
+                    verified
+                        .map_err(RefreshError::Rejected)
+                        .and_then(|(token, certificate)| {
+                            // Configs only with the signed claim's word for them: a token whose
+                            // set is missing or differs makes the whole response invalid.
+                            let set = crate::plugin_sets::accept(
+                                &token.claims,
+                                response.plugin_set.as_ref(),
+                            )
+                            .map_err(RefreshError::PluginSet)?;
+                            source.claim_gateway_id(&token.claims.sub)?;
+                            Ok((token, certificate, set))
+                        });
                 match verified {
-                    Ok((token, certificate)) => {
-                        self.apply_token(source, &token);
+                    Ok((token, certificate, set)) => {
+                        self.persist_plugin_set(source, set.as_deref());
+                        self.apply_token(source, &token, set);
                         self.persist(source, Some((&response.token, certificate)), None);
                         let mut status = source.status();
                         let mut rng = self.inner.rng.lock_or_recover();
@@ -268,8 +272,14 @@ impl Gateway {
         }
     }
 
-    /// Installs a verified token as the source's entitlements.
-    fn apply_token(&self, source: &Source, token: &VerifiedToken) {
+    /// Installs a verified token as the source's entitlements, narrowed to its plugin set
+    /// when it names one.
+    pub(crate) fn apply_token(
+        &self,
+        source: &Source,
+        token: &VerifiedToken,
+        set: Option<Arc<TenantPluginSet>>,
+    ) {
         let claims = &token.claims;
         // A genuine token proves the time was at least its issue time (less the skew allowed).
         self.inner.time.observe(claims.iat.saturating_sub(LEEWAY));
@@ -277,13 +287,16 @@ impl Gateway {
             exp: claims.exp,
             grc: claims.grc.unwrap_or(claims.exp).max(claims.exp),
         };
-        let entitlements = TenantEntitlements::from_claims(
+        let mut entitlements = TenantEntitlements::from_claims(
             self.inner.catalog,
             claims,
             basis,
             Some(token.kid.clone()),
             Some(token.certificate_exp),
         );
+        if let Some(set) = set {
+            entitlements = entitlements.with_plugin_set(self.inner.catalog, set);
+        }
         source.status().certificate_id = Some(token.certificate_id.clone());
         let key = TenantKey::of_claims(claims);
         self.inner.registry.set(&source.slot, &key, entitlements);
@@ -331,98 +344,6 @@ impl Gateway {
         status.last_error = Some(error.clone());
         tracing::warn!(tenant = %label, error = %error, failures = status.failures, retry_in_s = wait.as_secs(), "entitlement refresh failed; entitlements kept until the grace bound");
         error
-    }
-
-    fn persist(&self, source: &Source, token: Option<(&str, &str)>, revoked: Option<&str>) {
-        let Some(store) = &self.inner.store else {
-            return;
-        };
-        let now = self.inner.time.now();
-        let gateway_id = source.status().gateway_id.clone();
-        let record = StateStore::record(
-            &source.state_key,
-            &source.fingerprint,
-            gateway_id.as_deref(),
-            token,
-            revoked,
-            now,
-        );
-        if let Err(e) = store
-            .save_federation(&record)
-            .and_then(|()| store.save_max_seen(now))
-        {
-            tracing::error!(error = %e, "could not persist entitlement state");
-        }
-    }
-
-    /// Loads the last state of `source` from disk, re-verifying the token; anything that
-    /// does not verify is ignored with a warning.
-    pub(crate) fn restore(&self, source: &Source) {
-        let Some(store) = &self.inner.store else {
-            return;
-        };
-        let record = match store.load_federation(&source.fingerprint, &source.state_key) {
-            Ok(Some(record)) => record,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "ignoring unreadable entitlement state");
-                return;
-            }
-        };
-        source.status().gateway_id = record.gateway_id.clone();
-        if let Some(code) = record.revoked.as_deref() {
-            if let Some(denial) = Denial::from_code(code) {
-                self.inner.registry.update(
-                    &source.slot,
-                    TenantEntitlements::revoked(self.inner.catalog, denial.code(), None),
-                );
-                let mut status = source.status();
-                status.stopped = denial == Denial::InvalidCredential;
-                status.last_error = Some(RefreshError::Fetch(FetchError::Denied(denial)));
-            }
-            return;
-        }
-        let (Some(token), Some(cert)) = (&record.token, &record.issuer_certificate) else {
-            return;
-        };
-        match self.reverify(token, cert) {
-            Ok(verified) if record.gateway_id.as_deref() != Some(verified.claims.sub.as_str()) => {
-                tracing::warn!(
-                    "ignoring a persisted token that is not this gateway's (its subject differs)"
-                );
-            }
-            Ok(verified) => {
-                self.apply_token(source, &verified);
-                // Due now when the token is in grace or lapsed; else at its refresh time.
-                let now = self.inner.time.now();
-                let c = &verified.claims;
-                let mut rng = self.inner.rng.lock_or_recover();
-                source.status().next_due = match now < c.exp {
-                    true => schedule::next_refresh(c.iat, c.rfa, c.exp, now, &mut rng),
-                    false => now,
-                };
-                tracing::info!(tenant = %TenantKey::of_claims(c), state = %source.slot.handle().state(), "resumed entitlements from the state directory");
-            }
-            Err(e) => {
-                tracing::warn!(code = rejection_code(&e), error = %e, "ignoring a persisted token that does not verify");
-            }
-        }
-    }
-
-    /// Re-verifies a persisted token until its grace bound; past it, verifies it as of its
-    /// issue time so that a genuine but lapsed token resumes as Lapsed (never Active).
-    fn reverify(&self, token: &str, cert: &str) -> Result<VerifiedToken, VerifyError> {
-        let now = self.inner.time.now();
-        let verifier = &self.inner.verifier;
-        match verifier.verify(token, cert, now, Validity::UntilGrace) {
-            Err(VerifyError::Expired { .. } | VerifyError::CertificateExpired { .. }) => {
-                let Ok(Unverified::OnlineToken(claims)) = decode_unverified(token) else {
-                    return Err(VerifyError::Malformed("not an online token".into()));
-                };
-                verifier.verify(token, cert, claims.iat, Validity::UntilGrace)
-            }
-            other => other,
-        }
     }
 
     /// Whether the gateway runs federated.

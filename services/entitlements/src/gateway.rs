@@ -144,7 +144,7 @@ impl GatewayBuilder {
         if let Some(store) = &store {
             crate::revocations::apply(store, &mut trust, revocation_list.as_deref())?;
         }
-        let floor = store.as_ref().map_or(0, crate::federation::load_max_seen);
+        let floor = store.as_ref().map_or(0, crate::resume::load_max_seen);
         let time = Arc::new(TimeGuard::new(self.clock, floor));
         let registry = Registry::new(catalog, time.clone());
         let verifier = Verifier::new(trust);

@@ -5,7 +5,9 @@
 //! the chain root → issuer certificate → token, keep them per tenant in memory and on
 //! disk, refresh them at `rfa` with jitter and backoff, and ride out outages until the
 //! token's grace bound. Every plugin the gateway loads is gated by [`Gateway::check`]:
-//! synchronous, O(1), allocation-free.
+//! synchronous, O(1), allocation-free. A token may narrow the plugins further to its
+//! workspace's plugin set and carry their configs ([`plugin_sets`]), and limits the
+//! gateway enforces ([`limits`]).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -25,11 +27,14 @@ pub mod entitlements;
 pub mod federation;
 mod files;
 pub mod gateway;
+pub mod limits;
 pub mod observe;
 mod offline;
+pub mod plugin_sets;
 pub mod plugins;
 mod registry;
 pub mod report;
+mod resume;
 pub mod revocations;
 pub mod schedule;
 pub mod sidecar;
@@ -48,6 +53,8 @@ pub use decision::{Decision, Reason, State};
 pub use entitlements::{Basis, LicenseDetails, PluginIndex, TenantEntitlements, TenantHandle};
 pub use federation::RefreshError;
 pub use gateway::{Gateway, GatewayBuilder, StartError};
+pub use limits::{LimitDecision, LimitReason, RequestPermit, TIER0_LIMITS};
+pub use plugin_sets::{PluginSetRejection, TenantPluginSet};
 pub use report::{FederationSnapshot, Snapshot, TenantSnapshot};
 pub use revocations::RevocationError;
 pub use tenant::{TenantKey, TenantKeyError};

@@ -23,6 +23,31 @@ pub const STATE: &str = "mcpg_entitlements_state";
 pub const GRACE_REMAINING: &str = "mcpg_entitlements_grace_remaining_seconds";
 /// Counter: failed refreshes, by tenant (`-` before the first token) and reason code.
 pub const REFRESH_FAILURES: &str = "mcpg_entitlements_refresh_failures_total";
+/// Counter: admissions refused by a gateway-side limit, by limit (`max_servers`,
+/// `max_concurrent_requests`).
+pub const LIMIT_REFUSALS: &str = "mcpg_entitlements_limit_refusals_total";
+
+/// Describes every metric above to the installed recorder, so an exporter can print
+/// `# HELP` lines. Call it once, after installing the recorder.
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        STATE,
+        "The tenant's entitlement state (0 unlicensed, 1 active, 2 grace, 3 lapsed, 4 revoked, 5 offline, 6 offline_expired)"
+    );
+    metrics::describe_gauge!(
+        GRACE_REMAINING,
+        metrics::Unit::Seconds,
+        "Seconds until a federated tenant's grace bound (0 past it)"
+    );
+    metrics::describe_counter!(
+        REFRESH_FAILURES,
+        "Failed entitlement refreshes, by tenant and reason code"
+    );
+    metrics::describe_counter!(
+        LIMIT_REFUSALS,
+        "Admissions refused by a gateway-side license limit, by limit"
+    );
+}
 
 /// How often the Grace warning repeats.
 pub const GRACE_WARNING_EVERY: i64 = 3_600;

@@ -2,7 +2,7 @@
 //! describes every tenant for status pages.
 
 use mcpg_license_core::clock::to_rfc3339;
-use mcpg_license_core::{Tier, UnixTime};
+use mcpg_license_core::{Limits, Tier, UnixTime};
 use serde::Serialize;
 
 use crate::config::Mode;
@@ -53,6 +53,34 @@ pub struct TenantSnapshot {
     pub allowed_plugins: Vec<String>,
     /// The token or license behind it.
     pub license: Option<LicenseDetails>,
+    /// The plugin set in force (the token's `ps`), if any.
+    pub plugin_set: Option<PluginSetSnapshot>,
+    /// The gateway-side limits in force now and the requests in flight.
+    pub limits: LimitsSnapshot,
+}
+
+/// The plugin set of a tenant, for status pages.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginSetSnapshot {
+    /// The signed digest of the configs.
+    pub digest: String,
+    /// The plugin ids, sorted (including any this gateway's catalog does not know).
+    pub ids: Vec<String>,
+    /// Whether the configs are known (else they come with the next refresh).
+    pub configs_available: bool,
+}
+
+/// The gateway-side limits of a tenant now: the license's while it is licensed, Tier-0's
+/// (none) otherwise. Absent means no limit.
+#[derive(Debug, Clone, Serialize)]
+pub struct LimitsSnapshot {
+    /// MCP servers the gateway may run.
+    pub max_servers: Option<u64>,
+    /// Requests the gateway may serve at once.
+    pub max_concurrent_requests: Option<u64>,
+    /// Requests holding a permit of [`TenantHandle::try_begin_request`] now (a sidecar's
+    /// clients enforce the limit themselves and are not counted).
+    pub requests_in_flight: u64,
 }
 
 /// One federation credential's refresh status.
@@ -141,17 +169,50 @@ impl Gateway {
                 .map(|p| p.id.clone())
                 .collect(),
             license: ent.details().map(|d| LicenseDetails::clone(d)),
+            plugin_set: ent.plugin_set().map(|set| PluginSetSnapshot {
+                digest: set.digest().to_owned(),
+                ids: set.ids().to_vec(),
+                configs_available: set.configs_available(),
+            }),
+            limits: {
+                let Limits {
+                    max_servers,
+                    max_concurrent_requests,
+                    ..
+                } = ent.limits_at(now);
+                LimitsSnapshot {
+                    max_servers,
+                    max_concurrent_requests,
+                    requests_in_flight: handle.requests_in_flight(),
+                }
+            },
         }
     }
 
-    /// Why `plugin` is allowed or denied for `tenant` (the gateway's own when `None`), in words.
-    pub fn explain(&self, tenant: Option<&TenantKey>, plugin: &str) -> String {
-        let handle = match tenant {
+    /// The handle answering for `tenant` (the gateway's own when `None`; Tier-0's for a
+    /// tenant this gateway does not serve).
+    pub fn handle_or_default(&self, tenant: Option<&TenantKey>) -> TenantHandle {
+        match tenant {
             None => self.inner.own.handle().clone(),
             Some(key) => self
                 .handle(key)
                 .unwrap_or_else(|| self.inner.registry.unknown().clone()),
-        };
+        }
+    }
+
+    /// The config of `plugin` in the plugin set of `tenant` (the gateway's own when `None`),
+    /// when the set in force names it with one. See [`TenantHandle::plugin_config`].
+    pub fn plugin_config(
+        &self,
+        tenant: Option<&TenantKey>,
+        plugin: &str,
+    ) -> Option<std::sync::Arc<serde_json::Value>> {
+        self.handle_or_default(tenant).plugin_config(plugin)
+    }
+
+    /// Why `plugin` is allowed or denied for `tenant` (the gateway's own when `None`), in words.
+    pub fn explain(&self, tenant: Option<&TenantKey>, plugin: &str) -> String {
+        let handle = self.handle_or_default(tenant);
         let label = tenant
             .map(ToString::to_string)
             .or_else(|| self.default_tenant().map(|k| k.to_string()));
@@ -228,6 +289,14 @@ impl Gateway {
             },
             Reason::NotFederated => format!(
                 "{label} has no entitlements from the federation (yet); only Tier-0 plugins are allowed, and it needs {needs}"
+            ),
+            Reason::NotInPluginSet => format!(
+                "it is {entitled} but not in the plugin set of {label} ({digest}); ask an operator to add it",
+                entitled = match decision.state.is_licensed() {
+                    true => "entitled",
+                    false => "a Tier-0 plugin",
+                },
+                digest = ent.plugin_set().map_or("-", |s| s.digest()),
             ),
         };
         format!("{plugin} is {verdict}: {why}.")

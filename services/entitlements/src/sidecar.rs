@@ -1,6 +1,12 @@
 //! The sidecar HTTP endpoint for gateways not written in Rust:
-//! `GET /v1/check?plugin=…[&tenant=ORG/WS/ENV]` and `GET /v1/status` (the binary adds
+//! `GET /v1/check?plugin=…[&tenant=ORG/WS/ENV]`, `GET /v1/plugin-set[?tenant=…]`,
+//! `GET /v1/limits/servers?count=N[&tenant=…]` and `GET /v1/status` (the binary adds
 //! `GET /metrics`).
+//!
+//! Concurrent-request permits ([`crate::TenantHandle::try_begin_request`]) are not offered
+//! over HTTP: a permit held by a remote caller would leak whenever it failed to release
+//! it. Sidecar users read `max_concurrent_requests` from `/v1/status` (`limits`) and count
+//! their requests in flight themselves.
 
 use std::future::Future;
 use std::time::Duration;
@@ -11,13 +17,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use mcpg_license_core::PluginSetEntry;
 use mcpg_runtime::ServeOptions;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::net::TcpListener;
 
 use crate::decision::Decision;
 use crate::gateway::Gateway;
-use crate::tenant::TenantKey;
+use crate::limits::LimitDecision;
+use crate::tenant::{TenantKey, TenantKeyError};
 
 /// The query of `/v1/check`.
 #[derive(Debug, Deserialize)]
@@ -40,12 +49,65 @@ pub struct CheckAnswer {
     pub decision: Decision,
     /// Why, in words.
     pub explanation: String,
+    /// The plugin's config from the tenant's plugin set, when allowed and configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+}
+
+/// The query of `/v1/plugin-set`.
+#[derive(Debug, Deserialize)]
+pub struct TenantQuery {
+    /// The tenant (`ORG/WS/ENV`); the gateway's own when absent.
+    pub tenant: Option<String>,
+}
+
+/// The answer of `/v1/plugin-set`.
+#[derive(Debug, Serialize)]
+pub struct PluginSetAnswer {
+    /// The tenant asked about (absent: the gateway's own).
+    pub tenant: Option<String>,
+    /// The plugin set in force; `null` when the token names none (the entitlements alone
+    /// decide).
+    pub plugin_set: Option<EffectivePluginSet>,
+}
+
+/// A plugin set as the sidecar shows it.
+#[derive(Debug, Serialize)]
+pub struct EffectivePluginSet {
+    /// The signed digest of the configs.
+    pub digest: String,
+    /// The plugin ids, sorted.
+    pub ids: Vec<String>,
+    /// Every plugin with its config (`null` when it has none); `null` while the configs
+    /// are not available (they come with the next refresh).
+    pub plugins: Option<Vec<PluginSetEntry>>,
+}
+
+/// The query of `/v1/limits/servers`.
+#[derive(Debug, Deserialize)]
+pub struct ServersQuery {
+    /// How many MCP servers the gateway would run.
+    pub count: Option<u64>,
+    /// The tenant (`ORG/WS/ENV`); the gateway's own when absent.
+    pub tenant: Option<String>,
+}
+
+/// The answer of `/v1/limits/servers`.
+#[derive(Debug, Serialize)]
+pub struct LimitAnswer {
+    /// The tenant asked about (absent: the gateway's own).
+    pub tenant: Option<String>,
+    /// The decision.
+    #[serde(flatten)]
+    pub decision: LimitDecision,
 }
 
 /// The router of the sidecar.
 pub fn router(gateway: Gateway) -> Router {
     Router::new()
         .route("/v1/check", get(check))
+        .route("/v1/plugin-set", get(plugin_set))
+        .route("/v1/limits/servers", get(servers))
         .route("/v1/status", get(status))
         .with_state(gateway)
 }
@@ -95,20 +157,88 @@ async fn check(
             "the plugin query parameter is required".into(),
         );
     };
-    let tenant = match query.tenant.as_deref().map(TenantKey::parse).transpose() {
+    let tenant = match parse_tenant(query.tenant.as_deref()) {
         Ok(t) => t,
         Err(e) => return bad_request("invalid_tenant", e.to_string()),
     };
-    let decision = match &tenant {
+    Json(check_answer(&gateway, tenant.as_ref(), plugin)).into_response()
+}
+
+/// The answer to "may `plugin` load for `tenant`" (the gateway's own when `None`), as
+/// `/v1/check` and `mcpg-entitlements check --json` give it.
+pub fn check_answer(gateway: &Gateway, tenant: Option<&TenantKey>, plugin: String) -> CheckAnswer {
+    let decision = match tenant {
         Some(key) => gateway.check(key, &plugin),
         None => gateway.check_default(&plugin),
     };
-    let explanation = gateway.explain(tenant.as_ref(), &plugin);
-    Json(CheckAnswer {
+    let explanation = gateway.explain(tenant, &plugin);
+    let config = decision
+        .allowed
+        .then(|| gateway.plugin_config(tenant, &plugin))
+        .flatten()
+        .map(|config| Value::clone(&config));
+    CheckAnswer {
         plugin,
-        tenant: tenant.map(|t| t.to_string()),
+        tenant: tenant.map(ToString::to_string),
         decision,
         explanation,
+        config,
+    }
+}
+
+fn parse_tenant(tenant: Option<&str>) -> Result<Option<TenantKey>, TenantKeyError> {
+    tenant.map(TenantKey::parse).transpose()
+}
+
+async fn plugin_set(
+    State(gateway): State<Gateway>,
+    query: Result<Query<TenantQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return bad_request("invalid_query", "expected [?tenant=ORG/WS/ENV]".into());
+    };
+    let tenant = match parse_tenant(query.tenant.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return bad_request("invalid_tenant", e.to_string()),
+    };
+    let set = gateway.handle_or_default(tenant.as_ref()).plugin_set();
+    Json(PluginSetAnswer {
+        tenant: tenant.map(|t| t.to_string()),
+        plugin_set: set.map(|set| EffectivePluginSet {
+            digest: set.digest().to_owned(),
+            ids: set.ids().to_vec(),
+            plugins: set.plugins(),
+        }),
+    })
+    .into_response()
+}
+
+async fn servers(
+    State(gateway): State<Gateway>,
+    query: Result<Query<ServersQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return bad_request(
+            "invalid_query",
+            "expected ?count=N (a whole number)[&tenant=ORG/WS/ENV]".into(),
+        );
+    };
+    let Some(count) = query.count else {
+        return bad_request(
+            "missing_count",
+            "the count query parameter is required".into(),
+        );
+    };
+    let tenant = match parse_tenant(query.tenant.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return bad_request("invalid_tenant", e.to_string()),
+    };
+    let decision = gateway
+        .handle_or_default(tenant.as_ref())
+        .check_servers(count);
+    Json(LimitAnswer {
+        tenant: tenant.map(|t| t.to_string()),
+        decision,
     })
     .into_response()
 }

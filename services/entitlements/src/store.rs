@@ -323,7 +323,7 @@ fn write_json<T: Serialize>(dir: &Path, path: &Path, value: &T) -> Result<(), St
 }
 
 /// The atomic write behind every state file.
-fn write_bytes(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+pub(crate) fn write_bytes(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let io = |action: &'static str, path: &Path| {
         let path = path.to_owned();
         move |source| StoreError::Io {

@@ -45,7 +45,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Serves GET /v1/check, GET /v1/status and GET /metrics, refreshing in the background.
+    /// Serves GET /v1/check, /v1/plugin-set, /v1/limits/servers, /v1/status and /metrics,
+    /// refreshing in the background.
     Serve {
         /// Address to listen on (port 0 picks a free port; the address is printed).
         #[arg(long, default_value = "127.0.0.1:8431")]
@@ -155,6 +156,18 @@ fn status(gateway: &Gateway, json: bool) -> anyhow::Result<ExitCode> {
     if let Some(code) = d.revoked {
         println!("revoked:  {code}");
     }
+    if let Some(set) = &d.plugin_set {
+        println!("plugin set: {} ({})", set.ids.join(", "), set.digest);
+        if !set.configs_available {
+            println!("            configs not available yet (they come with the next refresh)");
+        }
+    }
+    let limit = |v: Option<u64>| v.map_or_else(|| "no limit".to_owned(), |v| v.to_string());
+    println!(
+        "gateway limits: max_servers {}, max_concurrent_requests {}",
+        limit(d.limits.max_servers),
+        limit(d.limits.max_concurrent_requests)
+    );
     println!("plugins:  {}", d.allowed_plugins.join(", "));
     match snapshot.revocation_serial {
         Some(serial) => println!("revocations: list serial {serial} in force"),
@@ -184,23 +197,16 @@ fn check(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let tenant = tenant.map(TenantKey::parse).transpose()?;
-    let decision = match &tenant {
-        Some(key) => gateway.check(key, plugin),
-        None => gateway.check_default(plugin),
-    };
-    let explanation = gateway.explain(tenant.as_ref(), plugin);
+    let answer = sidecar::check_answer(gateway, tenant.as_ref(), plugin.to_owned());
     if json {
-        let answer = sidecar::CheckAnswer {
-            plugin: plugin.to_owned(),
-            tenant: tenant.map(|t| t.to_string()),
-            decision,
-            explanation,
-        };
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
-        println!("{explanation}");
+        println!("{}", answer.explanation);
+        if let Some(config) = &answer.config {
+            println!("config: {}", serde_json::to_string_pretty(config)?);
+        }
     }
-    Ok(if decision.allowed {
+    Ok(if answer.decision.allowed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -222,6 +228,7 @@ async fn serve(gateway: Gateway, listen: &str) -> anyhow::Result<ExitCode> {
     let mut app = sidecar::router(gateway);
     match PrometheusBuilder::new().install_recorder() {
         Ok(metrics) => {
+            mcpg_entitlements::observe::describe_metrics();
             app = app.route(
                 "/metrics",
                 get(move || std::future::ready(metrics.render())),

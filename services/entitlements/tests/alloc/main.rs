@@ -1,19 +1,95 @@
 //! `check()` allocates nothing: counted with dhat's global allocator, in its own test
-//! binary because a global allocator is process-wide.
+//! binary because a global allocator is process-wide. Covers a tenant whose token names a
+//! plugin set, and the limit checks (`try_begin_request`, `check_servers`) too.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use mcpg_entitlements::{GatewayBuilder, ModeSettings, PluginIndex, Settings, TenantKey};
-use mcpg_license_core::{
-    AUDIENCE, Catalog, LicenseClaims, Limits, ManualClock, SigningKey, Tier, TrustStore,
-    issue_offline_license,
+use mcpg_entitlements::{
+    FederationClient, FetchFuture, Gateway, GatewayBuilder, ModeSettings, PluginIndex, Reason,
+    Settings, TenantKey, TokenResponse,
 };
+use mcpg_license_core::{
+    AUDIENCE, Bounds, Catalog, IssuerCertificate, JwtSigner, LicenseClaims, Limits, ManualClock,
+    PluginSet, PluginSetEntry, SigningKey, Tier, TrustStore, issue_offline_license,
+};
+use secrecy::SecretString;
 
 #[global_allocator]
 static ALLOCATOR: dhat::Alloc = dhat::Alloc;
 
 const NOW: i64 = 1_800_000_000;
+
+/// Hands out one fixed token response.
+struct Fixed(TokenResponse);
+
+impl FederationClient for Fixed {
+    fn fetch_token<'a>(&'a self, _credential: &'a SecretString) -> FetchFuture<'a> {
+        let response = self.0.clone();
+        Box::pin(async move { Ok(response) })
+    }
+}
+
+/// A federated gateway whose token for `acme/platform/prod` names a plugin set of
+/// `identity.oidc` and `workspace.rbac`.
+fn federated_with_plugin_set(dir: &std::path::Path, claims: &LicenseClaims) -> Gateway {
+    let root = SigningKey::generate().expect("root");
+    let key = SigningKey::generate().expect("issuer");
+    let certificate = IssuerCertificate {
+        cid: "alloc".into(),
+        issuer: claims.iss.clone(),
+        key: key.public_key().clone(),
+        iat: NOW - 600,
+        nbf: NOW - 600,
+        exp: NOW + 365 * 86_400,
+        bounds: Bounds::unbounded(),
+    }
+    .sign(&root)
+    .expect("certificate");
+    let entry = |id: &str| PluginSetEntry {
+        id: id.into(),
+        config: serde_json::json!({"on": true}),
+    };
+    let set = PluginSet::new(vec![entry("identity.oidc"), entry("workspace.rbac")]).expect("set");
+    let claims = LicenseClaims {
+        sub: "gw-1".into(),
+        iat: NOW,
+        nbf: NOW,
+        rfa: Some(NOW + 3_600),
+        grc: Some(NOW + 2 * 86_400),
+        ps: Some(set.claim()),
+        ..claims.clone()
+    };
+    let response = TokenResponse {
+        token: JwtSigner::new(key).sign(&claims).expect("sign"),
+        issuer_certificate: certificate,
+        issuer_certificates: Vec::new(),
+        plugin_set: Some(serde_json::json!({"digest": set.digest(), "plugins": set})),
+    };
+    let gateway = GatewayBuilder::new(Settings {
+        mode: ModeSettings::Federated {
+            url: "http://127.0.0.1:9".into(),
+            credential: SecretString::from("cred"),
+            timeout: Duration::from_secs(1),
+        },
+        state_dir: dir.to_owned(),
+        trust: TrustStore::new([root.public_key().clone()]),
+        revocation_list: None,
+        more_tenants: Vec::new(),
+    })
+    .clock(Arc::new(ManualClock::new(NOW)))
+    .client(Arc::new(Fixed(response)))
+    .build()
+    .expect("gateway");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime
+        .block_on(gateway.refresh_now())
+        .expect("token accepted");
+    gateway
+}
 
 #[test]
 fn check_allocates_nothing_through_the_cache_or_a_kept_handle() {
@@ -57,6 +133,13 @@ fn check_allocates_nothing_through_the_cache_or_a_kept_handle() {
     let stranger = TenantKey::parse("globex/a/b").expect("tenant");
     let handle = gateway.handle(&tenant).expect("handle");
     let index = PluginIndex::resolve(gateway.catalog(), "workspace.rbac");
+    let set_dir = tempfile::tempdir().expect("temp dir");
+    let with_set = federated_with_plugin_set(set_dir.path(), &claims);
+    let set_handle = with_set.default_handle();
+    assert_eq!(
+        with_set.check(&tenant, "observability.audit").reason,
+        Reason::NotInPluginSet
+    );
     // Warm up: moka sizes its frequency sketch and read buffers lazily, once, during the
     // first few thousand operations; the steady state is what a gateway runs in.
     for _ in 0..10_000 {
@@ -74,9 +157,17 @@ fn check_allocates_nothing_through_the_cache_or_a_kept_handle() {
         allowed += usize::from(handle.check("workspace.rbac").allowed);
         allowed += usize::from(handle.check_index(index).allowed);
         allowed += usize::from(gateway.check_default("observability.audit").allowed);
+        allowed += usize::from(with_set.check(&tenant, "workspace.rbac").allowed);
+        allowed += usize::from(with_set.check(&tenant, "observability.audit").allowed);
+        allowed += usize::from(set_handle.check_index(index).allowed);
+        if let Ok(permit) = set_handle.try_begin_request() {
+            allowed += usize::from(set_handle.check_servers(1).allowed);
+            drop(permit);
+        }
     }
     let after = dhat::HeapStats::get();
-    assert_eq!(allowed, 50_000);
+    // Per round: 5 of the 6 above, 2 of the 3 with the set, 1 server check in a permit.
+    assert_eq!(allowed, 80_000);
     assert_eq!(
         after.total_blocks - before.total_blocks,
         0,

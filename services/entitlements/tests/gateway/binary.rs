@@ -27,7 +27,7 @@ fn write_private(path: &Path, text: &str) {
 }
 
 /// A federated gateway.toml trusting the stand-in's root.
-fn federated_config(dir: &Path, server: &StandIn) -> PathBuf {
+pub(crate) fn federated_config(dir: &Path, server: &StandIn) -> PathBuf {
     std::fs::write(
         dir.join("root.public.paserk"),
         server.authority.root.public_key().to_paserk(),
@@ -47,7 +47,7 @@ fn federated_config(dir: &Path, server: &StandIn) -> PathBuf {
     config
 }
 
-async fn run(config: &Path, args: &[&str]) -> Output {
+pub(crate) async fn run(config: &Path, args: &[&str]) -> Output {
     let mut command = Command::new(BIN);
     command.arg("--config").arg(config).args(args);
     tokio::task::spawn_blocking(move || command.output().expect("binary runs"))

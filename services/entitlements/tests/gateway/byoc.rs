@@ -63,6 +63,7 @@ impl Byoc {
             token: self.signer.sign(claims).expect("sign"),
             issuer_certificate: self.certificate.clone(),
             issuer_certificates: Vec::new(),
+            plugin_set: None,
         }
     }
 

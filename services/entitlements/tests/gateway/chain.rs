@@ -26,6 +26,7 @@ async fn rejection(
             token: signer.sign(&c).expect("sign"),
             issuer_certificate: certificate,
             issuer_certificates: Vec::new(),
+            plugin_set: None,
         }
     };
     fed.set(Behaviour::Fixed(response));
@@ -143,6 +144,7 @@ async fn a_rejected_token_does_not_replace_a_good_one() {
             .expect("sign"),
         issuer_certificate: certificate,
         issuer_certificates: Vec::new(),
+        plugin_set: None,
     }));
     assert_eq!(
         gateway.refresh_now().await.expect_err("rejected").code(),

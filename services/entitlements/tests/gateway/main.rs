@@ -3,11 +3,14 @@
 //! stand-in server, and the binary run as a process.
 
 mod binary;
+mod binary_plugin_sets;
 mod byoc;
 mod chain;
 mod http_client;
+mod limits;
 mod offline;
 mod persistence;
+mod plugin_sets;
 mod refresh;
 mod revocation;
 mod served_certificates;

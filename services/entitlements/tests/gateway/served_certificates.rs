@@ -48,6 +48,7 @@ async fn the_first_served_certificate_that_chains_to_a_pinned_root_verifies_and_
             token,
             issuer_certificate: untrusted.clone(),
             issuer_certificates: vec![untrusted.clone(), authority.certificate.clone()],
+            plugin_set: None,
         };
         (response, authority.certificate.clone(), untrusted)
     };
@@ -87,6 +88,7 @@ async fn when_no_served_certificate_chains_the_primarys_error_is_the_answer() {
                 .expect("sign"),
             issuer_certificate: first.clone(),
             issuer_certificates: vec![first, second],
+            plugin_set: None,
         }
     };
     fed.set(Behaviour::Fixed(response));

@@ -11,9 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use mcpg_license_core::{Clock, SystemClock, Tier};
+use mcpg_license_core::{Clock, Limits, PluginSet, SystemClock, Tier};
 
-use crate::support::{Authority, claims};
+use crate::support::{Authority, claims, served};
 
 /// One scripted answer.
 #[derive(Clone, Debug)]
@@ -29,6 +29,13 @@ pub enum Answer {
     },
     /// A 200 whose body is this many bytes of JSON whitespace.
     Oversized(usize),
+    /// A token naming `set` (`ps`) and carrying `limits`, with the set's configs beside it.
+    TokenWithSet {
+        org: String,
+        tier: Tier,
+        set: PluginSet,
+        limits: Limits,
+    },
 }
 
 #[derive(Clone)]
@@ -129,6 +136,24 @@ async fn token(State(shared): State<Shared>, headers: HeaderMap) -> Response {
                 "token": minted.token,
                 "token_type": "mcpg-ent+jwt",
                 "issuer_certificate": minted.issuer_certificate,
+            }))
+            .into_response()
+        }
+        Answer::TokenWithSet {
+            org,
+            tier,
+            set,
+            limits,
+        } => {
+            let mut claims = claims(&org, tier, SystemClock.now());
+            claims.ps = Some(set.claim());
+            claims.lim = limits;
+            let minted = shared.authority.mint(&claims);
+            Json(serde_json::json!({
+                "token": minted.token,
+                "token_type": "mcpg-ent+jwt",
+                "issuer_certificate": minted.issuer_certificate,
+                "plugin_set": served(&set),
             }))
             .into_response()
         }

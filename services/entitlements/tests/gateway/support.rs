@@ -12,7 +12,7 @@ use mcpg_entitlements::{
 };
 use mcpg_license_core::{
     AUDIENCE, Bounds, Catalog, IssuerCertificate, JwtSigner, LicenseClaims, Limits, ManualClock,
-    SigningKey, Tier, TrustStore, UnixTime,
+    PluginSet, SigningKey, Tier, TrustStore, UnixTime,
 };
 use secrecy::SecretString;
 
@@ -98,8 +98,37 @@ impl Authority {
             token: self.signer.sign(claims).expect("claims sign"),
             issuer_certificate: self.certificate.clone(),
             issuer_certificates: Vec::new(),
+            plugin_set: None,
         }
     }
+
+    /// A response for `claims` carrying `plugin_set` as the `plugin_set` member.
+    pub fn mint_with(
+        &self,
+        claims: &LicenseClaims,
+        plugin_set: Option<serde_json::Value>,
+    ) -> TokenResponse {
+        TokenResponse {
+            plugin_set,
+            ..self.mint(claims)
+        }
+    }
+}
+
+/// The `plugin_set` member the federation serves for `set`.
+pub fn served(set: &PluginSet) -> serde_json::Value {
+    serde_json::json!({"digest": set.digest(), "plugins": set})
+}
+
+/// What the fake federation puts in the `plugin_set` member when its tokens name a set.
+#[derive(Clone)]
+pub enum ServedSet {
+    /// The set the token names.
+    Matching,
+    /// Nothing.
+    Omitted,
+    /// This JSON instead.
+    Other(serde_json::Value),
 }
 
 /// The contract's claims for `org` at `tier`, issued at `iat`.
@@ -152,6 +181,12 @@ pub struct FakeFederation {
     pub delay: Option<Duration>,
     /// The revocation list it publishes, if any.
     pub revocations: Mutex<Option<String>>,
+    /// The plugin set its tokens name (`ps`), if any.
+    pub plugin_set: Mutex<Option<PluginSet>>,
+    /// What it serves beside a token that names a set.
+    pub served_set: Mutex<ServedSet>,
+    /// The limits its tokens carry (`lim`).
+    pub limits: Mutex<Limits>,
 }
 
 impl FakeFederation {
@@ -166,7 +201,25 @@ impl FakeFederation {
             calls: AtomicUsize::new(0),
             delay: None,
             revocations: Mutex::new(None),
+            plugin_set: Mutex::new(None),
+            served_set: Mutex::new(ServedSet::Matching),
+            limits: Mutex::new(Limits::default()),
         })
+    }
+
+    /// Its tokens name `set` from now on (`None`: no set).
+    pub fn set_plugin_set(&self, set: Option<PluginSet>) {
+        *self.plugin_set.lock().expect("lock") = set;
+    }
+
+    /// What it serves beside tokens naming a set from now on.
+    pub fn serve_set(&self, served: ServedSet) {
+        *self.served_set.lock().expect("lock") = served;
+    }
+
+    /// The limits its tokens carry from now on.
+    pub fn set_limits(&self, limits: Limits) {
+        *self.limits.lock().expect("lock") = limits;
     }
 
     pub fn set(&self, behaviour: Behaviour) {
@@ -193,11 +246,20 @@ impl FederationClient for FakeFederation {
             match behaviour {
                 Behaviour::Serve { org, tier } => {
                     let now = mcpg_license_core::Clock::now(&self.clock);
+                    let mut claims = claims(&org, tier, now);
+                    claims.lim = *self.limits.lock().expect("lock");
+                    let set = self.plugin_set.lock().expect("lock").clone();
+                    claims.ps = set.as_ref().map(PluginSet::claim);
+                    let member = match (&set, self.served_set.lock().expect("lock").clone()) {
+                        (None, _) | (Some(_), ServedSet::Omitted) => None,
+                        (Some(set), ServedSet::Matching) => Some(served(set)),
+                        (Some(_), ServedSet::Other(value)) => Some(value),
+                    };
                     Ok(self
                         .authority
                         .lock()
                         .expect("lock")
-                        .mint(&claims(&org, tier, now)))
+                        .mint_with(&claims, member))
                 }
                 Behaviour::Fixed(response) => Ok(response),
                 Behaviour::Outage { retry_after } => Err(FetchError::Outage {
