@@ -7,9 +7,11 @@
 mod byoc;
 mod cluster;
 mod ctl;
+mod deploy;
 mod federate;
 mod offline;
 mod outage;
+mod plugin_sets;
 mod revoke;
 mod rotation;
 mod support;

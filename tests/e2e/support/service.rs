@@ -102,6 +102,12 @@ impl Service {
         panic!("mcpg-auth did not start; its log:\n{}", log(dir.path()));
     }
 
+    /// The working directory `mcpg-ctl` runs in (files it reads and writes are relative to
+    /// it).
+    pub fn work_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// The development root's public key, which gateways pin to trust this service.
     pub fn dev_root(&self) -> PathBuf {
         self.data_dir.join("dev-root.public.paserk")

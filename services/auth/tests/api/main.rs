@@ -14,6 +14,7 @@ mod cluster_root;
 mod connections;
 mod contract;
 mod denials;
+mod deploy_examples;
 mod deployment;
 mod federation;
 mod gateway_batch;

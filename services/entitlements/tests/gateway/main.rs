@@ -6,6 +6,7 @@ mod binary;
 mod binary_plugin_sets;
 mod byoc;
 mod chain;
+mod deploy_examples;
 mod http_client;
 mod limits;
 mod offline;
