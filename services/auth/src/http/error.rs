@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::domain::Refusal;
 use crate::http::denials::{DenialReason, Denied};
@@ -31,6 +31,32 @@ pub(crate) enum ApiError {
     /// each, with a suggestion when one catalog id is close).
     #[error("{0}")]
     UnknownEntitlement(String),
+    /// A plugin set names plugins the catalog does not know (the message names each, with a
+    /// suggestion when one catalog id is close).
+    #[error("{0}")]
+    UnknownPlugin(String),
+    /// A plugin set names plugins the org's license in force does not entitle: the message
+    /// and `plugins` (`[{id, entitlement}]`) name each.
+    #[error("{message}")]
+    NotEntitled {
+        /// The refusal in words.
+        message: String,
+        /// Each plugin and the entitlement it needs.
+        plugins: Value,
+    },
+    /// A license change would take entitlements from plugin sets in use: the message and
+    /// `plugin_sets` (`[{workspace, environment?, plugins}]`) name each.
+    #[error("{message}")]
+    PluginSetConflict {
+        /// The refusal in words.
+        message: String,
+        /// Each affected set and the plugins it would lose.
+        plugin_sets: Value,
+    },
+    /// Neither the environment nor its workspace has a plugin set (or the one to delete
+    /// does not exist).
+    #[error("{0}")]
+    PluginSetNotFound(String),
     /// A body that is not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -98,6 +124,10 @@ impl ApiError {
             ApiError::YamlAlias(_) => (StatusCode::BAD_REQUEST, "yaml_alias"),
             ApiError::TenantsTooLarge(_) => (StatusCode::BAD_REQUEST, "tenants_too_large"),
             ApiError::UnknownEntitlement(_) => (StatusCode::BAD_REQUEST, "unknown_entitlement"),
+            ApiError::UnknownPlugin(_) => (StatusCode::BAD_REQUEST, "unknown_plugin"),
+            ApiError::NotEntitled { .. } => (StatusCode::FORBIDDEN, "not_entitled"),
+            ApiError::PluginSetConflict { .. } => (StatusCode::CONFLICT, "plugin_set_conflict"),
+            ApiError::PluginSetNotFound(_) => (StatusCode::NOT_FOUND, "plugin_set_not_found"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
@@ -132,6 +162,15 @@ impl ApiError {
             ApiError::TenantMismatch => Some(DenialReason::TenantMismatch),
             ApiError::NotFound("organization") => Some(DenialReason::OrgNotFound),
             ApiError::Refused(refusal) => Some(DenialReason::OrgStanding(*refusal)),
+            _ => None,
+        }
+    }
+
+    /// A structured member of the error object beside `code` and `message`, if any.
+    fn detail(&self) -> Option<(&'static str, &Value)> {
+        match self {
+            ApiError::NotEntitled { plugins, .. } => Some(("plugins", plugins)),
+            ApiError::PluginSetConflict { plugin_sets, .. } => Some(("plugin_sets", plugin_sets)),
             _ => None,
         }
     }
@@ -172,7 +211,11 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
-        let body = Json(json!({"error": {"code": code, "message": self.to_string()}}));
+        let mut error = json!({"code": code, "message": self.to_string()});
+        if let (Some((name, value)), Some(object)) = (self.detail(), error.as_object_mut()) {
+            object.insert(name.to_owned(), value.clone());
+        }
+        let body = Json(json!({ "error": error }));
         let mut response = (status, body).into_response();
         match &self {
             ApiError::RateLimited(decision) => write_headers(decision, response.headers_mut()),

@@ -327,7 +327,7 @@ impl<'a> TenantStore<'a> {
             .await?))
     }
 
-    async fn workspace_id(&self, workspace: &str) -> Result<String, StoreError> {
+    pub(super) async fn workspace_id(&self, workspace: &str) -> Result<String, StoreError> {
         let sql = "SELECT id FROM workspaces WHERE org_id = $1 AND slug = $2";
         let id: Option<String> = on_pool!(self.store, pool => sqlx::query_scalar(sql)
             .bind(self.org_id)
@@ -337,7 +337,7 @@ impl<'a> TenantStore<'a> {
         id.ok_or(StoreError::NotFound("workspace"))
     }
 
-    async fn environment_id(
+    pub(super) async fn environment_id(
         &self,
         workspace: &str,
         environment: &str,

@@ -1,0 +1,32 @@
+-- Plugin sets (issue 14): the plugins a workspace's gateways run, each with an opaque
+-- config, and optionally an environment's own set that overrides its workspace's. One row
+-- per workspace (environment_id NULL) or per environment, keyed by the id of the place it
+-- belongs to (scope_id: the environment's id, else the workspace's), so the token query
+-- finds a gateway's sets with two primary-key lookups. plugins is the set as JSON text
+-- (sorted by id), digest its canonical SHA-256 (the token's ps.cfg). Deleting the
+-- workspace, environment or org deletes its sets.
+--
+-- Per-org data: the same two row-level security policies as every tenant table (0003),
+-- forced; the service's role gets its grants from mcpg_grant_app_role after migrating.
+CREATE TABLE plugin_sets (
+    scope_id       TEXT PRIMARY KEY,
+    org_id         TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    workspace_id   TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+    environment_id TEXT REFERENCES environments(id) ON DELETE CASCADE,
+    plugins        TEXT NOT NULL,
+    digest         TEXT NOT NULL,
+    revision       BIGINT NOT NULL,
+    updated_at     BIGINT NOT NULL,
+    CHECK (scope_id = COALESCE(environment_id, workspace_id))
+);
+CREATE INDEX plugin_sets_org ON plugin_sets (org_id);
+CREATE INDEX plugin_sets_workspace ON plugin_sets (workspace_id);
+
+ALTER TABLE plugin_sets ENABLE ROW LEVEL SECURITY;
+ALTER TABLE plugin_sets FORCE ROW LEVEL SECURITY;
+CREATE POLICY mcpg_tenant ON plugin_sets FOR ALL
+    USING (org_id = NULLIF(current_setting('mcpg.org_id', true), ''))
+    WITH CHECK (org_id = NULLIF(current_setting('mcpg.org_id', true), ''));
+CREATE POLICY mcpg_global ON plugin_sets FOR ALL
+    USING (current_setting('mcpg.global', true) = 'on')
+    WITH CHECK (current_setting('mcpg.global', true) = 'on');
