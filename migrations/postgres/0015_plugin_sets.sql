@@ -6,8 +6,10 @@
 -- (sorted by id), digest its canonical SHA-256 (the token's ps.cfg). Deleting the
 -- workspace, environment or org deletes its sets.
 --
--- Per-org data: the same two row-level security policies as every tenant table (0003),
--- forced; the service's role gets its grants from mcpg_grant_app_role after migrating.
+-- Per-org data, under forced row-level security like every tenant table: mcpg_tenant (0003),
+-- mcpg_global in its 0010 form (login roles listed in mcpg_global_roles, never a setting)
+-- and the backup roles' read-only mcpg_backup (0012). The service's roles get their grants
+-- after migrating.
 CREATE TABLE plugin_sets (
     scope_id       TEXT PRIMARY KEY,
     org_id         TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
@@ -28,5 +30,6 @@ CREATE POLICY mcpg_tenant ON plugin_sets FOR ALL
     USING (org_id = NULLIF(current_setting('mcpg.org_id', true), ''))
     WITH CHECK (org_id = NULLIF(current_setting('mcpg.org_id', true), ''));
 CREATE POLICY mcpg_global ON plugin_sets FOR ALL
-    USING (current_setting('mcpg.global', true) = 'on')
-    WITH CHECK (current_setting('mcpg.global', true) = 'on');
+    USING (session_user::text IN (SELECT role_name FROM mcpg_global_roles))
+    WITH CHECK (session_user::text IN (SELECT role_name FROM mcpg_global_roles));
+SELECT mcpg_backup_policies();

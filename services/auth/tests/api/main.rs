@@ -31,6 +31,7 @@ mod org_list;
 mod pagination;
 mod peers;
 mod persistence;
+mod plugin_sets;
 mod rate_budgets;
 mod rbac;
 mod robustness;

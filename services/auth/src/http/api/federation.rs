@@ -179,7 +179,10 @@ impl TokenResponse {
             .sum::<usize>()
             + ARRAY_MEMBER.len()
             + certificates.len()
-            + self.plugin_set.as_ref().map_or(0, |p| PLUGIN_SET_MEMBER.len() + p.0.len())
+            + self
+                .plugin_set
+                .as_ref()
+                .map_or(0, |p| PLUGIN_SET_MEMBER.len() + p.0.len())
             + 2;
         let mut out = String::with_capacity(size);
         out.push('{');

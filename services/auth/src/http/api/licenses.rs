@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::orgs::time;
-use crate::domain::rbac::Action;
 use super::plugin_sets::{AffectedSet, affected_by, conflict};
 use crate::domain::entitlements_at;
+use crate::domain::rbac::Action;
 use crate::http::authorize::Access;
 use crate::http::error::{ApiError, Result};
 use crate::http::extract::{ApiJson, Integer};

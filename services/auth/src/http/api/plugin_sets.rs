@@ -155,11 +155,14 @@ async fn get_set(
         return Ok(axum::Json(PluginSetView::own(record)));
     }
     let inherited = match env {
-        Some(env) => tenant.plugin_set(ws, None).await?.map(|record| PluginSetView {
-            environment: Some(env.to_owned()),
-            inherited_from: Some("workspace"),
-            ..PluginSetView::own(record)
-        }),
+        Some(env) => tenant
+            .plugin_set(ws, None)
+            .await?
+            .map(|record| PluginSetView {
+                environment: Some(env.to_owned()),
+                inherited_from: Some("workspace"),
+                ..PluginSetView::own(record)
+            }),
         None => None,
     };
     inherited.map(axum::Json).ok_or_else(|| not_found(ws, env))
@@ -172,7 +175,11 @@ async fn delete_set(
     env: Option<&str>,
 ) -> Result<axum::Json<PluginSetView>> {
     access.require(Action::ManagePluginSet(ws))?;
-    let record = match access.tenant().delete_plugin_set(ws, env, state.now()).await {
+    let record = match access
+        .tenant()
+        .delete_plugin_set(ws, env, state.now())
+        .await
+    {
         Ok(record) => record,
         Err(StoreError::NotFound("plugin set")) => return Err(not_found(ws, env)),
         Err(other) => return Err(other.into()),

@@ -170,7 +170,8 @@ impl TenantStore<'_> {
 
     /// Every plugin set of the org, by workspace then environment (the workspace's first).
     pub(crate) async fn plugin_sets(&self) -> Result<Vec<PluginSetRecord>, StoreError> {
-        let sql = format!("{SELECT} WHERE p.org_id = $1 ORDER BY w.slug, e.slug IS NOT NULL, e.slug");
+        let sql =
+            format!("{SELECT} WHERE p.org_id = $1 ORDER BY w.slug, e.slug IS NOT NULL, e.slug");
         let rows: Vec<PluginSetRow> = on_pool!(self.store(), pool => sqlx::query_as(&sql)
             .bind(self.org_id())
             .fetch_all(pool)
