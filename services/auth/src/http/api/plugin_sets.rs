@@ -221,7 +221,7 @@ pub(super) async fn affected_by(
         .into_iter()
         .filter_map(|record| {
             let plugins = lost(&record.set, before, after);
-            (!plugins.is_empty()).then(|| AffectedSet {
+            (!plugins.is_empty()).then_some(AffectedSet {
                 workspace: record.workspace,
                 environment: record.environment,
                 plugins,
