@@ -403,7 +403,7 @@ fn license(client: &Client, out: &Printer, cmd: LicenseCommand) -> anyhow::Resul
             let answer = client.put(&url, &body)?;
             out.one(&answer, LICENSE_COLUMNS);
             if out.output == Output::Table {
-                for line in super::plugin_sets::affected_lines(&answer) {
+                for line in super::plugin_sets::affected_lines(&args.org, &answer) {
                     println!("warning: {line}");
                 }
             }

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::commands::{Printer, split};
-use super::tenants::read_document;
 use super::output::{Column, record, table};
+use super::tenants::read_document;
 use super::{Client, Output};
 
 /// The only `apiVersion` and `kind` accepted.
@@ -261,16 +261,17 @@ pub(super) fn plugin_sets(
     Ok(())
 }
 
-/// The plugin sets a forced license change took plugins from, one line each.
-pub(super) fn affected_lines(answer: &Value) -> Vec<String> {
+/// The plugin sets of `org` a forced license change took plugins from, one line each.
+pub(super) fn affected_lines(org: &str, answer: &Value) -> Vec<String> {
     answer["plugin_sets_affected"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|set| {
+            let ws = set["workspace"].as_str().unwrap_or("?");
             let place = match set["environment"].as_str() {
-                Some(env) => format!("{}/{env}", set["workspace"].as_str().unwrap_or("?")),
-                None => set["workspace"].as_str().unwrap_or("?").to_owned(),
+                Some(env) => format!("{org}/{ws}/{env}"),
+                None => format!("{org}/{ws}"),
             };
             let plugins: Vec<String> = set["plugins"]
                 .as_array()
@@ -323,7 +324,10 @@ spec:
             docs[0].url,
             "/v1/orgs/acme-corp/workspaces/platform-team/plugin-set"
         );
-        assert_eq!(docs[0].body["plugins"][0], json!({"id": "identity.oidc", "config": null}));
+        assert_eq!(
+            docs[0].body["plugins"][0],
+            json!({"id": "identity.oidc", "config": null})
+        );
         assert_eq!(
             docs[0].body["plugins"][1]["config"]["bundle"],
             "oci://policies.acme.com/platform-team:1.0"
@@ -349,13 +353,22 @@ spec:
     fn other_kinds_versions_and_shapes_are_refused_clearly() {
         let wrong_kind = SEED.replace("MCPGPluginSet", "ConfigMap");
         let error = format!("{:#}", parse_documents(&wrong_kind).expect_err("kind"));
-        assert!(error.contains("kind \"ConfigMap\" is not supported"), "{error}");
+        assert!(
+            error.contains("kind \"ConfigMap\" is not supported"),
+            "{error}"
+        );
         let wrong_version = SEED.replace("mcpg.dev/v1", "mcpg.dev/v2");
-        let error = format!("{:#}", parse_documents(&wrong_version).expect_err("version"));
+        let error = format!(
+            "{:#}",
+            parse_documents(&wrong_version).expect_err("version")
+        );
         assert!(error.contains("apiVersion \"mcpg.dev/v2\""), "{error}");
         let typo = SEED.replace("  plugins:", "  plugin:");
         let error = format!("{:#}", parse_documents(&typo).expect_err("typo"));
-        assert!(error.contains("document 1") && error.contains("plugin"), "{error}");
+        assert!(
+            error.contains("document 1") && error.contains("plugin"),
+            "{error}"
+        );
         let bare = SEED.replace("acme-corp/platform-team", "platform-team");
         assert!(parse_documents(&bare).is_err());
         assert!(parse_documents("").is_err());
@@ -373,8 +386,10 @@ spec:
         let affected = json!({"plugin_sets_affected": [{"workspace": "ws", "environment": "prod",
             "plugins": [{"id": "policy.cedar", "entitlement": "plugin:policy.cedar"}]}]});
         assert_eq!(
-            affected_lines(&affected),
-            ["plugin set ws/prod is no longer entitled to: policy.cedar (needs plugin:policy.cedar)"]
+            affected_lines("acme", &affected),
+            [
+                "plugin set acme/ws/prod is no longer entitled to: policy.cedar (needs plugin:policy.cedar)"
+            ]
         );
     }
 }

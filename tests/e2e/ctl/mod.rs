@@ -10,6 +10,7 @@ mod impersonate;
 mod journey;
 mod keys;
 mod oidc;
+mod plugin_sets;
 mod revocations;
 mod tenants;
 
