@@ -4,7 +4,9 @@
 -- belongs to (scope_id: the environment's id, else the workspace's), so the token query
 -- finds a gateway's sets with two primary-key lookups. plugins is the set as JSON text
 -- (sorted by id), digest its canonical SHA-256 (the token's ps.cfg). Deleting the
--- workspace, environment or org deletes its sets.
+-- workspace, environment or org deletes its sets. managed_by is 'tenants.yaml' for a set
+-- the file wrote (dropped when the file no longer declares it), NULL for one written
+-- through the API.
 --
 -- Per-org data, under forced row-level security like every tenant table: mcpg_tenant (0003),
 -- mcpg_global in its 0010 form (login roles listed in mcpg_global_roles, never a setting)
@@ -19,6 +21,7 @@ CREATE TABLE plugin_sets (
     digest         TEXT NOT NULL,
     revision       BIGINT NOT NULL,
     updated_at     BIGINT NOT NULL,
+    managed_by     TEXT,
     CHECK (scope_id = COALESCE(environment_id, workspace_id))
 );
 CREATE INDEX plugin_sets_org ON plugin_sets (org_id);

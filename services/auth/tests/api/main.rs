@@ -32,6 +32,7 @@ mod pagination;
 mod peers;
 mod persistence;
 mod plugin_sets;
+mod plugin_sets_tenants;
 mod rate_budgets;
 mod rbac;
 mod robustness;

@@ -110,7 +110,8 @@ impl TenantStore<'_> {
     }
 
     /// Sets the plugin set of a workspace (`environment` `None`) or of an environment,
-    /// replacing any it had, and returns it.
+    /// replacing any it had, and returns it. A set written through the API is not managed by
+    /// `tenants.yaml` (its managed mark is cleared).
     pub(crate) async fn put_plugin_set(
         &self,
         workspace: &str,
@@ -128,7 +129,7 @@ impl TenantStore<'_> {
                    plugins, digest, revision, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7) \
                    ON CONFLICT (scope_id) DO UPDATE SET plugins = excluded.plugins, \
                    digest = excluded.digest, revision = plugin_sets.revision + 1, \
-                   updated_at = excluded.updated_at RETURNING revision";
+                   updated_at = excluded.updated_at, managed_by = NULL RETURNING revision";
         let revision: i64 = in_tx!(self.store(), tx => {
             let revision: i64 = sqlx::query_scalar(sql)
                 .bind(&scope_id).bind(org).bind(&ws_id).bind(&env_id)
