@@ -8,7 +8,7 @@ use serde::Serialize;
 
 /// A plugin id the catalog does not know, with the catalog id it most likely meant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct UnknownPlugin {
+pub struct UnknownPlugin {
     /// The id as written.
     pub(crate) id: String,
     /// The one catalog id close to it, if there is one.
@@ -18,7 +18,7 @@ pub(crate) struct UnknownPlugin {
 
 /// A plugin of a set that an entitlement set does not allow, with what it needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct UnentitledPlugin {
+pub struct UnentitledPlugin {
     /// Plugin id.
     pub(crate) id: String,
     /// The entitlement that unlocks it.
@@ -27,7 +27,7 @@ pub(crate) struct UnentitledPlugin {
 
 /// Why a plugin set is refused for an org.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum PluginSetRefusal {
+pub enum PluginSetRefusal {
     /// Plugins the catalog does not know (each once, in set order).
     Unknown(Vec<UnknownPlugin>),
     /// Plugins the org's license in force does not entitle.
@@ -111,6 +111,28 @@ pub(crate) fn unentitled(set: &PluginSet, entitlements: &EntitlementSet) -> Vec<
             entitlement: spec.entitlement.clone(),
         })
         .collect()
+}
+
+/// A plugin set a license change takes plugins from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AffectedSet {
+    /// Workspace slug.
+    pub(crate) workspace: String,
+    /// Environment slug, for an environment's own set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) environment: Option<String>,
+    /// What it loses.
+    pub(crate) plugins: Vec<UnentitledPlugin>,
+}
+
+impl AffectedSet {
+    /// `ws` or `ws/env`.
+    pub(crate) fn place(&self) -> String {
+        match &self.environment {
+            Some(env) => format!("{}/{env}", self.workspace),
+            None => self.workspace.clone(),
+        }
+    }
 }
 
 /// The plugins of `set` that `before` entitles and `after` does not: what a license change

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::domain::Refusal;
+use crate::domain::plugin_sets::{AffectedSet, PluginSetRefusal, describe};
 use crate::http::denials::{DenialReason, Denied};
 use crate::http::rate_headers::write_headers;
 use crate::infra::store::StoreError;
@@ -200,8 +201,41 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => ApiError::Conflict(what.to_owned()),
             StoreError::Quota { .. } => ApiError::QuotaExceeded(error.to_string()),
             StoreError::HasChildren(what) => ApiError::HasChildren(what),
+            StoreError::PluginSetRefused(refusal) => plugin_set_refused(refusal),
+            StoreError::PluginSetConflict(affected) => plugin_set_conflict(&affected),
             other => ApiError::Internal(other.into()),
         }
+    }
+}
+
+/// 400 `unknown_plugin` or 403 `not_entitled` (with `error.plugins`), naming each plugin.
+fn plugin_set_refused(refusal: PluginSetRefusal) -> ApiError {
+    let message = refusal.message();
+    match refusal {
+        PluginSetRefusal::Unknown(_) => ApiError::UnknownPlugin(message),
+        PluginSetRefusal::NotEntitled(plugins) => ApiError::NotEntitled {
+            message,
+            plugins: serde_json::to_value(plugins).unwrap_or_default(),
+        },
+    }
+}
+
+/// 409 `plugin_set_conflict` of a license change that would take plugins from `affected`
+/// (with `error.plugin_sets`).
+fn plugin_set_conflict(affected: &[AffectedSet]) -> ApiError {
+    let named: Vec<String> = affected
+        .iter()
+        .map(|a| format!("{}: {}", a.place(), describe(&a.plugins)))
+        .collect();
+    ApiError::PluginSetConflict {
+        message: format!(
+            "the new license would no longer entitle plugins of {} plugin set{} ({}); change \
+             the plugin sets first, or repeat with ?force=true",
+            affected.len(),
+            if affected.len() == 1 { "" } else { "s" },
+            named.join("; ")
+        ),
+        plugin_sets: serde_json::to_value(affected).unwrap_or_default(),
     }
 }
 

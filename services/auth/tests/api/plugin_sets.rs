@@ -312,6 +312,21 @@ async fn a_license_change_that_strips_a_plugin_set_needs_force(backend: Backend)
         .await;
     assert_eq!(forced["tier"], "team");
     assert_eq!(forced["plugin_sets_affected"], expected);
+    let audit = app
+        .expect(Method::GET, "/v1/orgs/acme/audit", None, StatusCode::OK)
+        .await;
+    let last_set = audit["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .rfind(|e| e["action"] == "license.set")
+        .and_then(|e| e["details"].as_str())
+        .and_then(|d| serde_json::from_str::<Value>(d).ok())
+        .unwrap_or_default();
+    assert_eq!(
+        last_set["plugin_sets_affected"], expected,
+        "the forced change is audited"
+    );
     // Nothing more to lose: the same license again is not a conflict and reports nothing.
     let same = app
         .expect(

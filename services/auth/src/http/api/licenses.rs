@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::orgs::time;
-use super::plugin_sets::{AffectedSet, affected_by, conflict};
-use crate::domain::entitlements_at;
+use crate::domain::plugin_sets::AffectedSet;
 use crate::domain::rbac::Action;
 use crate::http::authorize::Access;
 use crate::http::error::{ApiError, Result};
@@ -232,13 +231,7 @@ async fn set(
         now,
     )
     .map_err(outside_bounds)?;
-    let current = access.tenant().license_if_any().await?;
-    let before = entitlements_at(current.as_ref(), now);
-    let affected = affected_by(&access, &before, &entitlements).await?;
-    if !affected.is_empty() && !force {
-        return Err(conflict(&affected));
-    }
-    let license = access.tenant().set_license(&spec, now).await?;
+    let (license, affected) = access.tenant().set_license(&spec, force, now).await?;
     tracing::info!(org = %org.slug, license = %license.id, tier = %license.tier,
         plugin_sets_affected = affected.len(), "license set");
     Ok(axum::Json(SetLicenseView {

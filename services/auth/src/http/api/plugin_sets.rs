@@ -3,20 +3,15 @@
 //! Operators of the workspace (and org admins) write them, viewers read them; a set is
 //! accepted only when every plugin is in the catalog and entitled by the org's license in
 //! force. An environment without its own set answers with its workspace's, marked
-//! `inherited_from: "workspace"`. Also: which sets a license change would take plugins
-//! from (the license route refuses such a change unless forced).
+//! `inherited_from: "workspace"`.
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::put;
 use mcpg_license_core::clock::to_rfc3339;
-use mcpg_license_core::{EntitlementSet, PluginSet, PluginSetEntry};
+use mcpg_license_core::{PluginSet, PluginSetEntry};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::entitlements_at;
-use crate::domain::plugin_sets::{
-    PluginSetRefusal, UnentitledPlugin, check_plugin_set, describe, lost,
-};
 use crate::domain::rbac::Action;
 use crate::http::authorize::Access;
 use crate::http::error::{ApiError, Result};
@@ -66,15 +61,6 @@ impl PluginSetView {
             inherited_from: None,
         }
     }
-}
-
-/// A plugin set a license change takes plugins from.
-#[derive(Debug, Clone, Serialize)]
-pub(super) struct AffectedSet {
-    workspace: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    environment: Option<String>,
-    plugins: Vec<UnentitledPlugin>,
 }
 
 async fn put_ws(
@@ -135,10 +121,11 @@ async fn put_set(
     access.require(Action::ManagePluginSet(ws))?;
     let set = PluginSet::new(body.plugins)
         .map_err(|e| ApiError::BadRequest(format!("invalid plugin set: {e}")))?;
-    let now = state.now();
-    let license = access.tenant().license_if_any().await?;
-    check_plugin_set(&set, &entitlements_at(license.as_ref(), now)).map_err(refused)?;
-    let record = access.tenant().put_plugin_set(ws, env, &set, now).await?;
+    // The catalog and the license are checked in the write's transaction.
+    let record = access
+        .tenant()
+        .put_plugin_set(ws, env, &set, state.now())
+        .await?;
     tracing::info!(org = %access.org.slug, workspace = %ws, environment = ?env,
         digest = %record.digest, "plugin set put");
     Ok(axum::Json(PluginSetView::own(record)))
@@ -196,60 +183,4 @@ fn not_found(ws: &str, env: Option<&str>) -> ApiError {
         ),
         None => format!("plugin set not found: workspace {ws} has none"),
     })
-}
-
-fn refused(refusal: PluginSetRefusal) -> ApiError {
-    let message = refusal.message();
-    match refusal {
-        PluginSetRefusal::Unknown(_) => ApiError::UnknownPlugin(message),
-        PluginSetRefusal::NotEntitled(plugins) => ApiError::NotEntitled {
-            message,
-            plugins: serde_json::to_value(plugins).unwrap_or_default(),
-        },
-    }
-}
-
-/// The org's plugin sets that a license change from `before` to `after` (entitlements)
-/// takes plugins from, each with what it loses.
-pub(super) async fn affected_by(
-    access: &Access,
-    before: &EntitlementSet,
-    after: &EntitlementSet,
-) -> Result<Vec<AffectedSet>> {
-    let sets = access.tenant().plugin_sets().await?;
-    Ok(sets
-        .into_iter()
-        .filter_map(|record| {
-            let plugins = lost(&record.set, before, after);
-            (!plugins.is_empty()).then_some(AffectedSet {
-                workspace: record.workspace,
-                environment: record.environment,
-                plugins,
-            })
-        })
-        .collect())
-}
-
-/// The 409 of a license change that would take plugins from `affected` sets.
-pub(super) fn conflict(affected: &[AffectedSet]) -> ApiError {
-    let named: Vec<String> = affected
-        .iter()
-        .map(|a| {
-            let place = match &a.environment {
-                Some(env) => format!("{}/{env}", a.workspace),
-                None => a.workspace.clone(),
-            };
-            format!("{place}: {}", describe(&a.plugins))
-        })
-        .collect();
-    ApiError::PluginSetConflict {
-        message: format!(
-            "the new license would no longer entitle plugins of {} plugin set{} ({}); change \
-             the plugin sets first, or repeat with ?force=true",
-            affected.len(),
-            if affected.len() == 1 { "" } else { "s" },
-            named.join("; ")
-        ),
-        plugin_sets: serde_json::to_value(affected).unwrap_or_default(),
-    }
 }

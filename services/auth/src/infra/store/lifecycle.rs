@@ -20,7 +20,7 @@ use crate::domain::{Slug, new_id};
 
 /// Locks the org row for the rest of the transaction. SQLite has no row locks and needs
 /// none: `BEGIN IMMEDIATE` already serialises writers.
-fn lock_org_sql(kind: BackendKind) -> &'static str {
+pub(super) fn lock_org_sql(kind: BackendKind) -> &'static str {
     match kind {
         BackendKind::Postgres => "SELECT id FROM orgs WHERE id = $1 FOR UPDATE",
         BackendKind::Sqlite => "SELECT id FROM orgs WHERE id = $1",

@@ -152,6 +152,13 @@ pub enum StoreError {
     /// The schema is older than this binary.
     #[error("{0}")]
     NotMigrated(String),
+    /// A plugin set the catalog or the org's license in force refuses (nothing written).
+    #[error("{}", .0.message())]
+    PluginSetRefused(crate::domain::plugin_sets::PluginSetRefusal),
+    /// A license change that would take plugins from these plugin sets, not forced
+    /// (nothing written).
+    #[error("the license would take plugins from {} plugin set(s)", .0.len())]
+    PluginSetConflict(Vec<crate::domain::plugin_sets::AffectedSet>),
 }
 
 impl StoreError {

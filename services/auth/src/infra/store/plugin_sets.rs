@@ -9,7 +9,14 @@ use serde_json::json;
 use sqlx::FromRow;
 
 use super::audit_log::{AuditAction, Event};
-use super::{StoreError, TenantStore, from_json_text, in_tx, on_pool, to_json_text};
+use super::grants::{LICENSE_COLUMNS, LicenseRow};
+use super::lifecycle::lock_org_sql;
+use super::{
+    LicenseRecord, LicenseSpec, StoreError, TenantStore, from_json_text, in_tx, on_pool,
+    to_json_text,
+};
+use crate::domain::entitlements_at;
+use crate::domain::plugin_sets::{AffectedSet, check_plugin_set, lost};
 
 /// A stored plugin set and the place it belongs to.
 #[derive(Debug, Clone)]
@@ -29,7 +36,7 @@ pub(crate) struct PluginSetRecord {
 }
 
 #[derive(FromRow)]
-struct PluginSetRow {
+pub(super) struct PluginSetRow {
     workspace: String,
     environment: Option<String>,
     plugins: String,
@@ -82,6 +89,41 @@ pub(super) const EXPORT_SQL: &str = "SELECT w.slug AS workspace, e.slug AS envir
      WHERE p.org_id = $1 AND ($2 = '' OR w.slug = $2) AND ($3 = '' OR e.slug = $3) \
      ORDER BY w.slug, e.slug IS NOT NULL, e.slug";
 
+/// Every plugin set of org `$1` (read inside a license write's transaction).
+pub(super) const ORG_SETS_SQL: &str = "SELECT w.slug AS workspace, e.slug AS environment, \
+     p.plugins, p.digest, p.revision, p.updated_at FROM plugin_sets p \
+     JOIN workspaces w ON w.id = p.workspace_id \
+     LEFT JOIN environments e ON e.id = p.environment_id \
+     WHERE p.org_id = $1 ORDER BY w.slug, e.slug IS NOT NULL, e.slug";
+
+/// The sets of `rows` that replacing the license `current` by `spec` takes plugins from.
+pub(super) fn affected_by_license(
+    current: Option<&LicenseRecord>,
+    rows: Vec<PluginSetRow>,
+    spec: &LicenseSpec,
+    now: i64,
+) -> Result<Vec<AffectedSet>, StoreError> {
+    let before = entitlements_at(current, now);
+    let after = mcpg_license_core::Catalog::builtin().license_entitlements(
+        spec.tier,
+        &spec.add,
+        &spec.remove,
+    );
+    let mut affected = Vec::new();
+    for row in rows {
+        let record = PluginSetRecord::try_from(row)?;
+        let plugins = lost(&record.set, &before, &after);
+        if !plugins.is_empty() {
+            affected.push(AffectedSet {
+                workspace: record.workspace,
+                environment: record.environment,
+                plugins,
+            });
+        }
+    }
+    Ok(affected)
+}
+
 const SELECT: &str = "SELECT w.slug AS workspace, e.slug AS environment, p.plugins, p.digest, \
      p.revision, p.updated_at FROM plugin_sets p JOIN workspaces w ON w.id = p.workspace_id \
      LEFT JOIN environments e ON e.id = p.environment_id";
@@ -110,7 +152,9 @@ impl TenantStore<'_> {
     }
 
     /// Sets the plugin set of a workspace (`environment` `None`) or of an environment,
-    /// replacing any it had, and returns it. A set written through the API is not managed by
+    /// replacing any it had, and returns it: refused (`PluginSetRefused`) unless every
+    /// plugin is in the catalog and entitled by the org's license in force at `now`, checked
+    /// in the write's transaction. A set written through the API is not managed by
     /// `tenants.yaml` (its managed mark is cleared).
     pub(crate) async fn put_plugin_set(
         &self,
@@ -130,7 +174,16 @@ impl TenantStore<'_> {
                    ON CONFLICT (scope_id) DO UPDATE SET plugins = excluded.plugins, \
                    digest = excluded.digest, revision = plugin_sets.revision + 1, \
                    updated_at = excluded.updated_at, managed_by = NULL RETURNING revision";
-        let revision: i64 = in_tx!(self.store(), tx => {
+        let license_sql = format!("SELECT {LICENSE_COLUMNS} FROM licenses WHERE org_id = $1");
+        let store = self.store();
+        let revision: i64 = in_tx!(store, tx => {
+            // The org row serialises this check with license writes (see `set_license`).
+            sqlx::query(lock_org_sql(store.kind())).bind(org).execute(&mut *tx).await?;
+            let license: Option<LicenseRow> = sqlx::query_as(&license_sql)
+                .bind(org).fetch_optional(&mut *tx).await?;
+            let license = license.map(LicenseRecord::try_from).transpose()?;
+            check_plugin_set(set, &entitlements_at(license.as_ref(), now))
+                .map_err(StoreError::PluginSetRefused)?;
             let revision: i64 = sqlx::query_scalar(sql)
                 .bind(&scope_id).bind(org).bind(&ws_id).bind(&env_id)
                 .bind(&plugins).bind(&digest).bind(now)
@@ -167,17 +220,6 @@ impl TenantStore<'_> {
             .fetch_optional(pool)
             .await?);
         row.map(PluginSetRecord::try_from).transpose()
-    }
-
-    /// Every plugin set of the org, by workspace then environment (the workspace's first).
-    pub(crate) async fn plugin_sets(&self) -> Result<Vec<PluginSetRecord>, StoreError> {
-        let sql =
-            format!("{SELECT} WHERE p.org_id = $1 ORDER BY w.slug, e.slug IS NOT NULL, e.slug");
-        let rows: Vec<PluginSetRow> = on_pool!(self.store(), pool => sqlx::query_as(&sql)
-            .bind(self.org_id())
-            .fetch_all(pool)
-            .await?);
-        rows.into_iter().map(PluginSetRecord::try_from).collect()
     }
 
     /// Removes the plugin set of a workspace or environment and returns what it was;
