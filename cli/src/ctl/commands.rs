@@ -90,7 +90,7 @@ fn new_slug(slug: &str, kind: SlugKind) -> anyhow::Result<String> {
     Ok(slug.to_owned())
 }
 
-fn split<const N: usize>(path: &str, shape: &str) -> anyhow::Result<[String; N]> {
+pub(super) fn split<const N: usize>(path: &str, shape: &str) -> anyhow::Result<[String; N]> {
     let parts: Vec<&str> = path.split('/').collect();
     if parts.len() != N {
         bail!("{path:?} must look like {shape}");
@@ -262,6 +262,7 @@ pub(super) fn execute(client: &Client, out: &Printer, command: Command) -> anyho
         Command::Rbac(cmd) => super::access::rbac(client, out, cmd),
         Command::User(cmd) => super::access::user(client, out, cmd),
         Command::Tenants(cmd) => super::tenants::tenants(client, out, cmd),
+        Command::PluginSet(cmd) => super::plugin_sets::plugin_sets(client, out, cmd),
         Command::Audit(cmd) => super::audit::audit(client, out, cmd),
         Command::Impersonate(args) => super::impersonate::impersonate(client, out, args),
         Command::Keys(cmd) => super::keys::keys(client, out, cmd),
@@ -436,8 +437,17 @@ fn license(client: &Client, out: &Printer, cmd: LicenseCommand) -> anyhow::Resul
     match cmd {
         LicenseCommand::Set(args) => {
             let body = license_body(&args)?;
-            let url = format!("{}/license", org_path(&args.org)?);
-            out.one(&client.put(&url, &body)?, LICENSE_COLUMNS);
+            let mut url = format!("{}/license", org_path(&args.org)?);
+            if args.force {
+                url.push_str("?force=true");
+            }
+            let answer = client.put(&url, &body)?;
+            out.one(&answer, LICENSE_COLUMNS);
+            if out.output == Output::Table {
+                for line in super::plugin_sets::affected_lines(&args.org, &answer) {
+                    println!("warning: {line}");
+                }
+            }
         }
         LicenseCommand::Show { org } => {
             let url = format!("{}/license", org_path(&org)?);
@@ -535,6 +545,7 @@ mod tests {
             ],
             valid_for: "30d".into(),
             valid_from: None,
+            force: false,
             allow_future_entitlements: false,
         };
         let body = license_body(&args).expect("valid");
@@ -560,6 +571,7 @@ mod tests {
             limits: vec![],
             valid_for: "30d".into(),
             valid_from: None,
+            force: false,
             allow_future_entitlements: false,
         };
         let error = format!("{:#}", license_body(&args).expect_err("unknown"));

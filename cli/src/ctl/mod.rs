@@ -13,6 +13,7 @@ mod impersonate;
 mod keys;
 mod oidc;
 mod output;
+mod plugin_sets;
 mod tenants;
 
 use std::path::PathBuf;
@@ -44,6 +45,8 @@ Examples:
   mcpg-ctl org oidc set acme-corp --issuer https://acme.eu.auth0.com/ --audience mcpg --tenant-claim org_id --tenant-value org_123 --role-claim https://mcpg.dev/roles --role-map mcpg-admins=admin
   mcpg-ctl keys rotate
   mcpg-ctl tenants apply -f tenants.yaml --dry-run
+  mcpg-ctl plugin-set apply -f platform-team.yaml
+  mcpg-ctl plugin-set show acme-corp/platform-team/prod
   mcpg-ctl keys import --signing-key next.secret.paserk --certificate next.cert
   mcpg-ctl keys certificate add k4.pid.… --file issuer-root-2027.cert
   mcpg-ctl keys certificate remove k4.pid.… cert_…
@@ -128,6 +131,10 @@ enum Command {
     /// The tamper-evident audit chain of an org: list, verify, export, checkpoint.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Plugin sets: the plugins (and their configs) the gateways of a workspace, or of one
+    /// environment, run.
+    #[command(subcommand, name = "plugin-set")]
+    PluginSet(plugin_sets::PluginSetCommand),
     /// Act inside an org as its admin for at most an hour (global admin only): prints a
     /// token once; its creation and every request made with it are logged.
     Impersonate(impersonate::Impersonate),
@@ -315,6 +322,11 @@ struct LicenseSet {
     /// When it starts (RFC 3339); default now.
     #[arg(long)]
     valid_from: Option<String>,
+    /// Apply the license even when it no longer entitles plugins that plugin sets name
+    /// (without it the server refuses with plugin_set_conflict, listing them); the sets
+    /// affected are printed.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -49,7 +49,8 @@ pub(super) enum TenantsCommand {
     Status,
 }
 
-fn read_document(file: &Path) -> anyhow::Result<String> {
+/// The text of `file`, or of standard input for `-`.
+pub(super) fn read_document(file: &Path) -> anyhow::Result<String> {
     if file == Path::new("-") {
         let mut text = String::new();
         std::io::stdin()

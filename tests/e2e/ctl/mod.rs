@@ -11,6 +11,7 @@ mod impersonate;
 mod journey;
 mod keys;
 mod oidc;
+mod plugin_sets;
 mod revocations;
 mod tenants;
 

@@ -5,6 +5,7 @@ pub(crate) mod build_info;
 pub(crate) mod credential;
 mod license;
 pub(crate) mod oidc_config;
+pub(crate) mod plugin_sets;
 pub(crate) mod rbac;
 mod refusal;
 pub(crate) mod settings;

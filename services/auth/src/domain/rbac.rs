@@ -5,8 +5,10 @@
 //! |------------|-------------|------------------------------------------------------------|
 //! | `admin`    | org         | everything in the org: workspaces, environments, gateways, |
 //! |            |             | users, tokens, bindings; read the license                  |
-//! | `operator` | workspace   | register, list, revoke gateways in its workspace; read it  |
-//! | `viewer`   | environment | read its environment's gateways; read the license          |
+//! | `operator` | workspace   | register, list, revoke gateways in its workspace; read it; |
+//! |            |             | set and remove its plugin sets                             |
+//! | `viewer`   | environment | read its environment's gateways and plugin set (and the    |
+//! |            |             | workspace's it inherits); read the license                 |
 //!
 //! The effective role at a place is the highest binding on the environment, its workspace
 //! or the org. License writes and org create/update/delete are for the global admin only.
@@ -207,6 +209,13 @@ pub(crate) enum Action<'a> {
     ReadAudit,
     /// Sign a checkpoint of the org's audit chain on demand (org admin).
     SignCheckpoint,
+    /// Read the plugin set of a workspace (`None`) or of one of its environments: a viewer
+    /// of that environment, or anyone who sees the workspace for the workspace's set (its
+    /// environments inherit it).
+    ReadPluginSet(&'a str, Option<&'a str>),
+    /// Set or remove the plugin sets of a workspace and its environments (operator of the
+    /// workspace, org admin).
+    ManagePluginSet(&'a str),
 }
 
 /// What a principal holds inside one org.
@@ -258,6 +267,9 @@ impl Grants {
             Action::ManageGateways(ws, env) => {
                 at_least(self.role_at(Some(ws), Some(env)), Role::Operator)
             }
+            Action::ReadPluginSet(ws, None) => self.allows(Action::SeeWorkspace(ws)),
+            Action::ReadPluginSet(ws, Some(env)) => self.allows(Action::ReadEnvironment(ws, env)),
+            Action::ManagePluginSet(ws) => at_least(self.role_at(Some(ws), None), Role::Operator),
         }
     }
 }
@@ -306,6 +318,20 @@ mod tests {
         assert!(grants.allows(Action::SeeWorkspace("ws")));
         assert!(!grants.allows(Action::ManageStructure));
         assert!(!user(&[]).allows(Action::ReadOrg));
+    }
+
+    #[test]
+    fn operators_of_a_workspace_manage_its_plugin_sets_and_viewers_read_them() {
+        let operator = user(&[(Role::Operator, Scope::Workspace("ws".into()))]);
+        assert!(operator.allows(Action::ManagePluginSet("ws")));
+        assert!(!operator.allows(Action::ManagePluginSet("other")));
+        let viewer = user(&[(Role::Viewer, Scope::Environment("ws".into(), "prod".into()))]);
+        assert!(!viewer.allows(Action::ManagePluginSet("ws")));
+        assert!(viewer.allows(Action::ReadPluginSet("ws", None)));
+        assert!(viewer.allows(Action::ReadPluginSet("ws", Some("prod"))));
+        assert!(!viewer.allows(Action::ReadPluginSet("ws", Some("dev"))));
+        assert!(!viewer.allows(Action::ReadPluginSet("other", None)));
+        assert!(Grants::OrgAdmin.allows(Action::ManagePluginSet("any")));
     }
 
     #[test]

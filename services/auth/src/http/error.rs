@@ -5,9 +5,10 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::domain::Refusal;
+use crate::domain::plugin_sets::{AffectedSet, PluginSetRefusal, describe};
 use crate::http::denials::{DenialReason, Denied};
 use crate::http::rate_headers::write_headers;
 use crate::infra::store::StoreError;
@@ -31,6 +32,32 @@ pub(crate) enum ApiError {
     /// each, with a suggestion when one catalog id is close).
     #[error("{0}")]
     UnknownEntitlement(String),
+    /// A plugin set names plugins the catalog does not know (the message names each, with a
+    /// suggestion when one catalog id is close).
+    #[error("{0}")]
+    UnknownPlugin(String),
+    /// A plugin set names plugins the org's license in force does not entitle: the message
+    /// and `plugins` (`[{id, entitlement}]`) name each.
+    #[error("{message}")]
+    NotEntitled {
+        /// The refusal in words.
+        message: String,
+        /// Each plugin and the entitlement it needs.
+        plugins: Value,
+    },
+    /// A license change would take entitlements from plugin sets in use: the message and
+    /// `plugin_sets` (`[{workspace, environment?, plugins}]`) name each.
+    #[error("{message}")]
+    PluginSetConflict {
+        /// The refusal in words.
+        message: String,
+        /// Each affected set and the plugins it would lose.
+        plugin_sets: Value,
+    },
+    /// Neither the environment nor its workspace has a plugin set (or the one to delete
+    /// does not exist).
+    #[error("{0}")]
+    PluginSetNotFound(String),
     /// A body that is not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -98,6 +125,10 @@ impl ApiError {
             ApiError::YamlAlias(_) => (StatusCode::BAD_REQUEST, "yaml_alias"),
             ApiError::TenantsTooLarge(_) => (StatusCode::BAD_REQUEST, "tenants_too_large"),
             ApiError::UnknownEntitlement(_) => (StatusCode::BAD_REQUEST, "unknown_entitlement"),
+            ApiError::UnknownPlugin(_) => (StatusCode::BAD_REQUEST, "unknown_plugin"),
+            ApiError::NotEntitled { .. } => (StatusCode::FORBIDDEN, "not_entitled"),
+            ApiError::PluginSetConflict { .. } => (StatusCode::CONFLICT, "plugin_set_conflict"),
+            ApiError::PluginSetNotFound(_) => (StatusCode::NOT_FOUND, "plugin_set_not_found"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
@@ -136,6 +167,15 @@ impl ApiError {
         }
     }
 
+    /// A structured member of the error object beside `code` and `message`, if any.
+    fn detail(&self) -> Option<(&'static str, &Value)> {
+        match self {
+            ApiError::NotEntitled { plugins, .. } => Some(("plugins", plugins)),
+            ApiError::PluginSetConflict { plugin_sets, .. } => Some(("plugin_sets", plugin_sets)),
+            _ => None,
+        }
+    }
+
     /// Wraps any server-side failure.
     pub(crate) fn internal(error: impl Into<anyhow::Error>) -> Self {
         ApiError::Internal(error.into())
@@ -161,8 +201,41 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => ApiError::Conflict(what.to_owned()),
             StoreError::Quota { .. } => ApiError::QuotaExceeded(error.to_string()),
             StoreError::HasChildren(what) => ApiError::HasChildren(what),
+            StoreError::PluginSetRefused(refusal) => plugin_set_refused(refusal),
+            StoreError::PluginSetConflict(affected) => plugin_set_conflict(&affected),
             other => ApiError::Internal(other.into()),
         }
+    }
+}
+
+/// 400 `unknown_plugin` or 403 `not_entitled` (with `error.plugins`), naming each plugin.
+fn plugin_set_refused(refusal: PluginSetRefusal) -> ApiError {
+    let message = refusal.message();
+    match refusal {
+        PluginSetRefusal::Unknown(_) => ApiError::UnknownPlugin(message),
+        PluginSetRefusal::NotEntitled(plugins) => ApiError::NotEntitled {
+            message,
+            plugins: serde_json::to_value(plugins).unwrap_or_default(),
+        },
+    }
+}
+
+/// 409 `plugin_set_conflict` of a license change that would take plugins from `affected`
+/// (with `error.plugin_sets`).
+fn plugin_set_conflict(affected: &[AffectedSet]) -> ApiError {
+    let named: Vec<String> = affected
+        .iter()
+        .map(|a| format!("{}: {}", a.place(), describe(&a.plugins)))
+        .collect();
+    ApiError::PluginSetConflict {
+        message: format!(
+            "the new license would no longer entitle plugins of {} plugin set{} ({}); change \
+             the plugin sets first, or repeat with ?force=true",
+            affected.len(),
+            if affected.len() == 1 { "" } else { "s" },
+            named.join("; ")
+        ),
+        plugin_sets: serde_json::to_value(affected).unwrap_or_default(),
     }
 }
 
@@ -172,7 +245,11 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
-        let body = Json(json!({"error": {"code": code, "message": self.to_string()}}));
+        let mut error = json!({"code": code, "message": self.to_string()});
+        if let (Some((name, value)), Some(object)) = (self.detail(), error.as_object_mut()) {
+            object.insert(name.to_owned(), value.clone());
+        }
+        let body = Json(json!({ "error": error }));
         let mut response = (status, body).into_response();
         match &self {
             ApiError::RateLimited(decision) => write_headers(decision, response.headers_mut()),

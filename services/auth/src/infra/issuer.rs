@@ -97,6 +97,9 @@ pub(crate) struct IssuedToken {
     pub(crate) issuer_certificates: Arc<str>,
     /// The org's rate-limit state after this request (`None`: unlimited).
     pub(crate) rate: Option<Decision>,
+    /// The token response's `plugin_set` member as JSON (`{"digest","plugins"}`), exactly
+    /// when the claims carry `ps`; rendered once per cached grant.
+    pub(crate) plugin_set_json: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -105,6 +108,10 @@ struct Grant {
     /// `record.credential_hash`, decoded once for the constant-time comparison.
     credential_hash: Option<CredentialHash>,
     entitlements: EntitlementSet,
+    /// The `ps` claim of the gateway's effective plugin set, computed once per cached grant.
+    plugin_set_claim: Option<mcpg_license_core::PluginSetClaim>,
+    /// The token response's `plugin_set` member, rendered once.
+    plugin_set_json: Option<Arc<str>>,
     /// The org's `issued` counter, registered once per cached grant rather than looked up
     /// (labels hashed, strings allocated) on every token.
     issued: Counter,
@@ -235,6 +242,7 @@ impl Issuer {
             issuer_certificate,
             issuer_certificates,
             rate,
+            plugin_set_json: grant.plugin_set_json.clone(),
         })
     }
 
@@ -317,7 +325,7 @@ impl Issuer {
             rfa: Some((now + REFRESH_AFTER).min(exp)),
             grc: Some((exp + window.grace).min(end).max(exp)),
             bind: None,
-            ps: None,
+            ps: grant.plugin_set_claim.clone(),
         }
     }
 
@@ -521,8 +529,19 @@ impl Grant {
             "org" => record.org_slug.clone(),
             "outcome" => "issued"
         );
+        let plugin_set_claim = record.plugin_set.as_ref().map(|set| set.claim());
+        let plugin_set_json = record
+            .plugin_set
+            .as_ref()
+            .zip(plugin_set_claim.as_ref())
+            .map(|(set, claim)| {
+                let member = serde_json::json!({"digest": claim.cfg, "plugins": set});
+                Arc::from(member.to_string())
+            });
         Self {
             credential_hash: CredentialHash::from_hex(&record.credential_hash),
+            plugin_set_claim,
+            plugin_set_json,
             record,
             entitlements,
             issued,

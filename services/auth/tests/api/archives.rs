@@ -256,8 +256,18 @@ async fn a_restore_within_the_window_brings_the_org_back_with_its_chain(backend:
         "{bound}"
     );
     let acme = org_id(&app, "acme").await;
+    let env_set = "/v1/orgs/acme/workspaces/main/environments/prod/plugin-set";
+    let set = app
+        .expect(
+            Method::PUT,
+            env_set,
+            Some(json!({"plugins": [{"id": "policy.cedar", "config": {"b": 1}}]})),
+            StatusCode::OK,
+        )
+        .await;
     app.token_ok(&credential).await;
-    delete_org(&app, "acme").await;
+    let deleted = delete_org(&app, "acme").await;
+    assert_eq!(deleted["plugin_sets"][0]["digest"], set["digest"]);
     let (status, _) = app.token(&credential).await;
     assert_ne!(
         status,
@@ -281,7 +291,10 @@ async fn a_restore_within_the_window_brings_the_org_back_with_its_chain(backend:
         "a restored archive is consumed"
     );
     assert_eq!(org_id(&app, "acme").await, acme);
-    app.token_ok(&credential).await;
+    let token = app.token_ok(&credential).await;
+    assert_eq!(token["plugin_set"]["digest"], set["digest"], "{token}");
+    let shown = app.expect(Method::GET, env_set, None, StatusCode::OK).await;
+    assert_eq!(shown["digest"], set["digest"]);
     let bindings = app
         .expect(
             Method::GET,

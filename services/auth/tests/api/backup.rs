@@ -45,14 +45,21 @@ pub(crate) fn mcpg_auth(args: &[&str]) -> (bool, String) {
     (output.status.success(), stderr)
 }
 
-/// Fills `app` through the API: three orgs with licenses, workspaces, environments and
-/// gateways, an org API token, an RBAC binding with a user token, tokens issued and a
+/// Fills `app` through the API: three orgs with licenses, workspaces, environments,
+/// plugin sets and gateways, an org API token, an RBAC binding with a user token, tokens issued and a
 /// signed checkpoint. Returns each org's gateway credential and its API token.
 pub(crate) async fn populate(app: &TestApp) -> Vec<(String, String)> {
     let mut credentials = Vec::new();
     for org in ORGS {
         let credential = app.gateway(org).await;
         app.register_gateway(org, "gw-2").await;
+        app.expect(
+            Method::PUT,
+            &format!("/v1/orgs/{org}/workspaces/main/plugin-set"),
+            Some(json!({"plugins": [{"id": "policy.cedar", "config": {"org": org}}]})),
+            StatusCode::OK,
+        )
+        .await;
         app.token_ok(&credential).await;
         let token = app
             .expect(
@@ -137,6 +144,7 @@ pub(crate) async fn snapshot(app: &TestApp) -> Value {
                 "license": get(format!("/v1/orgs/{org}/license")).await,
                 "gateways": get(format!("/v1/orgs/{org}/workspaces/main/environments/prod/gateways")).await,
                 "bindings": get(format!("/v1/orgs/{org}/rbac/bindings")).await,
+                "plugin_set": get(format!("/v1/orgs/{org}/workspaces/main/plugin-set")).await,
                 "audit": report,
             }),
         );

@@ -33,6 +33,8 @@ mod org_list;
 mod pagination;
 mod peers;
 mod persistence;
+mod plugin_sets;
+mod plugin_sets_tenants;
 mod rate_budgets;
 mod rbac;
 mod robustness;

@@ -142,6 +142,7 @@ async fn every_tenant_table_has_row_level_security_enabled_and_forced() {
         "gateways",
         "licenses",
         "workspaces",
+        "plugin_sets",
     ] {
         assert!(
             tables.iter().any(|t| t == expected),
@@ -204,6 +205,13 @@ async fn inside_one_orgs_transaction_raw_sql_sees_and_writes_only_that_org() {
             StatusCode::CREATED,
         )
         .await;
+        app.expect(
+            Method::PUT,
+            &format!("/v1/orgs/{org}/workspaces/main/plugin-set"),
+            Some(json!({"plugins": [{"id": "policy.cedar"}]})),
+            StatusCode::OK,
+        )
+        .await;
     }
     let (a, b) = (org_id(&app, "org-a").await, org_id(&app, "org-b").await);
     let mut conn = PgConnection::connect(&database(&app).url)
@@ -240,6 +248,7 @@ async fn inside_one_orgs_transaction_raw_sql_sees_and_writes_only_that_org() {
             "environments",
             "gateways",
             "api_tokens",
+            "plugin_sets",
         ]
         .contains(&table.as_str())
         {

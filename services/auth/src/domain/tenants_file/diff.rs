@@ -191,6 +191,7 @@ impl Builder<'_> {
             }
         };
         self.license(tenant, &org_id);
+        self.check_plugin_sets_stay_entitled(tenant, &org_id)?;
         self.structure(tenant, &org_id)?;
         self.keys(tenant, &org_id)
     }

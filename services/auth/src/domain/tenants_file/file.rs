@@ -83,6 +83,10 @@ pub(crate) struct WorkspaceSpec {
     /// Environment slugs.
     #[serde(default)]
     pub(crate) environments: Vec<Slug>,
+    /// The workspace's plugin set; `None`: the file does not declare one (a set the file
+    /// wrote before is then removed; one written through the API is kept).
+    #[serde(default)]
+    pub(crate) plugins: Option<mcpg_license_core::PluginSet>,
 }
 
 /// An API key of the org, known by the SHA-256 of the full token.
@@ -460,7 +464,37 @@ impl TenantsDoc {
             TenantsError::invalid(source, location, message)
         })?;
         doc.check_known_entitlements(source)?;
+        doc.check_plugin_sets(source)?;
         Ok(doc)
+    }
+
+    /// Refuses a workspace's plugin set naming a plugin the catalog does not know or the
+    /// tenant's own license does not entitle — the rule of the plugin-set API.
+    fn check_plugin_sets(&self, source: &str) -> Result<(), TenantsError> {
+        for tenant in &self.tenants.0 {
+            let entitlements =
+                Catalog::builtin().license_entitlements(tenant.tier, &tenant.add, &tenant.remove);
+            for workspace in &tenant.workspaces {
+                let Some(set) = &workspace.plugins else {
+                    continue;
+                };
+                if let Err(refusal) =
+                    crate::domain::plugin_sets::check_plugin_set(set, &entitlements)
+                {
+                    return Err(TenantsError::invalid(
+                        source,
+                        None,
+                        format!(
+                            "tenant {}, workspace {}: plugins: {}",
+                            tenant.id,
+                            workspace.name,
+                            refusal.message()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Refuses entitlement ids the plugin catalog does not know, unless the tenant sets

@@ -11,14 +11,15 @@ mod bounds;
 mod diff;
 mod file;
 mod plan;
+mod plugin_sets;
 mod structure;
 
 pub(crate) use diff::diff;
 pub(crate) use file::TenantsDoc;
 pub(crate) use plan::{ChangeAction, Plan};
 pub(crate) use plan::{
-    Current, CurrentEnvironment, CurrentKey, CurrentOrg, CurrentWorkspace, DeleteTable,
-    GatewaySettings, Op,
+    Current, CurrentEnvironment, CurrentKey, CurrentOrg, CurrentPluginSet, CurrentWorkspace,
+    DeleteTable, GatewaySettings, Op,
 };
 
 pub(crate) use bounds::{DEFAULT_MAX_OBJECTS, MAX_DOCUMENT_BYTES};

@@ -59,6 +59,19 @@ pub(crate) struct CurrentEnvironment {
     pub(crate) gateways: i64,
 }
 
+/// A plugin set (of a workspace, or of an environment).
+#[derive(Debug, Clone)]
+pub(crate) struct CurrentPluginSet {
+    pub(crate) org_id: String,
+    pub(crate) workspace_id: String,
+    pub(crate) environment_id: Option<String>,
+    /// The workspace (and environment) it belongs to, `ws` or `ws/env`.
+    pub(crate) place: String,
+    pub(crate) set: mcpg_license_core::PluginSet,
+    pub(crate) digest: String,
+    pub(crate) managed: bool,
+}
+
 /// An API token (never the token).
 #[derive(Debug, Clone)]
 pub(crate) struct CurrentKey {
@@ -78,6 +91,7 @@ pub(crate) struct Current {
     pub(crate) workspaces: Vec<CurrentWorkspace>,
     pub(crate) environments: Vec<CurrentEnvironment>,
     pub(crate) keys: Vec<CurrentKey>,
+    pub(crate) plugin_sets: Vec<CurrentPluginSet>,
 }
 
 /// What happens to an object.
@@ -120,6 +134,8 @@ pub(crate) enum ObjectKind {
     Environment,
     /// An API key.
     ApiKey,
+    /// A workspace's plugin set.
+    PluginSet,
 }
 
 /// One line of the plan.
@@ -211,6 +227,17 @@ pub(crate) enum Op {
     },
     RevokeKey {
         id: String,
+    },
+    /// Sets a workspace's plugin set (`scope_id` = the workspace's id), marked managed.
+    PutPluginSet {
+        org_id: String,
+        workspace_id: String,
+        plugins: String,
+        digest: String,
+    },
+    /// Removes the plugin set keyed `scope_id`.
+    DeletePluginSet {
+        scope_id: String,
     },
     /// Deletes a row of `table` after keeping `export` in `deleted_exports`.
     Delete {

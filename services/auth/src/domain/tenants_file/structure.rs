@@ -89,6 +89,7 @@ impl Builder<'_> {
             let path = format!("{}/{}", org.slug, spec.name);
             let workspace_id = self.listed_workspace(&mut org, spec, &path);
             self.listed_environments(&mut org, spec, &path, &workspace_id);
+            self.workspace_plugin_set(spec, &path, org_id, &workspace_id);
             self.unlisted_environments(&mut org, spec, &path, &workspace_id);
         }
         self.unlisted_workspaces(&mut org, tenant);

@@ -47,6 +47,25 @@ struct TokenResponse {
     kid: Arc<str>,
     issuer_certificate: Arc<str>,
     issuer_certificates: CertificateArray,
+    /// The gateway's effective plugin set (`{"digest","plugins"}`), exactly when the token
+    /// carries the `ps` claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plugin_set: Option<RawObject>,
+}
+
+/// A JSON object, already rendered (once per cached grant).
+#[derive(Debug)]
+struct RawObject(Arc<str>);
+
+impl Serialize for RawObject {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        let value: serde_json::Value =
+            serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        value.serialize(serializer)
+    }
 }
 
 /// A JSON array of certificates, already rendered (once per key snapshot).
@@ -116,6 +135,7 @@ async fn token(
         kid: issued.kid,
         issuer_certificate: issued.issuer_certificate,
         issuer_certificates: CertificateArray(issued.issuer_certificates),
+        plugin_set: issued.plugin_set_json.map(RawObject),
         token: issued.token,
     };
     headers.insert(
@@ -152,12 +172,17 @@ impl TokenResponse {
             return serde_json::to_string(self).unwrap_or_default();
         }
         const ARRAY_MEMBER: &str = ",\"issuer_certificates\":";
+        const PLUGIN_SET_MEMBER: &str = ",\"plugin_set\":";
         let size = fields
             .iter()
             .map(|(n, v)| n.len() + v.len() + 6)
             .sum::<usize>()
             + ARRAY_MEMBER.len()
             + certificates.len()
+            + self
+                .plugin_set
+                .as_ref()
+                .map_or(0, |p| PLUGIN_SET_MEMBER.len() + p.0.len())
             + 2;
         let mut out = String::with_capacity(size);
         out.push('{');
@@ -173,6 +198,11 @@ impl TokenResponse {
         }
         out.push_str(ARRAY_MEMBER);
         out.push_str(certificates);
+        if let Some(plugin_set) = &self.plugin_set {
+            // Rendered by serde_json (see `IssuedToken::plugin_set_json`).
+            out.push_str(PLUGIN_SET_MEMBER);
+            out.push_str(&plugin_set.0);
+        }
         out.push('}');
         out
     }
@@ -266,7 +296,23 @@ mod tests {
             issuer_certificates: super::CertificateArray(
                 r#"["v4.public.eyJ.abc-_","v4.public.eyK.def"]"#.into(),
             ),
+            plugin_set: None,
         }
+    }
+
+    #[test]
+    fn the_plugin_set_member_is_written_only_when_present_and_equals_serde_json() {
+        let plain = response("a.b.c");
+        assert!(!plain.to_json().contains("plugin_set"));
+        let mut with = response("a.b.c");
+        with.plugin_set = Some(super::RawObject(
+            r#"{"digest":"sha256:00","plugins":[{"config":{"a":"\"x"},"id":"policy.cedar"}]}"#
+                .into(),
+        ));
+        let direct: serde_json::Value = serde_json::from_str(&with.to_json()).expect("json");
+        let via_serde = serde_json::to_value(&with).expect("serialize");
+        assert_eq!(direct, via_serde);
+        assert_eq!(direct["plugin_set"]["plugins"][0]["config"]["a"], "\"x");
     }
 
     #[test]

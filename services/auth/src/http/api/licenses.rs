@@ -1,7 +1,8 @@
 //! An org's license: set, show, revoke.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use mcpg_license_core::clock::to_rfc3339;
 use mcpg_license_core::{Catalog, EntitlementId, EntitlementSet, LimitKey, Limits, Tier};
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::orgs::time;
+use crate::domain::plugin_sets::AffectedSet;
 use crate::domain::rbac::Action;
 use crate::http::authorize::Access;
 use crate::http::error::{ApiError, Result};
@@ -60,6 +62,25 @@ struct SetLicense {
     /// later); without it they are refused with `unknown_entitlement`.
     #[serde(default)]
     allow_future_entitlements: bool,
+}
+
+/// The query of a license `PUT`: `?force=true` applies a change that takes plugins from
+/// plugin sets in use (without it such a change is refused with `plugin_set_conflict`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+/// The answer to a license `PUT`: the license, and the plugin sets a forced change took
+/// plugins from (omitted when none).
+#[derive(Debug, Serialize)]
+struct SetLicenseView {
+    #[serde(flatten)]
+    license: LicenseView,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    plugin_sets_affected: Vec<AffectedSet>,
 }
 
 #[derive(Debug, Serialize)]
@@ -190,9 +211,13 @@ impl SetLicense {
 async fn set(
     State(state): State<AppState>,
     access: Access,
+    query: std::result::Result<Query<SetQuery>, QueryRejection>,
     ApiJson(body): ApiJson<SetLicense>,
-) -> Result<axum::Json<LicenseView>> {
+) -> Result<axum::Json<SetLicenseView>> {
     access.require_global()?;
+    let force = query
+        .map(|Query(q)| q.force)
+        .map_err(|e| ApiError::BadRequest(format!("invalid query: {}", e.body_text())))?;
     let org = &access.org;
     let now = state.now();
     let spec = body.into_spec(now)?;
@@ -206,9 +231,13 @@ async fn set(
         now,
     )
     .map_err(outside_bounds)?;
-    let license = access.tenant().set_license(&spec, now).await?;
-    tracing::info!(org = %org.slug, license = %license.id, tier = %license.tier, "license set");
-    Ok(axum::Json(LicenseView::new(&org.slug, license, now)))
+    let (license, affected) = access.tenant().set_license(&spec, force, now).await?;
+    tracing::info!(org = %org.slug, license = %license.id, tier = %license.tier,
+        plugin_sets_affected = affected.len(), "license set");
+    Ok(axum::Json(SetLicenseView {
+        license: LicenseView::new(&org.slug, license, now),
+        plugin_sets_affected: affected,
+    }))
 }
 
 async fn show(State(state): State<AppState>, access: Access) -> Result<axum::Json<LicenseView>> {

@@ -11,6 +11,7 @@ mod licenses;
 mod oidc;
 mod ops;
 mod orgs;
+mod plugin_sets;
 mod rbac;
 mod revocations;
 mod tenants;
@@ -86,6 +87,7 @@ fn routes(state: AppState) -> Router {
         .merge(orgs::router())
         .merge(licenses::router())
         .merge(hierarchy::router())
+        .merge(plugin_sets::router())
         .merge(admin::router())
         .merge(archives::router())
         .merge(key_certificates::router())

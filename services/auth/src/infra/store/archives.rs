@@ -206,6 +206,18 @@ pub(crate) struct ArchivedBinding {
     created_at: i64,
 }
 
+/// A plugin set as archived.
+#[derive(Debug, Clone, FromRow, Serialize, Deserialize)]
+pub(crate) struct ArchivedPluginSet {
+    scope_id: String,
+    workspace_id: String,
+    environment_id: Option<String>,
+    plugins: String,
+    digest: String,
+    revision: i64,
+    updated_at: i64,
+}
+
 /// The rows a restore writes back (API tokens, personal tokens and OIDC settings are not
 /// kept: they are issued again after a restore).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -217,6 +229,9 @@ pub(crate) struct RestoreRows {
     pub(super) gateways: Vec<ArchivedGateway>,
     pub(super) users: Vec<ArchivedUser>,
     pub(super) role_bindings: Vec<ArchivedBinding>,
+    /// Absent from archives made before plugin sets existed.
+    #[serde(default)]
+    pub(super) plugin_sets: Vec<ArchivedPluginSet>,
 }
 
 /// Reads the restore rows of `$org` on the transaction's connection `$conn`.
@@ -270,6 +285,13 @@ macro_rules! read_restore_rows {
         .bind($org)
         .fetch_all(&mut *$conn)
         .await?;
+        let plugin_sets: Vec<ArchivedPluginSet> = sqlx::query_as(
+            "SELECT scope_id, workspace_id, environment_id, plugins, digest, revision, \
+             updated_at FROM plugin_sets WHERE org_id = $1 ORDER BY scope_id",
+        )
+        .bind($org)
+        .fetch_all(&mut *$conn)
+        .await?;
         RestoreRows {
             org,
             license,
@@ -278,6 +300,7 @@ macro_rules! read_restore_rows {
             gateways,
             users,
             role_bindings,
+            plugin_sets,
         }
     }};
 }
@@ -383,6 +406,14 @@ impl Store {
                     .bind(&b.id).bind(&org.id).bind(&b.user_id).bind(&b.role)
                     .bind(&b.workspace_id).bind(&b.environment_id).bind(&b.scope_key)
                     .bind(b.created_at).execute(&mut *tx).await?;
+            }
+            for p in &rows.plugin_sets {
+                sqlx::query("INSERT INTO plugin_sets (scope_id, org_id, workspace_id, \
+                             environment_id, plugins, digest, revision, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                    .bind(&p.scope_id).bind(&org.id).bind(&p.workspace_id)
+                    .bind(&p.environment_id).bind(&p.plugins).bind(&p.digest)
+                    .bind(p.revision).bind(p.updated_at).execute(&mut *tx).await?;
             }
             sqlx::query("DELETE FROM deleted_exports WHERE id = $1")
                 .bind(id).execute(&mut *tx).await?;

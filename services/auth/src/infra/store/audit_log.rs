@@ -103,6 +103,10 @@ pub enum AuditAction {
     ArchivePurge,
     /// A deleted org was restored from its archive.
     ArchiveRestore,
+    /// A workspace's or environment's plugin set was set.
+    PluginSetPut,
+    /// A workspace's or environment's plugin set was removed.
+    PluginSetDelete,
 }
 
 impl AuditAction {
@@ -142,6 +146,8 @@ impl AuditAction {
             Self::TenantsApply => "tenants.apply",
             Self::ArchivePurge => "archive.purge",
             Self::ArchiveRestore => "archive.restore",
+            Self::PluginSetPut => "plugin_set.put",
+            Self::PluginSetDelete => "plugin_set.delete",
         }
     }
 }

@@ -99,7 +99,10 @@ impl AuditAction {
             | Self::LicenseSet
             | Self::LicenseRevoke
             | Self::TenantsApply
-            | Self::ArchiveRestore => grants(),
+            | Self::ArchiveRestore
+            // Tokens carry the gateway's effective plugin set.
+            | Self::PluginSetPut
+            | Self::PluginSetDelete => grants(),
             // Creating an empty workspace or environment grants nothing yet.
             Self::WorkspaceCreate | Self::EnvironmentCreate => None,
             // Operators' access is resolved from the database on every request.
@@ -290,6 +293,14 @@ mod tests {
             })
         );
         assert_eq!(AuditAction::TokenIssued.change("org-1"), None);
+        for action in [AuditAction::PluginSetPut, AuditAction::PluginSetDelete] {
+            assert_eq!(
+                action.change("org-1"),
+                Some(Change::Grants {
+                    org_id: "org-1".into()
+                })
+            );
+        }
         changes.publish(&[change.expect("a change")]);
         changes.publish(&[]);
         assert_eq!(seen.lock().expect("lock").len(), 1);

@@ -1,6 +1,9 @@
 //! The token hot path's one query (credential hash → gateway, org and license), the
 //! batched `last_token_at` flush, and the figures behind the per-org gauges.
 
+use std::sync::Arc;
+
+use mcpg_license_core::PluginSet;
 use sqlx::FromRow;
 
 use super::{Store, StoreError, from_json_text, in_tx, on_pool};
@@ -72,6 +75,9 @@ pub(crate) struct GatewayGrant {
     pub(crate) environment: String,
     /// The org's license, if any.
     pub(crate) license: Option<LicenseRecord>,
+    /// The gateway's effective plugin set: its environment's, else its workspace's, else
+    /// none (parsed once per cached grant).
+    pub(crate) plugin_set: Option<Arc<PluginSet>>,
 }
 
 #[derive(FromRow)]
@@ -96,16 +102,21 @@ struct GrantRow {
     revision: Option<i64>,
     created_at: Option<i64>,
     updated_at: Option<i64>,
+    plugin_set: Option<String>,
 }
 
 const GRANT_SQL: &str = "SELECT g.id AS gateway_id, g.credential_hash, \
      g.revoked_at AS gateway_revoked_at, o.id AS org_id, o.slug AS org_slug, \
      o.status AS org_status, o.trial_expires_at, w.slug AS workspace, e.slug AS environment, \
      l.id, l.tier, l.entitlements_add, l.entitlements_remove, l.limits, l.valid_from, \
-     l.valid_until, l.revoked_at, l.revision, l.created_at, l.updated_at \
+     l.valid_until, l.revoked_at, l.revision, l.created_at, l.updated_at, \
+     COALESCE(pe.plugins, pw.plugins) AS plugin_set \
      FROM gateways g JOIN orgs o ON o.id = g.org_id \
      JOIN workspaces w ON w.id = g.workspace_id JOIN environments e ON e.id = g.environment_id \
-     LEFT JOIN licenses l ON l.org_id = g.org_id WHERE g.credential_hash = $1";
+     LEFT JOIN licenses l ON l.org_id = g.org_id \
+     LEFT JOIN plugin_sets pe ON pe.scope_id = g.environment_id \
+     LEFT JOIN plugin_sets pw ON pw.scope_id = g.workspace_id \
+     WHERE g.credential_hash = $1";
 
 impl GrantRow {
     fn into_grant(self) -> Result<GatewayGrant, StoreError> {
@@ -147,6 +158,10 @@ impl GrantRow {
             })?),
             _ => None,
         };
+        let plugin_set = match self.plugin_set.as_deref() {
+            Some(text) => Some(Arc::new(from_json_text::<PluginSet>(text)?)),
+            None => None,
+        };
         Ok(GatewayGrant {
             gateway_id: self.gateway_id,
             credential_hash: self.credential_hash,
@@ -161,6 +176,7 @@ impl GrantRow {
             workspace: self.workspace,
             environment: self.environment,
             license,
+            plugin_set,
         })
     }
 }

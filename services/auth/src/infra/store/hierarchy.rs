@@ -11,9 +11,12 @@ use sqlx::FromRow;
 
 use super::audit_log::{Actor, AuditAction, Event};
 use super::grants::{LICENSE_COLUMNS, LicenseRow};
+use super::lifecycle::lock_org_sql;
+use super::plugin_sets::{ORG_SETS_SQL, PluginSetRow, affected_by_license};
 use super::scope::Scoped;
 use super::{LicenseRecord, Store, StoreError, in_tx, on_pool, to_json_text};
 use crate::domain::new_id;
+use crate::domain::plugin_sets::AffectedSet;
 
 /// A store handle bound to one org.
 #[derive(Debug, Clone, Copy)]
@@ -142,12 +145,18 @@ impl<'a> TenantStore<'a> {
         self.store
     }
 
-    /// Replaces the org's license (a new license id, un-revoked) and returns it.
+    /// Replaces the org's license (a new license id, un-revoked) and returns it with the
+    /// plugin sets it takes plugins from (those the license in force entitles and `spec`
+    /// does not). Unless `force`, such a change is refused with `PluginSetConflict`; the
+    /// check runs in the write's transaction, after locking the org row that plugin-set
+    /// writes lock too.
     pub(crate) async fn set_license(
         &self,
         spec: &LicenseSpec,
+        force: bool,
         now: i64,
-    ) -> Result<LicenseRecord, StoreError> {
+    ) -> Result<(LicenseRecord, Vec<AffectedSet>), StoreError> {
+        let current_sql = format!("SELECT {LICENSE_COLUMNS} FROM licenses WHERE org_id = $1");
         let sql = format!(
             "INSERT INTO licenses ({LICENSE_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, 1, $9, $9) \
@@ -162,7 +171,18 @@ impl<'a> TenantStore<'a> {
         let remove = to_json_text(&spec.remove)?;
         let limits = to_json_text(&spec.limits)?;
         let actor = self.actor();
-        let row: LicenseRow = in_tx!(self.store, tx => {
+        let store = self.store;
+        let (row, affected): (LicenseRow, Vec<AffectedSet>) = in_tx!(store, tx => {
+            sqlx::query(lock_org_sql(store.kind())).bind(self.org_id).execute(&mut *tx).await?;
+            let current: Option<LicenseRow> = sqlx::query_as(&current_sql)
+                .bind(self.org_id).fetch_optional(&mut *tx).await?;
+            let current = current.map(LicenseRecord::try_from).transpose()?;
+            let sets: Vec<PluginSetRow> = sqlx::query_as(ORG_SETS_SQL)
+                .bind(self.org_id).fetch_all(&mut *tx).await?;
+            let affected = affected_by_license(current.as_ref(), sets, spec, now)?;
+            if !affected.is_empty() && !force {
+                return Err(StoreError::PluginSetConflict(affected));
+            }
             let row: LicenseRow = sqlx::query_as(&sql)
                 .bind(new_id())
                 .bind(self.org_id)
@@ -175,15 +195,19 @@ impl<'a> TenantStore<'a> {
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
-            let event = Event::new(AuditAction::LicenseSet, "license", json!({
+            let mut details = json!({
                 "license_id": row.id, "tier": spec.tier.as_str(), "add": spec.add,
                 "remove": spec.remove, "limits": spec.limits,
                 "valid_from": spec.valid_from, "valid_until": spec.valid_until,
-            }));
+            });
+            if !affected.is_empty() {
+                details["plugin_sets_affected"] = json!(affected);
+            }
+            let event = Event::new(AuditAction::LicenseSet, "license", details);
             tx.append_audit(self.org_id, &actor, &[event], now).await?;
-            row
+            (row, affected)
         });
-        row.try_into()
+        Ok((row.try_into()?, affected))
     }
 
     /// The org's license.
@@ -327,7 +351,7 @@ impl<'a> TenantStore<'a> {
             .await?))
     }
 
-    async fn workspace_id(&self, workspace: &str) -> Result<String, StoreError> {
+    pub(super) async fn workspace_id(&self, workspace: &str) -> Result<String, StoreError> {
         let sql = "SELECT id FROM workspaces WHERE org_id = $1 AND slug = $2";
         let id: Option<String> = on_pool!(self.store, pool => sqlx::query_scalar(sql)
             .bind(self.org_id)
@@ -337,7 +361,7 @@ impl<'a> TenantStore<'a> {
         id.ok_or(StoreError::NotFound("workspace"))
     }
 
-    async fn environment_id(
+    pub(super) async fn environment_id(
         &self,
         workspace: &str,
         environment: &str,

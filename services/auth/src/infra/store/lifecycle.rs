@@ -11,6 +11,7 @@ use sqlx::FromRow;
 
 use super::audit_log::{AuditAction, Event};
 use super::hierarchy::GATEWAY_SELECT;
+use super::plugin_sets::{EXPORT_SQL as PLUGIN_SETS_SQL, ExportedPluginSet};
 use super::{
     BackendKind, EnvironmentRecord, GatewayRecord, NewGateway, StoreError, TenantStore,
     WorkspaceRecord, from_json_text, in_tx, to_json_text,
@@ -249,6 +250,8 @@ impl TenantStore<'_> {
             let workspaces = if env.is_empty() { vec![workspace] } else { Vec::new() };
             let environments_removed = environments.len();
             let gateways_removed = gateways.len();
+            let plugin_sets: Vec<ExportedPluginSet> = sqlx::query_as(PLUGIN_SETS_SQL)
+                .bind(org).bind(ws).bind(env).fetch_all(&mut *tx).await?;
             let export = json!({
                 "kind": kind,
                 "path": path,
@@ -256,6 +259,7 @@ impl TenantStore<'_> {
                 "workspaces": workspaces,
                 "environments": environments,
                 "gateways": gateways,
+                "plugin_sets": plugin_sets,
             });
             sqlx::query("INSERT INTO deleted_exports (id, org_slug, kind, path, export, \
                          deleted_at, org_id) VALUES ($1, $2, $3, $4, $5, $6, $7)")
@@ -350,6 +354,8 @@ impl TenantStore<'_> {
                 }
                 None => Value::Null,
             };
+            let plugin_sets: Vec<ExportedPluginSet> = sqlx::query_as(PLUGIN_SETS_SQL)
+                .bind(org_id).bind("").bind("").fetch_all(&mut *tx).await?;
             let export = json!({
                 "kind": "org",
                 "path": org_slug,
@@ -358,6 +364,7 @@ impl TenantStore<'_> {
                 "workspaces": workspaces,
                 "environments": environments,
                 "gateways": gateways,
+                "plugin_sets": plugin_sets,
                 "role_bindings": bindings,
             });
             let event = Event::new(AuditAction::OrgDelete, org_slug, json!({

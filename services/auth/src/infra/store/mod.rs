@@ -24,6 +24,7 @@ mod keys;
 mod lifecycle;
 mod oidc;
 mod orgs;
+mod plugin_sets;
 mod postgres;
 mod reconcile;
 mod replicas;
@@ -62,6 +63,7 @@ pub(crate) use lifecycle::DeleteTarget;
 pub(crate) use oidc::OidcConfigRecord;
 pub(crate) use orgs::OrgPatch;
 pub use orgs::{NewOrg, OrgRecord};
+pub(crate) use plugin_sets::PluginSetRecord;
 pub(crate) use reconcile::ApplyError;
 pub(crate) use replicas::ReplicaRow;
 pub(crate) use tokens::{AdminTokenRecord, ApiTokenRecord};
@@ -152,6 +154,13 @@ pub enum StoreError {
     /// The schema is older than this binary.
     #[error("{0}")]
     NotMigrated(String),
+    /// A plugin set the catalog or the org's license in force refuses (nothing written).
+    #[error("{}", .0.message())]
+    PluginSetRefused(crate::domain::plugin_sets::PluginSetRefusal),
+    /// A license change that would take plugins from these plugin sets, not forced
+    /// (nothing written).
+    #[error("the license would take plugins from {} plugin set(s)", .0.len())]
+    PluginSetConflict(Vec<crate::domain::plugin_sets::AffectedSet>),
 }
 
 impl StoreError {

@@ -15,8 +15,8 @@ use super::{BackendKind, LicenseRecord, OrgRecord, Store, StoreError, in_tx, to_
 use crate::domain::new_id;
 use crate::domain::tenants_file::{
     ApplyOptions, ChangeAction, Current, CurrentEnvironment, CurrentKey, CurrentOrg,
-    CurrentWorkspace, DeleteTable, GatewaySettings, MANAGED_BY, Op, Plan, TenantsDoc, TenantsError,
-    diff,
+    CurrentPluginSet, CurrentWorkspace, DeleteTable, GatewaySettings, MANAGED_BY, Op, Plan,
+    TenantsDoc, TenantsError, diff,
 };
 
 /// Why a document was not applied: the document, or the database (nothing was changed
@@ -84,6 +84,31 @@ struct KeyRow {
     managed_by: Option<String>,
 }
 
+#[derive(FromRow)]
+struct PluginSetRow {
+    org_id: String,
+    workspace_id: String,
+    environment_id: Option<String>,
+    place: String,
+    plugins: String,
+    digest: String,
+    managed_by: Option<String>,
+}
+
+const PLUGIN_SETS: &str = "SELECT p.org_id, p.workspace_id, p.environment_id, \
+     CASE WHEN e.slug IS NULL THEN w.slug ELSE w.slug || '/' || e.slug END AS place, \
+     p.plugins, p.digest, p.managed_by FROM plugin_sets p \
+     JOIN workspaces w ON w.id = p.workspace_id \
+     LEFT JOIN environments e ON e.id = p.environment_id";
+/// Like PUT …/plugin-set, marked managed by the file.
+const PUT_PLUGIN_SET: &str = "INSERT INTO plugin_sets (scope_id, org_id, workspace_id, \
+     environment_id, plugins, digest, revision, updated_at, managed_by) \
+     VALUES ($1, $2, $1, NULL, $3, $4, 1, $5, $6) \
+     ON CONFLICT (scope_id) DO UPDATE SET plugins = excluded.plugins, \
+     digest = excluded.digest, revision = plugin_sets.revision + 1, \
+     updated_at = excluded.updated_at, managed_by = excluded.managed_by";
+const DELETE_PLUGIN_SET: &str = "DELETE FROM plugin_sets WHERE scope_id = $1";
+
 const USERS: &str = "SELECT org_id, COUNT(*) FROM users GROUP BY org_id";
 const WORKSPACES: &str = "SELECT id, org_id, slug, managed_by, created_at FROM workspaces";
 const ENVIRONMENTS: &str = "SELECT e.id, e.org_id, e.workspace_id, e.slug, e.managed_by, \
@@ -104,6 +129,7 @@ fn current(
     workspaces: Vec<WorkspaceRow>,
     environments: Vec<EnvironmentRow>,
     keys: Vec<KeyRow>,
+    plugin_sets: Vec<PluginSetRow>,
 ) -> Result<Current, ApplyError> {
     let users: HashMap<String, i64> = users.into_iter().collect();
     let mut current = Current::default();
@@ -163,6 +189,17 @@ fn current(
             hash: k.token_hash,
         })
         .collect();
+    for p in plugin_sets {
+        current.plugin_sets.push(CurrentPluginSet {
+            set: super::from_json_text(&p.plugins)?,
+            managed: managed(&p.managed_by),
+            org_id: p.org_id,
+            workspace_id: p.workspace_id,
+            environment_id: p.environment_id,
+            place: p.place,
+            digest: p.digest,
+        });
+    }
     Ok(current)
 }
 
@@ -303,6 +340,7 @@ macro_rules! reconcile_conn {
                     sqlx::query_as(WORKSPACES).fetch_all(&mut *self).await?,
                     sqlx::query_as(ENVIRONMENTS).fetch_all(&mut *self).await?,
                     sqlx::query_as(KEYS).fetch_all(&mut *self).await?,
+                    sqlx::query_as(PLUGIN_SETS).fetch_all(&mut *self).await?,
                 )
             }
 
@@ -373,6 +411,13 @@ macro_rules! reconcile_conn {
                     }
                     Op::RevokeKey { id } => {
                         execute!(self, REVOKE_KEY; id, now)?;
+                    }
+                    Op::PutPluginSet { org_id, workspace_id, plugins, digest } => {
+                        execute!(self, PUT_PLUGIN_SET; workspace_id, org_id, plugins, digest,
+                            now, MANAGED_BY)?;
+                    }
+                    Op::DeletePluginSet { scope_id } => {
+                        execute!(self, DELETE_PLUGIN_SET; scope_id)?;
                     }
                     Op::Delete { table, id, org_slug, path, export } => {
                         // The export keeps the org's id, read before any deletion.
