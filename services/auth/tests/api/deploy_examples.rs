@@ -59,6 +59,15 @@ async fn the_example_tenants_file_applies(backend: Backend) {
         .expect(Method::GET, "/v1/orgs/acme-corp", None, StatusCode::OK)
         .await;
     assert_eq!(org["namespace"], "mcpg-acme");
+    let set: Value = app
+        .expect(
+            Method::GET,
+            "/v1/orgs/acme-corp/workspaces/platform-team/plugin-set",
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert!(set.to_string().contains("policy.cedar"), "{set}");
     let trial: Value = app
         .expect(Method::GET, "/v1/orgs/team-b", None, StatusCode::OK)
         .await;
