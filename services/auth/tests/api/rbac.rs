@@ -163,6 +163,18 @@ async fn every_role_scope_and_action_follows_the_table(backend: Backend) {
             [Allowed, Denied, Denied, Denied, Hidden],
         ),
         (
+            Method::PATCH,
+            "/v1/orgs/acme".into(),
+            Some(json!({"routing_name": "acme-{who}"})),
+            [Allowed, Denied, Denied, Denied, Hidden],
+        ),
+        (
+            Method::POST,
+            format!("{GW}/platform/environments/prod/gateways/batch"),
+            Some(json!({"gateways": [{"name": "{who}"}]})),
+            [Allowed, Allowed, Allowed, Denied, Hidden],
+        ),
+        (
             Method::POST,
             GW.into(),
             Some(json!({"slug": "{who}"})),
