@@ -8,6 +8,14 @@
 //! with mode 0600 without clobbering), [`ids`] (random license and certificate ids) and
 //! [`render`] (human and JSON output).
 
+/// `--version` of both binaries: the package version and the commit built.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MCPG_COMMIT"),
+    ")"
+);
+
 pub mod ctl;
 pub mod files;
 pub mod ids;

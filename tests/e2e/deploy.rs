@@ -1,6 +1,7 @@
 //! The deploy files are tested here: `deploy/systemd/*.service` pass `systemd-analyze
 //! verify` (unknown keys, bad values, missing executables — warnings count as failures)
-//! with their executables pointed at the binaries under test.
+//! with their executables pointed at the binaries under test; every binary says its version
+//! and commit.
 
 use std::path::Path;
 use std::process::Command;
@@ -61,4 +62,28 @@ fn the_systemd_units_verify() {
         stderr.trim().is_empty(),
         "systemd-analyze warned:\n{stderr}"
     );
+}
+
+#[test]
+fn every_binary_names_its_version_and_commit() {
+    for bin in [Bin::Auth, Bin::Ctl, Bin::License, Bin::Entitlements] {
+        let out = Command::new(bins::path(bin))
+            .arg("--version")
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", bin.name());
+        let line = String::from_utf8_lossy(&out.stdout);
+        let expected = format!("{} {} (commit ", bin.name(), env!("CARGO_PKG_VERSION"));
+        assert!(line.starts_with(&expected), "{line}");
+        let commit = line
+            .trim_end()
+            .strip_prefix(&expected)
+            .and_then(|rest| rest.strip_suffix(')'))
+            .unwrap_or_default();
+        assert!(
+            commit == "unknown"
+                || (commit.len() >= 7 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+            "{line}"
+        );
+    }
 }

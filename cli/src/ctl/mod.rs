@@ -62,7 +62,7 @@ Exit codes: 0 done, 1 the server refused or could not be reached, or an audit ch
 /// Operate an mcpg-auth federation service: orgs, licenses, workspaces, environments,
 /// gateways and signing keys.
 #[derive(Debug, Parser)]
-#[command(name = "mcpg-ctl", version, after_help = EXAMPLES)]
+#[command(name = "mcpg-ctl", version = crate::VERSION, after_help = EXAMPLES)]
 pub struct Cli {
     /// Base URL of the mcpg-auth service.
     #[arg(

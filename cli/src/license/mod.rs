@@ -50,7 +50,7 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(
     name = "mcpg-license",
-    version,
+    version = crate::VERSION,
     about = "Offline signing for MCPG: keys, offline licenses, issuer certificates",
     long_about = "Offline signing for MCPG: keys, offline licenses, issuer certificates.\n\n\
         Gateways pin only root public keys. A root signs offline licenses directly, or \

@@ -13,8 +13,16 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::net::TcpListener;
 
 /// Gateway-side MCPG licensing: status, plugin checks and a sidecar.
+/// The package version and the commit built.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MCPG_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = VERSION, about)]
 struct Cli {
     /// The gateway configuration file.
     #[arg(long, env = "MCPG_GATEWAY_CONFIG", default_value = "gateway.toml")]
