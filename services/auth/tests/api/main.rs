@@ -35,6 +35,7 @@ mod peers;
 mod persistence;
 mod plugin_sets;
 mod plugin_sets_tenants;
+mod plugin_sets_tokens;
 mod rate_budgets;
 mod rbac;
 mod robustness;
