@@ -12,7 +12,6 @@ use mcpg_entitlements::{Gateway, GatewayBuilder, GatewayConfig, Mode, TenantKey,
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::net::TcpListener;
 
-/// Gateway-side MCPG licensing: status, plugin checks and a sidecar.
 /// The package version and the commit built.
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -21,11 +20,17 @@ const VERSION: &str = concat!(
     ")"
 );
 
+/// Gateway-side MCPG licensing: status, plugin checks and a sidecar.
 #[derive(Debug, Parser)]
 #[command(version = VERSION, about)]
 struct Cli {
-    /// The gateway configuration file.
-    #[arg(long, env = "MCPG_GATEWAY_CONFIG", default_value = "gateway.toml")]
+    /// The gateway configuration file (before or after the subcommand).
+    #[arg(
+        long,
+        global = true,
+        env = "MCPG_GATEWAY_CONFIG",
+        default_value = "gateway.toml"
+    )]
     config: PathBuf,
     /// Do not contact the federation; answer from the state directory only.
     #[arg(long, global = true)]

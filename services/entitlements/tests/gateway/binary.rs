@@ -243,6 +243,20 @@ async fn the_binary_in_tier0_mode_opens_no_connection_to_the_federation() {
     let answer: serde_json::Value = serde_json::from_slice(&paid.stdout).expect("json");
     assert_eq!(answer["reason"], "tier0_only");
     assert_eq!(run(&config, &["status"]).await.status.code(), Some(0));
+    // The global flag is accepted after the subcommand too.
+    let after = Command::new(BIN)
+        .args(["status", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        after.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&after.stdout).expect("json");
+    assert_eq!(status["mode"], "tier0", "{status}");
     let mut sidecar = Command::new(BIN)
         .arg("--config")
         .arg(&config)
