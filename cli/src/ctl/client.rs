@@ -27,14 +27,16 @@ pub enum ClientError {
         message: String,
     },
     /// No answer (connection refused, timeout, TLS).
-    #[error("cannot reach {server}: {source}")]
+    #[error("cannot reach {server}: {reason}")]
     Unreachable {
         /// The server URL.
         server: String,
-        /// The transport error.
-        #[source]
-        source: reqwest::Error,
+        /// Why, in words (see [`transport_reason`]).
+        reason: String,
     },
+    /// `--server` is not an http(s) URL.
+    #[error("{0}")]
+    BadServer(String),
     /// An answer that is not the JSON we expect.
     #[error("unexpected answer from the server ({status}): {detail}")]
     Unexpected {
@@ -55,14 +57,14 @@ pub struct Client {
 impl Client {
     /// A client for `server` (e.g. `http://127.0.0.1:8421`).
     pub fn new(server: &str, token: Option<String>) -> Result<Self, ClientError> {
-        let server = server.trim_end_matches('/').to_owned();
+        let server = check_server(server)?;
         let http = Http::builder()
             .timeout(Duration::from_secs(30))
             .user_agent(concat!("mcpg-ctl/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|source| ClientError::Unreachable {
                 server: server.clone(),
-                source,
+                reason: transport_reason(&source),
             })?;
         Ok(Self {
             http,
@@ -178,7 +180,7 @@ impl Client {
         }
         let response = request.send().map_err(|source| ClientError::Unreachable {
             server: self.server.clone(),
-            source,
+            reason: transport_reason(&source),
         })?;
         let status = response.status().as_u16();
         let next = response
@@ -188,7 +190,7 @@ impl Client {
             .map(str::to_owned);
         let text = response.text().map_err(|source| ClientError::Unreachable {
             server: self.server.clone(),
-            source,
+            reason: transport_reason(&source),
         })?;
         Ok((status, text, next))
     }
@@ -338,5 +340,80 @@ mod tests {
             ClientError::Unexpected { detail, .. } => assert_eq!(detail, "(empty body)"),
             other => panic!("{other}"),
         }
+    }
+}
+
+/// `--server` as the client uses it: an `http://` or `https://` URL with a host, without
+/// the trailing slash. A bare `host:port` is the usual slip, so it is named.
+fn check_server(server: &str) -> Result<String, ClientError> {
+    let trimmed = server.trim().trim_end_matches('/');
+    let Some(rest) = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))
+    else {
+        let hint = match trimmed.split_once("://") {
+            Some((scheme, _)) => format!("the scheme {scheme}:// is not http:// or https://"),
+            None => {
+                format!("it has no scheme; did you mean http://{trimmed} or https://{trimmed}?")
+            }
+        };
+        return Err(ClientError::BadServer(format!(
+            "--server {server:?} is not a URL mcpg-ctl can use: {hint}"
+        )));
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(ClientError::BadServer(format!(
+            "--server {server:?} names no host (expected e.g. https://auth.example.com)"
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A transport failure in words: what happened, then the innermost cause once (reqwest's
+/// own message repeats the URL and wraps the same cause several times).
+pub(crate) fn transport_reason(error: &reqwest::Error) -> String {
+    let mut innermost: &dyn std::error::Error = error;
+    while let Some(next) = innermost.source() {
+        innermost = next;
+    }
+    let cause = innermost.to_string();
+    if error.is_timeout() {
+        return "no answer within 30 s (timed out)".to_owned();
+    }
+    if error.is_connect() {
+        return format!("could not connect ({cause}); is mcpg-auth running and listening there?");
+    }
+    if error.is_builder() {
+        return format!("the request could not be built ({cause})");
+    }
+    if error.is_body() || error.is_decode() {
+        return format!("the answer was cut short ({cause})");
+    }
+    cause
+}
+
+#[cfg(test)]
+mod server_tests {
+    use super::*;
+
+    #[test]
+    fn a_server_without_a_scheme_is_explained() {
+        let error = check_server("127.0.0.1:8421").expect_err("no scheme");
+        let text = error.to_string();
+        assert!(
+            text.contains("did you mean http://127.0.0.1:8421"),
+            "{text}"
+        );
+        assert!(
+            check_server("ftp://x")
+                .expect_err("ftp")
+                .to_string()
+                .contains("ftp://")
+        );
+        assert!(check_server("http://").is_err());
+        assert_eq!(
+            check_server("https://auth.example.com/").expect("valid"),
+            "https://auth.example.com"
+        );
     }
 }

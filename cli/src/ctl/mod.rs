@@ -421,9 +421,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
 /// The exit code for an error `run` returned: 1 for the server's refusals and outages,
 /// 2 for everything decided locally.
 pub fn exit_code_for(error: &anyhow::Error) -> u8 {
-    if error.downcast_ref::<ClientError>().is_some()
-        || error.downcast_ref::<audit::VerifyFailed>().is_some()
-    {
+    let remote = error
+        .downcast_ref::<ClientError>()
+        .is_some_and(|e| !matches!(e, ClientError::BadServer(_)));
+    if remote || error.downcast_ref::<audit::VerifyFailed>().is_some() {
         EXIT_FAILED
     } else {
         EXIT_USAGE
