@@ -73,7 +73,10 @@ pub(crate) enum KeyringError {
     Conflict(String),
     /// Rotation needs a root secret to certify the new key.
     #[error(
-        "this service has no root key to certify a new key; install a new certified key with --signing-key and --certificate"
+        "this service has no root key to certify a new key (its key was certified offline): \
+         certify a new key with `mcpg-license certify` and roll to it with \
+         `mcpg-ctl keys import --signing-key FILE --certificate FILE` \
+         (POST /v1/admin/keys/import)"
     )]
     NoRoot,
 }

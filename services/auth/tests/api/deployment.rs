@@ -67,6 +67,11 @@ async fn an_externally_certified_key_signs_and_cannot_be_rotated_in_place() {
     let (status, error) = app.send(Method::POST, "/v1/admin/keys/rotate", None).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_error(&error, "conflict");
+    // The refusal says what to do instead.
+    assert!(
+        error.to_string().contains("mcpg-ctl keys import"),
+        "{error}"
+    );
     let meta: serde_json::Value = app
         .client
         .get(format!("{}/.well-known/mcpg-federation", app.address))
