@@ -222,7 +222,11 @@ impl Gateway {
         let decision: Decision = ent.decide(PluginIndex::resolve(self.inner.catalog, plugin), now);
         let spec = self.inner.catalog.get(plugin);
         let needs = spec.map_or_else(String::new, |s| {
-            format!("{} (from tier {})", s.entitlement, s.tier)
+            let from = match s.tier {
+                Tier::Enterprise => "the enterprise tier".to_owned(),
+                tier => format!("the {tier} tier and up"),
+            };
+            format!("{} (included in {from})", s.entitlement)
         });
         let license = ent
             .details()
@@ -256,7 +260,8 @@ impl Gateway {
                 decision.state
             ),
             Reason::NotEntitled => format!(
-                "the {} license {license} of {label} does not include {needs}",
+                "the {} license {license} of {label} does not include {needs}; a license of \
+                 that tier, or one that adds the entitlement, would",
                 decision.tier
             ),
             Reason::UnknownPlugin => format!(
