@@ -142,7 +142,7 @@ pub enum VerifyError {
     #[error("outside the issuer certificate's bounds: {0}")]
     Bounds(#[from] BoundsViolation),
     /// A license bound to another deployment, or bound while no deployment id was given.
-    #[error("license is bound to deployment {expected:?}, this deployment is {found:?}")]
+    #[error("{}", binding_mismatch(expected, found.as_deref()))]
     BindingMismatch {
         /// The license's `bind`.
         expected: String,
@@ -184,5 +184,18 @@ impl VerifyError {
             VerifyError::WrongIssuer { .. } => "wrong_issuer",
             VerifyError::Revoked(_) => "revoked",
         }
+    }
+}
+
+/// The words of [`VerifyError::BindingMismatch`]: no Rust `Some(..)` for an operator.
+fn binding_mismatch(expected: &str, found: Option<&str>) -> String {
+    match found {
+        Some(found) => {
+            format!("license is bound to deployment {expected:?}, but this deployment is {found:?}")
+        }
+        None => format!(
+            "license is bound to deployment {expected:?}, but no deployment id is configured \
+             (set deployment_id under [offline] in gateway.toml)"
+        ),
     }
 }

@@ -105,12 +105,20 @@ fn binding_is_enforced() {
             found: Some("dc2".into())
         })
     );
-    assert_eq!(
-        trust
-            .verify_offline_license(&token, NOW, None)
-            .err()
-            .map(|e| e.code()),
-        Some("binding_mismatch")
+    let unset = trust
+        .verify_offline_license(&token, NOW, None)
+        .expect_err("no deployment id");
+    assert_eq!(unset.code(), "binding_mismatch");
+    // Words for an operator, never Rust's `Some(..)`/`None`.
+    let words = unset.to_string();
+    assert!(words.contains("no deployment id is configured"), "{words}");
+    let other = trust
+        .verify_offline_license(&token, NOW, Some("dc2"))
+        .expect_err("another deployment")
+        .to_string();
+    assert!(
+        other.contains("this deployment is \"dc2\"") && !other.contains("Some("),
+        "{other}"
     );
 }
 
