@@ -252,7 +252,20 @@ impl Printer {
     }
 }
 
-pub(super) fn execute(client: &Client, out: &Printer, command: Command) -> anyhow::Result<()> {
+/// Runs `command`; its exit code on success (0, or `tenants apply --detailed-exitcode`'s 2
+/// when changes are pending).
+pub(super) fn execute(
+    client: &Client,
+    out: &Printer,
+    command: Command,
+) -> anyhow::Result<std::process::ExitCode> {
+    if let Command::Tenants(cmd) = command {
+        return super::tenants::tenants(client, out, cmd);
+    }
+    run_command(client, out, command).map(|()| std::process::ExitCode::SUCCESS)
+}
+
+fn run_command(client: &Client, out: &Printer, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Org(cmd) => org(client, out, cmd),
         Command::Workspace(cmd) => workspace(client, out, cmd),
@@ -261,7 +274,7 @@ pub(super) fn execute(client: &Client, out: &Printer, command: Command) -> anyho
         Command::Gateway(cmd) => gateway(client, out, cmd),
         Command::Rbac(cmd) => super::access::rbac(client, out, cmd),
         Command::User(cmd) => super::access::user(client, out, cmd),
-        Command::Tenants(cmd) => super::tenants::tenants(client, out, cmd),
+        Command::Tenants(cmd) => super::tenants::tenants(client, out, cmd).map(|_| ()),
         Command::PluginSet(cmd) => super::plugin_sets::plugin_sets(client, out, cmd),
         Command::Audit(cmd) => super::audit::audit(client, out, cmd),
         Command::Impersonate(args) => super::impersonate::impersonate(client, out, args),

@@ -414,8 +414,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     };
     let client = Client::new(&cli.server, token)?;
     let printer = commands::Printer { output: cli.output };
-    commands::execute(&client, &printer, cli.command)?;
-    Ok(ExitCode::SUCCESS)
+    commands::execute(&client, &printer, cli.command)
 }
 
 /// The exit code for an error `run` returned: 1 for the server's refusals and outages,

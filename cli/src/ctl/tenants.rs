@@ -2,6 +2,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -44,6 +45,11 @@ pub(super) enum TenantsCommand {
         /// Print the plan without changing anything.
         #[arg(long)]
         dry_run: bool,
+        /// Exit 2 when the plan has changes (0 when there are none, 1 when the server
+        /// refuses), as `terraform plan -detailed-exitcode` does: for CI checks that the
+        /// server matches the file (`--dry-run --detailed-exitcode`).
+        #[arg(long)]
+        detailed_exitcode: bool,
     },
     /// What the server's tenants file reloader (`mcpg-auth serve --tenants`) did last.
     Status,
@@ -91,12 +97,20 @@ fn render_plan(plan: &Value) -> String {
     text
 }
 
-pub(super) fn tenants(client: &Client, out: &Printer, cmd: TenantsCommand) -> anyhow::Result<()> {
+/// The exit code of `--detailed-exitcode` when the plan has changes.
+const EXIT_CHANGES: u8 = 2;
+
+pub(super) fn tenants(
+    client: &Client,
+    out: &Printer,
+    cmd: TenantsCommand,
+) -> anyhow::Result<ExitCode> {
     match cmd {
         TenantsCommand::Apply {
             file,
             prune,
             dry_run,
+            detailed_exitcode,
         } => {
             let document = read_document(&file)?;
             let url = format!("/v1/admin/tenants/apply?prune={prune}&dry_run={dry_run}");
@@ -105,10 +119,20 @@ pub(super) fn tenants(client: &Client, out: &Printer, cmd: TenantsCommand) -> an
                 Output::Table => print!("{}", render_plan(&plan)),
                 Output::Json => out.json(&plan),
             }
+            if detailed_exitcode && has_changes(&plan) {
+                return Ok(ExitCode::from(EXIT_CHANGES));
+            }
         }
         TenantsCommand::Status => out.one(&client.get("/v1/admin/tenants/status")?, STATUS_COLUMNS),
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a plan creates, updates or deletes anything (`keep` rows change nothing).
+fn has_changes(plan: &Value) -> bool {
+    plan["changes"]
+        .as_array()
+        .is_some_and(|changes| changes.iter().any(|c| c["action"].as_str() != Some("keep")))
 }
 
 #[cfg(test)]
@@ -136,5 +160,8 @@ mod tests {
             "1 to create, 0 to update, 1 to delete, 0 kept, 2 unchanged (dry run: nothing was changed)\n"
         ), "{text}");
         assert!(render_plan(&json!({"changes": [], "unchanged": 0})).starts_with("no changes\n"));
+        assert!(has_changes(&plan));
+        assert!(!has_changes(&json!({"changes": [{"action": "keep"}]})));
+        assert!(!has_changes(&json!({"changes": []})));
     }
 }

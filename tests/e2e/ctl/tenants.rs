@@ -90,6 +90,25 @@ fn tenants_apply_prints_the_plan_and_a_dry_run_changes_nothing() {
     );
     assert!(listed.contains("prod"), "{listed}");
 
+    // For CI: --detailed-exitcode says 0 when the server matches the file, 2 when not.
+    let check = [
+        "tenants",
+        "apply",
+        "-f",
+        "tenants.yaml",
+        "--dry-run",
+        "--detailed-exitcode",
+    ];
+    server.ctl(check).code(0);
+
+    let more = "\n  - name: platform\n    environments: [prod]\n  - name: data\n    environments: [prod]\n";
+    std::fs::write(&file, document(&hash, more)).expect("write");
+    let pending = stdout(&server.ctl(check).code(2));
+    assert!(
+        pending.contains("dry run: nothing was changed"),
+        "{pending}"
+    );
+
     std::fs::write(&file, document(&hash, " []\n")).expect("write");
     let plan = server.json(["tenants", "apply", "-f", "tenants.yaml", "--prune"]);
     let deleted: Vec<&str> = plan["changes"]
