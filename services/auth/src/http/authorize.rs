@@ -19,7 +19,7 @@ use crate::domain::{entitlements_at, org_standing};
 use crate::http::denials::CallerSlot;
 use crate::http::error::ApiError;
 use crate::http::extract::{OidcRole, Principal, request_id};
-use crate::http::select::{SUBDOMAIN_ROUTING, SelectedByHost, SelectionRefused, host_org_slug};
+use crate::http::select::{SUBDOMAIN_ROUTING, SelectedByHost, SelectionRefused};
 use crate::http::state::AppState;
 use crate::infra::store::{Actor, OrgRecord, Store, StoreError, TenantStore};
 use crate::infra::telemetry::record_org;
@@ -123,16 +123,24 @@ async fn resolve(state: &AppState, parts: &mut Parts, slug: &str) -> Result<Acce
             return Err(ApiError::TenantMismatch);
         }
     }
-    if let Some(suffix) = &state.info.subdomain_suffix
-        && let Some(label) = host_tenant(parts, suffix)
-        && label != slug
-        && host_org_slug(state, label).await? != slug
-    {
-        return Err(ApiError::TenantMismatch);
-    }
+    // A host label other than the path's slug may still be the org's routing name; that is
+    // known only from the org's row, so the check waits for the visibility check: an org the
+    // caller cannot see stays the uniform 404 whatever the host says (deciding it before
+    // would tell a probing caller which hidden slug a public routing name belongs to).
+    let host_label = state
+        .info
+        .subdomain_suffix
+        .as_deref()
+        .and_then(|suffix| host_tenant(parts, suffix))
+        .filter(|label| label != slug);
     let (org, gated) = visible_org(state, &principal, slug)
         .await?
         .ok_or(ApiError::NotFound("organization"))?;
+    if let Some(label) = host_label
+        && org.routing_name.as_deref() != Some(label.as_str())
+    {
+        return Err(ApiError::TenantMismatch);
+    }
     if !principal.is_global() {
         org_standing(org.status, org.trial_expires_at, state.now()).map_err(ApiError::Refused)?;
     }

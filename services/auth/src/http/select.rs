@@ -226,22 +226,20 @@ async fn select(
         }
         None => None,
     };
+    // Next to a header, the host only has to agree with the org, and that is checked by
+    // tenant resolution after the visibility check (a routing name is known only from the
+    // org's row; comparing here would tell a caller which hidden org a label names).
     let host = match state
         .info
         .subdomain_suffix
         .as_deref()
         .and_then(|suffix| host_tenant(parts, suffix))
-        .filter(|named| slug_like(named))
+        .filter(|named| header.is_none() && slug_like(named))
     {
         // A label no org answers to stays as it is: the uniform 404 answers it.
         Some(label) => Some(host_org_slug(state, label).await?),
         None => None,
     };
-    if let (Some(header), Some(host)) = (&header, &host)
-        && header != host
-    {
-        return Err(ApiError::TenantMismatch);
-    }
     let named = header.clone().or_else(|| host.clone());
     // Authenticates once (the principal is kept for tenant resolution); a token bound to
     // one org costs one lookup of its slug.

@@ -378,6 +378,58 @@ async fn a_routing_name_selects_its_org_by_host(backend: Backend) {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
+    // A caller of another org learns nothing from a public routing name: with the host
+    // `acme`, acme-corp (hidden from them) and an org that does not exist get the same
+    // answer — the uniform 404 by path, and by header the same 403 `tenant_mismatch` (their
+    // token names their own org, decided before any lookup) — whatever label the host names.
+    grant(&app, "globex", "admin@globex.com", "admin", json!({})).await;
+    let outsider = user_token(&app, "globex", "admin@globex.com").await;
+    for (path, headers, expected) in [
+        (
+            "/v1/orgs/acme-corp/workspaces",
+            vec![("host", "acme.mcpg.test")],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/v1/orgs/no-such-org/workspaces",
+            vec![("host", "acme.mcpg.test")],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/v1/orgs/acme-corp/workspaces",
+            vec![("host", "nobody.mcpg.test")],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/v1/workspaces",
+            vec![("host", "acme.mcpg.test"), ("x-tenant-id", "acme-corp")],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/v1/workspaces",
+            vec![("host", "nobody.mcpg.test"), ("x-tenant-id", "acme-corp")],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/v1/workspaces",
+            vec![("host", "acme.mcpg.test"), ("x-tenant-id", "no-such-org")],
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let (status, body) = get(&app, &outsider, path, &headers).await;
+        assert_eq!(status, expected, "{path} {headers:?}: {body}");
+    }
+    // The global admin sees every org, so for them the host must agree with the header.
+    let (status, body) = get(
+        &app,
+        &admin,
+        "/v1/workspaces",
+        &[("host", "nobody.mcpg.test"), ("x-tenant-id", "acme-corp")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_error(&body, "tenant_mismatch");
+
     // One label names one org: a routing name that is another org's slug or routing
     // name, and a slug that is another org's routing name, are conflicts.
     app.expect(
