@@ -451,6 +451,14 @@ impl Store {
         Ok(in_tx!(store, tx => {
             if kind == BackendKind::Postgres {
                 sqlx::query(ADVISORY_LOCK).execute(&mut *tx).await?;
+                // The API's license and plugin-set writes serialise on the org row; so does
+                // an apply, on every org's (in id order: API writes lock one row and take no
+                // other lock, so this cannot deadlock with them). Without it an apply and an
+                // API write could each pass the set-vs-license check against a state the
+                // other was about to change. SQLite's BEGIN IMMEDIATE already serialises.
+                sqlx::query("SELECT id FROM orgs ORDER BY id FOR UPDATE")
+                    .execute(&mut *tx)
+                    .await?;
             }
             let state = tx.read_current().await?;
             let plan = checked_plan(doc, &state, &options, now)?;
