@@ -276,6 +276,30 @@ async fn a_restore_within_the_window_brings_the_org_back_with_its_chain(backend:
     );
     let id = list(&app).await[0]["id"].as_str().expect("id").to_owned();
 
+    // While another org answers to `acme` as its routing name, the slug is not free.
+    app.create_org("globex").await;
+    app.expect(
+        Method::PATCH,
+        "/v1/orgs/globex",
+        Some(json!({"routing_name": "acme"})),
+        StatusCode::OK,
+    )
+    .await;
+    app.expect(
+        Method::POST,
+        &format!("/v1/admin/archives/{id}/restore"),
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    app.expect(
+        Method::PATCH,
+        "/v1/orgs/globex",
+        Some(json!({"routing_name": null})),
+        StatusCode::OK,
+    )
+    .await;
+
     let restored = app
         .expect(
             Method::POST,

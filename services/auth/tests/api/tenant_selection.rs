@@ -523,4 +523,18 @@ async fn a_routing_name_selects_its_org_by_host(backend: Backend) {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(slugs(&body), ["globex-team"]);
+
+    // Nor can a tenants file or an archive restore create an org whose slug is `acme`.
+    let response = app
+        .admin(Method::POST, "/v1/admin/tenants/apply")
+        .header("content-type", "application/yaml")
+        .body("tenants:\n  - id: acme\n    display_name: Another Acme\n")
+        .send()
+        .await
+        .expect("sent");
+    let (status, body) = split(response).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.to_string().contains("routing name"), "{body}");
+    app.expect(Method::GET, "/v1/orgs/acme", None, StatusCode::NOT_FOUND)
+        .await;
 }

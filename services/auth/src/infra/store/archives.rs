@@ -347,7 +347,7 @@ impl Store {
             let rows: RestoreRows = serde_json::from_value(rows)
                 .map_err(|e| StoreError::Corrupt(format!("archive {id}: {e}")))?;
             let taken: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM orgs WHERE slug = $1 OR id = $2")
+                "SELECT COUNT(*) FROM orgs WHERE slug = $1 OR id = $2 OR routing_name = $1")
                 .bind(&rows.org.slug).bind(&rows.org.id).fetch_one(&mut *tx).await?;
             if taken > 0 {
                 break 'body Err(RestoreRefusal::SlugTaken);

@@ -32,6 +32,8 @@ pub(crate) enum ApplyError {
 }
 
 /// A create that met a row made meanwhile through the API (nothing was applied).
+const SLUG_IS_A_ROUTING_NAME: &str =
+    "a tenant's id is another organization's routing name (one host label names one organization)";
 const CREATED_MEANWHILE: &str =
     "an object of the document was created meanwhile through the API; apply again";
 
@@ -254,9 +256,12 @@ fn audit_events(plan: &Plan, prune: bool) -> BTreeMap<&str, Event> {
         .collect()
 }
 
+/// Inserts nothing when the slug is another org's routing name (one host label names one
+/// org, as `POST /v1/orgs` enforces).
 const INSERT_ORG: &str = "INSERT INTO orgs (id, slug, display_name, status, \
      trial_expires_at, namespace, catalog_file, created_at, updated_at, managed_by) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)";
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8, $9 \
+     WHERE NOT EXISTS (SELECT 1 FROM orgs WHERE routing_name = $2)";
 const UPDATE_ORG: &str = "UPDATE orgs SET display_name = $2, status = $3, \
      trial_expires_at = $4, namespace = $5, catalog_file = $6, \
      managed_by = $7, updated_at = $8 WHERE id = $1";
@@ -371,9 +376,12 @@ macro_rules! reconcile_conn {
                 let created = StoreError::unique(CREATED_MEANWHILE);
                 match op {
                     Op::CreateOrg { id, slug, display_name, status, trial_expires_at, gateway } => {
-                        execute!(self, INSERT_ORG; id, slug, display_name, status.as_str(),
-                            trial_expires_at, &gateway.namespace, &gateway.catalog_file, now,
-                            MANAGED_BY).map_err(created)?;
+                        let inserted = execute!(self, INSERT_ORG; id, slug, display_name,
+                            status.as_str(), trial_expires_at, &gateway.namespace,
+                            &gateway.catalog_file, now, MANAGED_BY).map_err(created)?;
+                        if inserted.rows_affected() == 0 {
+                            return Err(StoreError::Conflict(SLUG_IS_A_ROUTING_NAME).into());
+                        }
                     }
                     Op::UpdateOrg { id, display_name, status, trial_expires_at, gateway } => {
                         execute!(self, UPDATE_ORG; id, display_name, status.as_str(),
