@@ -14,7 +14,6 @@ use serde::Serialize;
 
 use crate::decision::State;
 use crate::entitlements::{HandleInner, TenantHandle};
-use crate::observe::LIMIT_REFUSALS;
 
 /// The limits of a tenant without a license. Tier-0 defines none, so nothing is limited.
 pub const TIER0_LIMITS: Limits = Limits {
@@ -64,6 +63,24 @@ pub struct LimitDecision {
     pub state: State,
 }
 
+/// Counts a refusal on `mcpg_entitlements_limit_refusals_total{limit}` ([`crate::observe::LIMIT_REFUSALS`]).
+/// The name and labels are literals, so each arm's key is static: a refusal, which comes
+/// under overload, allocates nothing to name its series.
+fn count_refusal(limit: LimitKey) {
+    let counter = match limit {
+        LimitKey::MaxServers => {
+            metrics::counter!("mcpg_entitlements_limit_refusals_total", "limit" => "max_servers")
+        }
+        LimitKey::MaxConcurrentRequests => metrics::counter!(
+            "mcpg_entitlements_limit_refusals_total",
+            "limit" => "max_concurrent_requests"
+        ),
+        // Only the two gateway-side limits are checked here.
+        _ => metrics::counter!("mcpg_entitlements_limit_refusals_total", "limit" => "other"),
+    };
+    counter.increment(1);
+}
+
 fn serialize_key<S: serde::Serializer>(key: &LimitKey, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(key.as_str())
 }
@@ -72,7 +89,7 @@ impl LimitDecision {
     fn of(limit: LimitKey, max: Option<u64>, requested: u64, state: State) -> Self {
         let allowed = max.is_none_or(|max| requested <= max);
         if !allowed {
-            metrics::counter!(LIMIT_REFUSALS, "limit" => limit.as_str()).increment(1);
+            count_refusal(limit);
         }
         Self {
             allowed,

@@ -59,6 +59,11 @@ fn federated_with_plugin_set(dir: &std::path::Path, claims: &LicenseClaims) -> G
         rfa: Some(NOW + 3_600),
         grc: Some(NOW + 2 * 86_400),
         ps: Some(set.claim()),
+        lim: Limits {
+            max_servers: Some(5),
+            max_concurrent_requests: Some(1),
+            ..Limits::default()
+        },
         ..claims.clone()
     };
     let response = TokenResponse {
@@ -162,11 +167,15 @@ fn check_allocates_nothing_through_the_cache_or_a_kept_handle() {
         allowed += usize::from(set_handle.check_index(index).allowed);
         if let Ok(permit) = set_handle.try_begin_request() {
             allowed += usize::from(set_handle.check_servers(1).allowed);
+            // Refusals, counted on their metric, allocate nothing either.
+            allowed += usize::from(set_handle.try_begin_request().is_ok());
+            allowed += usize::from(set_handle.check_servers(6).allowed);
             drop(permit);
         }
     }
     let after = dhat::HeapStats::get();
-    // Per round: 5 of the 6 above, 2 of the 3 with the set, 1 server check in a permit.
+    // Per round: 5 of the 6 above, 2 of the 3 with the set, 1 server check in a permit
+    // (the second permit and six servers are refused).
     assert_eq!(allowed, 80_000);
     assert_eq!(
         after.total_blocks - before.total_blocks,
