@@ -36,8 +36,10 @@ Example (platform-team.yaml):
   mcpg-ctl plugin-set apply -f platform-team.yaml
   cat sets/*.yaml | mcpg-ctl plugin-set apply -f -
 
-Every document is checked before the first is applied. A plugin the catalog does not know,
-or that the org's license does not entitle, is refused by the server naming each plugin.";
+Every document's shape (apiVersion, kind, spec) is checked before the first is sent; the
+documents are then applied in order, one request each. A plugin the catalog does not know,
+or that the org's license does not entitle, is refused by the server naming each plugin;
+the documents before a refused one stay applied, and the error says which one failed.";
 
 const SHOW_EXAMPLE: &str = "\
 Examples:
@@ -229,9 +231,17 @@ pub(super) fn plugin_sets(
             let documents = parse_documents(&read_document(&file)?)?;
             let mut answers = Vec::new();
             for document in documents {
-                let answer = client
-                    .put(&document.url, &document.body)
-                    .with_context(|| format!("plugin set {} was refused", document.place))?;
+                let answer = match client.put(&document.url, &document.body) {
+                    Ok(answer) => answer,
+                    Err(error) => {
+                        // What was applied stays applied: say so in JSON too.
+                        if out.output == Output::Json && !answers.is_empty() {
+                            out.json(&Value::Array(answers));
+                        }
+                        return Err(anyhow::Error::new(error)
+                            .context(format!("plugin set {} was refused", document.place)));
+                    }
+                };
                 if out.output == Output::Table {
                     println!(
                         "applied plugin set {} ({}, revision {})",

@@ -44,6 +44,14 @@ impl TenantStore<'_> {
         let ids: Vec<String> = gateways.iter().map(|_| new_id()).collect();
         in_tx!(store, tx => {
             sqlx::query(lock_org_sql(store.kind())).bind(org).execute(&mut *tx).await?;
+            let place: Option<(String, String)> = sqlx::query_as(
+                "SELECT e.id, e.workspace_id FROM environments e \
+                 JOIN workspaces w ON w.id = e.workspace_id \
+                 WHERE e.org_id = $1 AND w.slug = $2 AND e.slug = $3")
+                .bind(org).bind(workspace).bind(environment)
+                .fetch_optional(&mut *tx).await?;
+            // A missing environment is 404 whatever the quota says.
+            let (environment_id, workspace_id) = place.ok_or(StoreError::NotFound("environment"))?;
             let limits: Option<String> = sqlx::query_scalar(LIMITS_SQL).bind(org)
                 .fetch_optional(&mut *tx).await?;
             let used: i64 = sqlx::query_scalar(
@@ -55,13 +63,6 @@ impl TenantStore<'_> {
                     StoreError::Quota { key, limit, .. } => StoreError::Quota { key, limit, usage: used },
                     other => other,
                 })?;
-            let place: Option<(String, String)> = sqlx::query_as(
-                "SELECT e.id, e.workspace_id FROM environments e \
-                 JOIN workspaces w ON w.id = e.workspace_id \
-                 WHERE e.org_id = $1 AND w.slug = $2 AND e.slug = $3")
-                .bind(org).bind(workspace).bind(environment)
-                .fetch_optional(&mut *tx).await?;
-            let (environment_id, workspace_id) = place.ok_or(StoreError::NotFound("environment"))?;
             for (chunk, chunk_ids) in gateways.chunks(ROWS_PER_INSERT).zip(ids.chunks(ROWS_PER_INSERT)) {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO gateways (id, org_id, workspace_id, environment_id, name, \
