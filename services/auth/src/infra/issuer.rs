@@ -27,6 +27,7 @@ use crate::domain::{OrgStatus, org_standing};
 use crate::infra::audit_chain::IssuanceLog;
 use crate::infra::keyring::{KeySnapshot, Keyring, TOKEN_LIFETIME};
 use crate::infra::limiter::{Decision, Limiter};
+use crate::infra::plugin_set_cache::{PluginSetCache, PreparedPluginSet};
 use crate::infra::store::{Change, GatewayGrant, Store, StoreError};
 use crate::infra::telemetry::TOKENS_ISSUED;
 
@@ -108,10 +109,9 @@ struct Grant {
     /// `record.credential_hash`, decoded once for the constant-time comparison.
     credential_hash: Option<CredentialHash>,
     entitlements: EntitlementSet,
-    /// The `ps` claim of the gateway's effective plugin set, computed once per cached grant.
-    plugin_set_claim: Option<mcpg_license_core::PluginSetClaim>,
-    /// The token response's `plugin_set` member, rendered once.
-    plugin_set_json: Option<Arc<str>>,
+    /// The gateway's effective plugin set (its `ps` claim and token-response member),
+    /// one shared copy per distinct set.
+    plugin_set: Option<Arc<PreparedPluginSet>>,
     /// The org's `issued` counter, registered once per cached grant rather than looked up
     /// (labels hashed, strings allocated) on every token.
     issued: Counter,
@@ -129,6 +129,8 @@ pub(crate) struct Issuer {
     limiter: Arc<Limiter>,
     seen: Mutex<HashMap<String, i64>>,
     issued: IssuanceLog,
+    /// One prepared copy of each distinct plugin set, shared by the cached grants.
+    plugin_sets: PluginSetCache,
 }
 
 impl Issuer {
@@ -194,6 +196,7 @@ impl Issuer {
             limiter,
             seen: Mutex::new(HashMap::new()),
             issued: IssuanceLog::default(),
+            plugin_sets: PluginSetCache::default(),
         }
     }
 
@@ -242,7 +245,7 @@ impl Issuer {
             issuer_certificate,
             issuer_certificates,
             rate,
-            plugin_set_json: grant.plugin_set_json.clone(),
+            plugin_set_json: grant.plugin_set.as_ref().map(|set| set.json.clone()),
         })
     }
 
@@ -251,9 +254,12 @@ impl Issuer {
     async fn grant(&self, credential: &Credential) -> Result<Arc<Grant>, IssueError> {
         let hash = credential.hash();
         let store = &self.store;
+        let plugin_sets = &self.plugin_sets;
         let load = || async move {
             let record = store.gateway_grant(&hash.to_hex()).await?;
-            Ok::<_, StoreError>(record.map(|record| Arc::new(Grant::new(record))))
+            record
+                .map(|record| Grant::new(record, plugin_sets).map(Arc::new))
+                .transpose()
         };
         // A grant read just before a change committed, and cached just after the change
         // invalidated the cache, would outlive the change until its TTL. So a lookup during
@@ -325,7 +331,7 @@ impl Issuer {
             rfa: Some((now + REFRESH_AFTER).min(exp)),
             grc: Some((exp + window.grace).min(end).max(exp)),
             bind: None,
-            ps: grant.plugin_set_claim.clone(),
+            ps: grant.plugin_set.as_ref().map(|set| set.claim.clone()),
         }
     }
 
@@ -518,7 +524,7 @@ fn served_certificates(snapshot: &KeySnapshot, fits: u64) -> (Arc<str>, Arc<str>
 }
 
 impl Grant {
-    fn new(record: GatewayGrant) -> Self {
+    fn new(mut record: GatewayGrant, plugin_sets: &PluginSetCache) -> Result<Self, StoreError> {
         let entitlements = record
             .license
             .as_ref()
@@ -529,22 +535,17 @@ impl Grant {
             "org" => record.org_slug.clone(),
             "outcome" => "issued"
         );
-        let plugin_set_claim = record.plugin_set.as_ref().map(|set| set.claim());
-        let plugin_set_json = record
-            .plugin_set
-            .as_ref()
-            .zip(plugin_set_claim.as_ref())
-            .map(|(set, claim)| {
-                let member = serde_json::json!({"digest": claim.cfg, "plugins": set});
-                Arc::from(member.to_string())
-            });
-        Self {
+        // The stored text is not kept per grant: the prepared copy is shared.
+        let plugin_set = match record.plugin_set.take() {
+            Some(text) => Some(plugin_sets.prepare(&text)?),
+            None => None,
+        };
+        Ok(Self {
             credential_hash: CredentialHash::from_hex(&record.credential_hash),
-            plugin_set_claim,
-            plugin_set_json,
+            plugin_set,
             record,
             entitlements,
             issued,
-        }
+        })
     }
 }

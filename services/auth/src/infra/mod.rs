@@ -11,6 +11,7 @@ pub(crate) mod limiter;
 pub(crate) mod log_budget;
 pub(crate) mod oidc;
 pub(crate) mod peers;
+pub(crate) mod plugin_set_cache;
 pub(crate) mod replicas;
 pub(crate) mod secrets;
 pub(crate) mod store;

@@ -1,9 +1,6 @@
 //! The token hot path's one query (credential hash → gateway, org and license), the
 //! batched `last_token_at` flush, and the figures behind the per-org gauges.
 
-use std::sync::Arc;
-
-use mcpg_license_core::PluginSet;
 use sqlx::FromRow;
 
 use super::{Store, StoreError, from_json_text, in_tx, on_pool};
@@ -75,9 +72,10 @@ pub(crate) struct GatewayGrant {
     pub(crate) environment: String,
     /// The org's license, if any.
     pub(crate) license: Option<LicenseRecord>,
-    /// The gateway's effective plugin set: its environment's, else its workspace's, else
-    /// none (parsed once per cached grant).
-    pub(crate) plugin_set: Option<Arc<PluginSet>>,
+    /// The gateway's effective plugin set as stored (`plugin_sets.plugins`): its
+    /// environment's, else its workspace's, else none. Parsed and prepared once per
+    /// distinct set by the issuer's `PluginSetCache`, not once per gateway.
+    pub(crate) plugin_set: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -158,10 +156,6 @@ impl GrantRow {
             })?),
             _ => None,
         };
-        let plugin_set = match self.plugin_set.as_deref() {
-            Some(text) => Some(Arc::new(from_json_text::<PluginSet>(text)?)),
-            None => None,
-        };
         Ok(GatewayGrant {
             gateway_id: self.gateway_id,
             credential_hash: self.credential_hash,
@@ -176,7 +170,7 @@ impl GrantRow {
             workspace: self.workspace,
             environment: self.environment,
             license,
-            plugin_set,
+            plugin_set: self.plugin_set,
         })
     }
 }
