@@ -245,8 +245,10 @@ impl Gateway {
                 match verified {
                     Ok((token, certificate, set)) => {
                         self.persist_plugin_set(source, set.as_deref());
+                        let keep = set.as_ref().map(|set| set.digest().to_owned());
                         self.apply_token(source, &token, set);
                         self.persist(source, Some((&response.token, certificate)), None);
+                        self.prune_plugin_sets(source, keep.as_deref());
                         let mut status = source.status();
                         let mut rng = self.inner.rng.lock_or_recover();
                         let c = &token.claims;

@@ -187,23 +187,32 @@ struct PersistedPluginSet {
 }
 
 impl StateStore {
-    /// The plugin set file of the credential with this fingerprint.
-    pub fn plugin_set_path(&self, fingerprint: &str) -> PathBuf {
+    /// The file of the credential's plugin set with `digest` (`sha256:…`). Named by the
+    /// digest: a refresh writes the new set's file before the token and removes the old
+    /// one after it, so a crash in between leaves the file the kept token names.
+    pub fn plugin_set_path(&self, fingerprint: &str, digest: &str) -> PathBuf {
         let short = fingerprint.get(..16).unwrap_or(fingerprint);
-        self.dir().join(format!("plugin-set-{short}.json"))
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        let hex: String = hex
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(16)
+            .collect();
+        self.dir().join(format!("plugin-set-{short}-{hex}.json"))
     }
 
-    /// Keeps the configs of `set` for the credential (atomically, like the token). Nothing
-    /// read back is trusted: [`restore`] checks it against the token's claim.
+    /// Keeps the configs of `set` for the credential (atomically, like the token), beside
+    /// any older set's file until [`StateStore::prune_plugin_sets`]. Nothing read back is
+    /// trusted: [`restore`] checks it against the token's claim.
     pub(crate) fn save_plugin_set(
         &self,
         fingerprint: &str,
         set: &TenantPluginSet,
     ) -> Result<(), StoreError> {
-        let path = self.plugin_set_path(fingerprint);
+        let path = self.plugin_set_path(fingerprint, set.digest());
         let Some(plugins) = set.plugins() else {
             // Only the ids are known: whatever the file holds cannot be the right configs.
-            return self.remove_plugin_set(fingerprint);
+            return self.prune_plugin_sets(fingerprint, None);
         };
         let record = PersistedPluginSet {
             version: FORMAT_VERSION,
@@ -218,25 +227,48 @@ impl StateStore {
         write_bytes(self.dir(), &path, &bytes)
     }
 
-    /// Forgets the credential's plugin set (its token names none, or there is no token).
-    pub(crate) fn remove_plugin_set(&self, fingerprint: &str) -> Result<(), StoreError> {
-        let path = self.plugin_set_path(fingerprint);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::Io {
-                action: "removing",
-                path,
-                source: e,
-            }),
-            _ => Ok(()),
+    /// Removes the credential's plugin set files but the one with `keep` (the digest the
+    /// persisted token names; `None`: all of them).
+    pub(crate) fn prune_plugin_sets(
+        &self,
+        fingerprint: &str,
+        keep: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let short = fingerprint.get(..16).unwrap_or(fingerprint);
+        let prefix = format!("plugin-set-{short}");
+        let kept = keep.map(|digest| self.plugin_set_path(fingerprint, digest));
+        let entries = std::fs::read_dir(self.dir()).map_err(|source| StoreError::Io {
+            action: "listing",
+            path: self.dir().to_owned(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let ours = entry.file_name().to_string_lossy().starts_with(&prefix);
+            if !ours || kept.as_ref() == Some(&path) {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(StoreError::Io {
+                        action: "removing",
+                        path,
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
         }
+        Ok(())
     }
 
-    /// The credential's kept plugin set; `Ok(None)` when there is none.
+    /// The credential's kept plugin set with `digest`; `Ok(None)` when there is none.
     pub(crate) fn load_plugin_set(
         &self,
         fingerprint: &str,
+        digest: &str,
     ) -> Result<Option<PluginSet>, StoreError> {
-        let path = self.plugin_set_path(fingerprint);
+        let path = self.plugin_set_path(fingerprint, digest);
         let bytes = match read_bounded(&path, MAX_STATE_FILE) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

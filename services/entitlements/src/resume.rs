@@ -56,15 +56,27 @@ impl Gateway {
         }
     }
 
-    /// Keeps the configs of the token about to be persisted (written first: a crash in
-    /// between leaves a set that does not match the kept token, which a restart discards).
+    /// After the token naming `keep` is persisted: removes the credential's other plugin
+    /// set files.
+    pub(crate) fn prune_plugin_sets(&self, source: &Source, keep: Option<&str>) {
+        let Some(store) = &self.inner.store else {
+            return;
+        };
+        if let Err(e) = store.prune_plugin_sets(&source.fingerprint, keep) {
+            tracing::warn!(error = %e, "could not remove an old plugin set file");
+        }
+    }
+
+    /// Keeps the configs of the token about to be persisted, in a file named by their
+    /// digest (written first; the previous set's file stays until the token is persisted,
+    /// so a crash in between leaves the file the kept token names).
     pub(crate) fn persist_plugin_set(&self, source: &Source, set: Option<&TenantPluginSet>) {
         let Some(store) = &self.inner.store else {
             return;
         };
         let saved = match set {
             Some(set) => store.save_plugin_set(&source.fingerprint, set),
-            None => store.remove_plugin_set(&source.fingerprint),
+            None => store.prune_plugin_sets(&source.fingerprint, None),
         };
         if let Err(e) = saved {
             tracing::error!(error = %e, "could not persist the plugin set");
@@ -111,10 +123,16 @@ impl Gateway {
                 // A set kept beside the token counts only if the token's claim vouches for
                 // it; otherwise the claim's ids still decide and the configs are fetched
                 // again at once.
-                let restored = crate::plugin_sets::restore(
-                    &verified.claims,
-                    store.load_plugin_set(&source.fingerprint),
-                );
+                let persisted = match &verified.claims.ps {
+                    Some(claim) => store.load_plugin_set(&source.fingerprint, &claim.cfg),
+                    None => Ok(None),
+                };
+                let restored = crate::plugin_sets::restore(&verified.claims, persisted);
+                // Files of other sets are left by a crash between a set and its token.
+                let keep = verified.claims.ps.as_ref().map(|claim| claim.cfg.as_str());
+                if let Err(e) = store.prune_plugin_sets(&source.fingerprint, keep) {
+                    tracing::warn!(error = %e, "could not remove an old plugin set file");
+                }
                 let configs_missing = restored.as_ref().is_some_and(|(_, ok)| !ok);
                 self.apply_token(source, &verified, restored.map(|(set, _)| set));
                 // Due now when the token is in grace or lapsed (or its configs are

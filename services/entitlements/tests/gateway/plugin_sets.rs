@@ -233,6 +233,31 @@ async fn the_set_survives_a_restart_and_an_edited_set_file_is_discarded() {
     );
     assert!(restarted.next_refresh_at().is_some_and(|at| at > START));
 
+    // A crash after a refresh wrote the next set's file but before it wrote the token: the
+    // file the kept token names is still there, and the orphan is removed at start.
+    let kept_file = set_file(dir.path());
+    let name = kept_file
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let (stem, _) = name
+        .rsplit_once('-')
+        .expect("plugin-set-<credential>-<digest>.json");
+    let orphan = dir.path().join(format!("{stem}-00000000000000ff.json"));
+    fs::write(&orphan, fs::read(&kept_file).expect("set file")).expect("orphan");
+    let after_crash = federated(dir.path(), &clock, &fed);
+    assert_eq!(
+        after_crash
+            .default_handle()
+            .plugin_config("identity.oidc")
+            .as_deref(),
+        Some(&oidc_config),
+        "the configs of the kept token survive the crash"
+    );
+    assert!(!orphan.exists(), "the next set's orphaned file is removed");
+    assert!(kept_file.exists());
+
     // An edited set file is discarded: the signed ids still decide, no config is trusted,
     // and the configs are fetched again at once.
     let path = set_file(dir.path());
