@@ -31,7 +31,7 @@ pub enum ClientError {
     Unreachable {
         /// The server URL.
         server: String,
-        /// Why, in words (see [`transport_reason`]).
+        /// Why, in words (one cause, not the transport error chain).
         reason: String,
     },
     /// `--server` is not an http(s) URL.
