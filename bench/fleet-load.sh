@@ -96,9 +96,12 @@ for backend in $BACKENDS; do
     perf_pid=$!
     "$LOAD" --url "$url" --credentials "$creds" --duration 6s --offset 31337 >/dev/null
     wait "$perf_pid" || true
-    perf report -q -i "$OUT/perf-$backend.data" --stdio --no-children --sort symbol \
-      --percent-limit 1 -g none 2>/dev/null | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' \
-      | head -60 >"$OUT/perf-$backend.txt" || true
+    for sort in comm dso symbol; do
+      echo "-- by $sort"
+      perf report -q -i "$OUT/perf-$backend.data" --stdio --no-children --sort "$sort" \
+        --percent-limit 1 -g none 2>/dev/null | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' \
+        | grep -v '^$' | head -25
+    done >"$OUT/perf-$backend.txt" || true
   fi
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done
