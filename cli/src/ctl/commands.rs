@@ -331,6 +331,30 @@ fn admin_token(client: &Client, out: &Printer, cmd: AdminTokenCommand) -> anyhow
     }
 }
 
+/// Asks, on a terminal, for the org's slug before a cascading delete; refuses elsewhere
+/// (a script must say `--yes`). Nothing is sent before it is confirmed.
+fn confirm_cascade(org: &str) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!(
+            "org delete --cascade removes {org} with every workspace, environment and gateway \
+             in it; standard input is not a terminal to ask on, so pass --yes to confirm"
+        );
+    }
+    eprint!(
+        "This deletes {org} with every workspace, environment and gateway in it (kept as an \
+         archive for the server's retention).\nType the org's slug to confirm: "
+    );
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    if answer.trim() != org {
+        bail!("not confirmed; nothing was deleted");
+    }
+    Ok(())
+}
+
 fn org(client: &Client, out: &Printer, cmd: OrgCommand) -> anyhow::Result<()> {
     match cmd {
         OrgCommand::Create {
@@ -396,7 +420,10 @@ fn org(client: &Client, out: &Printer, cmd: OrgCommand) -> anyhow::Result<()> {
             let body = json!({"status": "active"});
             out.one(&client.patch(&org_path(&org)?, &body)?, ORG_COLUMNS);
         }
-        OrgCommand::Delete { org, cascade } => {
+        OrgCommand::Delete { org, cascade, yes } => {
+            if cascade && !yes {
+                confirm_cascade(&org)?;
+            }
             let answer = client.delete(&with_cascade(org_path(&org)?, cascade))?;
             out.done(&deleted("org", &org, &answer), &answer);
         }

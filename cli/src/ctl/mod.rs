@@ -201,9 +201,13 @@ enum OrgCommand {
     Delete {
         /// Org slug.
         org: String,
-        /// Also delete its workspaces, environments and gateways.
+        /// Also delete its workspaces, environments and gateways (asks for the slug on a
+        /// terminal; elsewhere needs --yes).
         #[arg(long)]
         cascade: bool,
+        /// Confirm a --cascade delete without asking (scripts, CI).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// The org's own OIDC provider for operator login (org admins).
     #[command(subcommand)]

@@ -196,7 +196,14 @@ fn deletes_with_children_need_cascade_and_report_the_export() {
             .success(),
     );
     assert!(done.contains("1 environment(s)"), "{done}");
-    let export = server.json(["org", "delete", "acme-corp", "--cascade"]);
+    // Not on a terminal, a cascading org delete needs --yes, and sends nothing without it.
+    assert_one_error(
+        server.ctl(["org", "delete", "acme-corp", "--cascade"]),
+        2,
+        "pass --yes to confirm",
+    );
+    server.ctl(["org", "get", "acme-corp"]).success();
+    let export = server.json(["org", "delete", "acme-corp", "--cascade", "--yes"]);
     assert_eq!(export["kind"], "org");
     assert_one_error(server.ctl(["org", "get", "acme-corp"]), 1, "not_found");
 }

@@ -34,7 +34,7 @@ fn a_deleted_org_is_listed_shown_verified_and_restored() {
     let credential = credential.trim();
     assert_eq!(server.token_status(credential), 200);
     server
-        .ctl(["org", "delete", "acme-corp", "--cascade"])
+        .ctl(["org", "delete", "acme-corp", "--cascade", "--yes"])
         .success();
     assert_eq!(server.token_status(credential), 401);
 

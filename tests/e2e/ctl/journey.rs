@@ -100,7 +100,7 @@ fn an_operator_sets_up_a_tenant_and_its_gateway_federates() {
     assert_eq!(server.token_status(credential), 401);
 
     server
-        .ctl(["org", "delete", "acme-corp", "--cascade"])
+        .ctl(["org", "delete", "acme-corp", "--cascade", "--yes"])
         .success();
     assert_one_error(server.ctl(["org", "get", "acme-corp"]), 1, "not_found");
 }
