@@ -20,8 +20,61 @@ const ENTRY_COLUMNS: &[Column] = &[
     ("actor", "actor"),
     ("action", "action"),
     ("target", "target"),
+    ("details", "details_short"),
     ("request", "request_id"),
 ];
+
+/// The longest details shown in the table (the JSON output has them whole).
+const SHORT_DETAILS: usize = 60;
+
+/// Each entry with `details_short`: its details as `key=value` pairs, times (`*_at`,
+/// `*_until`, `*_from`, `*_ends`, `exp`, `iat`) in RFC 3339 like every other time, cut to
+/// [`SHORT_DETAILS`] characters.
+fn with_short_details(entries: &Value) -> Value {
+    let rows = entries.as_array().cloned().unwrap_or_default();
+    Value::Array(
+        rows.into_iter()
+            .map(|mut entry| {
+                let short = short_details(&entry["details"]);
+                if let Some(fields) = entry.as_object_mut() {
+                    fields.insert("details_short".into(), Value::String(short));
+                }
+                entry
+            })
+            .collect(),
+    )
+}
+
+fn is_time_key(key: &str) -> bool {
+    ["_at", "_until", "_from", "_ends"]
+        .iter()
+        .any(|suffix| key.ends_with(suffix))
+        || matches!(key, "exp" | "iat" | "nbf")
+}
+
+fn short_details(details: &Value) -> String {
+    let Some(fields) = details.as_object() else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    for (key, value) in fields {
+        let text = match value {
+            Value::Null => continue,
+            Value::Number(n) if is_time_key(key) => match n.as_i64() {
+                Some(at) => mcpg_license_core::clock::to_rfc3339(at),
+                None => n.to_string(),
+            },
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        parts.push(format!("{key}={text}"));
+    }
+    let joined = parts.join(" ");
+    match joined.char_indices().nth(SHORT_DETAILS) {
+        Some((cut, _)) => format!("{}…", &joined[..cut]),
+        None => joined,
+    }
+}
 const VERIFY_COLUMNS: &[Column] = &[
     ("ok", "ok"),
     ("checked", "checked"),
@@ -144,7 +197,7 @@ pub(super) fn audit(client: &Client, out: &Printer, cmd: AuditCommand) -> anyhow
                 // The server's page as it is: {"entries": [...], "next_cursor": "N"}.
                 super::Output::Json => out.json(&page),
                 super::Output::Table => {
-                    out.list(&page["entries"], ENTRY_COLUMNS);
+                    out.list(&with_short_details(&page["entries"]), ENTRY_COLUMNS);
                     if let Some(cursor) = page["next_cursor"].as_str() {
                         println!("more: --after-seq {cursor}");
                     }
@@ -262,4 +315,24 @@ fn verify_offline(export: &Path, checkpoint: &Path, trust: &str) -> anyhow::Resu
         "checkpoint_seq": checkpoint.seq,
         "checkpoint_key": key.kid().as_str(),
     }))
+}
+
+#[cfg(test)]
+mod details_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_table_shows_short_details_with_rfc3339_times() {
+        let details = json!({"trial_expires_at": 1_798_761_600, "status": "trial", "gone": null});
+        let short = short_details(&details);
+        assert_eq!(short, "status=trial trial_expires_at=2027-01-01T00:00:00Z");
+        let nested = short_details(&json!({"limits": {"max_gateways": 5}}));
+        assert_eq!(nested, r#"limits={"max_gateways":5}"#);
+        let long = short_details(&json!({"note": "x".repeat(200)}));
+        assert_eq!(long.chars().count(), SHORT_DETAILS + 1, "{long}");
+        assert!(long.ends_with('…'));
+        let rows = with_short_details(&json!([{"seq": 1, "details": {"name": "edge-1"}}]));
+        assert_eq!(rows[0]["details_short"], "name=edge-1");
+    }
 }
