@@ -53,6 +53,25 @@ fn revoking_the_license_suspending_the_org_or_revoking_the_gateway_ends_entitlem
 
     let acme = wait_for_revoked(&gateways[0].1, "workspace.rbac");
     assert_eq!(acme["default"]["revoked"], "license_revoked", "{acme}");
+    // A restart that only reads the state directory (no refresh) still says why, and the
+    // next refresh is a real time, not the epoch.
+    let out = gateways[0].1.run(&["--no-refresh", "status", "--json"]);
+    let resumed: Value = serde_json::from_slice(&out.stdout).expect("status --json");
+    assert_eq!(resumed["default"]["state"], "revoked", "{resumed}");
+    assert_eq!(
+        resumed["default"]["revoked"], "license_revoked",
+        "{resumed}"
+    );
+    let next = resumed["federation"][0]["next_refresh"]
+        .as_i64()
+        .expect("next refresh");
+    assert!(next > 1_700_000_000, "{resumed}");
+    assert!(
+        resumed["federation"][0]["last_error"]
+            .to_string()
+            .contains("license_revoked"),
+        "{resumed}"
+    );
     let globex = wait_for_revoked(&gateways[1].1, "workspace.rbac");
     assert_eq!(globex["default"]["revoked"], "org_suspended", "{globex}");
     let initech = wait_for_revoked(&gateways[2].1, "workspace.rbac");

@@ -107,6 +107,9 @@ impl Gateway {
                 let mut status = source.status();
                 status.stopped = denial == Denial::InvalidCredential;
                 status.last_error = Some(RefreshError::Fetch(FetchError::Denied(denial)));
+                // The federation said no before the restart; ask again now (unless the
+                // credential itself was refused), never "at 1970".
+                status.next_due = self.inner.time.now();
             }
             return;
         }
