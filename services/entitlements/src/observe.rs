@@ -26,6 +26,9 @@ pub const REFRESH_FAILURES: &str = "mcpg_entitlements_refresh_failures_total";
 /// Counter: admissions refused by a gateway-side limit, by limit (`max_servers`,
 /// `max_concurrent_requests`).
 pub const LIMIT_REFUSALS: &str = "mcpg_entitlements_limit_refusals_total";
+/// Gauge: 1 for the tenant's current state, 0 for the others, by tenant and `state`
+/// (`state="grace"`): alert on a label rather than on a number's meaning.
+pub const TENANT_STATE: &str = "mcpg_entitlements_tenant_state";
 
 /// Describes every metric above to the installed recorder, so an exporter can print
 /// `# HELP` lines. Call it once, after installing the recorder.
@@ -33,6 +36,10 @@ pub fn describe_metrics() {
     metrics::describe_gauge!(
         STATE,
         "The tenant's entitlement state (0 unlicensed, 1 active, 2 grace, 3 lapsed, 4 revoked, 5 offline, 6 offline_expired)"
+    );
+    metrics::describe_gauge!(
+        TENANT_STATE,
+        "1 for the tenant's current entitlement state, 0 for the others (label state: unlicensed, active, grace, lapsed, revoked, offline, offline_expired)"
     );
     metrics::describe_gauge!(
         GRACE_REMAINING,
@@ -94,6 +101,11 @@ impl Observer {
         }
         let label = key.to_string();
         metrics::gauge!(STATE, "tenant" => label.clone()).set(state.gauge_value());
+        for each in State::ALL {
+            let current = f64::from(u8::from(each == state));
+            metrics::gauge!(TENANT_STATE, "tenant" => label.clone(), "state" => each.as_str())
+                .set(current);
+        }
         let (end, grace_end) = match entitlements.basis() {
             Basis::Federated { exp, grc } => (Some(exp), Some(grc)),
             Basis::Offline { exp } => (Some(exp), None),

@@ -205,6 +205,21 @@ async fn the_sidecar_answers_checks_and_status_over_http() {
         .await
         .expect("text");
     assert!(metrics.contains("mcpg_entitlements_state"), "{metrics}");
+    // The state as a label too, the current one 1 and the others 0.
+    let state_lines: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("mcpg_entitlements_tenant_state{"))
+        .collect();
+    assert_eq!(state_lines.len(), 7, "{metrics}");
+    assert_eq!(
+        state_lines.iter().filter(|l| l.ends_with(" 1")).count(),
+        1,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# HELP mcpg_entitlements_tenant_state"),
+        "{metrics}"
+    );
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
