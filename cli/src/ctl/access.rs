@@ -29,10 +29,48 @@ const TOKEN_COLUMNS: &[Column] = &[
     ("revoked", "revoked_at"),
 ];
 
+const RBAC_GRANT_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl rbac grant alice@acme.com admin --on org/acme-corp
+  mcpg-ctl rbac grant bob@acme.com operator --on workspace/acme-corp/platform-team
+  mcpg-ctl rbac grant carol@acme.com viewer --on env/acme-corp/platform-team/prod";
+
+const RBAC_LIST_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl rbac list acme-corp
+  mcpg-ctl rbac list acme-corp -o json";
+
+const RBAC_REVOKE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl rbac revoke bob@acme.com operator --on workspace/acme-corp/platform-team
+  mcpg-ctl rbac revoke carol@acme.com viewer --on env/acme-corp/platform-team/prod";
+
+const USER_TOKEN_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl user token create alice@acme.com --org acme-corp --name laptop
+  mcpg-ctl user token list alice@acme.com --org acme-corp
+  mcpg-ctl user token revoke alice@acme.com 0b6f… --org acme-corp";
+
+const USER_TOKEN_CREATE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl user token create alice@acme.com --org acme-corp
+  mcpg-ctl user token create alice@acme.com --org acme-corp --name laptop --out alice.token";
+
+const USER_TOKEN_LIST_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl user token list alice@acme.com --org acme-corp
+  mcpg-ctl user token list alice@acme.com --org acme-corp -o json";
+
+const USER_TOKEN_REVOKE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl user token list alice@acme.com --org acme-corp   # the id
+  mcpg-ctl user token revoke alice@acme.com 0b6f… --org acme-corp";
+
 /// Role bindings.
 #[derive(Debug, Subcommand)]
 pub(super) enum RbacCommand {
     /// Bind a role: `rbac grant alice@acme.com admin --on org/acme-corp`.
+    #[command(after_help = RBAC_GRANT_EXAMPLE)]
     Grant {
         /// The user's email.
         email: String,
@@ -43,11 +81,13 @@ pub(super) enum RbacCommand {
         on: String,
     },
     /// List the role bindings of ORG.
+    #[command(after_help = RBAC_LIST_EXAMPLE)]
     List {
         /// Org slug.
         org: String,
     },
     /// Remove a binding: `rbac revoke alice@acme.com admin --on org/acme-corp`.
+    #[command(after_help = RBAC_REVOKE_EXAMPLE)]
     Revoke {
         /// The user's email.
         email: String,
@@ -64,6 +104,7 @@ pub(super) enum RbacCommand {
 pub(super) enum UserCommand {
     /// A user's personal API tokens (mcpg_pat_…).
     #[command(subcommand)]
+    #[command(after_help = USER_TOKEN_EXAMPLE)]
     Token(TokenCommand),
 }
 
@@ -71,6 +112,7 @@ pub(super) enum UserCommand {
 #[derive(Debug, Subcommand)]
 pub(super) enum TokenCommand {
     /// Issue a token to the user; it is printed once.
+    #[command(after_help = USER_TOKEN_CREATE_EXAMPLE)]
     Create {
         /// The user's email.
         email: String,
@@ -86,6 +128,7 @@ pub(super) enum TokenCommand {
         out_file: Option<PathBuf>,
     },
     /// List the user's tokens (never the tokens themselves).
+    #[command(after_help = USER_TOKEN_LIST_EXAMPLE)]
     List {
         /// The user's email.
         email: String,
@@ -94,6 +137,7 @@ pub(super) enum TokenCommand {
         org: String,
     },
     /// Revoke one of the user's tokens.
+    #[command(after_help = USER_TOKEN_REVOKE_EXAMPLE)]
     Revoke {
         /// The user's email.
         email: String,

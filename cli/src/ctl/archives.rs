@@ -27,6 +27,21 @@ const SHOW_COLUMNS: &[Column] = &[
     ("chain head", "chain_head"),
 ];
 
+const ARCHIVE_LIST_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl org archive list
+  mcpg-ctl org archive list -o json";
+
+const ARCHIVE_SHOW_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl org archive show 0b6f…   # with its audit chain verified
+  mcpg-ctl -o json org archive show 0b6f… > acme-archive.json";
+
+const ARCHIVE_RESTORE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl org archive list   # the id of acme-corp's archive
+  mcpg-ctl org archive restore 0b6f…";
+
 /// What a deleted org left: its export and audit chain, kept for the server's
 /// `--retention` (default 30d), then purged.
 #[derive(Debug, Subcommand)]
@@ -38,9 +53,11 @@ Examples:
   mcpg-ctl org archive restore 0b6f…")]
 pub(super) enum ArchiveCommand {
     /// List the archives of deleted orgs, with when each is purged.
+    #[command(after_help = ARCHIVE_LIST_EXAMPLE)]
     List,
     /// Show one archive and verify its audit chain (`-o json`: the whole archive, with
     /// the chain's entries and checkpoints, and the verification).
+    #[command(after_help = ARCHIVE_SHOW_EXAMPLE)]
     Show {
         /// Archive id (from `org archive list`).
         id: String,
@@ -48,6 +65,7 @@ pub(super) enum ArchiveCommand {
     /// Recreate the org with its workspaces, environments, gateways (their credentials
     /// work again), license and role bindings; its audit chain continues. Refused once the
     /// retention has passed or when another org has the slug.
+    #[command(after_help = ARCHIVE_RESTORE_EXAMPLE)]
     Restore {
         /// Archive id (from `org archive list`).
         id: String,

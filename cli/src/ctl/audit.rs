@@ -99,10 +99,33 @@ const CHECKPOINT_COLUMNS: &[Column] = &[
     ("created", "created_at"),
 ];
 
+const AUDIT_LIST_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl audit list acme-corp
+  mcpg-ctl audit list acme-corp --action workspace.create --since 2026-12-01T00:00:00Z
+  mcpg-ctl audit list acme-corp --after-seq 100 --limit 50";
+
+const AUDIT_VERIFY_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl audit verify acme-corp
+  mcpg-ctl audit verify --file acme.audit.ndjson --checkpoint acme.checkpoint --trust k4.public.…
+  mcpg-ctl audit verify --file acme.audit.ndjson --checkpoint acme.checkpoint --trust signing-key.public.paserk";
+
+const AUDIT_EXPORT_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl audit export acme-corp --out acme.audit.ndjson
+  mcpg-ctl audit export acme-corp > acme.audit.ndjson";
+
+const AUDIT_CHECKPOINT_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl audit checkpoint acme-corp
+  mcpg-ctl audit checkpoint acme-corp --sign --out acme.checkpoint";
+
 /// The audit chain of an org.
 #[derive(Debug, Subcommand)]
 pub(super) enum AuditCommand {
     /// List entries, oldest first, a page at a time (`--after-seq` takes the printed cursor).
+    #[command(after_help = AUDIT_LIST_EXAMPLE)]
     List {
         /// Org slug.
         org: String,
@@ -129,6 +152,7 @@ pub(super) enum AuditCommand {
     /// from an export, a signed checkpoint and the key that signed it
     /// (`audit verify --file EXPORT --checkpoint FILE --trust PUBLIC`). Exit code 1 when
     /// it does not verify.
+    #[command(after_help = AUDIT_VERIFY_EXAMPLE)]
     Verify {
         /// Org slug (server-side verification).
         #[arg(required_unless_present = "file", conflicts_with_all = ["file", "checkpoint", "trust"])]
@@ -144,6 +168,7 @@ pub(super) enum AuditCommand {
         trust: Option<String>,
     },
     /// Export every entry as NDJSON (with details, prev_hash and hash).
+    #[command(after_help = AUDIT_EXPORT_EXAMPLE)]
     Export {
         /// Org slug.
         org: String,
@@ -152,6 +177,7 @@ pub(super) enum AuditCommand {
         out: Option<PathBuf>,
     },
     /// Show the latest signed checkpoint, or sign a new one with --sign (org admin).
+    #[command(after_help = AUDIT_CHECKPOINT_EXAMPLE)]
     Checkpoint {
         /// Org slug.
         org: String,

@@ -27,7 +27,7 @@ const COLUMNS: &[Column] = &[
 /// Act inside an org as its admin, for at most an hour (global admins only).
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Example:
+Examples:
   mcpg-ctl impersonate acme-corp --reason \"ticket 4711: gateway cannot refresh\" --for 30m --out acme.token
   MCPG_TOKEN_FILE=acme.token mcpg-ctl gateway list acme-corp/platform-team/prod")]
 pub(super) struct Impersonate {

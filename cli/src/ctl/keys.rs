@@ -26,13 +26,46 @@ const CERTIFICATE_COLUMNS: &[Column] = &[
     ("primary", "primary"),
 ];
 
+const KEYS_LIST_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl keys list
+  mcpg-ctl keys list --output json";
+
+const KEYS_ROTATE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl keys rotate
+  mcpg-ctl keys list   # the new key is pending, then active";
+
+const KEYS_IMPORT_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl keys import --signing-key next.secret.paserk --certificate next.cert
+  mcpg-ctl keys import --signing-key next.secret-pw.paserk --certificate next.cert --passphrase-file next.passphrase";
+
+const KEYS_CERTIFICATE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl keys certificate add k4.pid.… --file issuer-root-2027.cert
+  mcpg-ctl keys certificate remove k4.pid.… cert_…";
+
+const KEYS_CERTIFICATE_ADD_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl keys list   # the key id, k4.pid.…
+  mcpg-ctl keys certificate add k4.pid.… --file issuer-root-2027.cert";
+
+const KEYS_CERTIFICATE_REMOVE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl keys list --output json   # the certificate id, cert_…
+  mcpg-ctl keys certificate remove k4.pid.… cert_…";
+
 #[derive(Debug, Subcommand)]
 pub(super) enum KeysCommand {
     /// List signing keys and their states.
+    #[command(after_help = KEYS_LIST_EXAMPLE)]
     List,
     /// Start a rotation: a new key is published as pending, then becomes active.
+    #[command(after_help = KEYS_ROTATE_EXAMPLE)]
     Rotate,
     /// Roll to a key certified by a trusted root (BYOC): published as pending, then active.
+    #[command(after_help = KEYS_IMPORT_EXAMPLE)]
     Import {
         /// The new signing key (PASERK k4.secret, sealed k4.secret-pw, or PEM).
         #[arg(long, value_name = "FILE")]
@@ -46,6 +79,7 @@ pub(super) enum KeysCommand {
     },
     /// A key's certificates: add another root's certificate of the same key, remove one.
     #[command(subcommand)]
+    #[command(after_help = KEYS_CERTIFICATE_EXAMPLE)]
     Certificate(CertificateCommand),
 }
 
@@ -53,6 +87,7 @@ pub(super) enum KeysCommand {
 pub(super) enum CertificateCommand {
     /// Add a certificate of the key KID (from `mcpg-license certify` with another trusted
     /// root): served beside the key's other certificates with every token.
+    #[command(after_help = KEYS_CERTIFICATE_ADD_EXAMPLE)]
     Add {
         /// The key id (`k4.pid.…`, from `keys list`).
         kid: String,
@@ -61,6 +96,7 @@ pub(super) enum CertificateCommand {
         file: PathBuf,
     },
     /// Remove the certificate CID of the key KID; the key's last certificate is refused.
+    #[command(after_help = KEYS_CERTIFICATE_REMOVE_EXAMPLE)]
     Remove {
         /// The key id.
         kid: String,

@@ -59,6 +59,214 @@ Examples:
 
 Exit codes: 0 done, 1 the server refused or could not be reached, or an audit chain did\nnot verify, 2 usage error.";
 
+const ORG_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl org create acme-corp --display-name \"Acme, Inc.\"
+  mcpg-ctl org list --output json
+  mcpg-ctl org suspend acme-corp";
+
+const WORKSPACE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl workspace create acme-corp/platform-team
+  mcpg-ctl workspace list acme-corp
+  mcpg-ctl workspace delete acme-corp/platform-team --cascade";
+
+const ENV_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl env create acme-corp/platform-team/prod
+  mcpg-ctl env list acme-corp/platform-team
+  mcpg-ctl env delete acme-corp/platform-team/prod --cascade";
+
+const LICENSE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl license set acme-corp --tier team --entitlement plugin:policy.cedar --limit max_gateways=20
+  mcpg-ctl license show acme-corp
+  mcpg-ctl license revoke acme-corp";
+
+const GATEWAY_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl gateway register acme-corp/platform-team/prod edge-1 --credential-file edge-1.credential
+  mcpg-ctl gateway list acme-corp/platform-team/prod
+  mcpg-ctl gateway revoke acme-corp/platform-team/prod 0b6f…";
+
+const KEYS_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl keys list
+  mcpg-ctl keys rotate
+  mcpg-ctl keys import --signing-key next.secret.paserk --certificate next.cert";
+
+const REVOCATIONS_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl revocations upload revocations-0002.paseto
+  mcpg-ctl revocations show";
+
+const RBAC_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl rbac grant alice@acme.com operator --on workspace/acme-corp/platform-team
+  mcpg-ctl rbac list acme-corp
+  mcpg-ctl rbac revoke alice@acme.com operator --on workspace/acme-corp/platform-team";
+
+const USER_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl user token create alice@acme.com --org acme-corp --out alice.token
+  mcpg-ctl user token list alice@acme.com --org acme-corp";
+
+const TOKEN_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl token create ops-admin --out ops-admin.token
+  mcpg-ctl token create acme-ci --org acme-corp --out acme-ci.token
+  mcpg-ctl token list";
+
+const TENANTS_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl tenants apply -f tenants.yaml --dry-run
+  mcpg-ctl tenants apply -f tenants.yaml
+  mcpg-ctl tenants status";
+
+const AUDIT_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl audit list acme-corp --action workspace.create
+  mcpg-ctl audit verify acme-corp
+  mcpg-ctl audit export acme-corp --out acme.audit.ndjson";
+
+const PLUGIN_SET_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl plugin-set apply -f platform-team.yaml
+  mcpg-ctl plugin-set show acme-corp/platform-team/prod
+  mcpg-ctl plugin-set delete acme-corp/platform-team/prod";
+
+const ORG_CREATE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl org create acme-corp --display-name \"Acme, Inc.\"
+  mcpg-ctl org create acme-corp --display-name \"Acme, Inc.\" --routing-name acme
+  mcpg-ctl org create acme-corp --display-name \"Acme, Inc.\" --trial-until 2027-01-31T00:00:00Z";
+
+const ORG_SET_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl org set acme-corp --routing-name acme --namespace mcpg-acme
+  mcpg-ctl org set acme-corp --display-name \"Acme Corporation\" --catalog-file /etc/mcpg/catalog.yaml
+  mcpg-ctl org set acme-corp --unset namespace --unset catalog-file";
+
+const ORG_LIST_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl org list
+  mcpg-ctl org list --output json";
+
+const ORG_GET_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl org get acme-corp
+  mcpg-ctl org get acme-corp -o json";
+
+const ORG_SUSPEND_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl org suspend acme-corp
+  mcpg-ctl org get acme-corp   # status: suspended";
+
+const ORG_RESUME_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl org resume acme-corp
+  mcpg-ctl org get acme-corp   # status: active";
+
+const ORG_DELETE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl org delete acme-corp
+  mcpg-ctl org delete acme-corp --cascade          # asks for the slug
+  mcpg-ctl org delete acme-corp --cascade --yes    # scripts, CI";
+
+const ORG_OIDC_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl org oidc set acme-corp --issuer https://acme.eu.auth0.com/ --audience mcpg --tenant-claim org_id --role-claim https://mcpg.dev/roles --role-map mcpg-admins=admin
+  mcpg-ctl org oidc show acme-corp
+  mcpg-ctl org oidc delete acme-corp";
+
+const WORKSPACE_CREATE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl workspace create acme-corp/platform-team
+  mcpg-ctl workspace create acme-corp/data-team";
+
+const WORKSPACE_LIST_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl workspace list acme-corp
+  mcpg-ctl workspace list acme-corp -o json";
+
+const WORKSPACE_DELETE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl workspace delete acme-corp/platform-team
+  mcpg-ctl workspace delete acme-corp/platform-team --cascade";
+
+const ENV_CREATE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl env create acme-corp/platform-team/prod
+  mcpg-ctl env create acme-corp/platform-team/staging";
+
+const ENV_LIST_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl env list acme-corp/platform-team
+  mcpg-ctl env list acme-corp/platform-team -o json";
+
+const ENV_DELETE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl env delete acme-corp/platform-team/staging
+  mcpg-ctl env delete acme-corp/platform-team/prod --cascade";
+
+const LICENSE_SET_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl license set acme-corp --tier team
+  mcpg-ctl license set acme-corp --tier team --entitlement plugin:policy.cedar --limit max_gateways=20 --valid-for 365d
+  mcpg-ctl license set acme-corp --tier enterprise --valid-from 2027-01-01T00:00:00Z --force";
+
+const LICENSE_SHOW_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl license show acme-corp
+  mcpg-ctl license show acme-corp -o json";
+
+const LICENSE_REVOKE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl license revoke acme-corp
+  mcpg-ctl license show acme-corp";
+
+const GATEWAY_REGISTER_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl gateway register acme-corp/platform-team/prod edge-1
+  mcpg-ctl gateway register acme-corp/platform-team/prod edge-1 --credential-file edge-1.credential
+  mcpg-ctl gateway register acme-corp/platform-team/prod edge --count 5000 --credentials-file fleet.jsonl";
+
+const GATEWAY_LIST_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl gateway list acme-corp/platform-team/prod
+  mcpg-ctl gateway list acme-corp/platform-team/prod -o json";
+
+const GATEWAY_REVOKE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl gateway list acme-corp/platform-team/prod   # the id of edge-1
+  mcpg-ctl gateway revoke acme-corp/platform-team/prod 0b6f…";
+
+const TOKEN_CREATE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl token create ops-admin --out ops-admin.token
+  mcpg-ctl token create acme-ci --org acme-corp
+  mcpg-ctl token create acme-ci --org acme-corp --out acme-ci.token";
+
+const TOKEN_LIST_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl token list
+  mcpg-ctl token list -o json";
+
+const TOKEN_REVOKE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl token list   # the id
+  mcpg-ctl token revoke 0b6f…";
+
+const REVOCATIONS_UPLOAD_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl revocations upload revocations-0002.paseto
+  mcpg-ctl revocations show";
+
+const REVOCATIONS_SHOW_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl revocations show
+  mcpg-ctl revocations show -o json";
+
 /// Operate an mcpg-auth federation service: orgs, licenses, workspaces, environments,
 /// gateways and signing keys.
 #[derive(Debug, Parser)]
@@ -96,44 +304,57 @@ enum Output {
 enum Command {
     /// Organizations (tenants).
     #[command(subcommand)]
+    #[command(after_help = ORG_EXAMPLE)]
     Org(OrgCommand),
     /// Workspaces of an org: ORG/WS.
     #[command(subcommand)]
+    #[command(after_help = WORKSPACE_EXAMPLE)]
     Workspace(WorkspaceCommand),
     /// Environments of a workspace: ORG/WS/ENV.
     #[command(subcommand)]
+    #[command(after_help = ENV_EXAMPLE)]
     Env(EnvCommand),
     /// The license of an org.
     #[command(subcommand)]
+    #[command(after_help = LICENSE_EXAMPLE)]
     License(LicenseCommand),
     /// Gateway instances of an environment and their credentials.
     #[command(subcommand)]
+    #[command(after_help = GATEWAY_EXAMPLE)]
     Gateway(GatewayCommand),
     /// The service's signing keys.
     #[command(subcommand)]
+    #[command(after_help = KEYS_EXAMPLE)]
     Keys(KeysCommand),
     /// The revocation list the service serves to gateways.
     #[command(subcommand)]
+    #[command(after_help = REVOCATIONS_EXAMPLE)]
     Revocations(RevocationsCommand),
     /// Role bindings: admin on org/ORG, operator on workspace/ORG/WS, viewer on env/ORG/WS/ENV.
     #[command(subcommand)]
+    #[command(after_help = RBAC_EXAMPLE)]
     Rbac(access::RbacCommand),
     /// Users' personal API tokens.
     #[command(subcommand)]
+    #[command(after_help = USER_EXAMPLE)]
     User(access::UserCommand),
     /// Global admin tokens and org API keys (global admin only).
     #[command(subcommand)]
+    #[command(after_help = TOKEN_EXAMPLE)]
     Token(AdminTokenCommand),
     /// Tenants as code: apply a tenants.yaml (orgs, licenses, workspaces, environments,
     /// API keys).
     #[command(subcommand)]
+    #[command(after_help = TENANTS_EXAMPLE)]
     Tenants(tenants::TenantsCommand),
     /// The tamper-evident audit chain of an org: list, verify, export, checkpoint.
     #[command(subcommand)]
+    #[command(after_help = AUDIT_EXAMPLE)]
     Audit(audit::AuditCommand),
     /// Plugin sets: the plugins (and their configs) the gateways of a workspace, or of one
     /// environment, run.
     #[command(subcommand, name = "plugin-set")]
+    #[command(after_help = PLUGIN_SET_EXAMPLE)]
     PluginSet(plugin_sets::PluginSetCommand),
     /// Act inside an org as its admin for at most an hour (global admin only): prints a
     /// token once; its creation and every request made with it are logged.
@@ -143,6 +364,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum OrgCommand {
     /// Create an org: `org create acme-corp --display-name "Acme, Inc."`.
+    #[command(after_help = ORG_CREATE_EXAMPLE)]
     Create {
         /// Slug: lowercase letters, digits and dashes.
         slug: String,
@@ -159,6 +381,7 @@ enum OrgCommand {
     },
     /// Change an org's settings: `org set acme-corp --routing-name acme --namespace
     /// mcpg-acme`; `--unset namespace` clears one (global admins).
+    #[command(after_help = ORG_SET_EXAMPLE)]
     Set {
         /// Org slug.
         org: String,
@@ -179,18 +402,22 @@ enum OrgCommand {
         unset: Vec<OrgSetting>,
     },
     /// List orgs.
+    #[command(after_help = ORG_LIST_EXAMPLE)]
     List,
     /// Show one org.
+    #[command(after_help = ORG_GET_EXAMPLE)]
     Get {
         /// Org slug.
         org: String,
     },
     /// Suspend an org: its gateways get 403 org_suspended at their next refresh.
+    #[command(after_help = ORG_SUSPEND_EXAMPLE)]
     Suspend {
         /// Org slug.
         org: String,
     },
     /// Make a suspended org active again.
+    #[command(after_help = ORG_RESUME_EXAMPLE)]
     Resume {
         /// Org slug.
         org: String,
@@ -198,6 +425,7 @@ enum OrgCommand {
     /// Delete an org: refused while it has workspaces unless --cascade; the org is
     /// suspended first and the server keeps an archive (a JSON export of what was
     /// deleted, with its audit chain) for its retention: see `org archive`.
+    #[command(after_help = ORG_DELETE_EXAMPLE)]
     Delete {
         /// Org slug.
         org: String,
@@ -211,6 +439,7 @@ enum OrgCommand {
     },
     /// The org's own OIDC provider for operator login (org admins).
     #[command(subcommand)]
+    #[command(after_help = ORG_OIDC_EXAMPLE)]
     Oidc(oidc::OidcCommand),
     /// Archives of deleted orgs: list, show (with the audit chain verified), restore
     /// within the server's retention (global admins).
@@ -243,16 +472,19 @@ impl OrgSetting {
 #[derive(Debug, Subcommand)]
 enum WorkspaceCommand {
     /// Create `ORG/WS`.
+    #[command(after_help = WORKSPACE_CREATE_EXAMPLE)]
     Create {
         /// ORG/WS
         path: String,
     },
     /// List the workspaces of ORG.
+    #[command(after_help = WORKSPACE_LIST_EXAMPLE)]
     List {
         /// ORG
         org: String,
     },
     /// Delete `ORG/WS`: refused while it has environments unless --cascade.
+    #[command(after_help = WORKSPACE_DELETE_EXAMPLE)]
     Delete {
         /// ORG/WS
         path: String,
@@ -265,16 +497,19 @@ enum WorkspaceCommand {
 #[derive(Debug, Subcommand)]
 enum EnvCommand {
     /// Create `ORG/WS/ENV`.
+    #[command(after_help = ENV_CREATE_EXAMPLE)]
     Create {
         /// ORG/WS/ENV
         path: String,
     },
     /// List the environments of ORG/WS.
+    #[command(after_help = ENV_LIST_EXAMPLE)]
     List {
         /// ORG/WS
         path: String,
     },
     /// Delete `ORG/WS/ENV`: refused while it has gateways unless --cascade.
+    #[command(after_help = ENV_DELETE_EXAMPLE)]
     Delete {
         /// ORG/WS/ENV
         path: String,
@@ -287,13 +522,16 @@ enum EnvCommand {
 #[derive(Debug, Subcommand)]
 enum LicenseCommand {
     /// Set (replace) the org's license.
+    #[command(after_help = LICENSE_SET_EXAMPLE)]
     Set(LicenseSet),
     /// Show the org's license and its effective entitlements.
+    #[command(after_help = LICENSE_SHOW_EXAMPLE)]
     Show {
         /// Org slug.
         org: String,
     },
     /// Revoke the org's license: gateways get 403 license_revoked at their next refresh.
+    #[command(after_help = LICENSE_REVOKE_EXAMPLE)]
     Revoke {
         /// Org slug.
         org: String,
@@ -339,6 +577,7 @@ enum GatewayCommand {
     /// registers a fleet `NAME-00001`… in batches of 1,000 and writes the credentials to
     /// `--credentials-file` as JSON lines: `gateway register acme/main/prod edge --count
     /// 5000 --credentials-file fleet.jsonl`.
+    #[command(after_help = GATEWAY_REGISTER_EXAMPLE)]
     Register {
         /// ORG/WS/ENV
         path: String,
@@ -356,11 +595,13 @@ enum GatewayCommand {
         credentials_file: Option<PathBuf>,
     },
     /// List the gateways of ORG/WS/ENV.
+    #[command(after_help = GATEWAY_LIST_EXAMPLE)]
     List {
         /// ORG/WS/ENV
         path: String,
     },
     /// Revoke a gateway's credential: its next token request gets 401.
+    #[command(after_help = GATEWAY_REVOKE_EXAMPLE)]
     Revoke {
         /// ORG/WS/ENV
         path: String,
@@ -372,6 +613,7 @@ enum GatewayCommand {
 #[derive(Debug, Subcommand)]
 enum AdminTokenCommand {
     /// Create a token, shown once: global admin, or an org API key with `--org`.
+    #[command(after_help = TOKEN_CREATE_EXAMPLE)]
     Create {
         /// What the token is for (shown in `token list`).
         name: String,
@@ -383,8 +625,10 @@ enum AdminTokenCommand {
         out_file: Option<PathBuf>,
     },
     /// List global admin tokens and org API keys (never the secrets).
+    #[command(after_help = TOKEN_LIST_EXAMPLE)]
     List,
     /// Revoke a token by id; the last global admin token cannot be revoked.
+    #[command(after_help = TOKEN_REVOKE_EXAMPLE)]
     Revoke {
         /// Token id (from `token list`).
         id: String,
@@ -395,11 +639,13 @@ enum AdminTokenCommand {
 enum RevocationsCommand {
     /// Upload a root-signed list (from `mcpg-license revoke`); its serial must be higher
     /// than the one in force.
+    #[command(after_help = REVOCATIONS_UPLOAD_EXAMPLE)]
     Upload {
         /// The list file.
         file: PathBuf,
     },
     /// Show the list in force.
+    #[command(after_help = REVOCATIONS_SHOW_EXAMPLE)]
     Show,
 }
 
@@ -443,5 +689,34 @@ mod tests {
     #[test]
     fn command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Appends to `missing` the path of every subcommand under `command` whose help has no
+    /// `Examples:` section (clap's generated `help` is skipped).
+    fn without_examples(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for sub in command.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            let sub_path = format!("{path} {}", sub.get_name());
+            let has_examples = [sub.get_after_help(), sub.get_after_long_help()]
+                .into_iter()
+                .flatten()
+                .any(|text| text.to_string().contains("Examples:"));
+            if !has_examples {
+                missing.push(sub_path.clone());
+            }
+            without_examples(sub, &sub_path, missing);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_has_examples() {
+        let mut missing = Vec::new();
+        without_examples(&Cli::command(), "mcpg-ctl", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "no Examples: in the help of {missing:#?}"
+        );
     }
 }

@@ -21,18 +21,36 @@ const OIDC_COLUMNS: &[Column] = &[
     ("updated", "updated_at"),
 ];
 
+const OIDC_SET_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl org oidc set acme-corp --issuer https://acme.eu.auth0.com/ --audience mcpg --tenant-claim org_id --tenant-value org_123 --role-claim https://mcpg.dev/roles --role-map mcpg-admins=admin
+  mcpg-ctl org oidc set acme-corp --issuer https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AcmePool --audience mcpg --tenant-claim custom:tenant_id --role-claim cognito:groups --role-map platform-operators=operator --algorithm RS256";
+
+const OIDC_SHOW_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl org oidc show acme-corp
+  mcpg-ctl org oidc show acme-corp -o json";
+
+const OIDC_DELETE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl org oidc delete acme-corp
+  mcpg-ctl org oidc show acme-corp";
+
 /// An org's OIDC provider.
 #[derive(Debug, Subcommand)]
 pub(super) enum OidcCommand {
     /// Set (replace) the org's OIDC provider: operators then call the API with the IdP's
     /// JWT as Bearer token.
+    #[command(after_help = OIDC_SET_EXAMPLE)]
     Set(OidcSet),
     /// Show the org's OIDC provider.
+    #[command(after_help = OIDC_SHOW_EXAMPLE)]
     Show {
         /// Org slug.
         org: String,
     },
     /// Remove the org's OIDC provider: its tokens are refused from then on.
+    #[command(after_help = OIDC_DELETE_EXAMPLE)]
     Delete {
         /// Org slug.
         org: String,

@@ -18,7 +18,11 @@ const API_VERSION: &str = "mcpg.dev/v1";
 const KIND: &str = "MCPGPluginSet";
 
 const APPLY_EXAMPLE: &str = "\
-Example (platform-team.yaml):
+Examples:
+  mcpg-ctl plugin-set apply -f platform-team.yaml
+  cat sets/*.yaml | mcpg-ctl plugin-set apply -f -
+
+platform-team.yaml:
   apiVersion: mcpg.dev/v1
   kind: MCPGPluginSet
   metadata:
@@ -32,9 +36,6 @@ Example (platform-team.yaml):
       - id: policy.cedar
         config:
           bundle: oci://policies.acme.com/platform-team:1.0
-
-  mcpg-ctl plugin-set apply -f platform-team.yaml
-  cat sets/*.yaml | mcpg-ctl plugin-set apply -f -
 
 Every document's shape (apiVersion, kind, spec) is checked before the first is sent; the
 documents are then applied in order, one request each. A plugin the catalog does not know,

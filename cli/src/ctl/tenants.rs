@@ -29,11 +29,23 @@ const STATUS_COLUMNS: &[Column] = &[
     ("last error at", "last_error_at"),
 ];
 
+const TENANTS_APPLY_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl tenants apply -f tenants.yaml --dry-run
+  mcpg-ctl tenants apply -f tenants.yaml --prune
+  mcpg-ctl tenants apply -f tenants.yaml --dry-run --detailed-exitcode   # CI: 2 when the server differs";
+
+const TENANTS_STATUS_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl tenants status
+  mcpg-ctl tenants status -o json";
+
 /// Tenants as code.
 #[derive(Debug, Subcommand)]
 pub(super) enum TenantsCommand {
     /// Apply a tenants.yaml: prints the plan (create/update/delete per object) and applies
     /// it in one transaction; an invalid file changes nothing and the error names its line.
+    #[command(after_help = TENANTS_APPLY_EXAMPLE)]
     Apply {
         /// The tenants.yaml (`-` reads standard input).
         #[arg(short = 'f', long = "file", value_name = "FILE")]
@@ -52,6 +64,7 @@ pub(super) enum TenantsCommand {
         detailed_exitcode: bool,
     },
     /// What the server's tenants file reloader (`mcpg-auth serve --tenants`) did last.
+    #[command(after_help = TENANTS_STATUS_EXAMPLE)]
     Status,
 }
 

@@ -39,15 +39,35 @@ struct Cli {
     command: Command,
 }
 
+const STATUS_EXAMPLE: &str = "\
+Examples:
+  mcpg-entitlements status
+  mcpg-entitlements status --json --config /etc/mcpg/gateway.toml
+  mcpg-entitlements status --no-refresh";
+
+const CHECK_EXAMPLE: &str = "\
+Examples:
+  mcpg-entitlements check policy.cedar
+  mcpg-entitlements check policy.cedar --tenant acme-corp/platform-team/prod --json
+  mcpg-entitlements check policy.cedar --no-refresh --config /etc/mcpg/gateway.toml";
+
+const SERVE_EXAMPLE: &str = "\
+Examples:
+  mcpg-entitlements serve
+  mcpg-entitlements serve --listen 0.0.0.0:8431 --config /etc/mcpg/gateway.toml
+  mcpg-entitlements serve --listen 127.0.0.1:0";
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Shows the mode, every tenant's state, tier and license, and the refresh status.
+    #[command(after_help = STATUS_EXAMPLE)]
     Status {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Checks one plugin: exit 0 when allowed, 1 when denied, 2 on error.
+    #[command(after_help = CHECK_EXAMPLE)]
     Check {
         /// The plugin id (e.g. policy.cedar).
         plugin: String,
@@ -60,6 +80,7 @@ enum Command {
     },
     /// Serves GET /v1/check, /v1/plugin-set, /v1/limits/servers, /v1/status and /metrics,
     /// refreshing in the background.
+    #[command(after_help = SERVE_EXAMPLE)]
     Serve {
         /// Address to listen on (port 0 picks a free port; the address is printed).
         #[arg(long, default_value = "127.0.0.1:8431")]
@@ -272,4 +293,45 @@ async fn terminated() {
 
 async fn wait_for(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Appends to `missing` the path of every subcommand under `command` whose help has no
+    /// `Examples:` section (clap's generated `help` is skipped).
+    fn without_examples(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for sub in command.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            let sub_path = format!("{path} {}", sub.get_name());
+            let has_examples = [sub.get_after_help(), sub.get_after_long_help()]
+                .into_iter()
+                .flatten()
+                .any(|text| text.to_string().contains("Examples:"));
+            if !has_examples {
+                missing.push(sub_path.clone());
+            }
+            without_examples(sub, &sub_path, missing);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_has_examples() {
+        let mut missing = Vec::new();
+        without_examples(&Cli::command(), "mcpg-entitlements", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "no Examples: in the help of {missing:#?}"
+        );
+    }
 }

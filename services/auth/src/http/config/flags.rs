@@ -18,14 +18,35 @@ pub struct Cli {
     pub command: Command,
 }
 
+const SERVE_EXAMPLE: &str = "\
+Examples:
+  mcpg-auth serve
+  mcpg-auth serve --data-dir /var/lib/mcpg --listen 0.0.0.0:8421 --ops-listen 127.0.0.1:8422
+  mcpg-auth serve --config /etc/mcpg/auth.toml --subdomain-suffix mcpg.dev";
+
+const BACKUP_EXAMPLE: &str = "\
+Examples:
+  mcpg-auth backup --out mcpg-backup.db
+  mcpg-auth backup --data-dir /var/lib/mcpg --out /backups/mcpg-$(date +%F).db
+  mcpg-auth backup --config /etc/mcpg/auth.toml --out mcpg-backup.db";
+
+const RESTORE_EXAMPLE: &str = "\
+Examples:
+  mcpg-auth restore --from mcpg-backup.db
+  mcpg-auth restore --data-dir /var/lib/mcpg --from /backups/mcpg-2026-12-01.db --force
+  mcpg-auth restore --config /etc/mcpg/auth.toml --from mcpg-backup.db";
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service (creates the data directory, database, keys and bootstrap token on first start).
+    #[command(after_help = SERVE_EXAMPLE)]
     Serve(Box<ServeArgs>),
     /// Write a consistent backup of the database to a file (0600), online.
+    #[command(after_help = BACKUP_EXAMPLE)]
     Backup(BackupArgs),
     /// Restore a backup into an empty database (SQLite: a missing file, or --force).
+    #[command(after_help = RESTORE_EXAMPLE)]
     Restore(RestoreArgs),
 }
 
@@ -220,4 +241,45 @@ pub struct ServeArgs {
     /// API) may declare; a plan may list twice as many changes [default: 10000].
     #[arg(long, env = "MCPG_TENANTS_MAX_OBJECTS")]
     pub tenants_max_objects: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Appends to `missing` the path of every subcommand under `command` whose help has no
+    /// `Examples:` section (clap's generated `help` is skipped).
+    fn without_examples(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for sub in command.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            let sub_path = format!("{path} {}", sub.get_name());
+            let has_examples = [sub.get_after_help(), sub.get_after_long_help()]
+                .into_iter()
+                .flatten()
+                .any(|text| text.to_string().contains("Examples:"));
+            if !has_examples {
+                missing.push(sub_path.clone());
+            }
+            without_examples(sub, &sub_path, missing);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_has_examples() {
+        let mut missing = Vec::new();
+        without_examples(&Cli::command(), "mcpg-auth", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "no Examples: in the help of {missing:#?}"
+        );
+    }
 }
