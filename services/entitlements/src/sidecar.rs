@@ -109,7 +109,37 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/v1/plugin-set", get(plugin_set))
         .route("/v1/limits/servers", get(servers))
         .route("/v1/status", get(status))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .with_state(gateway)
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> Json<Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness: every federated credential has its first decision — a token (fetched, or
+/// restored from the state directory), the federation's no, or a failed first attempt
+/// (answered as Tier-0 until the federation is reached). Before that, a check would answer
+/// "not federated" for a gateway that may well be licensed. Tier-0 and offline gateways
+/// are ready at once. 503 until then, naming what is awaited.
+async fn readyz(State(gateway): State<Gateway>) -> (StatusCode, Json<Value>) {
+    let snapshot = gateway.snapshot();
+    let waiting = snapshot
+        .federation
+        .iter()
+        .filter(|f| f.tenant.is_none() && f.last_success.is_none() && f.last_error.is_none())
+        .count();
+    let status = match waiting {
+        0 => StatusCode::OK,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let body = serde_json::json!({
+        "ready": waiting == 0,
+        "awaiting_first_decision": waiting,
+    });
+    (status, Json(body))
 }
 
 /// How long a client has to send a request's headers (and how long an idle keep-alive

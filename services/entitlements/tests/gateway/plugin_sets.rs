@@ -373,3 +373,36 @@ pub async fn serve_sidecar(
     ));
     (addr, stop)
 }
+
+#[tokio::test]
+async fn the_sidecar_is_ready_once_the_first_decision_is_loaded() {
+    let dir = temp_dir();
+    let clock = ManualClock::new(START);
+    let fed = FakeFederation::new(clock.clone(), Tier::Team);
+    let gateway = federated(dir.path(), &clock, &fed);
+    let (addr, stop) = serve_sidecar(gateway.clone()).await;
+    let get = |path: &'static str| async move {
+        let response = reqwest::get(format!("http://{addr}{path}"))
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.expect("JSON"))
+    };
+    assert_eq!(get("/healthz").await.0, 200);
+    // Nothing persisted, no refresh yet: a check would say "not federated".
+    let (status, body) = get("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["awaiting_first_decision"], 1);
+    assert_eq!(gateway.refresh_now().await, Ok(State::Active));
+    let (status, body) = get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    // A restart resumes from the state directory: ready before any refresh.
+    let restarted = federated(dir.path(), &clock, &fed);
+    let (again, stop_again) = serve_sidecar(restarted).await;
+    let ready = reqwest::get(format!("http://{again}/readyz"))
+        .await
+        .expect("request");
+    assert_eq!(ready.status().as_u16(), 200);
+    stop.send(()).ok();
+    stop_again.send(()).ok();
+}
