@@ -6,12 +6,14 @@
 //! - [`mod@serve`]: the HTTP/1 server loop, with a header-read timeout `axum::serve` lacks and
 //!   a bounded drain at shutdown;
 //! - [`mod@every`]: background work on a fixed period;
-//! - [`mod@process`]: a closed stdout ends a CLI quietly instead of with a panic.
+//! - [`mod@process`]: a closed stdout ends a CLI quietly instead of with a panic;
+//! - [`mod@help`]: the check that every subcommand's `--help` shows examples.
 //!
 //! It depends on no MCPG crate.
 
 pub mod every;
 pub mod files;
+pub mod help;
 pub mod process;
 pub mod serve;
 

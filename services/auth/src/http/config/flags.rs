@@ -254,29 +254,9 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    /// Appends to `missing` the path of every subcommand under `command` whose help has no
-    /// `Examples:` section (clap's generated `help` is skipped).
-    fn without_examples(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
-        for sub in command.get_subcommands() {
-            if sub.get_name() == "help" {
-                continue;
-            }
-            let sub_path = format!("{path} {}", sub.get_name());
-            let has_examples = [sub.get_after_help(), sub.get_after_long_help()]
-                .into_iter()
-                .flatten()
-                .any(|text| text.to_string().contains("Examples:"));
-            if !has_examples {
-                missing.push(sub_path.clone());
-            }
-            without_examples(sub, &sub_path, missing);
-        }
-    }
-
     #[test]
     fn every_subcommand_has_examples() {
-        let mut missing = Vec::new();
-        without_examples(&Cli::command(), "mcpg-auth", &mut missing);
+        let missing = mcpg_runtime::help::subcommands_without_examples(&Cli::command());
         assert!(
             missing.is_empty(),
             "no Examples: in the help of {missing:#?}"
