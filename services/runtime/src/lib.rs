@@ -7,7 +7,8 @@
 //!   a bounded drain at shutdown;
 //! - [`mod@every`]: background work on a fixed period;
 //! - [`mod@process`]: a closed stdout ends a CLI quietly instead of with a panic;
-//! - [`mod@help`]: the check that every subcommand's `--help` shows examples.
+//! - [`mod@help`]: the check that every subcommand's `--help` shows examples;
+//! - [`mod@reference`]: the README's CLI reference, generated from the clap definitions.
 //!
 //! It depends on no MCPG crate.
 
@@ -15,6 +16,7 @@ pub mod every;
 pub mod files;
 pub mod help;
 pub mod process;
+pub mod reference;
 pub mod serve;
 
 pub use every::{FirstTick, every, every_with};

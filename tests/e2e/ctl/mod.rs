@@ -7,6 +7,7 @@ mod archives;
 mod audit;
 mod entitlements;
 mod fleet;
+mod gateways;
 mod impersonate;
 mod journey;
 mod keys;
