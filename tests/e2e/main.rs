@@ -8,6 +8,7 @@ mod byoc;
 mod cluster;
 mod ctl;
 mod deploy;
+mod directory;
 mod federate;
 mod offline;
 mod outage;

@@ -126,6 +126,19 @@ impl Service {
             .unwrap_or_else(|| panic!("not an address: {}", self.url))
     }
 
+    /// The operations listener's address (`/metrics`), as the service logged it at start.
+    pub fn ops_addr(&self) -> SocketAddr {
+        let log = log(self.dir.path());
+        let port = log
+            .lines()
+            .find(|line| line.contains("mcpg-auth listening"))
+            .and_then(|line| line.split("ops_port=").nth(1))
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|port| port.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("no ops_port in the log:\n{log}"));
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
     /// Whether `GET /readyz` answers 200.
     pub fn ready(&self) -> bool {
         process::http_status(self.addr(), "GET", "/readyz", None) == Some(200)

@@ -27,12 +27,14 @@ use crate::http::tasks::{
 use crate::http::tenants_status::TenantsStatus;
 use crate::http::tenants_watch;
 use crate::infra::certwatch::ExpiryWatch;
+use crate::infra::directory::Directory;
 use crate::infra::files::{MAX_KEY_FILE, read_text};
 use crate::infra::issuer::Issuer;
 use crate::infra::keyring::{ConfiguredKey, Keyring, RootOrigin, cluster_dev_root};
 use crate::infra::limiter::{Limiter, spawn_pruner};
 use crate::infra::oidc::OidcVerifier;
 use crate::infra::peers::{PeerListener, PeerStatus};
+use crate::infra::plugin_set_cache::PluginSetCache;
 use crate::infra::replicas::{AliveCount, Heartbeat, spawn_heartbeat};
 use crate::infra::secrets::{self, DEV_ROOT_PUBLIC, Kek, write_secret_file};
 use crate::infra::store::{Change, DatabaseOptions, Store};
@@ -174,6 +176,13 @@ impl Application {
             spawn_checkpointer(self.state.clone(), self.checkpoint_interval),
             spawn_archive_purger(self.state.clone(), self.archive_purge_interval),
             spawn_metrics_upkeep(self.state.metrics.clone()),
+            tokio::spawn(
+                self.state
+                    .issuer
+                    .directory()
+                    .clone()
+                    .keep_current(self.state.store.clone()),
+            ),
         ];
         let peers = PeerListener::spawn(self.state.store.clone(), self.state.peers.clone());
         if let Some((file, applied)) = self.tenants {
@@ -466,13 +475,20 @@ fn shared_state(
         settings.heartbeat_interval,
         alive.clone(),
     ));
+    // The recorder first: the issuer and the directory register their metric handles once.
+    let metrics = telemetry::metrics_handle();
     let limiter = Arc::new(Limiter::new(settings.rate_limits, alive));
+    let peers = Arc::new(PeerStatus::for_store(&store));
+    let plugin_sets = Arc::new(PluginSetCache::default());
+    let directory = Directory::new(&store, peers.clone(), plugin_sets.clone());
     let issuer = Arc::new(Issuer::new(
         store.clone(),
         keyring.clone(),
         issuer_url.clone(),
         settings.grant_cache_ttl,
         limiter.clone(),
+        directory,
+        plugin_sets,
     ));
     let oidc = Arc::new(
         OidcVerifier::new(settings.oidc)
@@ -489,7 +505,7 @@ fn shared_state(
         }
     });
     Ok(AppState::new(SharedState {
-        peers: Arc::new(PeerStatus::for_store(&store)),
+        peers,
         store,
         keyring,
         issuer,
@@ -503,7 +519,7 @@ fn shared_state(
             grant_cache_ttl: settings.grant_cache_ttl,
             retention: settings.retention,
         }),
-        metrics: telemetry::metrics_handle(),
+        metrics,
         clock,
         oidc,
         tenants: Arc::new(TenantsStatus::default()),

@@ -15,7 +15,6 @@ use mcpg_license_core::{
     AUDIENCE, BoundsViolation, Catalog, ClaimsError, EntitlementSet, IssuerCertificate,
     LicenseClaims, Tier,
 };
-use metrics::Counter;
 use moka::future::Cache;
 use thiserror::Error;
 
@@ -25,11 +24,12 @@ use crate::domain::credential::{Credential, CredentialHash};
 use crate::domain::tenants_file::{TenantsDoc, TenantsError};
 use crate::domain::{OrgStatus, org_standing};
 use crate::infra::audit_chain::IssuanceLog;
+use crate::infra::directory::{Directory, Lookup, OrgGrant, PlaceGrant};
 use crate::infra::keyring::{KeySnapshot, Keyring, TOKEN_LIFETIME};
 use crate::infra::limiter::{Decision, Limiter};
-use crate::infra::plugin_set_cache::{PluginSetCache, PreparedPluginSet};
+use crate::infra::plugin_set_cache::PluginSetCache;
 use crate::infra::store::{Change, GatewayGrant, Store, StoreError};
-use crate::infra::telemetry::TOKENS_ISSUED;
+use crate::infra::telemetry::GRANT_LOOKUPS;
 
 /// `rfa - iat`: when gateways should refresh.
 pub(crate) const REFRESH_AFTER: i64 = 8 * 3_600;
@@ -103,18 +103,17 @@ pub(crate) struct IssuedToken {
     pub(crate) plugin_set_json: Option<Arc<str>>,
 }
 
+/// One gateway's grant: its own id and the org's and environment's shared parts, from the
+/// credential directory or, when it cannot answer, from the database.
 #[derive(Debug)]
 struct Grant {
-    record: GatewayGrant,
-    /// `record.credential_hash`, decoded once for the constant-time comparison.
+    gateway_id: String,
+    /// The stored credential hash, compared again in constant time (`None`: not 64 hex
+    /// digits, so nothing matches).
     credential_hash: Option<CredentialHash>,
-    entitlements: EntitlementSet,
-    /// The gateway's effective plugin set (its `ps` claim and token-response member),
-    /// one shared copy per distinct set.
-    plugin_set: Option<Arc<PreparedPluginSet>>,
-    /// The org's `issued` counter, registered once per cached grant rather than looked up
-    /// (labels hashed, strings allocated) on every token.
-    issued: Counter,
+    revoked: bool,
+    org: Arc<OrgGrant>,
+    place: Arc<PlaceGrant>,
 }
 
 /// Issues tokens; shared by all requests.
@@ -129,8 +128,14 @@ pub(crate) struct Issuer {
     limiter: Arc<Limiter>,
     seen: Mutex<HashMap<String, i64>>,
     issued: IssuanceLog,
-    /// One prepared copy of each distinct plugin set, shared by the cached grants.
-    plugin_sets: PluginSetCache,
+    /// One prepared copy of each distinct plugin set, shared by the cached grants and
+    /// the directory.
+    plugin_sets: Arc<PluginSetCache>,
+    /// Every unrevoked credential, kept current by change events: the token path's first
+    /// stop, so a fleet's requests (every one a cache miss) skip the database.
+    directory: Arc<Directory>,
+    /// Grant lookups answered by the directory, and by the database.
+    lookups: [metrics::Counter; 2],
 }
 
 impl Issuer {
@@ -142,6 +147,8 @@ impl Issuer {
         issuer: String,
         ttl: Duration,
         limiter: Arc<Limiter>,
+        directory: Arc<Directory>,
+        plugin_sets: Arc<PluginSetCache>,
     ) -> Self {
         let grants: Cache<CredentialHash, Option<Arc<Grant>>> = Cache::builder()
             .max_capacity(100_000)
@@ -177,9 +184,7 @@ impl Issuer {
                 })
                 .collect();
             let dropped = cached.invalidate_entries_if(move |_, grant| {
-                grant
-                    .as_ref()
-                    .is_none_or(|g| orgs.contains(&g.record.org_id))
+                grant.as_ref().is_none_or(|g| orgs.contains(&g.org.id))
             });
             if dropped.is_err() {
                 // Unreachable (closures are enabled above); never keep a stale grant.
@@ -196,7 +201,12 @@ impl Issuer {
             limiter,
             seen: Mutex::new(HashMap::new()),
             issued: IssuanceLog::default(),
-            plugin_sets: PluginSetCache::default(),
+            plugin_sets,
+            directory,
+            lookups: [
+                metrics::counter!(GRANT_LOOKUPS, "source" => "directory"),
+                metrics::counter!(GRANT_LOOKUPS, "source" => "database"),
+            ],
         }
     }
 
@@ -209,18 +219,18 @@ impl Issuer {
         now: i64,
     ) -> Result<IssuedToken, IssueError> {
         let grant = self.grant(credential).await?;
-        let record = &grant.record;
+        let org = &grant.org;
         let refuse = |refusal| IssueError::Refused {
             refusal,
-            org: record.org_slug.clone(),
+            org: org.slug.clone(),
         };
-        org_standing(record.org_status, record.trial_expires_at, now).map_err(refuse)?;
-        let license = license_in_force(record, now).map_err(refuse)?;
-        let rate = self.limiter.check_org(&record.org_id, license.limits.rps);
+        org_standing(org.status, org.trial_expires_at, now).map_err(refuse)?;
+        let license = license_in_force(org, now).map_err(refuse)?;
+        let rate = self.limiter.check_org(&org.id, license.limits.rps);
         if let Some(decision) = rate.filter(|d| !d.allowed()) {
             return Err(IssueError::RateLimited {
                 decision,
-                org: record.org_slug.clone(),
+                org: org.slug.clone(),
             });
         }
         let snapshot = self.keyring.snapshot().ok_or(IssueError::NoKey)?;
@@ -232,7 +242,7 @@ impl Issuer {
                 Some(BoundsViolation::PredatesCertificate) | None => IssueError::NoKey,
                 Some(violation) => IssueError::OutsideBounds {
                     violation,
-                    org: record.org_slug.clone(),
+                    org: org.slug.clone(),
                 },
             })?;
         let (issuer_certificate, issuer_certificates) = served_certificates(&snapshot, fits);
@@ -245,14 +255,33 @@ impl Issuer {
             issuer_certificate,
             issuer_certificates,
             rate,
-            plugin_set_json: grant.plugin_set.as_ref().map(|set| set.json.clone()),
+            plugin_set_json: grant.place.plugin_set.as_ref().map(|set| set.json.clone()),
         })
     }
 
-    /// The grant of the gateway holding `credential` (cached per credential hash), if the
-    /// credential is known, unrevoked and matches in constant time.
+    /// The grant of the gateway holding `credential`, if the credential is known, unrevoked
+    /// and matches in constant time: from the directory, or when it cannot answer, from
+    /// the database (cached per credential hash).
     async fn grant(&self, credential: &Credential) -> Result<Arc<Grant>, IssueError> {
         let hash = credential.hash();
+        let [from_directory, from_database] = &self.lookups;
+        match self.directory.lookup(&hash) {
+            Lookup::Found(listed) => {
+                from_directory.increment(1);
+                return Ok(Arc::new(Grant {
+                    gateway_id: listed.gateway_id(),
+                    credential_hash: Some(hash),
+                    revoked: false,
+                    org: listed.org,
+                    place: listed.place,
+                }));
+            }
+            Lookup::Unknown => {
+                from_directory.increment(1);
+                return Err(IssueError::InvalidCredential);
+            }
+            Lookup::AskTheStore => from_database.increment(1),
+        }
         let store = &self.store;
         let plugin_sets = &self.plugin_sets;
         let load = || async move {
@@ -281,7 +310,7 @@ impl Issuer {
         };
         match grant {
             Some(grant)
-                if !grant.record.revoked
+                if !grant.revoked
                     && grant
                         .credential_hash
                         .is_some_and(|stored| hash.matches(&stored)) =>
@@ -302,53 +331,57 @@ impl Issuer {
         now: i64,
         jti: uuid::Uuid,
     ) -> LicenseClaims {
-        let record = &grant.record;
+        let (org, place) = (&grant.org, &grant.place);
         // Times are capped to what the certificates allow (lifetime, grace and expiry);
         // what the license itself grants beyond the bounds is refused afterwards. Nothing
         // outlives the license or the trial: a token issued just before a trial ends must
         // not carry a day of validity and a week of grace past it.
-        let trial_end = match record.org_status {
-            OrgStatus::Trial => record.trial_expires_at,
+        let trial_end = match org.status {
+            OrgStatus::Trial => org.trial_expires_at,
             _ => None,
         };
         let end = trial_end.map_or(license.valid_until, |t| t.min(license.valid_until));
         let exp = (now + window.lifetime).min(end).min(window.expires_at);
         LicenseClaims {
             iss: self.issuer.clone(),
-            sub: record.gateway_id.clone(),
+            sub: grant.gateway_id.clone(),
             aud: AUDIENCE.to_owned(),
             iat: now,
             nbf: now - NBF_BACKDATE,
             exp,
             jti: jti.to_string(),
-            org: record.org_slug.clone(),
-            ws: Some(record.workspace.clone()),
-            env: Some(record.environment.clone()),
+            org: org.slug.clone(),
+            ws: Some(place.workspace.to_string()),
+            env: Some(place.environment.to_string()),
             tier: license.tier,
-            ent: grant.entitlements.clone(),
+            ent: org.entitlements.clone(),
             lim: license.limits,
             lic: license.id.clone(),
             rfa: Some((now + REFRESH_AFTER).min(exp)),
             grc: Some((exp + window.grace).min(end).max(exp)),
             bind: None,
-            ps: grant.plugin_set.as_ref().map(|set| set.claim.clone()),
+            ps: place.plugin_set.as_ref().map(|set| set.claim.clone()),
         }
     }
 
     /// Counts the token on the org's counter, notes the gateway as seen and the token for
     /// the batched audit entry.
     fn note_issued(&self, grant: &Grant, now: i64, jti: uuid::Uuid) {
-        let record = &grant.record;
-        grant.issued.increment(1);
+        grant.org.issued.increment(1);
         if let Ok(mut seen) = self.seen.lock() {
-            match seen.get_mut(&record.gateway_id) {
+            match seen.get_mut(&grant.gateway_id) {
                 Some(at) => *at = now,
                 None => {
-                    seen.insert(record.gateway_id.clone(), now);
+                    seen.insert(grant.gateway_id.clone(), now);
                 }
             }
         }
-        self.issued.record(&record.org_id, &record.gateway_id, jti);
+        self.issued.record(&grant.org.id, &grant.gateway_id, jti);
+    }
+
+    /// The credential directory the token path asks first.
+    pub(crate) fn directory(&self) -> &Arc<Directory> {
+        &self.directory
     }
 
     /// Appends the batched `token.issued` audit entries (one per org with new tokens).
@@ -367,8 +400,8 @@ impl Issuer {
 }
 
 /// The org's license, if one is in force at `now`.
-fn license_in_force(record: &GatewayGrant, now: i64) -> Result<&LicenseRecord, Refusal> {
-    let license = record.license.as_ref().ok_or(Refusal::NoLicense)?;
+fn license_in_force(org: &OrgGrant, now: i64) -> Result<&LicenseRecord, Refusal> {
+    let license = org.license.as_ref().ok_or(Refusal::NoLicense)?;
     if license.revoked_at.is_some() {
         return Err(Refusal::LicenseRevoked);
     }
@@ -524,28 +557,29 @@ fn served_certificates(snapshot: &KeySnapshot, fits: u64) -> (Arc<str>, Arc<str>
 }
 
 impl Grant {
-    fn new(mut record: GatewayGrant, plugin_sets: &PluginSetCache) -> Result<Self, StoreError> {
-        let entitlements = record
-            .license
-            .as_ref()
-            .map(|l| Catalog::builtin().license_entitlements(l.tier, &l.add, &l.remove))
-            .unwrap_or_default();
-        let issued = metrics::counter!(
-            TOKENS_ISSUED,
-            "org" => record.org_slug.clone(),
-            "outcome" => "issued"
-        );
-        // The stored text is not kept per grant: the prepared copy is shared.
-        let plugin_set = match record.plugin_set.take() {
-            Some(text) => Some(plugin_sets.prepare(&text)?),
+    /// A grant read from the database: its org's and environment's parts are its own (the
+    /// directory shares them; this path is the exception).
+    fn new(record: GatewayGrant, plugin_sets: &PluginSetCache) -> Result<Self, StoreError> {
+        let plugin_set = match &record.plugin_set {
+            Some(text) => Some(plugin_sets.prepare(text)?),
             None => None,
         };
         Ok(Self {
             credential_hash: CredentialHash::from_hex(&record.credential_hash),
-            plugin_set,
-            record,
-            entitlements,
-            issued,
+            gateway_id: record.gateway_id,
+            revoked: record.revoked,
+            org: Arc::new(OrgGrant::new(
+                record.org_id,
+                record.org_slug,
+                record.org_status,
+                record.trial_expires_at,
+                record.license,
+            )),
+            place: Arc::new(PlaceGrant {
+                workspace: record.workspace.into(),
+                environment: record.environment.into(),
+                plugin_set,
+            }),
         })
     }
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod audit_chain;
 pub(crate) mod certwatch;
+pub(crate) mod directory;
 pub(crate) mod files;
 pub(crate) mod issuer;
 pub(crate) mod keyring;

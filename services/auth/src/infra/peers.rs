@@ -158,13 +158,16 @@ async fn listen_forever(store: Store, pool: PgPool, status: Arc<PeerStatus>) {
     loop {
         match subscribe(&pool).await {
             Ok(mut listener) => {
+                // Whatever was announced while this replica was not listening is lost: every
+                // cache starts over. Announced before the state says "listening", so that
+                // nothing trusts a cache (the credential directory) as current in between;
+                // changes from now on are already buffered on the session.
+                store.changes().publish(&[Change::All]);
                 status.set(ListenerState::Listening);
                 if was_down {
                     tracing::info!("listening for other replicas' changes again");
                 }
                 let since = tokio::time::Instant::now();
-                // Whatever was announced while this replica was not listening is lost.
-                store.changes().publish(&[Change::All]);
                 let reason = receive(&store, &mut listener).await;
                 tracing::warn!(
                     reason = %reason,
@@ -181,6 +184,11 @@ async fn listen_forever(store: Store, pool: PgPool, status: Arc<PeerStatus>) {
             Err(error) => tracing::debug!(error = %error, "still cannot listen"),
         }
         status.set(ListenerState::Down);
+        if !was_down {
+            // From now on other replicas' changes go unheard: caches that hold everything
+            // (the credential directory) stop answering until the next full load.
+            store.changes().publish(&[Change::All]);
+        }
         was_down = true;
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);

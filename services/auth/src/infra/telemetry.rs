@@ -62,11 +62,19 @@ pub(crate) const BUILD_INFO: &str = "mcpg_build_info";
 pub(crate) const CHANGE_LISTENER_UP: &str = "mcpg_change_listener_up";
 /// Changes announced by other replicas that this one applied.
 pub(crate) const PEER_CHANGES: &str = "mcpg_peer_changes_received_total";
+/// Unrevoked gateway credentials in the token path's in-memory directory.
+pub(crate) const DIRECTORY_GATEWAYS: &str = "mcpg_directory_gateways";
+/// Token requests' grant lookups by where they were answered: `source="directory"` (in
+/// memory) or `"database"` (the directory could not say: not loaded yet, the org just
+/// changed, or the replica is not hearing the others' changes).
+pub(crate) const GRANT_LOOKUPS: &str = "mcpg_token_grant_lookups_total";
+/// Directory loads: `scope="all"` (at start, after a replica reconnects) or `"org"`.
+pub(crate) const DIRECTORY_LOADS: &str = "mcpg_directory_loads_total";
 
 pub(crate) use process::record_process_metrics;
 
 /// Every family this service exports, with its unit and `# HELP` text.
-const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 25] = [
+const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 28] = [
     (
         REQUEST_DURATION,
         Kind::Histogram,
@@ -216,6 +224,24 @@ const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 25] = [
         Kind::Counter,
         Some(Unit::Count),
         "Changes announced by other replicas that this replica applied.",
+    ),
+    (
+        GRANT_LOOKUPS,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Token requests' grant lookups by where they were answered: source=directory (in memory) or database.",
+    ),
+    (
+        DIRECTORY_GATEWAYS,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "Unrevoked gateway credentials in the token path's in-memory directory.",
+    ),
+    (
+        DIRECTORY_LOADS,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Loads of the credential directory from the database: scope=all (at start, after a replica reconnects) or org (after a change to one org).",
     ),
 ];
 

@@ -1,0 +1,129 @@
+//! The token path's credential directory: once loaded, a fleet's token requests are answered
+//! from memory (the `mcpg_token_grant_lookups_total{source}` counter says where), a
+//! revocation still takes effect on the very next request (the org is read from the
+//! database until the directory has reloaded it), and unknown credentials are refused
+//! without a database read.
+
+use std::time::Duration;
+
+use reqwest::blocking::Client;
+use serde_json::Value;
+
+use crate::support::Service;
+use crate::support::process::wait_until;
+
+const FLEET: usize = 40;
+
+/// `metric{labels}` from the service's `/metrics` (0 when absent).
+fn metric(client: &Client, service: &Service, series: &str) -> f64 {
+    let page = client
+        .get(format!("http://{}/metrics", service.ops_addr()))
+        .send()
+        .and_then(reqwest::blocking::Response::text)
+        .expect("metrics scraped");
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+fn token_status(client: &Client, service: &Service, credential: &str) -> u16 {
+    client
+        .post(format!("{}/v1/federation/token", service.url))
+        .bearer_auth(credential)
+        .send()
+        .expect("token endpoint answers")
+        .status()
+        .as_u16()
+}
+
+const FROM_DIRECTORY: &str = "mcpg_token_grant_lookups_total{source=\"directory\"}";
+const FROM_DATABASE: &str = "mcpg_token_grant_lookups_total{source=\"database\"}";
+
+#[test]
+fn a_fleet_is_answered_from_memory_and_a_revocation_still_takes_effect_at_once() {
+    let service = Service::start(&[]);
+    let client = Client::new();
+    service.ctl_ok(&["org", "create", "acme", "--display-name", "Acme"]);
+    service.ctl_ok(&[
+        "license",
+        "set",
+        "acme",
+        "--tier",
+        "team",
+        "--limit",
+        "max_gateways=100",
+    ]);
+    service.ctl_ok(&["workspace", "create", "acme/main"]);
+    service.ctl_ok(&["env", "create", "acme/main/prod"]);
+    service.ctl_ok(&[
+        "gateway",
+        "register",
+        "acme/main/prod",
+        "edge",
+        "--count",
+        &FLEET.to_string(),
+        "--credentials-file",
+        "fleet.jsonl",
+    ]);
+    let fleet: Vec<Value> = std::fs::read_to_string(service.work_dir().join("fleet.jsonl"))
+        .expect("credentials written")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(fleet.len(), FLEET);
+
+    wait_until(
+        "the directory to hold the fleet",
+        Duration::from_secs(20),
+        || (metric(&client, &service, "mcpg_directory_gateways") == FLEET as f64).then_some(()),
+    );
+    let (directory, database) = (
+        metric(&client, &service, FROM_DIRECTORY),
+        metric(&client, &service, FROM_DATABASE),
+    );
+    for gateway in &fleet {
+        let credential = gateway["credential"].as_str().expect("credential");
+        assert_eq!(token_status(&client, &service, credential), 200);
+    }
+    assert_eq!(
+        metric(&client, &service, FROM_DIRECTORY),
+        directory + FLEET as f64,
+        "every token of the fleet came from the directory"
+    );
+    assert_eq!(metric(&client, &service, FROM_DATABASE), database);
+
+    // An unknown credential is refused from memory too.
+    let unknown = "mcpg_gw_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    assert_eq!(token_status(&client, &service, unknown), 401);
+    assert_eq!(metric(&client, &service, FROM_DATABASE), database);
+
+    // A revocation answers the very next request, whatever the directory holds.
+    let revoked = fleet[7]["credential"].as_str().expect("credential");
+    let name = fleet[7]["name"].as_str().expect("name");
+    service.ctl_ok(&["gateway", "revoke", "acme/main/prod", name]);
+    assert_eq!(token_status(&client, &service, revoked), 401);
+    // So does a suspension, for every gateway of the org.
+    service.ctl_ok(&["org", "suspend", "acme"]);
+    let other = fleet[8]["credential"].as_str().expect("credential");
+    assert_eq!(token_status(&client, &service, other), 403);
+    service.ctl_ok(&["org", "resume", "acme"]);
+    assert_eq!(token_status(&client, &service, other), 200);
+
+    // Once the org is reloaded, the directory answers again, without the revoked one.
+    wait_until(
+        "the directory to reload the org",
+        Duration::from_secs(20),
+        || {
+            (metric(&client, &service, "mcpg_directory_gateways") == (FLEET - 1) as f64)
+                .then_some(())
+        },
+    );
+    let database = metric(&client, &service, FROM_DATABASE);
+    assert_eq!(token_status(&client, &service, revoked), 401);
+    assert_eq!(token_status(&client, &service, other), 200);
+    assert_eq!(metric(&client, &service, FROM_DATABASE), database);
+}
