@@ -99,6 +99,8 @@ pub enum Basis {
     Revoked {
         /// The service's error code (`license_revoked`, `invalid_credential`, …).
         code: &'static str,
+        /// When this no was first heard (kept across restarts and repeated answers).
+        since: UnixTime,
     },
     /// A verified offline license.
     Offline {
@@ -168,9 +170,10 @@ impl TenantEntitlements {
     pub fn revoked(
         catalog: &Catalog,
         code: &'static str,
+        since: UnixTime,
         details: Option<Arc<LicenseDetails>>,
     ) -> Self {
-        Self::degraded(catalog, Basis::Revoked { code }, details)
+        Self::degraded(catalog, Basis::Revoked { code, since }, details)
     }
 
     /// Tier-0 because the offline license expired at `exp`.

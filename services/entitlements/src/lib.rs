@@ -42,6 +42,7 @@ pub mod store;
 mod sync;
 pub mod tenant;
 pub mod time;
+pub mod timeline;
 pub mod verify;
 
 pub use client::{
