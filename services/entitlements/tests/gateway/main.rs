@@ -15,6 +15,8 @@ mod plugin_sets;
 mod refresh;
 mod revocation;
 mod served_certificates;
+mod sidecar_ops;
+mod sidecar_process;
 mod special_files;
 mod standin;
 mod state_machine;
