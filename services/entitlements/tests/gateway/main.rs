@@ -15,6 +15,7 @@ mod plugin_sets;
 mod refresh;
 mod revocation;
 mod served_certificates;
+mod sidecar_openapi;
 mod sidecar_ops;
 mod sidecar_process;
 mod special_files;
