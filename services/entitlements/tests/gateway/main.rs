@@ -7,6 +7,7 @@ mod binary_plugin_sets;
 mod byoc;
 mod chain;
 mod deploy_examples;
+mod embed_example;
 mod http_client;
 mod limits;
 mod offline;
