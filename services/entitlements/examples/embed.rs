@@ -16,7 +16,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use mcpg_entitlements::{Decision, Gateway, GatewayBuilder, GatewayConfig, Mode, Reason, TenantKey};
+use mcpg_entitlements::{
+    Decision, Gateway, GatewayBuilder, GatewayConfig, Mode, Reason, TenantKey,
+};
 
 /// Decides which plugins a gateway loads.
 #[derive(Debug, Parser)]
@@ -65,7 +67,9 @@ pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<()> {
             writeln!(out, "{}", load_or_skip(&gateway, tenant.as_ref(), plugin))?;
         }
         let _ = stop.send(());
-        refresher.await.context("the refresher stopped abnormally")?;
+        refresher
+            .await
+            .context("the refresher stopped abnormally")?;
         Ok(())
     })
 }
@@ -76,7 +80,10 @@ fn load_or_skip(gateway: &Gateway, tenant: Option<&TenantKey>, plugin: &str) -> 
     // `gateway.plugin_index(plugin)` with `handle.check_index`).
     let handle = gateway.handle_or_default(tenant);
     let decision: Decision = handle.check(plugin);
-    let head = format!("{plugin}: {} ({}, {})", decision.reason, decision.state, decision.tier);
+    let head = format!(
+        "{plugin}: {} ({}, {})",
+        decision.reason, decision.state, decision.tier
+    );
     let action = match decision.reason {
         Reason::Allowed => match handle.plugin_config(plugin) {
             Some(config) => format!("load it with config {config}"),
@@ -93,8 +100,7 @@ fn load_or_skip(gateway: &Gateway, tenant: Option<&TenantKey>, plugin: &str) -> 
         }
         Reason::Tier0Only => "skip it; this gateway runs in tier0 mode".into(),
         Reason::NotFederated => {
-            "skip it for now; no token for this tenant yet (retry after the first refresh)"
-                .into()
+            "skip it for now; no token for this tenant yet (retry after the first refresh)".into()
         }
         Reason::Lapsed => {
             "skip it; grace ended without reaching the federation (alert the operator)".into()

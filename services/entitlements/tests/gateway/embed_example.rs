@@ -57,7 +57,12 @@ fn the_embedding_example_loads_entitled_plugins_and_says_why_it_skips_others() {
     let lines = run(
         config.clone(),
         None,
-        &["workspace.rbac", "identity.apikey", "policy.cedar", "shadow.exfiltrate"],
+        &[
+            "workspace.rbac",
+            "identity.apikey",
+            "policy.cedar",
+            "shadow.exfiltrate",
+        ],
     );
     assert_eq!(
         lines,

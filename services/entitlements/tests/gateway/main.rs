@@ -16,6 +16,7 @@ mod plugin_sets;
 mod refresh;
 mod revocation;
 mod served_certificates;
+mod sidecar_doc;
 mod sidecar_openapi;
 mod sidecar_ops;
 mod sidecar_process;
