@@ -4,6 +4,7 @@
 
 mod binary;
 mod binary_plugin_sets;
+mod binary_status;
 mod byoc;
 mod chain;
 mod deploy_examples;
