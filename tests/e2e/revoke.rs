@@ -72,6 +72,28 @@ fn revoking_the_license_suspending_the_org_or_revoking_the_gateway_ends_entitlem
             .contains("license_revoked"),
         "{resumed}"
     );
+    // When the no was decided survives too: a real time, the same as before the restart.
+    let since = resumed["default"]["revoked_since"]
+        .as_i64()
+        .expect("revoked_since");
+    assert!(since > 1_700_000_000, "{resumed}");
+    assert_eq!(acme["default"]["revoked_since"], since, "{acme}");
+    // And in words: revoked, since when, never "not_federated" or "next at 1970".
+    let out = gateways[0].1.run(&["--no-refresh", "status"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("state:    revoked\n"), "{text}");
+    let decided = format!(
+        "revoked:  license_revoked (decided {}",
+        resumed["default"]["revoked_since_rfc3339"]
+            .as_str()
+            .expect("revoked_since_rfc3339")
+    );
+    assert!(text.contains(&decided), "{text}");
+    assert!(
+        !text.contains("not_federated") && !text.contains("1970"),
+        "{text}"
+    );
     let globex = wait_for_revoked(&gateways[1].1, "workspace.rbac");
     assert_eq!(globex["default"]["revoked"], "org_suspended", "{globex}");
     let initech = wait_for_revoked(&gateways[2].1, "workspace.rbac");

@@ -57,6 +57,8 @@ pub struct GatewayConfig {
     pub tenants: Vec<TenantConfig>,
     /// Offline settings (mode `offline`).
     pub offline: Option<OfflineConfig>,
+    /// Log lines as `text` or `json` (`--log-format` wins).
+    pub log_format: Option<mcpg_runtime::LogFormat>,
 }
 
 /// `[federation]`.

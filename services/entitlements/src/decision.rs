@@ -93,6 +93,19 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order.
+    pub const ALL: [Reason; 9] = [
+        Reason::Allowed,
+        Reason::NotEntitled,
+        Reason::UnknownPlugin,
+        Reason::Lapsed,
+        Reason::Revoked,
+        Reason::Tier0Only,
+        Reason::OfflineExpired,
+        Reason::NotFederated,
+        Reason::NotInPluginSet,
+    ];
+
     /// The snake_case code.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -99,6 +99,8 @@ pub enum Basis {
     Revoked {
         /// The service's error code (`license_revoked`, `invalid_credential`, …).
         code: &'static str,
+        /// When this no was first heard (kept across restarts and repeated answers).
+        since: UnixTime,
     },
     /// A verified offline license.
     Offline {
@@ -168,9 +170,10 @@ impl TenantEntitlements {
     pub fn revoked(
         catalog: &Catalog,
         code: &'static str,
+        since: UnixTime,
         details: Option<Arc<LicenseDetails>>,
     ) -> Self {
-        Self::degraded(catalog, Basis::Revoked { code }, details)
+        Self::degraded(catalog, Basis::Revoked { code, since }, details)
     }
 
     /// Tier-0 because the offline license expired at `exp`.
@@ -336,6 +339,29 @@ fn entitled_bits(catalog: &Catalog, ent: &EntitlementSet) -> Bits {
 
 /// A tenant's live entitlements: cheap to clone and to keep. The gateway can hold one per
 /// tenant and skip every map lookup; refreshes swap the contents underneath it.
+///
+/// ```
+/// # fn main() -> anyhow::Result<()> {
+/// # let (dir, config) = include!("../doc/offline_gateway.rs");
+/// # let settings = mcpg_entitlements::GatewayConfig::load(&config)?.resolve(dir.path())?;
+/// # let gateway = mcpg_entitlements::GatewayBuilder::new(settings).build()?;
+/// use mcpg_entitlements::{Reason, State, TenantKey};
+///
+/// // `gateway` runs on an offline Team license of acme/platform/prod.
+/// let acme = TenantKey::parse("acme/platform/prod")?;
+/// let handle = gateway.handle(&acme).expect("the license's tenant");
+/// assert_eq!(handle.state(), State::Offline);
+/// // Resolve a plugin once, check it on every request.
+/// let rbac = gateway.plugin_index("workspace.rbac");
+/// assert!(handle.check_index(rbac).allowed);
+/// assert_eq!(handle.check("policy.cedar").reason, Reason::NotEntitled);
+/// // A tenant the gateway does not serve has no handle; `handle_or_default` answers Tier-0.
+/// let globex = TenantKey::parse("globex/main/prod")?;
+/// assert!(gateway.handle(&globex).is_none());
+/// let fallback = gateway.handle_or_default(Some(&globex));
+/// assert_eq!(fallback.check("workspace.rbac").reason, Reason::NotFederated);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct TenantHandle {
     pub(crate) inner: Arc<HandleInner>,

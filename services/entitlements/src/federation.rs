@@ -305,10 +305,16 @@ impl Gateway {
     }
 
     fn deny(&self, source: &Source, denial: Denial, now: UnixTime) {
-        let details = source.slot.handle().entitlements().details().cloned();
+        let current = source.slot.handle().entitlements();
+        let details = current.details().cloned();
+        // The same no again (each retry, or after a restart) keeps the time it was first said.
+        let since = match current.basis() {
+            Basis::Revoked { code, since } if code == denial.code() => since,
+            _ => now,
+        };
         self.inner.registry.update(
             &source.slot,
-            TenantEntitlements::revoked(self.inner.catalog, denial.code(), details),
+            TenantEntitlements::revoked(self.inner.catalog, denial.code(), since, details),
         );
         {
             let mut status = source.status();
@@ -322,7 +328,7 @@ impl Gateway {
             code = denial.code(),
             "the federation refused: entitlements end now (Tier-0)"
         );
-        self.persist(source, None, Some(denial.code()));
+        self.persist(source, None, Some((denial.code(), since)));
     }
 
     fn failed(

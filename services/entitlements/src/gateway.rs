@@ -79,6 +79,21 @@ pub(crate) struct Inner {
 }
 
 /// Sets a [`Gateway`] up: settings from `gateway.toml`, and the seams tests replace.
+///
+/// ```
+/// # fn main() -> anyhow::Result<()> {
+/// # let (dir, config) = include!("../doc/offline_gateway.rs");
+/// use mcpg_entitlements::{GatewayBuilder, GatewayConfig, Mode};
+///
+/// // `config` is the path of a gateway.toml (here: offline mode, a license signed for
+/// // the example); relative paths in it are resolved against its directory.
+/// let file = GatewayConfig::load(&config)?;
+/// let settings = file.resolve(dir.path())?;
+/// let gateway = GatewayBuilder::new(settings).build()?;
+/// assert_eq!(gateway.mode(), Mode::Offline);
+/// assert_eq!(gateway.default_tenant().map(|t| t.to_string()).as_deref(), Some("acme/platform/prod"));
+/// # Ok(()) }
+/// ```
 pub struct GatewayBuilder {
     settings: Settings,
     clock: Arc<dyn Clock>,
@@ -252,6 +267,27 @@ impl Gateway {
 
     /// Whether `plugin` may load for `tenant`. Synchronous, O(1), allocation-free, no
     /// lock and no signature verification: an index lookup, a bit test and a clock reading.
+    ///
+    /// ```
+    /// # fn main() -> anyhow::Result<()> {
+    /// # let (dir, config) = include!("../doc/offline_gateway.rs");
+    /// # let settings = mcpg_entitlements::GatewayConfig::load(&config)?.resolve(dir.path())?;
+    /// # let gateway = mcpg_entitlements::GatewayBuilder::new(settings).build()?;
+    /// use mcpg_entitlements::{Reason, State, TenantKey};
+    /// use mcpg_license_core::Tier;
+    ///
+    /// // `gateway` runs on an offline Team license of acme/platform/prod.
+    /// let acme = TenantKey::parse("acme/platform/prod")?;
+    /// let decision = gateway.check(&acme, "workspace.rbac");
+    /// assert!(decision.allowed);
+    /// assert_eq!((decision.state, decision.tier), (State::Offline, Tier::Team));
+    /// // Enterprise plugins are not in a Team license; unknown ids fail closed.
+    /// assert_eq!(gateway.check(&acme, "policy.cedar").reason, Reason::NotEntitled);
+    /// assert_eq!(gateway.check(&acme, "polcy.cedar").reason, Reason::UnknownPlugin);
+    /// // The gateway's own tenant, without naming it:
+    /// assert!(gateway.check_default("identity.apikey").allowed);
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn check(&self, tenant: &TenantKey, plugin: &str) -> Decision {
         if self.inner.mode == Mode::Tier0 {

@@ -9,16 +9,23 @@
 //! workspace's plugin set and carry their configs ([`plugin_sets`]), and limits the
 //! gateway enforces ([`limits`]).
 //!
-//! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> anyhow::Result<()> {
+//! # let (dir, config) = include!("../doc/offline_gateway.rs");
 //! use mcpg_entitlements::{GatewayBuilder, GatewayConfig};
-//! let config = GatewayConfig::load("gateway.toml".as_ref())?;
-//! let gateway = GatewayBuilder::new(config.resolve(".".as_ref())?).build()?;
-//! gateway.refresh_due().await;
+//! // `config`: a gateway.toml (here for an offline Team license made for the example).
+//! let file = GatewayConfig::load(&config)?;
+//! let gateway = GatewayBuilder::new(file.resolve(dir.path())?).build()?;
+//! gateway.refresh_due().await; // federated mode: the first token; here nothing to fetch
 //! let decision = gateway.check_default("policy.cedar");
+//! assert_eq!(decision.reason.as_str(), "not_entitled");
 //! println!("{} ({})", decision.allowed, decision.reason);
 //! # Ok(()) }
 //! ```
+//!
+//! docs/GATEWAY.md covers embedding (examples/embed.rs), the sidecar for other languages
+//! and what to do for each [`Reason`].
 
 pub mod client;
 pub mod config;
@@ -42,6 +49,7 @@ pub mod store;
 mod sync;
 pub mod tenant;
 pub mod time;
+pub mod timeline;
 pub mod verify;
 
 pub use client::{

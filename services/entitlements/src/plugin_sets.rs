@@ -302,6 +302,26 @@ impl TenantHandle {
     /// The config of `plugin` in the tenant's plugin set, if the set in force names it with
     /// one. Not on the hot path: call it when loading a plugin, after [`TenantHandle::check`]
     /// allowed it.
+    ///
+    /// ```
+    /// # fn main() -> anyhow::Result<()> {
+    /// # let (dir, config) = include!("../doc/offline_gateway.rs");
+    /// # let settings = mcpg_entitlements::GatewayConfig::load(&config)?.resolve(dir.path())?;
+    /// # let gateway = mcpg_entitlements::GatewayBuilder::new(settings).build()?;
+    /// use serde_json::Value;
+    ///
+    /// let handle = gateway.default_handle();
+    /// let plugin = "identity.oidc";
+    /// if handle.check(plugin).allowed {
+    ///     // Federated tokens may name a plugin set with a config per plugin; this
+    ///     // gateway's offline license names none, so the plugin's own defaults apply.
+    ///     let config = handle.plugin_config(plugin);
+    ///     assert!(config.is_none());
+    ///     let issuer = config.as_deref().and_then(|c| c.get("issuer")).and_then(Value::as_str);
+    ///     assert_eq!(issuer.unwrap_or("https://default.idp"), "https://default.idp");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn plugin_config(&self, plugin: &str) -> Option<Arc<Value>> {
         self.inner.current.load().plugin_set()?.config(plugin)
     }

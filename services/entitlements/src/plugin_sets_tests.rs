@@ -117,7 +117,7 @@ fn without_a_set_or_once_revoked_the_entitlements_alone_decide() {
     );
     let with_set = federated(true);
     let details = with_set.details().cloned();
-    let revoked = TenantEntitlements::revoked(catalog, "license_revoked", details);
+    let revoked = TenantEntitlements::revoked(catalog, "license_revoked", 0, details);
     assert!(revoked.plugin_set().is_none());
     assert_eq!(
         decide(&revoked, "reliability.retry", IAT),

@@ -195,7 +195,7 @@ mod tests {
     }
 
     fn revoked() -> TenantEntitlements {
-        TenantEntitlements::revoked(Catalog::builtin(), "license_revoked", None)
+        TenantEntitlements::revoked(Catalog::builtin(), "license_revoked", 0, None)
     }
 
     fn key(text: &str) -> TenantKey {

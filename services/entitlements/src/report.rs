@@ -10,6 +10,7 @@ use crate::decision::{Decision, Reason, State};
 use crate::entitlements::{Basis, LicenseDetails, PluginIndex, TenantHandle};
 use crate::gateway::Gateway;
 use crate::tenant::TenantKey;
+use crate::timeline::{Timeline, TimelineSnapshot};
 
 /// The whole gateway, for `status` and `/v1/status`.
 #[derive(Debug, Clone, Serialize)]
@@ -49,6 +50,12 @@ pub struct TenantSnapshot {
     pub seconds_to_grace_end: Option<i64>,
     /// The service's explicit no, when revoked.
     pub revoked: Option<&'static str>,
+    /// When that no was first heard (kept across restarts), Unix seconds.
+    pub revoked_since: Option<UnixTime>,
+    /// The same, RFC 3339.
+    pub revoked_since_rfc3339: Option<String>,
+    /// The token's (or offline license's) instants and where now is among them.
+    pub timeline: Option<TimelineSnapshot>,
     /// Plugins allowed now.
     pub allowed_plugins: Vec<String>,
     /// The token or license behind it.
@@ -146,6 +153,10 @@ impl Gateway {
         let ent = handle.entitlements();
         let state = ent.state_at(now);
         let catalog = self.inner.catalog;
+        let revoked_since = match ent.basis() {
+            Basis::Revoked { since, .. } => Some(since),
+            _ => None,
+        };
         TenantSnapshot {
             tenant,
             state,
@@ -156,9 +167,12 @@ impl Gateway {
                 _ => None,
             },
             revoked: match ent.basis() {
-                Basis::Revoked { code } => Some(code),
+                Basis::Revoked { code, .. } => Some(code),
                 _ => None,
             },
+            revoked_since,
+            revoked_since_rfc3339: revoked_since.map(to_rfc3339),
+            timeline: ent.details().map(|d| Timeline::of(d).snapshot(now)),
             allowed_plugins: catalog
                 .plugins()
                 .iter()
@@ -278,7 +292,7 @@ impl Gateway {
             Reason::Revoked => format!(
                 "the federation answered {} for {label}; only Tier-0 plugins are allowed (grace is for outages, not for an explicit no)",
                 match ent.basis() {
-                    Basis::Revoked { code } => code,
+                    Basis::Revoked { code, .. } => code,
                     _ => "revoked",
                 }
             ),

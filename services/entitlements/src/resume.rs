@@ -30,7 +30,7 @@ impl Gateway {
         &self,
         source: &Source,
         token: Option<(&str, &str)>,
-        revoked: Option<&str>,
+        revoked: Option<(&str, UnixTime)>,
     ) {
         let Some(store) = &self.inner.store else {
             return;
@@ -100,9 +100,11 @@ impl Gateway {
         source.status().gateway_id = record.gateway_id.clone();
         if let Some(code) = record.revoked.as_deref() {
             if let Some(denial) = Denial::from_code(code) {
+                // Files written before `decided_at` existed: the save time is when it was said.
+                let since = record.decided_at.unwrap_or(record.saved_at);
                 self.inner.registry.update(
                     &source.slot,
-                    TenantEntitlements::revoked(self.inner.catalog, denial.code(), None),
+                    TenantEntitlements::revoked(self.inner.catalog, denial.code(), since, None),
                 );
                 let mut status = source.status();
                 status.stopped = denial == Denial::InvalidCredential;

@@ -183,7 +183,12 @@ impl Gateway {
                 }
                 self.inner.registry.update(
                     &source.slot,
-                    TenantEntitlements::revoked(self.inner.catalog, CERTIFICATE_REVOKED, details),
+                    TenantEntitlements::revoked(
+                        self.inner.catalog,
+                        CERTIFICATE_REVOKED,
+                        now,
+                        details,
+                    ),
                 );
             }
         }
@@ -199,7 +204,7 @@ impl Gateway {
                 tracing::error!(revoked = %what, "the offline license is revoked: entitlements end now (Tier-0)");
                 self.inner.registry.update(
                     own,
-                    TenantEntitlements::revoked(self.inner.catalog, LICENSE_REVOKED, details),
+                    TenantEntitlements::revoked(self.inner.catalog, LICENSE_REVOKED, now, details),
                 );
             }
         }

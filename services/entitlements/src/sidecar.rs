@@ -1,7 +1,8 @@
 //! The sidecar HTTP endpoint for gateways not written in Rust:
 //! `GET /v1/check?plugin=…[&tenant=ORG/WS/ENV]`, `GET /v1/plugin-set[?tenant=…]`,
-//! `GET /v1/limits/servers?count=N[&tenant=…]` and `GET /v1/status` (the binary adds
-//! `GET /metrics`).
+//! `GET /v1/limits/servers?count=N[&tenant=…]`, `GET /v1/status`, and the probes `/healthz`
+//! and `/readyz` (the binary adds `GET /metrics`). docs/openapi-sidecar.yaml describes them
+//! (the tests hold it to these routes and their answers); docs/GATEWAY.md shows them in use.
 //!
 //! Concurrent-request permits ([`crate::TenantHandle::try_begin_request`]) are not offered
 //! over HTTP: a permit held by a remote caller would leak whenever it failed to release

@@ -74,6 +74,10 @@ pub struct PersistedFederation {
     pub issuer_certificate: Option<String>,
     /// The service's explicit no, when it said one (then there is no token).
     pub revoked: Option<String>,
+    /// When that no was first heard (absent in files written before this field existed,
+    /// and when there is no `revoked`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<UnixTime>,
     /// When this was written (by the gateway's monotonic view of time).
     pub saved_at: UnixTime,
     /// This gateway's id: the `sub` of the first token the federation issued for the
@@ -123,6 +127,11 @@ impl StateKey {
         field(state.revoked.as_deref().map(str::as_bytes));
         field(Some(&state.saved_at.to_be_bytes()));
         field(state.gateway_id.as_deref().map(str::as_bytes));
+        // Only when present, so files written before the field existed still verify.
+        if let Some(at) = state.decided_at {
+            field(Some(b"decided_at"));
+            field(Some(&at.to_be_bytes()));
+        }
         mac
     }
 
@@ -225,13 +234,14 @@ impl StateStore {
         write_json(&self.dir, &path, state)
     }
 
-    /// A new federation record (current format version), sealed under `key`.
+    /// A new federation record (current format version), sealed under `key`; `revoked` is
+    /// the service's no with the time it was first heard.
     pub fn record(
         key: &StateKey,
         fingerprint: &str,
         gateway_id: Option<&str>,
         token: Option<(&str, &str)>,
-        revoked: Option<&str>,
+        revoked: Option<(&str, UnixTime)>,
         saved_at: UnixTime,
     ) -> PersistedFederation {
         let mut state = PersistedFederation {
@@ -239,7 +249,8 @@ impl StateStore {
             credential_sha256: fingerprint.to_owned(),
             token: token.map(|(t, _)| t.to_owned()),
             issuer_certificate: token.map(|(_, c)| c.to_owned()),
-            revoked: revoked.map(str::to_owned),
+            revoked: revoked.map(|(code, _)| code.to_owned()),
+            decided_at: revoked.map(|(_, at)| at),
             saved_at,
             gateway_id: gateway_id.map(str::to_owned),
             mac: String::new(),
@@ -356,4 +367,44 @@ pub(crate) fn write_bytes(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), S
         let _ = fs::remove_file(&temp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_written_before_decided_at_existed_still_loads_and_a_new_one_keeps_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = StateStore::open(dir.path()).expect("open");
+        let key = StateKey::derive("mcpg_gw_test");
+        let fingerprint = credential_fingerprint("mcpg_gw_test");
+        // As the previous release wrote it: no `decided_at` in the file or under the MAC.
+        let mut old = StateStore::record(&key, &fingerprint, None, None, None, 1_000);
+        old.revoked = Some("license_revoked".into());
+        key.seal(&mut old);
+        store.save_federation(&old).expect("save");
+        let text = fs::read_to_string(store.federation_path(&fingerprint)).expect("read");
+        assert!(!text.contains("decided_at"), "{text}");
+        let loaded = store.load_federation(&fingerprint, &key).expect("loads");
+        assert_eq!(loaded.and_then(|r| r.decided_at), None);
+
+        let new = StateStore::record(
+            &key,
+            &fingerprint,
+            None,
+            None,
+            Some(("license_revoked", 900)),
+            1_000,
+        );
+        store.save_federation(&new).expect("save");
+        let loaded = store.load_federation(&fingerprint, &key).expect("loads");
+        assert_eq!(loaded.and_then(|r| r.decided_at), Some(900));
+
+        // The time is under the MAC: editing it breaks the file.
+        let path = store.federation_path(&fingerprint);
+        let text = fs::read_to_string(&path).expect("read");
+        fs::write(&path, text.replace("900", "901")).expect("edit");
+        assert!(store.load_federation(&fingerprint, &key).is_err());
+    }
 }

@@ -8,18 +8,22 @@
 //! - [`mod@every`]: background work on a fixed period;
 //! - [`mod@process`]: a closed stdout ends a CLI quietly instead of with a panic;
 //! - [`mod@help`]: the check that every subcommand's `--help` shows examples;
-//! - [`mod@reference`]: the README's CLI reference, generated from the clap definitions.
+//! - [`mod@reference`]: the README's CLI reference, generated from the clap definitions;
+//! - [`mod@log`]: the log format (`text`/`json`) and the tracing subscriber, without ANSI
+//!   colour unless stderr is a terminal.
 //!
 //! It depends on no MCPG crate.
 
 pub mod every;
 pub mod files;
 pub mod help;
+pub mod log;
 pub mod process;
 pub mod reference;
 pub mod serve;
 
 pub use every::{FirstTick, every, every_with};
 pub use files::{read_bounded, read_text};
+pub use log::{LogFormat, init_tracing};
 pub use process::exit_quietly_on_broken_pipe;
 pub use serve::{ServeOptions, serve};

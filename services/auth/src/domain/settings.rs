@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::Deserialize;
 
 use crate::domain::tenants_file::DEFAULT_MAX_OBJECTS;
 
@@ -18,16 +17,7 @@ pub(crate) const DEFAULT_OPS_LISTEN: &str = "127.0.0.1:8422";
 /// Default data directory.
 pub(crate) const DEFAULT_DATA_DIR: &str = "./mcpg-data";
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+pub use mcpg_runtime::log::LogFormat;
 
 /// Where the key-encryption key comes from.
 #[derive(Debug, Clone)]

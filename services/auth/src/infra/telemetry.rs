@@ -14,7 +14,6 @@ use std::sync::OnceLock;
 use axum::http::Method;
 use metrics::{Histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
 
 use crate::domain::build_info;
 use crate::domain::settings::LogFormat;
@@ -274,18 +273,10 @@ fn describe() {
     .set(1.0);
 }
 
-/// Installs the tracing subscriber (filter from `MCPG_LOG`, default `info`). Safe to call
-/// more than once.
+/// Installs the tracing subscriber (filter from `MCPG_LOG`, default `info`; see
+/// [`mcpg_runtime::log`]). Safe to call more than once.
 pub fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("MCPG_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
+    mcpg_runtime::log::init_tracing(format, "info");
 }
 
 /// The process's Prometheus handle, installing the recorder on first use.

@@ -2,13 +2,16 @@
 //!
 //! Exit codes: 0 allowed / success, 1 denied (`check`), 2 error.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use axum::routing::get;
 use clap::{Parser, Subcommand};
+use mcpg_entitlements::timeline::Timeline;
 use mcpg_entitlements::{Gateway, GatewayBuilder, GatewayConfig, Mode, TenantKey, sidecar};
+use mcpg_runtime::{LogFormat, init_tracing};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::net::TcpListener;
 
@@ -35,6 +38,10 @@ struct Cli {
     /// Do not contact the federation; answer from the state directory only.
     #[arg(long, global = true)]
     no_refresh: bool,
+    /// Log lines as `text` or `json` on stderr (default: `log_format` in the config, else
+    /// text); never coloured unless stderr is a terminal.
+    #[arg(long, global = true, value_enum, env = "MCPG_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -90,13 +97,6 @@ enum Command {
 
 fn main() -> ExitCode {
     mcpg_runtime::exit_quietly_on_broken_pipe();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MCPG_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match run() {
         Ok(code) => code,
         Err(e) => {
@@ -109,6 +109,8 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let config = GatewayConfig::load(&cli.config)?;
+    let log_format = cli.log_format.or(config.log_format).unwrap_or_default();
+    init_tracing(log_format, "warn");
     let base = cli.config.parent().unwrap_or(Path::new("."));
     let settings = config.resolve(base)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -188,7 +190,14 @@ fn status(gateway: &Gateway, json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(code) = d.revoked {
-        println!("revoked:  {code}");
+        match d.revoked_since {
+            Some(since) => println!(
+                "revoked:  {code} (decided {}, {})",
+                mcpg_license_core::clock::to_rfc3339(since),
+                mcpg_entitlements::timeline::relative(since, snapshot.now)
+            ),
+            None => println!("revoked:  {code}"),
+        }
     }
     if let Some(set) = &d.plugin_set {
         println!("plugin set: {} ({})", set.ids.join(", "), set.digest);
@@ -206,6 +215,25 @@ fn status(gateway: &Gateway, json: bool) -> anyhow::Result<ExitCode> {
     match snapshot.revocation_serial {
         Some(serial) => println!("revocations: list serial {serial} in force"),
         None => println!("revocations: none"),
+    }
+    let colour = std::io::stdout().is_terminal();
+    let tenants = std::iter::once(d).chain(
+        snapshot
+            .tenants
+            .iter()
+            .filter(|t| t.tenant.is_some() && t.tenant != d.tenant),
+    );
+    for t in tenants {
+        if let Some(license) = &t.license {
+            let name = t
+                .tenant
+                .as_ref()
+                .map_or_else(|| "-".into(), ToString::to_string);
+            println!("timeline: {name} ({})", t.state);
+            for line in Timeline::of(license).render(snapshot.now, colour) {
+                println!("{line}");
+            }
+        }
     }
     for f in &snapshot.federation {
         if let Some(next) = f.next_refresh {

@@ -15,7 +15,7 @@ use crate::support::temp_dir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcpg-entitlements");
 
-fn set() -> PluginSet {
+pub(crate) fn set() -> PluginSet {
     PluginSet::new(vec![
         PluginSetEntry {
             id: "identity.oidc".into(),

@@ -4,9 +4,11 @@
 
 mod binary;
 mod binary_plugin_sets;
+mod binary_status;
 mod byoc;
 mod chain;
 mod deploy_examples;
+mod embed_example;
 mod http_client;
 mod limits;
 mod offline;
@@ -15,6 +17,10 @@ mod plugin_sets;
 mod refresh;
 mod revocation;
 mod served_certificates;
+mod sidecar_doc;
+mod sidecar_openapi;
+mod sidecar_ops;
+mod sidecar_process;
 mod special_files;
 mod standin;
 mod state_machine;

@@ -136,15 +136,32 @@ async fn a_revocation_survives_a_restart() {
     let fed = FakeFederation::new(clock.clone(), Tier::Team);
     let gateway = federated(dir.path(), &clock, &fed);
     gateway.refresh_now().await.expect("refresh");
+    clock.advance(600);
+    let decided = START + 600;
     fed.set(Behaviour::Deny(mcpg_entitlements::Denial::OrgSuspended));
     assert!(gateway.refresh_now().await.is_err());
+    assert_eq!(gateway.snapshot().default.revoked_since, Some(decided));
 
     fed.set(Behaviour::Outage { retry_after: None });
+    clock.advance(3_600);
     let restarted = federated(dir.path(), &clock, &fed);
     assert_eq!(
         restarted.check_default("workspace.rbac").reason,
         Reason::Revoked
     );
+    // Why, and since when, survive the restart; the next attempt is due now, not at 1970.
+    let snapshot = restarted.snapshot();
+    assert_eq!(snapshot.default.revoked, Some("org_suspended"));
+    assert_eq!(snapshot.default.revoked_since, Some(decided));
+    assert_eq!(snapshot.federation[0].next_refresh, Some(START + 4_200));
+
+    // The same no again after the restart keeps the time it was first said.
+    fed.set(Behaviour::Deny(mcpg_entitlements::Denial::OrgSuspended));
+    clock.advance(60);
+    assert!(restarted.refresh_now().await.is_err());
+    assert_eq!(restarted.snapshot().default.revoked_since, Some(decided));
+    let again = federated(dir.path(), &clock, &fed);
+    assert_eq!(again.snapshot().default.revoked_since, Some(decided));
 }
 
 #[cfg(unix)]
