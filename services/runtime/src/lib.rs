@@ -7,7 +7,8 @@
 //!   a bounded drain at shutdown;
 //! - [`mod@every`]: background work on a fixed period;
 //! - [`mod@process`]: a closed stdout ends a CLI quietly instead of with a panic;
-//! - [`mod@help`]: the check that every subcommand's `--help` shows examples.
+//! - [`mod@help`]: the check that every subcommand's `--help` shows examples;
+//! - [`mod@shell`]: shell completions and man pages from a binary's clap definition.
 //!
 //! It depends on no MCPG crate.
 
@@ -16,6 +17,7 @@ pub mod files;
 pub mod help;
 pub mod process;
 pub mod serve;
+pub mod shell;
 
 pub use every::{FirstTick, every, every_with};
 pub use files::{read_bounded, read_text};
