@@ -290,6 +290,12 @@ fn run_command(client: &Client, out: &Printer, command: Command) -> anyhow::Resu
             Ok(())
         }
         Command::Token(cmd) => admin_token(client, out, cmd),
+        // Local commands: `run` handles them before any client exists.
+        Command::Login
+        | Command::Logout
+        | Command::Context(_)
+        | Command::Completion(_)
+        | Command::Man(_) => bail!("this command does not talk to a server"),
     }
 }
 
