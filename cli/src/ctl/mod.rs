@@ -23,8 +23,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use mcpg_license_core::{EntitlementId, Tier};
+use mcpg_runtime::output::Output;
 
 use keys::KeysCommand;
 
@@ -308,11 +309,6 @@ pub struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Output {
-    Table,
-    Json,
-}
 
 #[derive(Debug, Subcommand)]
 enum Command {

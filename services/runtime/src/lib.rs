@@ -8,6 +8,7 @@
 //! - [`mod@every`]: background work on a fixed period;
 //! - [`mod@process`]: a closed stdout ends a CLI quietly instead of with a panic;
 //! - [`mod@help`]: the check that every subcommand's `--help` shows examples;
+//! - [`mod@output`]: the `-o, --output table|json` convention of the binaries;
 //! - [`mod@shell`]: shell completions and man pages from a binary's clap definition.
 //!
 //! It depends on no MCPG crate.
@@ -15,6 +16,7 @@
 pub mod every;
 pub mod files;
 pub mod help;
+pub mod output;
 pub mod process;
 pub mod serve;
 pub mod shell;
