@@ -52,9 +52,7 @@ pub struct Context {
 #[derive(Debug, Error)]
 pub enum ConfigError {
     /// Neither MCPG_CONFIG, XDG_CONFIG_HOME nor HOME says where it is.
-    #[error(
-        "cannot tell where the contexts file is: set MCPG_CONFIG, XDG_CONFIG_HOME or HOME"
-    )]
+    #[error("cannot tell where the contexts file is: set MCPG_CONFIG, XDG_CONFIG_HOME or HOME")]
     NoLocation,
     /// The file could not be read or written.
     #[error(transparent)]

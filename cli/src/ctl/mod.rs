@@ -309,7 +309,6 @@ pub struct Cli {
     command: Command,
 }
 
-
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Organizations (tenants).

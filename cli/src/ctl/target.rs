@@ -252,8 +252,8 @@ mod tests {
 
     #[test]
     fn with_no_context_the_default_server_is_used_without_a_token() {
-        let target = resolve(&Inputs::default(), &CtlConfig::default(), Path::new("c"))
-            .expect("resolves");
+        let target =
+            resolve(&Inputs::default(), &CtlConfig::default(), Path::new("c")).expect("resolves");
         assert_eq!(target.server, DEFAULT_SERVER);
         assert_eq!(target.token, None);
     }

@@ -32,8 +32,10 @@ fn run() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Man(args) => {
-            let pages = mcpg_runtime::shell::write_man_pages(Cli::command(), &args.out)
-                .map_err(|e| anyhow::anyhow!("cannot write man pages to {}: {e}", args.out.display()))?;
+            let pages =
+                mcpg_runtime::shell::write_man_pages(Cli::command(), &args.out).map_err(|e| {
+                    anyhow::anyhow!("cannot write man pages to {}: {e}", args.out.display())
+                })?;
             eprintln!("wrote {} man pages to {}", pages.len(), args.out.display());
             return Ok(ExitCode::SUCCESS);
         }
