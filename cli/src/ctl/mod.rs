@@ -686,35 +686,22 @@ pub fn run() -> anyhow::Result<ExitCode> {
         context_flag: cli.context,
         ..target::Inputs::default()
     }
-    .from_env();
+    .with_env();
     match cli.command {
         Command::Completion(args) => {
             mcpg_runtime::shell::print_completion(Cli::command(), args.shell);
-            return Ok(ExitCode::SUCCESS);
         }
         Command::Man(args) => {
             let pages = mcpg_runtime::shell::write_man_pages(Cli::command(), &args.out)
                 .with_context(|| format!("cannot write man pages to {}", args.out.display()))?;
             eprintln!("wrote {} man pages to {}", pages.len(), args.out.display());
-            return Ok(ExitCode::SUCCESS);
         }
-        Command::Login => {
-            contexts::login(&inputs, &config::default_path()?, &printer)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Logout => {
-            contexts::logout(&inputs, &config::default_path()?, &printer)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Context(cmd) => {
-            contexts::context(&config::default_path()?, &printer, cmd)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        command => {
-            let client = client_for(&inputs)?;
-            commands::execute(&client, &printer, command)
-        }
+        Command::Login => contexts::login(&inputs, &config::default_path()?, &printer)?,
+        Command::Logout => contexts::logout(&inputs, &config::default_path()?, &printer)?,
+        Command::Context(cmd) => contexts::context(&config::default_path()?, &printer, cmd)?,
+        command => return commands::execute(&client_for(&inputs)?, &printer, command),
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The client for the server and token the flags, variables and contexts select.

@@ -39,7 +39,7 @@ pub struct Inputs {
 
 impl Inputs {
     /// The variables read from the process environment, beside the flags given.
-    pub fn from_env(mut self) -> Self {
+    pub fn with_env(mut self) -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         self.server_env = var("MCPG_SERVER");
         self.token_env = var("MCPG_TOKEN");
