@@ -489,10 +489,10 @@ fn license(client: &Client, out: &Printer, cmd: LicenseCommand) -> anyhow::Resul
             }
             let answer = client.put(&url, &body)?;
             out.one(&answer, LICENSE_COLUMNS);
-            if out.output == Output::Table {
-                for line in super::plugin_sets::affected_lines(&args.org, &answer) {
-                    println!("warning: {line}");
-                }
+            // Warnings go to stderr, in both formats: `-o json` keeps stdout one document
+            // (which carries the same sets as data).
+            for line in super::plugin_sets::affected_lines(&args.org, &answer) {
+                eprintln!("warning: {line}");
             }
         }
         LicenseCommand::Show { org } => {

@@ -699,40 +699,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Login => contexts::login(&inputs, &config::default_path()?, &printer)?,
         Command::Logout => contexts::logout(&inputs, &config::default_path()?, &printer)?,
         Command::Context(cmd) => contexts::context(&config::default_path()?, &printer, cmd)?,
-        command => return commands::execute(&client_for(&inputs)?, &printer, command),
+        command => return commands::execute(&target::client_for(&inputs)?, &printer, command),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The client for the server and token the flags, variables and contexts select.
-fn client_for(inputs: &target::Inputs) -> anyhow::Result<Client> {
-    // The contexts file is only read when a context could matter: flags or variables that
-    // name both the server and the token need no file (and tolerate a broken one).
-    let has_token = inputs.token_flag.is_some()
-        || inputs.token_file_flag.is_some()
-        || inputs.token_env.is_some()
-        || inputs.token_file_env.is_some();
-    let has_server = inputs.server_flag.is_some() || inputs.server_env.is_some();
-    let (loaded, path) = if has_token && has_server && inputs.named_context().is_none() {
-        (config::CtlConfig::default(), PathBuf::new())
-    } else {
-        match config::default_path() {
-            Ok(path) => (config::CtlConfig::load(&path)?, path),
-            Err(_) => (config::CtlConfig::default(), PathBuf::new()),
-        }
-    };
-    let resolved = target::resolve(inputs, &loaded, &path)?;
-    let token = match resolved.token {
-        Some(target::TokenSource::Value(token)) => Some(token.trim().to_owned()),
-        Some(target::TokenSource::File(path)) => Some(
-            std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read token file {}", path.display()))?
-                .trim()
-                .to_owned(),
-        ),
-        None => None,
-    };
-    Ok(Client::new(&resolved.server, token)?)
 }
 
 /// The exit code for an error `run` returned: 1 for the server's refusals and outages,

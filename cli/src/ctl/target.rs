@@ -11,6 +11,9 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use anyhow::Context as _;
+
+use super::Client;
 use super::config::{Context, CtlConfig};
 
 /// The server used when nothing names one.
@@ -150,6 +153,37 @@ pub fn resolve(
 pub fn same_server(a: &str, b: &str) -> bool {
     let norm = |s: &str| s.trim().trim_end_matches('/').to_ascii_lowercase();
     norm(a) == norm(b)
+}
+
+/// The client for the server and token the flags, variables and contexts select.
+pub(super) fn client_for(inputs: &Inputs) -> anyhow::Result<Client> {
+    // The contexts file is only read when a context could matter: flags or variables that
+    // name both the server and the token need no file (and tolerate a broken one).
+    let has_token = inputs.token_flag.is_some()
+        || inputs.token_file_flag.is_some()
+        || inputs.token_env.is_some()
+        || inputs.token_file_env.is_some();
+    let has_server = inputs.server_flag.is_some() || inputs.server_env.is_some();
+    let (loaded, path) = if has_token && has_server && inputs.named_context().is_none() {
+        (CtlConfig::default(), PathBuf::new())
+    } else {
+        match super::config::default_path() {
+            Ok(path) => (CtlConfig::load(&path)?, path),
+            Err(_) => (CtlConfig::default(), PathBuf::new()),
+        }
+    };
+    let resolved = resolve(inputs, &loaded, &path)?;
+    let token = match resolved.token {
+        Some(TokenSource::Value(token)) => Some(token.trim().to_owned()),
+        Some(TokenSource::File(path)) => Some(
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read token file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    Ok(Client::new(&resolved.server, token)?)
 }
 
 #[cfg(test)]
