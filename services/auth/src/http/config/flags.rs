@@ -316,6 +316,35 @@ mod tests {
     }
 
     #[test]
+    fn config_and_data_dir_reach_the_subcommand_from_before_or_after_it() {
+        use std::path::Path;
+
+        use clap::Parser;
+
+        use super::Command;
+
+        for args in [
+            ["mcpg-auth", "backup", "--out", "b.db", "--config", "a.toml", "--data-dir", "d"],
+            ["mcpg-auth", "--config", "a.toml", "--data-dir", "d", "backup", "--out", "b.db"],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            let Command::Backup(backup) = cli.into_command() else {
+                panic!("{args:?} is a backup");
+            };
+            assert_eq!(backup.config.as_deref(), Some(Path::new("a.toml")));
+            assert_eq!(backup.database.data_dir.as_deref(), Some(Path::new("d")));
+            assert_eq!(backup.out, Path::new("b.db"));
+        }
+        let serve = Cli::try_parse_from(["mcpg-auth", "serve", "--config", "s.toml"])
+            .expect("parses")
+            .into_command();
+        let Command::Serve(serve) = serve else {
+            panic!("a serve");
+        };
+        assert_eq!(serve.config.as_deref(), Some(Path::new("s.toml")));
+    }
+
+    #[test]
     fn every_subcommand_has_examples() {
         let missing = mcpg_runtime::help::subcommands_without_examples(&Cli::command());
         assert!(
