@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 
 use super::output::{Column, record, table};
 use super::{
-    AdminTokenCommand, Client, Command, EnvCommand, GatewayCommand, LicenseCommand, LicenseSet,
-    OrgCommand, Output, RevocationsCommand, WorkspaceCommand,
+    AdminTokenCommand, Client, Command, EnvCommand, LicenseCommand, LicenseSet, OrgCommand, Output,
+    RevocationsCommand, WorkspaceCommand,
 };
 
 const ORG_COLUMNS: &[Column] = &[
@@ -25,13 +25,6 @@ const ENV_COLUMNS: &[Column] = &[
     ("workspace", "workspace"),
     ("id", "id"),
     ("created", "created_at"),
-];
-const GATEWAY_COLUMNS: &[Column] = &[
-    ("id", "id"),
-    ("name", "name"),
-    ("credential", "credential_prefix"),
-    ("last token", "last_token_at"),
-    ("revoked", "revoked_at"),
 ];
 const LICENSE_COLUMNS: &[Column] = &[
     ("license", "id"),
@@ -112,7 +105,7 @@ fn ws_path(path: &str) -> anyhow::Result<String> {
     Ok(format!("/v1/orgs/{org}/workspaces/{ws}"))
 }
 
-fn env_path(path: &str) -> anyhow::Result<String> {
+pub(super) fn env_path(path: &str) -> anyhow::Result<String> {
     let [org, ws, env] = split::<3>(path, "ORG/WS/ENV")?;
     Ok(format!("/v1/orgs/{org}/workspaces/{ws}/environments/{env}"))
 }
@@ -271,7 +264,7 @@ fn run_command(client: &Client, out: &Printer, command: Command) -> anyhow::Resu
         Command::Workspace(cmd) => workspace(client, out, cmd),
         Command::Env(cmd) => env(client, out, cmd),
         Command::License(cmd) => license(client, out, cmd),
-        Command::Gateway(cmd) => gateway(client, out, cmd),
+        Command::Gateway(cmd) => super::gateways::run(client, out, cmd),
         Command::Rbac(cmd) => super::access::rbac(client, out, cmd),
         Command::User(cmd) => super::access::user(client, out, cmd),
         Command::Tenants(cmd) => super::tenants::tenants(client, out, cmd).map(|_| ()),
@@ -502,46 +495,6 @@ fn license(client: &Client, out: &Printer, cmd: LicenseCommand) -> anyhow::Resul
         LicenseCommand::Revoke { org } => {
             let url = format!("{}/license/revoke", org_path(&org)?);
             out.one(&client.post(&url, &json!({}))?, LICENSE_COLUMNS);
-        }
-    }
-    Ok(())
-}
-
-fn gateway(client: &Client, out: &Printer, cmd: GatewayCommand) -> anyhow::Result<()> {
-    match cmd {
-        GatewayCommand::Register {
-            path,
-            name,
-            credential_file,
-            count,
-            credentials_file,
-        } => {
-            let url = format!("{}/gateways", env_path(&path)?);
-            if let (Some(count), Some(file)) = (count, credentials_file) {
-                return super::fleet::register_many(client, out, &url, &name, count, &file);
-            }
-            let columns: &[Column] =
-                &[("id", "id"), ("name", "name"), ("credential", "credential")];
-            deliver_secret(
-                out,
-                credential_file.as_deref(),
-                "credential",
-                columns,
-                || client.post(&url, &json!({"name": name})),
-            )?;
-        }
-        GatewayCommand::List { path } => {
-            let url = format!("{}/gateways", env_path(&path)?);
-            out.list(&client.get_all(&url)?, GATEWAY_COLUMNS);
-        }
-        GatewayCommand::Revoke { path, id } => {
-            let url = format!(
-                "{}/gateways/{}",
-                env_path(&path)?,
-                segment(&id, "gateway id", &id)?
-            );
-            let answer = client.delete(&url)?;
-            out.done(&format!("revoked gateway {id}"), &answer);
         }
     }
     Ok(())

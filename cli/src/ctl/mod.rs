@@ -11,6 +11,7 @@ mod commands;
 mod config;
 mod contexts;
 mod fleet;
+mod gateways;
 mod impersonate;
 mod keys;
 mod oidc;
@@ -91,7 +92,7 @@ const GATEWAY_EXAMPLE: &str = "\
 Examples:
   mcpg-ctl gateway register acme-corp/platform-team/prod edge-1 --credential-file edge-1.credential
   mcpg-ctl gateway list acme-corp/platform-team/prod
-  mcpg-ctl gateway revoke acme-corp/platform-team/prod 0b6f…";
+  mcpg-ctl gateway revoke acme-corp/platform-team/prod edge-1";
 
 const KEYS_EXAMPLE: &str = "\
 Examples:
@@ -240,10 +241,16 @@ Examples:
   mcpg-ctl gateway list acme-corp/platform-team/prod
   mcpg-ctl gateway list acme-corp/platform-team/prod -o json";
 
+const GATEWAY_SHOW_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl gateway show acme-corp/platform-team/prod edge-1
+  mcpg-ctl gateway show acme-corp/platform-team/prod 0193f2ab-7c1d-7e3a-9b2f-0c4d5e6f7a8b -o json";
+
 const GATEWAY_REVOKE_EXAMPLE: &str = "\
 Examples:
-  mcpg-ctl gateway list acme-corp/platform-team/prod   # the id of edge-1
-  mcpg-ctl gateway revoke acme-corp/platform-team/prod 0b6f…";
+  mcpg-ctl gateway revoke acme-corp/platform-team/prod edge-1
+  mcpg-ctl gateway revoke acme-corp/platform-team/prod 0193f2ab-7c1d-7e3a-9b2f-0c4d5e6f7a8b
+  mcpg-ctl gateway register acme-corp/platform-team/prod edge-1   # its replacement";
 
 const TOKEN_CREATE_EXAMPLE: &str = "\
 Examples:
@@ -626,13 +633,22 @@ enum GatewayCommand {
         /// ORG/WS/ENV
         path: String,
     },
-    /// Revoke a gateway's credential: its next token request gets 401.
+    /// Show one gateway of ORG/WS/ENV, by name or id (never its credential).
+    #[command(after_help = GATEWAY_SHOW_EXAMPLE)]
+    Show {
+        /// ORG/WS/ENV
+        path: String,
+        /// Gateway name (unique among the environment's unrevoked gateways) or id.
+        gateway: String,
+    },
+    /// Revoke a gateway's credential, by name or id: its next token request gets 401.
+    /// Its name is free again for a replacement.
     #[command(after_help = GATEWAY_REVOKE_EXAMPLE)]
     Revoke {
         /// ORG/WS/ENV
         path: String,
-        /// Gateway id (from `gateway list`).
-        id: String,
+        /// Gateway name or id (from `gateway list`).
+        gateway: String,
     },
 }
 
@@ -710,7 +726,10 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
     let remote = error
         .downcast_ref::<ClientError>()
         .is_some_and(|e| !matches!(e, ClientError::BadServer(_)));
-    if remote || error.downcast_ref::<audit::VerifyFailed>().is_some() {
+    if remote
+        || error.downcast_ref::<audit::VerifyFailed>().is_some()
+        || error.downcast_ref::<gateways::NoSuchGateway>().is_some()
+    {
         EXIT_FAILED
     } else {
         EXIT_USAGE
@@ -724,6 +743,14 @@ mod tests {
     #[test]
     fn command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn readme_cli_reference_is_current() {
+        let readme = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        if let Err(stale) = mcpg_runtime::reference::check_readme(&Cli::command(), &readme) {
+            panic!("{stale}");
+        }
     }
 
     #[test]

@@ -172,6 +172,14 @@ mod tests {
     }
 
     #[test]
+    fn readme_cli_reference_is_current() {
+        let readme = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        if let Err(stale) = mcpg_runtime::reference::check_readme(&Cli::command(), &readme) {
+            panic!("{stale}");
+        }
+    }
+
+    #[test]
     fn every_subcommand_has_examples() {
         let missing = mcpg_runtime::help::subcommands_without_examples(&Cli::command());
         assert!(

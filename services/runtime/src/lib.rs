@@ -9,6 +9,7 @@
 //! - [`mod@process`]: a closed stdout ends a CLI quietly instead of with a panic;
 //! - [`mod@help`]: the check that every subcommand's `--help` shows examples;
 //! - [`mod@output`]: the `-o, --output table|json` convention of the binaries;
+//! - [`mod@reference`]: the README's CLI reference, generated from the clap definitions;
 //! - [`mod@shell`]: shell completions and man pages from a binary's clap definition.
 //!
 //! It depends on no MCPG crate.
@@ -18,6 +19,7 @@ pub mod files;
 pub mod help;
 pub mod output;
 pub mod process;
+pub mod reference;
 pub mod serve;
 pub mod shell;
 

@@ -8,6 +8,7 @@ mod audit;
 mod contexts;
 mod entitlements;
 mod fleet;
+mod gateways;
 mod impersonate;
 mod journey;
 mod keys;

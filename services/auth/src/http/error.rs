@@ -199,6 +199,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound(what) => ApiError::NotFound(what),
             StoreError::Conflict(what) => ApiError::Conflict(what.to_owned()),
+            StoreError::Duplicate(what) => ApiError::Conflict(what),
             StoreError::Quota { .. } => ApiError::QuotaExceeded(error.to_string()),
             StoreError::HasChildren(what) => ApiError::HasChildren(what),
             StoreError::PluginSetRefused(refusal) => plugin_set_refused(refusal),

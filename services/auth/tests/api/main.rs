@@ -18,6 +18,7 @@ mod deploy_examples;
 mod deployment;
 mod federation;
 mod gateway_batch;
+mod gateway_names;
 mod global_scope;
 mod helpers;
 mod idp;

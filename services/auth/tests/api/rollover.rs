@@ -191,7 +191,7 @@ async fn gateways_pinning_either_root_keep_federating_through_a_root_rollover(ba
     let mut credentials = Vec::new();
     let mut logs: Vec<Log> = Vec::new();
     for (i, pins) in pins.into_iter().enumerate() {
-        let (credential, _) = app.register_gateway("acme", &format!("gw-{i}")).await;
+        let (credential, _) = app.register_gateway("acme", &format!("pinned-{i}")).await;
         let gateway = gateway(&app, &roots, pins, &credential, state_dirs[i].path());
         credentials.push(credential);
         let log = Log::default();

@@ -1,31 +1,26 @@
-//! Workspaces, environments and gateway registrations of an org. Deletes answer with
+//! Workspaces and environments of an org (gateways: `super::gateways`). Deletes answer with
 //! the export of what they removed; a parent with children needs `?cascade=true`.
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get};
 use mcpg_license_core::clock::to_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::Slug;
-use crate::domain::credential::{Credential, CredentialKind};
 use crate::domain::rbac::Action;
 use crate::http::authorize::Access;
 use crate::http::error::{ApiError, Result};
 use crate::http::extract::ApiJson;
 use crate::http::page::{ListRoute, PageRequest, Paged};
 use crate::http::state::AppState;
-use crate::infra::store::{
-    BatchGateway, DeleteTarget, EnvironmentRecord, GatewayRecord, MAX_BATCH, NewGateway,
-    WorkspaceRecord,
-};
+use crate::infra::store::{DeleteTarget, EnvironmentRecord, WorkspaceRecord};
 
 const WS: &str = "/v1/orgs/{org}/workspaces";
 const ENV: &str = "/v1/orgs/{org}/workspaces/{ws}/environments";
-const GW: &str = "/v1/orgs/{org}/workspaces/{ws}/environments/{env}/gateways";
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -33,40 +28,12 @@ pub(super) fn router() -> Router<AppState> {
         .route(&format!("{WS}/{{ws}}"), delete(delete_workspace))
         .route(ENV, get(list_environments).post(create_environment))
         .route(&format!("{ENV}/{{env}}"), delete(delete_environment))
-        .route(GW, get(list_gateways).post(register_gateway))
-        .route(&format!("{GW}/{{id}}"), delete(revoke_gateway))
-        .route(
-            &format!("{GW}/batch"),
-            post(register_gateways).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
-        )
 }
-
-/// A batch body: up to [`MAX_BATCH`] names of at most [`MAX_GATEWAY_NAME`] bytes.
-const MAX_BATCH_BODY_BYTES: usize = 512 * 1024;
-
-const MAX_GATEWAY_NAME: usize = 200;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateSlug {
     slug: Slug,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegisterGateway {
-    name: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegisterGateways {
-    gateways: Vec<RegisterGateway>,
-}
-
-#[derive(Debug, Serialize)]
-struct RegisteredGateways {
-    gateways: Vec<GatewayView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,36 +68,6 @@ impl From<EnvironmentRecord> for EnvironmentView {
             slug: env.slug,
             workspace: env.workspace,
             created_at: to_rfc3339(env.created_at),
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct GatewayView {
-    id: String,
-    name: String,
-    workspace: String,
-    environment: String,
-    credential_prefix: String,
-    created_at: String,
-    last_token_at: Option<String>,
-    revoked_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    credential: Option<String>,
-}
-
-impl From<GatewayRecord> for GatewayView {
-    fn from(gw: GatewayRecord) -> Self {
-        Self {
-            id: gw.id,
-            name: gw.name,
-            workspace: gw.workspace,
-            environment: gw.environment,
-            credential_prefix: gw.credential_prefix,
-            created_at: to_rfc3339(gw.created_at),
-            last_token_at: gw.last_token_at.map(to_rfc3339),
-            revoked_at: gw.revoked_at.map(to_rfc3339),
-            credential: None,
         }
     }
 }
@@ -250,113 +187,4 @@ async fn delete_environment(
         .await?;
     tracing::info!(org = %access.org.slug, workspace = %ws, environment = %env, "environment deleted");
     Ok(axum::Json(export))
-}
-
-async fn register_gateway(
-    State(state): State<AppState>,
-    access: Access,
-    Path((_, ws, env)): Path<(String, String, String)>,
-    ApiJson(body): ApiJson<RegisterGateway>,
-) -> Result<(StatusCode, axum::Json<GatewayView>)> {
-    access.require(Action::ManageGateways(&ws, &env))?;
-    let name = crate::domain::display_text("name", &body.name, MAX_GATEWAY_NAME)?;
-    let credential = Credential::generate(CredentialKind::Gateway).map_err(ApiError::internal)?;
-    let hash = credential.hash().to_hex();
-    let gateway = NewGateway {
-        workspace: &ws,
-        environment: &env,
-        name: &name,
-        credential_hash: &hash,
-        credential_prefix: credential.display_prefix(),
-    };
-    let record = access
-        .tenant()
-        .register_gateway(&gateway, state.now())
-        .await?;
-    tracing::info!(org = %access.org.slug, gateway = %record.id, "gateway registered");
-    let mut view = GatewayView::from(record);
-    view.credential = Some(credential.expose().to_owned());
-    Ok((StatusCode::CREATED, axum::Json(view)))
-}
-
-/// Registers up to [`MAX_BATCH`] gateways of one environment at once, all or none (a
-/// fleet's bulk path): each gets its own credential, shown once in the answer.
-async fn register_gateways(
-    State(state): State<AppState>,
-    access: Access,
-    Path((_, ws, env)): Path<(String, String, String)>,
-    ApiJson(body): ApiJson<RegisterGateways>,
-) -> Result<(StatusCode, axum::Json<RegisteredGateways>)> {
-    access.require(Action::ManageGateways(&ws, &env))?;
-    if body.gateways.is_empty() || body.gateways.len() > MAX_BATCH {
-        return Err(ApiError::BadRequest(format!(
-            "a batch registers 1 to {MAX_BATCH} gateways; this one has {}",
-            body.gateways.len()
-        )));
-    }
-    let mut batch = Vec::with_capacity(body.gateways.len());
-    let mut credentials = Vec::with_capacity(body.gateways.len());
-    for (i, gateway) in body.gateways.iter().enumerate() {
-        let name = crate::domain::display_text("name", &gateway.name, MAX_GATEWAY_NAME)
-            .map_err(|e| ApiError::BadRequest(format!("gateways[{i}]: {e}")))?;
-        let credential =
-            Credential::generate(CredentialKind::Gateway).map_err(ApiError::internal)?;
-        batch.push(BatchGateway {
-            name,
-            credential_hash: credential.hash().to_hex(),
-            credential_prefix: credential.display_prefix().to_owned(),
-        });
-        credentials.push(credential);
-    }
-    let records = access
-        .tenant()
-        .register_gateways(&ws, &env, &batch, state.now())
-        .await?;
-    tracing::info!(org = %access.org.slug, workspace = %ws, environment = %env, count = records.len(), "gateways registered");
-    let gateways = records
-        .into_iter()
-        .zip(credentials)
-        .map(|(record, credential)| {
-            let mut view = GatewayView::from(record);
-            view.credential = Some(credential.expose().to_owned());
-            view
-        })
-        .collect();
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(RegisteredGateways { gateways }),
-    ))
-}
-
-async fn list_gateways(
-    access: Access,
-    Path((_, ws, env)): Path<(String, String, String)>,
-    page: PageRequest,
-) -> Result<Paged<GatewayView>> {
-    access.require(Action::ReadEnvironment(&ws, &env))?;
-    let after: Option<(i64, String)> = page.after(ListRoute::Gateways)?;
-    let after = after.as_ref().map(|(time, id)| (*time, id.as_str()));
-    let rows = access
-        .tenant()
-        .gateways(&ws, &env, after, page.fetch())
-        .await?;
-    Ok(page
-        .answer(ListRoute::Gateways, rows, |gw| {
-            (gw.created_at, gw.id.clone())
-        })
-        .map())
-}
-
-async fn revoke_gateway(
-    State(state): State<AppState>,
-    access: Access,
-    Path((_, ws, env, id)): Path<(String, String, String, String)>,
-) -> Result<axum::Json<GatewayView>> {
-    access.require(Action::ManageGateways(&ws, &env))?;
-    let record = access
-        .tenant()
-        .revoke_gateway(&ws, &env, &id, state.now())
-        .await?;
-    tracing::info!(org = %access.org.slug, gateway = %record.id, "gateway revoked");
-    Ok(axum::Json(record.into()))
 }

@@ -5,6 +5,7 @@ mod admin;
 mod archives;
 mod audit;
 mod federation;
+mod gateways;
 mod hierarchy;
 mod key_certificates;
 mod licenses;
@@ -87,6 +88,7 @@ fn routes(state: AppState) -> Router {
         .merge(orgs::router())
         .merge(licenses::router())
         .merge(hierarchy::router())
+        .merge(gateways::router())
         .merge(plugin_sets::router())
         .merge(admin::router())
         .merge(archives::router())

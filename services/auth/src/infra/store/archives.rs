@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use sqlx::FromRow;
 
 use super::audit_log::{Actor, AuditAction, Event};
+use super::gateways::{NamedGateway, rename_live_duplicates};
 use super::{Store, StoreError, from_json_text, in_tx, on_pool};
 
 /// One archive in a listing.
@@ -382,13 +383,23 @@ impl Store {
                     .bind(&e.id).bind(&org.id).bind(&e.workspace_id).bind(&e.slug)
                     .bind(e.created_at).execute(&mut *tx).await?;
             }
+            let named: Vec<NamedGateway<'_>> = rows.gateways.iter().map(|g| NamedGateway {
+                id: &g.id,
+                environment_id: &g.environment_id,
+                name: &g.name,
+                created_at: g.created_at,
+                revoked: g.revoked_at.is_some(),
+            }).collect();
+            // An archive made before names were unique may repeat one (migration 0017).
+            let renames = rename_live_duplicates(&named);
             for g in &rows.gateways {
+                let name = renames.get(&g.id).unwrap_or(&g.name);
                 sqlx::query("INSERT INTO gateways (id, org_id, workspace_id, environment_id, \
                              name, credential_hash, credential_prefix, created_at, \
                              last_token_at, revoked_at) \
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
                     .bind(&g.id).bind(&org.id).bind(&g.workspace_id).bind(&g.environment_id)
-                    .bind(&g.name).bind(&g.credential_hash).bind(&g.credential_prefix)
+                    .bind(name).bind(&g.credential_hash).bind(&g.credential_prefix)
                     .bind(g.created_at).bind(g.last_token_at).bind(g.revoked_at)
                     .execute(&mut *tx).await
                     .map_err(StoreError::unique("a gateway credential is in use again"))?;

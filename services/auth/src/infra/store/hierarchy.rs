@@ -88,21 +88,6 @@ pub(crate) struct GatewayRecord {
     pub(crate) revoked_at: Option<i64>,
 }
 
-/// A gateway to register.
-#[derive(Debug, Clone)]
-pub(crate) struct NewGateway<'a> {
-    /// Workspace slug.
-    pub(crate) workspace: &'a str,
-    /// Environment slug.
-    pub(crate) environment: &'a str,
-    /// Name.
-    pub(crate) name: &'a str,
-    /// SHA-256 hex of the credential.
-    pub(crate) credential_hash: &'a str,
-    /// Display prefix of the credential.
-    pub(crate) credential_prefix: &'a str,
-}
-
 pub(super) const GATEWAY_SELECT: &str = "SELECT g.id, g.name, w.slug AS workspace, e.slug AS environment, \
      g.credential_prefix, g.created_at, g.last_token_at, g.revoked_at \
      FROM gateways g JOIN environments e ON e.id = g.environment_id \
@@ -285,69 +270,6 @@ impl<'a> TenantStore<'a> {
             .bind(after)
             .bind(limit)
             .fetch_all(pool)
-            .await?))
-    }
-
-    /// Up to `limit` gateways of an environment after `after` (creation time and id;
-    /// `None`: from the first), oldest first.
-    pub(crate) async fn gateways(
-        &self,
-        workspace: &str,
-        environment: &str,
-        after: Option<(i64, &str)>,
-        limit: i64,
-    ) -> Result<Vec<GatewayRecord>, StoreError> {
-        self.environment_id(workspace, environment).await?;
-        let (after_time, after_id) = after.unwrap_or((i64::MIN, ""));
-        let sql = format!(
-            "{GATEWAY_SELECT} WHERE g.org_id = $1 AND w.slug = $2 AND e.slug = $3 \
-             AND (g.created_at > $4 OR (g.created_at = $4 AND g.id > $5)) \
-             ORDER BY g.created_at, g.id LIMIT $6"
-        );
-        Ok(on_pool!(self.store, pool => sqlx::query_as(&sql)
-            .bind(self.org_id)
-            .bind(workspace)
-            .bind(environment)
-            .bind(after_time)
-            .bind(after_id)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?))
-    }
-
-    /// Revokes a gateway's credential (idempotent).
-    pub(crate) async fn revoke_gateway(
-        &self,
-        workspace: &str,
-        environment: &str,
-        id: &str,
-        now: i64,
-    ) -> Result<GatewayRecord, StoreError> {
-        let environment_id = self.environment_id(workspace, environment).await?;
-        let actor = self.actor();
-        in_tx!(self.store, tx => {
-            let done = sqlx::query(
-                "UPDATE gateways SET revoked_at = COALESCE(revoked_at, $4) \
-                 WHERE org_id = $1 AND environment_id = $2 AND id = $3")
-                .bind(self.org_id)
-                .bind(&environment_id)
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if done == 0 {
-                return Err(StoreError::NotFound("gateway"));
-            }
-            let event = Event::new(AuditAction::GatewayRevoke,
-                format!("{workspace}/{environment}/{id}"), json!({"gateway_id": id}));
-            tx.append_audit(self.org_id, &actor, &[event], now).await?;
-        });
-        let sql = format!("{GATEWAY_SELECT} WHERE g.org_id = $1 AND g.id = $2");
-        Ok(on_pool!(self.store, pool => sqlx::query_as(&sql)
-            .bind(self.org_id)
-            .bind(id)
-            .fetch_one(pool)
             .await?))
     }
 

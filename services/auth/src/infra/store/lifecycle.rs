@@ -13,8 +13,8 @@ use super::audit_log::{AuditAction, Event};
 use super::hierarchy::GATEWAY_SELECT;
 use super::plugin_sets::{EXPORT_SQL as PLUGIN_SETS_SQL, ExportedPluginSet};
 use super::{
-    BackendKind, EnvironmentRecord, GatewayRecord, NewGateway, StoreError, TenantStore,
-    WorkspaceRecord, from_json_text, in_tx, to_json_text,
+    BackendKind, EnvironmentRecord, StoreError, TenantStore, WorkspaceRecord, from_json_text,
+    in_tx, to_json_text,
 };
 use crate::domain::{Slug, new_id};
 
@@ -158,48 +158,6 @@ impl TenantStore<'_> {
             created
         });
         row.ok_or(StoreError::NotFound("workspace"))
-    }
-
-    /// Registers a gateway within the license's `max_gateways` (unrevoked ones count).
-    pub(crate) async fn register_gateway(
-        &self,
-        gateway: &NewGateway<'_>,
-        now: i64,
-    ) -> Result<GatewayRecord, StoreError> {
-        let org = self.org_id();
-        let store = self.store();
-        let actor = self.actor();
-        let row: Option<GatewayRecord> = in_tx!(store, tx => {
-            sqlx::query(lock_org_sql(store.kind())).bind(org).execute(&mut *tx).await?;
-            let limits: Option<String> = sqlx::query_scalar(LIMITS_SQL).bind(org)
-                .fetch_optional(&mut *tx).await?;
-            let used: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM gateways WHERE org_id = $1 AND revoked_at IS NULL")
-                .bind(org).fetch_one(&mut *tx).await?;
-            check_quota(limits.as_deref(), LimitKey::MaxGateways, used)?;
-            let created: Option<GatewayRecord> = sqlx::query_as(
-                "INSERT INTO gateways (id, org_id, workspace_id, environment_id, name, \
-                 credential_hash, credential_prefix, created_at) \
-                 SELECT $1, e.org_id, e.workspace_id, e.id, $5, $6, $7, $8 FROM environments e \
-                 JOIN workspaces w ON w.id = e.workspace_id \
-                 WHERE e.org_id = $2 AND w.slug = $3 AND e.slug = $4 \
-                 RETURNING id, name, $3 AS workspace, $4 AS environment, credential_prefix, \
-                 created_at, last_token_at, revoked_at")
-                .bind(new_id()).bind(org).bind(gateway.workspace).bind(gateway.environment)
-                .bind(gateway.name).bind(gateway.credential_hash).bind(gateway.credential_prefix)
-                .bind(now)
-                .fetch_optional(&mut *tx).await
-                .map_err(StoreError::unique("credential collision; retry"))?;
-            if let Some(created) = &created {
-                let event = Event::new(AuditAction::GatewayRegister,
-                    format!("{}/{}/{}", gateway.workspace, gateway.environment, created.id),
-                    json!({"gateway_id": created.id, "name": created.name,
-                           "credential_prefix": created.credential_prefix}));
-                tx.append_audit(org, &actor, &[event], now).await?;
-            }
-            created
-        });
-        row.ok_or(StoreError::NotFound("environment"))
     }
 
     /// Deletes a workspace or an environment. With children (environments, gateways) it is

@@ -16,12 +16,14 @@ pub(crate) mod backup;
 mod bindings;
 mod changes;
 mod dev_root;
-mod gateway_batch;
+mod gateways;
 mod grants;
 mod hierarchy;
 mod key_certificates;
 mod keys;
 mod lifecycle;
+#[cfg(test)]
+mod migration_0017_tests;
 mod oidc;
 mod orgs;
 mod plugin_sets;
@@ -51,12 +53,10 @@ pub(crate) use audit_query::{AuditFilter, CheckpointRecord};
 pub(crate) use bindings::{BindingRecord, BindingSpec, NewImpersonation, UserTokenRecord};
 pub(crate) use changes::{CHANNEL, Change, Changes, WriteTx};
 pub(crate) use dev_root::StoredRoot;
-pub(crate) use gateway_batch::{BatchGateway, MAX_BATCH};
+pub(crate) use gateways::{BatchGateway, MAX_BATCH};
 pub(crate) use grants::{GatewayGrant, LicenseRecord};
 pub use hierarchy::TenantStore;
-pub(crate) use hierarchy::{
-    EnvironmentRecord, GatewayRecord, LicenseSpec, NewGateway, WorkspaceRecord,
-};
+pub(crate) use hierarchy::{EnvironmentRecord, GatewayRecord, LicenseSpec, WorkspaceRecord};
 pub(crate) use key_certificates::{KeyCertificateRecord, NewKeyCertificate};
 pub(crate) use keys::{KeyRecord, NewKey};
 pub(crate) use lifecycle::DeleteTarget;
@@ -136,6 +136,9 @@ pub enum StoreError {
         /// What exists already.
         usage: i64,
     },
+    /// A name (or other unique value) already in use, said in words.
+    #[error("{0}")]
+    Duplicate(String),
     /// A delete of something that still has children, without cascade.
     #[error("{0}")]
     HasChildren(String),
