@@ -324,8 +324,26 @@ mod tests {
         use super::Command;
 
         for args in [
-            ["mcpg-auth", "backup", "--out", "b.db", "--config", "a.toml", "--data-dir", "d"],
-            ["mcpg-auth", "--config", "a.toml", "--data-dir", "d", "backup", "--out", "b.db"],
+            [
+                "mcpg-auth",
+                "backup",
+                "--out",
+                "b.db",
+                "--config",
+                "a.toml",
+                "--data-dir",
+                "d",
+            ],
+            [
+                "mcpg-auth",
+                "--config",
+                "a.toml",
+                "--data-dir",
+                "d",
+                "backup",
+                "--out",
+                "b.db",
+            ],
         ] {
             let cli = Cli::try_parse_from(args).expect("parses");
             let Command::Backup(backup) = cli.into_command() else {
