@@ -283,6 +283,12 @@ fn run_command(client: &Client, out: &Printer, command: Command) -> anyhow::Resu
             Ok(())
         }
         Command::Token(cmd) => admin_token(client, out, cmd),
+        // Local commands: `run` handles them before any client exists.
+        Command::Login
+        | Command::Logout
+        | Command::Context(_)
+        | Command::Completion(_)
+        | Command::Man(_) => bail!("this command does not talk to a server"),
     }
 }
 
@@ -476,10 +482,10 @@ fn license(client: &Client, out: &Printer, cmd: LicenseCommand) -> anyhow::Resul
             }
             let answer = client.put(&url, &body)?;
             out.one(&answer, LICENSE_COLUMNS);
-            if out.output == Output::Table {
-                for line in super::plugin_sets::affected_lines(&args.org, &answer) {
-                    println!("warning: {line}");
-                }
+            // Warnings go to stderr, in both formats: `-o json` keeps stdout one document
+            // (which carries the same sets as data).
+            for line in super::plugin_sets::affected_lines(&args.org, &answer) {
+                eprintln!("warning: {line}");
             }
         }
         LicenseCommand::Show { org } => {

@@ -8,6 +8,8 @@ mod archives;
 mod audit;
 mod client;
 mod commands;
+mod config;
+mod contexts;
 mod fleet;
 mod gateways;
 mod impersonate;
@@ -15,14 +17,16 @@ mod keys;
 mod oidc;
 mod output;
 mod plugin_sets;
+mod target;
 mod tenants;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use mcpg_license_core::{EntitlementId, Tier};
+use mcpg_runtime::output::Output;
 
 use keys::KeysCommand;
 
@@ -274,37 +278,42 @@ Examples:
   mcpg-ctl revocations show
   mcpg-ctl revocations show -o json";
 
+const COMPLETION_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl completion bash > /etc/bash_completion.d/mcpg-ctl
+  mcpg-ctl completion zsh > \"${fpath[1]}/_mcpg-ctl\"
+  mcpg-ctl completion fish > ~/.config/fish/completions/mcpg-ctl.fish";
+
+const MAN_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl man --out /usr/local/share/man/man1
+  man mcpg-ctl-org-create";
+
 /// Operate an mcpg-auth federation service: orgs, licenses, workspaces, environments,
 /// gateways and signing keys.
 #[derive(Debug, Parser)]
 #[command(name = "mcpg-ctl", version = crate::VERSION, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Base URL of the mcpg-auth service.
-    #[arg(
-        long,
-        env = "MCPG_SERVER",
-        default_value = "http://127.0.0.1:8421",
-        global = true
-    )]
-    server: String,
-    /// API token (mcpg_pat_… or the bootstrap token). Prefer the environment variable, so
-    /// the token does not show in the process list.
-    #[arg(long, env = "MCPG_TOKEN", hide_env_values = true, global = true)]
+    /// Base URL of the mcpg-auth service [env: MCPG_SERVER; else the context's server; else
+    /// http://127.0.0.1:8421].
+    #[arg(long, global = true, value_name = "URL")]
+    server: Option<String>,
+    /// API token (mcpg_pat_… or the bootstrap token) [env: MCPG_TOKEN; else the context's
+    /// token]. Prefer `login` or the variable, so the token does not show in the process list.
+    #[arg(long, global = true)]
     token: Option<String>,
-    /// Read the API token from this file instead.
-    #[arg(long, env = "MCPG_TOKEN_FILE", global = true, conflicts_with = "token")]
+    /// Read the API token from this file instead [env: MCPG_TOKEN_FILE].
+    #[arg(long, global = true, conflicts_with = "token", value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// Use this saved context instead of the current one [env: MCPG_CONTEXT]; for `login`,
+    /// the name to save it under [default: the server's host].
+    #[arg(long, global = true, value_name = "NAME")]
+    context: Option<String>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Table, global = true)]
     output: Output,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Output {
-    Table,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -366,6 +375,23 @@ enum Command {
     /// Act inside an org as its admin for at most an hour (global admin only): prints a
     /// token once; its creation and every request made with it are logged.
     Impersonate(impersonate::Impersonate),
+    /// Check a token against --server and save both as a context (made current): the
+    /// token is read from standard input, or asked for without echo; never from arguments.
+    #[command(after_help = contexts::LOGIN_EXAMPLE)]
+    Login,
+    /// Remove the token of the current context (or of --context NAME).
+    #[command(after_help = contexts::LOGOUT_EXAMPLE)]
+    Logout,
+    /// Saved contexts (a server and its token): list, use, delete.
+    #[command(subcommand)]
+    #[command(after_help = contexts::CONTEXT_EXAMPLE)]
+    Context(contexts::ContextCommand),
+    /// Print a shell completion script to standard output.
+    #[command(after_help = COMPLETION_EXAMPLE)]
+    Completion(mcpg_runtime::shell::CompletionArgs),
+    /// Write man pages, one per command and subcommand, into a directory.
+    #[command(after_help = MAN_EXAMPLE)]
+    Man(mcpg_runtime::shell::ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -668,19 +694,30 @@ enum RevocationsCommand {
 /// Parses the command line and runs it.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    let token = match (&cli.token, &cli.token_file) {
-        (Some(token), _) => Some(token.trim().to_owned()),
-        (None, Some(path)) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read token file {}", path.display()))?
-                .trim()
-                .to_owned(),
-        ),
-        (None, None) => None,
-    };
-    let client = Client::new(&cli.server, token)?;
     let printer = commands::Printer { output: cli.output };
-    commands::execute(&client, &printer, cli.command)
+    let inputs = target::Inputs {
+        server_flag: cli.server,
+        token_flag: cli.token,
+        token_file_flag: cli.token_file,
+        context_flag: cli.context,
+        ..target::Inputs::default()
+    }
+    .with_env();
+    match cli.command {
+        Command::Completion(args) => {
+            mcpg_runtime::shell::print_completion(Cli::command(), args.shell);
+        }
+        Command::Man(args) => {
+            let pages = mcpg_runtime::shell::write_man_pages(Cli::command(), &args.out)
+                .with_context(|| format!("cannot write man pages to {}", args.out.display()))?;
+            eprintln!("wrote {} man pages to {}", pages.len(), args.out.display());
+        }
+        Command::Login => contexts::login(&inputs, &config::default_path()?, &printer)?,
+        Command::Logout => contexts::logout(&inputs, &config::default_path()?, &printer)?,
+        Command::Context(cmd) => contexts::context(&config::default_path()?, &printer, cmd)?,
+        command => return commands::execute(&target::client_for(&inputs)?, &printer, command),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The exit code for an error `run` returned: 1 for the server's refusals and outages,
@@ -701,9 +738,7 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
-    use super::Cli;
+    use super::{Cli, CommandFactory};
 
     #[test]
     fn command_line_definition_is_consistent() {

@@ -11,6 +11,7 @@ use mcpg_license_core::{
     Bounds, ClaimsError, EntitlementId, EntitlementSet, IssuerCertificate, PublicKey, SigningKey,
     Tier, TrustStore, UnixTime, Validity, VerifyError,
 };
+use mcpg_runtime::output::Output;
 use thiserror::Error;
 
 use super::custody::SignerArgs;
@@ -193,16 +194,26 @@ impl CertifyArgs {
 }
 
 /// `certify`.
-pub fn run(args: &CertifyArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
+pub fn run(args: &CertifyArgs, now: UnixTime, output: Output) -> anyhow::Result<ExitCode> {
     files::check_output(&args.out, args.force)?;
     let request = args.resolve()?;
     let issued = certify(&request, now).context("certificate not made")?;
     files::write_token(&args.out, &issued.token, args.force)?;
-    print!("{}", render::certificate_text(&issued.certificate, now));
-    println!("  {:<13}  {}", "signed by", request.root.kid());
-    println!("  {:<13}  {}", "written to", args.out.display());
+    if output.is_json() {
+        let document = serde_json::json!({
+            "certificate": render::certificate_json(&issued.certificate),
+            "signed_by": request.root.kid().to_string(),
+            "written_to": args.out.display().to_string(),
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+    } else {
+        print!("{}", render::certificate_text(&issued.certificate, now));
+        println!("  {:<13}  {}", "signed by", request.root.kid());
+        println!("  {:<13}  {}", "written to", args.out.display());
+    }
     if args.max_token_lifetime == DEFAULT_MAX_TOKEN_LIFETIME {
-        println!(
+        // Advice, not data: stderr, so `-o json` output stays one document.
+        eprintln!(
             "note: the default 24h lifetime bound suits online tokens; offline licenses signed with this key need --max-token-lifetime of at least their --valid-for"
         );
     }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use mcpg_license_core::{UnixTime, Unverified, decode_unverified};
+use mcpg_runtime::output::Output;
 use serde_json::json;
 
 use crate::files;
@@ -15,7 +16,7 @@ use crate::render;
 pub(crate) const EXAMPLES: &str = "\
 Examples:
   mcpg-license inspect acme.license
-  mcpg-license inspect acme-issuer.cert --json | jq .days_to_expiry
+  mcpg-license inspect acme-issuer.cert -o json | jq .days_to_expiry
   mcpg-license inspect token.jwt          # an online token from mcpg-auth
 
 Nothing is verified: use `mcpg-license verify` to trust what you read.";
@@ -26,13 +27,13 @@ pub struct InspectArgs {
     /// Offline license, issuer certificate or online JWT
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// Print JSON on stdout
-    #[arg(long)]
+    /// The same as `-o json` (kept for scripts written before `--output`)
+    #[arg(long, hide = true)]
     pub json: bool,
 }
 
 /// `inspect`.
-pub fn run(args: &InspectArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
+pub fn run(args: &InspectArgs, now: UnixTime, output: Output) -> anyhow::Result<ExitCode> {
     let token = files::read_token(&args.file)?;
     let decoded = decode_unverified(&token).with_context(|| {
         format!(
@@ -40,7 +41,7 @@ pub fn run(args: &InspectArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
             args.file.display()
         )
     })?;
-    if args.json {
+    if output.or_json(args.json).is_json() {
         println!(
             "{}",
             serde_json::to_string_pretty(&inspect_json(&decoded, now))?
@@ -51,7 +52,7 @@ pub fn run(args: &InspectArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The `--json` document: `verified` is always `false`.
+/// The `-o json` document: `verified` is always `false`.
 pub fn inspect_json(decoded: &Unverified, now: UnixTime) -> serde_json::Value {
     match decoded {
         Unverified::OnlineToken(claims) => json!({

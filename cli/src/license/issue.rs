@@ -16,6 +16,7 @@ use mcpg_license_core::{
     LicenseClaims, Limits, SigningKey, Tier, TrustStore, UnixTime, Unverified, VerifyError,
     decode_unverified, issue_offline_license,
 };
+use mcpg_runtime::output::Output;
 use thiserror::Error;
 
 use super::custody::SignerArgs;
@@ -358,7 +359,7 @@ impl IssueArgs {
 }
 
 /// `issue`.
-pub fn run(args: &IssueArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
+pub fn run(args: &IssueArgs, now: UnixTime, output: Output) -> anyhow::Result<ExitCode> {
     files::check_output(&args.out, args.force)?;
     let request = args.resolve()?;
     let issued = issue_license(&request, now).context("license not issued")?;
@@ -371,6 +372,17 @@ pub fn run(args: &IssueArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
         Some(cert) => format!("{} (certificate {})", request.key.kid(), cert.decoded.cid),
         None => request.key.kid().to_string(),
     };
+    if output.is_json() {
+        let document = serde_json::json!({
+            "license": claims.lic,
+            "claims": render::claims_json(claims),
+            "signed_by": request.key.kid().to_string(),
+            "certificate": request.certificate.as_ref().map(|c| c.decoded.cid.to_string()),
+            "written_to": args.out.display().to_string(),
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     print!(
         "{}",
         render::table(&[

@@ -9,6 +9,8 @@ use clap::Args;
 use mcpg_license_core::sealed;
 use mcpg_license_core::{Jwks, SigningKey};
 
+use mcpg_runtime::output::Output;
+
 use super::custody::{CostArgs, Passphrases};
 use super::shares::{ShareError, split};
 use crate::files::{self, FileError, PUBLIC_MODE};
@@ -184,7 +186,7 @@ impl KeygenArgs {
 }
 
 /// `keygen`.
-pub fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
+pub fn keygen(args: &KeygenArgs, output: Output) -> anyhow::Result<ExitCode> {
     let custody = args.custody();
     let files = KeyFiles::new(&args.out, &args.name, custody);
     // Refuse before generating anything, asking for a passphrase or creating the directory.
@@ -262,6 +264,27 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
     writes.push((files.jwk.clone(), jwk.into_bytes(), PUBLIC_MODE));
     files::create_private_dir(&args.out)?;
     write_all(writes)?;
+    if output.is_json() {
+        let path = |p: &PathBuf| p.display().to_string();
+        let custody_name = match custody {
+            Custody::Plain { .. } => "plain",
+            Custody::Sealed => "sealed",
+            Custody::Shares { .. } => "shares",
+        };
+        let document = serde_json::json!({
+            "kid": key.kid().to_string(),
+            "custody": custody_name,
+            "secret_files": files.secrets.iter().map(path).collect::<Vec<_>>(),
+            "public": path(&files.public),
+            "jwk": path(&files.jwk),
+            "pem": files.pem.as_ref().map(|(secret, public)| serde_json::json!({
+                "secret": path(secret),
+                "public": path(public),
+            })),
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut rows = vec![("kid", key.kid().to_string())];
     match custody {
         Custody::Plain { .. } => rows.push((

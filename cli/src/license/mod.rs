@@ -7,10 +7,12 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::{CommandFactory, Parser, Subcommand};
 use mcpg_license_core::clock::parse_rfc3339;
 use mcpg_license_core::duration::parse_duration;
 use mcpg_license_core::{Clock, SystemClock, UnixTime};
+use mcpg_runtime::output::Output;
 
 pub mod certify;
 pub mod custody;
@@ -60,6 +62,10 @@ Exit codes:
     after_help = EXAMPLES
 )]
 pub struct Cli {
+    /// Output format of the commands that print data (verify, inspect, issue, certify,
+    /// revoke, keygen): JSON goes to stdout alone, messages to stderr.
+    #[arg(long, short, value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -89,21 +95,49 @@ pub enum Command {
     /// Print a JWKS document for public keys
     #[command(after_help = keys::JWKS_EXAMPLES)]
     Jwks(keys::JwksArgs),
+    /// Print a shell completion script to standard output
+    #[command(after_help = COMPLETION_EXAMPLES)]
+    Completion(mcpg_runtime::shell::CompletionArgs),
+    /// Write man pages, one per command and subcommand, into a directory
+    #[command(after_help = MAN_EXAMPLES)]
+    Man(mcpg_runtime::shell::ManArgs),
 }
+
+const COMPLETION_EXAMPLES: &str = "\
+Examples:
+  mcpg-license completion bash > /etc/bash_completion.d/mcpg-license
+  mcpg-license completion zsh > \"${fpath[1]}/_mcpg-license\"
+  mcpg-license completion fish > ~/.config/fish/completions/mcpg-license.fish";
+
+const MAN_EXAMPLES: &str = "\
+Examples:
+  mcpg-license man --out /usr/local/share/man/man1
+  man mcpg-license-issue";
 
 /// Parses the command line and runs it. Usage errors exit here with status 2 (clap's
 /// convention); other errors are returned for `main` to print once.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let now = SystemClock.now();
+    let output = cli.output;
     match cli.command {
-        Command::Keygen(args) => keys::keygen(&args),
-        Command::Issue(args) => issue::run(&args, now),
-        Command::Certify(args) => certify::run(&args, now),
-        Command::Verify(args) => verify::run(&args, now),
-        Command::Inspect(args) => inspect::run(&args, now),
-        Command::Revoke(args) => revoke::run(&args, now),
+        Command::Keygen(args) => keys::keygen(&args, output),
+        Command::Issue(args) => issue::run(&args, now, output),
+        Command::Certify(args) => certify::run(&args, now, output),
+        Command::Verify(args) => verify::run(&args, now, output),
+        Command::Inspect(args) => inspect::run(&args, now, output),
+        Command::Revoke(args) => revoke::run(&args, now, output),
         Command::Jwks(args) => keys::jwks(&args),
+        Command::Completion(args) => {
+            mcpg_runtime::shell::print_completion(Cli::command(), args.shell);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man(args) => {
+            let pages = mcpg_runtime::shell::write_man_pages(Cli::command(), &args.out)
+                .with_context(|| format!("cannot write man pages to {}", args.out.display()))?;
+            eprintln!("wrote {} man pages to {}", pages.len(), args.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -130,8 +164,6 @@ pub(crate) fn warn_if_exposed(path: &std::path::Path) {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     #[test]

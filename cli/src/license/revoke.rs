@@ -9,6 +9,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use mcpg_license_core::{RevocationList, TrustStore, UnixTime};
 
+use mcpg_runtime::output::Output;
+
 use super::custody::SignerArgs;
 use crate::files;
 
@@ -64,7 +66,7 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// `revoke`.
-pub fn run(args: &RevokeArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
+pub fn run(args: &RevokeArgs, now: UnixTime, output: Output) -> anyhow::Result<ExitCode> {
     files::check_output(&args.out, args.force)?;
     // Everything that can be checked without the root is checked before a passphrase is asked.
     for id in args.certificates.iter().chain(&args.licenses) {
@@ -112,6 +114,16 @@ pub fn run(args: &RevokeArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
     }
     let token = list.sign(&root)?;
     files::write_token(&args.out, &token, args.force)?;
+    if output.is_json() {
+        let document = serde_json::json!({
+            "serial": list.serial,
+            "certificates": sorted(&list.certificates),
+            "licenses": sorted(&list.licenses),
+            "written_to": args.out.display().to_string(),
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "revocation list serial {} ({} certificates, {} licenses) written to {}",
         list.serial,
@@ -120,4 +132,11 @@ pub fn run(args: &RevokeArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The ids of a set in order, so the JSON output is stable.
+fn sorted(ids: &HashSet<String>) -> Vec<&str> {
+    let mut ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    ids.sort_unstable();
+    ids
 }

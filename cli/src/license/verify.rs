@@ -8,6 +8,7 @@ use clap::Args;
 use mcpg_license_core::{
     LicenseSigner, TrustStore, UnixTime, Unverified, Validity, VerifyError, decode_unverified,
 };
+use mcpg_runtime::output::Output;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -22,7 +23,7 @@ Examples:
 
   # Will it still be valid next year, on deployment dep-7f3a? (machine-readable verdict)
   mcpg-license verify acme.license --trust root.public.paserk \\
-      --at 2027-06-01T00:00:00Z --bind dep-7f3a --json
+      --at 2027-06-01T00:00:00Z --bind dep-7f3a -o json
 
   # An issuer certificate
   mcpg-license verify acme-issuer.cert --trust root.public.paserk
@@ -30,7 +31,7 @@ Examples:
 Exit 0: valid. Exit 1: not valid; stderr has one `error:` line ending in the reason
 code, e.g. [expired], [unknown_key], [untrusted_root], [bounds_exceeded],
 [binding_mismatch], [bad_signature], [malformed]. Exit 2: the file or a --trust key
-could not be read. --json prints on stdout:
+could not be read. -o json prints on stdout:
   {\"valid\":bool,\"kind\":\"license\"|\"certificate\",\"code\":..,\"reason\":..,
    \"claims\":{..},\"signer\":{..}}";
 
@@ -52,8 +53,8 @@ pub struct VerifyArgs {
     /// This deployment's id, for licenses bound to one
     #[arg(long, value_name = "DEPLOYMENT_ID")]
     pub bind: Option<String>,
-    /// Print the verdict as JSON on stdout
-    #[arg(long)]
+    /// The same as `-o json` (kept for scripts written before `--output`)
+    #[arg(long, hide = true)]
     pub json: bool,
 }
 
@@ -82,7 +83,7 @@ impl Kind {
     }
 }
 
-/// The outcome of `verify`, as printed by `--json`.
+/// The outcome of `verify`, as printed by `-o json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
     /// Whether the artifact is valid.
@@ -178,7 +179,7 @@ pub fn verify_artifact(
 }
 
 /// `verify`.
-pub fn run(args: &VerifyArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
+pub fn run(args: &VerifyArgs, now: UnixTime, output: Output) -> anyhow::Result<ExitCode> {
     let mut trust = TrustStore::default();
     for path in &args.trust {
         trust.add_root(files::read_public_key(path)?);
@@ -196,7 +197,8 @@ pub fn run(args: &VerifyArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
     let token = files::read_token(&args.file)?;
     let at = args.at.unwrap_or(now);
     let verdict = verify_artifact(&token, &trust, at, args.bind.as_deref());
-    if args.json {
+    let json = output.or_json(args.json).is_json();
+    if json {
         println!("{}", serde_json::to_string_pretty(&verdict)?);
     }
     if !verdict.valid {
@@ -209,7 +211,7 @@ pub fn run(args: &VerifyArgs, now: UnixTime) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_INVALID));
     }
-    if !args.json {
+    if !json {
         print_valid(&verdict, &token, at);
     }
     Ok(ExitCode::SUCCESS)

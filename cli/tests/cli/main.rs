@@ -8,6 +8,7 @@ mod custody;
 mod inspect_jwks;
 mod issue_verify;
 mod keygen;
+mod output;
 mod revoke;
 
 use std::path::{Path, PathBuf};

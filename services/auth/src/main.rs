@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use mcpg_auth::{Application, Settings, init_tracing};
 use mcpg_auth::{Cli, Command, run_backup, run_restore};
 
@@ -23,11 +23,22 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
-    let args = match cli.command {
+    let args = match Cli::parse().into_command() {
         Command::Serve(args) => *args,
         Command::Backup(args) => return maintenance(run_backup(args)),
         Command::Restore(args) => return maintenance(run_restore(args)),
+        Command::Completion(args) => {
+            mcpg_runtime::shell::print_completion(Cli::command(), args.shell);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man(args) => {
+            let pages =
+                mcpg_runtime::shell::write_man_pages(Cli::command(), &args.out).map_err(|e| {
+                    anyhow::anyhow!("cannot write man pages to {}: {e}", args.out.display())
+                })?;
+            eprintln!("wrote {} man pages to {}", pages.len(), args.out.display());
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     let settings = Settings::resolve(args)?;
     init_tracing(settings.log_format);

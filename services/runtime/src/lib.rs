@@ -8,7 +8,9 @@
 //! - [`mod@every`]: background work on a fixed period;
 //! - [`mod@process`]: a closed stdout ends a CLI quietly instead of with a panic;
 //! - [`mod@help`]: the check that every subcommand's `--help` shows examples;
+//! - [`mod@output`]: the `-o, --output table|json` convention of the binaries;
 //! - [`mod@reference`]: the README's CLI reference, generated from the clap definitions;
+//! - [`mod@shell`]: shell completions and man pages from a binary's clap definition;
 //! - [`mod@log`]: the log format (`text`/`json`) and the tracing subscriber, without ANSI
 //!   colour unless stderr is a terminal.
 //!
@@ -18,9 +20,11 @@ pub mod every;
 pub mod files;
 pub mod help;
 pub mod log;
+pub mod output;
 pub mod process;
 pub mod reference;
 pub mod serve;
+pub mod shell;
 
 pub use every::{FirstTick, every, every_with};
 pub use files::{read_bounded, read_text};

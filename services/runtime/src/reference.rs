@@ -2,7 +2,7 @@
 //!
 //! Each binary has a test that calls [`check_readme`] with its command: the README's block
 //! between `<!-- cli-reference NAME begin -->` and `<!-- cli-reference NAME end -->` must be
-//! exactly [`reference`] of the command in a `text` fence. With `MCPG_UPDATE_README=1` the
+//! exactly [`reference()`] of the command in a `text` fence. With `MCPG_UPDATE_README=1` the
 //! test rewrites the block instead (cargo runs test binaries one after another, and within
 //! one test binary the checks take turns, so they do not race on the file).
 
@@ -151,7 +151,7 @@ fn value_text(arg: &clap::Arg) -> String {
     }
 }
 
-/// Compares the README's reference block for `command` with [`reference`]; with
+/// Compares the README's reference block for `command` with [`reference()`]; with
 /// `MCPG_UPDATE_README=1` rewrites it instead. The error says how to fix a stale README.
 pub fn check_readme(command: &clap::Command, readme: &Path) -> Result<(), String> {
     // Two binaries' checks may run on two threads of one test binary (`mcpg-ctl` and

@@ -5,6 +5,7 @@
 mod access;
 mod archives;
 mod audit;
+mod contexts;
 mod entitlements;
 mod fleet;
 mod gateways;

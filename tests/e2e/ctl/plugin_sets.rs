@@ -2,7 +2,7 @@
 //! shown (table and JSON), an environment inheriting its workspace's set, refusals naming
 //! the plugins, and `license set --force` printing the sets a downgrade affects.
 
-use super::{Server, assert_one_error, stdout};
+use super::{Server, assert_one_error, stderr, stdout};
 
 const SEED: &str = "\
 # Workspace platform-team uses an enterprise policy bundle
@@ -78,7 +78,7 @@ fn plugin_sets_are_applied_shown_refused_and_reported_by_a_forced_downgrade() {
         .ctl(["license", "set", "acme-corp", "--tier", "team"])
         .failure()
         .code(1);
-    let forced = stdout(
+    let forced = stderr(
         &server
             .ctl(["license", "set", "acme-corp", "--tier", "team", "--force"])
             .success(),

@@ -46,15 +46,29 @@ impl Bin {
     /// What the binary is compiled from, relative to the workspace root (its own package's
     /// sources, the shared core, and the files compiled into them).
     fn sources(self) -> &'static [&'static str] {
-        const CORE: [&str; 3] = [
+        const CORE: [&str; 4] = [
             "services/license-core/src",
             "services/license-core/catalog",
             "keys",
+            "services/runtime/src",
         ];
         match self {
-            Bin::Auth => &["services/auth/src", "migrations", CORE[0], CORE[1], CORE[2]],
-            Bin::Entitlements => &["services/entitlements/src", CORE[0], CORE[1], CORE[2]],
-            Bin::License | Bin::Ctl => &["cli/src", CORE[0], CORE[1], CORE[2]],
+            Bin::Auth => &[
+                "services/auth/src",
+                "migrations",
+                CORE[0],
+                CORE[1],
+                CORE[2],
+                CORE[3],
+            ],
+            Bin::Entitlements => &[
+                "services/entitlements/src",
+                CORE[0],
+                CORE[1],
+                CORE[2],
+                CORE[3],
+            ],
+            Bin::License | Bin::Ctl => &["cli/src", CORE[0], CORE[1], CORE[2], CORE[3]],
         }
     }
 }

@@ -11,13 +11,17 @@ use std::time::{Duration, Instant};
 use super::bins::{self, Bin};
 
 /// `bin` as a command, with no `MCPG_*` variable inherited from the test's environment
-/// (each scenario says everything it configures).
+/// (each scenario says everything it configures) and, for `mcpg-ctl`, no contexts file.
 pub fn command(bin: Bin) -> Command {
     let mut command = Command::new(bins::path(bin));
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("MCPG_") {
             command.env_remove(name);
         }
+    }
+    if bin == Bin::Ctl {
+        // mcpg-ctl reads saved contexts from ~/.config/mcpg: never the developer's own.
+        command.env("MCPG_CONFIG", "/nonexistent/mcpg-e2e/contexts.toml");
     }
     command.stdin(Stdio::null());
     command

@@ -8,9 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use axum::routing::get;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use mcpg_entitlements::timeline::Timeline;
 use mcpg_entitlements::{Gateway, GatewayBuilder, GatewayConfig, Mode, TenantKey, sidecar};
+use mcpg_runtime::output::Output;
 use mcpg_runtime::{LogFormat, init_tracing};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::net::TcpListener;
@@ -42,6 +43,9 @@ struct Cli {
     /// text); never coloured unless stderr is a terminal.
     #[arg(long, global = true, value_enum, env = "MCPG_LOG_FORMAT")]
     log_format: Option<LogFormat>,
+    /// Output format of status and check: JSON goes to stdout alone, logs to stderr.
+    #[arg(long, short, value_enum, global = true, default_value_t = Output::Table)]
+    output: Output,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,13 +53,13 @@ struct Cli {
 const STATUS_EXAMPLE: &str = "\
 Examples:
   mcpg-entitlements status
-  mcpg-entitlements status --json --config /etc/mcpg/gateway.toml
+  mcpg-entitlements status -o json --config /etc/mcpg/gateway.toml
   mcpg-entitlements status --no-refresh";
 
 const CHECK_EXAMPLE: &str = "\
 Examples:
   mcpg-entitlements check policy.cedar
-  mcpg-entitlements check policy.cedar --tenant acme-corp/platform-team/prod --json
+  mcpg-entitlements check policy.cedar --tenant acme-corp/platform-team/prod -o json
   mcpg-entitlements check policy.cedar --no-refresh --config /etc/mcpg/gateway.toml";
 
 const SERVE_EXAMPLE: &str = "\
@@ -69,8 +73,8 @@ enum Command {
     /// Shows the mode, every tenant's state, tier and license, and the refresh status.
     #[command(after_help = STATUS_EXAMPLE)]
     Status {
-        /// Print JSON.
-        #[arg(long)]
+        /// The same as `-o json`.
+        #[arg(long, hide = true)]
         json: bool,
     },
     /// Checks one plugin: exit 0 when allowed, 1 when denied, 2 on error.
@@ -81,8 +85,8 @@ enum Command {
         /// The tenant as ORG/WS/ENV (default: the gateway's own).
         #[arg(long)]
         tenant: Option<String>,
-        /// Print the decision as JSON.
-        #[arg(long)]
+        /// The same as `-o json`.
+        #[arg(long, hide = true)]
         json: bool,
     },
     /// Serves GET /v1/check, /v1/plugin-set, /v1/limits/servers, /v1/status and /metrics,
@@ -93,7 +97,24 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8431")]
         listen: String,
     },
+    /// Print a shell completion script to standard output.
+    #[command(after_help = COMPLETION_EXAMPLE)]
+    Completion(mcpg_runtime::shell::CompletionArgs),
+    /// Write man pages, one per command and subcommand, into a directory.
+    #[command(after_help = MAN_EXAMPLE)]
+    Man(mcpg_runtime::shell::ManArgs),
 }
+
+const COMPLETION_EXAMPLE: &str = "\
+Examples:
+  mcpg-entitlements completion bash > /etc/bash_completion.d/mcpg-entitlements
+  mcpg-entitlements completion zsh > \"${fpath[1]}/_mcpg-entitlements\"
+  mcpg-entitlements completion fish > ~/.config/fish/completions/mcpg-entitlements.fish";
+
+const MAN_EXAMPLE: &str = "\
+Examples:
+  mcpg-entitlements man --out /usr/local/share/man/man1
+  man mcpg-entitlements-check";
 
 fn main() -> ExitCode {
     mcpg_runtime::exit_quietly_on_broken_pipe();
@@ -108,6 +129,21 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    // Completions and man pages need no gateway.toml.
+    match &cli.command {
+        Command::Completion(args) => {
+            mcpg_runtime::shell::print_completion(Cli::command(), args.shell);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man(args) => {
+            let pages = mcpg_runtime::shell::write_man_pages(Cli::command(), &args.out)
+                .with_context(|| format!("cannot write man pages to {}", args.out.display()))?;
+            eprintln!("wrote {} man pages to {}", pages.len(), args.out.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let output = cli.output;
     let config = GatewayConfig::load(&cli.config)?;
     let log_format = cli.log_format.or(config.log_format).unwrap_or_default();
     init_tracing(log_format, "warn");
@@ -133,13 +169,19 @@ fn run() -> anyhow::Result<ExitCode> {
             gateway.tick();
         }
         match cli.command {
-            Command::Status { json } => status(&gateway, json),
+            Command::Status { json } => status(&gateway, output.or_json(json).is_json()),
             Command::Check {
                 plugin,
                 tenant,
                 json,
-            } => check(&gateway, &plugin, tenant.as_deref(), json),
+            } => check(
+                &gateway,
+                &plugin,
+                tenant.as_deref(),
+                output.or_json(json).is_json(),
+            ),
             Command::Serve { listen } => serve(gateway, &listen).await,
+            Command::Completion(_) | Command::Man(_) => Ok(ExitCode::SUCCESS),
         }
     })
 }
@@ -325,9 +367,7 @@ async fn wait_for(mut stop: tokio::sync::watch::Receiver<bool>) {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
-    use super::Cli;
+    use super::{Cli, CommandFactory};
 
     #[test]
     fn command_line_definition_is_consistent() {

@@ -13,10 +13,58 @@ use crate::domain::settings::LogFormat;
 #[derive(Debug, Parser)]
 #[command(name = "mcpg-auth", version = LONG_VERSION, about)]
 pub struct Cli {
+    /// TOML configuration file (keys as the long flags, with `_` for `-`; `backup` and
+    /// `restore` use only its database keys).
+    #[arg(long, env = "MCPG_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory and database URLs, before or after the subcommand.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
+
+impl Cli {
+    /// The subcommand with the flags given before or after it (`--config`, `--data-dir`,
+    /// the database URLs) moved into its arguments.
+    pub fn into_command(self) -> Command {
+        let Cli {
+            config,
+            database,
+            command,
+        } = self;
+        match command {
+            Command::Serve(mut args) => {
+                args.config = config;
+                args.database = database;
+                Command::Serve(args)
+            }
+            Command::Backup(mut args) => {
+                args.config = config;
+                args.database = database;
+                Command::Backup(args)
+            }
+            Command::Restore(mut args) => {
+                args.config = config;
+                args.database = database;
+                Command::Restore(args)
+            }
+            other => other,
+        }
+    }
+}
+
+const COMPLETION_EXAMPLE: &str = "\
+Examples:
+  mcpg-auth completion bash > /etc/bash_completion.d/mcpg-auth
+  mcpg-auth completion zsh > \"${fpath[1]}/_mcpg-auth\"
+  mcpg-auth completion fish > ~/.config/fish/completions/mcpg-auth.fish";
+
+const MAN_EXAMPLE: &str = "\
+Examples:
+  mcpg-auth man --out /usr/local/share/man/man1
+  man mcpg-auth-serve";
 
 const SERVE_EXAMPLE: &str = "\
 Examples:
@@ -48,32 +96,45 @@ pub enum Command {
     /// Restore a backup into an empty database (SQLite: a missing file, or --force).
     #[command(after_help = RESTORE_EXAMPLE)]
     Restore(RestoreArgs),
+    /// Print a shell completion script to standard output.
+    #[command(after_help = COMPLETION_EXAMPLE)]
+    Completion(mcpg_runtime::shell::CompletionArgs),
+    /// Write man pages, one per command and subcommand, into a directory.
+    #[command(after_help = MAN_EXAMPLE)]
+    Man(mcpg_runtime::shell::ManArgs),
 }
 
-/// Where the database is: the flags `serve`, `backup` and `restore` share.
+/// Where the database is: the flags `serve`, `backup` and `restore` share, given before
+/// or after the subcommand.
 #[derive(Debug, Default, Args)]
 pub struct DatabaseArgs {
     /// Directory for the SQLite database, development root, KEK [default: ./mcpg-data].
-    #[arg(long, env = "MCPG_DATA_DIR")]
+    #[arg(long, env = "MCPG_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// Database URL: `sqlite://PATH` or `postgres://…` [default: sqlite in the data dir].
     /// On PostgreSQL, a role that owns nothing and has neither SUPERUSER nor BYPASSRLS.
-    #[arg(long, env = "MCPG_DATABASE_URL", hide_env_values = true)]
+    #[arg(long, env = "MCPG_DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
     /// PostgreSQL URL of the schema owner: runs migrations and grants the service's role.
-    #[arg(long, env = "MCPG_MIGRATE_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MCPG_MIGRATE_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
     pub migrate_database_url: Option<String>,
 }
 
 /// Flags of `backup`.
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// The database to back up. On PostgreSQL, --database-url logs in as a role that reads
-    /// every row: a backup role (mcpg_grant_backup_role), a global role or the owner.
-    #[command(flatten)]
+    /// The database to back up (the global flags). On PostgreSQL, --database-url logs in
+    /// as a role that reads every row: a backup role (mcpg_grant_backup_role), a global
+    /// role or the owner.
+    #[arg(skip)]
     pub database: DatabaseArgs,
-    /// TOML configuration file (only its database keys are used).
-    #[arg(long, env = "MCPG_CONFIG")]
+    /// TOML configuration file (the global `--config`; only its database keys are used).
+    #[arg(skip)]
     pub config: Option<PathBuf>,
     /// The backup file to write (replaced atomically; mode 0600).
     #[arg(long, value_name = "FILE")]
@@ -83,12 +144,12 @@ pub struct BackupArgs {
 /// Flags of `restore`.
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// The database to restore into. On PostgreSQL the owner restores it:
-    /// --migrate-database-url, else --database-url.
-    #[command(flatten)]
+    /// The database to restore into (the global flags). On PostgreSQL the owner restores
+    /// it: --migrate-database-url, else --database-url.
+    #[arg(skip)]
     pub database: DatabaseArgs,
-    /// TOML configuration file (only its database keys are used).
-    #[arg(long, env = "MCPG_CONFIG")]
+    /// TOML configuration file (the global `--config`; only its database keys are used).
+    #[arg(skip)]
     pub config: Option<PathBuf>,
     /// The backup file to restore.
     #[arg(long, value_name = "FILE")]
@@ -108,8 +169,8 @@ pub struct ServeArgs {
     /// /readyz and /version; keep it reachable by Prometheus only [default: 127.0.0.1:8422].
     #[arg(long, env = "MCPG_OPS_LISTEN")]
     pub ops_listen: Option<SocketAddr>,
-    /// Data directory and database URLs.
-    #[command(flatten)]
+    /// Data directory and database URLs (the global flags).
+    #[arg(skip)]
     pub database: DatabaseArgs,
     /// PostgreSQL URL of the role the cross-tenant paths (credential lookups, tenants
     /// apply, gauges) run as: registered by the owner (mcpg_grant_global_role, done at a
@@ -135,8 +196,8 @@ pub struct ServeArgs {
     /// `[tenancy.subdomain_routing] suffix = "mcpg.dev"`) [default: off].
     #[arg(long, env = "MCPG_SUBDOMAIN_SUFFIX")]
     pub subdomain_suffix: Option<String>,
-    /// TOML configuration file (keys as the long flags, with `_` for `-`).
-    #[arg(long, env = "MCPG_CONFIG")]
+    /// TOML configuration file (the global `--config`).
+    #[arg(skip)]
     pub config: Option<PathBuf>,
     /// Public base URL of this service: `iss` of every token [default: `http://` and the
     /// address --listen bound, e.g. http://127.0.0.1:8421].
@@ -252,6 +313,53 @@ mod tests {
     #[test]
     fn command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn config_and_data_dir_reach_the_subcommand_from_before_or_after_it() {
+        use std::path::Path;
+
+        use clap::Parser;
+
+        use super::Command;
+
+        for args in [
+            [
+                "mcpg-auth",
+                "backup",
+                "--out",
+                "b.db",
+                "--config",
+                "a.toml",
+                "--data-dir",
+                "d",
+            ],
+            [
+                "mcpg-auth",
+                "--config",
+                "a.toml",
+                "--data-dir",
+                "d",
+                "backup",
+                "--out",
+                "b.db",
+            ],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            let Command::Backup(backup) = cli.into_command() else {
+                panic!("{args:?} is a backup");
+            };
+            assert_eq!(backup.config.as_deref(), Some(Path::new("a.toml")));
+            assert_eq!(backup.database.data_dir.as_deref(), Some(Path::new("d")));
+            assert_eq!(backup.out, Path::new("b.db"));
+        }
+        let serve = Cli::try_parse_from(["mcpg-auth", "serve", "--config", "s.toml"])
+            .expect("parses")
+            .into_command();
+        let Command::Serve(serve) = serve else {
+            panic!("a serve");
+        };
+        assert_eq!(serve.config.as_deref(), Some(Path::new("s.toml")));
     }
 
     #[test]
