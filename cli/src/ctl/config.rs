@@ -20,7 +20,7 @@ use thiserror::Error;
 use crate::files::{self, FileError, SECRET_MODE};
 
 /// The variable naming the file directly (tests, scripts).
-pub const CONFIG_VAR: &str = "MCPG_CONFIG";
+pub const CONFIG_VAR: &str = "MCPG_CTL_CONFIG";
 
 /// The largest contexts file read.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -51,8 +51,8 @@ pub struct Context {
 /// Why the contexts file could not be used.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    /// Neither MCPG_CONFIG, XDG_CONFIG_HOME nor HOME says where it is.
-    #[error("cannot tell where the contexts file is: set MCPG_CONFIG, XDG_CONFIG_HOME or HOME")]
+    /// Neither MCPG_CTL_CONFIG, XDG_CONFIG_HOME nor HOME says where it is.
+    #[error("cannot tell where the contexts file is: set MCPG_CTL_CONFIG, XDG_CONFIG_HOME or HOME")]
     NoLocation,
     /// The file could not be read or written.
     #[error(transparent)]
@@ -70,7 +70,7 @@ pub enum ConfigError {
     Encode(String),
 }
 
-/// Where the contexts file is: `$MCPG_CONFIG`, else `$XDG_CONFIG_HOME/mcpg/config.toml`,
+/// Where the contexts file is: `$MCPG_CTL_CONFIG`, else `$XDG_CONFIG_HOME/mcpg/config.toml`,
 /// else `~/.config/mcpg/config.toml`. `var` reads the environment (a parameter for tests).
 pub fn config_path(var: impl Fn(&str) -> Option<String>) -> Result<PathBuf, ConfigError> {
     let set = |name: &str| var(name).filter(|v| !v.is_empty());
@@ -230,7 +230,7 @@ mod tests {
     #[test]
     fn the_path_comes_from_mcpg_config_then_xdg_then_home() {
         const ALL: &[(&str, &str)] = &[
-            ("MCPG_CONFIG", "/x/ctl.toml"),
+            ("MCPG_CTL_CONFIG", "/x/ctl.toml"),
             ("XDG_CONFIG_HOME", "/xdg"),
             ("HOME", "/home/a"),
         ];

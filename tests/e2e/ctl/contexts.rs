@@ -12,7 +12,7 @@ use super::{Server, assert_one_error, ctl, stderr, stdout};
 /// `mcpg-ctl` with the contexts file `config` and no server or token from the environment.
 fn with_config(config: &Path) -> Command {
     let mut command = ctl();
-    command.env("MCPG_CONFIG", config);
+    command.env("MCPG_CTL_CONFIG", config);
     command
 }
 

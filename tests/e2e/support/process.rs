@@ -21,7 +21,7 @@ pub fn command(bin: Bin) -> Command {
     }
     if bin == Bin::Ctl {
         // mcpg-ctl reads saved contexts from ~/.config/mcpg: never the developer's own.
-        command.env("MCPG_CONFIG", "/nonexistent/mcpg-e2e/contexts.toml");
+        command.env("MCPG_CTL_CONFIG", "/nonexistent/mcpg-e2e/contexts.toml");
     }
     command.stdin(Stdio::null());
     command
