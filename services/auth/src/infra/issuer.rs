@@ -24,7 +24,7 @@ use crate::domain::credential::{Credential, CredentialHash};
 use crate::domain::tenants_file::{TenantsDoc, TenantsError};
 use crate::domain::{OrgStatus, org_standing};
 use crate::infra::audit_chain::IssuanceLog;
-use crate::infra::directory::{Directory, Lookup, OrgGrant, PlaceGrant};
+use crate::infra::directory::{Directory, OrgGrant, PlaceGrant};
 use crate::infra::keyring::{KeySnapshot, Keyring, TOKEN_LIFETIME};
 use crate::infra::limiter::{Decision, Limiter};
 use crate::infra::plugin_set_cache::PluginSetCache;
@@ -265,23 +265,19 @@ impl Issuer {
     async fn grant(&self, credential: &Credential) -> Result<Arc<Grant>, IssueError> {
         let hash = credential.hash();
         let [from_directory, from_database] = &self.lookups;
-        match self.directory.lookup(&hash) {
-            Lookup::Found(listed) => {
-                from_directory.increment(1);
-                return Ok(Arc::new(Grant {
-                    gateway_id: listed.gateway_id(),
-                    credential_hash: Some(hash),
-                    revoked: false,
-                    org: listed.org,
-                    place: listed.place,
-                }));
-            }
-            Lookup::Unknown => {
-                from_directory.increment(1);
-                return Err(IssueError::InvalidCredential);
-            }
-            Lookup::AskTheStore => from_database.increment(1),
+        if let Some(listed) = self.directory.lookup(&hash) {
+            from_directory.increment(1);
+            return Ok(Arc::new(Grant {
+                gateway_id: listed.gateway_id(),
+                credential_hash: Some(hash),
+                revoked: false,
+                org: listed.org,
+                place: listed.place,
+            }));
         }
+        // Not held (unknown, or registered on another replica a moment ago), or the
+        // directory cannot say: the database decides, as before the directory existed.
+        from_database.increment(1);
         let store = &self.store;
         let plugin_sets = &self.plugin_sets;
         let load = || async move {

@@ -89,13 +89,26 @@ impl PeerStatus {
         Self(AtomicU8::new(state as u8))
     }
 
+    /// A status in `state` (tests).
+    #[cfg(test)]
+    pub(crate) fn with_state(state: ListenerState) -> Self {
+        Self(AtomicU8::new(state as u8))
+    }
+
+    /// Sets the state (tests).
+    #[cfg(test)]
+    pub(crate) fn set_for_test(&self, state: ListenerState) {
+        self.0.store(state as u8, Ordering::Release);
+    }
+
     /// The current state.
     pub(crate) fn get(&self) -> ListenerState {
-        ListenerState::from_u8(self.0.load(Ordering::Relaxed))
+        // Acquire/Release: whoever sees "listening" also sees the marks made before it.
+        ListenerState::from_u8(self.0.load(Ordering::Acquire))
     }
 
     fn set(&self, state: ListenerState) {
-        self.0.store(state as u8, Ordering::Relaxed);
+        self.0.store(state as u8, Ordering::Release);
         let up = if state == ListenerState::Listening {
             1.0
         } else {
@@ -183,12 +196,9 @@ async fn listen_forever(store: Store, pool: PgPool, status: Arc<PeerStatus>) {
             ),
             Err(error) => tracing::debug!(error = %error, "still cannot listen"),
         }
+        // From now on other replicas' changes go unheard: the credential directory stops
+        // answering (it reads this state), and is loaded in full once listening again.
         status.set(ListenerState::Down);
-        if !was_down {
-            // From now on other replicas' changes go unheard: caches that hold everything
-            // (the credential directory) stop answering until the next full load.
-            store.changes().publish(&[Change::All]);
-        }
         was_down = true;
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);

@@ -1,9 +1,9 @@
 //! What the issuer's credential directory (`infra::directory`) loads: every org with its
-//! license, every environment with its slugs and effective plugin set, and every unrevoked
+//! license, every environment with its slugs, every plugin set, and every unrevoked
 //! gateway's credential hash — all of them, or one org's. Cross-tenant reads (the global
 //! scope), like the token path's own lookup.
 //!
-//! The three reads are separate statements, not one snapshot: the directory reloads an org
+//! The reads are separate statements, not one snapshot: the directory reloads an org
 //! again when a change to it committed while it was being read (see its generation check),
 //! so a read that straddles a change is never kept.
 
@@ -36,12 +36,12 @@ pub(crate) struct DirectoryOrg {
 pub(crate) struct DirectoryEnvironment {
     /// Environment id.
     pub(crate) id: String,
+    /// Its workspace's id (where an environment without a set of its own inherits one).
+    pub(crate) workspace_id: String,
     /// Workspace slug (the token's `ws`).
     pub(crate) workspace: String,
     /// Environment slug (the token's `env`).
     pub(crate) environment: String,
-    /// The effective plugin set as stored: the environment's, else its workspace's.
-    pub(crate) plugin_set: Option<String>,
 }
 
 /// An unrevoked gateway's credential and place.
@@ -134,21 +134,22 @@ const ORGS_SQL: &str = "SELECT o.id AS org_id, o.slug, o.status, o.trial_expires
      l.valid_until, l.revoked_at, l.revision, l.created_at, l.updated_at \
      FROM orgs o LEFT JOIN licenses l ON l.org_id = o.id";
 
-const ENVIRONMENTS_SQL: &str = "SELECT e.id, w.slug AS workspace, \
-     e.slug AS environment, COALESCE(pe.plugins, pw.plugins) AS plugin_set \
-     FROM environments e JOIN workspaces w ON w.id = e.workspace_id \
-     LEFT JOIN plugin_sets pe ON pe.scope_id = e.id \
-     LEFT JOIN plugin_sets pw ON pw.scope_id = w.id";
+const ENVIRONMENTS_SQL: &str = "SELECT e.id, e.workspace_id, w.slug AS workspace, \
+     e.slug AS environment FROM environments e JOIN workspaces w ON w.id = e.workspace_id";
+
+/// Each set once (an environment's or a workspace's), not once per environment inheriting it.
+const PLUGIN_SETS_SQL: &str = "SELECT scope_id, plugins FROM plugin_sets";
 
 const GATEWAYS_SQL: &str = "SELECT id, credential_hash, org_id, environment_id FROM gateways \
      WHERE revoked_at IS NULL AND id > $1";
 
 impl Store {
-    /// Every org (`org: None`) or one, with its license.
+    /// Every org (`org: None`) or one, with its license; an org whose row cannot be read
+    /// (a value this version does not know) is its id and the error, not a failed read.
     pub(crate) async fn directory_orgs(
         &self,
         org: Option<&str>,
-    ) -> Result<Vec<DirectoryOrg>, StoreError> {
+    ) -> Result<Vec<Result<DirectoryOrg, (String, StoreError)>>, StoreError> {
         let rows: Vec<OrgRow> = match org {
             None => on_pool!(self.global(), pool => sqlx::query_as(ORGS_SQL)
                 .fetch_all(pool).await?),
@@ -158,7 +159,30 @@ impl Store {
                     .bind(org).fetch_all(pool).await?)
             }
         };
-        rows.into_iter().map(OrgRow::into_org).collect()
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let id = row.org_id.clone();
+                row.into_org().map_err(|error| (id, error))
+            })
+            .collect())
+    }
+
+    /// The stored plugin sets (by scope: an environment's or a workspace's id) of every
+    /// org (`org: None`) or of one.
+    pub(crate) async fn directory_plugin_sets(
+        &self,
+        org: Option<&str>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(match org {
+            None => on_pool!(self.global(), pool => sqlx::query_as(PLUGIN_SETS_SQL)
+                .fetch_all(pool).await?),
+            Some(org) => {
+                let sql = format!("{PLUGIN_SETS_SQL} WHERE org_id = $1");
+                on_pool!(self.global(), pool => sqlx::query_as(&sql)
+                    .bind(org).fetch_all(pool).await?)
+            }
+        })
     }
 
     /// Every environment of every org (`org: None`) or of one.

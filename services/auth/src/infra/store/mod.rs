@@ -54,7 +54,7 @@ pub(crate) use audit_query::{AuditFilter, CheckpointRecord};
 pub(crate) use bindings::{BindingRecord, BindingSpec, NewImpersonation, UserTokenRecord};
 pub(crate) use changes::{CHANNEL, Change, Changes, WriteTx};
 pub(crate) use dev_root::StoredRoot;
-pub(crate) use directory::{DirectoryEnvironment, DirectoryGateway, DirectoryOrg};
+pub(crate) use directory::{DirectoryGateway, DirectoryOrg};
 pub(crate) use gateways::{BatchGateway, MAX_BATCH};
 pub(crate) use grants::{GatewayGrant, LicenseRecord};
 pub use hierarchy::TenantStore;
