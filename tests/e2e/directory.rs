@@ -96,7 +96,6 @@ fn a_fleet_is_answered_from_memory_and_a_revocation_still_takes_effect_at_once()
     );
     assert_eq!(metric(&client, &service, FROM_DATABASE), database);
 
-
     // A revocation answers the very next request, whatever the directory holds.
     let revoked = fleet[7]["credential"].as_str().expect("credential");
     let name = fleet[7]["name"].as_str().expect("name");
