@@ -9,7 +9,7 @@
 
 use sqlx::FromRow;
 
-use super::grants::LicenseRow;
+use super::grants::OptionalLicense;
 use super::{LicenseRecord, Store, StoreError, on_pool};
 use crate::domain::OrgStatus;
 
@@ -63,60 +63,14 @@ struct OrgRow {
     slug: String,
     status: String,
     trial_expires_at: Option<i64>,
-    id: Option<String>,
-    tier: Option<String>,
-    entitlements_add: Option<String>,
-    entitlements_remove: Option<String>,
-    limits: Option<String>,
-    valid_from: Option<i64>,
-    valid_until: Option<i64>,
-    revoked_at: Option<i64>,
-    revision: Option<i64>,
-    created_at: Option<i64>,
-    updated_at: Option<i64>,
+    #[sqlx(flatten)]
+    license: OptionalLicense,
 }
 
 impl OrgRow {
     fn into_org(self) -> Result<DirectoryOrg, StoreError> {
-        let license = match (
-            self.id,
-            self.tier,
-            self.entitlements_add,
-            self.entitlements_remove,
-            self.limits,
-            self.valid_from,
-            self.valid_until,
-            self.revision,
-            self.created_at,
-            self.updated_at,
-        ) {
-            (
-                Some(id),
-                Some(tier),
-                Some(entitlements_add),
-                Some(entitlements_remove),
-                Some(limits),
-                Some(valid_from),
-                Some(valid_until),
-                Some(revision),
-                Some(created_at),
-                Some(updated_at),
-            ) => Some(LicenseRecord::try_from(LicenseRow {
-                id,
-                tier,
-                entitlements_add,
-                entitlements_remove,
-                limits,
-                valid_from,
-                valid_until,
-                revoked_at: self.revoked_at,
-                revision,
-                created_at,
-                updated_at,
-            })?),
-            _ => None,
-        };
         Ok(DirectoryOrg {
+            license: self.license.into_license()?,
             id: self.org_id,
             slug: self.slug,
             status: self
@@ -124,7 +78,6 @@ impl OrgRow {
                 .parse()
                 .map_err(|e: crate::domain::UnknownValue| StoreError::Corrupt(e.to_string()))?,
             trial_expires_at: self.trial_expires_at,
-            license,
         })
     }
 }

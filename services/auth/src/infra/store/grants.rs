@@ -78,17 +78,9 @@ pub(crate) struct GatewayGrant {
     pub(crate) plugin_set: Option<String>,
 }
 
+/// The license columns of a `LEFT JOIN licenses`: all `NULL` when the org has none.
 #[derive(FromRow)]
-struct GrantRow {
-    gateway_id: String,
-    credential_hash: String,
-    gateway_revoked_at: Option<i64>,
-    org_id: String,
-    org_slug: String,
-    org_status: String,
-    trial_expires_at: Option<i64>,
-    workspace: String,
-    environment: String,
+pub(super) struct OptionalLicense {
     id: Option<String>,
     tier: Option<String>,
     entitlements_add: Option<String>,
@@ -100,6 +92,67 @@ struct GrantRow {
     revision: Option<i64>,
     created_at: Option<i64>,
     updated_at: Option<i64>,
+}
+
+impl OptionalLicense {
+    /// The license, if the join found one.
+    pub(super) fn into_license(self) -> Result<Option<LicenseRecord>, StoreError> {
+        let (
+            Some(id),
+            Some(tier),
+            Some(entitlements_add),
+            Some(entitlements_remove),
+            Some(limits),
+            Some(valid_from),
+            Some(valid_until),
+            Some(revision),
+            Some(created_at),
+            Some(updated_at),
+        ) = (
+            self.id,
+            self.tier,
+            self.entitlements_add,
+            self.entitlements_remove,
+            self.limits,
+            self.valid_from,
+            self.valid_until,
+            self.revision,
+            self.created_at,
+            self.updated_at,
+        )
+        else {
+            return Ok(None);
+        };
+        LicenseRecord::try_from(LicenseRow {
+            id,
+            tier,
+            entitlements_add,
+            entitlements_remove,
+            limits,
+            valid_from,
+            valid_until,
+            revoked_at: self.revoked_at,
+            revision,
+            created_at,
+            updated_at,
+        })
+        .map(Some)
+    }
+}
+
+#[derive(FromRow)]
+struct GrantRow {
+    gateway_id: String,
+    credential_hash: String,
+    gateway_revoked_at: Option<i64>,
+    org_id: String,
+    org_slug: String,
+    org_status: String,
+    trial_expires_at: Option<i64>,
+    workspace: String,
+    environment: String,
+    #[sqlx(flatten)]
+    license: OptionalLicense,
     plugin_set: Option<String>,
 }
 
@@ -118,44 +171,7 @@ const GRANT_SQL: &str = "SELECT g.id AS gateway_id, g.credential_hash, \
 
 impl GrantRow {
     fn into_grant(self) -> Result<GatewayGrant, StoreError> {
-        let license = match (
-            self.id,
-            self.tier,
-            self.entitlements_add,
-            self.entitlements_remove,
-            self.limits,
-            self.valid_from,
-            self.valid_until,
-            self.revision,
-            self.created_at,
-            self.updated_at,
-        ) {
-            (
-                Some(id),
-                Some(tier),
-                Some(entitlements_add),
-                Some(entitlements_remove),
-                Some(limits),
-                Some(valid_from),
-                Some(valid_until),
-                Some(revision),
-                Some(created_at),
-                Some(updated_at),
-            ) => Some(LicenseRecord::try_from(LicenseRow {
-                id,
-                tier,
-                entitlements_add,
-                entitlements_remove,
-                limits,
-                valid_from,
-                valid_until,
-                revoked_at: self.revoked_at,
-                revision,
-                created_at,
-                updated_at,
-            })?),
-            _ => None,
-        };
+        let license = self.license.into_license()?;
         Ok(GatewayGrant {
             gateway_id: self.gateway_id,
             credential_hash: self.credential_hash,
