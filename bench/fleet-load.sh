@@ -78,7 +78,8 @@ for backend in $BACKENDS; do
   MCPG_SERVER="http://127.0.0.1:$port" MCPG_TOKEN="$ADMIN" \
     "$CTL" gateway register fleet/platform/prod gw --count "$N" --credentials-file "$creds" >/dev/null
   python3 -c "print(f'{$(date +%s.%N) - $t0:.1f}')" >"$OUT/$backend-registration-seconds.txt"
-  echo "   registered in $(cat "$OUT/$backend-registration-seconds.txt") s"
+  peak_rss_kb "$pid" >"$OUT/$backend-rss-after-registration-kb.txt"
+  echo "   registered in $(cat "$OUT/$backend-registration-seconds.txt") s; peak RSS so far $(( $(cat "$OUT/$backend-rss-after-registration-kb.txt") / 1024 )) MB"
   url="http://127.0.0.1:$port/v1/federation/token"
   "$LOAD" --url "$url" --credentials "$creds" --duration 3s >/dev/null   # warm-up
   for round in $(seq 1 "$ROUNDS"); do
@@ -125,13 +126,16 @@ for b in backends:
     one, fleet, ceil = load(f"{b}-one-sat"), load(f"{b}-fleet-sat"), load(f"{b}-ceiling-sat")
     frate, crate = load(f"{b}-fleet-rate"), load(f"{b}-ceiling-rate")
     rss = int((out / f"{b}-rss-kb.txt").read_text()) / 1024
+    reg_path = out / f"{b}-rss-after-registration-kb.txt"
+    reg_rss = int(reg_path.read_text()) / 1024 if reg_path.exists() else float("nan")
     reg = (out / f"{b}-registration-seconds.txt").read_text().strip()
     print(f"| {b} | one gateway (cache hits) | {one['rps']:,.0f} | {one['cpu']:.1f} µs | | | {one['bad']} | | |")
     print(f"| {b} | fleet (every request a miss) | {fleet['rps']:,.0f} | {fleet['cpu']:.1f} µs | {frate['p50']:.2f} ms | {frate['p99']:.2f} ms | {fleet['bad'] + frate['bad']} | {rss:.1f} MB | {reg} s |")
     print(f"| {b} | sign-only ceiling | {ceil['rps']:,.0f} | {ceil['cpu']:.1f} µs | {crate['p50']:.2f} ms | {crate['p99']:.2f} ms | {ceil['bad'] + crate['bad']} | | |")
     ratios = ", ".join(f"{f / o:.0%}" for f, o in zip(fleet["all_rps"], one["all_rps"]))
     print(f"\n{b}: fleet / one gateway = {fleet['rps'] / one['rps']:.0%} (per round: {ratios}); "
-          f"fleet / ceiling = {fleet['rps'] / ceil['rps']:.0%}\n")
+          f"fleet / ceiling = {fleet['rps'] / ceil['rps']:.0%}; "
+          f"peak RSS {reg_rss:.1f} MB after registering, {rss:.1f} MB at the end\n")
 PY
 for f in "$OUT"/perf-*.txt; do [ -s "$f" ] && { echo "== $f"; head -40 "$f"; }; done
 exit 0

@@ -132,6 +132,11 @@ pub(crate) const RECONCILE_EVERY: Duration = Duration::from_secs(300);
 /// The least time between two passes over dirty orgs: a burst of changes to one org (a
 /// bulk revocation) is one reload, not one per change.
 const PASS_INTERVAL: Duration = Duration::from_millis(100);
+/// A pass is followed by a rest of this many times its own length (at least
+/// [`PASS_INTERVAL`]): reloading a large org while it keeps changing (a fleet registered in
+/// batches of 1,000) takes at most a quarter of the reloader's time, and the registration
+/// is not slowed by reading the whole org again after every batch.
+const REST_PER_PASS: u32 = 3;
 /// The first and the longest wait before an org (or a full load) that failed is read again.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -278,20 +283,21 @@ impl Directory {
         loop {
             // Registered before the pass: a change during it wakes the next one.
             let woken = self.wake.notified();
-            let now = Instant::now();
-            if now >= reconcile_at {
-                reconcile_at = now + RECONCILE_EVERY;
+            let started = Instant::now();
+            if started >= reconcile_at {
+                reconcile_at = started + RECONCILE_EVERY;
                 let generation = self.dirty().generation;
                 self.reload_all(&store, generation).await;
             }
             self.pass(&store).await;
+            let rest = (started.elapsed() * REST_PER_PASS).max(PASS_INTERVAL);
             let next_retry = self.dirty().next_retry();
             let wake_at = next_retry.map_or(reconcile_at, |at| at.min(reconcile_at));
             tokio::select! {
                 () = woken => {}
                 () = tokio::time::sleep_until(wake_at) => {}
             }
-            tokio::time::sleep(PASS_INTERVAL).await;
+            tokio::time::sleep(rest).await;
         }
     }
 

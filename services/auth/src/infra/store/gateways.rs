@@ -49,6 +49,65 @@ impl TenantStore<'_> {
         now: i64,
     ) -> Result<Vec<GatewayRecord>, StoreError> {
         refuse_repeated_names(gateways)?;
+        match self
+            .insert_gateways(workspace, environment, gateways, now)
+            .await
+        {
+            Err(StoreError::Duplicate(_)) => {
+                let taken = self.taken_names(workspace, environment, gateways).await?;
+                Err(StoreError::Duplicate(names_taken(
+                    &taken,
+                    workspace,
+                    environment,
+                )))
+            }
+            other => other,
+        }
+    }
+
+    /// The names of `gateways` that unrevoked gateways of the environment hold: only for
+    /// the refusal's message (the unique index decides).
+    async fn taken_names(
+        &self,
+        workspace: &str,
+        environment: &str,
+        gateways: &[BatchGateway],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut taken = Vec::new();
+        for chunk in gateways.chunks(ROWS_PER_INSERT) {
+            let found: Vec<String> = on_pool!(self.store(), pool => {
+                let mut query = sqlx::QueryBuilder::new(
+                    "SELECT g.name FROM gateways g JOIN environments e ON e.id = g.environment_id \
+                     JOIN workspaces w ON w.id = e.workspace_id WHERE g.revoked_at IS NULL AND g.org_id = ");
+                query
+                    .push_bind(self.org_id())
+                    .push(" AND w.slug = ")
+                    .push_bind(workspace)
+                    .push(" AND e.slug = ")
+                    .push_bind(environment)
+                    .push(" AND g.name IN (");
+                let mut names = query.separated(", ");
+                for gateway in chunk {
+                    names.push_bind(&gateway.name);
+                }
+                query.push(") ORDER BY g.name");
+                query.build_query_scalar().fetch_all(pool).await?
+            });
+            taken.extend(found);
+        }
+        Ok(taken)
+    }
+
+    /// The registration itself, in one transaction; a taken name is
+    /// `StoreError::Duplicate` with no message yet (the caller finds the names after the
+    /// rollback: a failed statement ends a PostgreSQL transaction).
+    async fn insert_gateways(
+        &self,
+        workspace: &str,
+        environment: &str,
+        gateways: &[BatchGateway],
+        now: i64,
+    ) -> Result<Vec<GatewayRecord>, StoreError> {
         let org = self.org_id();
         let store = self.store();
         let actor = self.actor();
@@ -64,22 +123,6 @@ impl TenantStore<'_> {
                 .fetch_optional(&mut *tx).await?;
             // A missing environment is 404 whatever the quota says.
             let (environment_id, workspace_id) = place.ok_or(StoreError::NotFound("environment"))?;
-            let mut taken = Vec::new();
-            for chunk in gateways.chunks(ROWS_PER_INSERT) {
-                let mut query = sqlx::QueryBuilder::new(
-                    "SELECT name FROM gateways WHERE revoked_at IS NULL AND environment_id = ");
-                query.push_bind(&environment_id).push(" AND name IN (");
-                let mut names = query.separated(", ");
-                for gateway in chunk {
-                    names.push_bind(&gateway.name);
-                }
-                query.push(") ORDER BY name");
-                let found: Vec<String> = query.build_query_scalar().fetch_all(&mut *tx).await?;
-                taken.extend(found);
-            }
-            if !taken.is_empty() {
-                return Err(StoreError::Duplicate(names_taken(&taken, workspace, environment)));
-            }
             let limits: Option<String> = sqlx::query_scalar(LIMITS_SQL).bind(org)
                 .fetch_optional(&mut *tx).await?;
             let used: i64 = sqlx::query_scalar(
@@ -105,10 +148,17 @@ impl TenantStore<'_> {
                         .push_bind(&gateway.credential_prefix)
                         .push_bind(now);
                 });
-                // The names were checked under the org's lock; a unique violation left is a
-                // credential hash met twice (2^-256), and a retry draws new credentials.
-                insert.build().execute(&mut *tx).await
-                    .map_err(StoreError::unique("credential collision; retry"))?;
+                // A name an unrevoked gateway holds violates the partial unique index
+                // (nothing is written; the names are found below, after the rollback);
+                // any other unique violation is a credential hash met twice (2^-256), and a
+                // retry draws new credentials.
+                insert.build().execute(&mut *tx).await.map_err(|error| {
+                    if is_name_taken(&error) {
+                        StoreError::Duplicate(String::new())
+                    } else {
+                        StoreError::unique("credential collision; retry")(error)
+                    }
+                })?;
             }
             let events: Vec<Event> = gateways.iter().zip(&ids).map(|(gateway, id)| {
                 Event::new(AuditAction::GatewayRegister,
@@ -260,6 +310,16 @@ pub(super) fn rename_live_duplicates(gateways: &[NamedGateway<'_>]) -> HashMap<S
         }
     }
     renames
+}
+
+/// Whether `error` is the partial unique index on an environment's unrevoked names
+/// (migration 0017): PostgreSQL names the constraint, SQLite the columns.
+fn is_name_taken(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|db| {
+        db.is_unique_violation()
+            && (db.constraint() == Some("gateways_live_name")
+                || db.message().contains("gateways.name"))
+    })
 }
 
 /// Refuses a batch that names one gateway twice.
