@@ -14,8 +14,10 @@
 # Reports tokens/s, p50/p99, the server's CPU per token, its peak RSS, and (when `perf`
 # may profile it) where a miss spends its time, in $OUT/perf-*.txt.
 #
-# A walk of the N credentials must take longer than --grant-cache-ttl (5 s) for every
-# request to miss: at 20,000 tokens/s, N = 100,000 walks in 5 s. Smaller N measures hits.
+# Since the credential directory (infra/directory.rs), every known credential is answered
+# from memory and the grant cache serves only what the directory cannot (an org that just
+# changed); before it, a walk of N credentials had to take longer than --grant-cache-ttl
+# (5 s) for every request to miss. The output also says the peak RSS after registering.
 #
 # Usage: bench/fleet-load.sh [N] [DURATION] [ROUNDS]   (default 100000 10s 3)
 # Env:   MCPG_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
