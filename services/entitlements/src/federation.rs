@@ -86,6 +86,8 @@ pub(crate) struct Source {
 pub(crate) struct SourceStatus {
     pub(crate) next_due: UnixTime,
     pub(crate) failures: u32,
+    /// The backoff's step (restarts when the service answers with a `Retry-After`).
+    pub(crate) backoff: schedule::Backoff,
     pub(crate) fetches: u64,
     pub(crate) last_success: Option<UnixTime>,
     pub(crate) last_error: Option<RefreshError>,
@@ -255,6 +257,7 @@ impl Gateway {
                         status.next_due =
                             schedule::next_refresh(c.iat, c.rfa, c.exp, now, &mut rng);
                         status.failures = 0;
+                        status.backoff.reset();
                         status.last_success = Some(now);
                         status.last_error = None;
                         drop(status);
@@ -320,6 +323,7 @@ impl Gateway {
             let mut status = source.status();
             status.last_error = Some(RefreshError::Fetch(FetchError::Denied(denial)));
             status.failures = 0;
+            status.backoff.reset();
             // A refused credential never works again; a refused license may be reinstated.
             status.stopped = denial == Denial::InvalidCredential;
             status.next_due = schedule::after(now, schedule::BACKOFF_CAP);
@@ -347,7 +351,7 @@ impl Gateway {
         let mut status = source.status();
         status.failures = status.failures.saturating_add(1);
         let mut rng = self.inner.rng.lock_or_recover();
-        let (next_due, wait) = schedule::retry_at(now, status.failures, retry_after, &mut rng);
+        let (next_due, wait) = schedule::retry_at(now, &mut status.backoff, retry_after, &mut rng);
         status.next_due = next_due;
         status.last_error = Some(error.clone());
         tracing::warn!(tenant = %label, error = %error, failures = status.failures, retry_in_s = wait.as_secs(), "entitlement refresh failed; entitlements kept until the grace bound");

@@ -52,7 +52,7 @@ pub(crate) use archives::{ArchiveSummary, ArchivedChain, RestoreRefusal};
 pub use audit_log::{Actor, AuditAction, Event};
 pub(crate) use audit_query::{AuditFilter, CheckpointRecord};
 pub(crate) use bindings::{BindingRecord, BindingSpec, NewImpersonation, UserTokenRecord};
-pub(crate) use changes::{CHANNEL, Change, Changes, WriteTx};
+pub(crate) use changes::{CHANNEL, Change, Changes, GrantScope, WriteTx};
 pub(crate) use dev_root::StoredRoot;
 pub(crate) use directory::{DirectoryGateway, DirectoryOrg};
 pub(crate) use gateways::{BatchGateway, MAX_BATCH};
