@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use common::{Target, connect, duration, latency_summary, load_credentials, send};
+use common::{Target, duration, latency_summary, load_credentials, send_on};
 use mcpg_entitlements::schedule::{Backoff, backoff};
 use tokio::sync::{Mutex, mpsc};
 
@@ -188,16 +188,7 @@ async fn main() -> anyhow::Result<()> {
                 let Some((gateway, authorization)) = job_queue.lock().await.recv().await else {
                     return;
                 };
-                if sender.is_none() {
-                    sender = connect(&token).await.ok();
-                }
-                let answer = match sender.as_mut() {
-                    Some(s) => send(s, &token, Some(&authorization)).await.ok(),
-                    None => None,
-                };
-                if answer.is_none() {
-                    sender = None;
-                }
+                let answer = send_on(&mut sender, &token, Some(&authorization)).await;
                 let outcome = Outcome {
                     gateway,
                     at_ms: start.elapsed().as_millis() as u64,
@@ -379,22 +370,11 @@ async fn steady(
             break;
         }
         tokio::time::sleep_until(scheduled.into()).await;
-        if sender.is_none() {
-            sender = connect(&target).await.ok();
-        }
-        let answer = match sender.as_mut() {
-            Some(s) => send(s, &target, authorization.as_deref()).await.ok(),
-            None => None,
-        };
-        match answer {
+        match send_on(&mut sender, &target, authorization.as_deref()).await {
             Some(answer) if answer.status == 200 => {
                 latencies.push(u32::try_from(scheduled.elapsed().as_micros()).unwrap_or(u32::MAX))
             }
-            Some(_) => not_ok += 1,
-            None => {
-                not_ok += 1;
-                sender = None;
-            }
+            _ => not_ok += 1,
         }
     }
     let mut summary = latency_summary(latencies);

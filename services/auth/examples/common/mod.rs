@@ -136,6 +136,35 @@ pub async fn send(
     })
 }
 
+/// [`send`] on a kept connection, made when there is none; a kept connection the server
+/// closed meanwhile (idle keep-alive) is replaced and the request sent once more, as HTTP
+/// clients do. `None`: no answer (the connection is dropped).
+pub async fn send_on(
+    sender: &mut Option<SendRequest<String>>,
+    target: &Target,
+    authorization: Option<&str>,
+) -> Option<Answer> {
+    let fresh = sender.is_none();
+    if fresh {
+        *sender = connect(target).await.ok();
+    }
+    if let Some(s) = sender.as_mut()
+        && let Ok(answer) = send(s, target, authorization).await
+    {
+        return Some(answer);
+    }
+    *sender = None;
+    if fresh {
+        return None;
+    }
+    *sender = connect(target).await.ok();
+    let answer = send(sender.as_mut()?, target, authorization).await.ok();
+    if answer.is_none() {
+        *sender = None;
+    }
+    answer
+}
+
 /// Reads a body to its end.
 async fn drain(mut body: Incoming) -> anyhow::Result<()> {
     use hyper::body::Body;

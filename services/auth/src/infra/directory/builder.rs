@@ -9,11 +9,10 @@ use crate::infra::store::{DirectoryGateway, DirectoryOrg};
 
 use super::{GatewayId, Listed, OrgCell, OrgGrant, PlaceGrant};
 
-/// What a load read: the gateways, each org's cell, and the orgs it could not read.
+/// What a load read besides the entries: each org's cell, and the orgs it could not read.
 pub(super) struct Loaded {
-    pub(super) gateways: Vec<(CredentialHash, Listed)>,
     pub(super) cells: HashMap<String, Arc<OrgCell>>,
-    pub(super) failed: Vec<String>,
+    pub(super) failed: HashSet<String>,
 }
 
 /// An environment's row, until a gateway needs its shared part.

@@ -345,7 +345,8 @@ impl Directory {
     /// Reads `org`'s gateways again and replaces its entries; `false` when the org could
     /// not be read (it stays dirty).
     async fn reload_org(&self, store: &Store, org: &str) -> Result<bool, StoreError> {
-        let loaded = self.load(store, Some(org)).await?;
+        let mut entries = Vec::new();
+        let loaded = self.load(store, Some(org), &mut entries).await?;
         if !loaded.failed.is_empty() {
             return Ok(false);
         }
@@ -355,7 +356,7 @@ impl Directory {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
             gateways.retain(|_, listed| listed.org.id != org);
-            gateways.extend(loaded.gateways);
+            gateways.extend(entries);
         }
         let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
         match loaded.cells.into_iter().find(|(id, _)| id == org) {
@@ -394,10 +395,13 @@ impl Directory {
     /// A full load, swapped in whole; orgs that could not be read stay dirty (their
     /// gateways are read from the database) and are retried with backoff.
     async fn reload_all(&self, store: &Store, generation: u64) {
-        match self.load(store, None).await {
+        // Sized for what is held now: the map is not grown (and copied) as it fills.
+        let mut fresh = HashMap::with_capacity(self.len());
+        match self.load(store, None, &mut fresh).await {
             Ok(loaded) => {
-                let mut fresh = HashMap::with_capacity(loaded.gateways.len());
-                fresh.extend(loaded.gateways);
+                if !loaded.failed.is_empty() {
+                    fresh.retain(|_, listed| !loaded.failed.contains(&listed.org.id));
+                }
                 let old = {
                     let mut gateways = self
                         .gateways
@@ -463,9 +467,16 @@ impl Directory {
         metrics::gauge!(DIRECTORY_GATEWAYS).set(size as f64);
     }
 
-    /// Reads every org (`None`) or one from the store. An org's and an environment's shared
-    /// parts are built only for those that have gateways.
-    async fn load(&self, store: &Store, org: Option<&str>) -> Result<Loaded, StoreError> {
+    /// Reads every org (`None`) or one from the store into `into`. An org's and an
+    /// environment's shared parts are built only for those that have gateways. The entries
+    /// of orgs found unreadable part-way (a plugin set) are in `into` too: the caller drops
+    /// those of [`Loaded::failed`].
+    async fn load(
+        &self,
+        store: &Store,
+        org: Option<&str>,
+        into: &mut impl Extend<(CredentialHash, Listed)>,
+    ) -> Result<Loaded, StoreError> {
         let mut failed = Vec::new();
         let mut orgs = HashMap::new();
         for read in store.directory_orgs(org).await? {
@@ -506,21 +517,15 @@ impl Directory {
             place_grants: HashMap::new(),
             failed: failed.into_iter().collect(),
         };
-        let mut gateways = Vec::new();
         store
             .directory_gateways(org, |page: Vec<DirectoryGateway>| {
-                gateways.extend(page.into_iter().filter_map(|g| builder.list(g)));
+                into.extend(page.into_iter().filter_map(|g| builder.list(g)));
             })
             .await?;
-        // An org found unreadable part-way (a plugin set) keeps none of its entries.
-        if !builder.failed.is_empty() {
-            gateways.retain(|(_, listed)| !builder.failed.contains(&listed.org.id));
-            builder.cells.retain(|id, _| !builder.failed.contains(id));
-        }
+        builder.cells.retain(|id, _| !builder.failed.contains(id));
         Ok(Loaded {
-            gateways,
             cells: builder.cells,
-            failed: builder.failed.into_iter().collect(),
+            failed: builder.failed,
         })
     }
 
