@@ -134,6 +134,18 @@ pub trait FederationClient: Send + Sync + 'static {
     /// Asks for a token with the gateway credential.
     fn fetch_token<'a>(&'a self, credential: &'a SecretString) -> FetchFuture<'a>;
 
+    /// Asks for a token and reports the gateway's usage since its last acknowledged
+    /// report (the request body's `usage` member). The default ignores the report, for
+    /// clients that have nowhere to send it.
+    fn fetch_token_reporting<'a>(
+        &'a self,
+        credential: &'a SecretString,
+        usage: Option<&'a crate::usage::UsageReport>,
+    ) -> FetchFuture<'a> {
+        let _ = usage;
+        self.fetch_token(credential)
+    }
+
     /// Fetches the revocation list the federation publishes
     /// (`GET /.well-known/mcpg-revocations`). The default publishes none.
     fn fetch_revocations(&self) -> RevocationsFuture<'_> {
@@ -185,7 +197,11 @@ impl HttpFederationClient {
         })
     }
 
-    async fn fetch(&self, credential: &SecretString) -> Result<TokenResponse, FetchError> {
+    async fn fetch(
+        &self,
+        credential: &SecretString,
+        usage: Option<&crate::usage::UsageReport>,
+    ) -> Result<TokenResponse, FetchError> {
         let outage = |e: reqwest::Error| FetchError::Outage {
             cause: e.to_string(),
             retry_after: None,
@@ -197,7 +213,10 @@ impl HttpFederationClient {
                 AUTHORIZATION,
                 format!("Bearer {}", credential.expose_secret()),
             )
-            .json(&serde_json::json!({}))
+            .json(&match usage {
+                Some(report) => serde_json::json!({ "usage": report }),
+                None => serde_json::json!({}),
+            })
             .send()
             .await
             .map_err(outage)?;
@@ -307,7 +326,15 @@ async fn read_body(mut response: reqwest::Response, max: usize) -> Result<Vec<u8
 
 impl FederationClient for HttpFederationClient {
     fn fetch_token<'a>(&'a self, credential: &'a SecretString) -> FetchFuture<'a> {
-        Box::pin(self.fetch(credential))
+        Box::pin(self.fetch(credential, None))
+    }
+
+    fn fetch_token_reporting<'a>(
+        &'a self,
+        credential: &'a SecretString,
+        usage: Option<&'a crate::usage::UsageReport>,
+    ) -> FetchFuture<'a> {
+        Box::pin(self.fetch(credential, usage))
     }
 
     fn fetch_revocations(&self) -> RevocationsFuture<'_> {
