@@ -107,9 +107,14 @@ impl Taken {
     }
 }
 
+/// The most bytes of plugin members a report holds: the federation takes reports of up to
+/// 64 KiB, and the rest of a report is well under 4 KiB.
+const MAX_PLUGIN_BYTES: usize = 60 * 1024;
+
 /// Names the counts by plugin id (unknown plugins as [`UNKNOWN_PLUGIN_BUCKET`]), leaving
-/// out zeros and keeping at most [`MAX_PLUGINS`]. Returns the named counts and what of
-/// `delta` they hold (by index), so that what was left out stays pending.
+/// out zeros and keeping at most [`MAX_PLUGINS`] (and [`MAX_PLUGIN_BYTES`] of JSON).
+/// Returns the named counts and what of `delta` they hold (by index), so that what was
+/// left out stays pending.
 pub(crate) fn named(
     catalog: &Catalog,
     delta: &[PluginCounts],
@@ -117,6 +122,7 @@ pub(crate) fn named(
     let plugins = catalog.plugins();
     let mut out = BTreeMap::new();
     let mut used = vec![PluginCounts::default(); delta.len()];
+    let mut bytes = 0;
     for (i, counts) in delta.iter().enumerate() {
         if counts.is_zero() || out.len() >= MAX_PLUGINS {
             continue;
@@ -129,6 +135,12 @@ pub(crate) fn named(
         if !is_plugin_name(name) {
             continue;
         }
+        // `"name":{"allowed":N,"refused":N},` with two 20-digit counts at most.
+        let member = name.len() + 75;
+        if bytes + member > MAX_PLUGIN_BYTES {
+            break;
+        }
+        bytes += member;
         out.insert(name.to_owned(), *counts);
         used[i] = *counts;
     }

@@ -28,4 +28,5 @@ mod support;
 mod tenants_config;
 mod tier0;
 mod usage_ledger;
+mod usage_process;
 mod usage_report;
