@@ -159,7 +159,14 @@ pub struct HttpFederationClient {
     http: reqwest::Client,
     endpoint: String,
     revocations: String,
+    /// Until when no usage report is sent: set for a day when the federation answered 400
+    /// or 413 to a request carrying one (a federation older than usage reports refuses the
+    /// unknown member), so that such a federation still hands out tokens.
+    reports_paused_until: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
+
+/// How long usage reports pause after the federation refused a request carrying one.
+const REPORT_PAUSE: Duration = Duration::from_secs(86_400);
 
 #[derive(Deserialize)]
 struct ErrorBody {
@@ -194,7 +201,50 @@ impl HttpFederationClient {
             http,
             endpoint: format!("{base}/v1/federation/token"),
             revocations: format!("{base}/.well-known/mcpg-revocations"),
+            reports_paused_until: std::sync::Arc::default(),
         })
+    }
+
+    /// Asks for a token, with the usage report unless reports are paused. A 400 or 413
+    /// answer to a request carrying a report is asked again without it, and reports pause
+    /// for a day: the report is then dropped (acknowledged), as that federation cannot
+    /// take it, and the gateway keeps getting tokens.
+    async fn fetch_reporting(
+        &self,
+        credential: &SecretString,
+        usage: Option<&crate::usage::UsageReport>,
+    ) -> Result<TokenResponse, FetchError> {
+        let paused = {
+            let mut until = self
+                .reports_paused_until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match *until {
+                Some(at) if at > std::time::Instant::now() => true,
+                Some(_) => {
+                    *until = None;
+                    false
+                }
+                None => false,
+            }
+        };
+        let usage = usage.filter(|_| !paused);
+        let first = self.fetch(credential, usage).await;
+        match first {
+            Err(FetchError::Unexpected {
+                status: 400 | 413,
+                ref message,
+            }) if usage.is_some() => {
+                tracing::warn!(answer = %message, "the federation refused a token request carrying a usage report; asking again without it, and sending no report for a day");
+                *self
+                    .reports_paused_until
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    std::time::Instant::now().checked_add(REPORT_PAUSE);
+                self.fetch(credential, None).await
+            }
+            other => other,
+        }
     }
 
     async fn fetch(
@@ -334,7 +384,7 @@ impl FederationClient for HttpFederationClient {
         credential: &'a SecretString,
         usage: Option<&'a crate::usage::UsageReport>,
     ) -> FetchFuture<'a> {
-        Box::pin(self.fetch(credential, usage))
+        Box::pin(self.fetch_reporting(credential, usage))
     }
 
     fn fetch_revocations(&self) -> RevocationsFuture<'_> {

@@ -126,3 +126,36 @@ async fn the_http_client_sends_the_report_as_the_usage_member_of_the_body() {
         bodies[1]
     );
 }
+
+#[tokio::test]
+async fn a_federation_that_refuses_the_report_still_hands_out_tokens() {
+    // A federation older than usage reports refuses the unknown member with 400.
+    let server = StandIn::start(Answer::Token {
+        org: "acme".into(),
+        tier: Tier::Team,
+    })
+    .await;
+    server.then(Answer::Error {
+        status: 400,
+        code: "invalid_body",
+        retry_after: None,
+    });
+    let dir = temp_dir();
+    let mut settings = federated_settings(dir.path(), server.authority.trust());
+    if let ModeSettings::Federated { url, .. } = &mut settings.mode {
+        *url = server.url();
+    }
+    let gateway = GatewayBuilder::new(settings)
+        .build()
+        .expect("gateway starts");
+    gateway
+        .refresh_now()
+        .await
+        .expect("a token, asked again without the report");
+    gateway.refresh_now().await.expect("token");
+    let bodies = server.bodies();
+    assert_eq!(bodies.len(), 3);
+    assert!(bodies[0].get("usage").is_some());
+    assert_eq!(bodies[1], serde_json::json!({}), "asked again without it");
+    assert_eq!(bodies[2], serde_json::json!({}), "reports paused for a day");
+}
