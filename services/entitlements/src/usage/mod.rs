@@ -1,9 +1,9 @@
 //! Usage: what the gateway's checks allowed and refused, per plugin.
 //!
-//! Every [`crate::TenantHandle`] counts its checks in a [`UsageCounters`] table: one pair of
+//! Every [`crate::TenantHandle`] counts its checks in a `UsageCounters` table: one pair of
 //! atomic counters per catalog plugin plus one bucket for plugins the catalog does not know
 //! (never counted by name: names are unbounded input). The counters only grow; consumers
-//! keep what they have already taken ([`Taken`]) and read the difference, so a check never
+//! keep what they have already taken (`Taken`) and read the difference, so a check never
 //! waits for a reader and a reader never loses a check that raced with it.
 //!
 //! Federated gateways send the difference with each token request ([`UsageReport`]) and
