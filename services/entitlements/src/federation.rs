@@ -79,6 +79,8 @@ pub(crate) struct Source {
     flight: tokio::sync::Mutex<()>,
     generation: AtomicU64,
     status: Mutex<SourceStatus>,
+    /// The usage reported with token requests, and what the federation acknowledged.
+    pub(crate) reporting: Mutex<crate::usage::Reporting>,
 }
 
 /// Refresh bookkeeping of a source, for scheduling and status pages.
@@ -117,6 +119,7 @@ impl Source {
             flight: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             status: Mutex::new(SourceStatus::default()),
+            reporting: Mutex::new(crate::usage::Reporting::default()),
         }
     }
 
@@ -217,10 +220,21 @@ impl Gateway {
             return Err(RefreshError::Stopped);
         }
         source.status().fetches += 1;
-        let fetched = source.client.fetch_token(&source.credential).await;
+        let outgoing = source.reporting.lock_or_recover().prepare(
+            self.inner.catalog,
+            &source.slot.handle().usage_totals(),
+            self.inner.time.now(),
+        );
+        let fetched = source
+            .client
+            .fetch_token_reporting(&source.credential, Some(&outgoing.report))
+            .await;
         let now = self.inner.time.now();
         match fetched {
             Ok(response) => {
+                // A 200 answer took the report, whatever becomes of the token: what it held
+                // is not sent again; checks counted meanwhile go with the next one.
+                source.reporting.lock_or_recover().acknowledge(&outgoing);
                 // The first served certificate that chains to a pinned root (during a
                 // root rollover the federation serves one per root); persisted with the
                 // token, so a restart verifies it the same way.
