@@ -37,7 +37,9 @@ cargo build --profile dist -q -p mcpg-auth --bin mcpg-auth --example fleet_load
 cargo build --profile dist -q -p mcpg-cli --bin mcpg-ctl
 LOAD=target/dist/examples/fleet_load
 
-start_auth "$BACKEND" 8467 target/dist/mcpg-auth
+# The fleet is one org: its per-org rate limit (100/s by default) is lifted, as in
+# fleet-load.sh, so that every request is a token to issue.
+start_auth "$BACKEND" 8467 target/dist/mcpg-auth --org-rps 0
 pid=$AUTH_PID
 api POST /v1/orgs '{"slug":"fleet","display_name":"Fleet"}' >/dev/null
 license() { # MAX_GATEWAYS

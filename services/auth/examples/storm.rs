@@ -87,6 +87,10 @@ enum Mode {
     Spread,
 }
 
+/// The quiet org's and the probe's latencies are also reported after this many seconds,
+/// when the fleet's first attempts (a saturating burst) have been answered.
+const BURST_S: u64 = 10;
+
 /// The refresh interval before the outage (`rfa` is 8 h after issue).
 const REFRESH_INTERVAL_S: u64 = 8 * 3600;
 
@@ -352,7 +356,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Requests at a fixed rate on one connection until `over`; latencies from each request's
-/// scheduled time. Answers other than 200 are counted beside them.
+/// scheduled time, over the whole storm and after its first [`BURST_S`] seconds (when the
+/// fleet's first attempts have been answered). Answers other than 200 are counted beside.
 async fn steady(
     target: Arc<Target>,
     authorization: Option<String>,
@@ -361,23 +366,41 @@ async fn steady(
     over: Arc<AtomicBool>,
 ) -> serde_json::Value {
     let mut latencies = Vec::new();
+    let mut after_burst = Vec::new();
+    let mut worst_per_second: Vec<u32> = Vec::new();
     let mut not_ok = 0u64;
     let mut sender = None;
     let rate = rate.max(1);
     for j in 0u64.. {
-        let scheduled = start + Duration::from_nanos(j.saturating_mul(1_000_000_000) / rate);
+        let offset = Duration::from_nanos(j.saturating_mul(1_000_000_000) / rate);
+        let scheduled = start + offset;
         if over.load(Ordering::Relaxed) {
             break;
         }
         tokio::time::sleep_until(scheduled.into()).await;
         match send_on(&mut sender, &target, authorization.as_deref()).await {
             Some(answer) if answer.status == 200 => {
-                latencies.push(u32::try_from(scheduled.elapsed().as_micros()).unwrap_or(u32::MAX))
+                let micros = u32::try_from(scheduled.elapsed().as_micros()).unwrap_or(u32::MAX);
+                latencies.push(micros);
+                if offset.as_secs() >= BURST_S {
+                    after_burst.push(micros);
+                }
+                let second = offset.as_secs() as usize;
+                if worst_per_second.len() <= second {
+                    worst_per_second.resize(second + 1, 0);
+                }
+                worst_per_second[second] = worst_per_second[second].max(micros);
             }
             _ => not_ok += 1,
         }
     }
     let mut summary = latency_summary(latencies);
     summary["not_ok"] = not_ok.into();
+    summary["after_first_10_s"] = latency_summary(after_burst);
+    summary["worst_ms_per_second"] = worst_per_second
+        .iter()
+        .map(|us| f64::from(*us) / 1000.0)
+        .collect::<Vec<_>>()
+        .into();
     summary
 }
