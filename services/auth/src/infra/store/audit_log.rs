@@ -107,6 +107,10 @@ pub enum AuditAction {
     PluginSetPut,
     /// A workspace's or environment's plugin set was removed.
     PluginSetDelete,
+    /// An org's usage exceeded a license limit on a day (once per org, limit and day).
+    UsageOverLimit,
+    /// Days from an air-gapped deployment's signed receipts were imported.
+    UsageImport,
 }
 
 impl AuditAction {
@@ -148,6 +152,8 @@ impl AuditAction {
             Self::ArchiveRestore => "archive.restore",
             Self::PluginSetPut => "plugin_set.put",
             Self::PluginSetDelete => "plugin_set.delete",
+            Self::UsageOverLimit => "usage.over_limit",
+            Self::UsageImport => "usage.import",
         }
     }
 }
