@@ -127,7 +127,7 @@ impl AuditAction {
             | Self::RevocationsUpload => Some(Change::Keys),
             Self::TokenIssued => None,
             // Usage records grant nothing: no cache reads them.
-            Self::UsageOverLimit | Self::UsageImport => None,
+            Self::UsageOverLimit => None,
             // The archive of an org that no longer exists: no grant can depend on it.
             Self::ArchivePurge => None,
         }
