@@ -175,7 +175,6 @@ impl Application {
             spawn_housekeeping(self.state.clone()),
             spawn_pruner(self.state.limiter.clone()),
             spawn_issuance_flusher(self.state.clone()),
-            spawn_usage_flusher(self.state.clone()),
             spawn_usage_roll_up(self.state.clone()),
             spawn_checkpointer(self.state.clone(), self.checkpoint_interval),
             spawn_archive_purger(self.state.clone(), self.archive_purge_interval),
@@ -188,6 +187,7 @@ impl Application {
                     .keep_current(self.state.store.clone()),
             ),
         ];
+        let usage_flusher = spawn_usage_flusher(self.state.clone());
         let peers = PeerListener::spawn(self.state.store.clone(), self.state.peers.clone());
         if let Some((file, applied)) = self.tenants {
             tasks.push(tenants_watch::spawn(self.state.clone(), file, applied));
@@ -220,6 +220,11 @@ impl Application {
         );
         for task in tasks {
             task.abort();
+        }
+        {
+            // A flush in progress holds drained counts: let it finish before stopping it.
+            let _paused = self.state.usage_flusher.pause().await;
+            usage_flusher.abort();
         }
         if let Some(peers) = peers {
             peers.stop().await;

@@ -30,6 +30,9 @@ pub(crate) const LIMIT_PLUGIN: &str = "plugin";
 #[derive(Debug, Default)]
 pub(crate) struct UsageFlusher {
     recorded: Mutex<HashSet<(String, Day, &'static str)>>,
+    /// Held through every flush: a flush holds drained counts only in memory, so stopping
+    /// the flush task waits for it ([`UsageFlusher::pause`]) rather than dropping them.
+    running: tokio::sync::Mutex<()>,
 }
 
 struct OrgBatch {
@@ -47,6 +50,7 @@ impl UsageFlusher {
         store: &Store,
         now: i64,
     ) -> Result<usize, StoreError> {
+        let _running = self.running.lock().await;
         let mut per_org: BTreeMap<String, OrgBatch> = BTreeMap::new();
         for (gateway_id, usage) in meter.drain() {
             per_org
@@ -78,6 +82,12 @@ impl UsageFlusher {
             Some(error) => Err(error),
             None => Ok(written),
         }
+    }
+
+    /// Waits for a flush in progress and keeps the next one from starting while the guard
+    /// lives: the flush task can then be aborted without losing drained counts.
+    pub(crate) async fn pause(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.running.lock().await
     }
 
     async fn check_limits(

@@ -470,3 +470,26 @@ async fn usage_queries_are_checked_with_clear_errors() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+#[tokio::test]
+async fn stopping_the_server_during_a_flush_loses_no_count() {
+    // Flushes back to back: the stop lands in one, whose drained counts must still land.
+    let mut app = spawn_app_full(
+        Backend::Sqlite,
+        |settings| settings.usage_flush_interval = std::time::Duration::from_millis(1),
+        None,
+    )
+    .await;
+    let credential = app.gateway("acme").await;
+    for _ in 0..40 {
+        app.token_ok(&credential).await;
+    }
+    flush(&mut app).await;
+    let today = day(now());
+    let answer = usage(
+        &app,
+        &format!("/v1/orgs/acme/usage?from={today}&to={today}"),
+    )
+    .await;
+    assert_eq!(answer["rows"][0]["tokens"], 40);
+}
