@@ -222,9 +222,13 @@ impl Application {
             task.abort();
         }
         {
-            // A flush in progress holds drained counts: let it finish before stopping it.
+            // A flush in progress holds drained counts: let it finish, then stop the task
+            // and wait until it is gone while the flusher is still held (an aborted task
+            // runs on until its next await, and could start a flush as soon as the lock
+            // is released).
             let _paused = self.state.usage_flusher.pause().await;
             usage_flusher.abort();
+            let _ = usage_flusher.await;
         }
         if let Some(peers) = peers {
             peers.stop().await;
