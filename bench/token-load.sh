@@ -6,6 +6,8 @@
 #   the reference peer (node-oidc-provider, client_credentials, EdDSA JWT access tokens),
 #   the ceiling (an axum handler that only signs a fixed claim set with a pre-parsed key),
 # each at saturation with 16 connections (throughput) and at a fixed 1,000 req/s (latency),
+# and mcpg-auth on both backends again with every request carrying a usage report (ten
+# plugins, bench/usage-report.json): reports on vs off, interleaved in the same rounds,
 # plus mcpg-auth's peak RSS and each server's CPU time per token at saturation (steadier
 # than throughput on a shared VM). All four servers run at once and are measured in turn,
 # ROUNDS times, after a warm-up (the peer's JIT needs one); the table gives each figure's
@@ -106,8 +108,10 @@ run_oha() { # NAME URL MODE(rate|sat|warm) ROUND EXTRA…
 
 start_auth sqlite 8451
 SQLITE_PID=$AUTH_PID SQLITE_CRED=$CREDENTIAL PID_OF[mcpg-auth-sqlite]=$AUTH_PID
+PID_OF[mcpg-auth-sqlite-usage]=$AUTH_PID
 start_auth postgres 8452
 POSTGRES_PID=$AUTH_PID POSTGRES_CRED=$CREDENTIAL PID_OF[mcpg-auth-postgres]=$AUTH_PID
+PID_OF[mcpg-auth-postgres-usage]=$AUTH_PID
 BASELINE="${MCPG_BENCH_BASELINE:-}"
 if [ -n "$BASELINE" ]; then
   start_auth sqlite 8455 "$BASELINE"
@@ -126,6 +130,13 @@ measure() { # MODE ROUND
     -H "authorization: Bearer $SQLITE_CRED"
   run_oha mcpg-auth-postgres http://127.0.0.1:8452/v1/federation/token "$1" "$2" \
     -H "authorization: Bearer $POSTGRES_CRED"
+  # The same servers and gateways, each token request carrying a ten-plugin usage report.
+  run_oha mcpg-auth-sqlite-usage http://127.0.0.1:8451/v1/federation/token "$1" "$2" \
+    -H "authorization: Bearer $SQLITE_CRED" -H 'content-type: application/json' \
+    -D bench/usage-report.json
+  run_oha mcpg-auth-postgres-usage http://127.0.0.1:8452/v1/federation/token "$1" "$2" \
+    -H "authorization: Bearer $POSTGRES_CRED" -H 'content-type: application/json' \
+    -D bench/usage-report.json
   run_oha peer http://127.0.0.1:8453/token "$1" "$2" "${peer[@]}"
   run_oha ceiling http://127.0.0.1:8454/v1/federation/token "$1" "$2"
   if [ -n "$BASELINE" ]; then
@@ -165,7 +176,8 @@ def median(name, mode):
     m["all_rps"] = [run["rps"] for run in runs]
     m["all_p99"] = [run["p99"] for run in runs]
     return m
-rows = ["mcpg-auth-sqlite", "mcpg-auth-postgres", "peer", "ceiling"]
+rows = ["mcpg-auth-sqlite", "mcpg-auth-sqlite-usage", "mcpg-auth-postgres",
+        "mcpg-auth-postgres-usage", "peer", "ceiling"]
 if (out / "baseline-sqlite-sat-1.json").exists():
     rows.append("baseline-sqlite")
 sat = {r: median(r, "sat") for r in rows}
@@ -174,7 +186,7 @@ print(f"results in {out} (medians of {rounds} rounds)\n")
 print("| server | saturated req/s (c=16) | p99 at saturation | server CPU per token | 1,000 req/s: p50 | p99 | non-2xx (all runs) | RSS peak | steal (sat / rate) |")
 print("|---|---|---|---|---|---|---|---|---|")
 for r in rows:
-    rss = out / f"{r}-rss-kb.txt"
+    rss = out / f"{r.removesuffix('-usage')}-rss-kb.txt"
     rss = f"{int(rss.read_text().strip()) / 1024:.1f} MB" if rss.exists() else "-"
     bad = sat[r]["bad"] + rate[r]["bad"]
     print(f"| {r} | {sat[r]['rps']:,.0f} | {sat[r]['p99']:.2f} ms | {sat[r]['cpu']:.1f} µs | {rate[r]['p50']:.2f} ms | "
@@ -184,6 +196,11 @@ for r in rows:
     rps = ", ".join(f"{x:,.0f}" for x in sat[r]["all_rps"])
     p99 = ", ".join(f"{x:.2f}" for x in rate[r]["all_p99"])
     print(f"  {r}: {rps} | {p99} ms")
+for backend in ["sqlite", "postgres"]:
+    off, on = sat[f"mcpg-auth-{backend}"], sat[f"mcpg-auth-{backend}-usage"]
+    per_round = ", ".join(f"{b / a - 1:+.1%}" for a, b in zip(off["all_rps"], on["all_rps"]))
+    print(f"\nusage reports on vs off, {backend}: {on['rps'] / off['rps'] - 1:+.1%} tokens/s "
+          f"(medians; per round {per_round}), CPU per token {on['cpu']:.1f} vs {off['cpu']:.1f} µs")
 for r in [r for r in rows if r.startswith("mcpg-auth") or r == "baseline-sqlite"]:
     ratios = [a / c for a, c in zip(sat[r]["all_rps"], sat["ceiling"]["all_rps"])]
     peers = [a / p for a, p in zip(sat[r]["all_rps"], sat["peer"]["all_rps"])]

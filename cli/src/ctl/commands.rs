@@ -213,6 +213,8 @@ pub(super) fn deliver_secret(
 
 pub(super) struct Printer {
     pub(super) output: Output,
+    /// `-o csv` (only the usage commands print CSV).
+    pub(super) csv: bool,
 }
 
 impl Printer {
@@ -270,6 +272,7 @@ fn run_command(client: &Client, out: &Printer, command: Command) -> anyhow::Resu
         Command::Tenants(cmd) => super::tenants::tenants(client, out, cmd).map(|_| ()),
         Command::PluginSet(cmd) => super::plugin_sets::plugin_sets(client, out, cmd),
         Command::Audit(cmd) => super::audit::audit(client, out, cmd),
+        Command::Usage(cmd) => super::usage::usage(client, out, out.csv, cmd),
         Command::Impersonate(args) => super::impersonate::impersonate(client, out, args),
         Command::Keys(cmd) => super::keys::keys(client, out, cmd),
         Command::Revocations(RevocationsCommand::Upload { file }) => {

@@ -19,6 +19,7 @@ mod output;
 mod plugin_sets;
 mod target;
 mod tenants;
+mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,8 @@ Examples:
   mcpg-ctl audit export acme-corp --out acme.audit.ndjson
   mcpg-ctl audit checkpoint acme-corp --sign --out acme.checkpoint
   mcpg-ctl audit verify --file acme.audit.ndjson --checkpoint acme.checkpoint --trust k4.public.…
+  mcpg-ctl usage show acme-corp --by month --group environment
+  mcpg-ctl usage export --month 2026-11 -o csv > usage-2026-11.csv
 
 Exit codes: 0 done, 1 the server refused or could not be reached, or an audit chain did\nnot verify, 2 usage error.";
 
@@ -139,6 +142,33 @@ Examples:
   mcpg-ctl plugin-set apply -f platform-team.yaml
   mcpg-ctl plugin-set show acme-corp/platform-team/prod
   mcpg-ctl plugin-set delete acme-corp/platform-team/prod";
+
+const USAGE_EXAMPLE: &str = "\
+Examples:
+  mcpg-ctl usage show acme-corp --from 2026-11-01 --to 2026-11-30 --group environment
+  mcpg-ctl usage export --month 2026-11 -o csv > usage-2026-11.csv";
+
+/// `-o, --output`: the MCPG binaries' formats, and CSV for the usage reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// Aligned tables and text, for people.
+    #[default]
+    Table,
+    /// JSON on stdout, for scripts.
+    Json,
+    /// Comma-separated values with a header line (`usage show`, `usage export`).
+    Csv,
+}
+
+impl Format {
+    /// The common format a command prints in (CSV is decided by the usage commands).
+    fn base(self) -> Output {
+        match self {
+            Format::Json => Output::Json,
+            Format::Table | Format::Csv => Output::Table,
+        }
+    }
+}
 
 const ORG_CREATE_EXAMPLE: &str = "\
 Examples:
@@ -309,9 +339,9 @@ pub struct Cli {
     /// the name to save it under [default: the server's host].
     #[arg(long, global = true, value_name = "NAME")]
     context: Option<String>,
-    /// Output format.
-    #[arg(long, short, value_enum, default_value_t = Output::Table, global = true)]
-    output: Output,
+    /// Output format (csv: `usage show` and `usage export` only).
+    #[arg(long, short, value_enum, default_value_t = Format::Table, global = true)]
+    output: Format,
     #[command(subcommand)]
     command: Command,
 }
@@ -372,6 +402,11 @@ enum Command {
     #[command(subcommand, name = "plugin-set")]
     #[command(after_help = PLUGIN_SET_EXAMPLE)]
     PluginSet(plugin_sets::PluginSetCommand),
+    /// Usage per org: active and peak gateways against the license, tokens, plugin
+    /// checks, limits exceeded; per day or month, and a month's export for billing.
+    #[command(subcommand)]
+    #[command(after_help = USAGE_EXAMPLE)]
+    Usage(usage::UsageCommand),
     /// Act inside an org as its admin for at most an hour (global admin only): prints a
     /// token once; its creation and every request made with it are logged.
     Impersonate(impersonate::Impersonate),
@@ -694,7 +729,13 @@ enum RevocationsCommand {
 /// Parses the command line and runs it.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    let printer = commands::Printer { output: cli.output };
+    let printer = commands::Printer {
+        output: cli.output.base(),
+        csv: cli.output == Format::Csv,
+    };
+    if printer.csv && !matches!(cli.command, Command::Usage(_)) {
+        anyhow::bail!("--output csv is for `usage show` and `usage export`; use table or json");
+    }
     let inputs = target::Inputs {
         server_flag: cli.server,
         token_flag: cli.token,

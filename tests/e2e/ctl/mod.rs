@@ -16,6 +16,7 @@ mod oidc;
 mod plugin_sets;
 mod revocations;
 mod tenants;
+mod usage;
 
 use assert_cmd::Command;
 use assert_cmd::assert::Assert;

@@ -10,6 +10,8 @@ pub(crate) mod rbac;
 mod refusal;
 pub(crate) mod settings;
 pub(crate) mod tenants_file;
+pub(crate) mod usage;
+pub(crate) mod usage_summary;
 
 use std::fmt;
 use std::str::FromStr;

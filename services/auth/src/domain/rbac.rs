@@ -209,6 +209,8 @@ pub(crate) enum Action<'a> {
     ReadAudit,
     /// Sign a checkpoint of the org's audit chain on demand (org admin).
     SignCheckpoint,
+    /// Read the org's usage (org admin; the vendor, a global admin, is one everywhere).
+    ReadUsage,
     /// Read the plugin set of a workspace (`None`) or of one of its environments: a viewer
     /// of that environment, or anyone who sees the workspace for the workspace's set (its
     /// environments inherit it).
@@ -254,9 +256,10 @@ impl Grants {
         match action {
             Action::ReadOrg => self.sees_org(),
             Action::ReadAudit => self.sees_org(),
-            Action::ManageStructure | Action::ManageAccess | Action::SignCheckpoint => {
-                at_least(self.role_at(None, None), Role::Admin)
-            }
+            Action::ManageStructure
+            | Action::ManageAccess
+            | Action::SignCheckpoint
+            | Action::ReadUsage => at_least(self.role_at(None, None), Role::Admin),
             Action::SeeWorkspace(ws) => match self {
                 Grants::OrgAdmin => true,
                 Grants::Bindings(list) => list.iter().any(|b| b.scope.touches_workspace(ws)),

@@ -92,6 +92,11 @@ pub struct Settings {
     /// How often the purge job looks for archives past their retention (not a flag:
     /// tests shorten it).
     pub archive_purge_interval: Duration,
+    /// How long usage is kept per day; older days are rolled up into months.
+    pub usage_retention: Duration,
+    /// How often the usage counted on the token path is written to the database (not a
+    /// flag: tests shorten it).
+    pub usage_flush_interval: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
     /// Time a client has to send a request's headers.
@@ -193,6 +198,8 @@ impl Settings {
             audit_checkpoint_interval: Duration::from_secs(3_600),
             retention: Duration::from_secs(30 * 86_400),
             archive_purge_interval: Duration::from_secs(3_600),
+            usage_retention: Duration::from_secs(400 * 86_400),
+            usage_flush_interval: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             max_in_flight: 1024,

@@ -22,7 +22,7 @@ use crate::http::denials::DenialLog;
 use crate::http::state::{AppState, ServiceInfo, SharedState};
 use crate::http::tasks::{
     spawn_archive_purger, spawn_checkpointer, spawn_housekeeping, spawn_issuance_flusher,
-    spawn_key_reloader, spawn_metrics_upkeep,
+    spawn_key_reloader, spawn_metrics_upkeep, spawn_usage_flusher, spawn_usage_roll_up,
 };
 use crate::http::tenants_status::TenantsStatus;
 use crate::http::tenants_watch;
@@ -39,6 +39,8 @@ use crate::infra::replicas::{AliveCount, Heartbeat, spawn_heartbeat};
 use crate::infra::secrets::{self, DEV_ROOT_PUBLIC, Kek, write_secret_file};
 use crate::infra::store::{Change, DatabaseOptions, Store};
 use crate::infra::telemetry;
+use crate::infra::usage_flush::UsageFlusher;
+use crate::infra::usage_meter::UsageMeter;
 use mcpg_runtime::serve::{ServeOptions, serve};
 
 /// A built, bound service.
@@ -173,6 +175,7 @@ impl Application {
             spawn_housekeeping(self.state.clone()),
             spawn_pruner(self.state.limiter.clone()),
             spawn_issuance_flusher(self.state.clone()),
+            spawn_usage_roll_up(self.state.clone()),
             spawn_checkpointer(self.state.clone(), self.checkpoint_interval),
             spawn_archive_purger(self.state.clone(), self.archive_purge_interval),
             spawn_metrics_upkeep(self.state.metrics.clone()),
@@ -184,6 +187,7 @@ impl Application {
                     .keep_current(self.state.store.clone()),
             ),
         ];
+        let usage_flusher = spawn_usage_flusher(self.state.clone());
         let peers = PeerListener::spawn(self.state.store.clone(), self.state.peers.clone());
         if let Some((file, applied)) = self.tenants {
             tasks.push(tenants_watch::spawn(self.state.clone(), file, applied));
@@ -217,6 +221,15 @@ impl Application {
         for task in tasks {
             task.abort();
         }
+        {
+            // A flush in progress holds drained counts: let it finish, then stop the task
+            // and wait until it is gone while the flusher is still held (an aborted task
+            // runs on until its next await, and could start a flush as soon as the lock
+            // is released).
+            let _paused = self.state.usage_flusher.pause().await;
+            usage_flusher.abort();
+            let _ = usage_flusher.await;
+        }
         if let Some(peers) = peers {
             peers.stop().await;
         }
@@ -226,6 +239,9 @@ impl Application {
         }
         if let Err(error) = self.state.issuer.flush_seen().await {
             tracing::warn!(error = %error, "could not flush gateway activity at shutdown");
+        }
+        if let Err(error) = self.state.flush_usage().await {
+            tracing::warn!(error = %error, "could not flush usage at shutdown");
         }
         self.state.store.close().await;
         tracing::info!("mcpg-auth stopped");
@@ -518,6 +534,8 @@ fn shared_state(
             tenants_max_objects: settings.tenants_max_objects,
             grant_cache_ttl: settings.grant_cache_ttl,
             retention: settings.retention,
+            usage_retention: settings.usage_retention,
+            usage_flush_interval: settings.usage_flush_interval,
         }),
         metrics,
         clock,
@@ -525,5 +543,7 @@ fn shared_state(
         tenants: Arc::new(TenantsStatus::default()),
         expiry_watch: Arc::new(ExpiryWatch::default()),
         denials: Arc::new(DenialLog::default()),
+        usage: Arc::new(UsageMeter::default()),
+        usage_flusher: Arc::new(UsageFlusher::default()),
     }))
 }

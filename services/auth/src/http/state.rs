@@ -15,6 +15,8 @@ use crate::infra::oidc::OidcVerifier;
 use crate::infra::peers::PeerStatus;
 use crate::infra::replicas::Heartbeat;
 use crate::infra::store::Store;
+use crate::infra::usage_flush::UsageFlusher;
+use crate::infra::usage_meter::UsageMeter;
 
 /// Facts about this deployment that the metadata document publishes.
 #[derive(Debug, Clone)]
@@ -32,6 +34,10 @@ pub(crate) struct ServiceInfo {
     pub(crate) grant_cache_ttl: std::time::Duration,
     /// How long a deleted org's archive is kept before it is purged.
     pub(crate) retention: std::time::Duration,
+    /// How long usage is kept per day before it is rolled up into months.
+    pub(crate) usage_retention: std::time::Duration,
+    /// How often the usage meter is flushed.
+    pub(crate) usage_flush_interval: std::time::Duration,
 }
 
 /// Shared state: one reference count to clone (axum clones it into every request).
@@ -81,11 +87,22 @@ pub(crate) struct SharedState {
     pub(crate) expiry_watch: Arc<ExpiryWatch>,
     /// The log budgets of refused requests and cross-tenant probes.
     pub(crate) denials: Arc<DenialLog>,
+    /// Usage counted on the token path, waiting for the flush.
+    pub(crate) usage: Arc<UsageMeter>,
+    /// Writes the usage meter's counts and checks the orgs' limits.
+    pub(crate) usage_flusher: Arc<UsageFlusher>,
 }
 
 impl SharedState {
     /// The current Unix time.
     pub(crate) fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// Writes the usage counted since the last flush (see `infra::usage_flush`).
+    pub(crate) async fn flush_usage(&self) -> Result<usize, crate::infra::store::StoreError> {
+        self.usage_flusher
+            .flush(&self.usage, &self.store, self.now())
+            .await
     }
 }

@@ -12,16 +12,18 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::http::state::AppState;
-use crate::infra::audit_chain;
 use crate::infra::store::Change;
 use crate::infra::telemetry::{
     CERTIFICATE_EXPIRY, GATEWAYS_SEEN, LICENSE_EXPIRY, record_process_metrics,
 };
+use crate::infra::{audit_chain, usage_flush};
 
 /// How often buffered `last_token_at` times are flushed and per-org gauges refreshed.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
 /// How often issued tokens are appended to their orgs' audit chains (one entry per org).
 const ISSUANCE_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// How often usage days past the retention are looked for.
+const USAGE_ROLL_UP_INTERVAL: Duration = Duration::from_secs(3_600);
 /// How often recorded histogram samples are folded into their buckets (the exporter's own
 /// default). The recorder keeps every sample until then: without this, a service that
 /// nobody scrapes would grow by about 20 bytes per request.
@@ -75,6 +77,47 @@ pub(super) fn spawn_issuance_flusher(state: AppState) -> JoinHandle<()> {
             async move {
                 if let Err(error) = state.issuer.flush_issued(state.now()).await {
                     tracing::warn!(error = %error, "could not record issued tokens in the audit chain");
+                }
+            }
+        },
+    )
+}
+
+/// Writes the usage counted on the token path (one transaction per org) and checks the
+/// orgs' limits on the days written.
+pub(super) fn spawn_usage_flusher(state: AppState) -> JoinHandle<()> {
+    let period = state
+        .info
+        .usage_flush_interval
+        .max(Duration::from_millis(10));
+    every(period, "usage-flush", FirstTick::AfterPeriod, move || {
+        let state = state.clone();
+        async move {
+            if let Err(error) = state.flush_usage().await {
+                tracing::warn!(error = %error, "could not write usage (kept for the next flush)");
+            }
+        }
+    })
+}
+
+/// Rolls usage days past the retention up into months, at start and every hour.
+pub(super) fn spawn_usage_roll_up(state: AppState) -> JoinHandle<()> {
+    every(
+        USAGE_ROLL_UP_INTERVAL,
+        "usage-roll-up",
+        FirstTick::Now,
+        move || {
+            let state = state.clone();
+            async move {
+                let days = i64::try_from(state.info.usage_retention.as_secs() / 86_400)
+                    .unwrap_or(i64::MAX);
+                match usage_flush::roll_up(&state.store, state.now(), days).await {
+                    Ok(0) => {}
+                    Ok(rolled) => tracing::info!(
+                        rolled,
+                        "usage days past the retention rolled up into months"
+                    ),
+                    Err(error) => tracing::warn!(error = %error, "usage roll-up failed"),
                 }
             }
         },

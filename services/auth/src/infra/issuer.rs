@@ -101,6 +101,10 @@ pub(crate) struct IssuedToken {
     /// The token response's `plugin_set` member as JSON (`{"digest","plugins"}`), exactly
     /// when the claims carry `ps`; rendered once per cached grant.
     pub(crate) plugin_set_json: Option<Arc<str>>,
+    /// The gateway's org, for the usage meter.
+    pub(crate) org: Arc<OrgGrant>,
+    /// The gateway's workspace and environment, for the usage meter.
+    pub(crate) place: Arc<PlaceGrant>,
 }
 
 /// One gateway's grant: its own id and the org's and environment's shared parts, from the
@@ -256,6 +260,8 @@ impl Issuer {
             issuer_certificates,
             rate,
             plugin_set_json: grant.place.plugin_set.as_ref().map(|set| set.json.clone()),
+            org: grant.org.clone(),
+            place: grant.place.clone(),
         })
     }
 

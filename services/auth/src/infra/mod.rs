@@ -17,3 +17,5 @@ pub(crate) mod replicas;
 pub(crate) mod secrets;
 pub(crate) mod store;
 pub(crate) mod telemetry;
+pub(crate) mod usage_flush;
+pub(crate) mod usage_meter;

@@ -69,11 +69,17 @@ pub(crate) const DIRECTORY_GATEWAYS: &str = "mcpg_directory_gateways";
 pub(crate) const GRANT_LOOKUPS: &str = "mcpg_token_grant_lookups_total";
 /// Directory loads: `scope="all"` (at start, after a replica reconnects) or `"org"`.
 pub(crate) const DIRECTORY_LOADS: &str = "mcpg_directory_loads_total";
+/// Usage reports carried by token requests, by outcome (`accepted`, `malformed`,
+/// `oversized`); an ignored report never refuses the token.
+pub(crate) const USAGE_REPORTS: &str = "mcpg_usage_reports_total";
+/// Org-days found over a license limit (`limit="max_gateways"` or `"plugin"`), counted by
+/// the replica that recorded them (once per org, limit and day across the cluster).
+pub(crate) const USAGE_OVER_LIMIT: &str = "mcpg_usage_over_limit_total";
 
 pub(crate) use process::record_process_metrics;
 
 /// Every family this service exports, with its unit and `# HELP` text.
-const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 28] = [
+const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 30] = [
     (
         REQUEST_DURATION,
         Kind::Histogram,
@@ -241,6 +247,18 @@ const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 28] = [
         Kind::Counter,
         Some(Unit::Count),
         "Loads of the credential directory from the database: scope=all (at start, after a replica reconnects) or org (after a change to one org).",
+    ),
+    (
+        USAGE_REPORTS,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Usage reports carried by token requests, by outcome: accepted, malformed or oversized (ignored; the token is issued all the same).",
+    ),
+    (
+        USAGE_OVER_LIMIT,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Org-days recorded over a license limit, by org and limit (max_gateways, plugin); nothing is cut off.",
     ),
 ];
 

@@ -52,4 +52,5 @@ mod tenants_file;
 mod tenants_seed;
 mod tier_gating;
 mod token_body;
+mod usage;
 mod write_validation;

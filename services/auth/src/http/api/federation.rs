@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -11,6 +11,7 @@ use mcpg_license_core::clock::to_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::domain::usage::{MAX_REPORT_BYTES, UsageReport};
 use crate::http::error::{ApiError, Result};
 use crate::http::extract::{GatewayCredential, OptionalJson};
 use crate::http::rate_headers::write_headers;
@@ -19,22 +20,33 @@ use crate::infra::issuer::{GRACE, IssueError, REFRESH_AFTER};
 use crate::infra::keyring::TOKEN_LIFETIME;
 use crate::infra::telemetry::{TOKENS_ISSUED, record_org};
 
+/// Largest token request body: room for a usage report of [`MAX_REPORT_BYTES`] (a larger
+/// report is ignored as `oversized`, the token issued) beside the other members.
+const TOKEN_BODY_BYTES: usize = 2 * MAX_REPORT_BYTES;
+
 pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/federation/token", post(token))
+        .route(
+            "/v1/federation/token",
+            post(token).layer(DefaultBodyLimit::max(TOKEN_BODY_BYTES)),
+        )
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/mcpg-federation", get(metadata))
 }
 
 /// Optional body of the token request: exactly the documented members (each optional), so
-/// that a misspelt or unexpected member is an error rather than silently ignored. Further
-/// optional members (such as a usage report) are added here as fields.
+/// that a misspelt or unexpected member is an error rather than silently ignored.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TokenRequest {
     /// Host name or pod id, for logs only.
     #[serde(default, deserialize_with = "crate::http::extract::present")]
     instance: Option<String>,
+    /// The gateway's usage report: any JSON value is accepted here and read leniently
+    /// after the token is issued ([`UsageReport::parse`]), so that a bad report is ignored
+    /// and counted, never a reason to refuse the token. `null` is no report.
+    #[serde(default)]
+    usage: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -103,7 +115,8 @@ async fn token(
     let OptionalJson(request) = OptionalJson::<TokenRequest>::from_request(body, &state)
         .await
         .map_err(refused_early)?;
-    let issued = match state.issuer.issue(&credential, state.now()).await {
+    let now = state.now();
+    let issued = match state.issuer.issue(&credential, now).await {
         // Issued tokens are counted by the issuer (on a counter cached with the grant).
         Ok(issued) => {
             record_org(&issued.claims.org);
@@ -119,6 +132,10 @@ async fn token(
             return Err(answer);
         }
     };
+    let report = request.usage.as_ref().map(UsageReport::parse);
+    state
+        .usage
+        .record(&issued.org, &issued.place, &issued.claims.sub, now, report);
     if let Some(instance) = request.instance.as_deref() {
         tracing::debug!(instance = %instance.chars().take(128).collect::<String>(), "token issued");
     }

@@ -16,6 +16,7 @@ mod plugin_sets;
 mod rbac;
 mod revocations;
 mod tenants;
+mod usage;
 
 use std::time::Duration;
 
@@ -98,6 +99,7 @@ fn routes(state: AppState) -> Router {
         .merge(tenants::router())
         .merge(revocations::router())
         .merge(audit::router())
+        .merge(usage::router())
         // Per-org and admin rate limits; inside the tenant resolution below, so it sees the
         // resolved org and the authenticated caller (see `crate::infra::limiter`).
         .route_layer(axum::middleware::from_fn_with_state(

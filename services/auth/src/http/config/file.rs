@@ -64,6 +64,7 @@ pub(super) struct FileConfig {
     pub(super) grant_cache_ttl: Option<String>,
     pub(super) audit_checkpoint_interval: Option<String>,
     pub(super) retention: Option<String>,
+    pub(super) usage_retention: Option<String>,
     pub(super) request_timeout: Option<String>,
     pub(super) header_read_timeout: Option<String>,
     pub(super) max_in_flight: Option<usize>,

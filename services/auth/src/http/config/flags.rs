@@ -262,6 +262,10 @@ pub struct ServeArgs {
     /// restorable by global admins, before it is purged, e.g. 30d [default: 30d].
     #[arg(long, env = "MCPG_RETENTION")]
     pub retention: Option<String>,
+    /// How long usage is kept per day before it is rolled up into months (at least 1d),
+    /// e.g. 400d [default: 400d].
+    #[arg(long, env = "MCPG_USAGE_RETENTION")]
+    pub usage_retention: Option<String>,
     /// Per-request timeout, e.g. 10s [default: 10s].
     #[arg(long, env = "MCPG_REQUEST_TIMEOUT")]
     pub request_timeout: Option<String>,

@@ -234,6 +234,16 @@ impl Settings {
                 *field = duration(name, &text)?;
             }
         }
+        if let Some(text) = args.usage_retention.take().or(file.usage_retention.take()) {
+            let retention = duration("usage_retention", &text)?;
+            if retention < std::time::Duration::from_secs(86_400) {
+                return Err(ConfigError::Value {
+                    name: "usage_retention",
+                    message: "must be at least 1d".into(),
+                });
+            }
+            self.usage_retention = retention;
+        }
         let heartbeat = args.heartbeat_interval.take();
         if let Some(text) = heartbeat.or(file.heartbeat_interval.take()) {
             self.heartbeat_interval = positive_duration("heartbeat_interval", &text)?;

@@ -107,6 +107,8 @@ pub enum AuditAction {
     PluginSetPut,
     /// A workspace's or environment's plugin set was removed.
     PluginSetDelete,
+    /// An org's usage exceeded a license limit on a day (once per org, limit and day).
+    UsageOverLimit,
 }
 
 impl AuditAction {
@@ -148,6 +150,7 @@ impl AuditAction {
             Self::ArchiveRestore => "archive.restore",
             Self::PluginSetPut => "plugin_set.put",
             Self::PluginSetDelete => "plugin_set.delete",
+            Self::UsageOverLimit => "usage.over_limit",
         }
     }
 }

@@ -161,6 +161,8 @@ impl AuditAction {
             | Self::KeyRoot
             | Self::RevocationsUpload => Some(Change::Keys),
             Self::TokenIssued => None,
+            // Usage records grant nothing: no cache reads them.
+            Self::UsageOverLimit => None,
             // The archive of an org that no longer exists: no grant can depend on it.
             Self::ArchivePurge => None,
         }

@@ -35,6 +35,7 @@ mod revocations;
 pub(crate) mod scope;
 mod tokens;
 mod usage;
+mod usage_days;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -70,6 +71,7 @@ pub(crate) use reconcile::ApplyError;
 pub(crate) use replicas::ReplicaRow;
 pub(crate) use tokens::{AdminTokenRecord, ApiTokenRecord};
 pub(crate) use usage::OrgUsage;
+pub(crate) use usage_days::GatewayDayDelta;
 
 /// Expands `$body` once per backend with `$pool` bound to that backend's pool — on
 /// PostgreSQL, to a transaction bound to `$store`'s [`scope::Scope`] (a `&Store`, a

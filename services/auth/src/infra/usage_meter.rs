@@ -1,0 +1,274 @@
+//! Usage counted on the token path, in memory, and flushed in batches.
+//!
+//! Every issued token is counted for its gateway and UTC day (tokens, the hour it was
+//! issued in) together with the usage report the request carried, if any. The counts
+//! live in [`SHARDS`] mutex-guarded maps picked by the gateway id's hash: a token request
+//! takes one short, almost never contended lock and does no I/O. A background task
+//! ([`UsageMeter::flush`]) drains the maps and adds the counts to the database (see
+//! `store::usage_days`): each replica adds its own, so replicas need no coordination. A
+//! crash loses at most the counts of one flush interval; a failed flush keeps its counts
+//! for the next one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
+
+use metrics::Counter;
+
+use crate::domain::usage::{Day, PluginCounts, ReportRejection, UsageReport, day_of, hour_of};
+use crate::infra::directory::{OrgGrant, PlaceGrant};
+use crate::infra::telemetry::USAGE_REPORTS;
+
+/// Independent maps the gateways are spread over.
+const SHARDS: usize = 64;
+
+/// One gateway's counts for one day since the last flush.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct DayCounts {
+    /// The UTC day.
+    pub(crate) day: Day,
+    /// Tokens issued.
+    pub(crate) tokens: u64,
+    /// Bit h: a token was issued in UTC hour h.
+    pub(crate) hours: u32,
+    /// The version it last reported.
+    pub(crate) version: Option<String>,
+    /// Checks reported per plugin.
+    pub(crate) plugins: BTreeMap<String, PluginCounts>,
+}
+
+impl DayCounts {
+    fn merge(&mut self, other: DayCounts) {
+        self.tokens = self.tokens.saturating_add(other.tokens);
+        self.hours |= other.hours;
+        if other.version.is_some() {
+            self.version = other.version;
+        }
+        for (plugin, counts) in other.plugins {
+            self.plugins.entry(plugin).or_default().add(counts);
+        }
+    }
+}
+
+/// One gateway's pending counts.
+#[derive(Debug, Clone)]
+pub(crate) struct GatewayUsage {
+    /// Its org (id, slug, license and entitlements when the token was issued).
+    pub(crate) org: Arc<OrgGrant>,
+    /// Its workspace and environment.
+    pub(crate) place: Arc<PlaceGrant>,
+    /// Per day (almost always one).
+    pub(crate) days: Vec<DayCounts>,
+}
+
+/// The in-memory counts of this replica.
+#[derive(Debug)]
+pub(crate) struct UsageMeter {
+    shards: Box<[Mutex<HashMap<String, GatewayUsage>>]>,
+    hasher: std::collections::hash_map::RandomState,
+    /// Reports accepted, malformed, oversized.
+    outcomes: [Counter; 3],
+}
+
+impl Default for UsageMeter {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            outcomes: [
+                metrics::counter!(USAGE_REPORTS, "outcome" => "accepted"),
+                metrics::counter!(USAGE_REPORTS, "outcome" => "malformed"),
+                metrics::counter!(USAGE_REPORTS, "outcome" => "oversized"),
+            ],
+        }
+    }
+}
+
+impl UsageMeter {
+    /// Counts a token issued at `now` to `gateway_id` and the report its request carried
+    /// (`None`: no `usage` member; `Some(Err)`: a report that was ignored).
+    pub(crate) fn record(
+        &self,
+        org: &Arc<OrgGrant>,
+        place: &Arc<PlaceGrant>,
+        gateway_id: &str,
+        now: i64,
+        report: Option<Result<UsageReport, ReportRejection>>,
+    ) {
+        let report = match report {
+            Some(Ok(report)) => {
+                self.outcomes[0].increment(1);
+                Some(report)
+            }
+            Some(Err(rejection)) => {
+                let index = match rejection.outcome() {
+                    "malformed" => 1,
+                    _ => 2,
+                };
+                self.outcomes[index].increment(1);
+                if let ReportRejection::Malformed(reason) = &rejection {
+                    tracing::debug!(gateway = %gateway_id, reason = %reason, "usage report ignored");
+                }
+                None
+            }
+            None => None,
+        };
+        let day = day_of(now);
+        let hour = 1_u32 << hour_of(now);
+        let shard = &self.shards[self.shard_of(gateway_id)];
+        let Ok(mut pending) = shard.lock() else {
+            return;
+        };
+        let entry = match pending.get_mut(gateway_id) {
+            Some(entry) => entry,
+            None => pending
+                .entry(gateway_id.to_owned())
+                .or_insert_with(|| GatewayUsage {
+                    org: org.clone(),
+                    place: place.clone(),
+                    days: Vec::with_capacity(1),
+                }),
+        };
+        let counts = match entry.days.iter_mut().position(|d| d.day == day) {
+            Some(i) => &mut entry.days[i],
+            None => {
+                entry.days.push(DayCounts {
+                    day,
+                    ..DayCounts::default()
+                });
+                let last = entry.days.len() - 1;
+                &mut entry.days[last]
+            }
+        };
+        counts.tokens += 1;
+        counts.hours |= hour;
+        if let Some(report) = report {
+            if report.version.is_some() {
+                counts.version = report.version;
+            }
+            for (plugin, reported) in report.plugins {
+                counts.plugins.entry(plugin).or_default().add(reported);
+            }
+        }
+    }
+
+    fn shard_of(&self, gateway_id: &str) -> usize {
+        (self.hasher.hash_one(gateway_id) as usize) % SHARDS
+    }
+
+    /// Takes every pending count (the flush writes them, or gives them back).
+    pub(crate) fn drain(&self) -> Vec<(String, GatewayUsage)> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            if let Ok(mut pending) = shard.lock() {
+                out.extend(pending.drain());
+            }
+        }
+        out
+    }
+
+    /// Gives back counts a flush could not write, merged with what arrived meanwhile.
+    pub(crate) fn restore(&self, batch: Vec<(String, GatewayUsage)>) {
+        for (gateway_id, usage) in batch {
+            let shard = &self.shards[self.shard_of(&gateway_id)];
+            let Ok(mut pending) = shard.lock() else {
+                continue;
+            };
+            match pending.get_mut(&gateway_id) {
+                None => {
+                    pending.insert(gateway_id, usage);
+                }
+                Some(into) => {
+                    for day in usage.days {
+                        match into.days.iter_mut().find(|d| d.day == day.day) {
+                            Some(counts) => counts.merge(day),
+                            None => into.days.push(day),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::domain::OrgStatus;
+
+    fn place() -> Arc<PlaceGrant> {
+        Arc::new(PlaceGrant {
+            workspace: "main".into(),
+            environment: "prod".into(),
+            plugin_set: None,
+        })
+    }
+
+    fn org() -> Arc<OrgGrant> {
+        Arc::new(OrgGrant::new(
+            "org-1".into(),
+            "acme".into(),
+            OrgStatus::Active,
+            None,
+            None,
+        ))
+    }
+
+    #[test]
+    fn tokens_and_reports_add_up_per_gateway_and_day_and_survive_a_failed_flush() {
+        let meter = UsageMeter::default();
+        let (org, place) = (org(), place());
+        let day = 20_395 * 86_400;
+        let report = |allowed| {
+            Some(Ok(UsageReport {
+                version: Some("0.1.0".into()),
+                plugins: vec![(
+                    "slack".into(),
+                    PluginCounts {
+                        allowed,
+                        refused: 1,
+                    },
+                )],
+            }))
+        };
+        meter.record(&org, &place, "gw-1", day + 3_600, report(5));
+        meter.record(&org, &place, "gw-1", day + 5 * 3_600, report(7));
+        meter.record(
+            &org,
+            &place,
+            "gw-1",
+            day + 86_400,
+            Some(Err(ReportRejection::Oversized)),
+        );
+        meter.record(&org, &place, "gw-2", day, None);
+        let mut batch = meter.drain();
+        batch.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(batch.len(), 2);
+        let gw1 = &batch[0].1.days;
+        assert_eq!(gw1.len(), 2);
+        assert_eq!(
+            (gw1[0].day, gw1[0].tokens, gw1[0].hours),
+            (20_395, 2, (1 << 1) | (1 << 5))
+        );
+        assert_eq!(
+            gw1[0].plugins["slack"],
+            PluginCounts {
+                allowed: 12,
+                refused: 2
+            }
+        );
+        assert_eq!(
+            (gw1[1].day, gw1[1].tokens, gw1[1].plugins.len()),
+            (20_396, 1, 0)
+        );
+        assert!(meter.drain().is_empty());
+        meter.record(&org, &place, "gw-1", day + 3_600, report(1));
+        meter.restore(batch);
+        let again = meter.drain();
+        let gw1 = &again.iter().find(|(id, _)| id == "gw-1").expect("gw-1").1;
+        let first = gw1.days.iter().find(|d| d.day == 20_395).expect("day");
+        assert_eq!((first.tokens, first.plugins["slack"].allowed), (3, 13));
+    }
+}
