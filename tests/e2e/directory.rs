@@ -128,3 +128,95 @@ fn a_fleet_is_answered_from_memory_and_a_revocation_still_takes_effect_at_once()
     assert_eq!(token_status(&client, &service, revoked), 401);
     assert_eq!(metric(&client, &service, FROM_DATABASE), database + 1.0);
 }
+
+/// The `tier` claim of the token a gateway is given now.
+fn token_tier(client: &Client, service: &Service, credential: &str) -> String {
+    let answer: Value = client
+        .post(format!("{}/v1/federation/token", service.url))
+        .bearer_auth(credential)
+        .send()
+        .and_then(reqwest::blocking::Response::json)
+        .expect("a token");
+    let token = answer["token"].as_str().expect("token");
+    let payload = token.split('.').nth(1).expect("a compact JWS");
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .expect("base64url"),
+    )
+    .expect("JSON claims");
+    claims["tier"].as_str().expect("tier").to_owned()
+}
+
+const ORG_RECORD_LOADS: &str = "mcpg_directory_loads_total{scope=\"org_record\"}";
+const ORG_LOADS: &str = "mcpg_directory_loads_total{scope=\"org\"}";
+
+#[test]
+fn a_license_change_swaps_the_orgs_grant_without_reading_its_gateways_again() {
+    let service = Service::start(&[]);
+    let client = Client::new();
+    service.ctl_ok(&["org", "create", "acme", "--display-name", "Acme"]);
+    let license = |tier: &str| {
+        service.ctl_ok(&[
+            "license",
+            "set",
+            "acme",
+            "--tier",
+            tier,
+            "--limit",
+            "max_gateways=100",
+        ]);
+    };
+    license("team");
+    service.ctl_ok(&["workspace", "create", "acme/main"]);
+    service.ctl_ok(&["env", "create", "acme/main/prod"]);
+    service.ctl_ok(&[
+        "gateway",
+        "register",
+        "acme/main/prod",
+        "edge",
+        "--count",
+        "10",
+        "--credentials-file",
+        "fleet.jsonl",
+    ]);
+    let text = std::fs::read_to_string(service.work_dir().join("fleet.jsonl")).expect("written");
+    let first: Value = serde_json::from_str(text.lines().next().expect("a line")).expect("JSON");
+    let credential = first["credential"].as_str().expect("credential");
+    wait_until(
+        "the directory to hold the fleet",
+        Duration::from_secs(20),
+        || (metric(&client, &service, "mcpg_directory_gateways") == 10.0).then_some(()),
+    );
+    // Let the registration's reload settle before counting.
+    std::thread::sleep(Duration::from_millis(500));
+    let org_loads = metric(&client, &service, ORG_LOADS);
+    let record_loads = metric(&client, &service, ORG_RECORD_LOADS);
+    assert_eq!(token_tier(&client, &service, credential), "team");
+
+    for (round, tier) in ["enterprise", "team", "enterprise"].into_iter().enumerate() {
+        license(tier);
+        // The very next token carries the new license, whichever path answers it.
+        assert_eq!(token_tier(&client, &service, credential), tier);
+        wait_until(
+            "the directory to swap the org's record",
+            Duration::from_secs(20),
+            || {
+                (metric(&client, &service, ORG_RECORD_LOADS) >= record_loads + round as f64 + 1.0)
+                    .then_some(())
+            },
+        );
+        let directory = metric(&client, &service, FROM_DIRECTORY);
+        assert_eq!(token_tier(&client, &service, credential), tier);
+        assert_eq!(
+            metric(&client, &service, FROM_DIRECTORY),
+            directory + 1.0,
+            "answered from memory with the swapped grant"
+        );
+    }
+    assert_eq!(
+        metric(&client, &service, ORG_LOADS),
+        org_loads,
+        "no license change read the org's gateways again"
+    );
+    assert_eq!(metric(&client, &service, "mcpg_directory_gateways"), 10.0);
+}

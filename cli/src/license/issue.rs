@@ -47,8 +47,13 @@ Examples:
   mcpg-license issue --key acme-issuer.secret.paserk --certificate acme-issuer.cert \\
       --org acme --tier team --valid-for 90d --out acme.license
 
+  # Next year's license of a sovereign site, from its verified usage bundle
+  mcpg-license issue --key root.secret.paserk --renew acme.license \
+      --usage usage.json --out acme-2028.license
+
 The license id (lic_...) is both `sub` and `lic`. nbf is backdated 60 s for clock skew.
-Entitlements are the tier's defaults, plus --entitlement, minus --without.";
+Entitlements are the tier's defaults, plus --entitlement, minus --without (with --renew:
+the renewed license's, plus --entitlement, minus --without).";
 
 /// Arguments of `issue`.
 #[derive(Debug, Args)]
@@ -59,12 +64,12 @@ pub struct IssueArgs {
     /// Issuer certificate of --key, when --key is not a root (embedded in the license)
     #[arg(long, value_name = "CERT")]
     pub certificate: Option<PathBuf>,
-    /// Organisation the license is for
-    #[arg(long)]
-    pub org: String,
-    /// Tier: free, team or enterprise
-    #[arg(long)]
-    pub tier: Tier,
+    /// Organisation the license is for (with --renew: the renewed license's, and only it)
+    #[arg(long, required_unless_present = "renew")]
+    pub org: Option<String>,
+    /// Tier: free, team or enterprise (with --renew: default the renewed license's)
+    #[arg(long, required_unless_present = "renew")]
+    pub tier: Option<Tier>,
     /// Grant an entitlement beyond the tier's defaults (repeatable)
     #[arg(long = "entitlement", value_name = "ID")]
     pub add: Vec<EntitlementId>,
@@ -96,6 +101,19 @@ pub struct IssueArgs {
     /// Environment the license is for (optional)
     #[arg(long, value_name = "ENV")]
     pub environment: Option<String>,
+    /// Renew this license: the same org and deployment, and its tier, entitlements, limits,
+    /// workspace and environment unless other flags change them; valid from its expiry
+    /// (or from now, if it has expired) unless --not-before says otherwise
+    #[arg(long, value_name = "FILE.license", requires = "usage")]
+    pub renew: Option<PathBuf>,
+    /// With --renew: the site's usage bundle (`mcpg-entitlements usage export`); it must
+    /// verify and belong to the renewed license and its deployment
+    #[arg(long, value_name = "BUNDLE", requires = "renew")]
+    pub usage: Option<PathBuf>,
+    /// With --renew: a trusted root for the renewed license (repeatable); default: the
+    /// vendor roots and the public half of the signing key
+    #[arg(long, value_name = "ROOT_PUBLIC", requires = "renew")]
+    pub trust: Vec<PathBuf>,
     /// Where to write the license
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -317,6 +335,15 @@ pub fn read_certificate(path: &Path) -> anyhow::Result<Certificate> {
 impl IssueArgs {
     /// Reads the key and certificate and checks limits: the request to sign.
     pub fn resolve(&self) -> anyhow::Result<LicenseRequest> {
+        Ok(self.resolve_renewal(0)?.0)
+    }
+
+    /// Like [`IssueArgs::resolve`], and with `--renew` the verified renewal the request
+    /// continues (the new license starts at the renewed one's expiry, or at `now`).
+    pub fn resolve_renewal(
+        &self,
+        now: UnixTime,
+    ) -> anyhow::Result<(LicenseRequest, Option<super::renew::Renewal>)> {
         if !self.allow_future_entitlements {
             Catalog::builtin()
                 .check_known(self.add.iter().chain(&self.remove))
@@ -333,35 +360,53 @@ impl IssueArgs {
             .map(read_certificate)
             .transpose()?;
         let mut limits = Limits::default();
+        // With --renew the key is read first: the renewed license may be signed by it,
+        // and the usage bundle is checked against it before anything else is done.
+        let (early_key, renewal) = match (&self.renew, &self.usage) {
+            (Some(license), Some(usage)) => {
+                let key = self.signer.load()?;
+                let renewal = super::renew::load(license, usage, &self.trust, &key)?;
+                limits = renewal.old.lim;
+                (Some(key), Some(renewal))
+            }
+            _ => (None, None),
+        };
         for assignment in &self.limits {
             limits
                 .apply_assignment(assignment)
                 .context("invalid --limit")?;
         }
         // Last: a passphrase is asked only once everything else is known to be right.
-        let key = self.signer.load()?;
-        Ok(LicenseRequest {
-            key,
-            certificate,
-            org: self.org.clone(),
-            workspace: self.workspace.clone(),
-            environment: self.environment.clone(),
-            tier: self.tier,
-            add: self.add.clone(),
-            remove: self.remove.clone(),
-            limits,
-            valid_for: self.valid_for,
-            not_before: self.not_before,
-            bind: self.bind.clone(),
-            issuer: self.issuer.clone(),
-        })
+        let key = match early_key {
+            Some(key) => key,
+            None => self.signer.load()?,
+        };
+        let request = match &renewal {
+            None => LicenseRequest {
+                key,
+                certificate,
+                org: self.org.clone().context("--org is required")?,
+                workspace: self.workspace.clone(),
+                environment: self.environment.clone(),
+                tier: self.tier.context("--tier is required")?,
+                add: self.add.clone(),
+                remove: self.remove.clone(),
+                limits,
+                valid_for: self.valid_for,
+                not_before: self.not_before,
+                bind: self.bind.clone(),
+                issuer: self.issuer.clone(),
+            },
+            Some(renewal) => super::renew::request(self, renewal, key, certificate, limits, now)?,
+        };
+        Ok((request, renewal))
     }
 }
 
 /// `issue`.
 pub fn run(args: &IssueArgs, now: UnixTime, output: Output) -> anyhow::Result<ExitCode> {
     files::check_output(&args.out, args.force)?;
-    let request = args.resolve()?;
+    let (request, renewal) = args.resolve_renewal(now)?;
     let issued = issue_license(&request, now).context("license not issued")?;
     for warning in &issued.warnings {
         eprintln!("warning: {warning}");
@@ -379,6 +424,8 @@ pub fn run(args: &IssueArgs, now: UnixTime, output: Output) -> anyhow::Result<Ex
             "signed_by": request.key.kid().to_string(),
             "certificate": request.certificate.as_ref().map(|c| c.decoded.cid.to_string()),
             "written_to": args.out.display().to_string(),
+            "renews": renewal.as_ref().map(|r| r.old.lic.clone()),
+            "usage": renewal.as_ref().map(|r| super::usage::summary_json(&r.usage)),
         });
         println!("{}", serde_json::to_string_pretty(&document)?);
         return Ok(ExitCode::SUCCESS);
@@ -394,5 +441,13 @@ pub fn run(args: &IssueArgs, now: UnixTime, output: Output) -> anyhow::Result<Ex
             ("written to", args.out.display().to_string()),
         ])
     );
+    if let Some(renewal) = &renewal {
+        println!(
+            "renews {} (expires {}); based on this verified usage:",
+            renewal.old.lic,
+            to_rfc3339(renewal.old.exp)
+        );
+        print!("{}", super::usage::summary_text(&renewal.usage));
+    }
     Ok(ExitCode::SUCCESS)
 }

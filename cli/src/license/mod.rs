@@ -19,8 +19,10 @@ pub mod custody;
 pub mod inspect;
 pub mod issue;
 pub mod keys;
+pub mod renew;
 pub mod revoke;
 pub mod shares;
+pub mod usage;
 pub mod verify;
 
 /// Exit status: success, or for `verify` a valid license or certificate.
@@ -95,6 +97,9 @@ pub enum Command {
     /// Print a JWKS document for public keys
     #[command(after_help = keys::JWKS_EXAMPLES)]
     Jwks(keys::JwksArgs),
+    /// Usage receipts of air-gapped sites: verify a bundle with no server
+    #[command(subcommand, after_help = usage::EXAMPLES)]
+    Usage(usage::UsageCommand),
     /// Print a shell completion script to standard output
     #[command(after_help = COMPLETION_EXAMPLES)]
     Completion(mcpg_runtime::shell::CompletionArgs),
@@ -128,6 +133,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect::run(&args, now, output),
         Command::Revoke(args) => revoke::run(&args, now, output),
         Command::Jwks(args) => keys::jwks(&args),
+        Command::Usage(command) => usage::run(&command, output),
         Command::Completion(args) => {
             mcpg_runtime::shell::print_completion(Cli::command(), args.shell);
             Ok(ExitCode::SUCCESS)

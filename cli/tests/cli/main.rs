@@ -10,6 +10,7 @@ mod issue_verify;
 mod keygen;
 mod output;
 mod revoke;
+mod usage;
 
 use std::path::{Path, PathBuf};
 

@@ -8,7 +8,10 @@ use mcpg_auth::{Application, Settings, init_tracing};
 use mcpg_auth::{Cli, Command, run_backup, run_restore};
 
 /// mimalloc instead of the system allocator: the token endpoint allocates and frees many
-/// small buffers per request, and glibc's malloc/free were ~7 % of its profile.
+/// small buffers per request, and glibc's malloc/free were ~7 % of its profile. The
+/// `system-allocator` feature leaves the system's, for heap profilers that hook malloc
+/// (heaptrack; docs/BENCHMARKS.md).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -134,6 +134,18 @@ pub trait FederationClient: Send + Sync + 'static {
     /// Asks for a token with the gateway credential.
     fn fetch_token<'a>(&'a self, credential: &'a SecretString) -> FetchFuture<'a>;
 
+    /// Asks for a token and reports the gateway's usage since its last acknowledged
+    /// report (the request body's `usage` member). The default ignores the report, for
+    /// clients that have nowhere to send it.
+    fn fetch_token_reporting<'a>(
+        &'a self,
+        credential: &'a SecretString,
+        usage: Option<&'a crate::usage::UsageReport>,
+    ) -> FetchFuture<'a> {
+        let _ = usage;
+        self.fetch_token(credential)
+    }
+
     /// Fetches the revocation list the federation publishes
     /// (`GET /.well-known/mcpg-revocations`). The default publishes none.
     fn fetch_revocations(&self) -> RevocationsFuture<'_> {
@@ -147,7 +159,14 @@ pub struct HttpFederationClient {
     http: reqwest::Client,
     endpoint: String,
     revocations: String,
+    /// Until when no usage report is sent: set for a day when the federation answered 400
+    /// or 413 to a request carrying one (a federation older than usage reports refuses the
+    /// unknown member), so that such a federation still hands out tokens.
+    reports_paused_until: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
+
+/// How long usage reports pause after the federation refused a request carrying one.
+const REPORT_PAUSE: Duration = Duration::from_secs(86_400);
 
 #[derive(Deserialize)]
 struct ErrorBody {
@@ -182,10 +201,57 @@ impl HttpFederationClient {
             http,
             endpoint: format!("{base}/v1/federation/token"),
             revocations: format!("{base}/.well-known/mcpg-revocations"),
+            reports_paused_until: std::sync::Arc::default(),
         })
     }
 
-    async fn fetch(&self, credential: &SecretString) -> Result<TokenResponse, FetchError> {
+    /// Asks for a token, with the usage report unless reports are paused. A 400 or 413
+    /// answer to a request carrying a report is asked again without it, and reports pause
+    /// for a day: the report is then dropped (acknowledged), as that federation cannot
+    /// take it, and the gateway keeps getting tokens.
+    async fn fetch_reporting(
+        &self,
+        credential: &SecretString,
+        usage: Option<&crate::usage::UsageReport>,
+    ) -> Result<TokenResponse, FetchError> {
+        let paused = {
+            let mut until = self
+                .reports_paused_until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match *until {
+                Some(at) if at > std::time::Instant::now() => true,
+                Some(_) => {
+                    *until = None;
+                    false
+                }
+                None => false,
+            }
+        };
+        let usage = usage.filter(|_| !paused);
+        let first = self.fetch(credential, usage).await;
+        match first {
+            Err(FetchError::Unexpected {
+                status: 400 | 413,
+                ref message,
+            }) if usage.is_some() => {
+                tracing::warn!(answer = %message, "the federation refused a token request carrying a usage report; asking again without it, and sending no report for a day");
+                *self
+                    .reports_paused_until
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    std::time::Instant::now().checked_add(REPORT_PAUSE);
+                self.fetch(credential, None).await
+            }
+            other => other,
+        }
+    }
+
+    async fn fetch(
+        &self,
+        credential: &SecretString,
+        usage: Option<&crate::usage::UsageReport>,
+    ) -> Result<TokenResponse, FetchError> {
         let outage = |e: reqwest::Error| FetchError::Outage {
             cause: e.to_string(),
             retry_after: None,
@@ -197,7 +263,10 @@ impl HttpFederationClient {
                 AUTHORIZATION,
                 format!("Bearer {}", credential.expose_secret()),
             )
-            .json(&serde_json::json!({}))
+            .json(&match usage {
+                Some(report) => serde_json::json!({ "usage": report }),
+                None => serde_json::json!({}),
+            })
             .send()
             .await
             .map_err(outage)?;
@@ -307,7 +376,15 @@ async fn read_body(mut response: reqwest::Response, max: usize) -> Result<Vec<u8
 
 impl FederationClient for HttpFederationClient {
     fn fetch_token<'a>(&'a self, credential: &'a SecretString) -> FetchFuture<'a> {
-        Box::pin(self.fetch(credential))
+        Box::pin(self.fetch(credential, None))
+    }
+
+    fn fetch_token_reporting<'a>(
+        &'a self,
+        credential: &'a SecretString,
+        usage: Option<&'a crate::usage::UsageReport>,
+    ) -> FetchFuture<'a> {
+        Box::pin(self.fetch_reporting(credential, usage))
     }
 
     fn fetch_revocations(&self) -> RevocationsFuture<'_> {

@@ -16,6 +16,7 @@ use crate::decision::{Decision, Reason, State};
 use crate::plugin_sets::TenantPluginSet;
 use crate::plugins::PluginTable;
 use crate::time::TimeGuard;
+use crate::usage::UsageCounters;
 
 /// A plugin's position in the catalog, resolved once (e.g. when the gateway loads the
 /// plugin) so later checks skip the name lookup.
@@ -26,6 +27,11 @@ impl PluginIndex {
     /// The index of `plugin` in `catalog`, or `None` for a plugin the catalog does not know.
     pub fn resolve(catalog: &Catalog, plugin: &str) -> Option<Self> {
         catalog.index_of(plugin).map(PluginIndex)
+    }
+
+    /// The position in the catalog.
+    pub(crate) fn get(self) -> usize {
+        self.0
     }
 }
 
@@ -374,6 +380,8 @@ pub(crate) struct HandleInner {
     plugins: Arc<PluginTable>,
     /// Requests in flight (see [`TenantHandle::try_begin_request`]); kept across refreshes.
     pub(crate) in_flight: AtomicU64,
+    /// Checks allowed and refused per plugin, kept across refreshes (usage reports).
+    pub(crate) usage: UsageCounters,
 }
 
 impl TenantHandle {
@@ -383,12 +391,14 @@ impl TenantHandle {
         time: Arc<TimeGuard>,
         plugins: Arc<PluginTable>,
     ) -> Self {
+        let usage = UsageCounters::new(plugins.len());
         Self {
             inner: Arc::new(HandleInner {
                 current: ArcSwap::from_pointee(entitlements),
                 time,
                 plugins,
                 in_flight: AtomicU64::new(0),
+                usage,
             }),
         }
     }
@@ -403,7 +413,15 @@ impl TenantHandle {
     #[inline]
     pub fn check_index(&self, plugin: Option<PluginIndex>) -> Decision {
         let now = self.inner.time.now();
-        self.inner.current.load().decide(plugin, now)
+        let decision = self.inner.current.load().decide(plugin, now);
+        self.inner.usage.record(plugin, decision.allowed);
+        decision
+    }
+
+    /// Checks allowed and refused so far, per catalog plugin (then the unknown bucket),
+    /// since the gateway started. Never reset: reports subtract what they acknowledged.
+    pub fn usage_totals(&self) -> Vec<mcpg_license_core::usage::PluginCounts> {
+        self.inner.usage.totals()
     }
 
     /// The current entitlements.

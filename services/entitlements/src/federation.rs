@@ -79,6 +79,8 @@ pub(crate) struct Source {
     flight: tokio::sync::Mutex<()>,
     generation: AtomicU64,
     status: Mutex<SourceStatus>,
+    /// The usage reported with token requests, and what the federation acknowledged.
+    pub(crate) reporting: Mutex<crate::usage::Reporting>,
 }
 
 /// Refresh bookkeeping of a source, for scheduling and status pages.
@@ -86,6 +88,8 @@ pub(crate) struct Source {
 pub(crate) struct SourceStatus {
     pub(crate) next_due: UnixTime,
     pub(crate) failures: u32,
+    /// The backoff's step (restarts when the service answers with a `Retry-After`).
+    pub(crate) backoff: schedule::Backoff,
     pub(crate) fetches: u64,
     pub(crate) last_success: Option<UnixTime>,
     pub(crate) last_error: Option<RefreshError>,
@@ -115,6 +119,7 @@ impl Source {
             flight: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             status: Mutex::new(SourceStatus::default()),
+            reporting: Mutex::new(crate::usage::Reporting::default()),
         }
     }
 
@@ -215,10 +220,21 @@ impl Gateway {
             return Err(RefreshError::Stopped);
         }
         source.status().fetches += 1;
-        let fetched = source.client.fetch_token(&source.credential).await;
+        let outgoing = source.reporting.lock_or_recover().prepare(
+            self.inner.catalog,
+            &source.slot.handle().usage_totals(),
+            self.inner.time.now(),
+        );
+        let fetched = source
+            .client
+            .fetch_token_reporting(&source.credential, Some(&outgoing.report))
+            .await;
         let now = self.inner.time.now();
         match fetched {
             Ok(response) => {
+                // A 200 answer took the report, whatever becomes of the token: what it held
+                // is not sent again; checks counted meanwhile go with the next one.
+                source.reporting.lock_or_recover().acknowledge(&outgoing);
                 // The first served certificate that chains to a pinned root (during a
                 // root rollover the federation serves one per root); persisted with the
                 // token, so a restart verifies it the same way.
@@ -255,6 +271,7 @@ impl Gateway {
                         status.next_due =
                             schedule::next_refresh(c.iat, c.rfa, c.exp, now, &mut rng);
                         status.failures = 0;
+                        status.backoff.reset();
                         status.last_success = Some(now);
                         status.last_error = None;
                         drop(status);
@@ -320,6 +337,7 @@ impl Gateway {
             let mut status = source.status();
             status.last_error = Some(RefreshError::Fetch(FetchError::Denied(denial)));
             status.failures = 0;
+            status.backoff.reset();
             // A refused credential never works again; a refused license may be reinstated.
             status.stopped = denial == Denial::InvalidCredential;
             status.next_due = schedule::after(now, schedule::BACKOFF_CAP);
@@ -347,7 +365,7 @@ impl Gateway {
         let mut status = source.status();
         status.failures = status.failures.saturating_add(1);
         let mut rng = self.inner.rng.lock_or_recover();
-        let (next_due, wait) = schedule::retry_at(now, status.failures, retry_after, &mut rng);
+        let (next_due, wait) = schedule::retry_at(now, &mut status.backoff, retry_after, &mut rng);
         status.next_due = next_due;
         status.last_error = Some(error.clone());
         tracing::warn!(tenant = %label, error = %error, failures = status.failures, retry_in_s = wait.as_secs(), "entitlement refresh failed; entitlements kept until the grace bound");

@@ -41,6 +41,9 @@ pub enum StartError {
     /// The HTTP client could not be built.
     #[error("building the federation HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The offline usage ledger could not be opened or does not verify.
+    #[error(transparent)]
+    Ledger(#[from] crate::usage::ledger::LedgerError),
 }
 
 /// The gateway side of licensing: cheap to clone, shared by every task.
@@ -76,6 +79,9 @@ pub(crate) struct Inner {
     pub(crate) revocations_due: std::sync::atomic::AtomicI64,
     /// A revocation list file re-read while running.
     pub(crate) revocation_file: Option<std::path::PathBuf>,
+    /// The offline usage ledger, when this process records it (offline mode with a
+    /// deployment id, and no other process holding the ledger).
+    pub(crate) ledger: Option<Mutex<crate::usage::ledger::Ledger>>,
 }
 
 /// Sets a [`Gateway`] up: settings from `gateway.toml`, and the seams tests replace.
@@ -165,6 +171,7 @@ impl GatewayBuilder {
         let verifier = Verifier::new(trust);
         let mut sources = Vec::new();
         let mut offline = None;
+        let mut ledger = None;
         let (config_mode, own) = match mode {
             ModeSettings::Tier0 => {
                 let tier0 = TenantEntitlements::unlicensed(catalog, Reason::Tier0Only);
@@ -216,6 +223,9 @@ impl GatewayBuilder {
                     catalog,
                     Reason::NotFederated,
                 ));
+                if let (Some(store), Some(deployment)) = (&store, &deployment_id) {
+                    ledger = open_ledger(store, deployment, &license, time.now())?;
+                }
                 registry.set(&slot, &key, entitlements);
                 offline = Some(crate::revocations::OfflineLicense {
                     license,
@@ -238,6 +248,7 @@ impl GatewayBuilder {
                 offline,
                 revocations_due: std::sync::atomic::AtomicI64::new(0),
                 revocation_file: self.revocation_file,
+                ledger: ledger.map(Mutex::new),
             }),
         };
         for source in &gateway.inner.sources {
@@ -246,6 +257,31 @@ impl GatewayBuilder {
         gateway.tick();
         Ok(gateway)
     }
+}
+
+/// Opens the usage ledger of an offline deployment for recording; `None` when another
+/// process records it.
+fn open_ledger(
+    store: &StateStore,
+    deployment_id: &str,
+    license: &str,
+    now: mcpg_license_core::UnixTime,
+) -> Result<Option<crate::usage::ledger::Ledger>, StartError> {
+    use mcpg_license_core::{Unverified, decode_unverified};
+    // The license verified (or expired) a moment ago; its claims name the entries.
+    let Ok(Unverified::OfflineLicense { claims, .. }) = decode_unverified(license) else {
+        return Ok(None);
+    };
+    let identity = crate::usage::ledger::Identity {
+        deployment_id: deployment_id.to_owned(),
+        org: claims.org.clone(),
+        license_id: claims.lic.clone(),
+    };
+    let ledger = crate::usage::ledger::Ledger::open(store.dir(), identity, now)?;
+    if ledger.is_none() {
+        tracing::info!(dir = %store.dir().display(), "another process records the usage ledger; this one only reads it");
+    }
+    Ok(ledger)
 }
 
 impl Gateway {

@@ -50,6 +50,7 @@ mod sync;
 pub mod tenant;
 pub mod time;
 pub mod timeline;
+pub mod usage;
 pub mod verify;
 
 pub use client::{
@@ -63,7 +64,8 @@ pub use federation::RefreshError;
 pub use gateway::{Gateway, GatewayBuilder, StartError};
 pub use limits::{LimitDecision, LimitReason, RequestPermit, TIER0_LIMITS};
 pub use plugin_sets::{PluginSetRejection, TenantPluginSet};
-pub use report::{FederationSnapshot, Snapshot, TenantSnapshot};
+pub use report::{FederationSnapshot, LedgerSnapshot, Snapshot, TenantSnapshot};
 pub use revocations::RevocationError;
 pub use tenant::{TenantKey, TenantKeyError};
+pub use usage::UsageReport;
 pub use verify::{VerifiedToken, Verifier, rejection_code};

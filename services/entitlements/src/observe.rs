@@ -172,6 +172,25 @@ impl Gateway {
         {
             tracing::error!(error = %e, "could not persist the highest time seen");
         }
+        if let Some(ledger) = &self.inner.ledger {
+            let mut ledger = ledger.lock_or_recover();
+            ledger.record(self.inner.catalog, &self.inner.own.handle().usage_totals());
+            if let Err(e) = ledger.roll(now) {
+                tracing::error!(error = %e, "could not record usage in the ledger; retrying at the next tick");
+            }
+        }
+    }
+
+    /// Keeps the open usage day on disk (offline mode): what the checks counted since the
+    /// last tick. [`Gateway::run`] calls it when it stops; call it at a graceful shutdown.
+    pub fn flush_usage(&self) {
+        if let Some(ledger) = &self.inner.ledger {
+            let mut ledger = ledger.lock_or_recover();
+            ledger.record(self.inner.catalog, &self.inner.own.handle().usage_totals());
+            if let Err(e) = ledger.save_open_day() {
+                tracing::error!(error = %e, "could not keep the open usage day");
+            }
+        }
     }
 
     /// How many warnings (grace, expiry) were emitted so far.
@@ -206,5 +225,6 @@ impl Gateway {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+        self.flush_usage();
     }
 }

@@ -15,6 +15,7 @@ use crate::entitlements::PluginIndex;
 #[derive(Debug)]
 pub struct PluginTable {
     by_id: HashMap<&'static str, PluginIndex, BuildHasherDefault<Fnv1a>>,
+    len: usize,
 }
 
 impl PluginTable {
@@ -25,7 +26,20 @@ impl PluginTable {
             .iter()
             .filter_map(|p| Some((p.id.as_str(), PluginIndex::resolve(catalog, &p.id)?)))
             .collect();
-        Self { by_id }
+        Self {
+            by_id,
+            len: catalog.plugins().len(),
+        }
+    }
+
+    /// How many plugins the catalog has (indices run from 0 to `len - 1`).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the catalog has no plugins.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// The index of `plugin`, or `None` when the catalog does not know it.

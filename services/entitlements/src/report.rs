@@ -9,6 +9,7 @@ use crate::config::Mode;
 use crate::decision::{Decision, Reason, State};
 use crate::entitlements::{Basis, LicenseDetails, PluginIndex, TenantHandle};
 use crate::gateway::Gateway;
+use crate::sync::MutexExt;
 use crate::tenant::TenantKey;
 use crate::timeline::{Timeline, TimelineSnapshot};
 
@@ -33,6 +34,21 @@ pub struct Snapshot {
     pub federation: Vec<FederationSnapshot>,
     /// Serial of the revocation list in force, if any.
     pub revocation_serial: Option<u64>,
+    /// The offline usage ledger, when this process records it.
+    pub usage_ledger: Option<LedgerSnapshot>,
+}
+
+/// The offline usage ledger, for status pages.
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerSnapshot {
+    /// The deployment key's id (`k4.pid…`).
+    pub deployment_kid: String,
+    /// The day being counted (appended once it is over).
+    pub open_day: String,
+    /// The last recorded day's seq, if any.
+    pub last_seq: Option<u64>,
+    /// The last recorded day.
+    pub last_day: Option<String>,
 }
 
 /// One tenant.
@@ -105,6 +121,8 @@ pub struct FederationSnapshot {
     pub last_error: Option<String>,
     /// Whether refreshing stopped (the credential was refused).
     pub stopped: bool,
+    /// When the federation last acknowledged a usage report (sent with each token request).
+    pub last_usage_report: Option<UnixTime>,
 }
 
 impl Gateway {
@@ -124,6 +142,7 @@ impl Gateway {
                     consecutive_failures: st.failures,
                     last_error: st.last_error.as_ref().map(|e| format!("{}: {e}", e.code())),
                     stopped: st.stopped,
+                    last_usage_report: s.reporting.lock_or_recover().last_acknowledged,
                 }
             })
             .collect();
@@ -141,6 +160,15 @@ impl Gateway {
                 .collect(),
             federation,
             revocation_serial: self.revocation_serial(),
+            usage_ledger: self.inner.ledger.as_ref().map(|ledger| {
+                let ledger = ledger.lock_or_recover();
+                LedgerSnapshot {
+                    deployment_kid: ledger.public_key().kid().to_string(),
+                    open_day: ledger.open_day().to_string(),
+                    last_seq: ledger.last().map(|(seq, _)| seq),
+                    last_day: ledger.last().map(|(_, day)| day.to_string()),
+                }
+            }),
         }
     }
 

@@ -1,7 +1,10 @@
 //! When to refresh: at `rfa` ± 10 % jitter after a success; after failures, exponential
 //! backoff with full jitter from 30 s to 30 min, never sooner than the server's Retry-After
-//! clamped to the same bounds. Time arithmetic saturates: no answer of the server and no
-//! persisted time can overflow or wrap a due time.
+//! clamped to the same bounds. The first answer that carries a `Retry-After` after failures
+//! that did not (the service is back and says when to return) starts the backoff again at
+//! its first step ([`Backoff`]), so a fleet returning from an outage comes back when the
+//! service asks rather than up to 30 minutes later. Time arithmetic saturates: no answer of
+//! the server and no persisted time can overflow or wrap a due time.
 
 use std::time::Duration;
 
@@ -44,17 +47,44 @@ pub fn after(now: UnixTime, wait: Duration) -> UnixTime {
     now.saturating_add(UnixTime::try_from(wait.as_secs()).unwrap_or(UnixTime::MAX))
 }
 
-/// When to retry at `now` after `failures` consecutive failures, the server having asked
-/// for `retry_after`: `now` plus the [`backoff`], so within `[now + 1 s, now + 30 min]`
-/// (`[now + 30 s, now + 30 min]` when the server sent a `Retry-After`). Returns the time and
-/// the wait.
+/// The backoff's step: consecutive failures since the last success, except that an answer
+/// with a `Retry-After` after failures without one starts again at the first step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backoff {
+    step: u32,
+    told: bool,
+}
+
+impl Backoff {
+    /// Counts one failure whose answer carried `retry_after`; returns the step to back off
+    /// by (1 for the first).
+    pub fn fail(&mut self, retry_after: Option<Duration>) -> u32 {
+        let told = retry_after.is_some();
+        self.step = match told && !self.told {
+            true => 1,
+            false => self.step.saturating_add(1),
+        };
+        self.told = told;
+        self.step
+    }
+
+    /// After a success.
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// When to retry at `now` after one more failure, the server having asked for
+/// `retry_after`: `now` plus the [`backoff`] of the step `steps` counts, so within
+/// `[now + 1 s, now + 30 min]` (`[now + 30 s, now + 30 min]` when the server sent a
+/// `Retry-After`). Returns the time and the wait.
 pub fn retry_at(
     now: UnixTime,
-    failures: u32,
+    steps: &mut Backoff,
     retry_after: Option<Duration>,
     rng: &mut fastrand::Rng,
 ) -> (UnixTime, Duration) {
-    let wait = backoff(failures, retry_after, rng);
+    let wait = backoff(steps.fail(retry_after), retry_after, rng);
     (after(now, wait), wait)
 }
 
@@ -104,7 +134,8 @@ mod tests {
         ) {
             let mut rng = fastrand::Rng::with_seed(seed);
             let retry_after = parse_retry_after(&value);
-            let (due, wait) = retry_at(now, failures, retry_after, &mut rng);
+            let mut steps = Backoff { step: failures, told: false };
+            let (due, wait) = retry_at(now, &mut steps, retry_after, &mut rng);
             let longest = BACKOFF_CAP.as_secs() as i64;
             prop_assert_eq!(due, after(now, wait));
             prop_assert!(due >= now.saturating_add(1), "{} due at {}", now, due);
@@ -117,6 +148,32 @@ mod tests {
                 None => prop_assert!(due <= now.saturating_add(BACKOFF_CAP.as_secs() as i64)),
             }
         }
+    }
+
+    #[test]
+    fn the_first_retry_after_following_an_outage_restarts_the_backoff() {
+        let mut steps = Backoff::default();
+        // A day of outage: connection refused, no Retry-After.
+        for expected in 1..=50 {
+            assert_eq!(steps.fail(None), expected);
+        }
+        // The service answers 429 with a Retry-After: the first step again, so the wait is
+        // the server's (a first step's jitter is at most 30 s, the floor of Retry-After).
+        let server = Some(Duration::from_secs(95));
+        assert_eq!(steps.fail(server), 1);
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..100 {
+            assert_eq!(backoff(1, server, &mut rng), Duration::from_secs(95));
+        }
+        // Refused again and again: the steps grow as before.
+        assert_eq!(steps.fail(server), 2);
+        assert_eq!(steps.fail(server), 3);
+        // An outage again (no Retry-After) keeps counting; the next told answer restarts.
+        assert_eq!(steps.fail(None), 4);
+        assert_eq!(steps.fail(server), 1);
+        steps.reset();
+        assert_eq!(steps, Backoff::default());
+        assert_eq!(steps.fail(server), 1);
     }
 
     #[test]

@@ -333,6 +333,12 @@ fn write_json<T: Serialize>(dir: &Path, path: &Path, value: &T) -> Result<(), St
     write_bytes(dir, path, &bytes)
 }
 
+/// Writes `bytes` to `path` (in `dir`) atomically, mode 0600: what `usage export` writes
+/// its bundle with.
+pub fn write_file(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    write_bytes(dir, path, bytes)
+}
+
 /// The atomic write behind every state file.
 pub(crate) fn write_bytes(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let io = |action: &'static str, path: &Path| {

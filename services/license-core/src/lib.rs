@@ -24,6 +24,7 @@ pub mod sealed;
 pub mod slug;
 pub mod suggest;
 pub mod tier;
+pub mod usage;
 
 pub use catalog::{Catalog, CatalogDenial, PluginSpec, UnknownEntitlement, UnknownEntitlements};
 pub use cert::{Bounds, IssuerCertificate};

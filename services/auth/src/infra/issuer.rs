@@ -183,7 +183,7 @@ impl Issuer {
             let orgs: HashSet<String> = changes
                 .iter()
                 .filter_map(|change| match change {
-                    Change::Grants { org_id } => Some(org_id.clone()),
+                    Change::Grants { org_id, .. } => Some(org_id.clone()),
                     _ => None,
                 })
                 .collect();
@@ -277,7 +277,7 @@ impl Issuer {
                 gateway_id: listed.gateway_id(),
                 credential_hash: Some(hash),
                 revoked: false,
-                org: listed.org,
+                org: listed.org.grant(),
                 place: listed.place,
             }));
         }

@@ -18,6 +18,13 @@
 //!   `--admin-rps` per global admin token.
 //! - Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining` and
 //!   `RateLimit-Reset`; a refusal is 429 `rate_limited` with `Retry-After`.
+//! - A refused token request is given its own time to come back: the org's refused
+//!   requests queue at its rate behind [`RETRY_FLOOR`] (the shortest `Retry-After` a
+//!   gateway honours), and each `Retry-After` says when its place in that queue comes up
+//!   ([`Limiter::check_org`]). A fleet refused at once (a refresh storm after an outage)
+//!   comes back spread over exactly the time the org's rate needs for it, instead of all at
+//!   once after the same second — when it would find a burst's worth of room again — or, at
+//!   the gateways' own backoff, spread over up to 30 minutes.
 //! - Every rate is cluster-wide: with `n` replicas alive (the heartbeat's count, see
 //!   `infra::replicas`) each replica enforces its share `ceil(rate / n)` (at least 1/s),
 //!   burst likewise, and reports that share as `RateLimit-Limit`. The count is read on
@@ -30,8 +37,8 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
@@ -49,6 +56,13 @@ type Keyed = DefaultKeyedRateLimiter<String, StateInformationMiddleware>;
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// How long an org's licensed rate is cached.
 const RATE_CACHE_TTL: Duration = Duration::from_secs(5);
+/// The earliest a refused token request is told to come back: the shortest `Retry-After`
+/// `mcpg-entitlements` honours (a shorter one is waited as this long anyway).
+pub(crate) const RETRY_FLOOR: Duration = Duration::from_secs(30);
+/// The latest: the longest `Retry-After` a gateway honours. A queue longer than this
+/// (more refused requests than the rate serves in 30 minutes) sends its overflow back at
+/// the ceiling, to queue again.
+pub(crate) const RETRY_CEILING: Duration = Duration::from_secs(30 * 60);
 
 /// The outcome of one check, as the response headers tell it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +92,8 @@ pub(crate) struct Limiter {
     org_rates: moka::future::Cache<String, Option<u64>>,
     clock: DefaultClock,
     alive: Arc<AliveCount>,
+    /// Per org: when the last refused token request was told to come back.
+    retry_tails: Mutex<HashMap<String, Instant>>,
 }
 
 /// One replica's share of a cluster-wide `rate` when `alive` replicas share it:
@@ -100,6 +116,7 @@ impl Limiter {
                 .build(),
             clock: DefaultClock::default(),
             alive,
+            retry_tails: Mutex::new(HashMap::new()),
         }
     }
 
@@ -120,8 +137,40 @@ impl Limiter {
     /// Checks one token request of a gateway of `org_id` whose license allows
     /// `licensed_rps` (`None`: the default applies), against the org's token budget.
     /// `None` when the org is unlimited.
+    /// A refusal's `Retry-After` is the refused request's place in the org's retry queue
+    /// (see the module's documentation).
     pub(crate) fn check_org(&self, org_id: &str, licensed_rps: Option<u64>) -> Option<Decision> {
-        self.check(format!("tokens:{org_id}"), self.org_rate(licensed_rps)?)
+        let rate = self.org_rate(licensed_rps)?;
+        let mut decision = self.check(format!("tokens:{org_id}"), rate)?;
+        if decision.retry_after.is_some() {
+            let wait = self.queue_retry(org_id, rate, Instant::now());
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            decision.retry_after = Some(seconds);
+            decision.reset = decision.reset.max(seconds);
+        }
+        Some(decision)
+    }
+
+    /// The wait of a token request of `org_id` refused at `now`: one place (`1 / rate`)
+    /// after the org's last refused request, and no sooner than [`RETRY_FLOOR`], no later
+    /// than [`RETRY_CEILING`].
+    fn queue_retry(&self, org_id: &str, rate: NonZeroU32, now: Instant) -> Duration {
+        let spacing = Duration::from_secs(1) / rate.get();
+        let floor = now + RETRY_FLOOR;
+        let Ok(mut tails) = self.retry_tails.lock() else {
+            return RETRY_FLOOR;
+        };
+        let tail = match tails.get_mut(org_id) {
+            Some(tail) => tail,
+            None => tails.entry(org_id.to_owned()).or_insert(floor),
+        };
+        let at = (*tail).max(floor) + spacing;
+        if at > now + RETRY_CEILING {
+            // The queue is full: back at the ceiling, without taking a place.
+            return RETRY_CEILING;
+        }
+        *tail = at;
+        at - now
     }
 
     /// Checks one management request of `principal` in `org_id`: first against the
@@ -211,8 +260,13 @@ impl Limiter {
         }
     }
 
-    /// Forgets keys whose bucket is full again (they behave exactly like new keys).
+    /// Forgets keys whose bucket is full again (they behave exactly like new keys), and
+    /// retry queues whose last place has come up.
     pub(crate) fn prune(&self) {
+        let now = Instant::now();
+        if let Ok(mut tails) = self.retry_tails.lock() {
+            tails.retain(|_, tail| *tail > now);
+        }
         let limiters: Vec<Arc<Keyed>> = match self.by_rate.read() {
             Ok(map) => map.values().cloned().collect(),
             Err(_) => return,
@@ -298,8 +352,67 @@ mod tests {
             assert!(decision.allowed());
         }
         let refused = limits.check_org("a", Some(3)).expect("limited");
-        assert_eq!(refused.retry_after, Some(1));
+        // The first place in the org's retry queue: 30 s + 1/3 s, rounded up.
+        assert_eq!(refused.retry_after, Some(31));
+        assert!(refused.reset >= 31);
         assert!(limits.check_org("b", Some(3)).expect("limited").allowed());
+    }
+
+    #[test]
+    fn refused_token_requests_queue_at_the_orgs_rate_behind_the_floor() {
+        let limits = Limiter::new(RateLimitSettings::default(), Arc::default());
+        let now = Instant::now();
+        let rate = nz(100);
+        let waits: Vec<Duration> = (0..250)
+            .map(|_| limits.queue_retry("big", rate, now))
+            .collect();
+        // One place per 10 ms, starting 10 ms after the 30 s floor.
+        for (i, wait) in waits.iter().enumerate() {
+            assert_eq!(
+                *wait,
+                RETRY_FLOOR + Duration::from_millis(10 * (i as u64 + 1))
+            );
+        }
+        // Another org's queue is its own.
+        assert_eq!(
+            limits.queue_retry("small", rate, now),
+            RETRY_FLOOR + Duration::from_millis(10)
+        );
+        // Later refusals queue behind the earlier ones, not at the floor.
+        let later = now + Duration::from_secs(1);
+        assert_eq!(
+            limits.queue_retry("big", rate, later),
+            RETRY_FLOOR + Duration::from_millis(2_510) - Duration::from_secs(1)
+        );
+        // Once the queue has come up, a refusal starts again at the floor.
+        let much_later = now + Duration::from_secs(60);
+        assert_eq!(
+            limits.queue_retry("big", rate, much_later),
+            RETRY_FLOOR + Duration::from_millis(10)
+        );
+    }
+
+    #[test]
+    fn a_queue_longer_than_the_ceiling_sends_its_overflow_back_at_the_ceiling() {
+        let limits = Limiter::new(RateLimitSettings::default(), Arc::default());
+        let now = Instant::now();
+        // At 1/s, places run from 31 s to 1,800 s: 1,770 of them.
+        let waits: Vec<Duration> = (0..1_800)
+            .map(|_| limits.queue_retry("big", nz(1), now))
+            .collect();
+        assert_eq!(waits[1_769], RETRY_CEILING);
+        assert!(waits[1_770..].iter().all(|w| *w == RETRY_CEILING));
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn retry_queues_that_came_up_are_pruned() {
+        let limits = Limiter::new(RateLimitSettings::default(), Arc::default());
+        let _ = limits.queue_retry("a", nz(100), Instant::now() - Duration::from_secs(60));
+        let _ = limits.queue_retry("b", nz(100), Instant::now());
+        limits.prune();
+        let tails = limits.retry_tails.lock().expect("lock");
+        assert_eq!(tails.keys().collect::<Vec<_>>(), [&"b".to_owned()]);
     }
 
     #[test]

@@ -97,6 +97,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8431")]
         listen: String,
     },
+    /// The offline usage ledger: export its signed days for the vendor.
+    #[command(subcommand, after_help = USAGE_EXAMPLE)]
+    Usage(UsageCommand),
     /// Print a shell completion script to standard output.
     #[command(after_help = COMPLETION_EXAMPLE)]
     Completion(mcpg_runtime::shell::CompletionArgs),
@@ -104,6 +107,33 @@ enum Command {
     #[command(after_help = MAN_EXAMPLE)]
     Man(mcpg_runtime::shell::ManArgs),
 }
+
+#[derive(Debug, Subcommand)]
+enum UsageCommand {
+    /// Writes the ledger's recorded days (signed, hash-chained) as a bundle, with the
+    /// deployment's public key and the license, for `mcpg-license usage verify` or
+    /// `mcpg-ctl usage import` (offline mode only).
+    #[command(after_help = USAGE_EXPORT_EXAMPLE)]
+    Export {
+        /// The bundle file to write (replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// Only days from this one on (YYYY-MM-DD); default: every recorded day.
+        #[arg(long)]
+        since: Option<String>,
+    },
+}
+
+const USAGE_EXAMPLE: &str = "\
+Examples:
+  mcpg-entitlements usage export --out usage-2026-11.json
+  mcpg-entitlements usage export --out usage.json --since 2026-11-01 -o json";
+
+const USAGE_EXPORT_EXAMPLE: &str = "\
+Examples:
+  mcpg-entitlements usage export --out usage.json
+  mcpg-entitlements usage export --out usage-nov.json --since 2026-11-01
+  mcpg-entitlements usage export --out usage.json -o json --config /etc/mcpg/gateway.toml";
 
 const COMPLETION_EXAMPLE: &str = "\
 Examples:
@@ -149,6 +179,18 @@ fn run() -> anyhow::Result<ExitCode> {
     init_tracing(log_format, "warn");
     let base = cli.config.parent().unwrap_or(Path::new("."));
     let settings = config.resolve(base)?;
+    let export_from = match &settings.mode {
+        mcpg_entitlements::ModeSettings::Offline {
+            license,
+            deployment_id,
+            ..
+        } => Some((
+            settings.state_dir.clone(),
+            license.clone(),
+            deployment_id.clone(),
+        )),
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -181,6 +223,13 @@ fn run() -> anyhow::Result<ExitCode> {
                 output.or_json(json).is_json(),
             ),
             Command::Serve { listen } => serve(gateway, &listen).await,
+            Command::Usage(UsageCommand::Export { out, since }) => export(
+                &gateway,
+                export_from,
+                &out,
+                since.as_deref(),
+                output.is_json(),
+            ),
             Command::Completion(_) | Command::Man(_) => Ok(ExitCode::SUCCESS),
         }
     })
@@ -277,7 +326,22 @@ fn status(gateway: &Gateway, json: bool) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if let Some(ledger) = &snapshot.usage_ledger {
+        match (&ledger.last_day, ledger.last_seq) {
+            (Some(day), Some(seq)) => println!(
+                "usage:    ledger through {day} (seq {seq}), counting {}",
+                ledger.open_day
+            ),
+            _ => println!("usage:    ledger empty, counting {}", ledger.open_day),
+        }
+    }
     for f in &snapshot.federation {
+        if let Some(at) = f.last_usage_report {
+            println!(
+                "usage:    last report acknowledged {}",
+                mcpg_license_core::clock::to_rfc3339(at)
+            );
+        }
         if let Some(next) = f.next_refresh {
             println!(
                 "refresh:  next at {}",
@@ -290,6 +354,73 @@ fn status(gateway: &Gateway, json: bool) -> anyhow::Result<ExitCode> {
                 f.consecutive_failures
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export(
+    gateway: &Gateway,
+    from: Option<(PathBuf, String, Option<String>)>,
+    out: &Path,
+    since: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use mcpg_license_core::usage::Day;
+    let Some((state_dir, license, deployment_id)) = from else {
+        anyhow::bail!(
+            "usage export needs mode = \"offline\": federated gateways report their usage with every token request"
+        );
+    };
+    let Some(deployment_id) = deployment_id else {
+        anyhow::bail!(
+            "usage export needs [offline] deployment_id in the configuration: receipts are bound to a deployment"
+        );
+    };
+    let since = since
+        .map(|text| {
+            Day::parse(text).with_context(|| format!("--since {text:?} is not a YYYY-MM-DD date"))
+        })
+        .transpose()?;
+    // Record the open day first, so that a day just over is in the bundle.
+    gateway.tick();
+    gateway.flush_usage();
+    let now = gateway.snapshot().now;
+    let bundle =
+        mcpg_entitlements::usage::export::bundle(&state_dir, &deployment_id, &license, since, now)?;
+    let dir = match out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    mcpg_entitlements::store::write_file(&dir, out, bundle.to_json().as_bytes())
+        .with_context(|| format!("writing {}", out.display()))?;
+    let (first, last) = (
+        &bundle.entries[0].entry,
+        &bundle.entries[bundle.entries.len() - 1].entry,
+    );
+    if json {
+        let summary = serde_json::json!({
+            "out": out.display().to_string(),
+            "deployment_id": bundle.deployment_id,
+            "license": bundle.license.id,
+            "days": bundle.entries.len(),
+            "first_day": first.day,
+            "last_day": last.day,
+            "first_seq": first.seq,
+            "last_seq": last.seq,
+            "last_hash": bundle.entries[bundle.entries.len() - 1].hash,
+        });
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "wrote {} days ({} to {}, seq {}-{}) of deployment {} to {}",
+            bundle.entries.len(),
+            first.day,
+            last.day,
+            first.seq,
+            last.seq,
+            bundle.deployment_id,
+            out.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -27,3 +27,6 @@ mod state_machine;
 mod support;
 mod tenants_config;
 mod tier0;
+mod usage_ledger;
+mod usage_process;
+mod usage_report;

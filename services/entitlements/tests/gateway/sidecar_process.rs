@@ -86,6 +86,14 @@ impl Sidecar {
     }
 }
 
+impl Sidecar {
+    /// Kills the process with SIGKILL (`kill -9`) and waits for it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Sidecar {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -45,6 +45,7 @@ struct Shared {
     fallback: Answer,
     hits: Arc<AtomicUsize>,
     bearers: Arc<Mutex<Vec<String>>>,
+    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
     revocations: Arc<Mutex<(u16, String)>>,
 }
 
@@ -55,6 +56,7 @@ pub struct StandIn {
     script: Arc<Mutex<VecDeque<Answer>>>,
     hits: Arc<AtomicUsize>,
     bearers: Arc<Mutex<Vec<String>>>,
+    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
     revocations: Arc<Mutex<(u16, String)>>,
 }
 
@@ -68,6 +70,7 @@ impl StandIn {
             fallback,
             hits: Arc::default(),
             bearers: Arc::default(),
+            bodies: Arc::default(),
             revocations: Arc::new(Mutex::new((404, String::new()))),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -85,6 +88,7 @@ impl StandIn {
             script: shared.script,
             hits: shared.hits,
             bearers: shared.bearers,
+            bodies: shared.bodies,
             revocations: shared.revocations,
         }
     }
@@ -109,6 +113,11 @@ impl StandIn {
     pub fn bearers(&self) -> Vec<String> {
         self.bearers.lock().expect("lock").clone()
     }
+
+    /// The JSON bodies of the token requests, in order (`null` for a non-JSON body).
+    pub fn bodies(&self) -> Vec<serde_json::Value> {
+        self.bodies.lock().expect("lock").clone()
+    }
 }
 
 async fn revocations(State(shared): State<Shared>) -> Response {
@@ -116,8 +125,17 @@ async fn revocations(State(shared): State<Shared>) -> Response {
     (StatusCode::from_u16(status).expect("status"), body).into_response()
 }
 
-async fn token(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+async fn token(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     shared.hits.fetch_add(1, Ordering::SeqCst);
+    shared
+        .bodies
+        .lock()
+        .expect("lock")
+        .push(serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null));
     if let Some(v) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
         shared.bearers.lock().expect("lock").push(v.to_owned());
     }

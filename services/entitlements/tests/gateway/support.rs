@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mcpg_entitlements::{
     Denial, FederationClient, FetchError, FetchFuture, Gateway, GatewayBuilder, ModeSettings,
-    Settings, TokenResponse,
+    Settings, TokenResponse, UsageReport,
 };
 use mcpg_license_core::{
     AUDIENCE, Bounds, Catalog, IssuerCertificate, JwtSigner, LicenseClaims, Limits, ManualClock,
@@ -187,6 +187,8 @@ pub struct FakeFederation {
     pub served_set: Mutex<ServedSet>,
     /// The limits its tokens carry (`lim`).
     pub limits: Mutex<Limits>,
+    /// The usage report of every token request, in order.
+    pub reports: Mutex<Vec<Option<UsageReport>>>,
 }
 
 impl FakeFederation {
@@ -204,7 +206,13 @@ impl FakeFederation {
             plugin_set: Mutex::new(None),
             served_set: Mutex::new(ServedSet::Matching),
             limits: Mutex::new(Limits::default()),
+            reports: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The usage reports received so far.
+    pub fn reports(&self) -> Vec<Option<UsageReport>> {
+        self.reports.lock().expect("lock").clone()
     }
 
     /// Its tokens name `set` from now on (`None`: no set).
@@ -269,6 +277,15 @@ impl FederationClient for FakeFederation {
                 Behaviour::Deny(denial) => Err(FetchError::Denied(denial)),
             }
         })
+    }
+
+    fn fetch_token_reporting<'a>(
+        &'a self,
+        credential: &'a SecretString,
+        usage: Option<&'a UsageReport>,
+    ) -> FetchFuture<'a> {
+        self.reports.lock().expect("lock").push(usage.cloned());
+        self.fetch_token(credential)
     }
 
     fn fetch_revocations(&self) -> mcpg_entitlements::RevocationsFuture<'_> {

@@ -6,4 +6,5 @@ mod fixtures;
 mod interop;
 mod jwt;
 mod offline;
+mod usage_vector;
 mod vectors;

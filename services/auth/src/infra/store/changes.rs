@@ -30,6 +30,8 @@ pub(crate) enum Change {
     Grants {
         /// The org.
         org_id: String,
+        /// What of it.
+        scope: GrantScope,
     },
     /// The signing keys, their certificates or the revocation list in force changed:
     /// the keyring reloads.
@@ -44,14 +46,42 @@ pub(crate) enum Change {
     All,
 }
 
+/// What of an org's grants a [`Change::Grants`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum GrantScope {
+    /// Only the org's own record (status, trial, slug) or its license: every gateway of the
+    /// org is granted from the same new record, and no gateway, environment or plugin set
+    /// changed.
+    Org,
+    /// Its gateways, workspaces, environments or plugin sets too.
+    Everything,
+}
+
 /// The PostgreSQL channel replicas announce their committed changes on.
 pub(crate) const CHANNEL: &str = "mcpg_changes";
 
 impl Change {
-    /// The notification payload: `<sender> <kind>[ <org id>]`.
+    /// A change to everything of `org_id`'s grants.
+    pub(crate) fn grants(org_id: &str) -> Self {
+        Self::Grants {
+            org_id: org_id.to_owned(),
+            scope: GrantScope::Everything,
+        }
+    }
+
+    /// The notification payload: `<sender> <kind>[ <org id>[ org]]`. A replica of a
+    /// version before [`GrantScope`] does not understand `grants <org> org` and treats it
+    /// as [`Change::All`]: more reloading, never a stale grant.
     pub(crate) fn to_payload(&self, sender: &str) -> String {
         match self {
-            Self::Grants { org_id } => format!("{sender} grants {org_id}"),
+            Self::Grants {
+                org_id,
+                scope: GrantScope::Everything,
+            } => format!("{sender} grants {org_id}"),
+            Self::Grants {
+                org_id,
+                scope: GrantScope::Org,
+            } => format!("{sender} grants {org_id} org"),
             Self::Keys => format!("{sender} keys"),
             Self::Oidc { org_id } => format!("{sender} oidc {org_id}"),
             Self::All => format!("{sender} all"),
@@ -67,6 +97,11 @@ impl Change {
         let change = match (words.next()?, words.next()) {
             ("grants", Some(org)) if !org.is_empty() => Self::Grants {
                 org_id: org.to_owned(),
+                scope: match words.next() {
+                    None => GrantScope::Everything,
+                    Some("org") => GrantScope::Org,
+                    Some(_) => return None,
+                },
             },
             ("oidc", Some(org)) if !org.is_empty() => Self::Oidc {
                 org_id: org.to_owned(),
@@ -82,22 +117,22 @@ impl Change {
 impl AuditAction {
     /// The change an entry of this action records, if any cache depends on it.
     pub(crate) fn change(self, org_id: &str) -> Option<Change> {
-        let grants = || {
-            Some(Change::Grants {
-                org_id: org_id.to_owned(),
-            })
-        };
+        let grants = || Some(Change::grants(org_id));
         match self {
+            // The org's own record or its license: the same gateways, a new shared grant.
             Self::OrgCreate
             | Self::OrgUpdate
             | Self::OrgSuspend
-            | Self::OrgDelete
+            | Self::LicenseSet
+            | Self::LicenseRevoke => Some(Change::Grants {
+                org_id: org_id.to_owned(),
+                scope: GrantScope::Org,
+            }),
+            Self::OrgDelete
             | Self::WorkspaceDelete
             | Self::EnvironmentDelete
             | Self::GatewayRegister
             | Self::GatewayRevoke
-            | Self::LicenseSet
-            | Self::LicenseRevoke
             | Self::TenantsApply
             | Self::ArchiveRestore
             // Tokens carry the gateway's effective plugin set.
@@ -291,17 +326,18 @@ mod tests {
         assert_eq!(
             change,
             Some(Change::Grants {
-                org_id: "org-1".into()
+                org_id: "org-1".into(),
+                scope: GrantScope::Org,
             })
         );
         assert_eq!(AuditAction::TokenIssued.change("org-1"), None);
-        for action in [AuditAction::PluginSetPut, AuditAction::PluginSetDelete] {
-            assert_eq!(
-                action.change("org-1"),
-                Some(Change::Grants {
-                    org_id: "org-1".into()
-                })
-            );
+        for action in [
+            AuditAction::PluginSetPut,
+            AuditAction::PluginSetDelete,
+            AuditAction::GatewayRegister,
+            AuditAction::OrgDelete,
+        ] {
+            assert_eq!(action.change("org-1"), Some(Change::grants("org-1")));
         }
         changes.publish(&[change.expect("a change")]);
         changes.publish(&[]);
@@ -311,8 +347,10 @@ mod tests {
     #[test]
     fn payloads_round_trip_and_garbage_is_refused() {
         let all = [
+            Change::grants("org-1"),
             Change::Grants {
                 org_id: "org-1".into(),
+                scope: GrantScope::Org,
             },
             Change::Keys,
             Change::Oidc {
@@ -332,6 +370,8 @@ mod tests {
             "r",
             "r grants",
             "r grants ",
+            "r grants o everything",
+            "r grants o org x",
             "r keys extra",
             "r dance",
             " keys",

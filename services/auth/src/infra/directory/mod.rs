@@ -12,6 +12,9 @@
 //! - a background task reloads dirty orgs and clears the mark only when no change to the
 //!   org arrived while it was reading (a generation check), so a read that straddles a
 //!   change is read again;
+//! - a change to an org's own record or license ([`GrantScope::Org`]) reads only that
+//!   record again and swaps the org's shared grant under all of its gateways at once (an
+//!   [`OrgCell`]); any other change to an org reads its gateways again;
 //! - [`Change::All`] (a replica's listener reconnected, and also when it went down) marks
 //!   everything dirty until a full reload; on PostgreSQL the directory answers only while
 //!   the replica is listening for the others' changes.
@@ -21,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use mcpg_license_core::{Catalog, EntitlementSet};
 use metrics::Counter;
 use tokio::sync::Notify;
@@ -30,8 +34,16 @@ use crate::domain::credential::CredentialHash;
 use crate::domain::{LicenseRecord, OrgStatus};
 use crate::infra::peers::{ListenerState, PeerStatus};
 use crate::infra::plugin_set_cache::{PluginSetCache, PreparedPluginSet};
-use crate::infra::store::{Change, DirectoryGateway, DirectoryOrg, Store, StoreError};
+use crate::infra::store::{Change, DirectoryGateway, GrantScope, Store, StoreError};
 use crate::infra::telemetry::{DIRECTORY_GATEWAYS, DIRECTORY_LOADS, TOKENS_ISSUED};
+
+mod builder;
+mod dirty;
+#[cfg(test)]
+mod tests;
+
+use builder::{Builder, DirectoryPlace, Loaded};
+use dirty::Dirty;
 
 /// What every gateway of one org shares: built once per org load.
 #[derive(Debug)]
@@ -78,6 +90,29 @@ impl OrgGrant {
     }
 }
 
+/// An org's place in the directory: every entry of the org points to it, and a change to
+/// the org's own record swaps the grant inside it for all of them at once.
+#[derive(Debug)]
+pub(crate) struct OrgCell {
+    /// Org id (what the dirty marks are keyed by).
+    id: String,
+    grant: ArcSwap<OrgGrant>,
+}
+
+impl OrgCell {
+    fn new(grant: OrgGrant) -> Self {
+        Self {
+            id: grant.id.clone(),
+            grant: ArcSwap::from_pointee(grant),
+        }
+    }
+
+    /// The org's shared grant now.
+    pub(crate) fn grant(&self) -> Arc<OrgGrant> {
+        self.grant.load_full()
+    }
+}
+
 /// What every gateway of one environment shares.
 #[derive(Debug)]
 pub(crate) struct PlaceGrant {
@@ -94,7 +129,7 @@ pub(crate) struct PlaceGrant {
 pub(crate) struct Listed {
     id: GatewayId,
     /// Its org.
-    pub(crate) org: Arc<OrgGrant>,
+    pub(crate) org: Arc<OrgCell>,
     /// Its environment.
     pub(crate) place: Arc<PlaceGrant>,
 }
@@ -137,57 +172,18 @@ const PASS_INTERVAL: Duration = Duration::from_millis(100);
 /// batches of 1,000) takes at most a quarter of the reloader's time, and the registration
 /// is not slowed by reading the whole org again after every batch.
 const REST_PER_PASS: u32 = 3;
-/// The first and the longest wait before an org (or a full load) that failed is read again.
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// The directory's answer for a credential: the gateway holding it, or `None` when the
 /// directory cannot say (not loaded, the org just changed, not hearing the other replicas,
 /// or a credential it does not hold) and the database must.
 pub(crate) type Lookup = Option<Listed>;
 
-/// Orgs whose entries may be stale, with the generation of their last change.
-#[derive(Debug, Default)]
-struct Dirty {
-    generation: u64,
-    /// Everything is stale since this generation (`None`: no full load is pending).
-    all: Option<u64>,
-    orgs: HashMap<String, u64>,
-    /// Orgs (and `""` for the full load) whose last read failed: when to try again, and the
-    /// wait after that.
-    retry: HashMap<String, (Instant, Duration)>,
-}
-
-impl Dirty {
-    fn is_clean(&self) -> bool {
-        self.all.is_none() && self.orgs.is_empty()
-    }
-
-    /// Notes a failed read of `key` (an org id, or `""` for a full load): retried after a
-    /// wait that doubles up to [`MAX_BACKOFF`].
-    fn failed(&mut self, key: &str) {
-        let wait = self
-            .retry
-            .get(key)
-            .map_or(FIRST_BACKOFF, |(_, wait)| (*wait * 2).min(MAX_BACKOFF));
-        self.retry
-            .insert(key.to_owned(), (Instant::now() + wait, wait));
-    }
-
-    fn ready(&self, key: &str, now: Instant) -> bool {
-        self.retry.get(key).is_none_or(|(at, _)| *at <= now)
-    }
-
-    /// The earliest retry still waiting.
-    fn next_retry(&self) -> Option<Instant> {
-        self.retry.values().map(|(at, _)| *at).min()
-    }
-}
-
 /// The credential directory (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Directory {
     gateways: RwLock<HashMap<CredentialHash, Listed>>,
+    /// Each org's cell, for a change to its own record.
+    cells: Mutex<HashMap<String, Arc<OrgCell>>>,
     dirty: Mutex<Dirty>,
     /// Whether `dirty` holds anything: the token path reads only this when all is current.
     any_dirty: AtomicBool,
@@ -205,6 +201,7 @@ impl Directory {
     ) -> Arc<Self> {
         let directory = Arc::new(Self {
             gateways: RwLock::new(HashMap::new()),
+            cells: Mutex::new(HashMap::new()),
             dirty: Mutex::new(Dirty {
                 generation: 1,
                 all: Some(1),
@@ -264,9 +261,7 @@ impl Directory {
             for change in changes {
                 match change {
                     Change::All => dirty.all = Some(generation),
-                    Change::Grants { org_id } => {
-                        dirty.orgs.insert(org_id.clone(), generation);
-                    }
+                    Change::Grants { org_id, scope } => dirty.mark(org_id, *scope),
                     Change::Keys | Change::Oidc { .. } => {}
                 }
             }
@@ -302,16 +297,16 @@ impl Directory {
     }
 
     /// One pass over what is dirty and not waiting for a retry: a pending full load, else
-    /// each dirty org.
+    /// each dirty org (its own record only, or all of it).
     pub(crate) async fn pass(&self, store: &Store) {
         let (generation, all, orgs) = {
             let dirty = self.dirty();
             let now = Instant::now();
-            let orgs: Vec<String> = dirty
+            let orgs: Vec<(String, GrantScope)> = dirty
                 .orgs
-                .keys()
-                .filter(|org| dirty.ready(org, now))
-                .cloned()
+                .iter()
+                .filter(|(org, _)| dirty.ready(org, now))
+                .map(|(org, mark)| (org.clone(), mark.scope))
                 .collect();
             (
                 dirty.generation,
@@ -323,21 +318,21 @@ impl Directory {
             self.reload_all(store, generation).await;
             return;
         }
-        for org in orgs {
-            match self.load(store, Some(&org)).await {
-                Ok(loaded) if loaded.failed.is_empty() => {
-                    {
-                        let mut gateways = self
-                            .gateways
-                            .write()
-                            .unwrap_or_else(PoisonError::into_inner);
-                        gateways.retain(|_, listed| listed.org.id != org);
-                        gateways.extend(loaded.gateways);
-                    }
+        for (org, scope) in orgs {
+            let read = match scope {
+                GrantScope::Org => self.reload_org_record(store, &org).await,
+                GrantScope::Everything => self.reload_org(store, &org).await,
+            };
+            match read {
+                Ok(true) => {
                     self.clean(generation, Some(&org));
-                    metrics::counter!(DIRECTORY_LOADS, "scope" => "org").increment(1);
+                    let scope = match scope {
+                        GrantScope::Org => "org_record",
+                        GrantScope::Everything => "org",
+                    };
+                    metrics::counter!(DIRECTORY_LOADS, "scope" => scope).increment(1);
                 }
-                Ok(_) => self.dirty().failed(&org),
+                Ok(false) => self.dirty().failed(&org),
                 Err(error) => {
                     tracing::warn!(error = %error, org = %org, "cannot reload an org into the credential directory; its gateways are read from the database meanwhile");
                     self.dirty().failed(&org);
@@ -347,25 +342,81 @@ impl Directory {
         self.publish_size();
     }
 
+    /// Reads `org`'s gateways again and replaces its entries; `false` when the org could
+    /// not be read (it stays dirty).
+    async fn reload_org(&self, store: &Store, org: &str) -> Result<bool, StoreError> {
+        let mut entries = Vec::new();
+        let loaded = self.load(store, Some(org), &mut entries).await?;
+        if !loaded.failed.is_empty() {
+            return Ok(false);
+        }
+        {
+            let mut gateways = self
+                .gateways
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            gateways.retain(|_, listed| listed.org.id != org);
+            gateways.extend(entries);
+        }
+        let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+        match loaded.cells.into_iter().find(|(id, _)| id == org) {
+            Some((id, cell)) => cells.insert(id, cell),
+            None => cells.remove(org),
+        };
+        Ok(true)
+    }
+
+    /// Reads `org`'s own record again and swaps its shared grant under all its gateways;
+    /// `false` when the record could not be read (it stays dirty).
+    async fn reload_org_record(&self, store: &Store, org: &str) -> Result<bool, StoreError> {
+        let cell = self
+            .cells
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(org)
+            .cloned();
+        // No gateway of the org is held: nothing to swap (its first registration is a
+        // change to everything of it).
+        let Some(cell) = cell else { return Ok(true) };
+        match store.directory_orgs(Some(org)).await?.into_iter().next() {
+            Some(Ok(read)) => {
+                cell.grant.store(Arc::new(OrgGrant::from_row(read)));
+                Ok(true)
+            }
+            Some(Err((id, error))) => {
+                tracing::warn!(error = %error, org = %id, "an org's row cannot be read into the credential directory; its gateways are read from the database");
+                Ok(false)
+            }
+            // Deleted: its deletion is a change to everything of it, which drops the entries.
+            None => Ok(true),
+        }
+    }
+
     /// A full load, swapped in whole; orgs that could not be read stay dirty (their
     /// gateways are read from the database) and are retried with backoff.
     async fn reload_all(&self, store: &Store, generation: u64) {
-        match self.load(store, None).await {
+        // Sized for what is held now: the map is not grown (and copied) as it fills.
+        let mut fresh = HashMap::with_capacity(self.len());
+        match self.load(store, None, &mut fresh).await {
             Ok(loaded) => {
+                if !loaded.failed.is_empty() {
+                    fresh.retain(|_, listed| !loaded.failed.contains(&listed.org.id));
+                }
                 let old = {
                     let mut gateways = self
                         .gateways
                         .write()
                         .unwrap_or_else(PoisonError::into_inner);
-                    std::mem::replace(&mut *gateways, loaded.gateways)
+                    std::mem::replace(&mut *gateways, fresh)
                 };
                 // Freed outside the lock: the token path does not wait for it.
                 drop(old);
+                *self.cells.lock().unwrap_or_else(PoisonError::into_inner) = loaded.cells;
                 {
                     let mut dirty = self.dirty();
                     dirty.retry.remove("");
                     for org in &loaded.failed {
-                        dirty.orgs.insert(org.clone(), generation);
+                        dirty.mark(org, GrantScope::Everything);
                         dirty.failed(org);
                     }
                 }
@@ -393,10 +444,14 @@ impl Directory {
                 let waiting: HashSet<String> = dirty.retry.keys().cloned().collect();
                 dirty
                     .orgs
-                    .retain(|org, g| *g > generation || waiting.contains(org));
+                    .retain(|org, mark| mark.generation > generation || waiting.contains(org));
             }
             Some(org) => {
-                if dirty.orgs.get(org).is_some_and(|g| *g <= generation) {
+                if dirty
+                    .orgs
+                    .get(org)
+                    .is_some_and(|m| m.generation <= generation)
+                {
                     dirty.orgs.remove(org);
                 }
                 dirty.retry.remove(org);
@@ -412,11 +467,18 @@ impl Directory {
         metrics::gauge!(DIRECTORY_GATEWAYS).set(size as f64);
     }
 
-    /// Reads every org (`None`) or one from the store. An org's and an environment's shared
-    /// parts are built only for those that have gateways.
-    async fn load(&self, store: &Store, org: Option<&str>) -> Result<Loaded, StoreError> {
+    /// Reads every org (`None`) or one from the store into `into`. An org's and an
+    /// environment's shared parts are built only for those that have gateways. The entries
+    /// of orgs found unreadable part-way (a plugin set) are in `into` too: the caller drops
+    /// those of [`Loaded::failed`].
+    async fn load(
+        &self,
+        store: &Store,
+        org: Option<&str>,
+        into: &mut impl Extend<(CredentialHash, Listed)>,
+    ) -> Result<Loaded, StoreError> {
         let mut failed = Vec::new();
-        let mut orgs: HashMap<String, DirectoryOrg> = HashMap::new();
+        let mut orgs = HashMap::new();
         for read in store.directory_orgs(org).await? {
             match read {
                 Ok(read) => {
@@ -451,27 +513,19 @@ impl Directory {
             places,
             sets,
             plugin_sets: &self.plugin_sets,
-            org_grants: HashMap::new(),
+            cells: HashMap::new(),
             place_grants: HashMap::new(),
             failed: failed.into_iter().collect(),
         };
-        let mut gateways = HashMap::new();
         store
             .directory_gateways(org, |page: Vec<DirectoryGateway>| {
-                for gateway in page {
-                    if let Some((hash, listed)) = builder.list(gateway) {
-                        gateways.insert(hash, listed);
-                    }
-                }
+                into.extend(page.into_iter().filter_map(|g| builder.list(g)));
             })
             .await?;
-        // An org found unreadable part-way (a plugin set) keeps none of its entries.
-        if !builder.failed.is_empty() {
-            gateways.retain(|_, listed: &mut Listed| !builder.failed.contains(&listed.org.id));
-        }
+        builder.cells.retain(|id, _| !builder.failed.contains(id));
         Ok(Loaded {
-            gateways,
-            failed: builder.failed.into_iter().collect(),
+            cells: builder.cells,
+            failed: builder.failed,
         })
     }
 
@@ -481,232 +535,5 @@ impl Directory {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
-    }
-}
-
-/// What a load read: the gateways, and the orgs it could not read.
-struct Loaded {
-    gateways: HashMap<CredentialHash, Listed>,
-    failed: Vec<String>,
-}
-
-/// An environment's row, until a gateway needs its shared part.
-struct DirectoryPlace {
-    workspace_id: String,
-    workspace: String,
-    environment: String,
-}
-
-/// Turns gateway rows into entries, building each org's and environment's shared part
-/// once, on its first gateway.
-struct Builder<'a> {
-    orgs: HashMap<String, DirectoryOrg>,
-    places: HashMap<String, DirectoryPlace>,
-    sets: HashMap<String, String>,
-    plugin_sets: &'a PluginSetCache,
-    org_grants: HashMap<String, Arc<OrgGrant>>,
-    place_grants: HashMap<String, Arc<PlaceGrant>>,
-    failed: HashSet<String>,
-}
-
-impl Builder<'_> {
-    fn list(&mut self, gateway: DirectoryGateway) -> Option<(CredentialHash, Listed)> {
-        if self.failed.contains(&gateway.org_id) {
-            return None;
-        }
-        let Some(hash) = CredentialHash::from_hex(&gateway.credential_hash) else {
-            // No path can authenticate it; the database path refuses it too.
-            tracing::warn!(gateway = %gateway.id, "a stored credential hash is not 64 hex digits; that gateway cannot get tokens");
-            return None;
-        };
-        let org = match self.org_grants.get(&gateway.org_id) {
-            Some(org) => org.clone(),
-            // Deleted while this load read: its change marks it dirty again.
-            None => {
-                let read = self.orgs.remove(&gateway.org_id)?;
-                let org = Arc::new(OrgGrant::new(
-                    read.id,
-                    read.slug,
-                    read.status,
-                    read.trial_expires_at,
-                    read.license,
-                ));
-                self.org_grants.insert(gateway.org_id.clone(), org.clone());
-                org
-            }
-        };
-        let place = match self.place_grants.get(&gateway.environment_id) {
-            Some(place) => place.clone(),
-            None => {
-                let read = self.places.remove(&gateway.environment_id)?;
-                let text = self
-                    .sets
-                    .get(&gateway.environment_id)
-                    .or_else(|| self.sets.get(&read.workspace_id));
-                let plugin_set = match text.map(|text| self.plugin_sets.prepare(text)) {
-                    None => None,
-                    Some(Ok(set)) => Some(set),
-                    Some(Err(error)) => {
-                        tracing::warn!(error = %error, org = %gateway.org_id, "a stored plugin set cannot be read into the credential directory; the org's gateways are read from the database");
-                        self.failed.insert(gateway.org_id);
-                        return None;
-                    }
-                };
-                let place = Arc::new(PlaceGrant {
-                    workspace: read.workspace.into(),
-                    environment: read.environment.into(),
-                    plugin_set,
-                });
-                self.place_grants
-                    .insert(gateway.environment_id.clone(), place.clone());
-                place
-            }
-        };
-        let listed = Listed {
-            id: GatewayId::new(&gateway.id),
-            org,
-            place,
-        };
-        Some((hash, listed))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn directory(state: ListenerState) -> Directory {
-        Directory {
-            gateways: RwLock::new(HashMap::new()),
-            dirty: Mutex::new(Dirty::default()),
-            any_dirty: AtomicBool::new(false),
-            wake: Notify::new(),
-            peers: Arc::new(PeerStatus::with_state(state)),
-            plugin_sets: Arc::new(PluginSetCache::default()),
-        }
-    }
-
-    fn listed(org: &str) -> Listed {
-        Listed {
-            id: GatewayId::new("0193f2ab-7c1d-7e3a-9b2f-0c4d5e6f7a8b"),
-            org: Arc::new(OrgGrant::new(
-                org.to_owned(),
-                format!("{org}-slug"),
-                OrgStatus::Active,
-                None,
-                None,
-            )),
-            place: Arc::new(PlaceGrant {
-                workspace: "main".into(),
-                environment: "prod".into(),
-                plugin_set: None,
-            }),
-        }
-    }
-
-    fn hash(byte: u8) -> CredentialHash {
-        CredentialHash::from_hex(&format!("{byte:02x}").repeat(32)).expect("64 hex digits")
-    }
-
-    #[test]
-    fn a_dirty_org_is_asked_of_the_database_until_a_reload_that_saw_its_change() {
-        let directory = directory(ListenerState::NotApplicable);
-        directory
-            .gateways
-            .write()
-            .expect("lock")
-            .extend([(hash(1), listed("org-a")), (hash(2), listed("org-b"))]);
-        assert!(directory.lookup(&hash(1)).is_some());
-        assert!(
-            directory.lookup(&hash(3)).is_none(),
-            "not held: the database says"
-        );
-
-        directory.mark(&[Change::Grants {
-            org_id: "org-a".into(),
-        }]);
-        assert!(directory.lookup(&hash(1)).is_none(), "org-a changed");
-        assert!(directory.lookup(&hash(2)).is_some(), "org-b did not");
-
-        // A reload that started before a second change does not clear the mark.
-        let before = directory.dirty().generation;
-        directory.mark(&[Change::Grants {
-            org_id: "org-a".into(),
-        }]);
-        directory.clean(before, Some("org-a"));
-        assert!(directory.lookup(&hash(1)).is_none());
-        let after = directory.dirty().generation;
-        directory.clean(after, Some("org-a"));
-        assert!(directory.lookup(&hash(1)).is_some());
-        assert!(!directory.any_dirty.load(Ordering::Acquire));
-
-        // `All` holds every answer back until a full load that started after it.
-        directory.mark(&[Change::All]);
-        assert!(directory.lookup(&hash(2)).is_none());
-        directory.clean(before, None);
-        assert!(
-            directory.lookup(&hash(2)).is_none(),
-            "an older load is not enough"
-        );
-        let now = directory.dirty().generation;
-        directory.clean(now, None);
-        assert!(directory.lookup(&hash(2)).is_some());
-    }
-
-    #[test]
-    fn on_postgresql_the_directory_answers_only_while_listening() {
-        let directory = directory(ListenerState::Down);
-        directory
-            .gateways
-            .write()
-            .expect("lock")
-            .insert(hash(1), listed("org-a"));
-        assert!(directory.lookup(&hash(1)).is_none());
-        directory.peers.set_for_test(ListenerState::Starting);
-        assert!(directory.lookup(&hash(1)).is_none());
-        directory.peers.set_for_test(ListenerState::Listening);
-        assert!(directory.lookup(&hash(1)).is_some());
-    }
-
-    #[test]
-    fn a_failed_read_is_retried_after_a_doubling_wait() {
-        let mut dirty = Dirty::default();
-        let now = Instant::now();
-        assert!(dirty.ready("org-a", now));
-        dirty.failed("org-a");
-        assert!(!dirty.ready("org-a", now));
-        assert_eq!(dirty.retry["org-a"].1, FIRST_BACKOFF);
-        for _ in 0..10 {
-            dirty.failed("org-a");
-        }
-        assert_eq!(dirty.retry["org-a"].1, MAX_BACKOFF);
-        assert!(dirty.ready("org-a", now + MAX_BACKOFF + Duration::from_secs(1)));
-        assert!(dirty.next_retry().is_some());
-    }
-
-    #[test]
-    fn gateway_ids_are_compact_only_in_their_canonical_form() {
-        let canonical = "0193f2ab-7c1d-7e3a-9b2f-0c4d5e6f7a8b";
-        assert!(matches!(GatewayId::new(canonical), GatewayId::Uuid(_)));
-        for other in [
-            "0193F2AB-7C1D-7E3A-9B2F-0C4D5E6F7A8B",
-            "gw-1",
-            "0193f2ab7c1d7e3a9b2f0c4d5e6f7a8b",
-        ] {
-            assert!(
-                matches!(GatewayId::new(other), GatewayId::Text(_)),
-                "{other}"
-            );
-            let listed = Listed {
-                id: GatewayId::new(other),
-                ..listed("org-a")
-            };
-            assert_eq!(listed.gateway_id(), other);
-        }
-        let listed = Listed {
-            id: GatewayId::new(canonical),
-            ..listed("org-a")
-        };
-        assert_eq!(listed.gateway_id(), canonical);
     }
 }
