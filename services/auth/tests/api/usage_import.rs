@@ -459,6 +459,18 @@ async fn only_the_orgs_admins_and_the_vendor_import(backend: Backend) {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_error(&body, "forbidden");
     assert_eq!(usage_days(&app, "acme").await, vec![]);
+    // Not declared as JSON: 415.
+    let response = app
+        .client
+        .post(format!("{}/v1/orgs/acme/usage/receipts", app.address))
+        .bearer_auth(&acme)
+        .header("content-type", "text/plain")
+        .body(site.bundle(&site.entries))
+        .send()
+        .await
+        .expect("sent");
+    let (status, body) = split(response).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
     // The org's admin imports.
     let (status, body) = import_as(&app, &acme, "acme", site.bundle(&site.entries)).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use mcpg_license_core::usage::{
     Bundle, LicenseCheck, PluginCounts, ReceiptError, VerifiedBundle, decode_key, encode_key,
@@ -26,6 +26,7 @@ use serde::Serialize;
 use crate::domain::rbac::Action;
 use crate::http::authorize::Access;
 use crate::http::error::{ApiError, Result};
+use crate::http::extract::is_json;
 use crate::http::state::AppState;
 use crate::infra::store::ImportOutcome;
 
@@ -115,9 +116,15 @@ fn deployment_of(body: &[u8]) -> std::result::Result<(String, String), ReceiptEr
 async fn import(
     State(state): State<AppState>,
     access: Access,
+    headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<axum::Json<ImportView>> {
     access.require(Action::ImportUsage)?;
+    if !is_json(&headers) {
+        return Err(ApiError::UnsupportedMediaType(
+            "expected Content-Type: application/json (a usage bundle)".into(),
+        ));
+    }
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         _ => ApiError::BadRequest("cannot read body".into()),
