@@ -158,6 +158,17 @@ impl Client {
         json_answer(status, &text)
     }
 
+    /// `POST path` with a JSON document's bytes as they are (a usage bundle).
+    pub fn post_json_bytes(&self, path: &str, document: Vec<u8>) -> Result<Value, ClientError> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.server))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(document);
+        let (status, text, _) = self.exchange(request)?;
+        json_answer(status, &text)
+    }
+
     /// `PUT path` with a plain-text body (a revocation list's PASETO text).
     pub fn put_text(&self, path: &str, text: String) -> Result<Value, ClientError> {
         let request = self

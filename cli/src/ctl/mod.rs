@@ -20,6 +20,7 @@ mod plugin_sets;
 mod target;
 mod tenants;
 mod usage;
+mod usage_import;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +65,7 @@ Examples:
   mcpg-ctl audit verify --file acme.audit.ndjson --checkpoint acme.checkpoint --trust k4.public.…
   mcpg-ctl usage show acme-corp --by month --group environment
   mcpg-ctl usage export --month 2026-11 -o csv > usage-2026-11.csv
+  mcpg-ctl usage import usage-2026-11.json acme-corp
 
 Exit codes: 0 done, 1 the server refused or could not be reached, or an audit chain did\nnot verify, 2 usage error.";
 
@@ -146,7 +148,8 @@ Examples:
 const USAGE_EXAMPLE: &str = "\
 Examples:
   mcpg-ctl usage show acme-corp --from 2026-11-01 --to 2026-11-30 --group environment
-  mcpg-ctl usage export --month 2026-11 -o csv > usage-2026-11.csv";
+  mcpg-ctl usage export --month 2026-11 -o csv > usage-2026-11.csv
+  mcpg-ctl usage import usage-2026-11.json acme-corp";
 
 /// `-o, --output`: the MCPG binaries' formats, and CSV for the usage reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -403,7 +406,8 @@ enum Command {
     #[command(after_help = PLUGIN_SET_EXAMPLE)]
     PluginSet(plugin_sets::PluginSetCommand),
     /// Usage per org: active and peak gateways against the license, tokens, plugin
-    /// checks, limits exceeded; per day or month, and a month's export for billing.
+    /// checks, limits exceeded; per day or month, a month's export for billing, and the
+    /// import of air-gapped sites' usage receipts.
     #[command(subcommand)]
     #[command(after_help = USAGE_EXAMPLE)]
     Usage(usage::UsageCommand),

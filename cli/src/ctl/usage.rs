@@ -80,6 +80,17 @@ pub(super) enum UsageCommand {
         #[arg(long)]
         month: String,
     },
+    /// Import an air-gapped site's usage bundle (`mcpg-entitlements usage export`): the
+    /// service verifies its signatures, its chain from the last import of the deployment
+    /// and its license (the vendor's roots; the license's org must be ORG), then adds the
+    /// new days to the org's usage. Org admins and the vendor.
+    #[command(after_help = super::usage_import::IMPORT_EXAMPLE)]
+    Import {
+        /// The bundle.
+        file: std::path::PathBuf,
+        /// The org [default: the org the bundle's license names].
+        org: Option<String>,
+    },
 }
 
 const SHOW_COLUMNS: &[Column] = &[
@@ -147,6 +158,12 @@ pub(super) fn usage(
             let rows = export_rows(&answer, usize::try_from(days).unwrap_or(0));
             let value = Value::Array(rows.clone());
             print(out, csv, &value, &rows, EXPORT_COLUMNS)
+        }
+        UsageCommand::Import { file, org } => {
+            if csv {
+                bail!("--output csv is for `usage show` and `usage export`; use table or json");
+            }
+            super::usage_import::import(client, out, &file, org)
         }
     }
 }

@@ -17,6 +17,7 @@ mod plugin_sets;
 mod revocations;
 mod tenants;
 mod usage;
+mod usage_import;
 
 use assert_cmd::Command;
 use assert_cmd::assert::Assert;

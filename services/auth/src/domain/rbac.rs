@@ -211,6 +211,9 @@ pub(crate) enum Action<'a> {
     SignCheckpoint,
     /// Read the org's usage (org admin; the vendor, a global admin, is one everywhere).
     ReadUsage,
+    /// Import an air-gapped deployment's usage receipts into the org (org admin; the
+    /// vendor, a global admin, is one everywhere): the same people as [`Action::ReadUsage`].
+    ImportUsage,
     /// Read the plugin set of a workspace (`None`) or of one of its environments: a viewer
     /// of that environment, or anyone who sees the workspace for the workspace's set (its
     /// environments inherit it).
@@ -259,7 +262,8 @@ impl Grants {
             Action::ManageStructure
             | Action::ManageAccess
             | Action::SignCheckpoint
-            | Action::ReadUsage => at_least(self.role_at(None, None), Role::Admin),
+            | Action::ReadUsage
+            | Action::ImportUsage => at_least(self.role_at(None, None), Role::Admin),
             Action::SeeWorkspace(ws) => match self {
                 Grants::OrgAdmin => true,
                 Grants::Bindings(list) => list.iter().any(|b| b.scope.touches_workspace(ws)),

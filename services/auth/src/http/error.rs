@@ -113,6 +113,12 @@ pub(crate) enum ApiError {
     /// Overloaded, timed out or not ready; retry later.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// A usage bundle refused by its verification (`mcpg_license_core::usage`): 400
+    /// `malformed` for a body that is not a well-formed bundle, else 422 with the receipt's
+    /// stable code (`bad_signature`, `wrong_deployment_key`, `gap`, `edited`, `removed_day`,
+    /// `replayed`, `reordered`, `license_mismatch`).
+    #[error("{0}")]
+    Receipt(mcpg_license_core::usage::ReceiptError),
     /// A bug or an infrastructure failure; the cause is logged, not returned.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -151,6 +157,10 @@ impl ApiError {
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Receipt(refusal @ mcpg_license_core::usage::ReceiptError::Malformed(_)) => {
+                (StatusCode::BAD_REQUEST, refusal.code())
+            }
+            ApiError::Receipt(refusal) => (StatusCode::UNPROCESSABLE_ENTITY, refusal.code()),
         }
     }
 

@@ -185,7 +185,7 @@ fn nesting_exceeds(body: &[u8], max: usize) -> bool {
 
 /// `Content-Type: application/json`, or another `application/…+json` type, with any
 /// parameters (the rule of axum's `Json`, which keeps its check private).
-fn is_json(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

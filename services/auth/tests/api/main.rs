@@ -53,4 +53,5 @@ mod tenants_seed;
 mod tier_gating;
 mod token_body;
 mod usage;
+mod usage_import;
 mod write_validation;

@@ -17,6 +17,7 @@ mod rbac;
 mod revocations;
 mod tenants;
 mod usage;
+mod usage_import;
 
 use std::time::Duration;
 
@@ -100,6 +101,7 @@ fn routes(state: AppState) -> Router {
         .merge(revocations::router())
         .merge(audit::router())
         .merge(usage::router())
+        .merge(usage_import::router())
         // Per-org and admin rate limits; inside the tenant resolution below, so it sees the
         // resolved org and the authenticated caller (see `crate::infra::limiter`).
         .route_layer(axum::middleware::from_fn_with_state(

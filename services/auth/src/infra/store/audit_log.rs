@@ -109,6 +109,8 @@ pub enum AuditAction {
     PluginSetDelete,
     /// An org's usage exceeded a license limit on a day (once per org, limit and day).
     UsageOverLimit,
+    /// Days from an air-gapped deployment's signed receipts were imported.
+    UsageImport,
 }
 
 impl AuditAction {
@@ -151,6 +153,7 @@ impl AuditAction {
             Self::PluginSetPut => "plugin_set.put",
             Self::PluginSetDelete => "plugin_set.delete",
             Self::UsageOverLimit => "usage.over_limit",
+            Self::UsageImport => "usage.import",
         }
     }
 }

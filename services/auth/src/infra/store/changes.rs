@@ -162,7 +162,7 @@ impl AuditAction {
             | Self::RevocationsUpload => Some(Change::Keys),
             Self::TokenIssued => None,
             // Usage records grant nothing: no cache reads them.
-            Self::UsageOverLimit => None,
+            Self::UsageOverLimit | Self::UsageImport => None,
             // The archive of an org that no longer exists: no grant can depend on it.
             Self::ArchivePurge => None,
         }

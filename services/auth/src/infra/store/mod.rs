@@ -36,6 +36,7 @@ pub(crate) mod scope;
 mod tokens;
 mod usage;
 mod usage_days;
+mod usage_import;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -72,6 +73,7 @@ pub(crate) use replicas::ReplicaRow;
 pub(crate) use tokens::{AdminTokenRecord, ApiTokenRecord};
 pub(crate) use usage::OrgUsage;
 pub(crate) use usage_days::GatewayDayDelta;
+pub(crate) use usage_import::{ImportOutcome, OnRecord};
 
 /// Expands `$body` once per backend with `$pool` bound to that backend's pool — on
 /// PostgreSQL, to a transaction bound to `$store`'s [`scope::Scope`] (a `&Store`, a
