@@ -161,9 +161,19 @@ fn three_replicas_share_one_root_hear_each_other_and_rotate_keys_under_load() {
     assert_eq!(refused["error"]["code"], "org_suspended", "{refused}");
     assert!(took < Duration::from_secs(1), "took {took:?}");
     two.ctl_ok(&["org", "resume", "acme"]);
-    wait_until("replica 1 to grant again", Duration::from_secs(5), || {
-        (token(&client, one, &credential).0 == 200).then_some(())
-    });
+    // Every replica hears of the resumption (the next phase sends to all three; one that
+    // has not yet heard would still answer 403 for a few milliseconds).
+    wait_until(
+        "every replica to grant again",
+        Duration::from_secs(5),
+        || {
+            let all = cluster
+                .replicas
+                .iter()
+                .all(|replica| token(&client, replica, &credential).0 == 200);
+            all.then_some(())
+        },
+    );
 
     // A key rotation under eight clients spread over the three replicas fails no request.
     let old_kid = token(&client, one, &credential).1["kid"].clone();
