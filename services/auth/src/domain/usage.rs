@@ -7,11 +7,12 @@
 //! the checks a gateway made since its last acknowledged report. Unknown members are
 //! ignored (forward compatible); a report that breaks a limit is ignored entirely.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use mcpg_license_core::clock::{parse_rfc3339, to_rfc3339};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// Most plugins one report may name (more: `oversized`).
 pub(crate) const MAX_PLUGINS: usize = 512;
@@ -43,13 +44,14 @@ impl PluginCounts {
     }
 }
 
-/// A valid report: what the aggregation keeps of it.
+/// A valid report: what the aggregation keeps of it. Its text borrows from the request
+/// body where JSON escapes allow (they almost always do: names are `[a-z0-9._-]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UsageReport {
+pub(crate) struct UsageReport<'a> {
     /// The gateway's version, if it said.
-    pub(crate) version: Option<String>,
-    /// Checks per plugin, in name order.
-    pub(crate) plugins: Vec<(String, PluginCounts)>,
+    pub(crate) version: Option<Cow<'a, str>>,
+    /// Checks per plugin, in name order, each name once.
+    pub(crate) plugins: Vec<(Cow<'a, str>, PluginCounts)>,
 }
 
 /// Why a report was ignored (the metric's `outcome` label).
@@ -75,78 +77,298 @@ fn malformed(reason: impl Into<String>) -> ReportRejection {
     ReportRejection::Malformed(reason.into())
 }
 
-impl UsageReport {
-    /// Reads a report from the token request's `usage` member.
-    pub(crate) fn parse(value: &Value) -> Result<Self, ReportRejection> {
-        if json_size_exceeds(value, MAX_REPORT_BYTES) {
+/// The `usage` member of a token request, read in the same pass as the rest of the body
+/// and never a reason to fail it: whatever the member holds is consumed, and what breaks
+/// a rule becomes the [`ReportRejection`] (only broken JSON, which breaks the whole body,
+/// is an error). Values of unknown members and of the wrong kind are skipped with
+/// [`IgnoredAny`], which serde_json skips without recursion, so the body needs no nesting
+/// pre-pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReportMember<'a>(pub(crate) Result<UsageReport<'a>, ReportRejection>);
+
+impl<'a> UsageReport<'a> {
+    /// Reads a report from its JSON text (the token path reads it in place with
+    /// [`ReportMember`]; this is the same reader for a report on its own).
+    #[cfg(test)]
+    pub(crate) fn parse(json: &'a str) -> Result<Self, ReportRejection> {
+        if json.len() > MAX_REPORT_BYTES {
             return Err(ReportRejection::Oversized);
         }
-        let object = value
-            .as_object()
-            .ok_or_else(|| malformed("the report is not an object"))?;
-        match object.get("v").and_then(Value::as_u64) {
-            Some(REPORT_VERSION) => {}
-            _ => return Err(malformed("v must be 1")),
+        match serde_json::from_str::<ReportMember<'a>>(json) {
+            Ok(ReportMember(report)) => report,
+            Err(e) => Err(malformed(e.to_string())),
         }
-        let time = |name: &str| {
-            object
-                .get(name)
-                .and_then(Value::as_str)
-                .and_then(parse_rfc3339)
-                .ok_or_else(|| malformed(format!("{name} must be an RFC 3339 time")))
+    }
+}
+
+/// A member's value that is not an object: `null`, a non-negative integer, a string, or
+/// anything else (consumed).
+enum Scalar<'a> {
+    Null,
+    Count(u64),
+    Text(Cow<'a, str>),
+    Wrong,
+}
+
+/// Implements the visitor methods every lenient reader shares: values of a kind it does
+/// not read become `$wrong` (arrays and objects skipped).
+macro_rules! consume_others {
+    ($wrong:expr; $($kind:ident),*) => {
+        $(consume_others!(@one $kind, $wrong);)*
+    };
+    (@one bool, $wrong:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($wrong)
+        }
+    };
+    (@one f64, $wrong:expr) => {
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($wrong)
+        }
+    };
+    (@one u64, $wrong:expr) => {
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($wrong)
+        }
+    };
+    (@one i64, $wrong:expr) => {
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($wrong)
+        }
+    };
+    (@one str, $wrong:expr) => {
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($wrong)
+        }
+    };
+    (@one seq, $wrong:expr) => {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok($wrong)
+        }
+    };
+    (@one map, $wrong:expr) => {
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok($wrong)
+        }
+    };
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a count or a string")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Scalar::Count(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(u64::try_from(v).map_or(Scalar::Wrong, Scalar::Count))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Scalar::Text(Cow::Owned(v.to_owned())))
+            }
+            consume_others!(Scalar::Wrong; bool, f64, seq, map);
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// One plugin's counts; `None` when they break a rule (each absent count is 0, anything
+/// but a non-negative integer is wrong).
+struct Counts(Option<PluginCounts>);
+
+impl<'de> Deserialize<'de> for Counts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Counts;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a plugin's counts")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut counts = Some(PluginCounts::default());
+                while let Some(key) = map.next_key::<Scalar<'de>>()? {
+                    let slot = match (&key, counts.as_mut()) {
+                        (Scalar::Text(k), Some(c)) if k == "allowed" => &mut c.allowed,
+                        (Scalar::Text(k), Some(c)) if k == "refused" => &mut c.refused,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    match map.next_value::<Scalar<'de>>()? {
+                        Scalar::Count(n) => *slot = n,
+                        _ => counts = None,
+                    }
+                }
+                Ok(Counts(counts))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Counts(None))
+            }
+            consume_others!(Counts(None); bool, f64, u64, i64, str, seq);
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// The `plugins` object's members in the order sent (duplicates kept, so that they can be
+/// refused rather than silently merged); `None` when it is not an object.
+struct Plugins<'a>(Option<Vec<(Cow<'a, str>, Option<PluginCounts>)>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Plugins<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Plugins<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of plugin counts")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(16).min(64));
+                while let Some(name) = map.next_key::<Scalar<'de>>()? {
+                    let Counts(counts) = map.next_value()?;
+                    if let Scalar::Text(name) = name {
+                        entries.push((name, counts));
+                    }
+                }
+                Ok(Plugins(Some(entries)))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Plugins(Some(Vec::new())))
+            }
+            consume_others!(Plugins(None); bool, f64, u64, i64, str, seq);
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// The report's members as read, before its rules are checked.
+#[derive(Default)]
+struct Members<'a> {
+    v: Option<Scalar<'a>>,
+    since: Option<Scalar<'a>>,
+    until: Option<Scalar<'a>>,
+    version: Option<Scalar<'a>>,
+    plugins: Option<Plugins<'a>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ReportMember<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ReportMember<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a usage report")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Members::default();
+                while let Some(key) = map.next_key::<Scalar<'de>>()? {
+                    let name = match &key {
+                        Scalar::Text(name) => name.as_ref(),
+                        _ => "",
+                    };
+                    match name {
+                        "v" => members.v = Some(map.next_value()?),
+                        "since" => members.since = Some(map.next_value()?),
+                        "until" => members.until = Some(map.next_value()?),
+                        "version" => members.version = Some(map.next_value()?),
+                        "plugins" => members.plugins = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ReportMember(members.check()))
+            }
+            consume_others!(
+                ReportMember(Err(malformed("the report is not an object")));
+                bool, f64, u64, i64, str, seq
+            );
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl<'a> Members<'a> {
+    /// The report's rules.
+    fn check(self) -> Result<UsageReport<'a>, ReportRejection> {
+        if !matches!(self.v, Some(Scalar::Count(REPORT_VERSION))) {
+            return Err(malformed("v must be 1"));
+        }
+        let time = |member: Option<&Scalar<'_>>, name: &str| {
+            match member {
+                Some(Scalar::Text(text)) => parse_rfc3339(text),
+                _ => None,
+            }
+            .ok_or_else(|| malformed(format!("{name} must be an RFC 3339 time")))
         };
-        if time("since")? > time("until")? {
+        if time(self.since.as_ref(), "since")? > time(self.until.as_ref(), "until")? {
             return Err(malformed("since is after until"));
         }
-        let version = match object.get("version") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(text))
+        let version = match self.version {
+            None | Some(Scalar::Null) => None,
+            Some(Scalar::Text(text))
                 if !text.is_empty()
                     && text.chars().count() <= MAX_VERSION
                     && !text.chars().any(char::is_control) =>
             {
-                Some(text.clone())
+                Some(text)
             }
             Some(_) => return Err(malformed("version must be 1-64 printable characters")),
         };
-        let plugins = match object.get("plugins") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Object(map)) => {
-                if map.len() > MAX_PLUGINS {
-                    return Err(ReportRejection::Oversized);
-                }
-                let mut plugins = Vec::with_capacity(map.len());
-                for (name, counts) in map {
-                    if !plugin_name_ok(name) {
-                        return Err(malformed(
-                            "a plugin name is not 1-64 characters of [a-z0-9._-]",
-                        ));
-                    }
-                    plugins.push((name.clone(), counts_of(counts)?));
-                }
-                plugins.sort_by(|a, b| a.0.cmp(&b.0));
-                plugins
-            }
-            Some(_) => return Err(malformed("plugins must be an object")),
+        let entries = match self.plugins {
+            None => Vec::new(),
+            Some(Plugins(Some(entries))) => entries,
+            Some(Plugins(None)) => return Err(malformed("plugins must be an object")),
         };
-        Ok(Self { version, plugins })
+        if entries.len() > MAX_PLUGINS {
+            return Err(ReportRejection::Oversized);
+        }
+        let mut plugins = Vec::with_capacity(entries.len());
+        for (name, counts) in entries {
+            if !plugin_name_ok(&name) {
+                return Err(malformed(
+                    "a plugin name is not 1-64 characters of [a-z0-9._-]",
+                ));
+            }
+            let counts = counts.ok_or_else(|| {
+                malformed("a plugin's counts must be an object of non-negative integers")
+            })?;
+            plugins.push((name, counts));
+        }
+        plugins.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if plugins.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            return Err(malformed("a plugin is named twice"));
+        }
+        Ok(UsageReport { version, plugins })
     }
-}
-
-fn counts_of(value: &Value) -> Result<PluginCounts, ReportRejection> {
-    let object = value
-        .as_object()
-        .ok_or_else(|| malformed("a plugin's counts must be an object"))?;
-    let count = |name: &str| match object.get(name) {
-        None => Ok(0),
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| malformed(format!("{name} must be a non-negative integer"))),
-    };
-    Ok(PluginCounts {
-        allowed: count("allowed")?,
-        refused: count("refused")?,
-    })
 }
 
 /// Whether `name` is 1–64 characters of `[a-z0-9._-]`.
@@ -155,31 +377,6 @@ pub(crate) fn plugin_name_ok(name: &str) -> bool {
         && name.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
         })
-}
-
-/// Whether `value` written as compact JSON (strings counted unescaped) would be longer
-/// than `limit` bytes; stops walking as soon as it is.
-fn json_size_exceeds(value: &Value, limit: usize) -> bool {
-    fn within(value: &Value, left: &mut usize) -> bool {
-        let cost = match value {
-            Value::Null | Value::Bool(_) => 5,
-            Value::Number(_) => 20,
-            Value::String(text) => text.len() + 2,
-            Value::Array(items) => items.len() + 2,
-            Value::Object(map) => map.keys().map(|k| k.len() + 4).sum::<usize>() + 2,
-        };
-        let Some(rest) = left.checked_sub(cost) else {
-            return false;
-        };
-        *left = rest;
-        match value {
-            Value::Array(items) => items.iter().all(|v| within(v, left)),
-            Value::Object(map) => map.values().all(|v| within(v, left)),
-            _ => true,
-        }
-    }
-    let mut left = limit;
-    !within(value, &mut left)
 }
 
 /// A UTC day: days since 1970-01-01.
@@ -252,7 +449,7 @@ pub(crate) fn peak_gateways<'a>(
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -263,23 +460,23 @@ mod tests {
 
     #[test]
     fn a_report_is_read_with_unknown_members_ignored() {
-        let parsed = UsageReport::parse(&report(
-            json!({"slack": {"allowed": 120, "refused": 2}, "a.b-c_d": {"refused": 1}}),
-        ))
-        .expect("valid");
+        let text =
+            report(json!({"slack": {"allowed": 120, "refused": 2}, "a.b-c_d": {"refused": 1}}))
+                .to_string();
+        let parsed = UsageReport::parse(&text).expect("valid");
         assert_eq!(parsed.version.as_deref(), Some("0.1.0"));
         assert_eq!(
             parsed.plugins,
             vec![
                 (
-                    "a.b-c_d".to_owned(),
+                    "a.b-c_d".into(),
                     PluginCounts {
                         allowed: 0,
                         refused: 1
                     }
                 ),
                 (
-                    "slack".to_owned(),
+                    "slack".into(),
                     PluginCounts {
                         allowed: 120,
                         refused: 2
@@ -302,12 +499,14 @@ mod tests {
             report(json!({"slack": {"allowed": 1.5}})),
             report(json!({"slack": 3})),
             report(json!([])),
+            report(json!({"slack": {"allowed": null}})),
+            json!({"v": 1.0, "since": "2026-11-03T08:00:00Z", "until": "2026-11-03T16:00:00Z"}),
             json!({"v": 1, "since": "2026-11-03T08:00:00Z", "until": "2026-11-03T16:00:00Z",
                    "version": "x".repeat(65)}),
         ];
         for value in malformed {
             assert_eq!(
-                UsageReport::parse(&value).map_err(|r| r.outcome()),
+                UsageReport::parse(&value.to_string()).map_err(|r| r.outcome()),
                 Err("malformed"),
                 "{value}"
             );
@@ -316,21 +515,62 @@ mod tests {
             .map(|i| (format!("p{i}"), json!({"allowed": 1})))
             .collect();
         assert_eq!(
-            UsageReport::parse(&report(Value::Object(many))),
+            UsageReport::parse(&report(Value::Object(many)).to_string()),
             Err(ReportRejection::Oversized)
         );
         let big = report(json!({"slack": {"allowed": 1}, "x": {"pad": "y".repeat(70_000)}}));
-        assert_eq!(UsageReport::parse(&big), Err(ReportRejection::Oversized));
+        assert_eq!(
+            UsageReport::parse(&big.to_string()),
+            Err(ReportRejection::Oversized)
+        );
         let at_limit: serde_json::Map<String, Value> = (0..512)
             .map(|i| (format!("p{i}"), json!({"allowed": 1})))
             .collect();
         assert_eq!(
-            UsageReport::parse(&report(Value::Object(at_limit)))
+            UsageReport::parse(&report(Value::Object(at_limit)).to_string())
                 .expect("512 is allowed")
                 .plugins
                 .len(),
             512
         );
+    }
+
+    #[test]
+    fn a_plugin_named_twice_is_malformed_and_escaped_names_are_read() {
+        let twice = r#"{"v":1,"since":"2026-11-03T08:00:00Z","until":"2026-11-03T16:00:00Z","plugins":{"slack":{"allowed":1},"slack":{"allowed":2}}}"#;
+        assert_eq!(
+            UsageReport::parse(twice).map_err(|r| r.outcome()),
+            Err("malformed")
+        );
+        let escaped = r#"{"v":1,"since":"2026-11-03T08:00:00Z","until":"2026-11-03T16:00:00Z","version":"0.\u0031","plugins":{"sl\u0061ck":{"allowed":1}}}"#;
+        let parsed = UsageReport::parse(escaped).expect("escapes are JSON");
+        assert_eq!(parsed.version.as_deref(), Some("0.1"));
+        assert_eq!(parsed.plugins[0].0, "slack");
+    }
+
+    #[test]
+    fn deep_or_odd_unknown_members_are_skipped_and_wrong_kinds_are_malformed() {
+        let deep = format!("{}1{}", "[".repeat(5_000), "]".repeat(5_000));
+        let text = format!(
+            r#"{{"v":1,"since":"2026-11-03T08:00:00Z","until":"2026-11-03T16:00:00Z","future":{deep},"plugins":{{"slack":{{"allowed":1,"note":{{"a":[{deep}]}}}}}}}}"#
+        );
+        let parsed = UsageReport::parse(&text).expect("unknown members are skipped");
+        assert_eq!(parsed.plugins.len(), 1);
+        for (member, value) in [
+            ("since", "[1]"),
+            ("version", "{\"a\":1}"),
+            ("plugins", "\"slack\""),
+            ("v", "\"1\""),
+        ] {
+            let text = format!(
+                r#"{{"v":1,"since":"2026-11-03T08:00:00Z","until":"2026-11-03T16:00:00Z","{member}":{value}}}"#
+            );
+            assert_eq!(
+                UsageReport::parse(&text).map_err(|r| r.outcome()),
+                Err("malformed"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::credential::{Credential, CredentialKind};
@@ -38,25 +39,47 @@ where
     }
 }
 
-/// The token request's body: empty (`T::default()`) or a JSON object. Its `Content-Type`
-/// is not checked: the body is informational, and a gateway's tokens must not depend on a
-/// header its HTTP client may set differently.
+/// The token request's body, read but not yet parsed: [`OptionalJson::parse`] reads it as
+/// empty (`T::default()`) or a JSON object whose members may borrow from the body (the
+/// usage report is kept as raw JSON text and read after the token is issued). Its
+/// `Content-Type` is not checked: the body is informational, and a gateway's tokens must
+/// not depend on a header its HTTP client may set differently.
 #[derive(Debug, Clone)]
-pub(crate) struct OptionalJson<T>(pub(crate) T);
+pub(crate) struct OptionalJson(Bytes);
 
-impl<T, S> FromRequest<S> for OptionalJson<T>
-where
-    T: DeserializeOwned + Default,
-    S: Send + Sync,
-{
+impl<S: Send + Sync> FromRequest<S> for OptionalJson {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let body = read_body(request, state).await?;
+        read_body(request, state).await.map(Self)
+    }
+}
+
+impl OptionalJson {
+    /// The body's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The body as `T`, parsed in one pass with no path tracking: this is the token path.
+    /// No nesting pre-pass as for [`ApiJson`]: what `T` reads nests as deep as its own
+    /// types (serde_json's recursion limit bounds it), and what it skips serde_json skips
+    /// without recursion.
+    pub(crate) fn parse<'a, T: Deserialize<'a> + Default>(&'a self) -> Result<T, ApiError> {
+        let body = &self.0[..];
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self(T::default()));
+            return Ok(T::default());
         }
-        object(&body).map(Self)
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::BadRequest("body must be a JSON object".into()));
+        }
+        serde_json::from_slice(body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::BadRequest(format!("invalid body: {e}")),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                ApiError::BadRequest(format!("body is not valid JSON: {e}"))
+            }
+            serde_json::error::Category::Io => ApiError::BadRequest("cannot read body".into()),
+        })
     }
 }
 
@@ -137,6 +160,15 @@ pub(crate) const MAX_JSON_DEPTH: usize = 32;
 /// Deserialises `body` as `T`, which must be a JSON object: serde would also fill a struct
 /// from a JSON array of its fields in order, which no route documents.
 fn object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    check_object(body)?;
+    match axum::Json::<T>::from_bytes(body) {
+        Ok(axum::Json(value)) => Ok(value),
+        Err(rejection) => Err(json_error(rejection)),
+    }
+}
+
+/// Refuses a body that is not a JSON object or nests too deep, before it is parsed.
+fn check_object(body: &[u8]) -> Result<(), ApiError> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::BadRequest("body must be a JSON object".into()));
     }
@@ -145,10 +177,7 @@ fn object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             "body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
         )));
     }
-    match axum::Json::<T>::from_bytes(body) {
-        Ok(axum::Json(value)) => Ok(value),
-        Err(rejection) => Err(json_error(rejection)),
-    }
+    Ok(())
 }
 
 /// Whether `body` opens more than `max` arrays or objects at once (brackets inside strings

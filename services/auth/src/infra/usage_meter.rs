@@ -93,7 +93,7 @@ impl UsageMeter {
         place: &Arc<PlaceGrant>,
         gateway_id: &str,
         now: i64,
-        report: Option<Result<UsageReport, ReportRejection>>,
+        report: Option<Result<UsageReport<'_>, ReportRejection>>,
     ) {
         let report = match report {
             Some(Ok(report)) => {
@@ -143,11 +143,20 @@ impl UsageMeter {
         counts.tokens += 1;
         counts.hours |= hour;
         if let Some(report) = report {
-            if report.version.is_some() {
-                counts.version = report.version;
+            // A gateway reports the same version and plugins every time: allocate only
+            // for what is new this day.
+            if let Some(version) = report.version
+                && counts.version.as_deref() != Some(&*version)
+            {
+                counts.version = Some(version.into_owned());
             }
             for (plugin, reported) in report.plugins {
-                counts.plugins.entry(plugin).or_default().add(reported);
+                match counts.plugins.get_mut(&*plugin) {
+                    Some(into) => into.add(reported),
+                    None => {
+                        counts.plugins.insert(plugin.into_owned(), reported);
+                    }
+                }
             }
         }
     }

@@ -11,7 +11,7 @@ use mcpg_license_core::clock::to_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::domain::usage::{MAX_REPORT_BYTES, UsageReport};
+use crate::domain::usage::{MAX_REPORT_BYTES, ReportMember, ReportRejection};
 use crate::http::error::{ApiError, Result};
 use crate::http::extract::{GatewayCredential, OptionalJson};
 use crate::http::rate_headers::write_headers;
@@ -23,6 +23,9 @@ use crate::infra::telemetry::{TOKENS_ISSUED, record_org};
 /// Largest token request body: room for a usage report of [`MAX_REPORT_BYTES`] (a larger
 /// report is ignored as `oversized`, the token issued) beside the other members.
 const TOKEN_BODY_BYTES: usize = 2 * MAX_REPORT_BYTES;
+/// The part of a token request body that is not the usage report, at most: the braces, the
+/// member names and an `instance` of a host name or pod id.
+const INSTANCE_ROOM: usize = 1024;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -38,15 +41,15 @@ pub(super) fn router() -> Router<AppState> {
 /// that a misspelt or unexpected member is an error rather than silently ignored.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TokenRequest {
+struct TokenRequest<'a> {
     /// Host name or pod id, for logs only.
     #[serde(default, deserialize_with = "crate::http::extract::present")]
     instance: Option<String>,
     /// The gateway's usage report: any JSON value is accepted here and read leniently
-    /// after the token is issued ([`UsageReport::parse`]), so that a bad report is ignored
-    /// and counted, never a reason to refuse the token. `null` is no report.
-    #[serde(default)]
-    usage: Option<serde_json::Value>,
+    /// ([`ReportMember`]), so that a bad report is ignored and counted, never a reason to
+    /// refuse the token. `null` is no report.
+    #[serde(default, borrow)]
+    usage: Option<ReportMember<'a>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -112,9 +115,10 @@ async fn token(
         error
     };
     let GatewayCredential(credential) = credential.map_err(refused_early)?;
-    let OptionalJson(request) = OptionalJson::<TokenRequest>::from_request(body, &state)
+    let body = OptionalJson::from_request(body, &state)
         .await
         .map_err(refused_early)?;
+    let request: TokenRequest<'_> = body.parse().map_err(refused_early)?;
     let now = state.now();
     let issued = match state.issuer.issue(&credential, now).await {
         // Issued tokens are counted by the issuer (on a counter cached with the grant).
@@ -132,7 +136,15 @@ async fn token(
             return Err(answer);
         }
     };
-    let report = request.usage.as_ref().map(UsageReport::parse);
+    // The report is nearly all of the body: a body over the report's limit (and a little
+    // room for `instance`) carries an oversized report, however it parsed.
+    let report = request.usage.map(|ReportMember(report)| {
+        if body.len() > MAX_REPORT_BYTES + INSTANCE_ROOM {
+            Err(ReportRejection::Oversized)
+        } else {
+            report
+        }
+    });
     state
         .usage
         .record(&issued.org, &issued.place, &issued.claims.sub, now, report);
