@@ -73,7 +73,10 @@ impl OptionalJson {
         if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(ApiError::BadRequest("body must be a JSON object".into()));
         }
-        serde_json::from_slice(body).map_err(|e| match e.classify() {
+        // Checked once here, the body's strings need no check of their own as they are read.
+        let text = std::str::from_utf8(body)
+            .map_err(|_| ApiError::BadRequest("body is not valid JSON: not UTF-8".into()))?;
+        serde_json::from_str(text).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => ApiError::BadRequest(format!("invalid body: {e}")),
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
                 ApiError::BadRequest(format!("body is not valid JSON: {e}"))
