@@ -6,7 +6,7 @@
 //! an org's chain, so [`IssuanceLog`] only counts tokens in memory and a background task
 //! appends one `token.issued` entry per org per flush (every second and at shutdown).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use mcpg_license_core::audit::{
@@ -17,6 +17,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::infra::directory::GatewayId;
 use crate::infra::keyring::Keyring;
 use crate::infra::store::{
     ArchivedChain, AuditAction, CheckpointRecord, Event, Store, StoreError, TenantStore,
@@ -169,14 +170,15 @@ pub(crate) struct IssuanceLog {
 #[derive(Debug, Default)]
 struct Batch {
     count: u64,
-    gateways: BTreeSet<String>,
+    /// Distinct gateways, compact (listed as text, in text order, when written).
+    gateways: HashSet<GatewayId>,
     /// Token ids in issue order, as 16-byte UUIDs (no allocation per token).
     jtis: Vec<uuid::Uuid>,
 }
 
 impl IssuanceLog {
     /// Records one issued token (cheap: one short lock, no I/O).
-    pub(crate) fn record(&self, org_id: &str, gateway_id: &str, jti: uuid::Uuid) {
+    pub(crate) fn record(&self, org_id: &str, gateway_id: &GatewayId, jti: uuid::Uuid) {
         if let Ok(mut pending) = self.pending.lock() {
             let batch = match pending.get_mut(org_id) {
                 Some(batch) => batch,
@@ -184,7 +186,7 @@ impl IssuanceLog {
             };
             batch.count += 1;
             if !batch.gateways.contains(gateway_id) {
-                batch.gateways.insert(gateway_id.to_owned());
+                batch.gateways.insert(gateway_id.clone());
             }
             batch.jtis.push(jti);
         }
@@ -201,12 +203,13 @@ impl IssuanceLog {
         let mut appended = 0;
         let mut failure = None;
         for (org_id, batch) in drained {
+            let gateways: BTreeSet<String> = batch.gateways.iter().map(|g| g.to_string()).collect();
             let event = Event::new(
                 AuditAction::TokenIssued,
                 "federation/token",
                 json!({
                     "count": batch.count,
-                    "gateways": batch.gateways,
+                    "gateways": gateways,
                     "jti_sha256": uuid_digest(&batch.jtis),
                 }),
             );
@@ -228,7 +231,7 @@ impl IssuanceLog {
         if let Ok(mut pending) = self.pending.lock() {
             let into = pending.entry(org_id).or_default();
             into.count += batch.count;
-            into.gateways.append(&mut batch.gateways);
+            into.gateways.extend(batch.gateways);
             batch.jtis.append(&mut into.jtis);
             into.jtis = batch.jtis;
         }

@@ -24,7 +24,7 @@ use crate::domain::credential::{Credential, CredentialHash};
 use crate::domain::tenants_file::{TenantsDoc, TenantsError};
 use crate::domain::{OrgStatus, org_standing};
 use crate::infra::audit_chain::IssuanceLog;
-use crate::infra::directory::{Directory, OrgGrant, PlaceGrant};
+use crate::infra::directory::{Directory, GatewayId, OrgGrant, PlaceGrant};
 use crate::infra::keyring::{KeySnapshot, Keyring, TOKEN_LIFETIME};
 use crate::infra::limiter::{Decision, Limiter};
 use crate::infra::plugin_set_cache::PluginSetCache;
@@ -105,13 +105,15 @@ pub(crate) struct IssuedToken {
     pub(crate) org: Arc<OrgGrant>,
     /// The gateway's workspace and environment, for the usage meter.
     pub(crate) place: Arc<PlaceGrant>,
+    /// The gateway's id (the claims' `sub`), compact, for the usage meter.
+    pub(crate) gateway: GatewayId,
 }
 
 /// One gateway's grant: its own id and the org's and environment's shared parts, from the
 /// credential directory or, when it cannot answer, from the database.
 #[derive(Debug)]
 struct Grant {
-    gateway_id: String,
+    gateway_id: GatewayId,
     /// The stored credential hash, compared again in constant time (`None`: not 64 hex
     /// digits, so nothing matches).
     credential_hash: Option<CredentialHash>,
@@ -130,7 +132,7 @@ pub(crate) struct Issuer {
     /// Bumped by every change that drops grants (see [`Issuer::grant`]).
     generation: Arc<AtomicU64>,
     limiter: Arc<Limiter>,
-    seen: Mutex<HashMap<String, i64>>,
+    seen: Mutex<HashMap<GatewayId, i64>>,
     issued: IssuanceLog,
     /// One prepared copy of each distinct plugin set, shared by the cached grants and
     /// the directory.
@@ -262,6 +264,7 @@ impl Issuer {
             plugin_set_json: grant.place.plugin_set.as_ref().map(|set| set.json.clone()),
             org: grant.org.clone(),
             place: grant.place.clone(),
+            gateway: grant.gateway_id.clone(),
         })
     }
 
@@ -274,7 +277,7 @@ impl Issuer {
         if let Some(listed) = self.directory.lookup(&hash) {
             from_directory.increment(1);
             return Ok(Arc::new(Grant {
-                gateway_id: listed.gateway_id(),
+                gateway_id: listed.gateway_id().clone(),
                 credential_hash: Some(hash),
                 revoked: false,
                 org: listed.org.grant(),
@@ -346,7 +349,7 @@ impl Issuer {
         let exp = (now + window.lifetime).min(end).min(window.expires_at);
         LicenseClaims {
             iss: self.issuer.clone(),
-            sub: grant.gateway_id.clone(),
+            sub: grant.gateway_id.to_string(),
             aud: AUDIENCE.to_owned(),
             iat: now,
             nbf: now - NBF_BACKDATE,
@@ -394,7 +397,7 @@ impl Issuer {
     /// Writes the buffered `last_token_at` times to the database.
     pub(crate) async fn flush_seen(&self) -> Result<(), StoreError> {
         let batch: Vec<(String, i64)> = match self.seen.lock() {
-            Ok(mut seen) => seen.drain().collect(),
+            Ok(mut seen) => seen.drain().map(|(id, at)| (id.to_string(), at)).collect(),
             Err(_) => return Ok(()),
         };
         self.store.record_token_times(&batch).await
@@ -568,7 +571,7 @@ impl Grant {
         };
         Ok(Self {
             credential_hash: CredentialHash::from_hex(&record.credential_hash),
-            gateway_id: record.gateway_id,
+            gateway_id: GatewayId::new(&record.gateway_id),
             revoked: record.revoked,
             org: Arc::new(OrgGrant::new(
                 record.org_id,

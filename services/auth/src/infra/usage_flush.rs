@@ -15,7 +15,7 @@ use mcpg_license_core::Catalog;
 use serde_json::json;
 
 use crate::domain::usage::{Day, day_of, day_text, peak_gateways};
-use crate::infra::directory::OrgGrant;
+use crate::infra::directory::{GatewayId, OrgGrant};
 use crate::infra::store::{GatewayDayDelta, Store, StoreError};
 use crate::infra::telemetry::USAGE_OVER_LIMIT;
 use crate::infra::usage_meter::{GatewayUsage, UsageMeter};
@@ -37,7 +37,7 @@ pub(crate) struct UsageFlusher {
 
 struct OrgBatch {
     org: Arc<OrgGrant>,
-    gateways: Vec<(String, GatewayUsage)>,
+    gateways: Vec<(GatewayId, GatewayUsage)>,
 }
 
 impl UsageFlusher {
@@ -175,13 +175,13 @@ impl UsageFlusher {
 }
 
 /// The stored-row form of a batch.
-fn deltas_of(gateways: &[(String, GatewayUsage)]) -> Vec<GatewayDayDelta> {
+fn deltas_of(gateways: &[(GatewayId, GatewayUsage)]) -> Vec<GatewayDayDelta> {
     let mut deltas = Vec::new();
     for (gateway_id, usage) in gateways {
         for counts in &usage.days {
             deltas.push(GatewayDayDelta {
                 day: day_text(counts.day),
-                gateway_id: gateway_id.clone(),
+                gateway_id: gateway_id.to_string(),
                 workspace: usage.place.workspace.to_string(),
                 environment: usage.place.environment.to_string(),
                 tokens: i64::try_from(counts.tokens).unwrap_or(i64::MAX),
@@ -202,7 +202,7 @@ fn deltas_of(gateways: &[(String, GatewayUsage)]) -> Vec<GatewayDayDelta> {
 /// that the catalog does not know: the checker refuses those).
 fn unlicensed_plugins(
     org: &OrgGrant,
-    gateways: &[(String, GatewayUsage)],
+    gateways: &[(GatewayId, GatewayUsage)],
     day: Day,
 ) -> Vec<String> {
     let catalog = Catalog::builtin();

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use metrics::Counter;
 
 use crate::domain::usage::{Day, PluginCounts, ReportRejection, UsageReport, day_of, hour_of};
-use crate::infra::directory::{OrgGrant, PlaceGrant};
+use crate::infra::directory::{GatewayId, OrgGrant, PlaceGrant};
 use crate::infra::telemetry::USAGE_REPORTS;
 
 /// Independent maps the gateways are spread over.
@@ -64,7 +64,7 @@ pub(crate) struct GatewayUsage {
 /// The in-memory counts of this replica.
 #[derive(Debug)]
 pub(crate) struct UsageMeter {
-    shards: Box<[Mutex<HashMap<String, GatewayUsage>>]>,
+    shards: Box<[Mutex<HashMap<GatewayId, GatewayUsage>>]>,
     hasher: std::collections::hash_map::RandomState,
     /// Reports accepted, malformed, oversized.
     outcomes: [Counter; 3],
@@ -91,7 +91,7 @@ impl UsageMeter {
         &self,
         org: &Arc<OrgGrant>,
         place: &Arc<PlaceGrant>,
-        gateway_id: &str,
+        gateway_id: &GatewayId,
         now: i64,
         report: Option<Result<UsageReport<'_>, ReportRejection>>,
     ) {
@@ -122,7 +122,7 @@ impl UsageMeter {
         let entry = match pending.get_mut(gateway_id) {
             Some(entry) => entry,
             None => pending
-                .entry(gateway_id.to_owned())
+                .entry(gateway_id.clone())
                 .or_insert_with(|| GatewayUsage {
                     org: org.clone(),
                     place: place.clone(),
@@ -161,12 +161,12 @@ impl UsageMeter {
         }
     }
 
-    fn shard_of(&self, gateway_id: &str) -> usize {
+    fn shard_of(&self, gateway_id: &GatewayId) -> usize {
         (self.hasher.hash_one(gateway_id) as usize) % SHARDS
     }
 
     /// Takes every pending count (the flush writes them, or gives them back).
-    pub(crate) fn drain(&self) -> Vec<(String, GatewayUsage)> {
+    pub(crate) fn drain(&self) -> Vec<(GatewayId, GatewayUsage)> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
             if let Ok(mut pending) = shard.lock() {
@@ -177,7 +177,7 @@ impl UsageMeter {
     }
 
     /// Gives back counts a flush could not write, merged with what arrived meanwhile.
-    pub(crate) fn restore(&self, batch: Vec<(String, GatewayUsage)>) {
+    pub(crate) fn restore(&self, batch: Vec<(GatewayId, GatewayUsage)>) {
         for (gateway_id, usage) in batch {
             let shard = &self.shards[self.shard_of(&gateway_id)];
             let Ok(mut pending) = shard.lock() else {
@@ -229,6 +229,7 @@ mod tests {
     fn tokens_and_reports_add_up_per_gateway_and_day_and_survive_a_failed_flush() {
         let meter = UsageMeter::default();
         let (org, place) = (org(), place());
+        let (gw1, gw2) = (GatewayId::new("gw-1"), GatewayId::new("gw-2"));
         let day = 20_395 * 86_400;
         let report = |allowed| {
             Some(Ok(UsageReport {
@@ -242,42 +243,46 @@ mod tests {
                 )],
             }))
         };
-        meter.record(&org, &place, "gw-1", day + 3_600, report(5));
-        meter.record(&org, &place, "gw-1", day + 5 * 3_600, report(7));
+        meter.record(&org, &place, &gw1, day + 3_600, report(5));
+        meter.record(&org, &place, &gw1, day + 5 * 3_600, report(7));
         meter.record(
             &org,
             &place,
-            "gw-1",
+            &gw1,
             day + 86_400,
             Some(Err(ReportRejection::Oversized)),
         );
-        meter.record(&org, &place, "gw-2", day, None);
+        meter.record(&org, &place, &gw2, day, None);
         let mut batch = meter.drain();
-        batch.sort_by(|a, b| a.0.cmp(&b.0));
+        batch.sort_by_key(|(id, _)| id.to_string());
         assert_eq!(batch.len(), 2);
-        let gw1 = &batch[0].1.days;
-        assert_eq!(gw1.len(), 2);
+        let days = &batch[0].1.days;
+        assert_eq!(days.len(), 2);
         assert_eq!(
-            (gw1[0].day, gw1[0].tokens, gw1[0].hours),
+            (days[0].day, days[0].tokens, days[0].hours),
             (20_395, 2, (1 << 1) | (1 << 5))
         );
         assert_eq!(
-            gw1[0].plugins["slack"],
+            days[0].plugins["slack"],
             PluginCounts {
                 allowed: 12,
                 refused: 2
             }
         );
         assert_eq!(
-            (gw1[1].day, gw1[1].tokens, gw1[1].plugins.len()),
+            (days[1].day, days[1].tokens, days[1].plugins.len()),
             (20_396, 1, 0)
         );
         assert!(meter.drain().is_empty());
-        meter.record(&org, &place, "gw-1", day + 3_600, report(1));
+        meter.record(&org, &place, &gw1, day + 3_600, report(1));
         meter.restore(batch);
         let again = meter.drain();
-        let gw1 = &again.iter().find(|(id, _)| id == "gw-1").expect("gw-1").1;
-        let first = gw1.days.iter().find(|d| d.day == 20_395).expect("day");
+        let again_gw1 = &again.iter().find(|(id, _)| *id == gw1).expect("gw-1").1;
+        let first = again_gw1
+            .days
+            .iter()
+            .find(|d| d.day == 20_395)
+            .expect("day");
         assert_eq!((first.tokens, first.plugins["slack"].allowed), (3, 13));
     }
 }

@@ -147,7 +147,7 @@ async fn token(
     });
     state
         .usage
-        .record(&issued.org, &issued.place, &issued.claims.sub, now, report);
+        .record(&issued.org, &issued.place, &issued.gateway, now, report);
     if let Some(instance) = request.instance.as_deref() {
         tracing::debug!(instance = %instance.chars().take(128).collect::<String>(), "token issued");
     }

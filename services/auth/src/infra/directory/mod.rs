@@ -135,24 +135,37 @@ pub(crate) struct Listed {
 }
 
 impl Listed {
-    /// The gateway's id as stored.
-    pub(crate) fn gateway_id(&self) -> String {
-        match &self.id {
-            GatewayId::Uuid(id) => id.hyphenated().to_string(),
-            GatewayId::Text(id) => id.to_string(),
+    /// The gateway's id.
+    pub(crate) fn gateway_id(&self) -> &GatewayId {
+        &self.id
+    }
+}
+
+/// A gateway id, compact when it is a UUID (as the service makes them): 24 bytes and no
+/// allocation, where a `String` takes 24 and 48 more on the heap. The token path's
+/// per-gateway bookkeeping (`last_token_at`, the batched audit entry, the usage meter)
+/// holds one per gateway seen since its last flush: 100,000 of them for a fleet at
+/// saturation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum GatewayId {
+    /// A UUID in its canonical (hyphenated, lowercase) form.
+    Uuid(uuid::Uuid),
+    /// Any other id, as written.
+    Text(Box<str>),
+}
+
+impl std::fmt::Display for GatewayId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Uuid(id) => id.hyphenated().fmt(f),
+            Self::Text(id) => f.write_str(id),
         }
     }
 }
 
-/// A gateway id, compact when it is a UUID (as the service makes them).
-#[derive(Debug, Clone)]
-enum GatewayId {
-    Uuid(uuid::Uuid),
-    Text(Box<str>),
-}
-
 impl GatewayId {
-    fn new(text: &str) -> Self {
+    /// The compact form of `text`.
+    pub(crate) fn new(text: &str) -> Self {
         let mut buffer = uuid::Uuid::encode_buffer();
         match uuid::Uuid::try_parse(text) {
             // Only the canonical form round-trips: anything else is kept as written.

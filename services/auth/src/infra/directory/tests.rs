@@ -126,13 +126,13 @@ fn gateway_ids_are_compact_only_in_their_canonical_form() {
             id: GatewayId::new(other),
             ..listed("org-a")
         };
-        assert_eq!(listed.gateway_id(), other);
+        assert_eq!(listed.gateway_id().to_string(), other);
     }
     let listed = Listed {
         id: GatewayId::new(canonical),
         ..listed("org-a")
     };
-    assert_eq!(listed.gateway_id(), canonical);
+    assert_eq!(listed.gateway_id().to_string(), canonical);
 }
 
 #[test]
