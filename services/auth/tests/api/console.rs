@@ -18,6 +18,7 @@ on_both_backends!(
     revoking_the_token_ends_its_sessions,
     a_viewer_sees_no_mutating_control_and_a_forged_post_is_refused,
     forms_create_the_fleet_and_show_the_credential_once,
+    the_access_page_grants_roles_and_issues_tokens_shown_once,
 );
 
 /// A browser without a browser: keeps the console's cookies, follows no redirect.
@@ -281,6 +282,14 @@ async fn a_viewer_sees_no_mutating_control_and_a_forged_post_is_refused(backend:
         assert_eq!(page.body.matches("method=\"post\"").count(), 1);
     }
     let overview = console.get("/console/orgs/acme").await;
+    assert!(
+        !overview.body.contains("/access\""),
+        "no Access link for a viewer"
+    );
+    assert_eq!(
+        console.get("/console/orgs/acme/access").await.status,
+        StatusCode::FORBIDDEN
+    );
     assert!(!overview.body.contains("Suspend organization"));
     assert!(!overview.body.contains("Set license"));
 
@@ -469,4 +478,104 @@ async fn the_sign_in_form_needs_its_own_csrf_token() {
             .starts_with("text/javascript")
     );
     assert!(assets.headers.contains_key("content-security-policy"));
+}
+
+async fn the_access_page_grants_roles_and_issues_tokens_shown_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    acme(&app).await;
+    let mut console = Console::new(&app);
+    console.sign_in(&app.admin_token).await;
+    let page = console.get("/console/orgs/acme/access").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let csrf = page.csrf();
+    let granted = console
+        .post(
+            "/console/orgs/acme/access/bindings",
+            &[
+                ("csrf", &csrf),
+                ("email", "Bob@Acme.com"),
+                ("role", "viewer"),
+                ("workspace", "main"),
+                ("environment", "prod"),
+            ],
+        )
+        .await;
+    assert_eq!(granted.status, StatusCode::SEE_OTHER, "{}", granted.body);
+    let wrong_scope = console
+        .post(
+            "/console/orgs/acme/access/bindings",
+            &[("csrf", &csrf), ("email", "c@acme.com"), ("role", "viewer")],
+        )
+        .await;
+    assert_eq!(wrong_scope.status, StatusCode::BAD_REQUEST);
+    assert!(wrong_scope.body.contains("invalid_request"));
+
+    let issued = console
+        .post(
+            "/console/orgs/acme/access/tokens",
+            &[
+                ("csrf", &csrf),
+                ("email", "bob@acme.com"),
+                ("name", "laptop"),
+            ],
+        )
+        .await;
+    assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.body);
+    let start = issued
+        .body
+        .find("mcpg_pat_")
+        .expect("the token, shown once");
+    let end = issued.body[start..].find('"').expect("end") + start;
+    let token = issued.body[start..end].to_owned();
+    let gateways = "/v1/orgs/acme/workspaces/main/environments/prod/gateways";
+    let (status, _) = crate::rbac::call(&app, &token, Method::GET, gateways, None).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the viewer binding and the token work"
+    );
+
+    let listed = console
+        .get("/console/orgs/acme/access?tokens_of=bob%40acme.com")
+        .await;
+    assert!(listed.body.contains("laptop"));
+    assert!(
+        !listed.body.contains(&token),
+        "a listing never shows the token"
+    );
+    let id_marker = "name=\"id\" value=\"";
+    let at = listed.body.find(id_marker).expect("a revoke form") + id_marker.len();
+    let id = listed.body[at..at + listed.body[at..].find('"').expect("end")].to_owned();
+    let revoked = console
+        .post(
+            "/console/orgs/acme/access/tokens/revoke",
+            &[("csrf", &csrf), ("email", "bob@acme.com"), ("id", &id)],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+    let (status, _) = crate::rbac::call(&app, &token, Method::GET, gateways, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let removed = console
+        .post(
+            "/console/orgs/acme/access/bindings/revoke",
+            &[
+                ("csrf", &csrf),
+                ("email", "bob@acme.com"),
+                ("role", "viewer"),
+                ("workspace", "main"),
+                ("environment", "prod"),
+            ],
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
+    let bindings = app
+        .expect(
+            Method::GET,
+            "/v1/orgs/acme/rbac/bindings",
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(bindings.as_array().map(Vec::len), Some(0), "{bindings}");
 }

@@ -13,7 +13,7 @@ mod oidc;
 mod ops;
 pub(crate) mod orgs;
 mod plugin_sets;
-mod rbac;
+pub(crate) mod rbac;
 mod revocations;
 mod tenants;
 mod usage;

@@ -139,16 +139,12 @@ async fn page(
             nav aria-label="Pages" { a href=(next) { "Next entries" } }
         }
     };
-    let frame = Frame {
-        signed_in,
-        org: Some(org),
-        section: Section::Audit,
-    };
+    let frame = Frame::org(signed_in, access, Section::Audit);
     Ok(view::page(frame, "Audit", body))
 }
 
 /// Percent-encodes a query value (a filter echoed into the next page's link).
-fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {

@@ -116,11 +116,7 @@ pub(crate) async fn fleet(
             }
         }
     };
-    let frame = Frame {
-        signed_in: &signed_in,
-        org: Some(org),
-        section: Section::Fleet,
-    };
+    let frame = Frame::org(&signed_in, &access, Section::Fleet);
     Ok(view::page(frame, "Fleet", body))
 }
 
@@ -248,11 +244,7 @@ pub(crate) async fn environment(
             nav aria-label="Pages" { a href=(next) { "Next gateways" } }
         }
     };
-    let frame = Frame {
-        signed_in: &signed_in,
-        org: Some(&access.org.slug),
-        section: Section::Fleet,
-    };
+    let frame = Frame::org(&signed_in, &access, Section::Fleet);
     Ok(view::page(frame, "Gateways", body))
 }
 
@@ -355,11 +347,7 @@ pub(crate) async fn register_gateway(
         p { "Gateway id: " code { (record.id) } }
         p { a href=(here) { "Back to " (ws) " › " (env) } }
     };
-    let frame = Frame {
-        signed_in: &signed_in,
-        org: Some(&access.org.slug),
-        section: Section::Fleet,
-    };
+    let frame = Frame::org(&signed_in, &access, Section::Fleet);
     Ok((
         StatusCode::CREATED,
         view::page(frame, "Gateway registered", body),

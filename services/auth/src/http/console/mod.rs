@@ -9,12 +9,13 @@
 //!   [`crate::http::authorize`] code, so a page shows and does exactly what the API would
 //!   let the same caller do;
 //! - `view`: the page frame and shared pieces (maud: HTML is escaped by default);
-//! - `orgs`, `fleet`, `audit`: the pages.
+//! - `orgs`, `fleet`, `access`, `audit`: the pages.
 //!
 //! Every response carries a strict Content-Security-Policy (no inline script or style),
 //! `frame-ancestors 'none'`, `Referrer-Policy: no-referrer`, `X-Content-Type-Options:
 //! nosniff` and, but for the static assets, `Cache-Control: no-store`.
 
+mod access;
 mod audit;
 mod error;
 mod fleet;
@@ -63,6 +64,20 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route(
             &format!("{ENV}/gateways/{{id}}/revoke"),
             post(fleet::revoke_gateway),
+        )
+        .route("/console/orgs/{org}/access", get(access::access_page))
+        .route("/console/orgs/{org}/access/bindings", post(access::grant))
+        .route(
+            "/console/orgs/{org}/access/bindings/revoke",
+            post(access::revoke_binding),
+        )
+        .route(
+            "/console/orgs/{org}/access/tokens",
+            post(access::issue_token),
+        )
+        .route(
+            "/console/orgs/{org}/access/tokens/revoke",
+            post(access::revoke_token),
         )
         .route("/console/orgs/{org}/audit", get(audit::audit))
         .route("/console/orgs/{org}/audit/verify", post(audit::verify))

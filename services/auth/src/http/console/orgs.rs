@@ -165,6 +165,7 @@ pub(crate) async fn list(
         signed_in: &signed_in,
         org: None,
         section: Section::Orgs,
+        manage_access: false,
     };
     Ok(view::page(frame, "Organizations", body).into_response())
 }
@@ -286,11 +287,7 @@ pub(crate) async fn overview(
             }
         }
     };
-    let frame = Frame {
-        signed_in: &signed_in,
-        org: Some(&org.slug),
-        section: Section::Overview,
-    };
+    let frame = Frame::org(&signed_in, &access, Section::Overview);
     Ok(view::page(frame, "Overview", body))
 }
 

@@ -4,6 +4,8 @@
 use maud::{DOCTYPE, Markup, html};
 
 use super::session::SignedIn;
+use crate::domain::rbac::Action;
+use crate::http::authorize::Access;
 use crate::http::error::ApiError;
 use crate::http::extract::Principal;
 
@@ -18,6 +20,8 @@ pub(crate) enum Section {
     Fleet,
     /// The audit chain.
     Audit,
+    /// Role bindings and personal tokens.
+    Access,
 }
 
 /// What the frame of a signed-in page needs.
@@ -29,6 +33,21 @@ pub(crate) struct Frame<'a> {
     pub(crate) org: Option<&'a str>,
     /// The section to highlight.
     pub(crate) section: Section,
+    /// Whether the caller may manage the org's access (the Access link).
+    pub(crate) manage_access: bool,
+}
+
+impl<'a> Frame<'a> {
+    /// The frame of a page about `access`'s org: the org's sections, as far as the caller
+    /// may use them.
+    pub(crate) fn org(signed_in: &'a SignedIn, access: &'a Access, section: Section) -> Self {
+        Self {
+            signed_in,
+            org: Some(&access.org.slug),
+            section,
+            manage_access: access.allows(Action::ManageAccess),
+        }
+    }
 }
 
 /// Where a principal lands after signing in: the org list, which sends a single-org
@@ -83,6 +102,9 @@ pub(crate) fn page(frame: Frame<'_>, title: &str, content: Markup) -> Markup {
                                 li { a href={ "/console/orgs/" (org) } aria-current=[current(Section::Overview)] { "Overview" } }
                                 li { a href={ "/console/orgs/" (org) "/fleet" } aria-current=[current(Section::Fleet)] { "Fleet" } }
                                 li { a href={ "/console/orgs/" (org) "/audit" } aria-current=[current(Section::Audit)] { "Audit" } }
+                                @if frame.manage_access {
+                                    li { a href={ "/console/orgs/" (org) "/access" } aria-current=[current(Section::Access)] { "Access" } }
+                                }
                             }
                         }
                     }
