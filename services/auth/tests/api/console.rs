@@ -10,7 +10,9 @@ use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, now, on_both_backends, spawn_app, spawn_app_on_clock};
+use crate::helpers::{
+    Backend, TestApp, now, on_both_backends, spawn_app, spawn_app_on_clock, spawn_app_with,
+};
 use crate::rbac::{grant, user_token};
 
 on_both_backends!(
@@ -19,6 +21,7 @@ on_both_backends!(
     a_viewer_sees_no_mutating_control_and_a_forged_post_is_refused,
     forms_create_the_fleet_and_show_the_credential_once,
     the_access_page_grants_roles_and_issues_tokens_shown_once,
+    the_overview_charts_tokens_and_active_gateways_per_day,
 );
 
 /// A browser without a browser: keeps the console's cookies, follows no redirect.
@@ -578,4 +581,38 @@ async fn the_access_page_grants_roles_and_issues_tokens_shown_once(backend: Back
         )
         .await;
     assert_eq!(bindings.as_array().map(Vec::len), Some(0), "{bindings}");
+}
+
+async fn the_overview_charts_tokens_and_active_gateways_per_day(backend: Backend) {
+    let app = spawn_app_with(backend, |settings| {
+        settings.usage_flush_interval = std::time::Duration::from_millis(50);
+    })
+    .await;
+    acme(&app).await;
+    for name in ["edge-1", "edge-2"] {
+        let (credential, _) = app.register_gateway("acme", name).await;
+        app.token_ok(&credential).await;
+        app.token_ok(&credential).await;
+    }
+    let mut console = Console::new(&app);
+    console.sign_in(&app.admin_token).await;
+    let mut charted = String::new();
+    for _ in 0..100 {
+        charted = console.get("/console/orgs/acme").await.body;
+        if charted.contains("As a table (4 in all)") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(charted.contains("Tokens per day"), "{charted}");
+    assert!(
+        charted.contains("As a table (4 in all)"),
+        "4 tokens: {charted}"
+    );
+    assert!(
+        charted.contains("As a table (2 in all)"),
+        "2 active gateways: {charted}"
+    );
+    assert!(charted.contains("<svg"), "drawn on the server");
+    assert!(charted.contains("Gateways: 2 of unlimited"), "{charted}");
 }

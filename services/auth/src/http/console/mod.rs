@@ -17,6 +17,7 @@
 
 mod access;
 mod audit;
+mod chart;
 mod error;
 mod fleet;
 mod health;

@@ -12,6 +12,7 @@ use mcpg_license_core::LimitKey;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::chart::{self, Bar};
 use super::error::ConsoleError;
 use super::session::SignedIn;
 use super::view::{self, Frame, Section, csrf_field};
@@ -22,7 +23,7 @@ use crate::http::authorize::Access;
 use crate::http::error::ApiError;
 use crate::http::extract::Principal;
 use crate::http::state::AppState;
-use crate::infra::store::{Actor, OrgSummary};
+use crate::infra::store::{Actor, OrgSummary, TenantStore};
 
 type Result<T, E = ConsoleError> = std::result::Result<T, E>;
 
@@ -32,6 +33,8 @@ const ORGS_PER_PAGE: usize = 100;
 const SOON_DAYS: i64 = 30;
 /// Entries of the overview's recent audit.
 const RECENT_AUDIT: i64 = 10;
+/// Days of the overview's usage charts.
+const CHART_DAYS: i64 = 30;
 
 /// `?sort=&page=` of the org list.
 #[derive(Debug, Deserialize)]
@@ -227,6 +230,11 @@ pub(crate) async fn overview(
     let tenant = access.tenant();
     let license = tenant.license_if_any().await?;
     let counts = tenant.live_counts().await?;
+    let charts = if access.allows(Action::ReadUsage) {
+        Some(usage_bars(&tenant, now).await?)
+    } else {
+        None
+    };
     let recent = if access.allows(Action::ReadAudit) {
         Some(tenant.recent_audit(RECENT_AUDIT).await?)
     } else {
@@ -265,6 +273,13 @@ pub(crate) async fn overview(
             (quota("Workspaces", counts.workspaces, limit(LimitKey::MaxWorkspaces)))
             (quota("Environments", counts.environments, limit(LimitKey::MaxEnvironments)))
         }
+        @if let Some((tokens, gateways)) = &charts {
+            section aria-labelledby="usage-h" {
+                h2 id="usage-h" { "Usage, last " (CHART_DAYS) " days" }
+                (chart::bar_chart("tokens-chart", "Tokens per day", tokens))
+                (chart::bar_chart("gateways-chart", "Active gateways per day", gateways))
+            }
+        }
         @if vendor {
             (vendor_forms(&org.slug, org.status.as_str(), &signed_in.csrf))
         }
@@ -289,6 +304,34 @@ pub(crate) async fn overview(
     };
     let frame = Frame::org(&signed_in, &access, Section::Overview);
     Ok(view::page(frame, "Overview", body))
+}
+
+/// The org's tokens and active gateways for each of the last [`CHART_DAYS`] days (today
+/// included, days without a token as 0).
+async fn usage_bars(tenant: &TenantStore<'_>, now: i64) -> Result<(Vec<Bar>, Vec<Bar>)> {
+    let day = |unix: i64| view::time(unix).chars().take(10).collect::<String>();
+    let days: Vec<String> = (0..CHART_DAYS)
+        .rev()
+        .map(|back| day(now - back * 86_400))
+        .collect();
+    let (Some(first), Some(last)) = (days.first(), days.last()) else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let rows = tenant.usage_per_day(first, last).await?;
+    let mut tokens = Vec::with_capacity(days.len());
+    let mut gateways = Vec::with_capacity(days.len());
+    for label in days {
+        let row = rows.iter().find(|r| r.day == label);
+        tokens.push(Bar {
+            label: label.clone(),
+            value: row.map_or(0, |r| r.tokens),
+        });
+        gateways.push(Bar {
+            label,
+            value: row.map_or(0, |r| r.gateways),
+        });
+    }
+    Ok((tokens, gateways))
 }
 
 /// A usage-against-limit bar (`<meter>`, so it needs neither script nor style to be read).

@@ -61,7 +61,37 @@ impl Store {
     }
 }
 
+/// One day of an org's federated usage: tokens issued, gateways that got one.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub(crate) struct UsageDay {
+    /// `YYYY-MM-DD`.
+    pub(crate) day: String,
+    /// Tokens issued that day.
+    pub(crate) tokens: i64,
+    /// Gateways that got at least one token that day.
+    pub(crate) gateways: i64,
+}
+
 impl TenantStore<'_> {
+    /// The org's tokens and active gateways per day in `[first, last]` (`YYYY-MM-DD`), from
+    /// the daily usage rows (months rolled up after the retention are left out); days
+    /// without a token are absent.
+    pub(crate) async fn usage_per_day(
+        &self,
+        first: &str,
+        last: &str,
+    ) -> Result<Vec<UsageDay>, StoreError> {
+        let sql = "SELECT day, CAST(SUM(tokens) AS BIGINT) AS tokens, COUNT(*) AS gateways \
+                   FROM usage_gateway_days WHERE org_id = $1 AND day >= $2 AND day <= $3 \
+                   AND length(day) = 10 GROUP BY day ORDER BY day";
+        Ok(on_pool!(self.store(), pool => sqlx::query_as(sql)
+            .bind(self.org_id())
+            .bind(first)
+            .bind(last)
+            .fetch_all(pool)
+            .await?))
+    }
+
     /// The org's workspace, environment and live gateway counts.
     pub(crate) async fn live_counts(&self) -> Result<LiveCounts, StoreError> {
         let sql = "SELECT \
