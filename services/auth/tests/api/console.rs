@@ -22,6 +22,7 @@ on_both_backends!(
     forms_create_the_fleet_and_show_the_credential_once,
     the_access_page_grants_roles_and_issues_tokens_shown_once,
     the_overview_charts_tokens_and_active_gateways_per_day,
+    the_vendor_sees_keys_and_trust_and_starts_a_rotation,
 );
 
 /// A browser without a browser: keeps the console's cookies, follows no redirect.
@@ -615,4 +616,41 @@ async fn the_overview_charts_tokens_and_active_gateways_per_day(backend: Backend
     );
     assert!(charted.contains("<svg"), "drawn on the server");
     assert!(charted.contains("Gateways: 2 of unlimited"), "{charted}");
+}
+
+async fn the_vendor_sees_keys_and_trust_and_starts_a_rotation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let keys = app
+        .expect(Method::GET, "/v1/admin/keys", None, StatusCode::OK)
+        .await;
+    let active = keys[0]["kid"].as_str().expect("kid").to_owned();
+    let mut console = Console::new(&app);
+    console.sign_in(&app.admin_token).await;
+    let page = console.get("/console/keys").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(&active));
+    assert!(page.body.contains("No revocation list uploaded."));
+    let rotated = console
+        .post("/console/keys/rotate", &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(rotated.status, StatusCode::SEE_OTHER, "{}", rotated.body);
+    let keys = app
+        .expect(Method::GET, "/v1/admin/keys", None, StatusCode::OK)
+        .await;
+    assert_eq!(keys.as_array().map(Vec::len), Some(2), "{keys}");
+    assert!(console.get("/console/keys").await.body.contains("pending"));
+
+    acme(&app).await;
+    grant(&app, "acme", "alice@acme.com", "admin", json!({})).await;
+    let token = user_token(&app, "acme", "alice@acme.com").await;
+    let mut org_admin = Console::new(&app);
+    org_admin.sign_in(&token).await;
+    let refused = org_admin.get("/console/keys").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.body.contains("forbidden"));
+    let overview = org_admin.get("/console/orgs/acme").await;
+    assert!(
+        !overview.body.contains("/console/keys"),
+        "no Keys link for an org admin"
+    );
 }

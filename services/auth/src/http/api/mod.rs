@@ -1,7 +1,7 @@
 //! HTTP routes: one module per resource, merged here with the cross-cutting layers
 //! (request ids, spans, latency metrics, load shedding, timeouts, body limit).
 
-mod admin;
+pub(crate) mod admin;
 mod archives;
 mod audit;
 mod federation;

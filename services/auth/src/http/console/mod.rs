@@ -9,7 +9,7 @@
 //!   [`crate::http::authorize`] code, so a page shows and does exactly what the API would
 //!   let the same caller do;
 //! - `view`: the page frame and shared pieces (maud: HTML is escaped by default);
-//! - `orgs`, `fleet`, `access`, `audit`: the pages.
+//! - `orgs`, `fleet`, `access`, `audit`, `keys`: the pages.
 //!
 //! Every response carries a strict Content-Security-Policy (no inline script or style),
 //! `frame-ancestors 'none'`, `Referrer-Policy: no-referrer`, `X-Content-Type-Options:
@@ -21,6 +21,7 @@ mod chart;
 mod error;
 mod fleet;
 mod health;
+mod keys;
 mod orgs;
 mod session;
 mod tenant;
@@ -94,6 +95,8 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/console", get(home))
         .route("/console/", get(home))
         .route("/console/orgs", get(orgs::list).post(orgs::create))
+        .route("/console/keys", get(keys::keys))
+        .route("/console/keys/rotate", post(keys::rotate))
         .route("/console/sign-out", post(session::sign_out))
         .merge(org_pages)
         .route_layer(axum::middleware::from_fn_with_state(

@@ -22,6 +22,8 @@ pub(crate) enum Section {
     Audit,
     /// Role bindings and personal tokens.
     Access,
+    /// The vendor's keys and trust.
+    Keys,
 }
 
 /// What the frame of a signed-in page needs.
@@ -97,6 +99,7 @@ pub(crate) fn page(frame: Frame<'_>, title: &str, content: Markup) -> Markup {
                         ul {
                             @if principal.is_global() {
                                 li { a href="/console/orgs" aria-current=[current(Section::Orgs)] { "Orgs" } }
+                                li { a href="/console/keys" aria-current=[current(Section::Keys)] { "Keys" } }
                             }
                             @if let Some(org) = frame.org {
                                 li { a href={ "/console/orgs/" (org) } aria-current=[current(Section::Overview)] { "Overview" } }
