@@ -231,7 +231,7 @@ pub(crate) async fn overview(
     let license = tenant.license_if_any().await?;
     let counts = tenant.live_counts().await?;
     let charts = if access.allows(Action::ReadUsage) {
-        Some(usage_bars(&tenant, now).await?)
+        Some(usage_bars(&state, &tenant, now).await?)
     } else {
         None
     };
@@ -307,30 +307,57 @@ pub(crate) async fn overview(
 }
 
 /// The org's tokens and active gateways for each of the last [`CHART_DAYS`] days (today
-/// included, days without a token as 0).
-async fn usage_bars(tenant: &TenantStore<'_>, now: i64) -> Result<(Vec<Bar>, Vec<Bar>)> {
+/// included, days without a token as 0). Past days come from the console's cache when it
+/// has them; one query reads the rest, and today is always read.
+async fn usage_bars(
+    state: &AppState,
+    tenant: &TenantStore<'_>,
+    now: i64,
+) -> Result<(Vec<Bar>, Vec<Bar>)> {
     let day = |unix: i64| view::time(unix).chars().take(10).collect::<String>();
     let days: Vec<String> = (0..CHART_DAYS)
         .rev()
         .map(|back| day(now - back * 86_400))
         .collect();
-    let (Some(first), Some(last)) = (days.first(), days.last()) else {
+    let Some((today, past)) = days.split_last() else {
         return Ok((Vec::new(), Vec::new()));
     };
-    let rows = tenant.usage_per_day(first, last).await?;
+    let cache = &state.console.usage_days;
+    let key = |day: &str| (tenant.org_id().to_owned(), day.to_owned());
+    let missing: Vec<&String> = past
+        .iter()
+        .filter(|d| !cache.contains_key(&key(d)))
+        .collect();
+    if let (Some(first), Some(last)) = (missing.first(), missing.last()) {
+        let rows = tenant.usage_per_day(first, last).await?;
+        for day in &missing {
+            let found = rows.iter().find(|r| &&r.day == day);
+            cache.insert(key(day), found.map_or((0, 0), |r| (r.tokens, r.gateways)));
+        }
+    }
+    let today_row = tenant.usage_per_day(today, today).await?;
     let mut tokens = Vec::with_capacity(days.len());
     let mut gateways = Vec::with_capacity(days.len());
-    for label in days {
-        let row = rows.iter().find(|r| r.day == label);
+    for label in past {
+        let (t, g) = cache.get(&key(label)).unwrap_or_default();
         tokens.push(Bar {
             label: label.clone(),
-            value: row.map_or(0, |r| r.tokens),
+            value: t,
         });
         gateways.push(Bar {
-            label,
-            value: row.map_or(0, |r| r.gateways),
+            label: label.clone(),
+            value: g,
         });
     }
+    let (t, g) = today_row.first().map_or((0, 0), |r| (r.tokens, r.gateways));
+    tokens.push(Bar {
+        label: today.clone(),
+        value: t,
+    });
+    gateways.push(Bar {
+        label: today.clone(),
+        value: g,
+    });
     Ok((tokens, gateways))
 }
 
