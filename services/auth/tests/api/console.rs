@@ -23,6 +23,7 @@ on_both_backends!(
     the_access_page_grants_roles_and_issues_tokens_shown_once,
     the_overview_charts_tokens_and_active_gateways_per_day,
     the_vendor_sees_keys_and_trust_and_starts_a_rotation,
+    signing_in_through_the_orgs_identity_provider_checks_pkce_state_and_nonce,
 );
 
 /// A browser without a browser: keeps the console's cookies, follows no redirect.
@@ -108,6 +109,34 @@ impl Console {
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let request = self.client.post(format!("{}{path}", self.base)).form(form);
         self.send(request).await
+    }
+
+    /// Starts a sign-in through `org`'s identity provider and follows the provider's
+    /// redirect; returns the path and query of the console's callback.
+    pub async fn through_idp(&mut self, org: &str) -> String {
+        let form = self.get("/console/sign-in").await;
+        let started = self
+            .post(
+                "/console/sign-in/idp",
+                &[("csrf", &form.csrf()), ("org", org)],
+            )
+            .await;
+        assert_eq!(started.status, StatusCode::OK, "{}", started.body);
+        let marker = "id=\"idp-continue\" class=\"button\" href=\"";
+        let at = started.body.find(marker).expect("the link to the IdP") + marker.len();
+        let end = started.body[at..].find('"').expect("end of the link") + at;
+        let link = started.body[at..end].replace("&amp;", "&");
+        let at_idp = self
+            .client
+            .get(link)
+            .send()
+            .await
+            .expect("the identity provider answers");
+        assert!(at_idp.status().is_redirection(), "{}", at_idp.status());
+        let back = at_idp.headers()[LOCATION].to_str().expect("location");
+        let back = reqwest::Url::parse(back).expect("callback URL");
+        assert_eq!(back.path(), "/console/oidc/callback");
+        format!("{}?{}", back.path(), back.query().unwrap_or_default())
     }
 
     /// Signs in with `token`; returns the answer to the form.
@@ -653,4 +682,99 @@ async fn the_vendor_sees_keys_and_trust_and_starts_a_rotation(backend: Backend) 
         !overview.body.contains("/console/keys"),
         "no Keys link for an org admin"
     );
+}
+
+async fn signing_in_through_the_orgs_identity_provider_checks_pkce_state_and_nonce(
+    backend: Backend,
+) {
+    use crate::idp::{Idp, IdpKey};
+    let app = spawn_app_with(backend, |settings| settings.oidc.allow_loopback = true).await;
+    let key = Arc::new(IdpKey::generate(jsonwebtoken::Algorithm::EdDSA));
+    let idp = Idp::start(&[&key]).await;
+    crate::oidc::configure(&app, "org-a", &idp, "tenant-a", &["EdDSA"]).await;
+    idp.log_in_as(key.clone(), idp.claims("tenant-a", &["admins"]));
+
+    let mut console = Console::new(&app);
+    let callback = console.through_idp("org-a").await;
+    assert!(callback.contains("code=") && callback.contains("state="));
+    let done = console.get(&callback).await;
+    // A page that moves on, not a redirect: the IdP's cross-site navigation would not
+    // carry the new SameSite=Strict cookie.
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(
+        done.body
+            .contains("http-equiv=\"refresh\" content=\"0;url=/console/orgs\"")
+    );
+    assert!(console.cookies.contains_key("mcpg_console"));
+    assert!(
+        !console.cookies.contains_key("mcpg_console_idp"),
+        "the flight cookie is spent"
+    );
+    assert_eq!(
+        console.get("/console/orgs").await.location(),
+        "/console/orgs/org-a"
+    );
+    let overview = console.get("/console/orgs/org-a").await;
+    assert_eq!(overview.status, StatusCode::OK, "{}", overview.body);
+    assert!(
+        overview.body.contains("user-of-tenant-a"),
+        "the IdP's subject signs"
+    );
+    // The mapped role is the org admin's: the Access page is open.
+    assert_eq!(
+        console.get("/console/orgs/org-a/access").await.status,
+        StatusCode::OK
+    );
+    // The callback once more: the flight is over, and the code was redeemed.
+    let replayed = console.get(&callback).await;
+    assert_eq!(replayed.status, StatusCode::FORBIDDEN);
+
+    // A callback whose state is not the one this browser sent is refused.
+    let mut other = Console::new(&app);
+    let callback = other.through_idp("org-a").await;
+    let forged = callback.replace("state=", "state=x");
+    assert_eq!(other.get(&forged).await.status, StatusCode::FORBIDDEN);
+    assert!(!other.cookies.contains_key("mcpg_console"));
+
+    // A user whose role claim maps to nothing here is refused.
+    idp.log_in_as(key.clone(), idp.claims("tenant-a", &["nobody"]));
+    let mut unmapped = Console::new(&app);
+    let callback = unmapped.through_idp("org-a").await;
+    let refused = unmapped.get(&callback).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.body.contains("maps to no role"), "{}", refused.body);
+
+    // A user of another IdP tenant is not a user of this org.
+    idp.log_in_as(key.clone(), idp.claims("tenant-b", &["admins"]));
+    let mut stranger = Console::new(&app);
+    let callback = stranger.through_idp("org-a").await;
+    assert_eq!(
+        stranger.get(&callback).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // An org without an identity provider, and no org at all: the same refusal.
+    app.create_org("plain").await;
+    for org in ["plain", "nowhere"] {
+        let mut console = Console::new(&app);
+        let form = console.get("/console/sign-in").await;
+        let refused = console
+            .post(
+                "/console/sign-in/idp",
+                &[("csrf", &form.csrf()), ("org", org)],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND, "{org}");
+        assert!(
+            refused
+                .body
+                .contains("identity provider for this organization not found")
+        );
+    }
+
+    // Removing the org's identity provider ends the sessions opened through it.
+    app.expect(Method::DELETE, "/v1/orgs/org-a/oidc", None, StatusCode::OK)
+        .await;
+    let ended = console.get("/console/orgs/org-a").await;
+    assert_eq!(ended.location(), "/console/sign-in");
 }

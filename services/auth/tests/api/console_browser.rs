@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::process::{Child, Command};
 
 use crate::console::Console;
-use crate::helpers::{Backend, TestApp, now, spawn_app, spawn_app_on_clock};
+use crate::helpers::{Backend, TestApp, now, spawn_app, spawn_app_on_clock, spawn_app_with};
 use crate::rbac::{grant, user_token};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -526,5 +526,45 @@ async fn browser_fleet_shows_a_gateway_fresh_after_it_federated_and_in_grace_pas
     assert!(text.contains("in grace"), "{text}");
     browser.goto(&app, &format!("{env}?health=fresh")).await;
     assert!(browser.text().await.contains("No gateways match."));
+    browser.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_signs_in_through_a_stand_in_identity_provider_with_pkce() {
+    use crate::idp::{Idp, IdpKey};
+    let Some(browser) = browser("sign_in_through_idp").await else {
+        return;
+    };
+    // No fixed issuer: the service's public URL (and so the callback) is its real address.
+    let app = spawn_app_with(Backend::Sqlite, |settings| {
+        settings.issuer = None;
+        settings.oidc.allow_loopback = true;
+    })
+    .await;
+    let key = Arc::new(IdpKey::generate(jsonwebtoken::Algorithm::EdDSA));
+    let idp = Idp::start(&[&key]).await;
+    crate::oidc::configure(&app, "org-a", &idp, "tenant-a", &["EdDSA"]).await;
+    idp.log_in_as(key.clone(), idp.claims("tenant-a", &["readers", "ops"]));
+    browser.goto(&app, "/console/sign-in").await;
+    browser.fill("idp-org", "org-a").await;
+    browser.press("Continue to your identity provider").await;
+    let continue_link = browser
+        .client
+        .find(Locator::Id("idp-continue"))
+        .await
+        .expect("the link to the identity provider");
+    continue_link.click().await.expect("click");
+    // The stand-in consents at once and sends the browser back to the callback.
+    for _ in 0..100 {
+        if browser.path().await == "/console/orgs/org-a" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(browser.path().await, "/console/orgs/org-a");
+    let text = browser.text().await;
+    assert!(text.contains("user-of-tenant-a"), "{text}");
+    // ops maps to operator: no Access link (org admins only).
+    assert!(!text.contains("Access"), "{text}");
     browser.finish().await;
 }

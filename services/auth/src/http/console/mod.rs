@@ -5,6 +5,7 @@
 //!
 //! - `session`: sign-in with an API token, the session cookie, sign-out, timeouts, and the
 //!   CSRF check of every POST;
+//! - `idp`: sign-in through the org's own identity provider (authorization code + PKCE);
 //! - `tenant`: resolves the org of `/console/orgs/{org}/…` with the API's own
 //!   [`crate::http::authorize`] code, so a page shows and does exactly what the API would
 //!   let the same caller do;
@@ -21,6 +22,7 @@ mod chart;
 mod error;
 mod fleet;
 mod health;
+mod idp;
 mod keys;
 mod orgs;
 mod session;
@@ -128,6 +130,8 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
             "/console/sign-in",
             get(session::sign_in_form).post(session::sign_in),
         )
+        .route("/console/sign-in/idp", post(idp::start))
+        .route("/console/oidc/callback", get(idp::callback))
         .route("/console/assets/console.css", get(stylesheet))
         .route("/console/assets/console.js", get(script))
         .merge(signed_in)

@@ -29,9 +29,9 @@ use subtle::ConstantTimeEq;
 use super::error::ConsoleError;
 use super::view;
 use crate::http::error::ApiError;
-use crate::http::extract::{Principal, api_token};
+use crate::http::extract::{OidcRole, Principal, api_token};
 use crate::http::state::AppState;
-use crate::infra::store::NewConsoleSession;
+use crate::infra::store::{NewConsoleSession, SessionOwner, SessionSignIn};
 
 /// A session without a request for this long (seconds) has ended.
 pub(crate) const IDLE_TIMEOUT: i64 = 30 * 60;
@@ -42,7 +42,7 @@ const TOUCH_EVERY: i64 = 60;
 /// The session cookie.
 const COOKIE: &str = "mcpg_console";
 /// The sign-in form's own CSRF cookie (no session exists yet).
-const SIGN_IN_COOKIE: &str = "mcpg_console_sign_in";
+pub(super) const SIGN_IN_COOKIE: &str = "mcpg_console_sign_in";
 /// How long the sign-in form may stay open (seconds).
 const SIGN_IN_WINDOW: i64 = 15 * 60;
 /// Largest form body accepted.
@@ -114,7 +114,20 @@ async fn open(state: &AppState, request: Request) -> Result<Request, Response> {
             .map_err(|e| ConsoleError::from(ApiError::from(e)).into_response())?;
     }
     let (mut parts, body) = request.into_parts();
-    let principal = Principal::from(record.token);
+    let principal = match record.owner {
+        SessionOwner::Token(token) => Principal::from(token),
+        SessionOwner::Idp {
+            org_id,
+            identity,
+            role,
+        } => Principal {
+            token_id: identity,
+            org_id: Some(org_id),
+            user_id: None,
+            impersonator_id: None,
+            oidc: Some(OidcRole(role.parse().ok())),
+        },
+    };
     parts.extensions.insert(principal.clone());
     parts.extensions.insert(SignedIn {
         principal,
@@ -174,12 +187,12 @@ async fn form_field(headers: &HeaderMap, bytes: Bytes) -> String {
 
 /// Constant-time equality of a presented and an expected secret (an empty one never
 /// matches).
-fn matches(presented: &str, expected: &str) -> bool {
+pub(super) fn matches(presented: &str, expected: &str) -> bool {
     !expected.is_empty() && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -192,12 +205,12 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// SHA-256 hex of a session id: what the database keeps instead of the id.
-fn digest(id: &str) -> String {
+pub(super) fn digest(id: &str) -> String {
     hex::encode(Sha256::digest(id.as_bytes()))
 }
 
 /// 256 random bits, base64url.
-fn random_secret() -> Result<String, ApiError> {
+pub(super) fn random_secret() -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes)
         .map_err(|e| ApiError::internal(anyhow::anyhow!("no randomness: {e}")))?;
@@ -213,13 +226,26 @@ fn set_cookie(
     path: &str,
     max_age: i64,
 ) -> Result<HeaderValue, ConsoleError> {
+    set_cookie_with(state, name, value, path, max_age, "Strict")
+}
+
+/// [`set_cookie`] with another `SameSite` (the identity provider's redirect back is a
+/// cross-site navigation, which a `Strict` cookie does not follow).
+pub(super) fn set_cookie_with(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: i64,
+    same_site: &str,
+) -> Result<HeaderValue, ConsoleError> {
     let secure = if state.info.issuer_url.starts_with("https://") {
         "; Secure"
     } else {
         ""
     };
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}"
     ))
     .map_err(|e| ApiError::internal(anyhow::anyhow!("cookie header: {e}")).into())
 }
@@ -230,7 +256,7 @@ pub(crate) async fn sign_in_form(State(state): State<AppState>) -> Result<Respon
     sign_in_page(&state, StatusCode::OK, None)
 }
 
-fn sign_in_page(
+pub(super) fn sign_in_page(
     state: &AppState,
     status: StatusCode,
     refusal: Option<&ApiError>,
@@ -263,6 +289,15 @@ fn sign_in_body(nonce: &str, refusal: Option<&ApiError>) -> Markup {
             input id="token" type="password" name="token" required autocomplete="off"
                 autofocus aria-describedby="token-hint";
             button type="submit" { "Sign in" }
+        }
+        h2 { "Or through your organization's identity provider" }
+        form.stack method="post" action="/console/sign-in/idp" {
+            input type="hidden" name="csrf" value=(nonce);
+            label for="idp-org" { "Organization" }
+            p.hint id="idp-org-hint" { "Its short name (slug), e.g. acme-corp." }
+            input id="idp-org" name="org" required autocomplete="organization"
+                aria-describedby="idp-org-hint";
+            button type="submit" { "Continue to your identity provider" }
         }
     }
 }
@@ -298,6 +333,28 @@ pub(crate) async fn sign_in(
         }
         Err(other) => return Err(other.into()),
     };
+    let sign_in = SessionSignIn::Token(&principal.token_id);
+    open_session(&state, &principal, sign_in, Arrival::SameSite).await
+}
+
+/// How the request that opens a session arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    /// From one of our own pages (the sign-in form).
+    SameSite,
+    /// From another site (an identity provider's redirect).
+    CrossSite,
+}
+
+/// Opens a session for `principal` (signed in as `sign_in`) and sends the browser home
+/// with its cookie (a redirect, or after a cross-site arrival a page that moves on); the
+/// sign-in form's cookie is spent.
+pub(crate) async fn open_session(
+    state: &AppState,
+    principal: &Principal,
+    sign_in: SessionSignIn<'_>,
+    arrival: Arrival,
+) -> Result<Response, ConsoleError> {
     let id = random_secret()?;
     let csrf = random_secret()?;
     let now = state.now();
@@ -305,7 +362,7 @@ pub(crate) async fn sign_in(
         .store
         .insert_console_session(&NewConsoleSession {
             id_hash: &digest(&id),
-            token_id: &principal.token_id,
+            sign_in,
             org_id: principal.org_id.as_deref(),
             csrf_secret: &csrf,
             now,
@@ -314,9 +371,24 @@ pub(crate) async fn sign_in(
         .await
         .map_err(ApiError::from)?;
     tracing::info!(principal = %principal.audit_id(), "console sign-in");
-    let session = set_cookie(&state, COOKIE, &id, "/console", ABSOLUTE_TIMEOUT)?;
-    let spent = set_cookie(&state, SIGN_IN_COOKIE, "", "/console/sign-in", 0)?;
-    let mut response = Redirect::to(&view::home_of(&principal)).into_response();
+    let session = set_cookie(state, COOKIE, &id, "/console", ABSOLUTE_TIMEOUT)?;
+    let spent = set_cookie(state, SIGN_IN_COOKIE, "", "/console/sign-in", 0)?;
+    let home = view::home_of(principal);
+    let mut response = match arrival {
+        Arrival::SameSite => Redirect::to(&home).into_response(),
+        // A redirect here would continue the identity provider's cross-site navigation, on
+        // which the browser does not send the new `SameSite=Strict` cookie; a page of ours
+        // that moves on starts a same-site one.
+        Arrival::CrossSite => view::moving_page(
+            "Signed in",
+            &home,
+            html! {
+                h1 { "Signed in" }
+                p { a id="continue" href=(home) autofocus { "Continue to the console" } }
+            },
+        )
+        .into_response(),
+    };
     response.headers_mut().append(header::SET_COOKIE, session);
     response.headers_mut().append(header::SET_COOKIE, spent);
     Ok(response)

@@ -59,9 +59,17 @@ pub(crate) fn home_of(_principal: &Principal) -> String {
 }
 
 fn head(title: &str) -> Markup {
+    head_moving_to(title, None)
+}
+
+/// The head of a page; with `to`, one that moves on to `to` at once (a meta refresh).
+fn head_moving_to(title: &str, to: Option<&str>) -> Markup {
     html! {
         head {
             meta charset="utf-8";
+            @if let Some(to) = to {
+                meta http-equiv="refresh" content={ "0;url=" (to) };
+            }
             meta name="viewport" content="width=device-width, initial-scale=1";
             meta name="referrer" content="no-referrer";
             title { (title) " · MCPG console" }
@@ -77,6 +85,19 @@ pub(crate) fn bare_page(title: &str, content: Markup) -> Markup {
         (DOCTYPE)
         html lang="en" {
             (head(title))
+            body {
+                main id="main" class="narrow" { (content) }
+            }
+        }
+    }
+}
+
+/// A page outside a session that moves on to `to` at once (and says so, with a link).
+pub(crate) fn moving_page(title: &str, to: &str, content: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head_moving_to(title, Some(to)))
             body {
                 main id="main" class="narrow" { (content) }
             }

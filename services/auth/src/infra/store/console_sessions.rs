@@ -5,20 +5,36 @@
 //!
 //! The lookup joins the API token the operator signed in with and answers only while the
 //! token is unrevoked and unexpired: revoking a token ends its sessions at their next
-//! request, on every replica, with no second revocation path to forget.
+//! request, on every replica, with no second revocation path to forget. A session opened
+//! through the org's own identity provider answers while the org still has one configured.
 
 use sqlx::FromRow;
 
 use super::{ApiTokenRecord, Store, StoreError, on_pool};
+
+/// Who opens a session.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SessionSignIn<'a> {
+    /// The API token (id) signed in with.
+    Token(&'a str),
+    /// A sign-in through the org's identity provider: `oidc:{issuer}#{sub}` and the role
+    /// (`admin`, `operator`, `viewer`) its claims mapped to.
+    Idp {
+        /// `oidc:{issuer}#{sub}`.
+        identity: &'a str,
+        /// The mapped role.
+        role: &'a str,
+    },
+}
 
 /// A session to store.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NewConsoleSession<'a> {
     /// SHA-256 hex of the session id.
     pub(crate) id_hash: &'a str,
-    /// The API token signed in with.
-    pub(crate) token_id: &'a str,
-    /// The token's org; `None` for a global admin token.
+    /// How the operator signed in.
+    pub(crate) sign_in: SessionSignIn<'a>,
+    /// The org; `None` for a global admin token.
     pub(crate) org_id: Option<&'a str>,
     /// The CSRF token of the session's forms.
     pub(crate) csrf_secret: &'a str,
@@ -28,11 +44,27 @@ pub(crate) struct NewConsoleSession<'a> {
     pub(crate) expires_at: i64,
 }
 
-/// A live session and the still-valid API token behind it.
+/// Who a live session is.
+#[derive(Debug, Clone)]
+pub(crate) enum SessionOwner {
+    /// The still-valid API token signed in with.
+    Token(ApiTokenRecord),
+    /// A sign-in through the org's identity provider.
+    Idp {
+        /// The org.
+        org_id: String,
+        /// `oidc:{issuer}#{sub}`.
+        identity: String,
+        /// The role mapped at sign-in (`admin`, `operator`, `viewer`).
+        role: String,
+    },
+}
+
+/// A live session.
 #[derive(Debug, Clone)]
 pub(crate) struct ConsoleSessionRecord {
-    /// The API token signed in with.
-    pub(crate) token: ApiTokenRecord,
+    /// Who it is.
+    pub(crate) owner: SessionOwner,
     /// The CSRF token of the session's forms.
     pub(crate) csrf_secret: String,
     /// The last request.
@@ -43,41 +75,68 @@ pub(crate) struct ConsoleSessionRecord {
 struct Row {
     csrf_secret: String,
     last_seen_at: i64,
-    id: String,
+    session_org: Option<String>,
+    identity: Option<String>,
+    role: Option<String>,
+    id: Option<String>,
     org_id: Option<String>,
-    name: String,
-    token_hash: String,
-    token_prefix: String,
-    token_created_at: i64,
+    name: Option<String>,
+    token_hash: Option<String>,
+    token_prefix: Option<String>,
+    token_created_at: Option<i64>,
     user_id: Option<String>,
     impersonator_id: Option<String>,
 }
 
-impl From<Row> for ConsoleSessionRecord {
-    fn from(row: Row) -> Self {
-        Self {
-            token: ApiTokenRecord {
-                id: row.id,
+impl TryFrom<Row> for ConsoleSessionRecord {
+    type Error = StoreError;
+
+    fn try_from(row: Row) -> Result<Self, StoreError> {
+        let owner = match (row.identity, row.id) {
+            (Some(identity), None) => SessionOwner::Idp {
+                org_id: row
+                    .session_org
+                    .ok_or_else(|| StoreError::Corrupt("session without org".into()))?,
+                identity,
+                role: row
+                    .role
+                    .ok_or_else(|| StoreError::Corrupt("session without role".into()))?,
+            },
+            (None, Some(id)) => SessionOwner::Token(ApiTokenRecord {
+                id,
                 org_id: row.org_id,
-                name: row.name,
-                token_hash: row.token_hash,
-                token_prefix: row.token_prefix,
-                created_at: row.token_created_at,
+                name: row.name.unwrap_or_default(),
+                token_hash: row.token_hash.unwrap_or_default(),
+                token_prefix: row.token_prefix.unwrap_or_default(),
+                created_at: row.token_created_at.unwrap_or_default(),
                 user_id: row.user_id,
                 impersonator_id: row.impersonator_id,
-            },
+            }),
+            _ => {
+                return Err(StoreError::Corrupt(
+                    "session of neither token nor IdP".into(),
+                ));
+            }
+        };
+        Ok(Self {
+            owner,
             csrf_secret: row.csrf_secret,
             last_seen_at: row.last_seen_at,
-        }
+        })
     }
 }
 
-const LOOKUP: &str = "SELECT s.csrf_secret, s.last_seen_at, t.id, t.org_id, \
-     t.name, t.token_hash, t.token_prefix, t.created_at AS token_created_at, t.user_id, \
-     t.impersonator_id \
-     FROM console_sessions s JOIN api_tokens t ON t.id = s.token_id \
+/// A live session: before its end, seen recently, and its token still valid (unrevoked,
+/// unexpired) or, for an IdP sign-in, its org still configured with an identity provider.
+const LOOKUP: &str = "SELECT s.csrf_secret, s.last_seen_at, s.org_id AS session_org, \
+     s.identity, s.role, t.id, t.org_id, t.name, t.token_hash, t.token_prefix, \
+     t.created_at AS token_created_at, t.user_id, t.impersonator_id \
+     FROM console_sessions s LEFT JOIN api_tokens t ON t.id = s.token_id \
      WHERE s.id_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 \
-     AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)";
+     AND ((s.token_id IS NOT NULL AND t.revoked_at IS NULL \
+           AND (t.expires_at IS NULL OR t.expires_at > $2)) \
+          OR (s.identity IS NOT NULL \
+              AND EXISTS (SELECT 1 FROM org_oidc o WHERE o.org_id = s.org_id)))";
 
 impl Store {
     /// Stores a new session.
@@ -85,12 +144,19 @@ impl Store {
         &self,
         session: &NewConsoleSession<'_>,
     ) -> Result<(), StoreError> {
-        let sql = "INSERT INTO console_sessions (id_hash, token_id, org_id, csrf_secret, \
-                   created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $5, $6)";
+        let sql = "INSERT INTO console_sessions (id_hash, token_id, identity, role, org_id, \
+                   csrf_secret, created_at, last_seen_at, expires_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)";
+        let (token_id, identity, role) = match session.sign_in {
+            SessionSignIn::Token(id) => (Some(id), None, None),
+            SessionSignIn::Idp { identity, role } => (None, Some(identity), Some(role)),
+        };
         on_pool!(self.global(), pool => {
             sqlx::query(sql)
                 .bind(session.id_hash)
-                .bind(session.token_id)
+                .bind(token_id)
+                .bind(identity)
+                .bind(role)
                 .bind(session.org_id)
                 .bind(session.csrf_secret)
                 .bind(session.now)
@@ -116,7 +182,7 @@ impl Store {
             .bind(idle_since)
             .fetch_optional(pool)
             .await?);
-        Ok(row.map(ConsoleSessionRecord::from))
+        row.map(ConsoleSessionRecord::try_from).transpose()
     }
 
     /// Records a request of the session (keeps it from idling out).

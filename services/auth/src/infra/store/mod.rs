@@ -57,7 +57,7 @@ pub use audit_log::{Actor, AuditAction, Event};
 pub(crate) use audit_query::{AuditFilter, CheckpointRecord};
 pub(crate) use bindings::{BindingRecord, BindingSpec, NewImpersonation, UserTokenRecord};
 pub(crate) use changes::{CHANNEL, Change, Changes, GrantScope, WriteTx};
-pub(crate) use console_sessions::NewConsoleSession;
+pub(crate) use console_sessions::{NewConsoleSession, SessionOwner, SessionSignIn};
 pub(crate) use dev_root::StoredRoot;
 pub(crate) use directory::{DirectoryGateway, DirectoryOrg};
 pub(crate) use fleet::{OrgSummary, TokenTimeFilter};
