@@ -383,6 +383,12 @@ async fn forms_create_the_fleet_and_show_the_credential_once(backend: Backend) {
         )
         .await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let garbled = console.get("/console/orgs/acme/audit?after_seq=abc").await;
+    assert_eq!(garbled.status, StatusCode::BAD_REQUEST);
+    assert!(
+        garbled.body.contains("invalid_request"),
+        "a page, not axum's text"
+    );
     let bad = console
         .post(
             "/console/orgs/acme/workspaces",

@@ -568,3 +568,81 @@ async fn browser_signs_in_through_a_stand_in_identity_provider_with_pkce() {
     assert!(!text.contains("Access"), "{text}");
     browser.finish().await;
 }
+
+/// Every visible control of the page has a label (`label for`, an enclosing label or
+/// `aria-label`), and every button and link has text or `aria-label`.
+async fn assert_labelled(browser: &Browser, page: &str) {
+    let unlabelled = browser
+        .client
+        .execute(
+            "var bad = [];\
+             document.querySelectorAll('input:not([type=hidden]), select, textarea').forEach(function (e) {\
+               var label = (e.id && document.querySelector('label[for=\"' + e.id + '\"]'))\
+                 || e.closest('label') || e.getAttribute('aria-label');\
+               if (!label) { bad.push(e.outerHTML); }\
+             });\
+             document.querySelectorAll('button, a').forEach(function (e) {\
+               if (!(e.textContent.trim() || e.getAttribute('aria-label'))) { bad.push(e.outerHTML); }\
+             });\
+             return bad;",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(unlabelled, json!([]), "{page}: controls without a label");
+}
+
+/// Whether the page fits the window's width (no sideways scrolling of the page itself).
+async fn fits_width(browser: &Browser) -> bool {
+    browser
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+            vec![],
+        )
+        .await
+        .expect("script")
+        == json!(true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_every_control_has_a_label_and_every_page_fits_a_phone() {
+    let Some(browser) = browser("phone").await else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await;
+    acme(&app).await;
+    app.register_gateway("acme", "edge-1").await;
+    browser.goto(&app, "/console/sign-in").await;
+    assert_labelled(&browser, "/console/sign-in").await;
+    browser.sign_in(&app, &app.admin_token).await;
+    let pages = [
+        "/console/orgs",
+        "/console/orgs/acme",
+        "/console/orgs/acme/fleet",
+        "/console/orgs/acme/workspaces/main/environments/prod",
+        "/console/orgs/acme/access",
+        "/console/orgs/acme/audit",
+        "/console/keys",
+    ];
+    for page in pages {
+        browser.goto(&app, page).await;
+        assert_labelled(&browser, page).await;
+    }
+    browser
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("a phone-sized window");
+    for page in pages {
+        browser.goto(&app, page).await;
+        assert!(
+            fits_width(&browser).await,
+            "{page} scrolls sideways on a phone"
+        );
+    }
+    browser
+        .goto(&app, "/console/orgs/acme/workspaces/main/environments/prod")
+        .await;
+    browser.finish().await;
+}

@@ -2,8 +2,7 @@
 //! shown once; list by user; revoke). Every action is the API's own function
 //! ([`crate::http::api::rbac`]) behind the same [`Action::ManageAccess`].
 
-use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -11,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ConsoleError;
+use super::extract::{Form, Query};
 use super::session::SignedIn;
 use super::view::{self, Frame, Section, csrf_field};
 use crate::domain::rbac::{Action, Email};

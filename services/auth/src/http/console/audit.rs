@@ -2,7 +2,7 @@
 //! chain checks, and the latest signed checkpoint as a download. The same
 //! [`Action::ReadAudit`] the API's audit routes ask for.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
@@ -10,6 +10,7 @@ use mcpg_license_core::audit::VerifyReport;
 use serde::Deserialize;
 
 use super::error::ConsoleError;
+use super::extract::Query;
 use super::session::SignedIn;
 use super::view::{self, Frame, Section, csrf_field};
 use crate::domain::rbac::Action;

@@ -3,14 +3,14 @@
 //! their health, filtered and a page at a time, and registers (the credential shown once)
 //! and revokes them. Every action asks [`Access`] what the matching API route asks.
 
-use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::error::ConsoleError;
+use super::extract::{Form, Query};
 use super::health::Health;
 use super::session::SignedIn;
 use super::view::{self, Frame, Section, csrf_field};

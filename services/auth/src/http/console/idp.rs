@@ -19,7 +19,7 @@
 //!    acts with the mapped role, as the same token would on the API.
 
 use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::ConsoleError;
+use super::extract::Query;
 use super::session::{
     Arrival, SIGN_IN_COOKIE, cookie, matches, open_session, random_secret, set_cookie_with,
     sign_in_page,

@@ -20,6 +20,7 @@ mod access;
 mod audit;
 mod chart;
 mod error;
+mod extract;
 mod fleet;
 mod health;
 mod idp;

@@ -4,8 +4,7 @@
 //! Creating, changing and licensing an org run the API's own functions
 //! ([`crate::http::api::orgs`], [`crate::http::api::licenses`]).
 
-use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use mcpg_license_core::LimitKey;
@@ -14,6 +13,7 @@ use serde_json::json;
 
 use super::chart::{self, Bar};
 use super::error::ConsoleError;
+use super::extract::{Form, Query};
 use super::session::SignedIn;
 use super::view::{self, Frame, Section, csrf_field};
 use crate::domain::rbac::Action;
