@@ -26,12 +26,27 @@ use crate::rbac::{grant, user_token};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// A headless Chromium session and the chromedriver serving it (killed on drop).
+/// A headless Chromium session and the chromedriver serving it. Chromedriver leads a
+/// process group of its own, which Chromium joins; dropping the browser ends the group, so
+/// a test that fails before [`Browser::finish`] leaves no Chromium behind.
 struct Browser {
     client: Client,
-    _driver: Child,
+    driver: Child,
     _profile: tempfile::TempDir,
     name: &'static str,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(group) = self.driver.id() {
+            // `kill -- -PGID`: the whole group (chromedriver, Chromium and its helpers).
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", "--", &format!("-{group}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 /// Starts chromedriver and a browser for test `name`, or `None` (with a visible message)
@@ -54,6 +69,7 @@ async fn browser(name: &'static str) -> Option<Browser> {
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .expect("chromedriver starts");
@@ -83,6 +99,8 @@ async fn browser(name: &'static str) -> Option<Browser> {
         "--no-pings",
         "--disable-domain-reliability",
         "--disable-client-side-phishing-detection",
+        "--disable-breakpad",
+        "--disable-crash-reporter",
         // Loopback only: nothing else resolves, and anything else would go to a dead proxy.
         "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
         "--proxy-server=http://127.0.0.1:9",
@@ -101,7 +119,7 @@ async fn browser(name: &'static str) -> Option<Browser> {
         .expect("a WebDriver session with headless Chromium");
     Some(Browser {
         client,
-        _driver: driver,
+        driver,
         _profile: profile,
         name,
     })
@@ -213,7 +231,7 @@ impl Browser {
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).expect("screenshot dir");
         std::fs::write(dir.join(format!("{}.png", self.name)), png).expect("screenshot saved");
-        self.client.close().await.expect("session closed");
+        self.client.clone().close().await.expect("session closed");
     }
 }
 

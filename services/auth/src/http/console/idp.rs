@@ -77,7 +77,6 @@ struct InFlight {
     state: String,
     nonce: String,
     verifier: String,
-    token_endpoint: String,
     expires_at: i64,
 }
 
@@ -140,7 +139,6 @@ pub(crate) async fn start(
         state: random_secret()?,
         nonce: random_secret()?,
         verifier: random_secret()?,
-        token_endpoint: discovery.token_endpoint,
         expires_at: state.now() + IDP_WINDOW,
     };
     authorize
@@ -270,15 +268,18 @@ async fn finish(
         .oidc_config()
         .await?
         .ok_or_else(no_idp)?;
+    // The endpoint is discovered again rather than read from the cookie: nothing the
+    // browser carries decides where the code and the verifier are sent.
+    let discovery = discover(state, &record.config).await?;
     let allow_loopback = state.oidc.jwks().settings().allow_loopback;
-    check_url(&flight.token_endpoint, allow_loopback)
+    check_url(&discovery.token_endpoint, allow_loopback)
         .map_err(|e| idp_failure(&format!("token endpoint: {e}")))?;
     let redirect = redirect_uri(state);
     let answer: TokenAnswer = state
         .oidc
         .jwks()
         .post_form_json(
-            &flight.token_endpoint,
+            &discovery.token_endpoint,
             &[
                 ("grant_type", "authorization_code"),
                 ("code", &code),
@@ -353,7 +354,6 @@ mod tests {
             state: "s".into(),
             nonce: "n".into(),
             verifier: "v".into(),
-            token_endpoint: "https://idp/token".into(),
             expires_at: 5,
         };
         let decoded = InFlight::decode(&flight.encode().expect("encode")).expect("decode");
