@@ -456,6 +456,31 @@ async fn forms_create_the_fleet_and_show_the_credential_once(backend: Backend) {
         .await;
     assert_eq!(gateways.as_array().map(Vec::len), Some(1), "{gateways}");
 
+    // The audit page filters by action and by day, and verifies the chain.
+    let today = &mcpg_license_core::clock::to_rfc3339(now())[..10];
+    let registered = console
+        .get(&format!(
+            "/console/orgs/acme/audit?action=gateway.register&since={today}&until={today}"
+        ))
+        .await;
+    assert_eq!(registered.status, StatusCode::OK, "{}", registered.body);
+    assert!(registered.body.contains("<td>gateway.register</td>"));
+    assert!(!registered.body.contains("<td>workspace.create</td>"));
+    let yesterday = &mcpg_license_core::clock::to_rfc3339(now() - 86_400)[..10];
+    let none = console
+        .get(&format!("/console/orgs/acme/audit?until={yesterday}"))
+        .await;
+    assert!(none.body.contains("No entries match."), "{}", none.body);
+    let verified = console
+        .post("/console/orgs/acme/audit/verify", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(verified.status, StatusCode::OK);
+    assert!(
+        verified.body.contains("The chain verifies."),
+        "{}",
+        verified.body
+    );
+
     // Revoking through the form ends the credential.
     let id = gateways[0]["id"].as_str().expect("id");
     let revoked = console

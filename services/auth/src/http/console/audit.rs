@@ -1,12 +1,13 @@
-//! Audit: the org's chain with filters and pages, a verify action showing how far the
-//! chain checks, and the latest signed checkpoint as a download. The same
-//! [`Action::ReadAudit`] the API's audit routes ask for.
+//! Audit: the org's chain with filters (action, actor, days) and pages, a verify action
+//! showing how far the chain checks, and the latest signed checkpoint as a download. The
+//! same [`Action::ReadAudit`] the API's audit routes ask for.
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use mcpg_license_core::audit::VerifyReport;
+use mcpg_license_core::clock::to_rfc3339;
 use serde::Deserialize;
 
 use super::error::ConsoleError;
@@ -34,6 +35,17 @@ pub(crate) struct AuditQuery {
     actor: Option<String>,
     #[serde(default)]
     after_seq: Option<i64>,
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    until: Option<String>,
+}
+
+/// The start of day `date` (`YYYY-MM-DD`) as Unix time.
+fn day_start(field: &str, date: &str) -> Result<i64> {
+    mcpg_license_core::clock::parse_rfc3339(&format!("{date}T00:00:00Z")).ok_or_else(|| {
+        ApiError::BadRequest(format!("{field} must be a date, e.g. 2026-12-31")).into()
+    })
 }
 
 /// A filter field: trimmed, empty meaning none.
@@ -62,6 +74,17 @@ async fn page(
     let after_seq = query.after_seq.unwrap_or(0).max(0);
     let action = given(query.action.as_deref());
     let actor = given(query.actor.as_deref());
+    let since = given(query.since.as_deref());
+    let until = given(query.until.as_deref());
+    // Whole days, `until` included: entries from the start of `since` to the end of `until`.
+    let since_time = since
+        .as_deref()
+        .map(|d| day_start("since", d))
+        .transpose()?;
+    let until_time = until
+        .as_deref()
+        .map(|d| day_start("until", d))
+        .transpose()?;
     let entries = access
         .tenant()
         .audit_entries(&AuditFilter {
@@ -69,17 +92,19 @@ async fn page(
             limit: ENTRIES_PER_PAGE,
             action: action.clone(),
             actor: actor.clone(),
-            since: None,
-            until: None,
+            since: since_time.map(to_rfc3339),
+            until: until_time.map(|t| to_rfc3339(t + 86_400)),
         })
         .await?;
     let org = access.org.slug.as_str();
     let here = format!("/console/orgs/{org}/audit");
     let next = match entries.last() {
         Some(last) if entries.len() as i64 == ENTRIES_PER_PAGE => Some(format!(
-            "{here}?action={}&actor={}&after_seq={}",
+            "{here}?action={}&actor={}&since={}&until={}&after_seq={}",
             encode(action.as_deref().unwrap_or_default()),
             encode(actor.as_deref().unwrap_or_default()),
+            encode(since.as_deref().unwrap_or_default()),
+            encode(until.as_deref().unwrap_or_default()),
             last.entry.seq
         )),
         _ => None,
@@ -109,6 +134,10 @@ async fn page(
             input id="action" name="action" value=[action.as_deref()] placeholder="e.g. gateway.register";
             label for="actor" { "Actor" }
             input id="actor" name="actor" value=[actor.as_deref()] placeholder="e.g. user:…";
+            label for="since" { "From" }
+            input id="since" name="since" type="date" value=[since.as_deref()];
+            label for="until" { "To" }
+            input id="until" name="until" type="date" value=[until.as_deref()];
             button type="submit" { "Filter" }
         }
         @if entries.is_empty() {
