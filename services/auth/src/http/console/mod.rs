@@ -10,7 +10,7 @@
 //!   [`crate::http::authorize`] code, so a page shows and does exactly what the API would
 //!   let the same caller do;
 //! - `view`: the page frame and shared pieces (maud: HTML is escaped by default);
-//! - `orgs`, `fleet`, `access`, `audit`, `keys`: the pages.
+//! - `orgs`, `overview`, `fleet`, `access`, `audit`, `keys`: the pages.
 //!
 //! Every response carries a strict Content-Security-Policy (no inline script or style),
 //! `frame-ancestors 'none'`, `Referrer-Policy: no-referrer`, `X-Content-Type-Options:
@@ -26,6 +26,7 @@ mod health;
 mod idp;
 mod keys;
 mod orgs;
+mod overview;
 mod session;
 mod tenant;
 mod view;
@@ -72,7 +73,7 @@ const SCRIPT: &str = include_str!("assets/console.js");
 /// The console's routes, with their session, tenant and header layers.
 pub(crate) fn router(state: AppState) -> Router<AppState> {
     let org_pages = Router::new()
-        .route("/console/orgs/{org}", get(orgs::overview))
+        .route("/console/orgs/{org}", get(overview::overview))
         .route("/console/orgs/{org}/status", post(orgs::set_status))
         .route("/console/orgs/{org}/license", post(orgs::set_license))
         .route("/console/orgs/{org}/fleet", get(fleet::fleet))
