@@ -6,6 +6,7 @@
 
 mod byoc;
 mod cluster;
+mod console;
 mod conventions;
 mod ctl;
 mod deploy;

@@ -107,7 +107,13 @@ pub(crate) async fn resolve_tenant(
     }
 }
 
-async fn resolve(state: &AppState, parts: &mut Parts, slug: &str) -> Result<Access, ApiError> {
+/// Resolves the org named `slug` for the request's caller (see the module docs): the
+/// API's middleware and the console's both call it.
+pub(crate) async fn resolve(
+    state: &AppState,
+    parts: &mut Parts,
+    slug: &str,
+) -> Result<Access, ApiError> {
     if let Some(refused) = parts.extensions.get::<SelectionRefused>() {
         if let Some(principal) = parts.extensions.get::<Principal>() {
             CallerSlot::fill(&parts.extensions, principal);

@@ -125,7 +125,8 @@ pub(crate) enum ApiError {
 }
 
 impl ApiError {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    /// The status and stable code this error answers with.
+    pub(crate) fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             ApiError::YamlAlias(_) => (StatusCode::BAD_REQUEST, "yaml_alias"),

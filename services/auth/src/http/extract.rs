@@ -16,7 +16,7 @@ use crate::http::denials::CallerSlot;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::infra::oidc::{self, OidcError};
-use crate::infra::store::Actor;
+use crate::infra::store::{Actor, ApiTokenRecord};
 
 /// A JSON object body; malformed, mistyped or oversized bodies, and JSON that is not an
 /// object, become [`ApiError`]s.
@@ -354,7 +354,10 @@ impl Principal {
     }
 }
 
-async fn api_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+/// Verifies an API token (`mcpg_pat_…`: a global admin token, an org API key, a personal
+/// or an impersonation token) as every management request does; the console's sign-in
+/// form verifies the pasted token with it too.
+pub(crate) async fn api_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     let credential = Credential::parse(CredentialKind::ApiToken, token)
         .map_err(|_| ApiError::Unauthenticated)?;
     let hash = credential.hash();
@@ -364,13 +367,20 @@ async fn api_token(state: &AppState, token: &str) -> Result<Principal, ApiError>
         .await?
         .filter(|record| hash.matches_hex(&record.token_hash))
         .ok_or(ApiError::Unauthenticated)?;
-    Ok(Principal {
-        token_id: record.id,
-        org_id: record.org_id,
-        user_id: record.user_id,
-        impersonator_id: record.impersonator_id,
-        oidc: None,
-    })
+    Ok(Principal::from(record))
+}
+
+/// The caller a valid API token stands for.
+impl From<ApiTokenRecord> for Principal {
+    fn from(record: ApiTokenRecord) -> Self {
+        Principal {
+            token_id: record.id,
+            org_id: record.org_id,
+            user_id: record.user_id,
+            impersonator_id: record.impersonator_id,
+            oidc: None,
+        }
+    }
 }
 
 async fn oidc_login(

@@ -5,6 +5,7 @@
 pub(crate) mod api;
 pub(crate) mod authorize;
 pub(crate) mod config;
+pub(crate) mod console;
 pub(crate) mod denials;
 pub(crate) mod error;
 pub(crate) mod extract;

@@ -545,5 +545,6 @@ fn shared_state(
         denials: Arc::new(DenialLog::default()),
         usage: Arc::new(UsageMeter::default()),
         usage_flusher: Arc::new(UsageFlusher::default()),
+        console: Arc::default(),
     }))
 }

@@ -91,6 +91,8 @@ pub(crate) struct SharedState {
     pub(crate) usage: Arc<UsageMeter>,
     /// Writes the usage meter's counts and checks the orgs' limits.
     pub(crate) usage_flusher: Arc<UsageFlusher>,
+    /// The operator console's caches.
+    pub(crate) console: Arc<crate::http::console::ConsoleState>,
 }
 
 impl SharedState {

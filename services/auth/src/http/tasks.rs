@@ -210,6 +210,13 @@ async fn housekeeping(state: &AppState) -> anyhow::Result<()> {
     }
     state.issuer.flush_seen().await?;
     let now = state.now();
+    let ended = state
+        .store
+        .purge_console_sessions(now, now - crate::http::console::IDLE_TIMEOUT)
+        .await?;
+    if ended > 0 {
+        tracing::debug!(sessions = ended, "ended console sessions purged");
+    }
     for (org, count) in state.store.gateways_seen_since(now - 86_400).await? {
         metrics::gauge!(GATEWAYS_SEEN, "org" => org).set(count as f64);
     }

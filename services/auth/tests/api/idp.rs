@@ -1,17 +1,25 @@
 //! A stand-in OIDC identity provider for the login tests: an axum server on 127.0.0.1:0
 //! serving a discovery document and a JWKS that tests can replace (key rotation), counting
 //! JWKS fetches; keys (Ed25519, P-256, RSA) are generated at test time and mint tokens.
+//! For the console's sign-in it also runs the authorization code flow with PKCE: its
+//! authorization endpoint consents at once for the user a test set ([`Idp::log_in_as`])
+//! and its token endpoint checks the code, client, redirect URI and S256 verifier before it
+//! answers with an ID token carrying the request's nonce.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
+use axum::extract::{Form, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::helpers::now;
 
@@ -123,6 +131,20 @@ struct Published {
     issuer: String,
     jwks: Mutex<Vec<Value>>,
     fetches: AtomicUsize,
+    /// Who the authorization endpoint signs in: the key to sign with and the claims.
+    login: Mutex<Option<(Arc<IdpKey>, Value)>>,
+    /// Codes issued and not yet redeemed.
+    codes: Mutex<HashMap<String, Grant>>,
+}
+
+/// What a code was issued for.
+struct Grant {
+    client_id: String,
+    redirect_uri: String,
+    challenge: String,
+    nonce: String,
+    claims: Value,
+    key: Arc<IdpKey>,
 }
 
 /// The running stand-in.
@@ -147,6 +169,8 @@ impl Idp {
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/jwks", get(jwks))
+            .route("/authorize", get(authorize))
+            .route("/token", post(token))
             .with_state(published.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -164,6 +188,12 @@ impl Idp {
     pub fn publish(&self, keys: &[&IdpKey]) {
         let jwks = keys.iter().map(|k| k.jwk.clone()).collect();
         *self.published.jwks.lock().expect("lock") = jwks;
+    }
+
+    /// Makes the authorization endpoint sign in the user of `claims` (their `aud` is
+    /// replaced by the client's id, and the request's nonce added), signing with `key`.
+    pub fn log_in_as(&self, key: Arc<IdpKey>, claims: Value) {
+        *self.published.login.lock().expect("lock") = Some((key, claims));
     }
 
     /// How often the JWKS was fetched.
@@ -203,7 +233,73 @@ async fn discovery(State(published): State<Arc<Published>>) -> axum::Json<Value>
     axum::Json(json!({
         "issuer": published.issuer,
         "jwks_uri": format!("{}/jwks", published.issuer),
+        "authorization_endpoint": format!("{}/authorize", published.issuer),
+        "token_endpoint": format!("{}/token", published.issuer),
+        "code_challenge_methods_supported": ["S256"],
     }))
+}
+
+/// Consents at once: a code for the configured user, back to the client's redirect URI.
+async fn authorize(
+    State(published): State<Arc<Published>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let field = |name: &str| query.get(name).cloned().unwrap_or_default();
+    if field("response_type") != "code" || field("code_challenge_method") != "S256" {
+        return (StatusCode::BAD_REQUEST, "code flow with S256 only").into_response();
+    }
+    let Some((key, claims)) = published.login.lock().expect("lock").clone() else {
+        return (StatusCode::FORBIDDEN, "nobody to sign in").into_response();
+    };
+    let code = hex::encode(random::<16>());
+    let redirect_uri = field("redirect_uri");
+    published.codes.lock().expect("lock").insert(
+        code.clone(),
+        Grant {
+            client_id: field("client_id"),
+            redirect_uri: redirect_uri.clone(),
+            challenge: field("code_challenge"),
+            nonce: field("nonce"),
+            claims,
+            key,
+        },
+    );
+    let mut back = reqwest::Url::parse(&redirect_uri).expect("redirect URI");
+    back.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &field("state"));
+    Redirect::to(back.as_str()).into_response()
+}
+
+/// Redeems a code once, checking client, redirect URI and the PKCE verifier.
+async fn token(
+    State(published): State<Arc<Published>>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+    let invalid = || {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_grant"})),
+        )
+    };
+    let Some(grant) = published.codes.lock().expect("lock").remove(&field("code")) else {
+        return invalid().into_response();
+    };
+    let verified = b64(&Sha256::digest(field("code_verifier").as_bytes())) == grant.challenge;
+    if field("grant_type") != "authorization_code"
+        || field("client_id") != grant.client_id
+        || field("redirect_uri") != grant.redirect_uri
+        || !verified
+    {
+        return invalid().into_response();
+    }
+    let mut claims = grant.claims;
+    claims["aud"] = json!(grant.client_id);
+    claims["nonce"] = json!(grant.nonce);
+    let id_token = grant.key.sign(&claims);
+    axum::Json(json!({"access_token": "opaque", "token_type": "Bearer", "id_token": id_token}))
+        .into_response()
 }
 
 async fn jwks(State(published): State<Arc<Published>>) -> axum::Json<Value> {

@@ -12,6 +12,8 @@ mod byoc_roll;
 mod cluster_limits;
 mod cluster_root;
 mod connections;
+mod console;
+mod console_browser;
 mod contract;
 mod denials;
 mod deploy_examples;

@@ -79,17 +79,28 @@ async fn rotate(
     principal: Principal,
     actor: Actor,
 ) -> Result<(StatusCode, axum::Json<KeyView>)> {
+    let key = rotate_key(&state, &principal, &actor).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(key.into())))
+}
+
+/// Starts a key rotation (global admin only): `POST /v1/admin/keys/rotate`, and the
+/// console's button. The new key is published now and signs after the publish delay.
+pub(crate) async fn rotate_key(
+    state: &AppState,
+    principal: &Principal,
+    actor: &Actor,
+) -> Result<KeyRecord> {
     principal.require_global()?;
     let key = state
         .keyring
-        .rotate(&actor, state.now())
+        .rotate(actor, state.now())
         .await
         .map_err(|error| match error {
             KeyringError::NoRoot => ApiError::Conflict(error.to_string()),
             other => ApiError::internal(other),
         })?;
     tracing::info!(kid = %key.kid, activate_at = key.activate_at, "key rotation started");
-    Ok((StatusCode::ACCEPTED, axum::Json(key.into())))
+    Ok(key)
 }
 
 /// A certified key to roll to (BYOC): the secret key and its certificate.

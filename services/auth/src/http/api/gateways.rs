@@ -95,7 +95,7 @@ impl From<GatewayRecord> for GatewayView {
 }
 
 /// A gateway of the batch, its name checked and its credential drawn.
-fn prepare(name: &str) -> Result<(BatchGateway, Credential)> {
+pub(crate) fn prepare(name: &str) -> Result<(BatchGateway, Credential)> {
     let name = crate::domain::display_text("name", name, MAX_GATEWAY_NAME)?;
     let credential = Credential::generate(CredentialKind::Gateway).map_err(ApiError::internal)?;
     let gateway = BatchGateway {

@@ -42,9 +42,10 @@ fn check_end(valid_until: i64, now: i64) -> Result<()> {
     Ok(())
 }
 
+/// The body of a license `PUT` (the console's license form builds the same).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SetLicense {
+pub(crate) struct SetLicense {
     tier: Tier,
     #[serde(default)]
     entitlements_add: Vec<EntitlementId>,
@@ -214,10 +215,25 @@ async fn set(
     query: std::result::Result<Query<SetQuery>, QueryRejection>,
     ApiJson(body): ApiJson<SetLicense>,
 ) -> Result<axum::Json<SetLicenseView>> {
-    access.require_global()?;
     let force = query
         .map(|Query(q)| q.force)
         .map_err(|e| ApiError::BadRequest(format!("invalid query: {}", e.body_text())))?;
+    let (license, affected) = set_license(&state, &access, body, force).await?;
+    Ok(axum::Json(SetLicenseView {
+        license: LicenseView::new(&access.org.slug, license, state.now()),
+        plugin_sets_affected: affected,
+    }))
+}
+
+/// Sets the org's license (global admin only): the license `PUT`, and the console's
+/// license form. Returns the license and the plugin sets a forced change took plugins from.
+pub(crate) async fn set_license(
+    state: &AppState,
+    access: &Access,
+    body: SetLicense,
+    force: bool,
+) -> Result<(LicenseRecord, Vec<AffectedSet>)> {
+    access.require_global()?;
     let org = &access.org;
     let now = state.now();
     let spec = body.into_spec(now)?;
@@ -234,10 +250,7 @@ async fn set(
     let (license, affected) = access.tenant().set_license(&spec, force, now).await?;
     tracing::info!(org = %org.slug, license = %license.id, tier = %license.tier,
         plugin_sets_affected = affected.len(), "license set");
-    Ok(axum::Json(SetLicenseView {
-        license: LicenseView::new(&org.slug, license, now),
-        plugin_sets_affected: affected,
-    }))
+    Ok((license, affected))
 }
 
 async fn show(State(state): State<AppState>, access: Access) -> Result<axum::Json<LicenseView>> {

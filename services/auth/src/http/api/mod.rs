@@ -1,19 +1,19 @@
 //! HTTP routes: one module per resource, merged here with the cross-cutting layers
 //! (request ids, spans, latency metrics, load shedding, timeouts, body limit).
 
-mod admin;
+pub(crate) mod admin;
 mod archives;
 mod audit;
 mod federation;
 mod gateways;
 mod hierarchy;
 mod key_certificates;
-mod licenses;
+pub(crate) mod licenses;
 mod oidc;
 mod ops;
-mod orgs;
+pub(crate) mod orgs;
 mod plugin_sets;
-mod rbac;
+pub(crate) mod rbac;
 mod revocations;
 mod tenants;
 mod usage;
@@ -29,6 +29,7 @@ use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
 pub(crate) use crate::http::layers::{Guard, GuardLayer, RequestContext, RequestContextLayer};
+pub(crate) use gateways::prepare as prepare_gateway;
 
 /// Largest accepted request body.
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -124,6 +125,8 @@ fn routes(state: AppState) -> Router {
         // the token endpoint is the hot path.
         .merge(ops::router())
         .merge(federation::router())
+        // The operator console: HTML pages with their own session and tenant layers.
+        .merge(crate::http::console::router(state.clone()))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

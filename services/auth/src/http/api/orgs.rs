@@ -31,9 +31,10 @@ pub(super) fn router() -> Router<AppState> {
 /// The longest display name accepted.
 const MAX_NAME: usize = 200;
 
+/// The body of an org create (the console's form builds the same).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateOrg {
+pub(crate) struct CreateOrg {
     /// Checked with [`Slug::parse_org`] (reserved names), not only as a slug.
     slug: String,
     display_name: String,
@@ -45,9 +46,10 @@ struct CreateOrg {
     routing_name: Option<String>,
 }
 
+/// The body of an org PATCH (the console's status form builds the same).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UpdateOrg {
+pub(crate) struct UpdateOrg {
     #[serde(default, deserialize_with = "crate::http::extract::present")]
     display_name: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
@@ -113,6 +115,17 @@ async fn create(
     actor: Actor,
     ApiJson(body): ApiJson<CreateOrg>,
 ) -> Result<(StatusCode, axum::Json<OrgView>)> {
+    let created = create_org(&state, &principal, &actor, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(created.into())))
+}
+
+/// Creates an org (global admin only): `POST /v1/orgs`, and the console's form.
+pub(crate) async fn create_org(
+    state: &AppState,
+    principal: &Principal,
+    actor: &Actor,
+    body: CreateOrg,
+) -> Result<OrgRecord> {
     principal.require_global()?;
     let slug = Slug::parse_org(&body.slug)?;
     let snapshot = state.keyring.snapshot();
@@ -152,9 +165,9 @@ async fn create(
             .transpose()
             .map_err(ApiError::BadRequest)?,
     };
-    let created = state.store.create_org(&org, &actor, state.now()).await?;
+    let created = state.store.create_org(&org, actor, state.now()).await?;
     tracing::info!(org = %created.slug, "organization created");
-    Ok((StatusCode::CREATED, axum::Json(created.into())))
+    Ok(created)
 }
 
 /// A global admin pages through every org; anyone else can see at most their own org, so
@@ -194,6 +207,16 @@ async fn update(
     access: Access,
     ApiJson(body): ApiJson<UpdateOrg>,
 ) -> Result<axum::Json<OrgView>> {
+    Ok(axum::Json(update_org(&state, &access, body).await?.into()))
+}
+
+/// Changes an org (global admin only): `PATCH /v1/orgs/{org}`, and the console's status
+/// form.
+pub(crate) async fn update_org(
+    state: &AppState,
+    access: &Access,
+    body: UpdateOrg,
+) -> Result<OrgRecord> {
     access.require_global()?;
     let current = &access.org;
     let patch = OrgPatch {
@@ -216,7 +239,7 @@ async fn update(
     }
     let updated = access.tenant().update_org(&patch, state.now()).await?;
     tracing::info!(org = %updated.slug, status = updated.status.as_str(), "organization updated");
-    Ok(axum::Json(updated.into()))
+    Ok(updated)
 }
 
 /// A gateway-side setting of a PATCH: absent leaves it, `null` clears it, text is checked.

@@ -85,9 +85,24 @@ async fn create_token(
     Path((_, user)): Path<(String, String)>,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, axum::Json<TokenView>)> {
+    let (record, credential) =
+        issue_user_token(&state, &access, &user, body.name.as_deref()).await?;
+    let mut view = TokenView::from(record);
+    view.token = Some(credential.expose().to_owned());
+    Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+/// Issues a personal token to `user` (org admins): the token `POST`, and the console's
+/// form. The credential is returned to be shown once; only its hash is stored.
+pub(crate) async fn issue_user_token(
+    state: &AppState,
+    access: &Access,
+    user: &str,
+    name: Option<&str>,
+) -> Result<(UserTokenRecord, Credential)> {
     access.require(Action::ManageAccess)?;
-    let user = email(&user)?;
-    let name = printable("name", body.name.as_deref().unwrap_or("personal"), MAX_TEXT)?;
+    let user = email(user)?;
+    let name = printable("name", name.unwrap_or("personal"), MAX_TEXT)?;
     let credential = Credential::generate(CredentialKind::ApiToken).map_err(ApiError::internal)?;
     let record = access
         .tenant()
@@ -100,9 +115,7 @@ async fn create_token(
         )
         .await?;
     tracing::info!(org = %access.org.slug, token = %record.id, by = %access.principal.token_id, "personal token issued");
-    let mut view = TokenView::from(record);
-    view.token = Some(credential.expose().to_owned());
-    Ok((StatusCode::CREATED, axum::Json(view)))
+    Ok((record, credential))
 }
 
 async fn list_tokens(
@@ -129,19 +142,31 @@ async fn revoke_token(
     access: Access,
     Path((_, user, id)): Path<(String, String, String)>,
 ) -> Result<StatusCode> {
+    revoke_user_token(&state, &access, &user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes a personal token of `user` (org admins; idempotent): the token `DELETE`, and
+/// the console's revoke button.
+pub(crate) async fn revoke_user_token(
+    state: &AppState,
+    access: &Access,
+    user: &str,
+    id: &str,
+) -> Result<()> {
     access.require(Action::ManageAccess)?;
     access
         .tenant()
-        .revoke_user_token(email(&user)?.as_str(), &id, state.now())
+        .revoke_user_token(email(user)?.as_str(), id, state.now())
         .await?;
     tracing::info!(org = %access.org.slug, token = %id, by = %access.principal.token_id, "personal token revoked");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// A binding in requests: no workspace = the org, a workspace = it, both = an environment.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BindingBody {
+pub(crate) struct BindingBody {
     email: Email,
     role: Role,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
@@ -234,6 +259,21 @@ async fn grant(
     access: Access,
     ApiJson(body): ApiJson<BindingBody>,
 ) -> Result<(StatusCode, axum::Json<BindingView>)> {
+    let record = grant_binding(&state, &access, &body).await?;
+    let license = access.tenant().license_if_any().await?;
+    let entitlements = entitlements_at(license.as_ref(), state.now());
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(BindingView::new(&access.org.slug, record, &entitlements)),
+    ))
+}
+
+/// Grants a role binding (org admins): the binding `POST`, and the console's form.
+pub(crate) async fn grant_binding(
+    state: &AppState,
+    access: &Access,
+    body: &BindingBody,
+) -> Result<BindingRecord> {
     access.require(Action::ManageAccess)?;
     let scope = body.scope()?;
     let tenant = access.tenant();
@@ -260,11 +300,7 @@ async fn grant(
     };
     let record = tenant.create_binding(&spec, state.now()).await?;
     tracing::info!(org = %access.org.slug, role = %record.role, by = %access.principal.token_id, "role granted");
-    let entitlements = entitlements_at(tenant.license_if_any().await?.as_ref(), state.now());
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(BindingView::new(&access.org.slug, record, &entitlements)),
-    ))
+    Ok(record)
 }
 
 /// Lists the org's bindings, each with whether the org's license entitles it now.
@@ -293,9 +329,19 @@ async fn revoke_binding(
     access: Access,
     query: Result<Query<BindingBody>, QueryRejection>,
 ) -> Result<StatusCode> {
-    access.require(Action::ManageAccess)?;
     let Query(body) =
         query.map_err(|e| ApiError::BadRequest(format!("invalid query: {}", e.body_text())))?;
+    revoke_binding_of(&state, &access, &body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes a role binding (org admins): the binding `DELETE`, and the console's button.
+pub(crate) async fn revoke_binding_of(
+    state: &AppState,
+    access: &Access,
+    body: &BindingBody,
+) -> Result<()> {
+    access.require(Action::ManageAccess)?;
     let scope = body.scope()?;
     let spec = BindingSpec {
         email: body.email.as_str(),
@@ -304,7 +350,7 @@ async fn revoke_binding(
     };
     access.tenant().delete_binding(&spec, state.now()).await?;
     tracing::info!(org = %access.org.slug, role = %body.role, by = %access.principal.token_id, "role revoked");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]

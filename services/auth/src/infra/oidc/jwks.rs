@@ -207,6 +207,26 @@ impl JwksCache {
         })
     }
 
+    /// POSTs `form` to `uri` (checked against the URL rules, as every fetch) and parses the
+    /// answer as JSON, reading at most [`MAX_JWKS_BYTES`]: the console's authorization code
+    /// exchange at an identity provider's token endpoint.
+    pub(crate) async fn post_form_json<T: serde::de::DeserializeOwned>(
+        &self,
+        uri: &str,
+        form: &[(&str, &str)],
+    ) -> Result<T, FetchError> {
+        let url = crate::domain::oidc_config::check_url(uri, self.settings.allow_loopback)
+            .map_err(FetchError::Url)?;
+        let response = self
+            .http
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(form)
+            .send()
+            .await?;
+        read_json(response).await
+    }
+
     /// GETs `uri` (checked against the URL rules), reading at most [`MAX_JWKS_BYTES`], and
     /// parses the answer as JSON.
     pub(crate) async fn fetch_json<T: serde::de::DeserializeOwned>(
@@ -215,30 +235,37 @@ impl JwksCache {
     ) -> Result<T, FetchError> {
         let url = crate::domain::oidc_config::check_url(uri, self.settings.allow_loopback)
             .map_err(FetchError::Url)?;
-        let mut response = self
+        let response = self
             .http
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await?;
-        if response.status() != reqwest::StatusCode::OK {
-            return Err(FetchError::Status(response.status().as_u16()));
-        }
-        if response
-            .content_length()
-            .is_some_and(|length| length > MAX_JWKS_BYTES as u64)
-        {
+        read_json(response).await
+    }
+}
+
+/// A 200 answer's JSON body, at most [`MAX_JWKS_BYTES`].
+async fn read_json<T: serde::de::DeserializeOwned>(
+    mut response: reqwest::Response,
+) -> Result<T, FetchError> {
+    if response.status() != reqwest::StatusCode::OK {
+        return Err(FetchError::Status(response.status().as_u16()));
+    }
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_JWKS_BYTES as u64)
+    {
+        return Err(FetchError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_JWKS_BYTES {
             return Err(FetchError::TooLarge);
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(FetchError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(serde_json::from_slice(&body)?)
+        body.extend_from_slice(&chunk);
     }
+    Ok(serde_json::from_slice(&body)?)
 }
 
 #[derive(Deserialize)]

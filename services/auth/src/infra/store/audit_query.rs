@@ -64,6 +64,20 @@ impl TenantStore<'_> {
         Ok(rows.into_iter().map(AuditRecord::from).collect())
     }
 
+    /// The last `limit` entries of the chain, newest first (the console's overview).
+    pub(crate) async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE org_id = $1 \
+             ORDER BY seq DESC LIMIT $2"
+        );
+        let rows: Vec<AuditRow> = on_pool!(self.store(), pool => sqlx::query_as(&sql)
+            .bind(self.org_id())
+            .bind(limit)
+            .fetch_all(pool)
+            .await?);
+        Ok(rows.into_iter().map(AuditRecord::from).collect())
+    }
+
     /// Up to `limit` entries after `after_seq`, by seq, unfiltered (verify, export).
     pub(crate) async fn audit_page(
         &self,
