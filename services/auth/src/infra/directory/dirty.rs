@@ -24,8 +24,8 @@ pub(super) struct Dirty {
     pub(super) retry: HashMap<String, (Instant, Duration)>,
 }
 
-/// One dirty org: its last change's generation, and the widest scope changed since it was
-/// last read (a change to its gateways is not undone by a later change to its license).
+/// One dirty org: its last change's generation, and what changed since it was last read
+/// (a change to its gateways is not undone by a later change to its license).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Mark {
     pub(super) generation: u64,
@@ -43,7 +43,7 @@ impl Dirty {
         match self.orgs.get_mut(org) {
             Some(mark) => {
                 mark.generation = generation;
-                mark.scope = mark.scope.max(scope);
+                mark.scope = mark.scope.and(scope);
             }
             None => {
                 self.orgs.insert(org.to_owned(), Mark { generation, scope });

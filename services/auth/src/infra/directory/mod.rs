@@ -15,6 +15,11 @@
 //! - a change to an org's own record or license ([`GrantScope::Org`]) reads only that
 //!   record again and swaps the org's shared grant under all of its gateways at once (an
 //!   [`OrgCell`]); any other change to an org reads its gateways again;
+//! - a registration ([`GrantScope::Added`]) changes no gateway the org had: those keep
+//!   being answered while the org is read again for the newcomers (which the directory does
+//!   not know yet, so they are answered from the database meanwhile). Before, a fleet
+//!   registered in batches had every token request of its org on the database path until
+//!   the last batch was read, each caching a grant of its own;
 //! - [`Change::All`] (a replica's listener reconnected, and also when it went down) marks
 //!   everything dirty until a full reload; on PostgreSQL the directory answers only while
 //!   the replica is listening for the others' changes.
@@ -256,7 +261,12 @@ impl Directory {
             return Some(listed.clone());
         }
         let dirty = self.dirty();
-        (dirty.all.is_none() && !dirty.orgs.contains_key(&listed.org.id)).then(|| listed.clone())
+        // An org marked only for new gateways still answers for the ones it had.
+        let trusted = dirty
+            .orgs
+            .get(&listed.org.id)
+            .is_none_or(|mark| mark.scope == GrantScope::Added);
+        (dirty.all.is_none() && trusted).then(|| listed.clone())
     }
 
     /// Marks the orgs `changes` touch as dirty and wakes the reloader.
@@ -334,14 +344,14 @@ impl Directory {
         for (org, scope) in orgs {
             let read = match scope {
                 GrantScope::Org => self.reload_org_record(store, &org).await,
-                GrantScope::Everything => self.reload_org(store, &org).await,
+                GrantScope::Added | GrantScope::Everything => self.reload_org(store, &org).await,
             };
             match read {
                 Ok(true) => {
                     self.clean(generation, Some(&org));
                     let scope = match scope {
                         GrantScope::Org => "org_record",
-                        GrantScope::Everything => "org",
+                        GrantScope::Added | GrantScope::Everything => "org",
                     };
                     metrics::counter!(DIRECTORY_LOADS, "scope" => scope).increment(1);
                 }

@@ -163,6 +163,51 @@ fn a_change_to_everything_of_an_org_is_not_narrowed_by_a_later_license_change() 
 }
 
 #[test]
+fn a_registration_keeps_the_orgs_other_gateways_answered_until_anything_else_changes() {
+    let directory = directory(ListenerState::NotApplicable);
+    directory
+        .gateways
+        .write()
+        .expect("lock")
+        .insert(hash(1), listed("org-a"));
+    let added = Change::Grants {
+        org_id: "org-a".into(),
+        scope: GrantScope::Added,
+    };
+    directory.mark(std::slice::from_ref(&added));
+    assert_eq!(directory.dirty().orgs["org-a"].scope, GrantScope::Added);
+    assert!(
+        directory.lookup(&hash(1)).is_some(),
+        "a gateway the org had keeps its grant while the newcomers are read"
+    );
+    assert!(
+        directory.lookup(&hash(2)).is_none(),
+        "a newcomer is not known yet"
+    );
+    // A license change on top: the org's grant changed, its answers are held back.
+    directory.mark(&[Change::Grants {
+        org_id: "org-a".into(),
+        scope: GrantScope::Org,
+    }]);
+    assert_eq!(
+        directory.dirty().orgs["org-a"].scope,
+        GrantScope::Everything
+    );
+    assert!(directory.lookup(&hash(1)).is_none());
+    let generation = directory.dirty().orgs["org-a"].generation;
+    directory.clean(generation, Some("org-a"));
+    directory.mark(&[added, Change::grants("org-a")]);
+    assert_eq!(
+        directory.dirty().orgs["org-a"].scope,
+        GrantScope::Everything
+    );
+    assert!(
+        directory.lookup(&hash(1)).is_none(),
+        "a revocation on top holds back too"
+    );
+}
+
+#[test]
 fn an_orgs_cell_swaps_the_grant_under_every_entry_that_shares_it() {
     let first = listed("org-a");
     let second = Listed {

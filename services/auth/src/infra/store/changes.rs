@@ -47,14 +47,29 @@ pub(crate) enum Change {
 }
 
 /// What of an org's grants a [`Change::Grants`] changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GrantScope {
+    /// Only new gateways (a registration): every gateway the org had keeps its grant, so
+    /// what a replica holds of the org stays true while the newcomers are read.
+    Added,
     /// Only the org's own record (status, trial, slug) or its license: every gateway of the
     /// org is granted from the same new record, and no gateway, environment or plugin set
     /// changed.
     Org,
     /// Its gateways, workspaces, environments or plugin sets too.
     Everything,
+}
+
+impl GrantScope {
+    /// What two changes to one org changed together: either, if they are the same kind;
+    /// anything else needs the org read again in full, and holds its answers back.
+    pub(crate) fn and(self, other: Self) -> Self {
+        if self == other {
+            self
+        } else {
+            Self::Everything
+        }
+    }
 }
 
 /// The PostgreSQL channel replicas announce their committed changes on.
@@ -69,9 +84,10 @@ impl Change {
         }
     }
 
-    /// The notification payload: `<sender> <kind>[ <org id>[ org]]`. A replica of a
-    /// version before [`GrantScope`] does not understand `grants <org> org` and treats it
-    /// as [`Change::All`]: more reloading, never a stale grant.
+    /// The notification payload: `<sender> <kind>[ <org id>[ org|added]]`. A replica of a
+    /// version before [`GrantScope`] (or before [`GrantScope::Added`]) does not understand
+    /// the last word and treats the change as [`Change::All`]: more reloading, never a
+    /// stale grant.
     pub(crate) fn to_payload(&self, sender: &str) -> String {
         match self {
             Self::Grants {
@@ -82,6 +98,10 @@ impl Change {
                 org_id,
                 scope: GrantScope::Org,
             } => format!("{sender} grants {org_id} org"),
+            Self::Grants {
+                org_id,
+                scope: GrantScope::Added,
+            } => format!("{sender} grants {org_id} added"),
             Self::Keys => format!("{sender} keys"),
             Self::Oidc { org_id } => format!("{sender} oidc {org_id}"),
             Self::All => format!("{sender} all"),
@@ -100,6 +120,7 @@ impl Change {
                 scope: match words.next() {
                     None => GrantScope::Everything,
                     Some("org") => GrantScope::Org,
+                    Some("added") => GrantScope::Added,
                     Some(_) => return None,
                 },
             },
@@ -128,10 +149,14 @@ impl AuditAction {
                 org_id: org_id.to_owned(),
                 scope: GrantScope::Org,
             }),
+            // New gateways only: the org's other gateways keep their grants.
+            Self::GatewayRegister => Some(Change::Grants {
+                org_id: org_id.to_owned(),
+                scope: GrantScope::Added,
+            }),
             Self::OrgDelete
             | Self::WorkspaceDelete
             | Self::EnvironmentDelete
-            | Self::GatewayRegister
             | Self::GatewayRevoke
             | Self::TenantsApply
             | Self::ArchiveRestore
@@ -331,10 +356,17 @@ mod tests {
             })
         );
         assert_eq!(AuditAction::TokenIssued.change("org-1"), None);
+        assert_eq!(
+            AuditAction::GatewayRegister.change("org-1"),
+            Some(Change::Grants {
+                org_id: "org-1".into(),
+                scope: GrantScope::Added,
+            })
+        );
         for action in [
             AuditAction::PluginSetPut,
             AuditAction::PluginSetDelete,
-            AuditAction::GatewayRegister,
+            AuditAction::GatewayRevoke,
             AuditAction::OrgDelete,
         ] {
             assert_eq!(action.change("org-1"), Some(Change::grants("org-1")));
@@ -351,6 +383,10 @@ mod tests {
             Change::Grants {
                 org_id: "org-1".into(),
                 scope: GrantScope::Org,
+            },
+            Change::Grants {
+                org_id: "org-1".into(),
+                scope: GrantScope::Added,
             },
             Change::Keys,
             Change::Oidc {
