@@ -129,6 +129,20 @@ impl TenantStore<'_> {
             .fetch_all(pool).await?))
     }
 
+    /// How many distinct gateways got a token on either of `days`: an upper bound of both
+    /// the active and the peak gateways of the second day, read without moving the rows.
+    pub(crate) async fn usage_gateways_either_day(
+        &self,
+        days: &[String; 2],
+    ) -> Result<u64, StoreError> {
+        let sql = "SELECT COUNT(DISTINCT gateway_id) FROM usage_gateway_days \
+                   WHERE org_id = $1 AND day IN ($2, $3)";
+        let count: i64 = on_pool!(self.store(), pool => sqlx::query_scalar(sql)
+            .bind(self.org_id()).bind(&days[0]).bind(&days[1])
+            .fetch_one(pool).await?);
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     /// Records that the org exceeded `limit` on `day`, with one `usage.over_limit` audit
     /// entry in the same transaction; `false` when it was recorded before (by this or
     /// another replica), and then nothing is written.
