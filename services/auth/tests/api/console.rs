@@ -234,6 +234,16 @@ async fn signing_in_with_a_token_opens_a_session_that_signing_out_ends(backend: 
     let replayed = console.get("/console/orgs").await;
     assert_eq!(replayed.status, StatusCode::SEE_OTHER);
     assert_eq!(replayed.location(), "/console/sign-in");
+    // A path under the prefix that names no page is a page too, with the API's code.
+    let missing = console.get("/console/no/such/page").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.body.contains("not_found"), "{}", missing.body);
+    assert!(
+        missing.body.contains("<h1>Refused</h1>"),
+        "{}",
+        missing.body
+    );
+    assert!(missing.headers.contains_key("content-security-policy"));
 }
 
 async fn revoking_the_token_ends_its_sessions(backend: Backend) {

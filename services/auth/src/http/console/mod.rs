@@ -136,8 +136,15 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/console/oidc/callback", get(idp::callback))
         .route("/console/assets/console.css", get(stylesheet))
         .route("/console/assets/console.js", get(script))
+        // Anything else under the prefix is a page that does not exist, answered as a page.
+        .route("/console/{*rest}", axum::routing::any(no_such_page))
         .merge(signed_in)
         .layer(axum::middleware::map_response(security_headers))
+}
+
+/// A path under `/console` that names no page: the API's `not_found`, as a page.
+async fn no_such_page() -> error::ConsoleError {
+    error::ConsoleError(crate::http::error::ApiError::NotFound("page"))
 }
 
 /// `/console`: the org list for a global admin, the own org's overview for anyone else.
