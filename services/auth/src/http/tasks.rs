@@ -210,13 +210,19 @@ async fn housekeeping(state: &AppState) -> anyhow::Result<()> {
     }
     state.issuer.flush_seen().await?;
     let now = state.now();
-    let ended = state
+    match state
         .store
         .purge_console_sessions(now, now - crate::http::console::IDLE_TIMEOUT)
-        .await?;
-    if ended > 0 {
-        tracing::debug!(sessions = ended, "ended console sessions purged");
+        .await
+    {
+        Ok(0) => {}
+        Ok(ended) => tracing::debug!(sessions = ended, "ended console sessions purged"),
+        // Ended sessions open nothing (every lookup checks the times): a failed purge
+        // only leaves rows for the next round, and must not hold the gauges back.
+        Err(error) => tracing::warn!(error = %error, "cannot purge ended console sessions"),
     }
+    // The gauges are relative to when they are read, not to when the round began.
+    let now = state.now();
     for (org, count) in state.store.gateways_seen_since(now - 86_400).await? {
         metrics::gauge!(GATEWAYS_SEEN, "org" => org).set(count as f64);
     }

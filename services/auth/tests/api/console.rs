@@ -17,6 +17,7 @@ use crate::rbac::{grant, user_token};
 
 on_both_backends!(
     signing_in_with_a_token_opens_a_session_that_signing_out_ends,
+    on_https_every_console_cookie_is_host_only_and_secure,
     revoking_the_token_ends_its_sessions,
     a_viewer_sees_no_mutating_control_and_a_forged_post_is_refused,
     forms_create_the_fleet_and_show_the_credential_once,
@@ -244,6 +245,45 @@ async fn signing_in_with_a_token_opens_a_session_that_signing_out_ends(backend: 
         missing.body
     );
     assert!(missing.headers.contains_key("content-security-policy"));
+}
+
+async fn on_https_every_console_cookie_is_host_only_and_secure(backend: Backend) {
+    let app = spawn_app_with(backend, |settings| {
+        settings.issuer = Some("https://auth.example.test".to_owned());
+    })
+    .await;
+    let mut console = Console::new(&app);
+    let form = console.get("/console/sign-in").await;
+    let set: Vec<String> = form
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .collect();
+    assert!(!set.is_empty());
+    for cookie in &set {
+        assert!(cookie.starts_with("__Host-"), "{cookie}");
+        assert!(
+            cookie.contains("; Path=/;") && cookie.ends_with("; Secure"),
+            "{cookie}"
+        );
+    }
+    // The whole sign-in works under the prefixed names, and an unprefixed cookie, as a
+    // sibling subdomain could set, opens nothing.
+    let signed_in = console.sign_in(&app.admin_token).await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.body
+    );
+    let session = console.cookies["__Host-mcpg_console"].clone();
+    assert_eq!(console.get("/console/orgs").await.status, StatusCode::OK);
+    console.cookies.clear();
+    console.cookies.insert("mcpg_console".into(), session);
+    let planted = console.get("/console/orgs").await;
+    assert_eq!(planted.status, StatusCode::SEE_OTHER);
+    assert_eq!(planted.location(), "/console/sign-in");
 }
 
 async fn revoking_the_token_ends_its_sessions(backend: Backend) {

@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use super::error::ConsoleError;
 use super::extract::Query;
 use super::session::{
-    Arrival, SIGN_IN_COOKIE, cookie, matches, open_session, random_secret, set_cookie_with,
+    Arrival, SIGN_IN_COOKIE, console_cookie, matches, open_session, random_secret, set_cookie_with,
     sign_in_page,
 };
 use super::view;
@@ -110,7 +110,7 @@ pub(crate) async fn start(
     let Ok(Form(form)) = form else {
         return Err(ApiError::BadRequest("expected the sign-in form".into()).into());
     };
-    let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
+    let expected = console_cookie(&state, &headers, SIGN_IN_COOKIE).unwrap_or_default();
     if !matches(&form.csrf, &expected) {
         let refusal =
             ApiError::Forbidden("the sign-in form's CSRF token is missing or stale; try again");
@@ -228,7 +228,8 @@ pub(crate) async fn callback(
     headers: HeaderMap,
     Query(query): Query<CallbackQuery>,
 ) -> Result<Response> {
-    let flight = cookie(&headers, IDP_COOKIE).and_then(|text| InFlight::decode(&text));
+    let flight =
+        console_cookie(&state, &headers, IDP_COOKIE).and_then(|text| InFlight::decode(&text));
     let spent = set_cookie_with(&state, IDP_COOKIE, "", IDP_COOKIE_PATH, 0, "Lax")?;
     let outcome = finish(&state, flight, query).await;
     let mut response = match outcome {

@@ -6,7 +6,7 @@
 //!   of its own, paired with a short-lived cookie (double submit), since no session exists
 //!   yet.
 //! - The session: a random 256-bit id in an `HttpOnly`, `SameSite=Strict` cookie (`Secure`
-//!   when the public URL is https), stored server-side as its SHA-256 only, with the token
+//!   and `__Host-` prefixed when the public URL is https), stored server-side as its SHA-256 only, with the token
 //!   it was opened with, a CSRF secret, and its times. It ends at sign-out, after
 //!   [`IDLE_TIMEOUT`] without a request, [`ABSOLUTE_TIMEOUT`] after sign-in, or as soon as
 //!   the token is revoked or expires (checked at every request, by the lookup's join).
@@ -87,7 +87,7 @@ pub(crate) async fn require_session(
 
 async fn open(state: &AppState, request: Request) -> Result<Request, Response> {
     let now = state.now();
-    let Some(id) = cookie(request.headers(), COOKIE) else {
+    let Some(id) = console_cookie(state, request.headers(), COOKIE) else {
         return Err(to_sign_in(request.method()));
     };
     let id_hash = digest(&id);
@@ -191,6 +191,29 @@ pub(super) fn matches(presented: &str, expected: &str) -> bool {
     !expected.is_empty() && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
 }
 
+/// Whether the service's public URL is https (its cookies are then `Secure` and
+/// `__Host-` prefixed).
+fn https(state: &AppState) -> bool {
+    state.info.issuer_url.starts_with("https://")
+}
+
+/// The name console cookie `name` goes by: on https, prefixed `__Host-`, which a browser
+/// accepts only from this very host, `Secure`, with `Path=/` and no `Domain`. A sibling
+/// subdomain cannot plant one then: a planted session, sign-in token or sign-in in flight
+/// would sign the victim in as the attacker.
+fn cookie_name(state: &AppState, name: &str) -> String {
+    if https(state) {
+        format!("__Host-{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// The value of console cookie `name` (under [`cookie_name`]) in the request's headers.
+pub(super) fn console_cookie(state: &AppState, headers: &HeaderMap, name: &str) -> Option<String> {
+    cookie(headers, &cookie_name(state, name))
+}
+
 /// The value of cookie `name` in the request's `Cookie` headers.
 pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
@@ -217,8 +240,8 @@ pub(super) fn random_secret() -> Result<String, ApiError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, under `path`, `Secure` when the
-/// service's public URL is https; `max_age` 0 deletes it.
+/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, under `path`; on https `Secure`,
+/// `__Host-` prefixed and under `/` ([`cookie_name`]); `max_age` 0 deletes it.
 fn set_cookie(
     state: &AppState,
     name: &str,
@@ -239,11 +262,13 @@ pub(super) fn set_cookie_with(
     max_age: i64,
     same_site: &str,
 ) -> Result<HeaderValue, ConsoleError> {
-    let secure = if state.info.issuer_url.starts_with("https://") {
-        "; Secure"
+    // `__Host-` cookies must be `Secure` and under `Path=/`.
+    let (secure, path) = if https(state) {
+        ("; Secure", "/")
     } else {
-        ""
+        ("", path)
     };
+    let name = cookie_name(state, name);
     HeaderValue::from_str(&format!(
         "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}"
     ))
@@ -320,7 +345,7 @@ pub(crate) async fn sign_in(
     let Ok(Form(form)) = form else {
         return Err(ApiError::BadRequest("expected the sign-in form".into()).into());
     };
-    let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
+    let expected = console_cookie(&state, &headers, SIGN_IN_COOKIE).unwrap_or_default();
     if !matches(&form.csrf, &expected) {
         let refusal =
             ApiError::Forbidden("the sign-in form's CSRF token is missing or stale; try again");
