@@ -87,8 +87,19 @@ pub(crate) async fn resolve_tenant(
     request: Request,
     next: Next,
 ) -> Response {
+    resolve_tenant_then(&state, request, next, IntoResponse::into_response).await
+}
+
+/// [`resolve_tenant`] with the refusal answered by `refuse` (the console answers pages):
+/// puts the org's [`Access`] in the request of a route with an `{org}` segment.
+pub(crate) async fn resolve_tenant_then(
+    state: &AppState,
+    request: Request,
+    next: Next,
+    refuse: impl FnOnce(ApiError) -> Response,
+) -> Response {
     let (mut parts, body) = request.into_parts();
-    let slug = match RawPathParams::from_request_parts(&mut parts, &state).await {
+    let slug = match RawPathParams::from_request_parts(&mut parts, state).await {
         Ok(params) => params
             .iter()
             .find(|(name, _)| *name == "org")
@@ -98,12 +109,12 @@ pub(crate) async fn resolve_tenant(
     let Some(slug) = slug else {
         return next.run(Request::from_parts(parts, body)).await;
     };
-    match resolve(&state, &mut parts, &slug).await {
+    match resolve(state, &mut parts, &slug).await {
         Ok(access) => {
             parts.extensions.insert(access);
             next.run(Request::from_parts(parts, body)).await
         }
-        Err(error) => error.into_response(),
+        Err(error) => refuse(error),
     }
 }
 

@@ -4,7 +4,7 @@
 //! tier-gated grants. Pages then ask the resulting [`crate::http::authorize::Access`]
 //! exactly what the API's handlers ask it.
 
-use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -19,22 +19,8 @@ pub(crate) async fn resolve(
     request: Request,
     next: Next,
 ) -> Response {
-    let (mut parts, body) = request.into_parts();
-    let slug = match RawPathParams::from_request_parts(&mut parts, &state).await {
-        Ok(params) => params
-            .iter()
-            .find(|(name, _)| *name == "org")
-            .map(|(_, value)| value.to_owned()),
-        Err(_) => None,
-    };
-    let Some(slug) = slug else {
-        return next.run(Request::from_parts(parts, body)).await;
-    };
-    match authorize::resolve(&state, &mut parts, &slug).await {
-        Ok(access) => {
-            parts.extensions.insert(access);
-            next.run(Request::from_parts(parts, body)).await
-        }
-        Err(error) => ConsoleError(error).into_response(),
-    }
+    authorize::resolve_tenant_then(&state, request, next, |error| {
+        ConsoleError(error).into_response()
+    })
+    .await
 }
