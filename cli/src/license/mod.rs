@@ -186,6 +186,29 @@ mod tests {
     }
 
     #[test]
+    fn a_deployment_key_that_begins_with_a_hyphen_is_a_value() {
+        // One base64url key in 64 begins with `-`: clap must not read it as a flag.
+        let key = "-70zCs9DBNUkU_xtFm_4HiwiXrbBjA4JZQg7h8NKMwM";
+        let cli = Cli::try_parse_from([
+            "mcpg-license",
+            "usage",
+            "verify",
+            "usage.json",
+            "--deployment-key",
+            key,
+            "--after-seq",
+            "1",
+            "--after-hash",
+            "0a1e",
+        ])
+        .expect("the key is parsed as the option's value");
+        let Command::Usage(usage::UsageCommand::Verify(args)) = cli.command else {
+            panic!("parsed as another command: {cli:?}");
+        };
+        assert_eq!(args.deployment_key.as_deref(), Some(key));
+    }
+
+    #[test]
     fn every_subcommand_has_examples() {
         let missing = mcpg_runtime::help::subcommands_without_examples(&Cli::command());
         assert!(

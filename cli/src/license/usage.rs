@@ -58,8 +58,14 @@ pub struct VerifyUsageArgs {
     /// The deployment the bundle must come from
     #[arg(long, value_name = "DEPLOYMENT_ID")]
     pub deployment: Option<String>,
-    /// The site's deployment key on record (base64url), from an earlier verification
-    #[arg(long, value_name = "KEY", requires = "after_seq")]
+    /// The site's deployment key on record (base64url), from an earlier verification.
+    /// A base64url key may begin with `-`, so the value is taken as it is.
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "after_seq",
+        allow_hyphen_values = true
+    )]
     pub deployment_key: Option<String>,
     /// The last entry already imported: the bundle must continue after it
     #[arg(long, value_name = "N", requires = "after_hash")]
