@@ -6,7 +6,8 @@
 #   padded  a body of exactly the report's size with no report in it
 #           ({"instance":…,"usage":null} padded with spaces): the floor of any report
 #   report  bench/usage-report.json (ten plugins)
-# Prints tokens/s and the server's CPU time per token for each.
+# Prints tokens/s and the server's CPU time per token for each, then each case against no
+# body, paired within its round (the median of the rounds' ratios).
 #
 # Usage: bench/usage-floor.sh [SECONDS] [ROUNDS]   (default 8 s, 3 rounds)
 set -euo pipefail
@@ -55,5 +56,23 @@ for round in $(seq 1 "$ROUNDS"); do
       | python3 -c "import json,sys; d=json.load(sys.stdin); print(int(d['summary']['requestsPerSec']), sum(d['statusCodeDistribution'].values()))")
     c1=$(cpu)
     python3 -c "print(f'round $round, $case: $rps tokens/s, {($c1 - $c0) * $TICK_US / $n:.1f} µs of server CPU per token')"
+    echo "$round $case $rps $(( (c1 - c0) * TICK_US )) $n" >>"$dir/rounds"
   done
 done
+# On a shared VM the machine's speed drifts between rounds more than a report costs: each
+# round's cases are compared with each other (paired), and the pairs summarised by their
+# median.
+python3 - "$dir/rounds" <<'PY'
+import statistics, sys
+rounds = {}
+for line in open(sys.argv[1]):
+    r, case, rps, cpu_us, n = line.split()
+    rounds.setdefault(r, {})[case] = (int(rps), int(cpu_us) / int(n))
+print(f"\npaired per round, median of {len(rounds)} rounds (tokens/s; server CPU per token):")
+for case in ("padded", "report"):
+    rps = [c[case][0] / c["none"][0] - 1 for c in rounds.values()]
+    cpu = [c[case][1] - c["none"][1] for c in rounds.values()]
+    print(f"  {case} vs none: {statistics.median(rps):+.1%} (rounds "
+          + ", ".join(f"{x:+.1%}" for x in rps)
+          + f"); {statistics.median(cpu):+.1f} µs")
+PY

@@ -39,4 +39,12 @@ pub mod bench {
     pub use crate::infra::store::{
         Actor, AuditAction, DatabaseOptions, Event, NewOrg, Store, TenantStore,
     };
+
+    /// Reads a usage report as the token path does (`benches/usage_report.rs`): the
+    /// number of plugins of a valid report, or why it was ignored.
+    pub fn read_usage_report(json: &str) -> Result<usize, &'static str> {
+        crate::domain::usage::UsageReport::parse(json)
+            .map(|report| report.plugins.len())
+            .map_err(|rejection| rejection.outcome())
+    }
 }

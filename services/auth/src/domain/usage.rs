@@ -2,10 +2,15 @@
 //! bad report is ignored and counted, never a reason to refuse a token), and the day
 //! arithmetic the aggregation, the API and the retention share.
 //!
-//! A report (format version 1) is
-//! `{"v":1,"since":RFC3339,"until":RFC3339,"version":"0.1.0","plugins":{"slack":{"allowed":120,"refused":2}}}`:
-//! the checks a gateway made since its last acknowledged report. Unknown members are
-//! ignored (forward compatible); a report that breaks a limit is ignored entirely.
+//! A report is
+//! `{"v":2,"since":RFC3339,"until":RFC3339,"version":"0.1.0","plugins":{"slack":[120,2]}}`:
+//! the checks a gateway made since its last acknowledged report, each plugin's as the pair
+//! `[allowed, refused]`. Format 1, which `mcpg-entitlements` 0.1 sent before format 2, is
+//! the same with each pair written `{"allowed":120,"refused":2}` (an absent count is 0);
+//! it is still read. Format 2 is a third smaller and has half the JSON strings: it rides on
+//! every token request, and reading it is most of what a report costs the service. Unknown
+//! members are ignored (forward compatible); a report that breaks a limit is ignored
+//! entirely.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -22,8 +27,10 @@ pub(crate) const MAX_REPORT_BYTES: usize = 64 * 1024;
 pub(crate) const MAX_PLUGIN_NAME: usize = 64;
 /// Longest gateway version.
 pub(crate) const MAX_VERSION: usize = 64;
-/// The report format this service reads.
-pub(crate) const REPORT_VERSION: u64 = 1;
+/// The report format whose counts are objects.
+const REPORT_V1: u64 = 1;
+/// The report format whose counts are pairs: what `mcpg-entitlements` sends.
+const REPORT_V2: u64 = 2;
 
 /// One plugin's checks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +96,6 @@ pub(crate) struct ReportMember<'a>(pub(crate) Result<UsageReport<'a>, ReportReje
 impl<'a> UsageReport<'a> {
     /// Reads a report from its JSON text (the token path reads it in place with
     /// [`ReportMember`]; this is the same reader for a report on its own).
-    #[cfg(test)]
     pub(crate) fn parse(json: &'a str) -> Result<Self, ReportRejection> {
         if json.len() > MAX_REPORT_BYTES {
             return Err(ReportRejection::Oversized);
@@ -190,9 +196,20 @@ impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
     }
 }
 
-/// One plugin's counts; `None` when they break a rule (each absent count is 0, anything
-/// but a non-negative integer is wrong).
-struct Counts(Option<PluginCounts>);
+/// How a plugin's counts were written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// `{"allowed":N,"refused":N}` (format 1).
+    Object,
+    /// `[allowed, refused]` (format 2).
+    Pair,
+    /// Neither.
+    Other,
+}
+
+/// One plugin's counts; `None` when they break a rule (in an object each absent count is
+/// 0; a pair has exactly two; anything but a non-negative integer is wrong).
+struct Counts(Option<PluginCounts>, Shape);
 
 impl<'de> Deserialize<'de> for Counts {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -221,20 +238,50 @@ impl<'de> Deserialize<'de> for Counts {
                         _ => counts = None,
                     }
                 }
-                Ok(Counts(counts))
+                Ok(Counts(counts, Shape::Object))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut pair = [None; 2];
+                let mut len = 0;
+                while let Some(element) = seq.next_element::<Scalar<'de>>()? {
+                    if let (Some(slot), Scalar::Count(n)) = (pair.get_mut(len), element) {
+                        *slot = Some(n);
+                    }
+                    len += 1;
+                }
+                let counts = match (len, pair) {
+                    (2, [Some(allowed), Some(refused)]) => Some(PluginCounts { allowed, refused }),
+                    _ => None,
+                };
+                Ok(Counts(counts, Shape::Pair))
             }
             fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Counts(None))
+                Ok(Counts(None, Shape::Other))
             }
-            consume_others!(Counts(None); bool, f64, u64, i64, str, seq);
+            consume_others!(Counts(None, Shape::Other); bool, f64, u64, i64, str);
         }
         d.deserialize_any(Visitor)
     }
 }
 
 /// The `plugins` object's members in the order sent (duplicates kept, so that they can be
-/// refused rather than silently merged); `None` when it is not an object.
-struct Plugins<'a>(Option<Vec<(Cow<'a, str>, Option<PluginCounts>)>>);
+/// refused rather than silently merged) and how their counts were written; `None` when it
+/// is not an object.
+struct Plugins<'a>(Option<(Vec<(Cow<'a, str>, PluginCounts)>, CountsRead)>);
+
+/// What the counts of a report's plugins were like.
+#[derive(Clone, Copy, Default)]
+struct CountsRead {
+    /// A plugin's counts broke their rule.
+    broken: bool,
+    /// Some were objects (format 1).
+    objects: bool,
+    /// Some were pairs (format 2).
+    pairs: bool,
+}
 
 impl<'de: 'a, 'a> Deserialize<'de> for Plugins<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -249,16 +296,20 @@ impl<'de: 'a, 'a> Deserialize<'de> for Plugins<'a> {
                 mut map: A,
             ) -> Result<Self::Value, A::Error> {
                 let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(16).min(64));
+                let mut read = CountsRead::default();
                 while let Some(name) = map.next_key::<Scalar<'de>>()? {
-                    let Counts(counts) = map.next_value()?;
+                    let Counts(counts, shape) = map.next_value()?;
+                    read.broken |= counts.is_none();
+                    read.objects |= shape == Shape::Object;
+                    read.pairs |= shape == Shape::Pair;
                     if let Scalar::Text(name) = name {
-                        entries.push((name, counts));
+                        entries.push((name, counts.unwrap_or_default()));
                     }
                 }
-                Ok(Plugins(Some(entries)))
+                Ok(Plugins(Some((entries, read))))
             }
             fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Plugins(Some(Vec::new())))
+                Ok(Plugins(Some((Vec::new(), CountsRead::default()))))
             }
             consume_others!(Plugins(None); bool, f64, u64, i64, str, seq);
         }
@@ -319,9 +370,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for ReportMember<'a> {
 impl<'a> Members<'a> {
     /// The report's rules.
     fn check(self) -> Result<UsageReport<'a>, ReportRejection> {
-        if !matches!(self.v, Some(Scalar::Count(REPORT_VERSION))) {
-            return Err(malformed("v must be 1"));
-        }
+        let pairs = match self.v {
+            Some(Scalar::Count(REPORT_V1)) => false,
+            Some(Scalar::Count(REPORT_V2)) => true,
+            _ => return Err(malformed("v must be 1 or 2")),
+        };
         let time = |member: Option<&Scalar<'_>>, name: &str| {
             match member {
                 Some(Scalar::Text(text)) => parse_rfc3339(text),
@@ -343,25 +396,25 @@ impl<'a> Members<'a> {
             }
             Some(_) => return Err(malformed("version must be 1-64 printable characters")),
         };
-        let entries = match self.plugins {
-            None => Vec::new(),
-            Some(Plugins(Some(entries))) => entries,
+        let (mut plugins, read) = match self.plugins {
+            None => (Vec::new(), CountsRead::default()),
+            Some(Plugins(Some(read))) => read,
             Some(Plugins(None)) => return Err(malformed("plugins must be an object")),
         };
-        if entries.len() > MAX_PLUGINS {
+        if plugins.len() > MAX_PLUGINS {
             return Err(ReportRejection::Oversized);
         }
-        let mut plugins = Vec::with_capacity(entries.len());
-        for (name, counts) in entries {
-            if !plugin_name_ok(&name) {
-                return Err(malformed(
-                    "a plugin name is not 1-64 characters of [a-z0-9._-]",
-                ));
-            }
-            let counts = counts.ok_or_else(|| {
-                malformed("a plugin's counts must be an object of non-negative integers")
-            })?;
-            plugins.push((name, counts));
+        if !plugins.iter().all(|(name, _)| plugin_name_ok(name)) {
+            return Err(malformed(
+                "a plugin name is not 1-64 characters of [a-z0-9._-]",
+            ));
+        }
+        if read.broken || (pairs && read.objects) || (!pairs && read.pairs) {
+            return Err(malformed(if pairs {
+                "a plugin's counts must be [allowed, refused], two non-negative integers"
+            } else {
+                "a plugin's counts must be an object of non-negative integers"
+            }));
         }
         // Gateways send their plugins in name order: checking that is the common case.
         if !plugins.is_sorted_by(|a, b| a.0 < b.0) {
@@ -489,11 +542,55 @@ mod tests {
         );
     }
 
+    fn report_v2(plugins: Value) -> Value {
+        json!({"v": 2, "since": "2026-11-03T08:00:00Z", "until": "2026-11-03T16:00:00Z",
+               "version": "0.1.0", "plugins": plugins, "future": {"x": 1}})
+    }
+
+    #[test]
+    fn format_2_counts_are_pairs_and_read_as_format_1_objects() {
+        let v2 = report_v2(json!({"a.b-c_d": [0, 1], "slack": [120, 2]})).to_string();
+        let v1 =
+            report(json!({"slack": {"allowed": 120, "refused": 2}, "a.b-c_d": {"refused": 1}}))
+                .to_string();
+        assert_eq!(UsageReport::parse(&v2), UsageReport::parse(&v1));
+        assert_eq!(
+            UsageReport::parse(&v2).expect("valid").plugins[1],
+            (
+                "slack".into(),
+                PluginCounts {
+                    allowed: 120,
+                    refused: 2
+                }
+            )
+        );
+        let malformed = [
+            report_v2(json!({"slack": [1]})),
+            report_v2(json!({"slack": [1, 2, 3]})),
+            report_v2(json!({"slack": [1, -2]})),
+            report_v2(json!({"slack": [1, 2.5]})),
+            report_v2(json!({"slack": [null, 2]})),
+            report_v2(json!({"slack": ["1", 2]})),
+            report_v2(json!({"slack": [[1], 2]})),
+            report_v2(json!({"slack": {"allowed": 1, "refused": 2}})),
+            report_v2(json!({"slack": [1, 2], "teams": {"allowed": 1}})),
+            report(json!({"slack": [1, 2]})),
+            json!({"v": 3, "since": "2026-11-03T08:00:00Z", "until": "2026-11-03T16:00:00Z"}),
+        ];
+        for value in malformed {
+            assert_eq!(
+                UsageReport::parse(&value.to_string()).map_err(|r| r.outcome()),
+                Err("malformed"),
+                "{value}"
+            );
+        }
+    }
+
     #[test]
     fn reports_breaking_a_rule_are_malformed_or_oversized() {
         let malformed = [
             json!("text"),
-            json!({"v": 2, "since": "2026-11-03T08:00:00Z", "until": "2026-11-03T16:00:00Z"}),
+            json!({"v": 0, "since": "2026-11-03T08:00:00Z", "until": "2026-11-03T16:00:00Z"}),
             json!({"v": 1, "since": "2026-11-03T18:00:00Z", "until": "2026-11-03T16:00:00Z"}),
             json!({"v": 1, "since": "yesterday", "until": "2026-11-03T16:00:00Z"}),
             report(json!({"Slack": {"allowed": 1}})),

@@ -41,7 +41,7 @@ where
 
 /// The token request's body, read but not yet parsed: [`OptionalJson::parse`] reads it as
 /// empty (`T::default()`) or a JSON object whose members may borrow from the body (the
-/// usage report is kept as raw JSON text and read after the token is issued). Its
+/// usage report is read in the same pass: `domain::usage::ReportMember`). Its
 /// `Content-Type` is not checked: the body is informational, and a gateway's tokens must
 /// not depend on a header its HTTP client may set differently.
 #[derive(Debug, Clone)]

@@ -25,6 +25,9 @@ pub(crate) const LIMIT_GATEWAYS: &str = "max_gateways";
 /// A plugin allowed that the license does not include.
 pub(crate) const LIMIT_PLUGIN: &str = "plugin";
 
+/// Most gateways one transaction of a flush writes.
+const FLUSH_CHUNK: usize = 1_000;
+
 /// Flushes a meter and remembers which org-days are known to be over a limit (so a busy
 /// org over its limit costs one query per day, not one per flush).
 #[derive(Debug, Default)]
@@ -41,8 +44,9 @@ struct OrgBatch {
 }
 
 impl UsageFlusher {
-    /// Writes everything `meter` counted (per org, one transaction each) and checks the
-    /// orgs' limits on the days written; a batch that fails is given back to the meter.
+    /// Writes everything `meter` counted (per org, one transaction per [`FLUSH_CHUNK`]
+    /// gateways) and checks the orgs' limits on the days written; what a failed
+    /// transaction did not write is given back to the meter.
     /// Returns how many gateway-days were written.
     pub(crate) async fn flush(
         &self,
@@ -63,15 +67,27 @@ impl UsageFlusher {
                 .push((gateway_id, usage));
         }
         let (mut written, mut failure) = (0, None);
-        for (org_id, batch) in per_org {
-            let deltas = deltas_of(&batch.gateways);
-            match store.tenant(&org_id).add_usage(&deltas).await {
-                Ok(()) => written += deltas.len(),
-                Err(error) => {
-                    meter.restore(batch.gateways);
-                    failure = Some(error);
-                    continue;
+        for (org_id, mut batch) in per_org {
+            // In transactions of FLUSH_CHUNK gateways, so that the stored form of a fleet
+            // that all got tokens in the last interval is never in memory at once.
+            let mut done = 0;
+            while done < batch.gateways.len() {
+                let end = batch.gateways.len().min(done + FLUSH_CHUNK);
+                let deltas = deltas_of(&batch.gateways[done..end]);
+                match store.tenant(&org_id).add_usage(&deltas).await {
+                    Ok(()) => {
+                        written += deltas.len();
+                        done = end;
+                    }
+                    Err(error) => {
+                        meter.restore(batch.gateways.split_off(done));
+                        failure = Some(error);
+                        break;
+                    }
                 }
+            }
+            if done == 0 {
+                continue;
             }
             if let Err(error) = self.check_limits(store, &batch, now).await {
                 tracing::warn!(org = %batch.org.slug, error = %error, "usage limit check failed");
@@ -198,7 +214,7 @@ fn deltas_of(gateways: &[(GatewayId, GatewayUsage)]) -> Vec<GatewayDayDelta> {
                 plugins: counts
                     .plugins
                     .iter()
-                    .map(|(p, c)| (p.clone(), *c))
+                    .map(|(p, c)| (p.to_owned(), *c))
                     .collect(),
             });
         }
@@ -219,7 +235,7 @@ fn unlicensed_plugins(
         .flat_map(|(_, usage)| usage.days.iter().filter(|d| d.day == day))
         .flat_map(|d| d.plugins.iter())
         .filter(|(_, counts)| counts.allowed > 0)
-        .map(|(plugin, _)| plugin.as_str())
+        .map(|(plugin, _)| plugin)
         .collect();
     used.into_iter()
         .filter(|plugin| catalog.decide(plugin, &org.entitlements).is_err())

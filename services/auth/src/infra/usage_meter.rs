@@ -9,7 +9,7 @@
 //! crash loses at most the counts of one flush interval; a failed flush keeps its counts
 //! for the next one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
@@ -34,7 +34,7 @@ pub(crate) struct DayCounts {
     /// The version it last reported.
     pub(crate) version: Option<String>,
     /// Checks reported per plugin.
-    pub(crate) plugins: BTreeMap<String, PluginCounts>,
+    pub(crate) plugins: PluginTally,
 }
 
 impl DayCounts {
@@ -44,9 +44,51 @@ impl DayCounts {
         if other.version.is_some() {
             self.version = other.version;
         }
-        for (plugin, counts) in other.plugins {
-            self.plugins.entry(plugin).or_default().add(counts);
+        self.plugins
+            .add_sorted(other.plugins.0.iter().map(|(p, c)| (&**p, *c)));
+    }
+}
+
+/// Checks per plugin, in name order, each name once. A gateway reports the same plugins
+/// every time, in name order: adding a report is one walk of both lists, under the
+/// shard's lock, with an allocation only for a plugin new that day.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PluginTally(Vec<(Box<str>, PluginCounts)>);
+
+impl PluginTally {
+    /// Adds counts given in strict name order.
+    fn add_sorted<'n>(&mut self, reported: impl IntoIterator<Item = (&'n str, PluginCounts)>) {
+        let mut at = 0;
+        for (plugin, counts) in reported {
+            while at < self.0.len() && &*self.0[at].0 < plugin {
+                at += 1;
+            }
+            match self.0.get_mut(at) {
+                Some((name, into)) if &**name == plugin => into.add(counts),
+                _ => self.0.insert(at, (plugin.into(), counts)),
+            }
+            at += 1;
         }
+    }
+
+    /// One plugin's counts.
+    #[cfg(test)]
+    pub(crate) fn get(&self, plugin: &str) -> Option<&PluginCounts> {
+        self.0
+            .binary_search_by(|(name, _)| (**name).cmp(plugin))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    /// Every plugin's counts, in name order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &PluginCounts)> {
+        self.0.iter().map(|(name, counts)| (&**name, counts))
+    }
+
+    /// How many plugins.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -150,14 +192,9 @@ impl UsageMeter {
             {
                 counts.version = Some(version.into_owned());
             }
-            for (plugin, reported) in report.plugins {
-                match counts.plugins.get_mut(&*plugin) {
-                    Some(into) => into.add(reported),
-                    None => {
-                        counts.plugins.insert(plugin.into_owned(), reported);
-                    }
-                }
-            }
+            counts
+                .plugins
+                .add_sorted(report.plugins.iter().map(|(p, c)| (&**p, *c)));
         }
     }
 
@@ -226,6 +263,47 @@ mod tests {
     }
 
     #[test]
+    fn a_tally_adds_sorted_reports_whatever_plugins_each_names() {
+        let counts = |allowed| PluginCounts {
+            allowed,
+            refused: allowed / 2,
+        };
+        let mut tally = PluginTally::default();
+        tally.add_sorted([("m", counts(1)), ("t", counts(2))]);
+        tally.add_sorted([("a", counts(4)), ("m", counts(8)), ("p", counts(16))]);
+        tally.add_sorted([("t", counts(32)), ("z", counts(64))]);
+        tally.add_sorted([]);
+        let mut other = PluginTally::default();
+        other.add_sorted([("b", counts(128)), ("z", counts(256))]);
+        let mut day = DayCounts {
+            plugins: tally,
+            ..DayCounts::default()
+        };
+        day.merge(DayCounts {
+            plugins: other,
+            ..DayCounts::default()
+        });
+        let seen: Vec<(&str, u64, u64)> = day
+            .plugins
+            .iter()
+            .map(|(p, c)| (p, c.allowed, c.refused))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("a", 4, 2),
+                ("b", 128, 64),
+                ("m", 9, 4),
+                ("p", 16, 8),
+                ("t", 34, 17),
+                ("z", 320, 160)
+            ]
+        );
+        assert_eq!(day.plugins.get("q"), None);
+        assert_eq!(day.plugins.len(), 6);
+    }
+
+    #[test]
     fn tokens_and_reports_add_up_per_gateway_and_day_and_survive_a_failed_flush() {
         let meter = UsageMeter::default();
         let (org, place) = (org(), place());
@@ -263,11 +341,11 @@ mod tests {
             (20_395, 2, (1 << 1) | (1 << 5))
         );
         assert_eq!(
-            days[0].plugins["slack"],
-            PluginCounts {
+            days[0].plugins.get("slack"),
+            Some(&PluginCounts {
                 allowed: 12,
                 refused: 2
-            }
+            })
         );
         assert_eq!(
             (days[1].day, days[1].tokens, days[1].plugins.len()),
@@ -283,6 +361,9 @@ mod tests {
             .iter()
             .find(|d| d.day == 20_395)
             .expect("day");
-        assert_eq!((first.tokens, first.plugins["slack"].allowed), (3, 13));
+        assert_eq!(
+            (first.tokens, first.plugins.get("slack").map(|c| c.allowed)),
+            (3, Some(13))
+        );
     }
 }

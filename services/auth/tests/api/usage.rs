@@ -116,7 +116,10 @@ async fn three_gateways_in_two_environments_over_two_days_add_up_exactly(backend
     )
     .await);
     clock.advance(7 * 3_600);
-    ok(token_with(&app, &gw1, json!({"usage": report("0.1.0", cedar(3, 0))})).await);
+    // Format 2 (what mcpg-entitlements sends: counts as pairs) adds to format 1's.
+    let mut pairs = report("0.1.0", json!({"policy.cedar": [3, 0]}));
+    pairs["v"] = json!(2);
+    ok(token_with(&app, &gw1, json!({"usage": pairs})).await);
     // Day 2 at 08:00: gw-1 with a report, gw-3 with a malformed one (still a token).
     clock.set(start + 86_400);
     ok(token_with(&app, &gw1, json!({"usage": report("0.2.0", cedar(10, 0))})).await);

@@ -135,8 +135,8 @@ pub(crate) fn named(
         if !is_plugin_name(name) {
             continue;
         }
-        // `"name":{"allowed":N,"refused":N},` with two 20-digit counts at most.
-        let member = name.len() + 75;
+        // `"name":[N,N],` with two 20-digit counts at most.
+        let member = name.len() + 47;
         if bytes + member > MAX_PLUGIN_BYTES {
             break;
         }
@@ -147,11 +147,16 @@ pub(crate) fn named(
     (out, used)
 }
 
+/// The usage report format this library sends: each plugin's counts as the pair
+/// `[allowed, refused]` (format 1 wrote `{"allowed":N,"refused":N}`; the federation reads
+/// both).
+pub const REPORT_FORMAT: u32 = 2;
+
 /// The usage report a federated gateway sends with a token request (the `usage` member of
 /// the request body).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UsageReport {
-    /// Format version, 1.
+    /// Format version, [`REPORT_FORMAT`].
     pub v: u32,
     /// Start of the period (the last acknowledged report, or the gateway's start).
     pub since: String,
@@ -159,8 +164,22 @@ pub struct UsageReport {
     pub until: String,
     /// The gateway's version.
     pub version: String,
-    /// Per plugin: checks allowed and refused in the period (plugins with none left out).
+    /// Per plugin: checks allowed and refused in the period (plugins with none left out),
+    /// sent as `"plugin":[allowed,refused]`.
+    #[serde(serialize_with = "as_pairs")]
     pub plugins: BTreeMap<String, PluginCounts>,
+}
+
+/// Writes the plugins of a format 2 report: `{"name":[allowed,refused],…}` in name order.
+fn as_pairs<S: serde::Serializer>(
+    plugins: &BTreeMap<String, PluginCounts>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(
+        plugins
+            .iter()
+            .map(|(name, counts)| (name, [counts.allowed, counts.refused])),
+    )
 }
 
 /// The report of a federation source: what its handle counted since the last acknowledged
@@ -192,7 +211,7 @@ impl Reporting {
         let (plugins, used) = named(catalog, &self.taken.pending(totals));
         Outgoing {
             report: UsageReport {
-                v: 1,
+                v: REPORT_FORMAT,
                 since: to_rfc3339(since.min(now)),
                 until: to_rfc3339(now),
                 version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -112,10 +112,10 @@ async fn the_http_client_sends_the_report_as_the_usage_member_of_the_body() {
     assert_eq!(bodies.len(), 2);
     assert_eq!(bodies[0]["usage"]["plugins"], serde_json::json!({}));
     let usage = &bodies[1]["usage"];
-    assert_eq!(usage["v"], 1);
+    assert_eq!(usage["v"], 2);
     assert_eq!(
         usage["plugins"],
-        serde_json::json!({"workspace.rbac": {"allowed": 2, "refused": 0}})
+        serde_json::json!({"workspace.rbac": [2, 0]})
     );
     assert_eq!(usage["since"], bodies[0]["usage"]["until"]);
     assert!(usage["until"].as_str().is_some_and(|t| t.ends_with('Z')));
