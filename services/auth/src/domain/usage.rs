@@ -270,7 +270,10 @@ impl<'de> Deserialize<'de> for Counts {
 /// The `plugins` object's members in the order sent (duplicates kept, so that they can be
 /// refused rather than silently merged) and how their counts were written; `None` when it
 /// is not an object.
-struct Plugins<'a>(Option<(Vec<(Cow<'a, str>, PluginCounts)>, CountsRead)>);
+struct Plugins<'a>(Option<(NamedCounts<'a>, CountsRead)>);
+
+/// Plugin names and their counts.
+type NamedCounts<'a> = Vec<(Cow<'a, str>, PluginCounts)>;
 
 /// What the counts of a report's plugins were like.
 #[derive(Clone, Copy, Default)]
