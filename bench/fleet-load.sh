@@ -70,11 +70,7 @@ for backend in $BACKENDS; do
   echo "== $backend: starting, registering $N gateways…"
   start_auth "$backend" "$port" target/dist/mcpg-auth --org-rps 0
   pid=$AUTH_PID
-  api POST /v1/orgs '{"slug":"fleet","display_name":"Fleet"}' >/dev/null
-  api PUT /v1/orgs/fleet/license \
-    "{\"tier\":\"enterprise\",\"valid_for_days\":365,\"limits\":{\"max_gateways\":$((N + 10))}}" >/dev/null
-  api POST /v1/orgs/fleet/workspaces '{"slug":"platform"}' >/dev/null
-  api POST /v1/orgs/fleet/workspaces/platform/environments '{"slug":"prod"}' >/dev/null
+  fleet_org "$N"
   creds="$OUT/credentials-$backend.jsonl"
   t0=$(date +%s.%N)
   MCPG_SERVER="http://127.0.0.1:$port" MCPG_TOKEN="$ADMIN" \

@@ -13,22 +13,9 @@ cd "$(dirname "$0")/.."
 N="${1:-100000}"
 SECONDS_OF_LOAD="${2:-25}"
 BACKEND="${3:-sqlite}"
-PG_URL="${MCPG_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-OUT="bench/out/fleet-rss-$(date -u +%Y%m%dT%H%M%SZ)"
-mkdir -p "$OUT"
-PIDS=()
-PG_CLEANUP=()
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [ "${#PG_CLEANUP[@]}" -gt 0 ]; then
-    sleep 0.5
-    psql "$PG_URL" -q "${PG_CLEANUP[@]}" >/dev/null \
-      || echo "warning: could not drop the benchmark's databases and roles" >&2
-  fi
-}
-trap cleanup EXIT
+bench_setup fleet-rss
 
 cargo build --profile dist -q -p mcpg-auth --bin mcpg-auth --example fleet_load
 cargo build --profile dist -q -p mcpg-cli --bin mcpg-ctl
@@ -37,11 +24,7 @@ rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 start_auth "$BACKEND" 8466 target/dist/mcpg-auth --org-rps 0
 pid=$AUTH_PID
 echo "started: RSS $(rss_mb "$pid") MB"
-api POST /v1/orgs '{"slug":"fleet","display_name":"Fleet"}' >/dev/null
-api PUT /v1/orgs/fleet/license \
-  "{\"tier\":\"enterprise\",\"valid_for_days\":365,\"limits\":{\"max_gateways\":$((N + 10))}}" >/dev/null
-api POST /v1/orgs/fleet/workspaces '{"slug":"platform"}' >/dev/null
-api POST /v1/orgs/fleet/workspaces/platform/environments '{"slug":"prod"}' >/dev/null
+fleet_org "$N"
 creds="$OUT/credentials.jsonl"
 MCPG_SERVER="http://127.0.0.1:$PORT" MCPG_TOKEN="$ADMIN" target/dist/mcpg-ctl gateway register \
   fleet/platform/prod gw --count "$N" --credentials-file "$creds" >/dev/null

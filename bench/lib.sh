@@ -43,3 +43,34 @@ start_auth() { # BACKEND PORT BINARY [EXTRA…]
   wait_http "http://127.0.0.1:$PORT/readyz"
   ADMIN=$(cat "$dir/bootstrap.token")
 }
+
+# The usual start of a load script: PG_URL (MCPG_BENCH_POSTGRES_URL or the local server),
+# OUT = bench/out/NAME-<UTC time>, PIDS and PG_CLEANUP empty, and at exit every process in
+# PIDS killed and the PostgreSQL databases and roles in PG_CLEANUP dropped.
+bench_setup() { # NAME
+  PG_URL="${MCPG_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+  OUT="bench/out/$1-$(date -u +%Y%m%dT%H%M%SZ)"
+  mkdir -p "$OUT"
+  PIDS=()
+  PG_CLEANUP=()
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ "${#PG_CLEANUP[@]}" -gt 0 ]; then
+    sleep 0.5
+    psql "$PG_URL" -q "${PG_CLEANUP[@]}" >/dev/null \
+      || echo "warning: could not drop the benchmark's databases and roles" >&2
+  fi
+}
+
+# Org `fleet` (enterprise, room for N + 10 gateways) with workspace `platform` and
+# environment `prod`, where the fleet scripts register their gateways.
+fleet_org() { # N
+  api POST /v1/orgs '{"slug":"fleet","display_name":"Fleet"}' >/dev/null
+  api PUT /v1/orgs/fleet/license \
+    "{\"tier\":\"enterprise\",\"valid_for_days\":365,\"limits\":{\"max_gateways\":$(($1 + 10))}}" >/dev/null
+  api POST /v1/orgs/fleet/workspaces '{"slug":"platform"}' >/dev/null
+  api POST /v1/orgs/fleet/workspaces/platform/environments '{"slug":"prod"}' >/dev/null
+}
