@@ -66,7 +66,7 @@ async fn a_refresh_reports_the_checks_and_a_failed_refresh_sends_them_again() {
             ("workspace.rbac".to_owned(), counts(4, 0)),
         ]
     );
-    assert_eq!(resent.v, 1);
+    assert_eq!(resent.v, 2, "format 2: counts as pairs");
     assert_eq!(
         resent.since,
         to_rfc3339(START),
