@@ -729,7 +729,12 @@ async fn the_overview_charts_tokens_and_active_gateways_per_day(backend: Backend
 }
 
 async fn the_vendor_sees_keys_and_trust_and_starts_a_rotation(backend: Backend) {
-    let app = spawn_app(backend).await;
+    // The rotated key must still be pending when the page is read again: the tests'
+    // default publish delay (1 s) can pass first on a loaded machine.
+    let app = spawn_app_with(backend, |settings| {
+        settings.key_publish_delay = std::time::Duration::from_secs(300);
+    })
+    .await;
     let keys = app
         .expect(Method::GET, "/v1/admin/keys", None, StatusCode::OK)
         .await;

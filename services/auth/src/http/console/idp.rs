@@ -31,8 +31,8 @@ use sha2::{Digest, Sha256};
 use super::error::ConsoleError;
 use super::extract::Query;
 use super::session::{
-    Arrival, SIGN_IN_COOKIE, console_cookie, matches, open_session, random_secret, set_cookie_with,
-    sign_in_page,
+    Arrival, console_cookie, matches, open_session, random_secret, set_cookie_with,
+    sign_in_csrf_refusal, sign_in_page,
 };
 use super::view;
 use crate::domain::oidc_config::{OidcConfig, check_url};
@@ -110,11 +110,8 @@ pub(crate) async fn start(
     let Ok(Form(form)) = form else {
         return Err(ApiError::BadRequest("expected the sign-in form".into()).into());
     };
-    let expected = console_cookie(&state, &headers, SIGN_IN_COOKIE).unwrap_or_default();
-    if !matches(&form.csrf, &expected) {
-        let refusal =
-            ApiError::Forbidden("the sign-in form's CSRF token is missing or stale; try again");
-        return sign_in_page(&state, StatusCode::FORBIDDEN, Some(&refusal));
+    if let Some(refusal) = sign_in_csrf_refusal(&state, &headers, &form.csrf) {
+        return refusal;
     }
     let slug = form.org.trim();
     let org = match state.store.org_by_slug(slug).await {

@@ -281,6 +281,22 @@ pub(crate) async fn sign_in_form(State(state): State<AppState>) -> Result<Respon
     sign_in_page(&state, StatusCode::OK, None)
 }
 
+/// The check of a sign-in form (an API token's or an identity provider's): `None` when
+/// its CSRF token matches the sign-in cookie, else the sign-in page again with a 403.
+pub(super) fn sign_in_csrf_refusal(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Option<Result<Response, ConsoleError>> {
+    let expected = console_cookie(state, headers, SIGN_IN_COOKIE).unwrap_or_default();
+    if matches(csrf, &expected) {
+        return None;
+    }
+    let refusal =
+        ApiError::Forbidden("the sign-in form's CSRF token is missing or stale; try again");
+    Some(sign_in_page(state, StatusCode::FORBIDDEN, Some(&refusal)))
+}
+
 pub(super) fn sign_in_page(
     state: &AppState,
     status: StatusCode,
@@ -345,11 +361,8 @@ pub(crate) async fn sign_in(
     let Ok(Form(form)) = form else {
         return Err(ApiError::BadRequest("expected the sign-in form".into()).into());
     };
-    let expected = console_cookie(&state, &headers, SIGN_IN_COOKIE).unwrap_or_default();
-    if !matches(&form.csrf, &expected) {
-        let refusal =
-            ApiError::Forbidden("the sign-in form's CSRF token is missing or stale; try again");
-        return sign_in_page(&state, StatusCode::FORBIDDEN, Some(&refusal));
+    if let Some(refusal) = sign_in_csrf_refusal(&state, &headers, &form.csrf) {
+        return refusal;
     }
     let principal = match api_token(&state, form.token.trim()).await {
         Ok(principal) => principal,
